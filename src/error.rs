@@ -1,0 +1,19 @@
+//! One error type for the whole crate; every message says what went wrong and where.
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}; check that the file exists and is readable")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid UTF-8 at byte offset {offset}; re-encode the file as UTF-8")]
+    InvalidUtf8 { path: PathBuf, offset: usize },
+    #[error("unknown dataset kind `{kind}`; supported kinds: {supported}")]
+    UnknownKind { kind: String, supported: String },
+    #[error("unknown split `{split}`; available splits: {available}")]
+    UnknownSplit { split: String, available: String },
+}
