@@ -14,6 +14,15 @@ pub enum Error {
     InvalidUtf8 { path: PathBuf, offset: usize },
     #[error("unknown dataset kind `{kind}`; supported kinds: {supported}")]
     UnknownKind { kind: String, supported: String },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+    #[error("unknown column `{column}`; available columns: {available}")]
+    UnknownColumn { column: String, available: String },
     #[error("unknown split `{split}`; available splits: {available}")]
     UnknownSplit { split: String, available: String },
 }

@@ -1,24 +1,54 @@
 //! Datasets: columnar, cheap to clone, loaded with Hugging Face `load_dataset` semantics.
+mod load;
+
+pub use load::load_dataset;
+
 use crate::{Error, Result};
+use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// One named column of values (`null`, bool, integer, float, string or nested JSON).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub values: Vec<Value>,
+}
 
 /// A table of rows; columns are shared behind an `Arc`, so cloning is cheap.
 #[derive(Clone, Debug, Default)]
 pub struct Dataset {
-    columns: Arc<Vec<(String, Vec<String>)>>,
+    columns: Arc<Vec<Column>>,
 }
 
 impl Dataset {
+    /// Build from columns of equal length.
+    pub fn from_columns(columns: Vec<Column>) -> Self {
+        Dataset {
+            columns: Arc::new(columns),
+        }
+    }
+
     /// Number of rows.
     pub fn num_rows(&self) -> usize {
-        self.columns.first().map_or(0, |(_, c)| c.len())
+        self.columns.first().map_or(0, |c| c.values.len())
     }
 
     /// Column names in order.
     pub fn column_names(&self) -> Vec<String> {
-        self.columns.iter().map(|(n, _)| n.clone()).collect()
+        self.columns.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// The values of column `name`, or an error listing the available columns.
+    pub fn column(&self, name: &str) -> Result<&[Value]> {
+        self.columns
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.values.as_slice())
+            .ok_or_else(|| Error::UnknownColumn {
+                column: name.to_string(),
+                available: self.column_names().join(", "),
+            })
     }
 }
 
@@ -36,43 +66,20 @@ impl DatasetDict {
             available: self.splits.keys().cloned().collect::<Vec<_>>().join(", "),
         })
     }
+
+    /// Split names in order.
+    pub fn split_names(&self) -> Vec<String> {
+        self.splits.keys().cloned().collect()
+    }
 }
 
 impl std::ops::Index<&str> for DatasetDict {
     type Output = Dataset;
+    /// Panics on an unknown split, like a map; use [`DatasetDict::get`] for a `Result`.
     fn index(&self, name: &str) -> &Dataset {
         match self.get(name) {
             Ok(ds) => ds,
             Err(e) => panic!("{e}"),
         }
     }
-}
-
-/// Load `files` as one `train` split. Kinds: `text` (one row per line, column `text`).
-pub fn load_dataset<P: AsRef<Path>>(kind: &str, files: &[P]) -> Result<DatasetDict> {
-    if kind != "text" {
-        return Err(Error::UnknownKind {
-            kind: kind.to_string(),
-            supported: "text".into(),
-        });
-    }
-    let mut rows = Vec::new();
-    for f in files {
-        let path: PathBuf = f.as_ref().to_path_buf();
-        let bytes = std::fs::read(&path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let text = String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
-            path: path.clone(),
-            offset: e.utf8_error().valid_up_to(),
-        })?;
-        rows.extend(text.lines().map(str::to_string));
-    }
-    let ds = Dataset {
-        columns: Arc::new(vec![("text".to_string(), rows)]),
-    };
-    Ok(DatasetDict {
-        splits: BTreeMap::from([("train".to_string(), ds)]),
-    })
 }
