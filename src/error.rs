@@ -23,6 +23,16 @@ pub enum Error {
     },
     #[error("unknown column `{column}`; available columns: {available}")]
     UnknownColumn { column: String, available: String },
+    #[error("the glob `{pattern}` is unusable: {message}; check the pattern and the folder")]
+    Glob { pattern: String, message: String },
+    #[error("no data files given for split `{split}`")]
+    NoDataFiles { split: String },
+    #[error("{0}")]
+    InvalidArgument(String),
     #[error("unknown split `{split}`; available splits: {available}")]
     UnknownSplit { split: String, available: String },
+    // -- tokenizer --
+    // -- models --
+    // -- train --
+    // -- metrics --
 }

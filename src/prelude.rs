@@ -1,3 +1,11 @@
 //! Everything a notebook needs: `use massivetext::prelude::*;`.
-pub use crate::data::{Dataset, DatasetDict, load_dataset};
+// data
+pub use crate::data::{
+    Column, DataFiles, Dataset, DatasetDict, IterableDataset, LoadOptions, Row, SampleBy,
+    concatenate, load_dataset, load_dataset_with, load_streaming, load_streaming_with,
+};
 pub use crate::{Error, Result};
+// tokenizer
+// models
+// train
+// metrics

@@ -46,7 +46,10 @@ fn cnn_dailymail_csv_has_100_records() {
     .unwrap();
     let ds = &dd["train"];
     assert_eq!(ds.num_rows(), 100);
-    assert_eq!(ds.column_names(), vec!["", "id", "article", "highlights"]);
+    assert_eq!(
+        ds.column_names(),
+        vec!["Unnamed: 0", "id", "article", "highlights"]
+    );
     let h = ds.column("highlights").unwrap()[0]
         .as_str()
         .unwrap()
