@@ -1,3 +1,4 @@
+#![doc = include_str!("../README.md")]
 //! massivetext: the language-model workflow (datasets, tokenizers, models, training, metrics)
 //! for Rust notebooks, on candle, in the vocabulary of Hugging Face.
 //!
