@@ -12,6 +12,7 @@
 //! ```
 pub mod data;
 pub mod error;
+pub mod metrics;
 pub mod prelude;
 
 pub use error::{Error, Result};
