@@ -35,4 +35,23 @@ pub enum Error {
     // -- models --
     // -- train --
     // -- metrics --
+    #[error(
+        "{what} has {found} lines but {expected_what} has {expected}; give one line per segment in both"
+    )]
+    MetricLengthMismatch {
+        what: String,
+        found: usize,
+        expected_what: String,
+        expected: usize,
+    },
+    #[error("{what} is empty; a metric needs at least one segment to score")]
+    EmptyMetricInput { what: String },
+    #[error("unknown {option} `{value}`; valid values: {valid}")]
+    UnknownMetricOption {
+        option: String,
+        value: String,
+        valid: String,
+    },
+    #[error("{0}")]
+    MetricUsage(String),
 }

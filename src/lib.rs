@@ -18,6 +18,7 @@ pub mod cli;
 pub mod data;
 pub mod display;
 pub mod error;
+pub mod metrics;
 pub mod prelude;
 
 pub use error::{Error, Result};

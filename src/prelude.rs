@@ -5,7 +5,8 @@ pub use crate::data::{
     concatenate, load_dataset, load_dataset_with, load_streaming, load_streaming_with,
 };
 pub use crate::{Error, Result};
-// tokenizer
-// models
-// train
 // metrics
+pub use crate::metrics::{
+    Bleu, BleuScore, BootstrapAggregator, Chrf, ChrfScore, RougeScorer, RougeScores, Smoothing,
+    Tokenize, accuracy, corpus_bleu, corpus_chrf, sentence_bleu, sentence_chrf,
+};
