@@ -12,6 +12,8 @@
 //! ```
 pub mod data;
 pub mod error;
+pub mod hub;
+pub mod models;
 pub mod prelude;
 
 pub use error::{Error, Result};
