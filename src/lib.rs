@@ -18,7 +18,9 @@ pub mod cli;
 pub mod data;
 pub mod display;
 pub mod error;
+pub mod hub;
 pub mod metrics;
+pub mod models;
 pub mod prelude;
 
 pub use error::{Error, Result};

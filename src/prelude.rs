@@ -1,10 +1,20 @@
 //! Everything a notebook needs: `use massivetext::prelude::*;`.
+//!
+//! candle's `Tensor`, `Device` and `DType` are re-exported so that a notebook needs no second
+//! `:dep` with a matching candle version.
 // data
 pub use crate::data::{
     Column, DataFiles, Dataset, DatasetDict, IterableDataset, LoadOptions, Row, SampleBy,
     concatenate, load_dataset, load_dataset_with, load_streaming, load_streaming_with,
 };
 pub use crate::{Error, Result};
+pub use candle_core::{DType, Device, Tensor};
+// models
+pub use crate::models::{
+    AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, BaseModelOutput, BertConfig, DeviceExt,
+    ForwardArgs, Gpt2Config, KvCache, ModelConfig, ModelOutput, RobertaConfig, best_device,
+    mean_pooling,
+};
 // metrics
 pub use crate::metrics::{
     Bleu, BleuScore, BootstrapAggregator, Chrf, ChrfScore, RougeScorer, RougeScores, Smoothing,
