@@ -13,5 +13,6 @@
 pub mod data;
 pub mod error;
 pub mod prelude;
+pub mod tokenizer;
 
 pub use error::{Error, Result};
