@@ -21,6 +21,9 @@ mod train;
 
 pub use encode::{EncodeOptions, Encoding, Padding, Truncation};
 
+pub use shards::{
+    BuildReport, Dtype, ShardBuildOptions, ShardManifest, TokenShards, WindowSampler,
+};
 pub use train::{TokenizerKind, TrainOptions};
 
 use crate::{Error, Result};
