@@ -1,7 +1,7 @@
 //! Everything a notebook needs: `use massivetext::prelude::*;`.
 pub use crate::data::{Dataset, DatasetDict, load_dataset};
 pub use crate::tokenizer::{
-    EncodeOptions, Encoding, Padding, SpecialTokens, Tokenizer, TokenizerKind, TrainOptions,
-    Truncation,
+    EncodeOptions, Encoding, Padding, ShardBuildOptions, SpecialTokens, TokenShards, Tokenizer,
+    TokenizerKind, TrainOptions, Truncation,
 };
 pub use crate::{Error, Result};
