@@ -22,5 +22,6 @@ pub mod hub;
 pub mod metrics;
 pub mod models;
 pub mod prelude;
+pub mod tokenizer;
 
 pub use error::{Error, Result};

@@ -9,6 +9,11 @@ pub use crate::data::{
 };
 pub use crate::{Error, Result};
 pub use candle_core::{DType, Device, Tensor};
+// tokenizer
+pub use crate::tokenizer::{
+    EncodeOptions, Encoding, Padding, ShardBuildOptions, SpecialTokens, TokenShards, Tokenizer,
+    TokenizerKind, TrainOptions, Truncation,
+};
 // models
 pub use crate::models::{
     AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, BaseModelOutput, BertConfig, DeviceExt,

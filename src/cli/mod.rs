@@ -17,6 +17,10 @@ pub enum Command {
     /// Inspect a dataset: `info` (splits, rows, column types) or `head` (first rows).
     #[command(subcommand)]
     Dataset(dataset::DatasetCommand),
+    /// Train a tokenizer: `train-tokenizer --kind bpe|wordpiece|unigram --vocab-size N --out DIR FILE...`.
+    TrainTokenizer(Passthrough),
+    /// Tokenize files into memory-mapped token shards: `tokenize --tokenizer PATH --out DIR FILE...`.
+    Tokenize(Passthrough),
     /// Score line-aligned files like sacrebleu / rouge-score: `metrics bleu|chrf|rouge --hyp F --ref F`.
     Metrics(Passthrough),
 }
@@ -32,6 +36,8 @@ pub struct Passthrough {
 pub fn run(cli: Cli) -> crate::Result<String> {
     match cli.command {
         Command::Dataset(cmd) => dataset::run(cmd),
+        Command::TrainTokenizer(p) => crate::tokenizer::cli::run_train_tokenizer(&p.args),
+        Command::Tokenize(p) => crate::tokenizer::cli::run_tokenize(&p.args),
         Command::Metrics(p) => crate::metrics::cli::run_metrics_cli(&p.args),
     }
 }
