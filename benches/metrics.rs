@@ -66,7 +66,7 @@ print(json.dumps({'bleu': [tb, vb], 'chrf': [tc, vc], 'rouge': [tr, vr]}))
 "#;
 
 fn main() {
-    let runs = 5;
+    let runs = 10;
     let hyp_path = fixture("m30k_drop.de");
     let ref_path = data("multi30k/test_2016_flickr.de");
     let lead_path = fixture("cnn_lead3.json");

@@ -88,8 +88,12 @@ fn remove_punctuation(sent: &str) -> Vec<&str> {
 fn match_stats(h: &[u128], r: &[u128], shift: u32, slot_mask: u128) -> [u64; 3] {
     let complete = |k: u128| (k >> shift) & slot_mask != 0;
     let key = |k: u128| k >> shift;
+    // Keys are sorted with incomplete ones (an empty last slot) among them; count the complete.
     let nh = h.iter().filter(|&&k| complete(k)).count() as u64;
     let nr = r.iter().filter(|&&k| complete(k)).count() as u64;
+    if nh == 0 || nr == 0 {
+        return [if nr > 0 { nh } else { 0 }, nr, 0];
+    }
     let (mut i, mut j, mut m) = (0, 0, 0u64);
     while i < h.len() && j < r.len() {
         if !complete(h[i]) {
