@@ -6,6 +6,7 @@
 //! over the n-gram orders that occur on both sides ("effective order", sacrebleu's default).
 use super::{Interner, SACREBLEU_VERSION, check_streams, py_split};
 use crate::{Error, Result};
+use rayon::prelude::*;
 use serde::Serialize;
 use std::fmt;
 
@@ -297,15 +298,33 @@ impl Chrf {
         }
     }
 
-    fn segment_stats<H: AsRef<str>, R: AsRef<str>, V: AsRef<[R]>>(
+    /// Per-segment statistics, computed in parallel over chunks of segments (n-grams are only
+    /// compared within a segment, so each chunk has its own token interner).
+    fn segment_stats<H: AsRef<str> + Sync, R: AsRef<str> + Sync, V: AsRef<[R]> + Sync>(
         &self,
         hyps: &[H],
         refs: &[V],
     ) -> Vec<Vec<[u64; 3]>> {
+        const CHUNK: usize = 128;
+        let starts: Vec<usize> = (0..hyps.len()).step_by(CHUNK).collect();
+        let parts: Vec<Vec<Vec<[u64; 3]>>> = starts
+            .into_par_iter()
+            .map(|s| self.segment_stats_range(hyps, refs, s..(s + CHUNK).min(hyps.len())))
+            .collect();
+        parts.into_iter().flatten().collect()
+    }
+
+    fn segment_stats_range<H: AsRef<str>, R: AsRef<str>, V: AsRef<[R]>>(
+        &self,
+        hyps: &[H],
+        refs: &[V],
+        range: std::ops::Range<usize>,
+    ) -> Vec<Vec<[u64; 3]>> {
         let mut interner = Interner::default();
         let mut out = Vec::with_capacity(hyps.len());
         let (mut chars, mut h, mut r) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, hyp) in hyps.iter().enumerate() {
+        for i in range {
+            let hyp = &hyps[i];
             self.extract(hyp.as_ref(), &mut interner, &mut chars, &mut h);
             let mut best: Vec<[u64; 3]> = Vec::new();
             let mut best_f = -1.0;
@@ -348,7 +367,7 @@ impl Chrf {
     }
 
     /// Corpus chrF; `refs` holds one stream per reference set, aligned with `hyps`.
-    pub fn corpus_score<H: AsRef<str>, R: AsRef<str>, V: AsRef<[R]>>(
+    pub fn corpus_score<H: AsRef<str> + Sync, R: AsRef<str> + Sync, V: AsRef<[R]> + Sync>(
         &self,
         hyps: &[H],
         refs: &[V],
@@ -374,7 +393,7 @@ impl Chrf {
 }
 
 /// `sacrebleu.corpus_chrf(hyps, refs)` with default settings (chrF2, character order 6).
-pub fn corpus_chrf<H: AsRef<str>, R: AsRef<str>, V: AsRef<[R]>>(
+pub fn corpus_chrf<H: AsRef<str> + Sync, R: AsRef<str> + Sync, V: AsRef<[R]> + Sync>(
     hyps: &[H],
     refs: &[V],
 ) -> Result<ChrfScore> {
