@@ -6,6 +6,7 @@
 //! `compute_bleu` with its smoothing and effective-order rules.
 use super::{FxHashMap, Interner, SACREBLEU_VERSION, Tokenize, check_streams, py_split};
 use crate::{Error, Result};
+use rayon::prelude::*;
 use serde::Serialize;
 use std::fmt;
 
@@ -174,10 +175,27 @@ impl Bleu {
         )
     }
 
-    fn segment_stats<H: AsRef<str>, R: AsRef<str>, V: AsRef<[R]>>(
+    /// Per-segment statistics, computed in parallel over chunks of segments (n-grams are only
+    /// compared within a segment, so each chunk has its own token interner).
+    fn segment_stats<H: AsRef<str> + Sync, R: AsRef<str> + Sync, V: AsRef<[R]> + Sync>(
         &self,
         hyps: &[H],
         refs: &[V],
+    ) -> Vec<SegmentStats> {
+        const CHUNK: usize = 128;
+        let starts: Vec<usize> = (0..hyps.len()).step_by(CHUNK).collect();
+        let parts: Vec<Vec<SegmentStats>> = starts
+            .into_par_iter()
+            .map(|s| self.segment_stats_range(hyps, refs, s..(s + CHUNK).min(hyps.len())))
+            .collect();
+        parts.into_iter().flatten().collect()
+    }
+
+    fn segment_stats_range<H: AsRef<str>, R: AsRef<str>, V: AsRef<[R]>>(
+        &self,
+        hyps: &[H],
+        refs: &[V],
+        range: std::ops::Range<usize>,
     ) -> Vec<SegmentStats> {
         let order = self.max_ngram_order;
         let mut interner = Interner::default();
@@ -187,7 +205,8 @@ impl Bleu {
         let mut ids = Vec::new();
         let mut ref_lens = Vec::new();
         let mut out = Vec::with_capacity(hyps.len());
-        for (i, hyp) in hyps.iter().enumerate() {
+        for i in range {
+            let hyp = &hyps[i];
             ref_ngrams.clear();
             ref_lens.clear();
             for (r, stream) in refs.iter().enumerate() {
@@ -350,7 +369,7 @@ impl Bleu {
 
     /// Corpus BLEU: `hyps[i]` is scored against `refs[r][i]` for every reference stream `r`
     /// (sacrebleu's layout: one list per reference set, each aligned with the hypotheses).
-    pub fn corpus_score<H: AsRef<str>, R: AsRef<str>, V: AsRef<[R]>>(
+    pub fn corpus_score<H: AsRef<str> + Sync, R: AsRef<str> + Sync, V: AsRef<[R]> + Sync>(
         &self,
         hyps: &[H],
         refs: &[V],
@@ -376,7 +395,7 @@ impl Bleu {
 }
 
 /// `sacrebleu.corpus_bleu(hyps, refs)` with default settings (13a, exp smoothing, cased).
-pub fn corpus_bleu<H: AsRef<str>, R: AsRef<str>, V: AsRef<[R]>>(
+pub fn corpus_bleu<H: AsRef<str> + Sync, R: AsRef<str> + Sync, V: AsRef<[R]> + Sync>(
     hyps: &[H],
     refs: &[V],
 ) -> Result<BleuScore> {

@@ -6,6 +6,7 @@
 //! over the n-gram orders that occur on both sides ("effective order", sacrebleu's default).
 use super::{Interner, SACREBLEU_VERSION, check_streams, py_split};
 use crate::{Error, Result};
+use rayon::prelude::*;
 use serde::Serialize;
 use std::fmt;
 
@@ -82,43 +83,47 @@ fn remove_punctuation(sent: &str) -> Vec<&str> {
     out
 }
 
-/// Sorted `(n-gram, count)` pairs for one order, and their total count.
-#[derive(Default, Clone)]
-struct Counts {
-    pairs: Vec<(u128, u32)>,
-    total: u64,
-}
-
-fn counts_from(mut keys: Vec<u128>) -> Counts {
-    keys.sort_unstable();
-    let total = keys.len() as u64;
-    let mut pairs: Vec<(u128, u32)> = Vec::with_capacity(keys.len());
-    for k in keys {
-        match pairs.last_mut() {
-            Some((pk, c)) if *pk == k => *c += 1,
-            _ => pairs.push((k, 1)),
-        }
+/// `[hyp, ref, match]` as sacrebleu's `_get_match_statistics`, on sorted n-gram keys.
+/// `shift` turns a key into the n-gram of the order being counted; keys whose n-gram is
+/// incomplete (the segment ends first) map to a value with an empty last slot and are skipped.
+fn match_stats(h: &[u128], r: &[u128], shift: u32, slot_mask: u128) -> [u64; 3] {
+    let complete = |k: u128| (k >> shift) & slot_mask != 0;
+    let key = |k: u128| k >> shift;
+    // Keys are sorted with incomplete ones (an empty last slot) among them; count the complete.
+    let nh = h.iter().filter(|&&k| complete(k)).count() as u64;
+    let nr = r.iter().filter(|&&k| complete(k)).count() as u64;
+    if nh == 0 || nr == 0 {
+        return [if nr > 0 { nh } else { 0 }, nr, 0];
     }
-    Counts { pairs, total }
-}
-
-/// `[hyp, ref, match]` as sacrebleu's `_get_match_statistics`.
-fn match_stats(h: &Counts, r: &Counts) -> [u64; 3] {
     let (mut i, mut j, mut m) = (0, 0, 0u64);
-    while i < h.pairs.len() && j < r.pairs.len() {
-        let (hk, hc) = h.pairs[i];
-        let (rk, rc) = r.pairs[j];
-        if hk == rk {
-            m += hc.min(rc) as u64;
+    while i < h.len() && j < r.len() {
+        if !complete(h[i]) {
             i += 1;
+            continue;
+        }
+        if !complete(r[j]) {
             j += 1;
+            continue;
+        }
+        let (hk, rk) = (key(h[i]), key(r[j]));
+        if hk == rk {
+            let (mut a, mut b) = (0usize, 0usize);
+            while i < h.len() && key(h[i]) == hk {
+                i += 1;
+                a += 1;
+            }
+            while j < r.len() && key(r[j]) == rk {
+                j += 1;
+                b += 1;
+            }
+            m += a.min(b) as u64;
         } else if hk < rk {
             i += 1;
         } else {
             j += 1;
         }
     }
-    [if r.total > 0 { h.total } else { 0 }, r.total, m]
+    [if nr > 0 { nh } else { 0 }, nr, m]
 }
 
 impl Chrf {
@@ -169,8 +174,15 @@ impl Chrf {
         format!("chrF{}{}", self.beta, "+".repeat(self.word_order))
     }
 
-    /// All n-gram counts of a segment: character orders, then word orders.
-    fn extract(&self, text: &str, interner: &mut Interner) -> Vec<Counts> {
+    /// Sorted n-gram keys of a segment into `out` (one buffer per order, reused across
+    /// segments): character orders, then word orders.
+    fn extract(
+        &self,
+        text: &str,
+        interner: &mut Interner,
+        chars: &mut Vec<u32>,
+        out: &mut Vec<Vec<u128>>,
+    ) {
         let lowered;
         let text = if self.lowercase {
             lowered = text.to_lowercase();
@@ -178,49 +190,61 @@ impl Chrf {
         } else {
             text
         };
-        let chars: Vec<u32> = if self.whitespace {
-            text.chars().map(|c| c as u32).collect()
+        chars.clear();
+        if self.whitespace {
+            chars.extend(text.chars().map(|c| c as u32));
         } else {
-            text.chars()
-                .filter(|&c| !super::py_isspace(c))
-                .map(|c| c as u32)
-                .collect()
-        };
-        let mut out = Vec::with_capacity(self.order());
-        for n in 1..=self.char_order {
-            let keys: Vec<u128> = if chars.len() >= n {
-                chars
-                    .windows(n)
-                    .map(|w| {
-                        w.iter()
-                            .enumerate()
-                            .fold(0u128, |k, (i, &c)| k | ((c as u128) << (21 * i)))
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            out.push(counts_from(keys));
+            chars.extend(
+                text.chars()
+                    .filter(|&c| !super::py_isspace(c))
+                    .map(|c| c as u32),
+            );
         }
+        // One key per start position: the next `char_order` characters (each stored + 1, so an
+        // empty slot is 0), first character in the highest bits. Sorting these once orders every
+        // n-gram order at the same time: equal n-grams are equal key prefixes, hence adjacent.
+        out.resize_with(1 + self.word_order, Vec::new);
+        let co = self.char_order;
+        let keys = &mut out[0];
+        keys.clear();
+        for i in 0..chars.len() {
+            let mut k = 0u128;
+            for slot in 0..co {
+                let c = chars.get(i + slot).map_or(0, |&c| c as u128 + 1);
+                k |= c << (21 * (co - 1 - slot));
+            }
+            keys.push(k);
+        }
+        keys.sort_unstable();
         if self.word_order > 0 {
             let ids: Vec<u32> = remove_punctuation(text)
                 .into_iter()
                 .map(|w| interner.id(w))
                 .collect();
-            for n in 1..=self.word_order {
-                let keys: Vec<u128> = if ids.len() >= n {
-                    ids.windows(n)
-                        .map(|w| {
-                            w.iter()
-                                .enumerate()
-                                .fold(0u128, |k, (i, &id)| k | ((id as u128 + 1) << (32 * i)))
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                out.push(counts_from(keys));
+            for (n, keys) in (1..=self.word_order).zip(out[1..].iter_mut()) {
+                keys.clear();
+                if ids.len() >= n {
+                    keys.extend(ids.windows(n).map(|w| {
+                        w.iter()
+                            .enumerate()
+                            .fold(0u128, |k, (i, &id)| k | ((id as u128 + 1) << (32 * i)))
+                    }));
+                }
+                keys.sort_unstable();
             }
+        }
+    }
+
+    /// Per-order `[hyp, ref, match]` triples: character orders 1..=char_order, then words.
+    fn stats(&self, h: &[Vec<u128>], r: &[Vec<u128>]) -> Vec<[u64; 3]> {
+        let co = self.char_order as u32;
+        let mut out = Vec::with_capacity(self.order());
+        for n in 1..=co {
+            out.push(match_stats(&h[0], &r[0], 21 * (co - n), (1 << 21) - 1));
+        }
+        for (hw, rw) in h[1..].iter().zip(&r[1..]) {
+            // Word keys are complete by construction (each slot holds id + 1).
+            out.push(match_stats(hw, rw, 0, u128::MAX));
         }
         out
     }
@@ -274,21 +298,44 @@ impl Chrf {
         }
     }
 
-    fn segment_stats<H: AsRef<str>, R: AsRef<str>, V: AsRef<[R]>>(
+    /// Per-segment statistics, computed in parallel over chunks of segments (n-grams are only
+    /// compared within a segment, so each chunk has its own token interner).
+    fn segment_stats<H: AsRef<str> + Sync, R: AsRef<str> + Sync, V: AsRef<[R]> + Sync>(
         &self,
         hyps: &[H],
         refs: &[V],
     ) -> Vec<Vec<[u64; 3]>> {
+        const CHUNK: usize = 128;
+        let starts: Vec<usize> = (0..hyps.len()).step_by(CHUNK).collect();
+        let parts: Vec<Vec<Vec<[u64; 3]>>> = starts
+            .into_par_iter()
+            .map(|s| self.segment_stats_range(hyps, refs, s..(s + CHUNK).min(hyps.len())))
+            .collect();
+        parts.into_iter().flatten().collect()
+    }
+
+    fn segment_stats_range<H: AsRef<str>, R: AsRef<str>, V: AsRef<[R]>>(
+        &self,
+        hyps: &[H],
+        refs: &[V],
+        range: std::ops::Range<usize>,
+    ) -> Vec<Vec<[u64; 3]>> {
         let mut interner = Interner::default();
         let mut out = Vec::with_capacity(hyps.len());
-        for (i, hyp) in hyps.iter().enumerate() {
-            let h = self.extract(hyp.as_ref(), &mut interner);
+        let (mut chars, mut h, mut r) = (Vec::new(), Vec::new(), Vec::new());
+        for i in range {
+            let hyp = &hyps[i];
+            self.extract(hyp.as_ref(), &mut interner, &mut chars, &mut h);
             let mut best: Vec<[u64; 3]> = Vec::new();
             let mut best_f = -1.0;
             for stream in refs {
-                let r = self.extract(stream.as_ref()[i].as_ref(), &mut interner);
-                let stats: Vec<[u64; 3]> =
-                    h.iter().zip(&r).map(|(h, r)| match_stats(h, r)).collect();
+                self.extract(
+                    stream.as_ref()[i].as_ref(),
+                    &mut interner,
+                    &mut chars,
+                    &mut r,
+                );
+                let stats = self.stats(&h, &r);
                 let f = self.f_score(&stats);
                 if f > best_f {
                     best_f = f;
@@ -320,7 +367,7 @@ impl Chrf {
     }
 
     /// Corpus chrF; `refs` holds one stream per reference set, aligned with `hyps`.
-    pub fn corpus_score<H: AsRef<str>, R: AsRef<str>, V: AsRef<[R]>>(
+    pub fn corpus_score<H: AsRef<str> + Sync, R: AsRef<str> + Sync, V: AsRef<[R]> + Sync>(
         &self,
         hyps: &[H],
         refs: &[V],
@@ -346,7 +393,7 @@ impl Chrf {
 }
 
 /// `sacrebleu.corpus_chrf(hyps, refs)` with default settings (chrF2, character order 6).
-pub fn corpus_chrf<H: AsRef<str>, R: AsRef<str>, V: AsRef<[R]>>(
+pub fn corpus_chrf<H: AsRef<str> + Sync, R: AsRef<str> + Sync, V: AsRef<[R]> + Sync>(
     hyps: &[H],
     refs: &[V],
 ) -> Result<ChrfScore> {

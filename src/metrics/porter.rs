@@ -12,33 +12,48 @@
 //! assert_eq!(stem("dying"), "die");
 //! ```
 
-/// `True` for each consonant of `word`, per Porter's definition (`y` is a consonant unless it
-/// follows a consonant).
-fn consonant_flags(word: &[char]) -> Vec<bool> {
-    let mut flags: Vec<bool> = Vec::with_capacity(word.len());
-    for (i, &ch) in word.iter().enumerate() {
-        let f = match ch {
-            'a' | 'e' | 'i' | 'o' | 'u' => false,
-            'y' => i == 0 || !flags[i - 1],
-            _ => true,
-        };
-        flags.push(f);
+/// Porter's consonant test for the character at `i` given whether the previous one was a
+/// consonant (`y` is a consonant unless it follows a consonant, or starts the word).
+#[inline]
+fn consonant_after(ch: char, i: usize, prev_consonant: bool) -> bool {
+    match ch {
+        'a' | 'e' | 'i' | 'o' | 'u' => false,
+        'y' => i == 0 || !prev_consonant,
+        _ => true,
     }
-    flags
 }
 
 fn is_consonant(word: &[char], i: usize) -> bool {
-    consonant_flags(&word[..=i])[i]
+    let mut prev = false;
+    for (k, &ch) in word[..=i].iter().enumerate() {
+        prev = consonant_after(ch, k, prev);
+    }
+    prev
 }
 
 /// Porter's measure m: the number of vowel-to-consonant transitions.
 fn measure(stem: &[char]) -> usize {
-    let f = consonant_flags(stem);
-    f.windows(2).filter(|w| !w[0] && w[1]).count()
+    let mut prev = false;
+    let mut m = 0;
+    for (k, &ch) in stem.iter().enumerate() {
+        let c = consonant_after(ch, k, prev);
+        if k > 0 && !prev && c {
+            m += 1;
+        }
+        prev = c;
+    }
+    m
 }
 
 fn contains_vowel(stem: &[char]) -> bool {
-    consonant_flags(stem).iter().any(|&c| !c)
+    let mut prev = false;
+    for (k, &ch) in stem.iter().enumerate() {
+        prev = consonant_after(ch, k, prev);
+        if !prev {
+            return true;
+        }
+    }
+    false
 }
 
 fn ends_double_consonant(word: &[char]) -> bool {
@@ -57,13 +72,17 @@ fn ends_cvc(word: &[char]) -> bool {
         || (n == 2 && !is_consonant(word, 0) && is_consonant(word, 1))
 }
 
+/// Suffixes are ASCII, so their byte length is their length in characters.
 fn ends_with(word: &[char], suffix: &str) -> bool {
-    let s: Vec<char> = suffix.chars().collect();
-    word.len() >= s.len() && word[word.len() - s.len()..] == s[..]
+    word.len() >= suffix.len()
+        && word[word.len() - suffix.len()..]
+            .iter()
+            .zip(suffix.bytes())
+            .all(|(&c, b)| c == b as char)
 }
 
 fn strip(word: &[char], suffix: &str) -> Vec<char> {
-    word[..word.len() - suffix.chars().count()].to_vec()
+    word[..word.len() - suffix.len()].to_vec()
 }
 
 fn with(stem: &[char], replacement: &str) -> Vec<char> {

@@ -254,27 +254,66 @@ impl TokenIds {
         }
     }
 
+    fn push(&mut self, token: &str, out: &mut Vec<u32>) {
+        if token.is_empty() {
+            return;
+        }
+        if self.use_stemmer && token.len() > 3 {
+            if let Some(&id) = self.stems.get(token) {
+                out.push(id);
+                return;
+            }
+            let stemmed = porter::stem(token);
+            // rouge-score drops tokens that are not `^[a-z0-9]+$` after stemming.
+            if stemmed.is_empty() {
+                return;
+            }
+            let id = self.interner.id(&stemmed);
+            self.stems.insert(token.to_string(), id);
+            out.push(id);
+        } else {
+            out.push(self.interner.id(token));
+        }
+    }
+
+    /// The same tokens as [`rouge_tokenize`], as ids, without allocating per token.
     fn ids(&mut self, text: &str) -> Vec<u32> {
-        let raw = rouge_tokenize(text, false);
-        raw.into_iter()
-            .filter_map(|t| {
-                if self.use_stemmer && t.len() > 3 {
-                    if let Some(&id) = self.stems.get(&t) {
-                        return Some(id);
-                    }
-                    let stemmed = porter::stem(&t);
-                    // rouge-score drops tokens that are not `^[a-z0-9]+$` after stemming.
-                    if stemmed.is_empty() {
-                        return None;
-                    }
-                    let id = self.interner.id(&stemmed);
-                    self.stems.insert(t, id);
-                    Some(id)
+        let mut out = Vec::new();
+        let mut cur = String::new();
+        for c in text.chars() {
+            if c.is_ascii() {
+                let l = c.to_ascii_lowercase();
+                if l.is_ascii_lowercase() || l.is_ascii_digit() {
+                    cur.push(l);
                 } else {
-                    Some(self.interner.id(&t))
+                    self.push(&cur, &mut out);
+                    cur.clear();
                 }
-            })
-            .collect()
+            } else {
+                for l in c.to_lowercase() {
+                    if l.is_ascii_lowercase() || l.is_ascii_digit() {
+                        cur.push(l);
+                    } else {
+                        self.push(&cur, &mut out);
+                        cur.clear();
+                    }
+                }
+            }
+        }
+        self.push(&cur, &mut out);
+        out
+    }
+
+    /// Tokens of each non-empty line, and of the whole text (newline is a separator, so the
+    /// whole text's tokens are the lines' tokens in order).
+    fn lines(&mut self, text: &str) -> (Vec<Vec<u32>>, Vec<u32>) {
+        let sents: Vec<Vec<u32>> = text
+            .split('\n')
+            .filter(|s| !s.is_empty())
+            .map(|s| self.ids(s))
+            .collect();
+        let all = sents.concat();
+        (sents, all)
     }
 }
 
@@ -456,24 +495,14 @@ impl RougeScorer {
     }
 
     fn score_with(&self, tok: &mut TokenIds, target: &str, prediction: &str) -> RougeScores {
-        let t = tok.ids(target);
-        let p = tok.ids(prediction);
+        let (ts, t) = tok.lines(target);
+        let (ps, p) = tok.lines(prediction);
         let mut out = Vec::with_capacity(self.types.len());
         for (name, kind) in &self.types {
             let s = match *kind {
                 RougeType::N(n) => score_ngrams(&t, &p, n),
                 RougeType::L => score_lcs(&t, &p),
-                RougeType::Lsum => {
-                    let sents = |text: &str, tok: &mut TokenIds| -> Vec<Vec<u32>> {
-                        text.split('\n')
-                            .filter(|s| !s.is_empty())
-                            .map(|s| tok.ids(s))
-                            .collect()
-                    };
-                    let ts = sents(target, tok);
-                    let ps = sents(prediction, tok);
-                    summary_level_lcs(&ts, &ps)
-                }
+                RougeType::Lsum => summary_level_lcs(&ts, &ps),
             };
             out.push((name.clone(), s));
         }
