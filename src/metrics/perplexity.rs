@@ -17,8 +17,9 @@
 //!   previous one. This is `exp(eval_loss)` of run_clm.py / [`Evaluator`](super::Evaluator).
 //! - [`mean_perplexity`] / [`mean_perplexity_of_texts`]: the `perplexity` metric of Hugging Face
 //!   `evaluate`: each text gets its own perplexity and the result is their plain mean, so a short
-//!   text counts as much as a long one (and the mean of perplexities is not the perplexity of the
-//!   corpus; it is at least the corpus value's geometric counterpart, usually larger). With
+//!   text counts as much as a long one, where the two above weight every token equally. Because
+//!   `exp` is convex the mean of per-text perplexities is at least `exp` of the mean per-text
+//!   NLL, so it is usually larger than the corpus perplexity and not comparable with it. With
 //!   `add_start_token` (evaluate's default) the BOS token is prepended so the first real token
 //!   is scored too, and a one-token text is allowed; without it the first token of each text is
 //!   only context and a text needs two tokens.
