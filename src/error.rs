@@ -54,6 +54,10 @@ pub enum Error {
     },
     #[error("{0}")]
     MetricUsage(String),
+    #[error(
+        "{what} is a `{model_type}` model, not a causal language model: perplexity needs left-to-right next-token probabilities (model types: gpt2); score a masked LM (bert, roberta) with Evaluator on masked tokens instead"
+    )]
+    NotCausalLm { what: String, model_type: String },
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),
     #[error("{path}: {message}")]

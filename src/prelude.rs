@@ -25,3 +25,7 @@ pub use crate::metrics::{
     Bleu, BleuScore, BootstrapAggregator, Chrf, ChrfScore, RougeScorer, RougeScores, Smoothing,
     Tokenize, accuracy, corpus_bleu, corpus_chrf, sentence_bleu, sentence_chrf,
 };
+pub use crate::metrics::{
+    EvalResult, Evaluator, MeanPerplexityOptions, Perplexity, SlidingWindow, mean_perplexity,
+    mean_perplexity_of_texts, perplexity, perplexity_of_blocks, perplexity_of_text,
+};

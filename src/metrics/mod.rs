@@ -24,6 +24,9 @@ mod accuracy;
 mod bleu;
 mod chrf;
 pub mod cli;
+pub mod evaluator;
+pub mod perplexity;
+pub mod perplexity_cli;
 pub mod porter;
 mod rouge;
 mod tokenizers;
@@ -31,6 +34,12 @@ mod tokenizers;
 pub use accuracy::accuracy;
 pub use bleu::{Bleu, BleuScore, Smoothing, corpus_bleu, sentence_bleu};
 pub use chrf::{Chrf, ChrfScore, corpus_chrf, sentence_chrf};
+pub use evaluator::{EvalAccumulator, EvalResult, Evaluator, LanguageModel};
+pub use perplexity::{
+    MeanPerplexity, MeanPerplexityOptions, Perplexity, SlidingWindow, load_causal_lm,
+    mean_perplexity, mean_perplexity_of_texts, perplexity, perplexity_of_blocks,
+    perplexity_of_text,
+};
 pub use rouge::{
     AggregateScore, BootstrapAggregator, RougeAggregate, RougeCorpusScore, RougeScore, RougeScorer,
     RougeScores, rouge_tokenize,
