@@ -21,6 +21,8 @@ pub enum Command {
     TrainTokenizer(Passthrough),
     /// Tokenize files into memory-mapped token shards: `tokenize --tokenizer PATH --out DIR FILE...`.
     Tokenize(Passthrough),
+    /// Perplexity of a causal LM on a text file: `perplexity --model DIR --data FILE [--stride N --max-length N]`.
+    Perplexity(Passthrough),
     /// Score line-aligned files like sacrebleu / rouge-score: `metrics bleu|chrf|rouge --hyp F --ref F`.
     Metrics(Passthrough),
 }
@@ -38,6 +40,7 @@ pub fn run(cli: Cli) -> crate::Result<String> {
         Command::Dataset(cmd) => dataset::run(cmd),
         Command::TrainTokenizer(p) => crate::tokenizer::cli::run_train_tokenizer(&p.args),
         Command::Tokenize(p) => crate::tokenizer::cli::run_tokenize(&p.args),
+        Command::Perplexity(p) => crate::metrics::perplexity_cli::run_perplexity_cli(&p.args),
         Command::Metrics(p) => crate::metrics::cli::run_metrics_cli(&p.args),
     }
 }
