@@ -426,12 +426,12 @@ impl Tokenizer {
                 let (start, mut end) = (m.start(), m.end());
                 // `\s+(?!\S)` comes before `\s+`: a whitespace run followed by a non-space
                 // gives up its last character, which is then matched again (e.g. as " word").
-                if end < text.len() && text[start..end].chars().all(char::is_whitespace) {
-                    if let Some((last, _)) = text[start..end].char_indices().last()
-                        && last > 0
-                    {
-                        end = start + last;
-                    }
+                if end < text.len()
+                    && text[start..end].chars().all(char::is_whitespace)
+                    && let Some((last, _)) = text[start..end].char_indices().last()
+                    && last > 0
+                {
+                    end = start + last;
                 }
                 piece(&text[start..end], out)?;
                 pos = end;
