@@ -23,8 +23,15 @@ pub enum Error {
     },
     #[error("unknown column `{column}`; available columns: {available}")]
     UnknownColumn { column: String, available: String },
+    #[error("the glob `{pattern}` is unusable: {message}; check the pattern and the folder")]
+    Glob { pattern: String, message: String },
+    #[error("no data files given for split `{split}`")]
+    NoDataFiles { split: String },
+    #[error("{0}")]
+    InvalidArgument(String),
     #[error("unknown split `{split}`; available splits: {available}")]
     UnknownSplit { split: String, available: String },
+    // -- tokenizer --
     #[error("tokenizer folder {dir}: {message}")]
     TokenizerFiles { dir: PathBuf, message: String },
     #[error(
@@ -52,7 +59,7 @@ pub enum Error {
     #[error(
         "sequence of {length} tokens is longer than max_length {max_length}; pass Truncation::Truncate to cut it or raise max_length"
     )]
-    SequenceTooLong { length: usize, max_length: usize },
+    EncodingTooLong { length: usize, max_length: usize },
     #[error("column `{column}` row {row}: expected {expected}, found {found}")]
     ColumnType {
         column: String,
@@ -60,6 +67,79 @@ pub enum Error {
         expected: String,
         found: String,
     },
+    // -- models --
+    // -- train --
+    // -- metrics --
+    #[error(
+        "{what} has {found} lines but {expected_what} has {expected}; give one line per segment in both"
+    )]
+    MetricLengthMismatch {
+        what: String,
+        found: usize,
+        expected_what: String,
+        expected: usize,
+    },
+    #[error("{what} is empty; a metric needs at least one segment to score")]
+    EmptyMetricInput { what: String },
+    #[error("unknown {option} `{value}`; valid values: {valid}")]
+    UnknownMetricOption {
+        option: String,
+        value: String,
+        valid: String,
+    },
     #[error("{0}")]
-    InvalidArgument(String),
+    MetricUsage(String),
+    #[error("tensor error: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("{path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("{path}: unsupported model_type `{model_type}`; supported model types: {supported}")]
+    UnsupportedModelType {
+        path: PathBuf,
+        model_type: String,
+        supported: String,
+    },
+    #[error(
+        "a `{model_type}` model cannot be loaded as {task}; model types for {task}: {supported}"
+    )]
+    WrongTask {
+        model_type: String,
+        task: String,
+        supported: String,
+    },
+    #[error(
+        "{path}: weight `{name}` is missing; the file holds {found} tensors, none with this name (is this checkpoint for another architecture?)"
+    )]
+    MissingWeight {
+        path: PathBuf,
+        name: String,
+        found: usize,
+    },
+    #[error("{path}: weight `{name}` has shape {found:?}, expected {expected:?} from config.json")]
+    WeightShape {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("{path} is not a valid safetensors file: {message}; download or save it again")]
+    CorruptWeights { path: PathBuf, message: String },
+    #[error(
+        "sequence length {len} is longer than the model's position table ({max} positions); truncate the input to {max} tokens"
+    )]
+    SequenceTooLong { len: usize, max: usize },
+    #[error(
+        "token id {id} is outside the vocabulary (vocab_size {vocab_size}); was the input made with another tokenizer?"
+    )]
+    TokenOutOfVocab { id: u32, vocab_size: usize },
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("model `{id}` not found; looked in: {looked}. {hint}")]
+    ModelNotFound {
+        id: String,
+        looked: String,
+        hint: String,
+    },
+    #[error("downloading `{id}` from the Hugging Face Hub failed: {message}")]
+    Hub { id: String, message: String },
 }

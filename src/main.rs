@@ -1,14 +1,14 @@
-//! The `massivetext` command-line program.
-use massivetext::prelude::*;
+//! The `massivetext` command-line program: parse, run, print; errors go to stderr with exit 1.
+use clap::Parser;
+use massivetext::cli::{Cli, run};
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.len() < 2 || args[0] == "--help" {
-        println!("usage: massivetext dataset-info FILE...");
-        return;
-    }
-    match load_dataset("text", &args[1..]) {
-        Ok(dd) => println!("train: {} rows", dd["train"].num_rows()),
+    match run(Cli::parse()) {
+        Ok(out) => {
+            if !out.is_empty() {
+                println!("{out}");
+            }
+        }
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(1);

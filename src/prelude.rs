@@ -1,7 +1,27 @@
 //! Everything a notebook needs: `use massivetext::prelude::*;`.
-pub use crate::data::{Dataset, DatasetDict, load_dataset};
+//!
+//! candle's `Tensor`, `Device` and `DType` are re-exported so that a notebook needs no second
+//! `:dep` with a matching candle version.
+// data
+pub use crate::data::{
+    Column, DataFiles, Dataset, DatasetDict, IterableDataset, LoadOptions, Row, SampleBy,
+    concatenate, load_dataset, load_dataset_with, load_streaming, load_streaming_with,
+};
+// tokenizer
 pub use crate::tokenizer::{
     EncodeOptions, Encoding, Padding, ShardBuildOptions, SpecialTokens, TokenShards, Tokenizer,
     TokenizerKind, TrainOptions, Truncation,
 };
 pub use crate::{Error, Result};
+pub use candle_core::{DType, Device, Tensor};
+// models
+pub use crate::models::{
+    AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, BaseModelOutput, BertConfig, DeviceExt,
+    ForwardArgs, Gpt2Config, KvCache, ModelConfig, ModelOutput, RobertaConfig, best_device,
+    mean_pooling,
+};
+// metrics
+pub use crate::metrics::{
+    Bleu, BleuScore, BootstrapAggregator, Chrf, ChrfScore, RougeScorer, RougeScores, Smoothing,
+    Tokenize, accuracy, corpus_bleu, corpus_chrf, sentence_bleu, sentence_chrf,
+};

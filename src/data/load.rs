@@ -1,55 +1,157 @@
-//! `load_dataset` for text, CSV and JSON files.
-use super::{Column, Dataset, DatasetDict};
+//! `load_dataset` for text, CSV and JSON files, with Hugging Face `datasets` semantics.
+use super::{Column, DataFiles, Dataset, DatasetDict, Row};
 use crate::{Error, Result};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-const KINDS: &str = "text, csv, json";
+/// The kinds `load_dataset` understands.
+pub const KINDS: [&str; 3] = ["text", "csv", "json"];
 
-/// Load `files` as one `train` split.
-///
-/// Kinds: `text` (one row per line in column `text`), `csv` (header row gives the names; types
-/// inferred per column), `json` (JSON Lines or one top-level array of objects).
-pub fn load_dataset<P: AsRef<Path>>(kind: &str, files: &[P]) -> Result<DatasetDict> {
-    if !KINDS.split(", ").any(|k| k == kind) {
-        return Err(Error::UnknownKind {
-            kind: kind.to_string(),
-            supported: KINDS.into(),
-        });
-    }
-    let mut parts = Vec::new();
-    for f in files {
-        let path = f.as_ref().to_path_buf();
-        let text = read_utf8(&path)?;
-        parts.push(match kind {
-            "text" => load_text(&text),
-            "csv" => load_csv(&path, &text)?,
-            _ => load_json(&path, &text)?,
-        });
-    }
-    let mut columns: Vec<Column> = Vec::new();
-    for part in parts {
-        if columns.is_empty() {
-            columns = part;
-            continue;
-        }
-        for (c, p) in columns.iter_mut().zip(part) {
-            c.values.extend(p.values);
-        }
-    }
-    Ok(DatasetDict {
-        splits: BTreeMap::from([("train".to_string(), Dataset::from_columns(columns))]),
-    })
+/// How the `text` loader cuts a file into rows (HF's `sample_by`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SampleBy {
+    /// One row per line (the default).
+    #[default]
+    Line,
+    /// One row per block separated by a blank line (`"\n\n"`); empty blocks are dropped.
+    Paragraph,
+    /// One row per file.
+    Document,
 }
 
-fn read_utf8(path: &PathBuf) -> Result<String> {
+/// Options of `load_dataset_with`, named as in Hugging Face `datasets`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadOptions {
+    /// text: how to cut the file into rows.
+    pub sample_by: SampleBy,
+    /// text: keep the `\n` at the end of each line.
+    pub keep_linebreaks: bool,
+    /// csv: the field delimiter.
+    pub delimiter: u8,
+    /// csv: `false` when the first row is data, not names.
+    pub has_header: bool,
+    /// csv: column names to use (required by HF when there is no header; here they default to
+    /// `column_0`, `column_1`, ...).
+    pub column_names: Option<Vec<String>>,
+    /// json: the key of the list of rows inside a top-level object.
+    pub field: Option<String>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            sample_by: SampleBy::Line,
+            keep_linebreaks: false,
+            delimiter: b',',
+            has_header: true,
+            column_names: None,
+            field: None,
+        }
+    }
+}
+
+/// Loads a dataset of `kind` (`"text"`, `"csv"` or `"json"`) from `data_files`: a path, a list
+/// of paths or globs (split `train`), or a [`DataFiles`] map of named splits.
+///
+/// ```
+/// # use massivetext::prelude::*;
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let p = dir.path().join("a.csv");
+/// # std::fs::write(&p, "label,text\n1,hello\n0,world\n").unwrap();
+/// let dd = load_dataset("csv", &p)?;
+/// assert_eq!(dd["train"].column_names(), ["label", "text"]);
+/// # Ok::<(), massivetext::Error>(())
+/// ```
+pub fn load_dataset(kind: &str, data_files: impl Into<DataFiles>) -> Result<DatasetDict> {
+    load_dataset_with(kind, data_files, &LoadOptions::default())
+}
+
+/// [`load_dataset`] with options (`sample_by`, `delimiter`, `field`, ...).
+pub fn load_dataset_with(
+    kind: &str,
+    data_files: impl Into<DataFiles>,
+    options: &LoadOptions,
+) -> Result<DatasetDict> {
+    check_kind(kind)?;
+    let mut dd = DatasetDict::default();
+    for (split, files) in data_files.into().resolve()? {
+        dd.insert(split, load_split(kind, &files, options)?);
+    }
+    Ok(dd)
+}
+
+pub(crate) fn check_kind(kind: &str) -> Result<()> {
+    if KINDS.contains(&kind) {
+        Ok(())
+    } else {
+        Err(Error::UnknownKind {
+            kind: kind.to_string(),
+            supported: KINDS.join(", "),
+        })
+    }
+}
+
+fn load_split(kind: &str, files: &[PathBuf], options: &LoadOptions) -> Result<Dataset> {
+    match kind {
+        "text" => {
+            let mut rows = Vec::new();
+            for path in files {
+                rows.extend(split_text(&read_utf8(path)?, options).map(Value::String));
+            }
+            Dataset::from_columns(vec![Column::new("text", rows)])
+        }
+        "csv" => {
+            let mut table: Option<(Vec<String>, Vec<Vec<String>>)> = None;
+            for path in files {
+                let (names, cells) = parse_csv(path, &read_utf8(path)?, options)?;
+                match &mut table {
+                    None => table = Some((names, cells)),
+                    Some((first, all)) => {
+                        if *first != names {
+                            return Err(Error::InvalidArgument(format!(
+                                "{} has columns [{}] but the first file has [{}]; all files of a split need the same columns",
+                                path.display(),
+                                names.join(", "),
+                                first.join(", ")
+                            )));
+                        }
+                        for (col, more) in all.iter_mut().zip(cells) {
+                            col.extend(more);
+                        }
+                    }
+                }
+            }
+            let (names, cells) = table.unwrap_or_default();
+            Dataset::from_columns(
+                names
+                    .into_iter()
+                    .zip(cells)
+                    .map(|(name, raw)| Column::new(name, infer_column(raw)))
+                    .collect(),
+            )
+        }
+        _ => {
+            let mut rows = Vec::new();
+            for path in files {
+                rows.extend(parse_json(
+                    path,
+                    &read_utf8(path)?,
+                    options.field.as_deref(),
+                )?);
+            }
+            Ok(Dataset::from_rows(rows))
+        }
+    }
+}
+
+/// Reads a whole file as UTF-8, dropping a byte-order mark; bad bytes are reported by offset.
+pub(crate) fn read_utf8(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.clone(),
+        path: path.to_path_buf(),
         source,
     })?;
     let mut text = String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
-        path: path.clone(),
+        path: path.to_path_buf(),
         offset: e.utf8_error().valid_up_to(),
     })?;
     if text.starts_with('\u{feff}') {
@@ -58,47 +160,107 @@ fn read_utf8(path: &PathBuf) -> Result<String> {
     Ok(text)
 }
 
-fn load_text(text: &str) -> Vec<Column> {
-    vec![Column {
-        name: "text".into(),
-        values: text.lines().map(|l| Value::String(l.to_string())).collect(),
-    }]
+/// Cuts text into rows as HF's text builder does: universal newlines (`\r\n` and `\r` read as
+/// `\n`), then lines, blank-line paragraphs, or the whole document.
+pub(crate) fn split_text<'a>(
+    text: &'a str,
+    options: &LoadOptions,
+) -> Box<dyn Iterator<Item = String> + 'a> {
+    let text: std::borrow::Cow<'a, str> = if text.contains('\r') {
+        text.replace("\r\n", "\n").replace('\r', "\n").into()
+    } else {
+        text.into()
+    };
+    match options.sample_by {
+        SampleBy::Line => Box::new(splitlines(&text, options.keep_linebreaks).into_iter()),
+        SampleBy::Paragraph => {
+            let paras: Vec<String> = text
+                .split("\n\n")
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect();
+            Box::new(paras.into_iter())
+        }
+        SampleBy::Document => Box::new((!text.is_empty()).then(|| text.into_owned()).into_iter()),
+    }
 }
 
-fn load_csv(path: &Path, text: &str) -> Result<Vec<Column>> {
+/// Python's `str.splitlines`, which HF's text builder uses: `\n` and the other Unicode line
+/// boundaries (`\x0b`, `\x0c`, `\x1c`-`\x1e`, `\u{85}`, `\u{2028}`, `\u{2029}`) end a line.
+fn splitlines(text: &str, keep_ends: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if matches!(
+            c,
+            '\n' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}'
+        ) {
+            let end = i + c.len_utf8();
+            out.push(text[start..if keep_ends { end } else { i }].to_string());
+            start = end;
+        }
+    }
+    if start < text.len() {
+        out.push(text[start..].to_string());
+    }
+    out
+}
+
+/// Parses one CSV file (RFC 4180 quoting, quoted newlines, CRLF) into names and raw cells.
+fn parse_csv(
+    path: &Path,
+    text: &str,
+    options: &LoadOptions,
+) -> Result<(Vec<String>, Vec<Vec<String>>)> {
     let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
+        .has_headers(options.has_header)
+        .delimiter(options.delimiter)
         .flexible(true)
         .from_reader(text.as_bytes());
-    let names: Vec<String> = reader
-        .headers()
-        .map_err(|e| csv_error(path, e))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let header: Vec<String> = if options.has_header {
+        reader
+            .headers()
+            .map_err(|e| csv_error(path, e))?
+            .iter()
+            .enumerate()
+            // pandas (and so HF) names an empty header cell `Unnamed: i`.
+            .map(|(i, h)| {
+                if h.is_empty() {
+                    format!("Unnamed: {i}")
+                } else {
+                    h.to_string()
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut names = options.column_names.clone().unwrap_or(header);
     let mut cells: Vec<Vec<String>> = vec![Vec::new(); names.len()];
     for record in reader.records() {
         let record = record.map_err(|e| csv_error(path, e))?;
+        if names.is_empty() {
+            names = (0..record.len()).map(|i| format!("column_{i}")).collect();
+            cells = vec![Vec::new(); names.len()];
+        }
         if record.len() != names.len() {
             return Err(Error::Parse {
                 path: path.to_path_buf(),
                 line: record.position().map_or(0, |p| p.line()),
                 column: 0,
-                message: format!("expected {} fields, found {}", names.len(), record.len()),
+                message: format!(
+                    "expected {} fields ({}), found {}; quote fields that contain the delimiter",
+                    names.len(),
+                    names.join(", "),
+                    record.len()
+                ),
             });
         }
         for (col, field) in cells.iter_mut().zip(record.iter()) {
             col.push(field.to_string());
         }
     }
-    Ok(names
-        .into_iter()
-        .zip(cells)
-        .map(|(name, raw)| Column {
-            name,
-            values: infer(raw),
-        })
-        .collect())
+    Ok((names, cells))
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> Error {
@@ -111,18 +273,19 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
 }
 
 /// One type for the whole column: integer, else float, else bool, else string; empty = null.
-fn infer(raw: Vec<String>) -> Vec<Value> {
+fn infer_column(raw: Vec<String>) -> Vec<Value> {
     let present = || raw.iter().filter(|s| !s.is_empty());
-    let convert: fn(&str) -> Value = if present().all(|s| s.parse::<i64>().is_ok()) {
-        |s| Value::from(s.parse::<i64>().unwrap_or_default())
+    let is_bool = |s: &&String| s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false");
+    let convert: fn(String) -> Value = if present().all(|s| s.parse::<i64>().is_ok()) {
+        |s| s.parse::<i64>().map_or(Value::Null, Value::from)
     } else if present().all(|s| s.parse::<f64>().is_ok()) {
-        |s| Value::from(s.parse::<f64>().unwrap_or_default())
-    } else if present().all(|s| matches!(s.to_ascii_lowercase().as_str(), "true" | "false")) {
+        |s| s.parse::<f64>().map_or(Value::Null, Value::from)
+    } else if present().all(|s| is_bool(&s)) {
         |s| Value::Bool(s.eq_ignore_ascii_case("true"))
     } else {
-        |s| Value::String(s.to_string())
+        Value::String
     };
-    raw.iter()
+    raw.into_iter()
         .map(|s| {
             if s.is_empty() {
                 Value::Null
@@ -133,9 +296,32 @@ fn infer(raw: Vec<String>) -> Vec<Value> {
         .collect()
 }
 
-fn load_json(path: &Path, text: &str) -> Result<Vec<Column>> {
-    let rows: Vec<Value> = if text.trim_start().starts_with('[') {
-        match serde_json::from_str(text).map_err(|e| json_error(path, e, 0))? {
+/// Parses JSON Lines, one top-level array of objects, or the list under `field`.
+fn parse_json(path: &Path, text: &str, field: Option<&str>) -> Result<Vec<Row>> {
+    let values: Vec<Value> = if let Some(field) = field {
+        let doc: Value = serde_json::from_str(text).map_err(|e| json_error(path, &e, 0))?;
+        match doc.get(field) {
+            Some(Value::Array(rows)) => rows.clone(),
+            Some(other) => {
+                return Err(Error::InvalidArgument(format!(
+                    "{}: field `{field}` holds {}, not a list of rows",
+                    path.display(),
+                    json_kind(other)
+                )));
+            }
+            None => {
+                let keys = doc
+                    .as_object()
+                    .map(|m| m.keys().cloned().collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default();
+                return Err(Error::InvalidArgument(format!(
+                    "{}: no field `{field}` in the top-level object; its keys are: {keys}",
+                    path.display()
+                )));
+            }
+        }
+    } else if text.trim_start().starts_with('[') {
+        match serde_json::from_str(text).map_err(|e| json_error(path, &e, 0))? {
             Value::Array(rows) => rows,
             _ => Vec::new(),
         }
@@ -143,42 +329,42 @@ fn load_json(path: &Path, text: &str) -> Result<Vec<Column>> {
         let mut rows = Vec::new();
         for (i, line) in text.lines().enumerate() {
             if !line.trim().is_empty() {
-                rows.push(serde_json::from_str(line).map_err(|e| json_error(path, e, i))?);
+                rows.push(serde_json::from_str(line).map_err(|e| json_error(path, &e, i))?);
             }
         }
         rows
     };
-    let mut columns: Vec<Column> = Vec::new();
-    for (i, row) in rows.iter().enumerate() {
-        let Value::Object(map) = row else {
-            return Err(Error::Parse {
-                path: path.to_path_buf(),
-                line: i as u64 + 1,
-                column: 0,
-                message: "expected a JSON object per row".into(),
-            });
-        };
-        for (k, _) in map {
-            if !columns.iter().any(|c| &c.name == k) {
-                columns.push(Column {
-                    name: k.clone(),
-                    values: vec![Value::Null; i],
-                });
-            }
-        }
-        for c in columns.iter_mut() {
-            c.values
-                .push(map.get(&c.name).cloned().unwrap_or(Value::Null));
-        }
-    }
-    Ok(columns)
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::Object(row) => Ok(row),
+            other => Err(Error::InvalidArgument(format!(
+                "{}: row {} is {}, expected a JSON object; for a top-level object holding the rows use the `field` option",
+                path.display(),
+                i + 1,
+                json_kind(&other)
+            ))),
+        })
+        .collect()
 }
 
-fn json_error(path: &Path, e: serde_json::Error, line_offset: usize) -> Error {
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a bool",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+pub(crate) fn json_error(path: &Path, e: &serde_json::Error, line_offset: usize) -> Error {
     Error::Parse {
         path: path.to_path_buf(),
         line: (e.line() + line_offset) as u64,
         column: e.column() as u64,
-        message: e.to_string(),
+        message: format!("malformed JSON: {e}"),
     }
 }

@@ -16,7 +16,7 @@ pub enum Truncation {
     None,
     /// Cut to the maximum length (longest sequence first for pairs), special tokens included.
     Truncate,
-    /// Return [`Error::SequenceTooLong`] instead of silently losing text.
+    /// Return [`Error::EncodingTooLong`] instead of silently losing text.
     Error,
 }
 
@@ -197,7 +197,7 @@ impl Tokenizer {
             return Ok(full);
         }
         if opts.truncation == Truncation::Error {
-            return Err(Error::SequenceTooLong {
+            return Err(Error::EncodingTooLong {
                 length: full.len(),
                 max_length,
             });

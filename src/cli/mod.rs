@@ -1,0 +1,37 @@
+//! The `massivetext` command line: one module per subcommand, each returning the text to print
+//! so that tests can call it without a process.
+pub mod dataset;
+
+use clap::{Parser, Subcommand};
+
+/// The language-model workflow from the command line.
+#[derive(Debug, Parser)]
+#[command(name = "massivetext", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect a dataset: `info` (splits, rows, column types) or `head` (first rows).
+    #[command(subcommand)]
+    Dataset(dataset::DatasetCommand),
+    /// Score line-aligned files like sacrebleu / rouge-score: `metrics bleu|chrf|rouge --hyp F --ref F`.
+    Metrics(Passthrough),
+}
+
+/// Arguments handed as they are to a subcommand's own parser (which prints its usage on error).
+#[derive(Debug, clap::Args)]
+pub struct Passthrough {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// Runs a parsed command line and returns what to print.
+pub fn run(cli: Cli) -> crate::Result<String> {
+    match cli.command {
+        Command::Dataset(cmd) => dataset::run(cmd),
+        Command::Metrics(p) => crate::metrics::cli::run_metrics_cli(&p.args),
+    }
+}
