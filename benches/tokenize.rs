@@ -3,6 +3,7 @@
 //! windows from the shard reader, counting allocations.
 //!
 //!     cargo bench --bench tokenize              # 100 MB (tinyshakespeare repeated)
+//!     MT_BENCH_BIG_MB=1000 cargo bench --bench tokenize   # plus ours alone on 1 GB
 //!     MT_BENCH_MB=5 cargo bench --bench tokenize --profile dev   # a quick dry run
 //!
 //! Each side runs in its own process so that its peak memory (VmHWM / ru_maxrss) is its own.
@@ -167,6 +168,26 @@ fn main() {
         small_bytes as f64 / 1e6,
         r_small.peak as f64 / 1e6,
     );
+
+    // Optionally a much larger corpus, ours only (e.g. MT_BENCH_BIG_MB=1000 for 1 GB).
+    let big: usize = std::env::var("MT_BENCH_BIG_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if big > 0 {
+        let (big_corpus, _) = make_corpus(tmp.path(), big);
+        let rb = ours(&big_corpus, &tmp.path().join("shards_big"));
+        println!(
+            "ours:   {:.1} MB in {:.2}s = {:.2} MB/s; {} tokens; peak RSS {:.1} MB",
+            rb.bytes as f64 / 1e6,
+            rb.seconds,
+            rb.bytes as f64 / 1e6 / rb.seconds,
+            rb.tokens,
+            rb.peak as f64 / 1e6
+        );
+        let _ = std::fs::remove_file(&big_corpus);
+        let _ = std::fs::remove_dir_all(tmp.path().join("shards_big"));
+    }
 
     // Hugging Face datasets.map(tokenizer, batched=True, num_proc=2).
     let script = tmp.path().join("hf_tokenize.py");
