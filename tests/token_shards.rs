@@ -333,3 +333,38 @@ fn bulk_encoding_equals_encode_plain_on_tricky_text() {
         assert_eq!(got, want, "{name}");
     }
 }
+
+#[test]
+fn bulk_encoding_equals_encode_plain_on_random_ascii() {
+    // The ASCII splitter must agree with the library's regex on every arrangement of spaces,
+    // contractions, punctuation and digits.
+    use rand::{Rng, SeedableRng};
+    let alphabet: Vec<char> = " \t\n\r\u{b}\u{c}'''sStTmdlLrev.,!?-09aZ_~\x01\x1f"
+        .chars()
+        .collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let docs: Vec<String> = (0..3000)
+        .map(|_| {
+            let len = rng.random_range(1..40);
+            (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect()
+        })
+        .collect();
+    for name in ["gpt2", "roberta"] {
+        let tok = fixture_tok(name);
+        let eos = tok.document_separator_id().unwrap();
+        let mut want = Vec::new();
+        for d in &docs {
+            want.extend(tok.encode_plain(d).unwrap());
+            want.push(eos);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("s");
+        TokenShards::build_from_texts(&tok, docs.clone(), &out, &small_opts()).unwrap();
+        let shards = TokenShards::open(&out, &tok).unwrap();
+        let mut got = vec![0; shards.num_tokens() as usize];
+        shards.read_tokens(0, &mut got).unwrap();
+        assert_eq!(got, want, "{name}");
+    }
+}

@@ -309,6 +309,50 @@ pub(crate) struct ByteLevelFast {
     added: Vec<String>,
 }
 
+/// End of the GPT-2 pre-token starting at `i` in ASCII text: the regex's alternatives tried
+/// in its order (contraction, ` ?letters`, ` ?digits`, ` ?others`, `\s+(?!\S)`, `\s+`),
+/// for bytes whose classes are plain ASCII. Non-ASCII text goes through the regex instead.
+fn ascii_gpt2_piece_end(b: &[u8], i: usize) -> usize {
+    let n = b.len();
+    // 0: whitespace, 1: letter, 2: digit, 3: anything else.
+    let class = |c: u8| -> u8 {
+        if c == b' ' || (0x09..=0x0d).contains(&c) {
+            0
+        } else if c.is_ascii_alphabetic() {
+            1
+        } else if c.is_ascii_digit() {
+            2
+        } else {
+            3
+        }
+    };
+    if b[i] == b'\'' && i + 1 < n {
+        match b[i + 1] {
+            b's' | b't' | b'm' | b'd' => return i + 2,
+            b'r' | b'v' if i + 2 < n && b[i + 2] == b'e' => return i + 3,
+            b'l' if i + 2 < n && b[i + 2] == b'l' => return i + 3,
+            _ => {}
+        }
+    }
+    let j = if b[i] == b' ' { i + 1 } else { i };
+    if j < n {
+        let c = class(b[j]);
+        if c != 0 {
+            let mut k = j + 1;
+            while k < n && class(b[k]) == c {
+                k += 1;
+            }
+            return k;
+        }
+    }
+    // Whitespace run (b[i] is whitespace here).
+    let mut k = i + 1;
+    while k < n && class(b[k]) == 0 {
+        k += 1;
+    }
+    if k < n && k - i > 1 { k - 1 } else { k }
+}
+
 /// GPT-2's `bytes_to_unicode`: printable bytes map to themselves, the others to U+0100 onwards.
 fn bytes_to_unicode() -> [char; 256] {
     let mut table = ['\0'; 256];
@@ -420,6 +464,15 @@ impl Tokenizer {
                 cache.raw.insert(p.to_string(), ids);
                 Ok(())
             };
+            if text.is_ascii() {
+                let mut pos = 0;
+                while pos < text.len() {
+                    let end = ascii_gpt2_piece_end(text.as_bytes(), pos);
+                    piece(&text[pos..end], out)?;
+                    pos = end;
+                }
+                return Ok(());
+            }
             let mut pos = 0;
             while let Some(m) = fast.re.find_at(text, pos) {
                 piece(&text[pos..m.start()], out)?;
