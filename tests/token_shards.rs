@@ -287,3 +287,84 @@ fn cli_train_tokenizer_then_tokenize() {
         run_train_tokenizer(&[s("--kind"), s("bpe"), s("--vocab-size"), s("lots")]).unwrap_err();
     assert!(err.to_string().contains("not a valid number"), "{err}");
 }
+
+#[test]
+fn bulk_encoding_equals_encode_plain_on_tricky_text() {
+    // Shards use a memoised (and, for byte-level BPE, alignment-free) path; it must give the
+    // library's ids exactly: unicode, emoji, whitespace runs, contractions, special tokens.
+    let mut docs: Vec<String> = [
+        "Ünïcödé café naïve — “quotes” 日本語 😀",
+        "a <unk> b <s> c </s> d <mask> e [MASK] f [CLS] <|endoftext|> g",
+        "tabs\tand  double  spaces   then end   ",
+        " leading space, they're we'll I'd 123 4.5e6 $%^&*",
+        "\u{00a0}nbsp\u{2009}thin\u{3000}ideographic",
+        "   ",
+        "x<|endoftext|>y<|endoftext|>",
+        "a  \n b\n\nword \t y  \n",
+        "\t\tx \u{85}\u{85}y\u{2028}z  \u{3000}w",
+        "'S 'll'd'RE ''s don't",
+        "٣٤ ² ½ Ⅻ ǅ ʰ ゙ ︎ \u{200b}x",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    docs.extend(
+        std::fs::read_to_string(data("wikitext-2/test.txt"))
+            .unwrap()
+            .lines()
+            .take(500)
+            .map(str::to_string),
+    );
+    for name in ["gpt2", "roberta", "bert"] {
+        let tok = fixture_tok(name);
+        let eos = tok.document_separator_id().unwrap();
+        let mut want = Vec::new();
+        for d in docs.iter().filter(|d| !d.is_empty()) {
+            want.extend(tok.encode_plain(d).unwrap());
+            want.push(eos);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("s");
+        TokenShards::build_from_texts(&tok, docs.clone(), &out, &small_opts()).unwrap();
+        let shards = TokenShards::open(&out, &tok).unwrap();
+        let mut got = vec![0; shards.num_tokens() as usize];
+        shards.read_tokens(0, &mut got).unwrap();
+        assert_eq!(got.len(), want.len(), "{name}");
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
+fn bulk_encoding_equals_encode_plain_on_random_ascii() {
+    // The ASCII splitter must agree with the library's regex on every arrangement of spaces,
+    // contractions, punctuation and digits.
+    use rand::{Rng, SeedableRng};
+    let alphabet: Vec<char> = " \t\n\r\u{b}\u{c}'''sStTmdlLrev.,!?-09aZ_~\x01\x1f"
+        .chars()
+        .collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let docs: Vec<String> = (0..3000)
+        .map(|_| {
+            let len = rng.random_range(1..40);
+            (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect()
+        })
+        .collect();
+    for name in ["gpt2", "roberta"] {
+        let tok = fixture_tok(name);
+        let eos = tok.document_separator_id().unwrap();
+        let mut want = Vec::new();
+        for d in &docs {
+            want.extend(tok.encode_plain(d).unwrap());
+            want.push(eos);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("s");
+        TokenShards::build_from_texts(&tok, docs.clone(), &out, &small_opts()).unwrap();
+        let shards = TokenShards::open(&out, &tok).unwrap();
+        let mut got = vec![0; shards.num_tokens() as usize];
+        shards.read_tokens(0, &mut got).unwrap();
+        assert_eq!(got, want, "{name}");
+    }
+}

@@ -221,7 +221,7 @@ fn train_bpe_gpt2_style_round_trips_and_saves() {
 
 #[test]
 fn train_wordpiece_bert_style_from_dataset_column() {
-    let dd = load_dataset("text", &[data("multi30k/train.en")]).unwrap();
+    let dd = load_dataset("text", data("multi30k/train.en")).unwrap();
     let tok = Tokenizer::train_wordpiece(&dd["train"], "text", 2000).unwrap();
     for (t, id) in [
         ("[PAD]", 0),
@@ -391,7 +391,7 @@ fn error_empty_corpus() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.txt");
     std::fs::write(&empty, "\n\n").unwrap();
-    let dd = load_dataset("text", [&empty]).unwrap();
+    let dd = load_dataset("text", &empty).unwrap();
     let err = Tokenizer::train_bpe(&dd["train"], "text", 500).unwrap_err();
     assert!(err.to_string().contains("column `text`"), "{err}");
     let err = massivetext::tokenizer::cli::run_train_tokenizer(&[
@@ -544,4 +544,32 @@ fn tokenize_non_string_column_is_an_error() {
         ds.tokenize(&tok, "nope"),
         Err(Error::UnknownColumn { .. })
     ));
+}
+
+#[test]
+fn dataset_dict_tokenize_and_group_texts_map_over_splits() {
+    let dd = load_dataset("text", data("multi30k/val.en")).unwrap();
+    let tok = Tokenizer::from_pretrained(fixtures().join("gpt2")).unwrap();
+    let lm = dd.tokenize(&tok, "text").unwrap().group_texts(32).unwrap();
+    assert_eq!(lm.split_names(), ["train"]);
+    let train = &lm["train"];
+    assert_eq!(
+        train.column_names(),
+        [
+            "input_ids",
+            "attention_mask",
+            "special_tokens_mask",
+            "labels"
+        ]
+    );
+    // 1014 lines < 1000-row batch? No: two batches (1000 + 14 rows), each drops its remainder.
+    let lines: Vec<String> = std::fs::read_to_string(data("multi30k/val.en"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let ids = tok.encode_batch(&lines).unwrap();
+    let n1: usize = ids[..1000].iter().map(Vec::len).sum();
+    let n2: usize = ids[1000..].iter().map(Vec::len).sum();
+    assert_eq!(train.num_rows(), n1 / 32 + n2 / 32);
 }

@@ -1,7 +1,7 @@
 //! Datasets of tokens: `dataset.tokenize(&tok, "text")` and `group_texts(block_size)`.
 use super::Tokenizer;
 use super::train::json_kind;
-use crate::data::{Column, Dataset};
+use crate::data::{Column, Dataset, DatasetDict};
 use crate::{Error, Result};
 use serde_json::Value;
 
@@ -134,15 +134,25 @@ impl Dataset {
         Dataset::from_columns(columns)
     }
 
-    /// Copies of every column except `skip` (the data module keeps its columns private).
+    /// Copies of every column except `skip`.
     fn owned_columns(&self, skip: &[&str]) -> Result<Vec<Column>> {
-        self.column_names()
-            .into_iter()
-            .filter(|n| !skip.contains(&n.as_str()))
-            .map(|name| {
-                let values = self.column(&name)?.to_vec();
-                Ok(Column { name, values })
-            })
-            .collect()
+        Ok(self
+            .columns()
+            .iter()
+            .filter(|c| !skip.contains(&c.name.as_str()))
+            .cloned()
+            .collect())
+    }
+}
+
+impl DatasetDict {
+    /// [`Dataset::tokenize`] on every split.
+    pub fn tokenize(&self, tok: &Tokenizer, column: &str) -> Result<DatasetDict> {
+        self.map_splits(|ds| ds.tokenize(tok, column))
+    }
+
+    /// [`Dataset::group_texts`] on every split.
+    pub fn group_texts(&self, block_size: usize) -> Result<DatasetDict> {
+        self.map_splits(|ds| ds.group_texts(block_size))
     }
 }

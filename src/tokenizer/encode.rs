@@ -268,3 +268,274 @@ impl Tokenizer {
         pad_encodings(encs, &params).map_err(tk_err)
     }
 }
+
+/// Memoised word -> ids for bulk encoding (token shards). Natural text repeats its words, so
+/// most words skip the model and the per-token `Encoding` bookkeeping entirely; the ids are
+/// the model's own, so the result is exactly [`Tokenizer::encode_plain`]'s.
+pub(crate) struct WordCache {
+    /// Pre-tokenised (normalised, byte-mapped) word -> ids.
+    map: FnvMap,
+    /// Raw text piece -> ids, for the byte-level fast path.
+    raw: FnvMap,
+    max_entries: usize,
+}
+
+type FnvMap = std::collections::HashMap<String, Vec<u32>, std::hash::BuildHasherDefault<Fnv>>;
+
+impl WordCache {
+    pub(crate) fn new(max_entries: usize) -> Self {
+        WordCache {
+            map: Default::default(),
+            raw: Default::default(),
+            max_entries,
+        }
+    }
+}
+
+/// GPT-2's pre-tokenisation regex (`tokenizers::pre_tokenizers::byte_level`) without its
+/// look-ahead alternative `\s+(?!\S)`, which [`ByteLevelFast::split`] applies by hand so that
+/// the (much faster) `regex` crate can run it.
+const GPT2_PATTERN: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+";
+
+/// The byte-level (GPT-2 / RoBERTa) pipeline without its per-byte alignment bookkeeping:
+/// split with the same regex, look the raw piece up in the cache, and only on a miss map the
+/// bytes to GPT-2's printable characters and run the model. Used only when the pipeline has
+/// no normaliser, a plain `ByteLevel` pre-tokeniser, and the text holds no added token; the
+/// ids are the library's own (checked in tests against `encode_plain` and Python).
+pub(crate) struct ByteLevelFast {
+    re: regex::Regex,
+    table: [char; 256],
+    add_prefix_space: bool,
+    added: Vec<String>,
+}
+
+/// End of the GPT-2 pre-token starting at `i` in ASCII text: the regex's alternatives tried
+/// in its order (contraction, ` ?letters`, ` ?digits`, ` ?others`, `\s+(?!\S)`, `\s+`),
+/// for bytes whose classes are plain ASCII. Non-ASCII text goes through the regex instead.
+fn ascii_gpt2_piece_end(b: &[u8], i: usize) -> usize {
+    let n = b.len();
+    // 0: whitespace, 1: letter, 2: digit, 3: anything else.
+    let class = |c: u8| -> u8 {
+        if c == b' ' || (0x09..=0x0d).contains(&c) {
+            0
+        } else if c.is_ascii_alphabetic() {
+            1
+        } else if c.is_ascii_digit() {
+            2
+        } else {
+            3
+        }
+    };
+    if b[i] == b'\'' && i + 1 < n {
+        match b[i + 1] {
+            b's' | b't' | b'm' | b'd' => return i + 2,
+            b'r' | b'v' if i + 2 < n && b[i + 2] == b'e' => return i + 3,
+            b'l' if i + 2 < n && b[i + 2] == b'l' => return i + 3,
+            _ => {}
+        }
+    }
+    let j = if b[i] == b' ' { i + 1 } else { i };
+    if j < n {
+        let c = class(b[j]);
+        if c != 0 {
+            let mut k = j + 1;
+            while k < n && class(b[k]) == c {
+                k += 1;
+            }
+            return k;
+        }
+    }
+    // Whitespace run (b[i] is whitespace here).
+    let mut k = i + 1;
+    while k < n && class(b[k]) == 0 {
+        k += 1;
+    }
+    if k < n && k - i > 1 { k - 1 } else { k }
+}
+
+/// GPT-2's `bytes_to_unicode`: printable bytes map to themselves, the others to U+0100 onwards.
+fn bytes_to_unicode() -> [char; 256] {
+    let mut table = ['\0'; 256];
+    let printable =
+        |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let mut n = 0;
+    for b in 0..256u32 {
+        table[b as usize] = if printable(b) {
+            char::from_u32(b).unwrap_or('\0')
+        } else {
+            n += 1;
+            char::from_u32(255 + n).unwrap_or('\0')
+        };
+    }
+    table
+}
+
+/// FNV-1a as a `Hasher`: words are short, so it beats SipHash by a wide margin.
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+impl Tokenizer {
+    /// The byte-level fast path, when this pipeline allows it.
+    pub(crate) fn byte_level_fast(&self) -> Option<ByteLevelFast> {
+        use tokenizers::PreTokenizerWrapper;
+        if self.inner.get_normalizer().is_some() {
+            return None;
+        }
+        let Some(PreTokenizerWrapper::ByteLevel(bl)) = self.inner.get_pre_tokenizer() else {
+            return None;
+        };
+        if !bl.use_regex {
+            return None;
+        }
+        let re = regex::Regex::new(GPT2_PATTERN).ok()?;
+        let added = self
+            .inner
+            .get_added_tokens_decoder()
+            .values()
+            .map(|t| t.content.clone())
+            .collect();
+        Some(ByteLevelFast {
+            re,
+            table: bytes_to_unicode(),
+            add_prefix_space: bl.add_prefix_space,
+            added,
+        })
+    }
+
+    /// Append the ids of `text` without special tokens to `out`: the library's own steps
+    /// (added tokens, normaliser, pre-tokeniser, model), with the model's output memoised per
+    /// pre-tokenised word in `cache`.
+    pub(crate) fn encode_plain_into(
+        &self,
+        text: &str,
+        fast: Option<&ByteLevelFast>,
+        cache: &mut WordCache,
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
+        use tokenizers::{Model, OffsetReferential, OffsetType, PreTokenizer};
+        let inner = &self.inner;
+        if let Some(fast) = fast
+            && !fast.added.iter().any(|t| text.contains(t.as_str()))
+        {
+            let prefixed;
+            let text = if fast.add_prefix_space && !text.starts_with(' ') {
+                prefixed = format!(" {text}");
+                prefixed.as_str()
+            } else {
+                text
+            };
+            let mut piece = |p: &str, out: &mut Vec<u32>| -> Result<()> {
+                if p.is_empty() {
+                    return Ok(());
+                }
+                if let Some(ids) = cache.raw.get(p) {
+                    out.extend_from_slice(ids);
+                    return Ok(());
+                }
+                let mapped: String = p.bytes().map(|b| fast.table[b as usize]).collect();
+                let ids: Vec<u32> = inner
+                    .get_model()
+                    .tokenize(&mapped)
+                    .map_err(tk_err)?
+                    .iter()
+                    .map(|t| t.id)
+                    .collect();
+                out.extend_from_slice(&ids);
+                if cache.raw.len() >= cache.max_entries {
+                    cache.raw.clear();
+                }
+                cache.raw.insert(p.to_string(), ids);
+                Ok(())
+            };
+            if text.is_ascii() {
+                let mut pos = 0;
+                while pos < text.len() {
+                    let end = ascii_gpt2_piece_end(text.as_bytes(), pos);
+                    piece(&text[pos..end], out)?;
+                    pos = end;
+                }
+                return Ok(());
+            }
+            let mut pos = 0;
+            while let Some(m) = fast.re.find_at(text, pos) {
+                piece(&text[pos..m.start()], out)?;
+                let (start, mut end) = (m.start(), m.end());
+                // `\s+(?!\S)` comes before `\s+`: a whitespace run followed by a non-space
+                // gives up its last character, which is then matched again (e.g. as " word").
+                if end < text.len()
+                    && text[start..end].chars().all(char::is_whitespace)
+                    && let Some((last, _)) = text[start..end].char_indices().last()
+                    && last > 0
+                {
+                    end = start + last;
+                }
+                piece(&text[start..end], out)?;
+                pos = end;
+            }
+            return piece(&text[pos..], out);
+        }
+        let mut pts = inner
+            .get_added_vocabulary()
+            .extract_and_normalize(inner.get_normalizer(), text);
+        if let Some(pt) = inner.get_pre_tokenizer() {
+            pt.pre_tokenize(&mut pts).map_err(tk_err)?;
+        }
+        for (word, _, tokens) in pts.get_splits(OffsetReferential::Normalized, OffsetType::None) {
+            if let Some(tokens) = tokens {
+                out.extend(tokens.iter().map(|t| t.id));
+            } else if let Some(ids) = cache.map.get(word) {
+                out.extend_from_slice(ids);
+            } else {
+                let ids: Vec<u32> = inner
+                    .get_model()
+                    .tokenize(word)
+                    .map_err(tk_err)?
+                    .iter()
+                    .map(|t| t.id)
+                    .collect();
+                out.extend_from_slice(&ids);
+                if cache.map.len() >= cache.max_entries {
+                    cache.map.clear();
+                }
+                cache.map.insert(word.to_string(), ids);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_level_fast_path_applies_to_gpt2_and_roberta_only() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tokenizers");
+        for (name, fast) in [("gpt2", true), ("roberta", true), ("bert", false)] {
+            let tok = Tokenizer::from_pretrained(dir.join(name)).unwrap();
+            assert_eq!(tok.byte_level_fast().is_some(), fast, "{name}");
+        }
+        let table = bytes_to_unicode();
+        assert_eq!(table[b' ' as usize], 'Ġ');
+        assert_eq!(table[b'\n' as usize], 'Ċ');
+        assert_eq!(table[b'a' as usize], 'a');
+    }
+}

@@ -20,6 +20,7 @@
 //! sampler.next_window(&mut window).unwrap();
 //! ```
 use super::Tokenizer;
+use super::encode::WordCache;
 use super::pretrained::io_err;
 use crate::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -633,6 +634,14 @@ fn read_manifest(dir: &Path) -> Result<ShardManifest> {
     Ok(m)
 }
 
+/// Words memoised per worker thread (bounded: cleared when full, so memory stays flat).
+const WORD_CACHE_ENTRIES: usize = 200_000;
+static NEXT_BUILD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+thread_local! {
+    static WORD_CACHE: std::cell::RefCell<Option<(u64, WordCache)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// The build proper: batches come from `next_batch`; written under a temporary folder next to
 /// `out`, manifest last, then renamed into place.
 fn build(
@@ -644,6 +653,7 @@ fn build(
     mut next_batch: impl FnMut(()) -> Result<Option<Vec<String>>>,
 ) -> Result<BuildReport> {
     let started = Instant::now();
+    let build_id = NEXT_BUILD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let eos = tok.document_separator_id().ok_or_else(|| {
         Error::InvalidArgument(
             "the tokenizer has neither an eos nor a sep token to put between documents".into(),
@@ -680,14 +690,25 @@ fn build(
             bytes: Vec::new(),
         };
         let mut bytes = 0u64;
+        let fast = tok.byte_level_fast();
         while let Some(batch) = next_batch(())? {
             bytes += batch.iter().map(|d| d.len() as u64 + 1).sum::<u64>();
             let encoded: Vec<Vec<u32>> = batch
                 .par_iter()
                 .map(|d| {
-                    let mut ids = tok.encode_plain(d)?;
-                    ids.push(eos);
-                    Ok(ids)
+                    WORD_CACHE.with(|cell| {
+                        let mut slot = cell.borrow_mut();
+                        // One cache per worker thread and build: a later build may use another
+                        // tokenizer.
+                        if slot.as_ref().is_none_or(|(id, _)| *id != build_id) {
+                            *slot = Some((build_id, WordCache::new(WORD_CACHE_ENTRIES)));
+                        }
+                        let (_, cache) = slot.as_mut().expect("cache was just set");
+                        let mut ids = Vec::with_capacity(d.len() / 3 + 2);
+                        tok.encode_plain_into(d, fast.as_ref(), cache, &mut ids)?;
+                        ids.push(eos);
+                        Ok(ids)
+                    })
                 })
                 .collect::<Result<_>>()?;
             drop(batch);
