@@ -34,5 +34,18 @@ pub enum Error {
     // -- tokenizer --
     // -- models --
     // -- train --
+    #[error("tensor error: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("{path}: {message}")]
+    Checkpoint { path: PathBuf, message: String },
+    #[error(
+        "training stopped at step {step}: the {what} is {value}; lower the learning_rate or raise warmup_steps, check the data, then resume from the last good checkpoint ({last_checkpoint})"
+    )]
+    NonFiniteLoss {
+        what: String,
+        value: f64,
+        step: usize,
+        last_checkpoint: String,
+    },
     // -- metrics --
 }

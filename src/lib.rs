@@ -15,9 +15,11 @@
 //! ```
 #[doc(hidden)]
 pub mod cli;
+pub mod corpus;
 pub mod data;
 pub mod display;
 pub mod error;
 pub mod prelude;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -8,4 +8,8 @@ pub use crate::{Error, Result};
 // tokenizer
 // models
 // train
+pub use crate::train::{
+    DataCollatorForLanguageModeling, IntervalStrategy, SchedulerType, TokenWindows, TrainableModel,
+    Trainer, TrainingArguments,
+};
 // metrics
