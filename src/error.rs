@@ -33,9 +33,60 @@ pub enum Error {
     UnknownSplit { split: String, available: String },
     // -- tokenizer --
     // -- models --
-    // -- train --
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),
+    #[error("{path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("{path}: unsupported model_type `{model_type}`; supported model types: {supported}")]
+    UnsupportedModelType {
+        path: PathBuf,
+        model_type: String,
+        supported: String,
+    },
+    #[error(
+        "a `{model_type}` model cannot be loaded as {task}; model types for {task}: {supported}"
+    )]
+    WrongTask {
+        model_type: String,
+        task: String,
+        supported: String,
+    },
+    #[error(
+        "{path}: weight `{name}` is missing; the file holds {found} tensors, none with this name (is this checkpoint for another architecture?)"
+    )]
+    MissingWeight {
+        path: PathBuf,
+        name: String,
+        found: usize,
+    },
+    #[error("{path}: weight `{name}` has shape {found:?}, expected {expected:?} from config.json")]
+    WeightShape {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("{path} is not a valid safetensors file: {message}; download or save it again")]
+    CorruptWeights { path: PathBuf, message: String },
+    #[error(
+        "sequence length {len} is longer than the model's position table ({max} positions); truncate the input to {max} tokens"
+    )]
+    SequenceTooLong { len: usize, max: usize },
+    #[error(
+        "token id {id} is outside the vocabulary (vocab_size {vocab_size}); was the input made with another tokenizer?"
+    )]
+    TokenOutOfVocab { id: u32, vocab_size: usize },
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("model `{id}` not found; looked in: {looked}. {hint}")]
+    ModelNotFound {
+        id: String,
+        looked: String,
+        hint: String,
+    },
+    #[error("downloading `{id}` from the Hugging Face Hub failed: {message}")]
+    Hub { id: String, message: String },
+    // -- train --
     #[error("{path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
     #[error(

@@ -19,6 +19,8 @@ pub mod corpus;
 pub mod data;
 pub mod display;
 pub mod error;
+pub mod hub;
+pub mod models;
 pub mod prelude;
 pub mod train;
 

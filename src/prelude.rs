@@ -7,6 +7,12 @@ pub use crate::data::{
 pub use crate::{Error, Result};
 // tokenizer
 // models
+pub use crate::models::{
+    AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, BaseModelOutput, BertConfig, DeviceExt,
+    ForwardArgs, Gpt2Config, KvCache, ModelConfig, ModelOutput, RobertaConfig, best_device,
+    mean_pooling,
+};
+pub use candle_core::{DType, Device, Tensor};
 // train
 pub use crate::train::{
     DataCollatorForLanguageModeling, IntervalStrategy, SchedulerType, TokenWindows, TrainableModel,

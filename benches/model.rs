@@ -1,0 +1,106 @@
+//! Forward+backward throughput of a small GPT-2 (6 layers, 384 wide, 6 heads, 256 context) in
+//! massivetext against the same model in PyTorch (transformers' GPT2LMHeadModel, eager
+//! attention) with the same thread count, and forward latency of one sequence.
+//!
+//!     cargo bench --bench model                      # threads = all cores
+//!     BENCH_THREADS=1 cargo bench --bench model
+//!
+//! Needs `python` with torch and transformers for the reference side (skipped if absent).
+use std::time::Instant;
+
+use massivetext::prelude::*;
+
+fn main() -> massivetext::Result<()> {
+    let threads: usize = std::env::var("BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let steps: usize = std::env::var("BENCH_STEPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    // candle's matmul and our fused ops share rayon's global pool
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global();
+    let (vocab, layers, width, heads, ctx, batch) = (8192, 6, 384, 6, 256, 8);
+    let cfg = Gpt2Config {
+        vocab_size: vocab,
+        n_layer: layers,
+        n_embd: width,
+        n_head: heads,
+        n_positions: ctx,
+        resid_pdrop: 0.0,
+        embd_pdrop: 0.0,
+        attn_pdrop: 0.0,
+        ..Gpt2Config::small(vocab)
+    };
+    let dev = Device::Cpu;
+    let mut model = AutoModelForCausalLM::from_config(&cfg, &dev)?;
+    let ids: Vec<u32> = (0..batch * ctx)
+        .map(|i| ((i * 7919) % vocab) as u32)
+        .collect();
+    let ids = Tensor::from_vec(ids, (batch, ctx), &dev)?;
+    let args = ForwardArgs::new(&ids).labels(&ids.to_dtype(DType::I64)?);
+    let step = || -> massivetext::Result<()> {
+        let loss = model.forward_with(&args)?.loss.expect("labels given");
+        let _grads = loss.backward()?;
+        Ok(())
+    };
+    step()?;
+    let t0 = Instant::now();
+    for _ in 0..steps {
+        step()?;
+    }
+    let ours_tps = (batch * ctx * steps) as f64 / t0.elapsed().as_secs_f64();
+
+    model.eval();
+    let one = ids.narrow(0, 0, 1)?;
+    model.forward(&one, None)?;
+    let t0 = Instant::now();
+    for _ in 0..steps {
+        model.forward(&one, None)?;
+    }
+    let ours_ms = t0.elapsed().as_secs_f64() * 1e3 / steps as f64;
+
+    println!(
+        "GPT-2 {layers} layers, {width} wide, {heads} heads, context {ctx}, vocab {vocab}, batch {batch}, {threads} threads"
+    );
+    println!("massivetext: train {ours_tps:.0} tokens/s, forward (1 x {ctx}) {ours_ms:.1} ms");
+    if std::env::var("BENCH_NO_TORCH").is_ok() {
+        return Ok(());
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/model_torch.py");
+    let out = std::process::Command::new("python")
+        .arg(script)
+        .args(
+            [threads, vocab, layers, width, heads, ctx, batch, steps]
+                .iter()
+                .map(|v| v.to_string()),
+        )
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let line = String::from_utf8_lossy(&o.stdout);
+            let v: serde_json::Value =
+                serde_json::from_str(line.trim().lines().last().unwrap_or(""))
+                    .unwrap_or(serde_json::Value::Null);
+            let (tps, ms) = (
+                v["train_tokens_per_s"].as_f64().unwrap_or(f64::NAN),
+                v["forward_ms"].as_f64().unwrap_or(f64::NAN),
+            );
+            println!("pytorch:     train {tps:.0} tokens/s, forward (1 x {ctx}) {ms:.1} ms");
+            println!(
+                "ratio (ours / pytorch): train throughput {:.2}x, forward speed {:.2}x",
+                ours_tps / tps,
+                ms / ours_ms
+            );
+        }
+        Ok(o) => println!(
+            "pytorch reference failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => println!("pytorch reference not run (python missing?): {e}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! `AutoModelForCausalLM`, `AutoModelForMaskedLM` and `AutoModel`: Hugging Face's entry points,
+//! dispatching on `model_type`.
+//!
+//! ```
+//! use massivetext::prelude::*;
+//! let config = Gpt2Config { n_layer: 2, n_embd: 64, n_head: 4, n_positions: 32, ..Gpt2Config::small(100) };
+//! let model = AutoModelForCausalLM::from_config(&config, &Device::Cpu)?;
+//! let ids = Tensor::new(&[[1u32, 2, 3]], &Device::Cpu)?;
+//! let out = model.forward(&ids, None)?;
+//! assert_eq!(out.logits.dims(), &[1, 3, 100]);
+//! # Ok::<(), massivetext::Error>(())
+//! ```
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarMap;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::config::ModelConfig;
+use super::core::{KvCache, mean_pooling};
+use super::model::{BaseModelOutput, DEFAULT_SEED, ForwardArgs, Model, ModelOutput, Task};
+use crate::{Result, hub};
+
+macro_rules! common {
+    ($ty:ident, $task:expr) => {
+        impl $ty {
+            /// Loads a model from a local folder or a Hub id (through the Hugging Face cache,
+            /// or a download when online), on [`best_device`](super::device::best_device), f32.
+            pub fn from_pretrained(id: impl AsRef<str>) -> Result<Self> {
+                Self::from_pretrained_with(id, &super::device::best_device(), DType::F32)
+            }
+
+            /// As `from_pretrained`, on a chosen device and dtype (bf16 is meant for GPUs).
+            pub fn from_pretrained_with(
+                id: impl AsRef<str>,
+                device: &Device,
+                dtype: DType,
+            ) -> Result<Self> {
+                let dir = hub::resolve_model(id.as_ref())?;
+                Ok(Self(Model::load(&dir, device, dtype, $task)?))
+            }
+
+            /// Loads from a folder holding `config.json` and `model.safetensors`.
+            pub fn from_dir(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
+                Ok(Self(Model::load(dir.as_ref(), device, DType::F32, $task)?))
+            }
+
+            /// A new model with Hugging Face's initialisation (normal(0, initializer_range)
+            /// weights, zero biases, unit LayerNorm weights), seeded with 42, in training mode.
+            pub fn from_config(config: impl Into<ModelConfig>, device: &Device) -> Result<Self> {
+                Self::from_config_seeded(config, device, DEFAULT_SEED)
+            }
+
+            /// As `from_config`, with another initialisation seed.
+            pub fn from_config_seeded(
+                config: impl Into<ModelConfig>,
+                device: &Device,
+                seed: u64,
+            ) -> Result<Self> {
+                Ok(Self(Model::from_config(
+                    config.into(),
+                    device,
+                    $task,
+                    seed,
+                )?))
+            }
+
+            /// Writes `config.json` and `model.safetensors` (each via a temporary file and a
+            /// rename) that transformers' `from_pretrained` loads.
+            pub fn save_pretrained(&self, dir: impl AsRef<Path>) -> Result<()> {
+                self.0.save(dir.as_ref())
+            }
+
+            pub fn config(&self) -> &ModelConfig {
+                &self.0.config
+            }
+
+            pub fn device(&self) -> &Device {
+                &self.0.device
+            }
+
+            /// The VarMap holding every parameter under its Hugging Face name. Clones of a
+            /// model share it (and so share weights).
+            pub fn varmap(&self) -> &VarMap {
+                &self.0.varmap
+            }
+
+            /// Every trainable parameter with its Hugging Face name, sorted by name.
+            pub fn named_parameters(&self) -> Vec<(String, Var)> {
+                self.0.named_parameters()
+            }
+
+            pub fn num_parameters(&self) -> usize {
+                self.named_parameters()
+                    .iter()
+                    .map(|(_, v)| v.elem_count())
+                    .sum()
+            }
+
+            /// Training mode: dropout on.
+            pub fn train(&mut self) {
+                self.0.training = true;
+            }
+
+            /// Evaluation mode: dropout off (what `from_pretrained` returns).
+            pub fn eval(&mut self) {
+                self.0.training = false;
+            }
+
+            pub fn set_training(&mut self, training: bool) {
+                self.0.training = training;
+            }
+
+            pub fn is_training(&self) -> bool {
+                self.0.training
+            }
+
+            /// Reseeds the dropout stream (for exactly repeatable training runs).
+            pub fn set_seed(&mut self, seed: u64) {
+                self.0.rng =
+                    std::sync::Arc::new(std::sync::Mutex::new(ChaCha8Rng::seed_from_u64(seed)));
+            }
+        }
+    };
+}
+
+/// A decoder with a language-model head (GPT-2).
+#[derive(Clone)]
+pub struct AutoModelForCausalLM(Model);
+
+/// An encoder with a masked-language-model head (BERT, RoBERTa).
+#[derive(Clone)]
+pub struct AutoModelForMaskedLM(Model);
+
+/// The bare model: hidden states (and BERT's pooler output), for features and sentence
+/// embeddings.
+#[derive(Clone)]
+pub struct AutoModel(Model);
+
+common!(AutoModelForCausalLM, Task::CausalLm);
+common!(AutoModelForMaskedLM, Task::MaskedLm);
+common!(AutoModel, Task::Base);
+
+impl AutoModelForCausalLM {
+    /// Logits `[batch, seq, vocab]` for `input_ids` (u32 `[batch, seq]`).
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+    ) -> Result<ModelOutput> {
+        let mut args = ForwardArgs::new(input_ids);
+        args.attention_mask = attention_mask.cloned();
+        self.0.forward_lm(&args, None)
+    }
+
+    /// The full call: labels → loss (shifted inside), attentions, hidden states.
+    pub fn forward_with(&self, args: &ForwardArgs) -> Result<ModelOutput> {
+        self.0.forward_lm(args, None)
+    }
+
+    /// Runs the new tokens `input_ids` after those already in `cache`, and adds theirs to it:
+    /// feed a prompt once, then one token at a time.
+    pub fn forward_cached(&self, input_ids: &Tensor, cache: &mut KvCache) -> Result<ModelOutput> {
+        self.0.forward_lm(&ForwardArgs::new(input_ids), Some(cache))
+    }
+
+    /// As `forward_cached`, with all arguments (an attention mask covers cached + new tokens).
+    pub fn forward_with_cache(
+        &self,
+        args: &ForwardArgs,
+        cache: &mut KvCache,
+    ) -> Result<ModelOutput> {
+        self.0.forward_lm(args, Some(cache))
+    }
+}
+
+impl AutoModelForMaskedLM {
+    /// Logits `[batch, seq, vocab]` for `input_ids` (u32 `[batch, seq]`).
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+    ) -> Result<ModelOutput> {
+        let mut args = ForwardArgs::new(input_ids);
+        args.attention_mask = attention_mask.cloned();
+        self.0.forward_lm(&args, None)
+    }
+
+    /// The full call: labels → loss (no shift; -100 ignored), attentions, hidden states.
+    pub fn forward_with(&self, args: &ForwardArgs) -> Result<ModelOutput> {
+        self.0.forward_lm(args, None)
+    }
+}
+
+impl AutoModel {
+    /// Hidden states `[batch, seq, hidden]`.
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+    ) -> Result<BaseModelOutput> {
+        let mut args = ForwardArgs::new(input_ids);
+        args.attention_mask = attention_mask.cloned();
+        self.0.forward_base(&args)
+    }
+
+    pub fn forward_with(&self, args: &ForwardArgs) -> Result<BaseModelOutput> {
+        self.0.forward_base(args)
+    }
+
+    /// Sentence embeddings `[batch, hidden]`: the mean of the last hidden states over the real
+    /// (unmasked) tokens.
+    pub fn encode(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor> {
+        let out = self.forward(input_ids, attention_mask)?;
+        let mask = match attention_mask {
+            Some(m) => m.clone(),
+            None => Tensor::ones(input_ids.dims(), DType::F32, input_ids.device())?,
+        };
+        mean_pooling(&out.last_hidden_state, &mask)
+    }
+}

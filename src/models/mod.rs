@@ -1,0 +1,25 @@
+//! GPT-2, BERT and RoBERTa on one transformer core, numerically identical to Hugging Face
+//! transformers and trainable (every op has a backward pass).
+//!
+//! - [`core`]: embeddings, attention, MLP, blocks, masks, KV cache, dropout.
+//! - [`ops`]: fused LayerNorm / softmax / GELU / cross-entropy with their own backward.
+//! - `gpt2`, `bert`, `roberta`: Hugging Face names and configs mapped onto the core.
+//! - [`auto`]: `AutoModelForCausalLM`, `AutoModelForMaskedLM`, `AutoModel`.
+pub mod auto;
+pub mod config;
+pub mod core;
+pub mod device;
+pub mod ops;
+
+mod bert;
+mod gpt2;
+mod model;
+mod params;
+mod roberta;
+
+pub use auto::{AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM};
+pub use config::{BertConfig, Gpt2Config, ModelConfig, RobertaConfig, SUPPORTED_MODEL_TYPES};
+pub use core::{KvCache, mean_pooling};
+pub use device::{DeviceExt, best_device};
+pub use model::{BaseModelOutput, ForwardArgs, ModelOutput};
+pub use ops::Activation;

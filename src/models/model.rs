@@ -1,0 +1,434 @@
+//! The model behind every `AutoModel*`: config, core, head, parameters and mode, plus loading
+//! and saving in Hugging Face's layout.
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarMap;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Map, Value};
+
+use super::config::ModelConfig;
+use super::core::{CoreInput, CoreOutput, Ctx, KvCache, LayerNorm, Linear, Transformer};
+use super::ops::{self, Activation, IGNORE_INDEX};
+use super::params::{self, Params};
+use super::{bert, gpt2, roberta};
+use crate::{Error, Result};
+
+/// What sits on top of the core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Task {
+    CausalLm,
+    MaskedLm,
+    Base,
+}
+
+impl Task {
+    fn describe(self) -> &'static str {
+        match self {
+            Task::CausalLm => "a causal language model (AutoModelForCausalLM)",
+            Task::MaskedLm => "a masked language model (AutoModelForMaskedLM)",
+            Task::Base => "a bare encoder/decoder (AutoModel)",
+        }
+    }
+    fn supported(self) -> &'static str {
+        match self {
+            Task::CausalLm => "gpt2",
+            Task::MaskedLm => "bert, roberta",
+            Task::Base => "gpt2, bert, roberta",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) enum Head {
+    /// Logits = hidden · word_embeddingsᵀ (GPT-2's `lm_head`, tied to `wte`).
+    TiedLm { bias: Option<Tensor> },
+    /// BERT/RoBERTa MLM head: dense → GELU → LayerNorm → tied decoder + bias.
+    MaskedLm {
+        dense: Linear,
+        ln: LayerNorm,
+        act: Activation,
+        bias: Tensor,
+    },
+    /// No head; BERT's pooler (dense + tanh on the first token) when the checkpoint has one.
+    Base { pooler: Option<Linear> },
+}
+
+/// Arguments of a full forward pass. Owned tensors (cheap clones) so it can be built once and
+/// kept in a notebook variable.
+#[derive(Clone, Debug)]
+pub struct ForwardArgs {
+    /// Token ids, `u32` (or `i64`) `[batch, seq]`.
+    pub input_ids: Tensor,
+    /// 1 for real tokens, 0 for padding, `[batch, seq]` (`[batch, cached + seq]` with a cache).
+    pub attention_mask: Option<Tensor>,
+    /// BERT's segment ids, `[batch, seq]`; zeros when absent.
+    pub token_type_ids: Option<Tensor>,
+    /// Integer `[batch, seq]`; -100 marks positions left out of the loss. Causal models shift
+    /// them inside (position t predicts label t+1), as transformers does.
+    pub labels: Option<Tensor>,
+    pub output_attentions: bool,
+    pub output_hidden_states: bool,
+}
+
+impl ForwardArgs {
+    pub fn new(input_ids: &Tensor) -> Self {
+        Self {
+            input_ids: input_ids.clone(),
+            attention_mask: None,
+            token_type_ids: None,
+            labels: None,
+            output_attentions: false,
+            output_hidden_states: false,
+        }
+    }
+    pub fn attention_mask(mut self, mask: &Tensor) -> Self {
+        self.attention_mask = Some(mask.clone());
+        self
+    }
+    pub fn token_type_ids(mut self, ids: &Tensor) -> Self {
+        self.token_type_ids = Some(ids.clone());
+        self
+    }
+    pub fn labels(mut self, labels: &Tensor) -> Self {
+        self.labels = Some(labels.clone());
+        self
+    }
+    pub fn output_attentions(mut self, yes: bool) -> Self {
+        self.output_attentions = yes;
+        self
+    }
+    pub fn output_hidden_states(mut self, yes: bool) -> Self {
+        self.output_hidden_states = yes;
+        self
+    }
+}
+
+/// Output of a language model (`CausalLMOutput` / `MaskedLMOutput` in transformers).
+#[derive(Clone, Debug)]
+pub struct ModelOutput {
+    /// `[batch, seq, vocab]`.
+    pub logits: Tensor,
+    /// Scalar mean cross-entropy when labels were given.
+    pub loss: Option<Tensor>,
+    /// Per layer, `[batch, heads, seq, keys]`, when asked for.
+    pub attentions: Option<Vec<Tensor>>,
+    /// Embedding output then each layer's output (`n_layer + 1` tensors), when asked for.
+    pub hidden_states: Option<Vec<Tensor>>,
+}
+
+/// Output of a bare model (`BaseModelOutputWithPooling`).
+#[derive(Clone, Debug)]
+pub struct BaseModelOutput {
+    /// `[batch, seq, hidden]`.
+    pub last_hidden_state: Tensor,
+    /// BERT's pooler output `[batch, hidden]`, when the model has a pooler.
+    pub pooler_output: Option<Tensor>,
+    pub attentions: Option<Vec<Tensor>>,
+    pub hidden_states: Option<Vec<Tensor>>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Model {
+    pub config: ModelConfig,
+    /// Keys of the original config.json we do not model, written back on save.
+    pub extra: Map<String, Value>,
+    pub core: Transformer,
+    pub head: Head,
+    pub task: Task,
+    pub varmap: VarMap,
+    pub device: Device,
+    pub training: bool,
+    pub rng: Arc<Mutex<ChaCha8Rng>>,
+}
+
+/// Seed of `from_config`'s initialisation and of the dropout stream unless set otherwise.
+pub(crate) const DEFAULT_SEED: u64 = 42;
+
+fn check_task(config: &ModelConfig, task: Task) -> Result<()> {
+    let ok = match task {
+        Task::CausalLm => matches!(config, ModelConfig::Gpt2(_)),
+        Task::MaskedLm => matches!(config, ModelConfig::Bert(_) | ModelConfig::Roberta(_)),
+        Task::Base => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::WrongTask {
+            model_type: config.model_type().into(),
+            task: task.describe().into(),
+            supported: task.supported().into(),
+        })
+    }
+}
+
+impl Model {
+    fn build(
+        config: ModelConfig,
+        extra: Map<String, Value>,
+        mut p: Params,
+        task: Task,
+        device: &Device,
+    ) -> Result<Self> {
+        check_task(&config, task)?;
+        let (core, head) = match &config {
+            ModelConfig::Gpt2(c) => gpt2::build(c, &mut p, task)?,
+            ModelConfig::Bert(c) => bert::build(c, &mut p, task)?,
+            ModelConfig::Roberta(c) => roberta::build(c, &mut p, task)?,
+        };
+        Ok(Self {
+            config,
+            extra,
+            core,
+            head,
+            task,
+            varmap: p.varmap,
+            device: device.clone(),
+            training: false,
+            rng: Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(DEFAULT_SEED))),
+        })
+    }
+
+    pub fn from_config(
+        config: ModelConfig,
+        device: &Device,
+        task: Task,
+        seed: u64,
+    ) -> Result<Self> {
+        config.validate(Path::new("<config>"))?;
+        let p = Params::init(seed, device, DType::F32);
+        let mut m = Self::build(config, Map::new(), p, task, device)?;
+        // from_config starts in training mode, like a freshly constructed torch module
+        m.training = true;
+        Ok(m)
+    }
+
+    /// Loads `dir/config.json` and `dir/model.safetensors` (or the shards of
+    /// `model.safetensors.index.json`).
+    pub fn load(dir: &Path, device: &Device, dtype: DType, task: Task) -> Result<Self> {
+        let cfg_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&cfg_path).map_err(|source| Error::Io {
+            path: cfg_path.clone(),
+            source,
+        })?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| Error::Config {
+            path: cfg_path.clone(),
+            message: format!(
+                "invalid JSON at line {}, column {}: {e}",
+                e.line(),
+                e.column()
+            ),
+        })?;
+        let Value::Object(extra) = value else {
+            return Err(Error::Config {
+                path: cfg_path,
+                message: "config.json must hold a JSON object".into(),
+            });
+        };
+        let config = ModelConfig::from_map(&extra, &cfg_path)?;
+        check_task(&config, task)?;
+        let (tensors, path) = read_weights(dir)?;
+        let p = Params::loaded(tensors, &path, device, dtype);
+        Self::build(config, extra, p, task, device)
+    }
+
+    pub fn architecture(&self) -> &'static str {
+        match (&self.config, self.task) {
+            (ModelConfig::Gpt2(_), Task::Base) => "GPT2Model",
+            (ModelConfig::Gpt2(_), _) => "GPT2LMHeadModel",
+            (ModelConfig::Bert(_), Task::Base) => "BertModel",
+            (ModelConfig::Bert(_), _) => "BertForMaskedLM",
+            (ModelConfig::Roberta(_), Task::Base) => "RobertaModel",
+            (ModelConfig::Roberta(_), _) => "RobertaForMaskedLM",
+        }
+    }
+
+    /// Writes `config.json` and `model.safetensors`, each through a temporary file and a rename.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let tensors = self
+            .named_parameters()
+            .into_iter()
+            .map(|(n, v)| (n, v.as_tensor().clone()))
+            .collect();
+        params::write_safetensors(&dir.join("model.safetensors"), &tensors)?;
+        let json = self.config.to_json(self.architecture(), &self.extra)?;
+        params::write_atomic(&dir.join("config.json"), json.as_bytes())
+    }
+
+    /// Every trainable parameter with its Hugging Face name, sorted by name.
+    pub fn named_parameters(&self) -> Vec<(String, Var)> {
+        let data = match self.varmap.data().lock() {
+            Ok(d) => d,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    fn ctx(&self) -> Ctx {
+        Ctx {
+            training: self.training,
+            rng: self.rng.clone(),
+        }
+    }
+
+    fn run_core(&self, args: &ForwardArgs, cache: Option<&mut KvCache>) -> Result<CoreOutput> {
+        let input = CoreInput {
+            input_ids: &args.input_ids,
+            attention_mask: args.attention_mask.as_ref(),
+            token_type_ids: args.token_type_ids.as_ref(),
+            output_attentions: args.output_attentions,
+            output_hidden_states: args.output_hidden_states,
+        };
+        self.core.forward(&input, cache, &self.ctx())
+    }
+
+    pub fn forward_lm(
+        &self,
+        args: &ForwardArgs,
+        cache: Option<&mut KvCache>,
+    ) -> Result<ModelOutput> {
+        let out = self.run_core(args, cache)?;
+        let h = &out.last_hidden_state;
+        let (b, t, d) = h.dims3()?;
+        let word = &self.core.embeddings.word;
+        let v = word.dim(0)?;
+        let h2 = h.reshape((b * t, d))?;
+        let logits2 = match &self.head {
+            Head::TiedLm { bias } => {
+                let l = h2.matmul(&word.t()?)?;
+                match bias {
+                    Some(bias) => l.broadcast_add(bias)?,
+                    None => l,
+                }
+            }
+            Head::MaskedLm {
+                dense,
+                ln,
+                act,
+                bias,
+            } => {
+                let x = ln.forward(&ops::gelu(&dense.forward(&h2)?, *act)?)?;
+                x.matmul(&word.t()?)?.broadcast_add(bias)?
+            }
+            Head::Base { .. } => {
+                return Err(Error::InvalidInput(
+                    "this model has no language-model head; use AutoModelForCausalLM or AutoModelForMaskedLM".into(),
+                ));
+            }
+        };
+        let loss = match &args.labels {
+            None => None,
+            Some(labels) => Some(self.loss(&logits2, labels, (b, t))?),
+        };
+        Ok(ModelOutput {
+            logits: logits2.reshape((b, t, v))?,
+            loss,
+            attentions: out.attentions,
+            hidden_states: out.hidden_states,
+        })
+    }
+
+    fn loss(&self, logits2: &Tensor, labels: &Tensor, (b, t): (usize, usize)) -> Result<Tensor> {
+        if labels.dims() != [b, t] {
+            return Err(Error::InvalidInput(format!(
+                "labels have shape {:?}, expected [{b}, {t}] like input_ids",
+                labels.dims()
+            )));
+        }
+        let mut l: Vec<i64> = labels.to_dtype(DType::I64)?.flatten_all()?.to_vec1()?;
+        if self.task == Task::CausalLm {
+            // position i predicts token i+1: shift left, -100 at the end of each row
+            for row in l.chunks_mut(t) {
+                row.rotate_left(1);
+                row[t - 1] = IGNORE_INDEX;
+            }
+        }
+        let v = logits2.dim(1)?;
+        if let Some(&bad) = l
+            .iter()
+            .find(|&&x| x != IGNORE_INDEX && (x < 0 || x as usize >= v))
+        {
+            return Err(Error::InvalidInput(format!(
+                "label {bad} is outside the vocabulary (vocab_size {v}); use -100 to ignore a position"
+            )));
+        }
+        let labels = Tensor::from_vec(l, b * t, logits2.device())?;
+        Ok(ops::cross_entropy(&logits2.to_dtype(DType::F32)?, &labels)?)
+    }
+
+    pub fn forward_base(&self, args: &ForwardArgs) -> Result<BaseModelOutput> {
+        let out = self.run_core(args, None)?;
+        let pooler_output = match &self.head {
+            Head::Base { pooler: Some(p) } => {
+                let first = out.last_hidden_state.narrow(1, 0, 1)?.squeeze(1)?;
+                Some(p.forward(&first)?.tanh()?)
+            }
+            _ => None,
+        };
+        Ok(BaseModelOutput {
+            last_hidden_state: out.last_hidden_state,
+            pooler_output,
+            attentions: out.attentions,
+            hidden_states: out.hidden_states,
+        })
+    }
+}
+
+/// Reads the weights of a model folder: `model.safetensors`, or the shards named by
+/// `model.safetensors.index.json`. PyTorch pickles are refused (they can run code).
+pub(crate) fn read_weights(
+    dir: &Path,
+) -> Result<(std::collections::HashMap<String, Tensor>, PathBuf)> {
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return Ok((params::read_safetensors(&single)?, single));
+    }
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        let text = std::fs::read_to_string(&index).map_err(|source| Error::Io {
+            path: index.clone(),
+            source,
+        })?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| Error::Config {
+            path: index.clone(),
+            message: format!("invalid JSON: {e}"),
+        })?;
+        let mut files: Vec<String> = v
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| Error::Config {
+                path: index.clone(),
+                message: "missing key `weight_map`".into(),
+            })?
+            .values()
+            .filter_map(|f| f.as_str().map(String::from))
+            .collect();
+        files.sort();
+        files.dedup();
+        let mut all = std::collections::HashMap::new();
+        for f in files {
+            all.extend(params::read_safetensors(&dir.join(f))?);
+        }
+        return Ok((all, index));
+    }
+    let hint = if dir.join("pytorch_model.bin").is_file() {
+        " (found pytorch_model.bin: only safetensors are loaded, since pickles can run code; convert it with transformers: `AutoModel.from_pretrained(dir).save_pretrained(dir)`)"
+    } else {
+        ""
+    };
+    Err(Error::Io {
+        path: single,
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no model.safetensors or model.safetensors.index.json{hint}"),
+        ),
+    })
+}

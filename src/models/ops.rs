@@ -1,0 +1,545 @@
+//! Fused LayerNorm, softmax, GELU and cross-entropy with a real backward pass.
+//!
+//! candle-nn's fused `layer_norm` and `softmax_last_dim` have no backward: every parameter before
+//! them silently gets no gradient. The ops here are candle `CustomOp`s whose `bwd` is itself a
+//! fused kernel, so training is both correct and fast. On CPU with f32 the fused kernels run; on
+//! any other device or dtype the same maths runs as composed candle ops (module [`composed`]),
+//! which the tests use as the reference for values and gradients.
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, bail,
+};
+use rayon::prelude::*;
+
+/// Rows are processed in parallel only above this many elements: below it, waking rayon's
+/// threads costs more than the work.
+const PAR_MIN: usize = 1 << 15;
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let data = match s {
+        CpuStorage::F32(v) => v.as_slice(),
+        _ => bail!("{op}: expected f32 input"),
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => bail!("{op}: expected a contiguous input"),
+    }
+}
+
+fn fused(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32
+}
+
+/// Applies `f(row_in.., row_out)` to every row of length `d`, in parallel for large inputs.
+fn rows_mut(out: &mut [f32], d: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    if out.len() >= PAR_MIN {
+        out.par_chunks_mut(d).enumerate().for_each(|(i, o)| f(i, o));
+    } else {
+        out.chunks_mut(d).enumerate().for_each(|(i, o)| f(i, o));
+    }
+}
+
+fn elementwise(out: &mut [f32], f: impl Fn(usize, &mut f32) + Sync + Send) {
+    const CHUNK: usize = 4096;
+    if out.len() >= PAR_MIN {
+        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
+            o.iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| f(c * CHUNK + i, v))
+        });
+    } else {
+        out.iter_mut().enumerate().for_each(|(i, v)| f(i, v));
+    }
+}
+
+// ---------------------------------------------------------------- LayerNorm
+
+struct LayerNormOp {
+    eps: f32,
+}
+
+fn ln_stats(x: &[f32], eps: f32) -> (f32, f32) {
+    let d = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / d;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+impl CustomOp3 for LayerNormOp {
+    fn name(&self) -> &'static str {
+        "massivetext-layer-norm"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (
+            slice(s1, l1, "layer_norm")?,
+            slice(s2, l2, "layer_norm")?,
+            slice(s3, l3, "layer_norm")?,
+        );
+        let d = w.len();
+        let mut out = vec![0f32; x.len()];
+        rows_mut(&mut out, d, |r, o| {
+            let xr = &x[r * d..(r + 1) * d];
+            let (mean, rstd) = ln_stats(xr, self.eps);
+            for i in 0..d {
+                o[i] = (xr[i] - mean) * rstd * w[i] + b[i];
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let d = w.elem_count();
+        let rows = x.elem_count() / d;
+        let g = g.contiguous()?;
+        // packed[0] = dx, packed[1] = g * xhat (summed over rows into dw)
+        let packed = x.apply_op3_no_bwd(w, &g, &LayerNormBwd { eps: self.eps })?;
+        let dx = packed.get(0)?.reshape(x.shape())?;
+        let dw = packed.get(1)?.reshape((rows, d))?.sum(0)?;
+        let db = g.reshape((rows, d))?.sum(0)?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+struct LayerNormBwd {
+    eps: f32,
+}
+
+impl CustomOp3 for LayerNormBwd {
+    fn name(&self) -> &'static str {
+        "massivetext-layer-norm-bwd"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, g) = (
+            slice(s1, l1, "layer_norm_bwd")?,
+            slice(s2, l2, "layer_norm_bwd")?,
+            slice(s3, l3, "layer_norm_bwd")?,
+        );
+        let d = w.len();
+        let n = x.len();
+        let mut out = vec![0f32; 2 * n];
+        let (dx, gx) = out.split_at_mut(n);
+        let work = |r: usize, dxr: &mut [f32], gxr: &mut [f32]| {
+            let xr = &x[r * d..(r + 1) * d];
+            let gr = &g[r * d..(r + 1) * d];
+            let (mean, rstd) = ln_stats(xr, self.eps);
+            let (mut m1, mut m2) = (0f32, 0f32);
+            for i in 0..d {
+                let xh = (xr[i] - mean) * rstd;
+                let gw = gr[i] * w[i];
+                m1 += gw;
+                m2 += gw * xh;
+                gxr[i] = gr[i] * xh;
+            }
+            m1 /= d as f32;
+            m2 /= d as f32;
+            for i in 0..d {
+                let xh = (xr[i] - mean) * rstd;
+                dxr[i] = rstd * (gr[i] * w[i] - m1 - xh * m2);
+            }
+        };
+        if n >= PAR_MIN {
+            dx.par_chunks_mut(d)
+                .zip(gx.par_chunks_mut(d))
+                .enumerate()
+                .for_each(|(r, (a, b))| work(r, a, b));
+        } else {
+            dx.chunks_mut(d)
+                .zip(gx.chunks_mut(d))
+                .enumerate()
+                .for_each(|(r, (a, b))| work(r, a, b));
+        }
+        Ok((CpuStorage::F32(out), Shape::from((2, n))))
+    }
+}
+
+/// LayerNorm over the last dimension: `(x - mean) / sqrt(var + eps) * weight + bias`, biased
+/// variance as in PyTorch.
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    if !fused(x) {
+        return composed::layer_norm(x, weight, bias, eps);
+    }
+    x.contiguous()?
+        .apply_op3(weight, bias, LayerNormOp { eps: eps as f32 })
+}
+
+// ---------------------------------------------------------------- softmax
+
+struct SoftmaxOp;
+
+impl CustomOp1 for SoftmaxOp {
+    fn name(&self) -> &'static str {
+        "massivetext-softmax"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = slice(s, l, "softmax")?;
+        let d = l.dims().last().copied().unwrap_or(1).max(1);
+        let mut out = vec![0f32; x.len()];
+        rows_mut(&mut out, d, |r, o| {
+            let xr = &x[r * d..(r + 1) * d];
+            let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for i in 0..d {
+                let e = (xr[i] - max).exp();
+                o[i] = e;
+                sum += e;
+            }
+            let inv = 1.0 / sum;
+            o.iter_mut().for_each(|v| *v *= inv);
+        });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+    fn bwd(&self, _x: &Tensor, res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(res.apply_op2_no_bwd(&g.contiguous()?, &SoftmaxBwd)?))
+    }
+}
+
+struct SoftmaxBwd;
+
+impl CustomOp2 for SoftmaxBwd {
+    fn name(&self) -> &'static str {
+        "massivetext-softmax-bwd"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (y, g) = (slice(s1, l1, "softmax_bwd")?, slice(s2, l2, "softmax_bwd")?);
+        let d = l1.dims().last().copied().unwrap_or(1).max(1);
+        let mut out = vec![0f32; y.len()];
+        rows_mut(&mut out, d, |r, o| {
+            let (yr, gr) = (&y[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
+            let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
+            for i in 0..d {
+                o[i] = yr[i] * (gr[i] - dot);
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// Softmax over the last dimension.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if !fused(x) {
+        return composed::softmax_last_dim(x);
+    }
+    x.contiguous()?.apply_op1(SoftmaxOp)
+}
+
+// ---------------------------------------------------------------- GELU
+
+/// The two GELUs of Hugging Face: `gelu_new` (GPT-2's tanh approximation) and `gelu` (exact, erf).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`: GPT-2's `gelu_new`.
+    GeluNew,
+    /// `0.5 x (1 + erf(x / sqrt 2))`: BERT's and RoBERTa's `gelu`.
+    GeluErf,
+}
+
+impl Activation {
+    /// Parses a Hugging Face activation name (`gelu_new`, `gelu_pytorch_tanh`, `gelu`).
+    pub fn from_hf(name: &str) -> Option<Self> {
+        match name {
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Some(Self::GeluNew),
+            "gelu" => Some(Self::GeluErf),
+            _ => None,
+        }
+    }
+}
+
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+const GELU_C: f32 = 0.044715;
+
+/// `tanh` through one `exp`: glibc's `tanhf` (via `expm1f`) was ~7% of a GPT-2 training step.
+/// Absolute error stays below 1e-7, which is all GELU needs.
+#[inline]
+fn fast_tanh(u: f32) -> f32 {
+    1.0 - 2.0 / ((2.0 * u).exp() + 1.0)
+}
+
+#[inline]
+fn gelu_fwd(kind: Activation, x: f32) -> f32 {
+    match kind {
+        Activation::GeluNew => {
+            0.5 * x * (1.0 + fast_tanh(SQRT_2_OVER_PI * (x + GELU_C * x * x * x)))
+        }
+        Activation::GeluErf => {
+            (0.5 * x as f64 * (1.0 + candle_core::cpu::erf::erf_f64(x as f64 / 2f64.sqrt()))) as f32
+        }
+    }
+}
+
+#[inline]
+fn gelu_grad(kind: Activation, x: f32) -> f32 {
+    match kind {
+        Activation::GeluNew => {
+            let t = fast_tanh(SQRT_2_OVER_PI * (x + GELU_C * x * x * x));
+            0.5 * (1.0 + t)
+                + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * x * x)
+        }
+        Activation::GeluErf => {
+            let x = x as f64;
+            let cdf = 0.5 * (1.0 + candle_core::cpu::erf::erf_f64(x / 2f64.sqrt()));
+            let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            (cdf + x * pdf) as f32
+        }
+    }
+}
+
+struct GeluOp(Activation);
+
+impl CustomOp1 for GeluOp {
+    fn name(&self) -> &'static str {
+        "massivetext-gelu"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = slice(s, l, "gelu")?;
+        let mut out = vec![0f32; x.len()];
+        elementwise(&mut out, |i, o| *o = gelu_fwd(self.0, x[i]));
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+    fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            x.apply_op2_no_bwd(&g.contiguous()?, &GeluBwd(self.0))?,
+        ))
+    }
+}
+
+struct GeluBwd(Activation);
+
+impl CustomOp2 for GeluBwd {
+    fn name(&self) -> &'static str {
+        "massivetext-gelu-bwd"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, g) = (slice(s1, l1, "gelu_bwd")?, slice(s2, l2, "gelu_bwd")?);
+        let mut out = vec![0f32; x.len()];
+        elementwise(&mut out, |i, o| *o = g[i] * gelu_grad(self.0, x[i]));
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// GELU of either kind, element-wise.
+pub fn gelu(x: &Tensor, kind: Activation) -> Result<Tensor> {
+    if !fused(x) {
+        return composed::gelu(x, kind);
+    }
+    x.contiguous()?.apply_op1(GeluOp(kind))
+}
+
+// ---------------------------------------------------------------- cross-entropy
+
+/// Label value that is left out of the loss, as in PyTorch and Hugging Face.
+pub const IGNORE_INDEX: i64 = -100;
+
+fn labels_slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [i64]> {
+    let data = match s {
+        CpuStorage::I64(v) => v.as_slice(),
+        _ => bail!("cross_entropy: labels must be i64"),
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => bail!("cross_entropy: labels must be contiguous"),
+    }
+}
+
+fn check_label(t: i64, v: usize) -> Result<()> {
+    if t != IGNORE_INDEX && (t < 0 || t as usize >= v) {
+        bail!("label {t} is outside the vocabulary (vocab_size {v}); use -100 to ignore a position")
+    }
+    Ok(())
+}
+
+struct CrossEntropyOp;
+
+impl CustomOp2 for CrossEntropyOp {
+    fn name(&self) -> &'static str {
+        "massivetext-cross-entropy"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = slice(s1, l1, "cross_entropy")?;
+        let t = labels_slice(s2, l2)?;
+        let v = l1.dims()[1];
+        for &ti in t {
+            check_label(ti, v)?;
+        }
+        let per_row: Vec<(f64, usize)> = t
+            .par_iter()
+            .enumerate()
+            .map(|(r, &ti)| {
+                if ti == IGNORE_INDEX {
+                    return (0.0, 0);
+                }
+                let xr = &x[r * v..(r + 1) * v];
+                let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let sum: f32 = xr.iter().map(|a| (a - max).exp()).sum();
+                ((max + sum.ln() - xr[ti as usize]) as f64, 1)
+            })
+            .collect();
+        let (total, count) = per_row
+            .iter()
+            .fold((0f64, 0usize), |(a, b), (c, d)| (a + c, b + d));
+        // all positions ignored: NaN, as torch's mean reduction gives
+        let loss = (total / count as f64) as f32;
+        Ok((CpuStorage::F32(vec![loss]), Shape::from(())))
+    }
+    fn bwd(
+        &self,
+        x: &Tensor,
+        t: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dx = x.apply_op3_no_bwd(t, &g.contiguous()?, &CrossEntropyBwd)?;
+        Ok((Some(dx), None))
+    }
+}
+
+struct CrossEntropyBwd;
+
+impl CustomOp3 for CrossEntropyBwd {
+    fn name(&self) -> &'static str {
+        "massivetext-cross-entropy-bwd"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = slice(s1, l1, "cross_entropy_bwd")?;
+        let t = labels_slice(s2, l2)?;
+        let g = slice(s3, l3, "cross_entropy_bwd")?[0];
+        let v = l1.dims()[1];
+        let count = t.iter().filter(|&&ti| ti != IGNORE_INDEX).count();
+        let scale = g / count.max(1) as f32;
+        let mut out = vec![0f32; x.len()];
+        rows_mut(&mut out, v, |r, o| {
+            let ti = t[r];
+            if ti == IGNORE_INDEX {
+                return;
+            }
+            let xr = &x[r * v..(r + 1) * v];
+            let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for i in 0..v {
+                let e = (xr[i] - max).exp();
+                o[i] = e;
+                sum += e;
+            }
+            let inv = scale / sum;
+            o.iter_mut().for_each(|a| *a *= inv);
+            o[ti as usize] -= scale;
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// Mean cross-entropy of `logits [n, vocab]` against `labels [n]` (i64), leaving out positions
+/// labelled [`IGNORE_INDEX`] (-100), as `torch.nn.functional.cross_entropy` does.
+pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let labels = labels.to_dtype(DType::I64)?.contiguous()?;
+    if !fused(logits) {
+        return composed::cross_entropy(logits, &labels);
+    }
+    logits.contiguous()?.apply_op2(&labels, CrossEntropyOp)
+}
+
+/// The same maths from candle's differentiable primitive ops: slower, but it runs on every
+/// device and dtype and is the reference the fused kernels are tested against.
+pub mod composed {
+    use super::*;
+
+    pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let x = x.to_dtype(DType::F32)?;
+        let d = x.rank() - 1;
+        let mean = x.mean_keepdim(d)?;
+        let xc = x.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(d)?;
+        let xh = xc.broadcast_div(&(var + eps)?.sqrt()?)?;
+        xh.to_dtype(dtype)?
+            .broadcast_mul(weight)?
+            .broadcast_add(bias)
+    }
+
+    pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+        let d = x.rank() - 1;
+        let max = x.max_keepdim(d)?;
+        let e = x.broadcast_sub(&max)?.exp()?;
+        e.broadcast_div(&e.sum_keepdim(d)?)
+    }
+
+    pub fn gelu(x: &Tensor, kind: Activation) -> Result<Tensor> {
+        match kind {
+            Activation::GeluNew => {
+                let inner = ((x + (x.powf(3.0)? * GELU_C as f64)?)? * SQRT_2_OVER_PI as f64)?;
+                (x * 0.5)? * (inner.tanh()? + 1.0)?
+            }
+            Activation::GeluErf => x.gelu_erf(),
+        }
+    }
+
+    pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+        let v = logits.dim(1)?;
+        let t: Vec<i64> = labels.to_vec1()?;
+        for &ti in &t {
+            check_label(ti, v)?;
+        }
+        let keep: Vec<f32> = t
+            .iter()
+            .map(|&ti| (ti != IGNORE_INDEX) as u8 as f32)
+            .collect();
+        let count = keep.iter().sum::<f32>();
+        let idx: Vec<u32> = t.iter().map(|&ti| ti.max(0) as u32).collect();
+        let dev = logits.device();
+        let logits = logits.to_dtype(DType::F32)?;
+        let max = logits.max_keepdim(1)?.detach();
+        let shifted = logits.broadcast_sub(&max)?;
+        let lse = shifted.exp()?.sum_keepdim(1)?.log()?;
+        let logp = shifted.broadcast_sub(&lse)?;
+        let idx = Tensor::from_vec(idx, (t.len(), 1), dev)?;
+        let picked = logp.gather(&idx, 1)?.squeeze(1)?;
+        let keep = Tensor::from_vec(keep, t.len(), dev)?;
+        (picked * keep)?.sum_all()?.neg()? / count as f64
+    }
+}
