@@ -32,6 +32,41 @@ pub enum Error {
     #[error("unknown split `{split}`; available splits: {available}")]
     UnknownSplit { split: String, available: String },
     // -- tokenizer --
+    #[error("tokenizer folder {dir}: {message}")]
+    TokenizerFiles { dir: PathBuf, message: String },
+    #[error(
+        "{path}: {message}; the file is corrupt or not a tokenizer file, re-download or re-save it"
+    )]
+    TokenizerParse { path: PathBuf, message: String },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error(
+        "vocabulary size {vocab_size} is smaller than the alphabet ({alphabet} symbols incl. special tokens); use --vocab-size {alphabet} or more"
+    )]
+    VocabTooSmall { vocab_size: usize, alphabet: usize },
+    #[error("empty corpus: {what} holds no text; check the file paths or the column")]
+    EmptyCorpus { what: String },
+    #[error(
+        "{dir} was built with another tokenizer (manifest fingerprint {found}, this tokenizer {expected}); rebuild the shards with this tokenizer or load the matching one"
+    )]
+    ShardTokenizerMismatch {
+        dir: PathBuf,
+        expected: String,
+        found: String,
+    },
+    #[error("{path}: {message}")]
+    ShardFormat { path: PathBuf, message: String },
+    #[error(
+        "sequence of {length} tokens is longer than max_length {max_length}; pass Truncation::Truncate to cut it or raise max_length"
+    )]
+    EncodingTooLong { length: usize, max_length: usize },
+    #[error("column `{column}` row {row}: expected {expected}, found {found}")]
+    ColumnType {
+        column: String,
+        row: usize,
+        expected: String,
+        found: String,
+    },
     // -- models --
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),

@@ -22,6 +22,7 @@ pub mod error;
 pub mod hub;
 pub mod models;
 pub mod prelude;
+pub mod tokenizer;
 pub mod train;
 
 pub use error::{Error, Result};

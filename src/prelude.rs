@@ -6,6 +6,10 @@ pub use crate::data::{
 };
 pub use crate::{Error, Result};
 // tokenizer
+pub use crate::tokenizer::{
+    EncodeOptions, Encoding, Padding, ShardBuildOptions, SpecialTokens, TokenShards, Tokenizer,
+    TokenizerKind, TrainOptions, Truncation,
+};
 // models
 pub use crate::models::{
     AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, BaseModelOutput, BertConfig, DeviceExt,
