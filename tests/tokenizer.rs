@@ -391,7 +391,7 @@ fn error_empty_corpus() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.txt");
     std::fs::write(&empty, "\n\n").unwrap();
-    let dd = load_dataset("text", &[&empty]).unwrap();
+    let dd = load_dataset("text", [&empty]).unwrap();
     let err = Tokenizer::train_bpe(&dd["train"], "text", 500).unwrap_err();
     assert!(err.to_string().contains("column `text`"), "{err}");
     let err = massivetext::tokenizer::cli::run_train_tokenizer(&[
@@ -478,7 +478,8 @@ fn dataset_tokenize_matches_hf_and_group_texts_is_run_clm() {
     let ds = massivetext::data::Dataset::from_columns(vec![massivetext::data::Column {
         name: "text".into(),
         values: texts.iter().map(|t| Value::String(t.clone())).collect(),
-    }]);
+    }])
+    .unwrap();
     let tok = Tokenizer::from_pretrained(fixtures().join("roberta")).unwrap();
     let t = ds.tokenize(&tok, "text").unwrap();
     assert_eq!(
@@ -522,7 +523,8 @@ fn group_texts_drops_the_remainder_per_batch_of_1000_rows() {
     let ds = massivetext::data::Dataset::from_columns(vec![massivetext::data::Column {
         name: "input_ids".into(),
         values: vec![row; 2500],
-    }]);
+    }])
+    .unwrap();
     let g = ds.group_texts(7).unwrap();
     assert_eq!(g.num_rows(), 428 + 428 + 214);
     assert!(matches!(ds.group_texts(0), Err(Error::InvalidArgument(_))));
@@ -533,7 +535,8 @@ fn tokenize_non_string_column_is_an_error() {
     let ds = massivetext::data::Dataset::from_columns(vec![massivetext::data::Column {
         name: "text".into(),
         values: vec![Value::String("ok".into()), Value::from(3)],
-    }]);
+    }])
+    .unwrap();
     let tok = Tokenizer::from_pretrained(fixtures().join("bert")).unwrap();
     let err = ds.tokenize(&tok, "text").unwrap_err();
     assert!(err.to_string().contains("row 1"), "{err}");
