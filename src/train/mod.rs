@@ -25,6 +25,7 @@ pub mod cli;
 mod collator;
 mod curve;
 mod data;
+mod models;
 mod optimizer;
 mod progress;
 mod schedule;
