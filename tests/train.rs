@@ -793,3 +793,195 @@ fn bad_inputs_get_clear_errors() {
             .contains("block_size")
     );
 }
+
+#[test]
+fn train_cli_writes_a_complete_output_dir() {
+    use massivetext::train::cli::{TrainJob, run_train_cli};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let args: Vec<String> = [
+        "--output-dir",
+        out.to_str().unwrap(),
+        "--max-steps",
+        "20",
+        "--eval-steps",
+        "10",
+        "--save-steps",
+        "10",
+        "--logging-steps",
+        "5",
+        "--n-layer",
+        "1",
+        "--n-embd",
+        "32",
+        "--n-head",
+        "2",
+        "--block-size",
+        "32",
+        "--train-stories",
+        "300",
+        "--eval-stories",
+        "20",
+        "--check-stories",
+        "4",
+        "--disable-tqdm",
+        "true",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let summary = run_train_cli(&args).unwrap();
+    assert!(
+        summary.contains("trained 20 steps") && summary.contains("answers right"),
+        "{summary}"
+    );
+    for f in [
+        "checkpoint-20/model.safetensors",
+        "checkpoint-20/optimizer.safetensors",
+        "checkpoint-20/trainer_state.json",
+        "trainer_state.json",
+        "model.safetensors",
+        "config.json",
+        "loss_curve.svg",
+        "samples.txt",
+        "vocab.json",
+        "job.toml",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    assert_eq!(sorted_checkpoints(&out).len(), 2, "save_total_limit 2");
+    let state = TrainerState::load_from_json(&out.join("trainer_state.json")).unwrap();
+    assert_eq!(state.global_step, 20);
+    let losses = state.series("loss");
+    assert!(losses.last().unwrap().1 < losses[0].1, "{losses:?}");
+    // The saved model loads back with the models' from_pretrained.
+    massivetext::models::AutoModelForCausalLM::from_dir(&out, &Device::Cpu).unwrap();
+    // The job file round-trips and resumes.
+    let job = TrainJob::from_file(&out.join("job.toml")).unwrap();
+    assert_eq!(job.training.max_steps, 20);
+    // Bad flags.
+    let e = run_train_cli(&["--max-stepz".into(), "3".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("unknown flag --max-stepz") && e.contains("usage"),
+        "{e}"
+    );
+    let e = run_train_cli(&[
+        "--n-embd".into(),
+        "30".into(),
+        "--n-head".into(),
+        "4".into(),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("multiple of n_head"), "{e}");
+    let e = run_train_cli(&["--max-steps".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("needs a value"), "{e}");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[training]\nmax_steps = \"many\"\n").unwrap();
+    let e = run_train_cli(&["--config".into(), bad.to_str().unwrap().into()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bad.toml:2"), "{e}");
+    let printed =
+        run_train_cli(&["--print-config".into(), "--n-layer".into(), "2".into()]).unwrap();
+    assert!(
+        printed.contains("n_layer = 2") && printed.contains("[training]"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn corpus_is_seeded_and_checkable() {
+    use massivetext::corpus::{CharVocab, corpus_text, stories};
+    let s = stories(200, 3);
+    assert_eq!(s, stories(200, 3));
+    assert_ne!(s, stories(200, 4));
+    for st in &s {
+        let t = st.text();
+        assert!(t.starts_with(&st.setup) && t.ends_with('.'), "{t}");
+        // The setup's numbers give the answer.
+        let nums: Vec<u32> = st
+            .setup
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .map(|w| w.parse().unwrap())
+            .collect();
+        let (a, b) = (nums[0], nums[1]);
+        assert!(st.answer == a + b || st.answer + b == a, "{t}");
+    }
+    let text = corpus_text(50, 1);
+    let v = CharVocab::from_text(&text);
+    assert_eq!(v.decode(&v.encode(&text).unwrap()), text);
+    assert!(
+        v.encode("€")
+            .unwrap_err()
+            .to_string()
+            .contains("not in the vocabulary")
+    );
+}
+
+#[test]
+fn gpt2_with_dropout_resumes_exactly() {
+    use massivetext::models::{AutoModelForCausalLM, Gpt2Config};
+    let config = Gpt2Config {
+        vocab_size: 13,
+        n_positions: 16,
+        n_embd: 16,
+        n_layer: 1,
+        n_head: 2,
+        ..Gpt2Config::gpt2() // dropout 0.1 everywhere
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let args = TrainingArguments {
+        per_device_train_batch_size: 4,
+        max_steps: 6,
+        learning_rate: 1e-2,
+        save_strategy: IntervalStrategy::Steps,
+        save_steps: 3.0,
+        ..quiet_args(dir.path())
+    };
+    let run = |sub: &str, steps: usize, resume: bool| {
+        let m = AutoModelForCausalLM::from_config(config.clone(), &Device::Cpu).unwrap();
+        let a = TrainingArguments {
+            output_dir: dir.path().join(sub),
+            ..args.clone()
+        };
+        let mut t = Trainer::new(m.clone(), a, windows(5)).unwrap();
+        if resume {
+            t.resume_from_checkpoint("latest").unwrap();
+        }
+        let l: Vec<f64> = (0..steps).map(|_| t.step().unwrap().loss).collect();
+        (l, m)
+    };
+    let (straight, m1) = run("a", 6, false);
+    let (mut first, _) = run("b", 3, false);
+    let (second, m2) = run("b", 3, true);
+    first.extend(second);
+    assert_eq!(straight, first);
+    let w = |m: &AutoModelForCausalLM| -> Vec<Vec<f32>> {
+        m.named_parameters()
+            .iter()
+            .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+            .collect()
+    };
+    assert_eq!(w(&m1), w(&m2));
+    // Dropout is on: the training loss differs from the eval-mode loss of the same batch.
+    let c = DataCollatorForLanguageModeling::causal(0);
+    let b = c
+        .collate(
+            &[Example {
+                input_ids: (0..16).map(|i| i % 13).collect(),
+                labels: None,
+            }],
+            0,
+            &Device::Cpu,
+        )
+        .unwrap();
+    let lt = m1.loss(&b, true).unwrap().to_scalar::<f32>().unwrap();
+    let le = m1.loss(&b, false).unwrap().to_scalar::<f32>().unwrap();
+    assert_ne!(lt, le);
+}

@@ -250,7 +250,16 @@ pub fn greedy_complete(
     max_len: usize,
 ) -> Result<String> {
     let ids = vocab.encode(prompt)?;
-    let ids = &ids[ids.len().saturating_sub(max_len.saturating_sub(max_new))..];
+    if ids.is_empty() || max_len < 2 {
+        return Err(Error::InvalidArgument(
+            "greedy_complete needs a non-empty prompt and a context of at least 2".into(),
+        ));
+    }
+    // Prompt and completion share the position table: keep the prompt's end, at least one
+    // character of it, and stop when the table is full.
+    let keep = ids.len().min(max_len.saturating_sub(max_new).max(1));
+    let ids = &ids[ids.len() - keep..];
+    let max_new = max_new.min(max_len - keep);
     let device = model.device().clone();
     let mut cache = KvCache::new();
     let mut m = model.clone();

@@ -28,6 +28,9 @@ pub struct Batch {
     pub num_label_tokens: usize,
     /// Real (non-padding) input tokens, for tokens/s.
     pub num_input_tokens: usize,
+    /// A seed for this batch's dropout masks, derived from the run's seed and the batch's
+    /// position in the run, so that a resumed run draws the same masks.
+    pub dropout_seed: u64,
 }
 
 /// How examples become batches (Hugging Face's `DataCollatorForLanguageModeling`; `mlm: false`
@@ -194,6 +197,7 @@ impl DataCollatorForLanguageModeling {
             labels: Tensor::from_vec(labels, (b, s), device)?,
             num_label_tokens,
             num_input_tokens: n_inputs,
+            dropout_seed: self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ stream,
         })
     }
 

@@ -42,6 +42,19 @@ impl TokenWindows {
         })
     }
 
+    /// Windows over token shards built by the tokenizer (`TokenShards`). The ids are read
+    /// into memory once (4 bytes a token), so sampling costs no I/O.
+    pub fn from_shards(shards: &crate::tokenizer::TokenShards, block_size: usize) -> Result<Self> {
+        let n = usize::try_from(shards.num_tokens()).map_err(|_| {
+            Error::InvalidArgument(
+                "the shards hold more tokens than this machine can address".into(),
+            )
+        })?;
+        let mut buf = vec![0u32; n];
+        shards.read_tokens(0, &mut buf)?;
+        Self::new(buf, block_size)
+    }
+
     pub fn with_max_eval_windows(mut self, n: usize) -> Self {
         self.max_eval_windows = Some(n.max(1));
         self

@@ -18,10 +18,14 @@ macro_rules! trainable {
             }
 
             /// Hugging Face's loss (causal models shift the labels inside). Dropout follows
-            /// `train`; clones share the weights and the dropout stream, so this is cheap.
+            /// `train`, seeded per batch; the clone shares the weights, so this is cheap.
             fn loss(&self, batch: &Batch, train: bool) -> Result<Tensor> {
                 let mut m = self.clone();
                 m.set_training(train);
+                if train {
+                    // Dropout masks from the batch's own seed: exact resumes with dropout.
+                    m.set_seed(batch.dropout_seed);
+                }
                 let args = ForwardArgs::new(&batch.input_ids)
                     .attention_mask(&batch.attention_mask)
                     .labels(&batch.labels);
