@@ -4,6 +4,7 @@
 //!
 //!     cargo bench --bench model                      # threads = all cores
 //!     BENCH_THREADS=1 cargo bench --bench model
+//!     BENCH_MODEL=65,4,128,4,64,12 BENCH_STEPS=50 cargo bench --bench model   # nanoGPT CPU size
 //!
 //! Needs `python` with torch and transformers for the reference side (skipped if absent).
 use std::time::Instant;
@@ -19,11 +20,21 @@ fn main() -> massivetext::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    // candle's matmul and our fused ops share rayon's global pool
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global();
-    let (vocab, layers, width, heads, ctx, batch) = (8192, 6, 384, 6, 256, 8);
+    // candle sizes its CPU thread pool from CANDLE_NUM_THREADS / RAYON_NUM_THREADS at first
+    // use, and our fused ops run on rayon's global pool: set both before any tensor exists.
+    // SAFETY: no other thread is running yet.
+    unsafe {
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+        std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+    }
+    // BENCH_MODEL=vocab,layers,width,heads,ctx,batch (e.g. nanoGPT's CPU run: 65,4,128,4,64,12)
+    let dims: Vec<usize> = std::env::var("BENCH_MODEL")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .filter(|v: &Vec<usize>| v.len() == 6)
+        .unwrap_or_else(|| vec![8192, 6, 384, 6, 256, 8]);
+    let (vocab, layers, width, heads, ctx, batch) =
+        (dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]);
     let cfg = Gpt2Config {
         vocab_size: vocab,
         n_layer: layers,

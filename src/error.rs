@@ -32,42 +32,43 @@ pub enum Error {
     #[error("unknown split `{split}`; available splits: {available}")]
     UnknownSplit { split: String, available: String },
     // -- tokenizer --
-    #[error("tokenizer folder {dir}: {message}")]
-    TokenizerFiles { dir: PathBuf, message: String },
-    #[error(
-        "{path}: {message}; the file is corrupt or not a tokenizer file, re-download or re-save it"
-    )]
-    TokenizerParse { path: PathBuf, message: String },
-    #[error("tokenizer: {0}")]
-    Tokenizer(String),
-    #[error(
-        "vocabulary size {vocab_size} is smaller than the alphabet ({alphabet} symbols incl. special tokens); use --vocab-size {alphabet} or more"
-    )]
-    VocabTooSmall { vocab_size: usize, alphabet: usize },
-    #[error("empty corpus: {what} holds no text; check the file paths or the column")]
-    EmptyCorpus { what: String },
-    #[error(
-        "{dir} was built with another tokenizer (manifest fingerprint {found}, this tokenizer {expected}); rebuild the shards with this tokenizer or load the matching one"
-    )]
-    ShardTokenizerMismatch {
-        dir: PathBuf,
-        expected: String,
-        found: String,
-    },
-    #[error("{path}: {message}")]
-    ShardFormat { path: PathBuf, message: String },
-    #[error(
-        "sequence of {length} tokens is longer than max_length {max_length}; pass Truncation::Truncate to cut it or raise max_length"
-    )]
-    EncodingTooLong { length: usize, max_length: usize },
-    #[error("column `{column}` row {row}: expected {expected}, found {found}")]
-    ColumnType {
-        column: String,
-        row: usize,
-        expected: String,
-        found: String,
-    },
     // -- models --
+    // -- train --
+    #[error("{path}: {message}")]
+    Checkpoint { path: PathBuf, message: String },
+    #[error(
+        "training stopped at step {step}: the {what} is {value}; lower the learning_rate or raise warmup_steps, check the data, then resume from the last good checkpoint ({last_checkpoint})"
+    )]
+    NonFiniteLoss {
+        what: String,
+        value: f64,
+        step: usize,
+        last_checkpoint: String,
+    },
+    // -- metrics --
+    #[error(
+        "{what} has {found} lines but {expected_what} has {expected}; give one line per segment in both"
+    )]
+    MetricLengthMismatch {
+        what: String,
+        found: usize,
+        expected_what: String,
+        expected: usize,
+    },
+    #[error("{what} is empty; a metric needs at least one segment to score")]
+    EmptyMetricInput { what: String },
+    #[error("unknown {option} `{value}`; valid values: {valid}")]
+    UnknownMetricOption {
+        option: String,
+        value: String,
+        valid: String,
+    },
+    #[error("{0}")]
+    MetricUsage(String),
+    #[error(
+        "{what} is a `{model_type}` model, not a causal language model: perplexity needs left-to-right next-token probabilities (model types: gpt2); score a masked LM (bert, roberta) with Evaluator on masked tokens instead"
+    )]
+    NotCausalLm { what: String, model_type: String },
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),
     #[error("{path}: {message}")]
@@ -121,17 +122,39 @@ pub enum Error {
     },
     #[error("downloading `{id}` from the Hugging Face Hub failed: {message}")]
     Hub { id: String, message: String },
-    // -- train --
-    #[error("{path}: {message}")]
-    Checkpoint { path: PathBuf, message: String },
+    #[error("tokenizer folder {dir}: {message}")]
+    TokenizerFiles { dir: PathBuf, message: String },
     #[error(
-        "training stopped at step {step}: the {what} is {value}; lower the learning_rate or raise warmup_steps, check the data, then resume from the last good checkpoint ({last_checkpoint})"
+        "{path}: {message}; the file is corrupt or not a tokenizer file, re-download or re-save it"
     )]
-    NonFiniteLoss {
-        what: String,
-        value: f64,
-        step: usize,
-        last_checkpoint: String,
+    TokenizerParse { path: PathBuf, message: String },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error(
+        "vocabulary size {vocab_size} is smaller than the alphabet ({alphabet} symbols incl. special tokens); use --vocab-size {alphabet} or more"
+    )]
+    VocabTooSmall { vocab_size: usize, alphabet: usize },
+    #[error("empty corpus: {what} holds no text; check the file paths or the column")]
+    EmptyCorpus { what: String },
+    #[error(
+        "{dir} was built with another tokenizer (manifest fingerprint {found}, this tokenizer {expected}); rebuild the shards with this tokenizer or load the matching one"
+    )]
+    ShardTokenizerMismatch {
+        dir: PathBuf,
+        expected: String,
+        found: String,
     },
-    // -- metrics --
+    #[error("{path}: {message}")]
+    ShardFormat { path: PathBuf, message: String },
+    #[error(
+        "sequence of {length} tokens is longer than max_length {max_length}; pass Truncation::Truncate to cut it or raise max_length"
+    )]
+    EncodingTooLong { length: usize, max_length: usize },
+    #[error("column `{column}` row {row}: expected {expected}, found {found}")]
+    ColumnType {
+        column: String,
+        row: usize,
+        expected: String,
+        found: String,
+    },
 }

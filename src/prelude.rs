@@ -1,10 +1,14 @@
 //! Everything a notebook needs: `use massivetext::prelude::*;`.
+//!
+//! candle's `Tensor`, `Device` and `DType` are re-exported so that a notebook needs no second
+//! `:dep` with a matching candle version.
 // data
 pub use crate::data::{
     Column, DataFiles, Dataset, DatasetDict, IterableDataset, LoadOptions, Row, SampleBy,
     concatenate, load_dataset, load_dataset_with, load_streaming, load_streaming_with,
 };
 pub use crate::{Error, Result};
+pub use candle_core::{DType, Device, Tensor};
 // tokenizer
 pub use crate::tokenizer::{
     EncodeOptions, Encoding, Padding, ShardBuildOptions, SpecialTokens, TokenShards, Tokenizer,
@@ -16,10 +20,17 @@ pub use crate::models::{
     ForwardArgs, Gpt2Config, KvCache, ModelConfig, ModelOutput, RobertaConfig, best_device,
     mean_pooling,
 };
-pub use candle_core::{DType, Device, Tensor};
 // train
 pub use crate::train::{
     DataCollatorForLanguageModeling, IntervalStrategy, SchedulerType, TokenWindows, TrainableModel,
     Trainer, TrainingArguments,
 };
 // metrics
+pub use crate::metrics::{
+    Bleu, BleuScore, BootstrapAggregator, Chrf, ChrfScore, RougeScorer, RougeScores, Smoothing,
+    Tokenize, accuracy, corpus_bleu, corpus_chrf, sentence_bleu, sentence_chrf,
+};
+pub use crate::metrics::{
+    EvalResult, Evaluator, MeanPerplexityOptions, Perplexity, SlidingWindow, mean_perplexity,
+    mean_perplexity_of_texts, perplexity, perplexity_of_blocks, perplexity_of_text,
+};

@@ -627,3 +627,31 @@ fn model_not_found_offline_says_where_it_looked() {
         "{msg}"
     );
 }
+
+#[test]
+fn no_weight_decay_groups_biases_and_layer_norms() {
+    use massivetext::models::no_weight_decay;
+    let m = AutoModelForCausalLM::from_dir(fixture("gpt2"), &Device::Cpu).unwrap();
+    let (skip, decay): (Vec<String>, Vec<String>) = m
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .partition(|n| no_weight_decay(n));
+    // 2 layers x (ln_1, ln_2 weight+bias, 4 biases) + ln_f weight+bias
+    assert_eq!(skip.len(), 2 * 8 + 2, "{skip:?}");
+    assert!(
+        decay
+            .iter()
+            .all(|n| n.ends_with(".weight") && !n.contains("ln_"))
+    );
+    assert_eq!(decay.len(), 2 * 4 + 2);
+    let b = AutoModelForMaskedLM::from_dir(fixture("bert"), &Device::Cpu).unwrap();
+    for (n, _) in b.named_parameters() {
+        let want = n.ends_with("bias") || n.contains("LayerNorm");
+        assert_eq!(no_weight_decay(&n), want, "{n}");
+    }
+    assert!(no_weight_decay("ln_f.weight"));
+    assert!(no_weight_decay("roberta.embeddings.LayerNorm.weight"));
+    assert!(no_weight_decay("lm_head.layer_norm.weight"));
+    assert!(!no_weight_decay("lm_head.dense.weight"));
+}

@@ -985,3 +985,46 @@ fn gpt2_with_dropout_resumes_exactly() {
     let le = m1.loss(&b, false).unwrap().to_scalar::<f32>().unwrap();
     assert_ne!(lt, le);
 }
+
+#[test]
+fn decay_groups_agree_with_the_models_rule_on_every_parameter() {
+    use massivetext::models::{
+        AutoModelForCausalLM, AutoModelForMaskedLM, BertConfig, Gpt2Config, ModelConfig,
+        no_weight_decay,
+    };
+    let gpt = AutoModelForCausalLM::from_config(
+        Gpt2Config {
+            n_layer: 2,
+            n_embd: 16,
+            n_head: 2,
+            n_positions: 8,
+            ..Gpt2Config::small(20)
+        },
+        &Device::Cpu,
+    )
+    .unwrap();
+    let small = BertConfig {
+        hidden_size: 16,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        intermediate_size: 32,
+        ..BertConfig::small(20)
+    };
+    let bert =
+        AutoModelForMaskedLM::from_config(ModelConfig::Bert(small.clone()), &Device::Cpu).unwrap();
+    let roberta =
+        AutoModelForMaskedLM::from_config(ModelConfig::Roberta(small), &Device::Cpu).unwrap();
+    let mut names: Vec<String> = gpt.named_parameters().into_iter().map(|(n, _)| n).collect();
+    names.extend(bert.named_parameters().into_iter().map(|(n, _)| n));
+    names.extend(roberta.named_parameters().into_iter().map(|(n, _)| n));
+    let mut no_decay = 0;
+    for n in &names {
+        assert_eq!(uses_weight_decay(n), !no_weight_decay(n), "{n}");
+        no_decay += usize::from(!uses_weight_decay(n));
+    }
+    assert!(names.iter().any(|n| n.contains("ln_f")) && no_decay > 10);
+    let opt = AdamW::new(gpt.varmap(), AdamWConfig::default()).unwrap();
+    for n in opt.no_decay_names() {
+        assert!(n.ends_with(".bias") || n.contains(".ln_"), "{n}");
+    }
+}

@@ -23,3 +23,16 @@ pub use core::{KvCache, mean_pooling};
 pub use device::{DeviceExt, best_device};
 pub use model::{BaseModelOutput, ForwardArgs, ModelOutput};
 pub use ops::Activation;
+
+/// Whether AdamW should skip weight decay for the parameter `name`: biases and LayerNorm weights
+/// (BERT's `LayerNorm`, RoBERTa's `layer_norm`, GPT-2's `ln_1`, `ln_2`, `ln_f`), as Hugging Face's
+/// Trainer groups them.
+pub fn no_weight_decay(name: &str) -> bool {
+    let last = name.rsplit('.').nth(1).unwrap_or("");
+    name.ends_with(".bias")
+        || name.ends_with("predictions.bias")
+        || name == "lm_head.bias"
+        || last.contains("LayerNorm")
+        || last.contains("layer_norm")
+        || last.starts_with("ln_")
+}

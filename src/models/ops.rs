@@ -8,7 +8,6 @@
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, bail,
 };
-use rayon::prelude::*;
 
 /// Rows are processed in parallel only above this many elements: below it, waking rayon's
 /// threads costs more than the work.
@@ -29,26 +28,56 @@ fn fused(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == DType::F32
 }
 
-/// Applies `f(row_in.., row_out)` to every row of length `d`, in parallel for large inputs.
-fn rows_mut(out: &mut [f32], d: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
-    if out.len() >= PAR_MIN {
-        out.par_chunks_mut(d).enumerate().for_each(|(i, o)| f(i, o));
-    } else {
-        out.chunks_mut(d).enumerate().for_each(|(i, o)| f(i, o));
+/// A pointer to an output buffer that disjoint ranges of rows are written through in parallel.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: every user writes only the rows of the range it was handed, and ranges are disjoint.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// # Safety
+    /// `start + len` must lie inside the buffer and no other thread may touch these elements.
+    unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [f32] {
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
     }
 }
 
-fn elementwise(out: &mut [f32], f: impl Fn(usize, &mut f32) + Sync + Send) {
-    const CHUNK: usize = 4096;
-    if out.len() >= PAR_MIN {
-        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
-            o.iter_mut()
-                .enumerate()
-                .for_each(|(i, v)| f(c * CHUNK + i, v))
-        });
+/// Runs `f` over `0..n_items` in chunks on candle's own CPU pool (the one its matmul uses, so no
+/// second pool competes for the cores), or inline when `work` (elements) is small.
+fn par_for(n_items: usize, work: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
+    if work >= PAR_MIN && n_items > 1 {
+        candle_core::utils::barrier_pool().execute_chunked(n_items, f);
     } else {
-        out.iter_mut().enumerate().for_each(|(i, v)| f(i, v));
+        f(0..n_items);
     }
+}
+
+/// Applies `f(row, out_row)` to every row of length `d` of `out`.
+fn rows_mut(out: &mut [f32], d: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    let rows = out.len() / d.max(1);
+    let ptr = OutPtr(out.as_mut_ptr());
+    par_for(rows, out.len(), |range| {
+        for r in range {
+            // SAFETY: row r is inside `out` and only this chunk writes it.
+            f(r, unsafe { ptr.slice(r * d, d) });
+        }
+    });
+}
+
+fn elementwise(out: &mut [f32], f: impl Fn(usize, &mut f32) + Sync) {
+    const CHUNK: usize = 4096;
+    let n = out.len();
+    let ptr = OutPtr(out.as_mut_ptr());
+    par_for(n.div_ceil(CHUNK), n, |range| {
+        for c in range {
+            let start = c * CHUNK;
+            let len = CHUNK.min(n - start);
+            // SAFETY: chunk c is inside `out` and only this range writes it.
+            let o = unsafe { ptr.slice(start, len) };
+            o.iter_mut().enumerate().for_each(|(i, v)| f(start + i, v));
+        }
+    });
 }
 
 // ---------------------------------------------------------------- LayerNorm
@@ -158,17 +187,15 @@ impl CustomOp3 for LayerNormBwd {
                 dxr[i] = rstd * (gr[i] * w[i] - m1 - xh * m2);
             }
         };
-        if n >= PAR_MIN {
-            dx.par_chunks_mut(d)
-                .zip(gx.par_chunks_mut(d))
-                .enumerate()
-                .for_each(|(r, (a, b))| work(r, a, b));
-        } else {
-            dx.chunks_mut(d)
-                .zip(gx.chunks_mut(d))
-                .enumerate()
-                .for_each(|(r, (a, b))| work(r, a, b));
-        }
+        let (pdx, pgx) = (OutPtr(dx.as_mut_ptr()), OutPtr(gx.as_mut_ptr()));
+        par_for(n / d.max(1), n, |range| {
+            for r in range {
+                // SAFETY: row r of each half is only written by this chunk.
+                work(r, unsafe { pdx.slice(r * d, d) }, unsafe {
+                    pgx.slice(r * d, d)
+                });
+            }
+        });
         Ok((CpuStorage::F32(out), Shape::from((2, n))))
     }
 }
@@ -399,22 +426,18 @@ impl CustomOp2 for CrossEntropyOp {
         for &ti in t {
             check_label(ti, v)?;
         }
-        let per_row: Vec<(f64, usize)> = t
-            .par_iter()
-            .enumerate()
-            .map(|(r, &ti)| {
-                if ti == IGNORE_INDEX {
-                    return (0.0, 0);
-                }
+        let mut per_row = vec![0f32; t.len()];
+        rows_mut(&mut per_row, 1, |r, o| {
+            let ti = t[r];
+            if ti != IGNORE_INDEX {
                 let xr = &x[r * v..(r + 1) * v];
                 let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let sum: f32 = xr.iter().map(|a| (a - max).exp()).sum();
-                ((max + sum.ln() - xr[ti as usize]) as f64, 1)
-            })
-            .collect();
-        let (total, count) = per_row
-            .iter()
-            .fold((0f64, 0usize), |(a, b), (c, d)| (a + c, b + d));
+                o[0] = max + sum.ln() - xr[ti as usize];
+            }
+        });
+        let total: f64 = per_row.iter().map(|&l| l as f64).sum();
+        let count = t.iter().filter(|&&ti| ti != IGNORE_INDEX).count();
         // all positions ignored: NaN, as torch's mean reduction gives
         let loss = (total / count as f64) as f32;
         Ok((CpuStorage::F32(vec![loss]), Shape::from(())))

@@ -1,0 +1,210 @@
+//! Evaluation metrics that give the same numbers as the reference tools.
+//!
+//! - [`corpus_bleu`] / [`sentence_bleu`]: sacrebleu 2.x BLEU (tokenizers `13a`, `intl`, `zh`,
+//!   `char`, `none`; smoothing `exp`, `floor`, `add-k`, `none`), with sacrebleu's signature string.
+//! - [`corpus_chrf`] / [`Chrf`]: sacrebleu's chrF and chrF++.
+//! - [`RougeScorer`]: Google's rouge-score 0.1.2 (rouge1..9, rougeL, rougeLsum, optional NLTK Porter
+//!   stemmer), with corpus means and a seeded bootstrap aggregate.
+//! - [`accuracy`].
+//!
+//! Scores are on the reference tools' own scales: BLEU and chrF 0–100 (sacrebleu), ROUGE 0–1
+//! (rouge-score). Every result renders itself as a small HTML table in an evcxr notebook.
+//!
+//! ```
+//! use massivetext::metrics::{corpus_bleu, corpus_chrf};
+//! let hyps = ["The cat sat on the mat."];
+//! let refs = [vec!["The cat sat on the mat."]];
+//! let bleu = corpus_bleu(&hyps, &refs).unwrap();
+//! assert!((bleu.score - 100.0).abs() < 1e-9);
+//! assert_eq!(bleu.signature, "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0");
+//! let chrf = corpus_chrf(&hyps, &refs).unwrap();
+//! assert!((chrf.score - 100.0).abs() < 1e-9);
+//! ```
+mod accuracy;
+mod bleu;
+mod chrf;
+pub mod cli;
+pub mod evaluator;
+pub mod perplexity;
+pub mod perplexity_cli;
+pub mod porter;
+mod rouge;
+mod tokenizers;
+
+pub use accuracy::accuracy;
+pub use bleu::{Bleu, BleuScore, Smoothing, corpus_bleu, sentence_bleu};
+pub use chrf::{Chrf, ChrfScore, corpus_chrf, sentence_chrf};
+pub use evaluator::{EvalAccumulator, EvalResult, Evaluator, LanguageModel};
+pub use perplexity::{
+    MeanPerplexity, MeanPerplexityOptions, Perplexity, SlidingWindow, load_causal_lm,
+    mean_perplexity, mean_perplexity_of_texts, perplexity, perplexity_of_blocks,
+    perplexity_of_text,
+};
+pub use rouge::{
+    AggregateScore, BootstrapAggregator, RougeAggregate, RougeCorpusScore, RougeScore, RougeScorer,
+    RougeScores, rouge_tokenize,
+};
+pub use tokenizers::Tokenize;
+
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// The sacrebleu version whose numbers and signature format these metrics reproduce.
+pub const SACREBLEU_VERSION: &str = "2.6.0";
+
+/// Python's `str.isspace()` for one character: Unicode White_Space plus the four ASCII
+/// separators U+001C..U+001F, which Python's `str.split()` also splits on and Rust does not.
+pub(crate) fn py_isspace(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// Python's `s.split()` (no argument): runs of whitespace separate, no empty pieces.
+pub(crate) fn py_split(s: &str) -> impl Iterator<Item = &str> {
+    s.split(py_isspace).filter(|t| !t.is_empty())
+}
+
+/// A fast non-cryptographic hasher (the FxHash mix) for n-gram keys and token interning,
+/// which dominate metric time; SipHash would cost about twice as much here.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher {
+    hash: u64,
+}
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    #[inline]
+    fn write_u128(&mut self, i: u128) {
+        self.add(i as u64);
+        self.add((i >> 64) as u64);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+pub(crate) type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// Maps strings to dense ids so n-grams can be packed into integers.
+#[derive(Default)]
+pub(crate) struct Interner {
+    ids: FxHashMap<String, u32>,
+}
+
+impl Interner {
+    pub(crate) fn id(&mut self, token: &str) -> u32 {
+        if let Some(&id) = self.ids.get(token) {
+            return id;
+        }
+        let id = self.ids.len() as u32;
+        self.ids.insert(token.to_string(), id);
+        id
+    }
+}
+
+/// Checks that every reference stream has as many segments as there are hypotheses.
+pub(crate) fn check_streams<H: AsRef<str>, R: AsRef<str>, V: AsRef<[R]>>(
+    hyps: &[H],
+    refs: &[V],
+) -> Result<()> {
+    if hyps.is_empty() {
+        return Err(Error::EmptyMetricInput {
+            what: "the hypothesis list".into(),
+        });
+    }
+    if refs.is_empty() {
+        return Err(Error::EmptyMetricInput {
+            what: "the reference list (no reference stream given)".into(),
+        });
+    }
+    for (i, stream) in refs.iter().enumerate() {
+        let n = stream.as_ref().len();
+        if n != hyps.len() {
+            return Err(Error::MetricLengthMismatch {
+                what: format!("reference stream {}", i + 1),
+                found: n,
+                expected_what: "the hypotheses".into(),
+                expected: hyps.len(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Escapes text for an HTML table cell.
+pub(crate) fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A small HTML table: a header row and body rows, cells already formatted as text.
+pub(crate) fn html_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut s = String::from("<table>\n<thead><tr>");
+    for h in header {
+        s.push_str(&format!("<th>{}</th>", html_escape(h)));
+    }
+    s.push_str("</tr></thead>\n<tbody>\n");
+    for row in rows {
+        s.push_str("<tr>");
+        for cell in row {
+            s.push_str(&format!("<td>{}</td>", html_escape(cell)));
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</tbody>\n</table>");
+    s
+}
+
+/// Wraps HTML in the markers evcxr reads from stdout.
+pub(crate) fn evcxr_html(html: &str) {
+    println!("EVCXR_BEGIN_CONTENT text/html\n{html}\nEVCXR_END_CONTENT");
+}
