@@ -1028,3 +1028,49 @@ fn decay_groups_agree_with_the_models_rule_on_every_parameter() {
         assert!(n.ends_with(".bias") || n.contains(".ln_"), "{n}");
     }
 }
+
+/// The notebook flow of the design brief, end to end at toy size.
+#[test]
+fn notebook_flow_from_text_to_trained_model() {
+    use massivetext::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corpus.txt");
+    std::fs::write(&path, massivetext::corpus::corpus_text(300, 5)).unwrap();
+    let ds = load_dataset("text", &path).unwrap();
+    let tok = Tokenizer::train_bpe(&ds["train"], "text", 400).unwrap();
+    let lm = ds["train"]
+        .tokenize(&tok, "text")
+        .unwrap()
+        .group_texts(32)
+        .unwrap();
+    let config = Gpt2Config {
+        n_layer: 1,
+        n_embd: 32,
+        n_head: 2,
+        n_positions: 32,
+        ..Gpt2Config::small(tok.vocab_size())
+    };
+    let model = AutoModelForCausalLM::from_config(&config, &Device::Cpu).unwrap();
+    let args = TrainingArguments {
+        output_dir: dir.path().join("results"),
+        num_train_epochs: 2.0,
+        per_device_train_batch_size: 8,
+        learning_rate: 3e-3,
+        warmup_steps: 5,
+        weight_decay: 0.01,
+        logging_steps: 5.0,
+        disable_tqdm: true,
+        ..Default::default()
+    };
+    let mut trainer = Trainer::new(model, args, lm.clone()).unwrap();
+    let first = trainer.step().unwrap();
+    assert_eq!(first.step, 1);
+    assert_eq!(first.learning_rate, 0.0, "HF warmup starts at 0");
+    let out = trainer.train().unwrap();
+    assert_eq!(out.global_step, trainer.max_steps());
+    assert_eq!(trainer.max_steps(), 2 * lm.num_rows().div_ceil(8));
+    let losses = trainer.state().series("loss");
+    assert!(losses.last().unwrap().1 < losses[0].1 - 0.5, "{losses:?}");
+    assert!(trainer.loss_curve().unwrap().svg.contains("<svg"));
+    assert!(trainer.summary().contains("step"));
+}
