@@ -191,7 +191,7 @@ fn mlm_learns(roberta: bool) {
     let dir = tempfile::tempdir().unwrap();
     let args = TrainingArguments {
         output_dir: dir.path().to_path_buf(),
-        max_steps: 350,
+        max_steps: 600,
         per_device_train_batch_size: 16,
         learning_rate: 3e-3,
         warmup_steps: 30,
@@ -221,7 +221,7 @@ fn mlm_learns(roberta: bool) {
         out.training_loss
     );
     assert!(
-        acc > 2.0 * baseline && acc > baseline + 0.04,
+        acc > 2.5 * baseline && acc > baseline + 0.05,
         "{acc} vs {baseline}"
     );
 }
