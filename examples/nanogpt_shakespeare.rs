@@ -82,7 +82,11 @@ fn main() -> massivetext::Result<()> {
         ev.eval_loss
     );
     if argv.iter().any(|a| a == "--torch") {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // The same thread count as candle's pool: CANDLE_NUM_THREADS, else all cores.
+        let threads = std::env::var("CANDLE_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/nanogpt_torch.py");
         let o = std::process::Command::new("python")
             .arg(&script)
