@@ -1,9 +1,9 @@
 //! A corpus the crate writes itself, so the first training run needs no download: seeded short
-//! stories about counting things, whose last sentence states a sum or difference that can be
-//! checked. A model that learned the corpus completes `Now Tom has` with the right number.
+//! stories about counting things (1 to 6 of them, then 1 to 6 more, or some lost), whose last
+//! sentence states a sum or difference that can be checked. A model that learned the corpus completes `Now Tom has` with the right number.
 //!
 //! ```
-//! use massivetext::corpus::{Story, stories};
+//! use massivetext::corpus::stories;
 //! let s = stories(3, 7);
 //! assert_eq!(s.len(), 3);
 //! assert!(s[0].text().ends_with(&format!("has {}.", s[0].answer_phrase())));
@@ -105,7 +105,7 @@ pub fn story(rng: &mut ChaCha8Rng) -> Story {
         }
     };
     let (thing, plural, food) = THINGS[rng.random_range(0..THINGS.len())];
-    let a: u32 = rng.random_range(1..10);
+    let a: u32 = rng.random_range(1..=6);
     let mut setup = String::new();
     match rng.random_range(0..4) {
         0 => {
@@ -120,12 +120,12 @@ pub fn story(rng: &mut ChaCha8Rng) -> Story {
     setup += &format!("{name} had {}.", count_phrase(a, thing, plural));
     let answer = match rng.random_range(0..4) {
         0 => {
-            let b = rng.random_range(1..10);
+            let b = rng.random_range(1..=6);
             setup += &format!(" {other} gave {} {b} more.", object(pron));
             a + b
         }
         1 => {
-            let b = rng.random_range(1..10);
+            let b = rng.random_range(1..=6);
             setup += &format!(" {} found {b} more.", cap(pron));
             a + b
         }
