@@ -461,6 +461,7 @@ fn checkpoints_state_and_pruning() {
         logging_steps: 2.0,
         learning_rate: 5e-2,
         load_best_model_at_end: true,
+        logging_dir: Some(dir.path().join("logs")),
         ..quiet_args(dir.path())
     };
     let mut t = Trainer::new(TinyLm::random(13, 8, 4), args, windows(5))
@@ -520,6 +521,11 @@ fn checkpoints_state_and_pruning() {
         assert!(raw.get(k).is_some(), "{k}");
     }
     assert!(!dir.path().join("tmp-checkpoint-12").exists());
+    let logs: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("logs/log_history.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(logs.len(), state.log_history.len());
     let svg = t.loss_curve().unwrap().svg;
     assert!(svg.starts_with("<svg") && svg.contains("train loss") && svg.contains("eval loss"));
     t.save_model().unwrap();

@@ -68,6 +68,7 @@ pub struct TrainingArguments {
     pub warmup_steps: usize,
     /// Warmup as a ratio of all steps; used when `warmup_steps` is 0.
     pub warmup_ratio: f64,
+    /// Where `train()` also writes `log_history.json` (Hugging Face writes TensorBoard logs here).
     pub logging_dir: Option<PathBuf>,
     pub logging_strategy: IntervalStrategy,
     #[serde(deserialize_with = "steps_or_ratio_f")]
@@ -86,7 +87,8 @@ pub struct TrainingArguments {
     /// Defaults to true unless the metric is a loss.
     pub greater_is_better: Option<bool>,
     pub seed: u64,
-    /// Train in bfloat16 (GPU only; CPU runs stay in f32).
+    /// Accepted for compatibility; the Trainer trains in the model's own dtype (load a model in
+    /// bf16 with `from_pretrained_with` on a GPU). CPU runs stay in f32.
     pub bf16: bool,
     /// No progress bar or log lines.
     pub disable_tqdm: bool,

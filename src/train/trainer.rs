@@ -588,11 +588,17 @@ impl<M: TrainableModel> Trainer<M> {
         write_json(&dir.join("training_args.json"), &self.args)
     }
 
-    /// Writes `output_dir/trainer_state.json`.
+    /// Writes `output_dir/trainer_state.json`, and `log_history.json` (the list of log entries,
+    /// for a loss-curve plotter) to `logging_dir` when it is set.
     pub fn save_state(&self) -> Result<()> {
         create_dir(&self.args.output_dir)?;
         self.state
-            .save_to_json(&self.args.output_dir.join("trainer_state.json"))
+            .save_to_json(&self.args.output_dir.join("trainer_state.json"))?;
+        if let Some(dir) = &self.args.logging_dir {
+            create_dir(dir)?;
+            write_json(&dir.join("log_history.json"), &self.state.log_history)?;
+        }
+        Ok(())
     }
 
     /// Writes `output_dir/checkpoint-N/` (through `tmp-checkpoint-N` and a rename) and prunes
