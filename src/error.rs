@@ -34,6 +34,17 @@ pub enum Error {
     // -- tokenizer --
     // -- models --
     // -- train --
+    #[error("{path}: {message}")]
+    Checkpoint { path: PathBuf, message: String },
+    #[error(
+        "training stopped at step {step}: the {what} is {value}; lower the learning_rate or raise warmup_steps, check the data, then resume from the last good checkpoint ({last_checkpoint})"
+    )]
+    NonFiniteLoss {
+        what: String,
+        value: f64,
+        step: usize,
+        last_checkpoint: String,
+    },
     // -- metrics --
     #[error(
         "{what} has {found} lines but {expected_what} has {expected}; give one line per segment in both"

@@ -15,6 +15,7 @@
 //! ```
 #[doc(hidden)]
 pub mod cli;
+pub mod corpus;
 pub mod data;
 pub mod display;
 pub mod error;
@@ -23,5 +24,6 @@ pub mod metrics;
 pub mod models;
 pub mod prelude;
 pub mod tokenizer;
+pub mod train;
 
 pub use error::{Error, Result};

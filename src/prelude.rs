@@ -20,6 +20,11 @@ pub use crate::models::{
     ForwardArgs, Gpt2Config, KvCache, ModelConfig, ModelOutput, RobertaConfig, best_device,
     mean_pooling,
 };
+// train
+pub use crate::train::{
+    DataCollatorForLanguageModeling, IntervalStrategy, SchedulerType, TokenWindows, TrainableModel,
+    Trainer, TrainingArguments,
+};
 // metrics
 pub use crate::metrics::{
     Bleu, BleuScore, BootstrapAggregator, Chrf, ChrfScore, RougeScorer, RougeScores, Smoothing,

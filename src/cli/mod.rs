@@ -14,6 +14,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Train a small GPT on the embedded story corpus (or as configured): `train [--config job.toml] [--max-steps N] [--output-dir DIR] ...`.
+    Train(Passthrough),
     /// Inspect a dataset: `info` (splits, rows, column types) or `head` (first rows).
     #[command(subcommand)]
     Dataset(dataset::DatasetCommand),
@@ -37,6 +39,7 @@ pub struct Passthrough {
 /// Runs a parsed command line and returns what to print.
 pub fn run(cli: Cli) -> crate::Result<String> {
     match cli.command {
+        Command::Train(p) => crate::train::cli::run_train_cli(&p.args),
         Command::Dataset(cmd) => dataset::run(cmd),
         Command::TrainTokenizer(p) => crate::tokenizer::cli::run_train_tokenizer(&p.args),
         Command::Tokenize(p) => crate::tokenizer::cli::run_tokenize(&p.args),

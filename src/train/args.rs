@@ -1,0 +1,398 @@
+//! `TrainingArguments`: the knobs of a training run, with Hugging Face's names and defaults, so a
+//! `TrainingArguments(...)` call from Python reads the same here and a JSON/TOML file written for
+//! one works for the other.
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::{Error, Result};
+
+/// Which learning-rate schedule follows the warmup (Hugging Face `lr_scheduler_type`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchedulerType {
+    /// Linear warmup, then linear decay to 0 at the last step.
+    #[default]
+    Linear,
+    /// Linear warmup, then half a cosine wave down to 0.
+    Cosine,
+    /// Linear warmup, then a cosine down to `lr_scheduler_kwargs.min_lr` (or `min_lr_rate` × lr):
+    /// nanoGPT's schedule.
+    CosineWithMinLr,
+    /// The same learning rate throughout (the warmup is ignored, as in Hugging Face).
+    Constant,
+    /// Linear warmup, then constant.
+    ConstantWithWarmup,
+}
+
+/// When to evaluate, save or log (Hugging Face `IntervalStrategy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntervalStrategy {
+    #[default]
+    No,
+    Steps,
+    Epoch,
+}
+
+/// The arguments of a training run. Every field has Hugging Face's name and default, so
+/// `TrainingArguments { output_dir: "out".into(), ..Default::default() }` is a complete run.
+///
+/// Fractional `logging_steps`, `eval_steps`, `save_steps` and `warmup_steps` below 1 mean a
+/// ratio of the total number of optimiser steps, as in transformers 5.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingArguments {
+    /// Where checkpoints, `trainer_state.json`, the final model and the loss curve go.
+    pub output_dir: PathBuf,
+    /// Start from a fresh `output_dir` even if it holds checkpoints (resuming is explicit anyway).
+    pub overwrite_output_dir: bool,
+    pub num_train_epochs: f64,
+    /// When positive, the number of optimiser steps to run; overrides `num_train_epochs`.
+    pub max_steps: i64,
+    pub per_device_train_batch_size: usize,
+    pub per_device_eval_batch_size: usize,
+    pub gradient_accumulation_steps: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub adam_beta1: f64,
+    pub adam_beta2: f64,
+    pub adam_epsilon: f64,
+    /// Global-norm gradient clipping; 0 turns clipping off.
+    pub max_grad_norm: f64,
+    pub lr_scheduler_type: SchedulerType,
+    /// Extra schedule arguments, e.g. `{"min_lr": 1e-4}` for `cosine_with_min_lr`.
+    pub lr_scheduler_kwargs: serde_json::Map<String, serde_json::Value>,
+    /// Warmup length in optimiser steps (a value in (0, 1) given in a file is a ratio).
+    #[serde(deserialize_with = "steps_or_ratio")]
+    pub warmup_steps: usize,
+    /// Warmup as a ratio of all steps; used when `warmup_steps` is 0.
+    pub warmup_ratio: f64,
+    /// Where `train()` also writes `log_history.json` (Hugging Face writes TensorBoard logs here).
+    pub logging_dir: Option<PathBuf>,
+    pub logging_strategy: IntervalStrategy,
+    #[serde(deserialize_with = "steps_or_ratio_f")]
+    pub logging_steps: f64,
+    pub logging_first_step: bool,
+    pub eval_strategy: IntervalStrategy,
+    /// Defaults to `logging_steps` when unset, as in Hugging Face.
+    pub eval_steps: Option<f64>,
+    pub save_strategy: IntervalStrategy,
+    pub save_steps: f64,
+    /// Keep at most this many checkpoints (the newest, plus the best when metrics are tracked).
+    pub save_total_limit: Option<usize>,
+    pub load_best_model_at_end: bool,
+    /// `eval_loss` by default; a metric name from `evaluate()` (with or without `eval_`).
+    pub metric_for_best_model: Option<String>,
+    /// Defaults to true unless the metric is a loss.
+    pub greater_is_better: Option<bool>,
+    pub seed: u64,
+    /// Accepted for compatibility; the Trainer trains in the model's own dtype (load a model in
+    /// bf16 with `from_pretrained_with` on a GPU). CPU runs stay in f32.
+    pub bf16: bool,
+    /// No progress bar or log lines.
+    pub disable_tqdm: bool,
+    /// Resume from this checkpoint folder, or from the latest in `output_dir` with `"latest"`.
+    pub resume_from_checkpoint: Option<String>,
+}
+
+impl Default for TrainingArguments {
+    fn default() -> Self {
+        TrainingArguments {
+            output_dir: PathBuf::from("trainer_output"),
+            overwrite_output_dir: false,
+            num_train_epochs: 3.0,
+            max_steps: -1,
+            per_device_train_batch_size: 8,
+            per_device_eval_batch_size: 8,
+            gradient_accumulation_steps: 1,
+            learning_rate: 5e-5,
+            weight_decay: 0.0,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            adam_epsilon: 1e-8,
+            max_grad_norm: 1.0,
+            lr_scheduler_type: SchedulerType::Linear,
+            lr_scheduler_kwargs: serde_json::Map::new(),
+            warmup_steps: 0,
+            warmup_ratio: 0.0,
+            logging_dir: None,
+            logging_strategy: IntervalStrategy::Steps,
+            logging_steps: 500.0,
+            logging_first_step: false,
+            eval_strategy: IntervalStrategy::No,
+            eval_steps: None,
+            save_strategy: IntervalStrategy::Steps,
+            save_steps: 500.0,
+            save_total_limit: None,
+            load_best_model_at_end: false,
+            metric_for_best_model: None,
+            greater_is_better: None,
+            seed: 42,
+            bf16: false,
+            disable_tqdm: false,
+            resume_from_checkpoint: None,
+        }
+    }
+}
+
+/// `warmup_steps` in a file may be an integer or (transformers 5) a float in (0, 1) meaning a
+/// ratio; the parser keeps 0 steps here and `fold_warmup_ratio` moves the raw value to
+/// `warmup_ratio`.
+fn steps_or_ratio<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<usize, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v < 0.0 || !v.is_finite() {
+        return Err(serde::de::Error::custom(format!(
+            "warmup_steps must be >= 0, got {v}"
+        )));
+    }
+    Ok(if v < 1.0 { 0 } else { v as usize })
+}
+
+fn steps_or_ratio_f<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v < 0.0 || !v.is_finite() {
+        return Err(serde::de::Error::custom(format!(
+            "logging_steps must be >= 0, got {v}"
+        )));
+    }
+    Ok(v)
+}
+
+/// A fractional `warmup_steps` from a file becomes `warmup_ratio` (transformers 5 semantics).
+fn fold_warmup_ratio(args: &mut TrainingArguments, raw: Option<f64>) {
+    if let Some(v) = raw
+        && v > 0.0
+        && v < 1.0
+    {
+        args.warmup_ratio = v;
+        args.warmup_steps = 0;
+    }
+}
+
+impl TrainingArguments {
+    /// Arguments writing to `output_dir`, everything else at its default.
+    pub fn new(output_dir: impl Into<PathBuf>) -> Self {
+        TrainingArguments {
+            output_dir: output_dir.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Parses JSON (Hugging Face's `training_args` keys); `path` names the source in errors.
+    pub fn from_json_str(text: &str, path: &Path) -> Result<Self> {
+        let mut args: TrainingArguments = serde_json::from_str(text).map_err(|e| Error::Parse {
+            path: path.to_path_buf(),
+            line: e.line() as u64,
+            column: e.column() as u64,
+            message: format!("{e}; see TrainingArguments for the accepted keys"),
+        })?;
+        let raw: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+        fold_warmup_ratio(&mut args, raw.get("warmup_steps").and_then(|v| v.as_f64()));
+        args.validate()?;
+        Ok(args)
+    }
+
+    /// Parses TOML with the same keys; `path` names the source in errors.
+    pub fn from_toml_str(text: &str, path: &Path) -> Result<Self> {
+        let mut args: TrainingArguments = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            Error::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: format!(
+                    "{}; see TrainingArguments for the accepted keys",
+                    e.message()
+                ),
+            }
+        })?;
+        let raw: toml::Table = toml::from_str(text).unwrap_or_default();
+        fold_warmup_ratio(
+            &mut args,
+            raw.get("warmup_steps")
+                .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64))),
+        );
+        args.validate()?;
+        Ok(args)
+    }
+
+    /// Reads a `.json` or `.toml` file (by extension).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => Self::from_json_str(&text, path),
+            _ => Self::from_toml_str(&text, path),
+        }
+    }
+
+    /// The arguments as pretty JSON (what `training_args.json` in a checkpoint holds).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The arguments as TOML.
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self).map_err(|e| Error::InvalidArgument(format!("cannot write TOML: {e}")))
+    }
+
+    /// Checks values that would make training meaningless, naming the key and what to do.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, msg: String| {
+            Err(Error::InvalidArgument(format!(
+                "TrainingArguments.{key}: {msg}"
+            )))
+        };
+        if self.per_device_train_batch_size == 0 {
+            return bad("per_device_train_batch_size", "must be at least 1".into());
+        }
+        if self.per_device_eval_batch_size == 0 {
+            return bad("per_device_eval_batch_size", "must be at least 1".into());
+        }
+        if self.gradient_accumulation_steps == 0 {
+            return bad("gradient_accumulation_steps", "must be at least 1".into());
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate >= 0.0) {
+            return bad(
+                "learning_rate",
+                format!("must be a finite value >= 0, got {}", self.learning_rate),
+            );
+        }
+        for (k, v) in [
+            ("adam_beta1", self.adam_beta1),
+            ("adam_beta2", self.adam_beta2),
+        ] {
+            if !(0.0..1.0).contains(&v) {
+                return bad(k, format!("must be in [0, 1), got {v}"));
+            }
+        }
+        if self.adam_epsilon.is_nan() || self.adam_epsilon < 0.0 {
+            return bad(
+                "adam_epsilon",
+                format!("must be >= 0, got {}", self.adam_epsilon),
+            );
+        }
+        if self.weight_decay.is_nan() || self.weight_decay < 0.0 {
+            return bad(
+                "weight_decay",
+                format!("must be >= 0, got {}", self.weight_decay),
+            );
+        }
+        if self.max_grad_norm.is_nan() || self.max_grad_norm < 0.0 {
+            return bad(
+                "max_grad_norm",
+                format!(
+                    "must be >= 0 (0 turns clipping off), got {}",
+                    self.max_grad_norm
+                ),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.warmup_ratio) {
+            return bad(
+                "warmup_ratio",
+                format!("must be in [0, 1], got {}", self.warmup_ratio),
+            );
+        }
+        if self.max_steps <= 0 && (self.num_train_epochs.is_nan() || self.num_train_epochs <= 0.0) {
+            return bad(
+                "num_train_epochs",
+                "must be positive when max_steps is not set".into(),
+            );
+        }
+        if self.logging_strategy == IntervalStrategy::Steps && self.logging_steps <= 0.0 {
+            return bad(
+                "logging_steps",
+                "must be positive with logging_strategy = \"steps\"".into(),
+            );
+        }
+        if self.save_strategy == IntervalStrategy::Steps && self.save_steps <= 0.0 {
+            return bad(
+                "save_steps",
+                "must be positive with save_strategy = \"steps\"".into(),
+            );
+        }
+        if let Some(e) = self.eval_steps
+            && e <= 0.0
+        {
+            return bad("eval_steps", format!("must be positive, got {e}"));
+        }
+        if self.load_best_model_at_end {
+            if self.eval_strategy == IntervalStrategy::No {
+                return bad(
+                    "load_best_model_at_end",
+                    "needs an eval_strategy (\"steps\" or \"epoch\") to know which checkpoint is best".into(),
+                );
+            }
+            if self.save_strategy != self.eval_strategy {
+                return bad(
+                    "load_best_model_at_end",
+                    format!(
+                        "needs save_strategy equal to eval_strategy (got {:?} and {:?})",
+                        self.save_strategy, self.eval_strategy
+                    ),
+                );
+            }
+        }
+        if matches!(self.lr_scheduler_type, SchedulerType::CosineWithMinLr)
+            && !self.lr_scheduler_kwargs.contains_key("min_lr")
+            && !self.lr_scheduler_kwargs.contains_key("min_lr_rate")
+        {
+            return bad(
+                "lr_scheduler_kwargs",
+                "cosine_with_min_lr needs `min_lr` or `min_lr_rate`, e.g. {\"min_lr\": 1e-4}"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The warmup length for a run of `num_training_steps` (Hugging Face `get_warmup_steps`).
+    pub fn get_warmup_steps(&self, num_training_steps: usize) -> usize {
+        if self.warmup_steps > 0 {
+            self.warmup_steps
+        } else {
+            (num_training_steps as f64 * self.warmup_ratio).ceil() as usize
+        }
+    }
+
+    /// The metric that picks the best checkpoint, with its `eval_` prefix.
+    pub fn best_metric_key(&self) -> String {
+        let m = self
+            .metric_for_best_model
+            .clone()
+            .unwrap_or_else(|| "loss".to_string());
+        if m.starts_with("eval_") {
+            m
+        } else {
+            format!("eval_{m}")
+        }
+    }
+
+    /// Whether a larger value of the best-model metric is better.
+    pub fn greater_is_better(&self) -> bool {
+        self.greater_is_better.unwrap_or_else(|| {
+            let k = self.best_metric_key();
+            !(k.ends_with("loss") || k.ends_with("perplexity"))
+        })
+    }
+}
+
+/// Turns a fractional interval (< 1) into a step count of a `total`-step run.
+pub(crate) fn interval(v: f64, total: usize) -> usize {
+    if v < 1.0 {
+        ((total as f64 * v).ceil() as usize).max(1)
+    } else {
+        v as usize
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (u64, u64) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() as u64 + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
+    (line, column)
+}

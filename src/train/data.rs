@@ -1,0 +1,242 @@
+//! What a Trainer reads: rows of token ids from a [`Dataset`], or random fixed-length windows
+//! over one long token stream (token shards, a tokenized corpus), as nanoGPT samples them.
+use std::sync::Arc;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+
+use super::collator::Example;
+use crate::data::Dataset;
+use crate::{Error, Result};
+
+/// A long token stream cut into `block_size` windows: training draws windows at random
+/// offsets; evaluation walks consecutive non-overlapping windows.
+#[derive(Clone, Debug)]
+pub struct TokenWindows {
+    tokens: Arc<Vec<u32>>,
+    pub block_size: usize,
+    /// Evaluate on at most this many windows (evenly spread); `None` = all.
+    pub max_eval_windows: Option<usize>,
+}
+
+impl TokenWindows {
+    pub fn new(tokens: impl Into<Arc<Vec<u32>>>, block_size: usize) -> Result<Self> {
+        let tokens = tokens.into();
+        if block_size == 0 {
+            return Err(Error::InvalidArgument(
+                "TokenWindows: block_size must be at least 1".into(),
+            ));
+        }
+        if tokens.len() < block_size {
+            return Err(Error::InvalidArgument(format!(
+                "TokenWindows: the stream has {} tokens, fewer than one block of {block_size}; use a smaller block_size or more text",
+                tokens.len()
+            )));
+        }
+        Ok(TokenWindows {
+            tokens,
+            block_size,
+            max_eval_windows: None,
+        })
+    }
+
+    /// Windows over token shards built by the tokenizer (`TokenShards`). The ids are read
+    /// into memory once (4 bytes a token), so sampling costs no I/O.
+    pub fn from_shards(shards: &crate::tokenizer::TokenShards, block_size: usize) -> Result<Self> {
+        let n = usize::try_from(shards.num_tokens()).map_err(|_| {
+            Error::InvalidArgument(
+                "the shards hold more tokens than this machine can address".into(),
+            )
+        })?;
+        let mut buf = vec![0u32; n];
+        shards.read_tokens(0, &mut buf)?;
+        Self::new(buf, block_size)
+    }
+
+    pub fn with_max_eval_windows(mut self, n: usize) -> Self {
+        self.max_eval_windows = Some(n.max(1));
+        self
+    }
+
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Non-overlapping windows: what one epoch counts.
+    pub fn num_windows(&self) -> usize {
+        self.tokens.len() / self.block_size
+    }
+
+    fn window(&self, start: usize) -> Example {
+        Example {
+            input_ids: self.tokens[start..start + self.block_size].to_vec(),
+            labels: None,
+        }
+    }
+}
+
+/// Training or evaluation data.
+#[derive(Clone, Debug)]
+pub enum TrainData {
+    /// One example per dataset row (an `input_ids` column, optionally `labels`).
+    Examples(Arc<Vec<Example>>),
+    /// Windows over a token stream.
+    Windows(TokenWindows),
+}
+
+impl From<TokenWindows> for TrainData {
+    fn from(w: TokenWindows) -> Self {
+        TrainData::Windows(w)
+    }
+}
+
+impl From<Vec<Example>> for TrainData {
+    fn from(e: Vec<Example>) -> Self {
+        TrainData::Examples(Arc::new(e))
+    }
+}
+
+impl TryFrom<Dataset> for TrainData {
+    type Error = Error;
+    fn try_from(ds: Dataset) -> Result<Self> {
+        TrainData::from_dataset(&ds)
+    }
+}
+
+impl TryFrom<&Dataset> for TrainData {
+    type Error = Error;
+    fn try_from(ds: &Dataset) -> Result<Self> {
+        TrainData::from_dataset(ds)
+    }
+}
+
+fn int_list(v: &Value, col: &str, row: usize) -> Result<Vec<i64>> {
+    let bad = || {
+        Error::InvalidArgument(format!(
+            "row {row} of column `{col}` is not a list of integers ({}); tokenize the text first",
+            crate::display::truncate(&v.to_string(), 60)
+        ))
+    };
+    v.as_array()
+        .ok_or_else(bad)?
+        .iter()
+        .map(|x| x.as_i64().ok_or_else(bad))
+        .collect()
+}
+
+impl TrainData {
+    /// Reads the `input_ids` column (lists of token ids) and, when present, `labels`.
+    pub fn from_dataset(ds: &Dataset) -> Result<Self> {
+        let ids = ds.column("input_ids")?;
+        let labels = ds.column("labels").ok();
+        let mut out = Vec::with_capacity(ids.len());
+        for (i, v) in ids.iter().enumerate() {
+            let input_ids = int_list(v, "input_ids", i)?
+                .into_iter()
+                .map(|t| {
+                    u32::try_from(t).map_err(|_| {
+                        Error::InvalidArgument(format!(
+                            "row {i} of column `input_ids` holds {t}, not a token id (0..2^32)"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<u32>>>()?;
+            let labels = match labels {
+                Some(l) => Some(int_list(&l[i], "labels", i)?),
+                None => None,
+            };
+            out.push(Example { input_ids, labels });
+        }
+        if out.is_empty() {
+            return Err(Error::InvalidArgument(
+                "the dataset has no rows to train or evaluate on".into(),
+            ));
+        }
+        Ok(TrainData::Examples(Arc::new(out)))
+    }
+
+    /// Examples (rows or non-overlapping windows) in one epoch.
+    pub fn len(&self) -> usize {
+        match self {
+            TrainData::Examples(e) => e.len(),
+            TrainData::Windows(w) => w.num_windows(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The largest token id, to check against the model's vocabulary.
+    pub fn max_token_id(&self) -> Option<u32> {
+        match self {
+            TrainData::Examples(e) => e.iter().flat_map(|x| x.input_ids.iter().copied()).max(),
+            TrainData::Windows(w) => w.tokens.iter().copied().max(),
+        }
+    }
+
+    /// The examples of training micro-batch `micro` of epoch `epoch` (`batch_size` each; the
+    /// last of an epoch may be shorter). Rows are shuffled per epoch with `seed`; windows start
+    /// at random offsets. Deterministic in (seed, epoch, micro), which makes resuming exact.
+    pub fn train_batch(
+        &self,
+        seed: u64,
+        epoch: usize,
+        micro: usize,
+        batch_size: usize,
+        order: &mut EpochOrder,
+    ) -> Vec<Example> {
+        match self {
+            TrainData::Examples(e) => {
+                let perm = order.get(seed, epoch, e.len());
+                let lo = (micro * batch_size).min(perm.len());
+                let hi = (lo + batch_size).min(perm.len());
+                perm[lo..hi].iter().map(|&i| e[i].clone()).collect()
+            }
+            TrainData::Windows(w) => {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                rng.set_stream(((epoch as u64) << 40) | micro as u64);
+                let hi = w.tokens.len() - w.block_size;
+                (0..batch_size)
+                    .map(|_| w.window(rng.random_range(0..=hi)))
+                    .collect()
+            }
+        }
+    }
+
+    /// Evaluation examples in fixed order.
+    pub fn eval_examples(&self) -> Vec<Example> {
+        match self {
+            TrainData::Examples(e) => e.as_ref().clone(),
+            TrainData::Windows(w) => {
+                let n = w.num_windows();
+                let take = w.max_eval_windows.unwrap_or(n).min(n);
+                (0..take)
+                    .map(|k| w.window((k * n / take) * w.block_size))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// The shuffled row order of the current epoch, cached.
+#[derive(Clone, Debug, Default)]
+pub struct EpochOrder {
+    key: Option<(u64, usize)>,
+    perm: Vec<usize>,
+}
+
+impl EpochOrder {
+    fn get(&mut self, seed: u64, epoch: usize, n: usize) -> &[usize] {
+        if self.key != Some((seed, epoch)) || self.perm.len() != n {
+            let mut perm: Vec<usize> = (0..n).collect();
+            let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(epoch as u64));
+            perm.shuffle(&mut rng);
+            self.perm = perm;
+            self.key = Some((seed, epoch));
+        }
+        &self.perm
+    }
+}

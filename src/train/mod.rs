@@ -1,0 +1,47 @@
+//! Training: [`TrainingArguments`] and a [`Trainer`] with Hugging Face's vocabulary — AdamW with
+//! no-decay groups, learning-rate schedules, clipping, gradient accumulation normalised by token
+//! count, collators for causal and masked LM, evaluation, checkpoints that resume exactly, and
+//! progress for terminals and notebooks.
+//!
+//! The Trainer knows models only through [`TrainableModel`]: a `VarMap` of named parameters, a
+//! loss on a [`Batch`], and `save_pretrained`.
+//!
+//! ```
+//! use massivetext::train::{LrScheduler, SchedulerType, TrainingArguments};
+//! let args = TrainingArguments {
+//!     output_dir: "out".into(),
+//!     learning_rate: 1e-3,
+//!     warmup_steps: 10,
+//!     lr_scheduler_type: SchedulerType::Cosine,
+//!     ..Default::default()
+//! };
+//! let sched = LrScheduler::from_args(&args, 100)?;
+//! assert_eq!(sched.lr_at(0), 0.0);
+//! assert_eq!(sched.lr_at(10), 1e-3);
+//! # Ok::<(), massivetext::Error>(())
+//! ```
+mod args;
+pub mod cli;
+mod collator;
+mod curve;
+mod data;
+mod models;
+mod optimizer;
+mod progress;
+mod schedule;
+mod st;
+mod state;
+mod trainer;
+
+pub use args::{IntervalStrategy, SchedulerType, TrainingArguments};
+pub use collator::{Batch, DataCollatorForLanguageModeling, Example, IGNORE_INDEX};
+pub use curve::LossCurve;
+pub use data::{TokenWindows, TrainData};
+pub use optimizer::{AdamW, AdamWConfig, HostGrads, uses_weight_decay};
+pub use progress::ProgressMode;
+pub use schedule::LrScheduler;
+pub use state::{
+    LogEntry, TrainerState, checkpoint_step, get_last_checkpoint, rotate_checkpoints,
+    sorted_checkpoints,
+};
+pub use trainer::{EvalOutput, IntoTrainData, StepOutput, TrainOutput, TrainableModel, Trainer};

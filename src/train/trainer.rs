@@ -1,0 +1,796 @@
+//! The [`Trainer`]: one optimiser step at a time (`step`), or a whole run (`train`) with
+//! logging, evaluation, checkpoints and progress.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::args::{IntervalStrategy, TrainingArguments, interval};
+use super::collator::{Batch, DataCollatorForLanguageModeling, Example};
+use super::curve::LossCurve;
+use super::data::{EpochOrder, TokenWindows, TrainData};
+use super::optimizer::{AdamW, AdamWConfig, HostGrads};
+use super::progress::{Progress, ProgressMode, fmt_rate};
+use super::schedule::LrScheduler;
+use super::state::{
+    LogEntry, TrainerState, get_last_checkpoint, read_json, rotate_checkpoints, write_json,
+};
+use crate::data::Dataset;
+use crate::{Error, Result};
+
+/// What the Trainer needs from a model: its named parameters, a loss, and a way to save it.
+pub trait TrainableModel: Clone {
+    /// The parameters, by Hugging Face name.
+    fn varmap(&self) -> &VarMap;
+    /// The mean loss over the batch's `num_label_tokens` labelled tokens (Hugging Face
+    /// semantics: -100 ignored, causal models shift inside). `train` turns dropout on.
+    fn loss(&self, batch: &Batch, train: bool) -> Result<Tensor>;
+    /// Writes `config.json` and `model.safetensors` to `dir` (which exists).
+    fn save_pretrained(&self, dir: &Path) -> Result<()>;
+    /// The model's `config.json`, for summaries.
+    fn config_json(&self) -> Value;
+    /// Where the parameters live.
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+    /// The vocabulary size, to reject out-of-range token ids before training starts.
+    fn vocab_size(&self) -> Option<usize> {
+        None
+    }
+    /// The dropout random stream's state, saved in checkpoints for an exact resume.
+    fn rng_state(&self) -> Option<Value> {
+        None
+    }
+    /// Restores what `rng_state` returned.
+    fn set_rng_state(&self, _state: &Value) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Anything the Trainer can read examples from.
+pub trait IntoTrainData {
+    fn into_train_data(self) -> Result<TrainData>;
+}
+
+impl IntoTrainData for TrainData {
+    fn into_train_data(self) -> Result<TrainData> {
+        Ok(self)
+    }
+}
+impl IntoTrainData for Dataset {
+    fn into_train_data(self) -> Result<TrainData> {
+        TrainData::from_dataset(&self)
+    }
+}
+impl IntoTrainData for &Dataset {
+    fn into_train_data(self) -> Result<TrainData> {
+        TrainData::from_dataset(self)
+    }
+}
+impl IntoTrainData for TokenWindows {
+    fn into_train_data(self) -> Result<TrainData> {
+        Ok(TrainData::Windows(self))
+    }
+}
+impl IntoTrainData for Vec<Example> {
+    fn into_train_data(self) -> Result<TrainData> {
+        if self.is_empty() {
+            return Err(Error::InvalidArgument(
+                "no examples to train or evaluate on".into(),
+            ));
+        }
+        Ok(TrainData::from(self))
+    }
+}
+
+/// The result of one optimiser step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepOutput {
+    pub step: usize,
+    /// Token-weighted mean loss over the step's micro-batches.
+    pub loss: f64,
+    /// The learning rate this step used.
+    pub learning_rate: f64,
+    /// The global gradient norm before clipping.
+    pub grad_norm: f64,
+    pub num_tokens: usize,
+}
+
+/// The result of `evaluate()`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalOutput {
+    pub eval_loss: f64,
+    pub eval_perplexity: f64,
+    pub eval_runtime: f64,
+    pub eval_samples: usize,
+    pub eval_tokens: usize,
+}
+
+/// The result of `train()`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainOutput {
+    pub global_step: usize,
+    pub training_loss: f64,
+    pub train_runtime: f64,
+    pub tokens_per_second: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RngState {
+    seed: u64,
+    global_step: usize,
+    model: Option<Value>,
+}
+
+/// Trains a [`TrainableModel`] with [`TrainingArguments`]: AdamW, a schedule, clipping,
+/// accumulation, logging, evaluation and checkpoints.
+#[derive(Clone)]
+pub struct Trainer<M: TrainableModel> {
+    model: M,
+    args: TrainingArguments,
+    train_data: TrainData,
+    eval_data: Option<TrainData>,
+    collator: DataCollatorForLanguageModeling,
+    optimizer: AdamW,
+    scheduler: LrScheduler,
+    state: TrainerState,
+    order: EpochOrder,
+    micro_per_epoch: usize,
+    updates_per_epoch: usize,
+    max_steps: usize,
+    // since the last log
+    log_loss_sum: f64,
+    log_steps: usize,
+    log_tokens: usize,
+    log_start: Option<Instant>,
+    last_tokens_per_s: f64,
+    last_eval_improved: bool,
+}
+
+impl<M: TrainableModel> Trainer<M> {
+    /// A trainer for `model` on `train_dataset` (a [`Dataset`] with an `input_ids` column, or
+    /// [`TokenWindows`]), with the causal-LM collator until [`with_collator`](Self::with_collator).
+    pub fn new(
+        model: M,
+        args: TrainingArguments,
+        train_dataset: impl IntoTrainData,
+    ) -> Result<Self> {
+        args.validate()?;
+        let train_data = train_dataset.into_train_data()?;
+        check_vocab(&model, &train_data, "training")?;
+        let bs = args.per_device_train_batch_size;
+        let micro_per_epoch = train_data.len().div_ceil(bs).max(1);
+        let updates_per_epoch = micro_per_epoch
+            .div_ceil(args.gradient_accumulation_steps)
+            .max(1);
+        let max_steps = if args.max_steps > 0 {
+            args.max_steps as usize
+        } else {
+            ((args.num_train_epochs * updates_per_epoch as f64).ceil() as usize).max(1)
+        };
+        let optimizer = AdamW::new(
+            model.varmap(),
+            AdamWConfig {
+                lr: args.learning_rate,
+                beta1: args.adam_beta1,
+                beta2: args.adam_beta2,
+                eps: args.adam_epsilon,
+                weight_decay: args.weight_decay,
+            },
+        )?;
+        let scheduler = LrScheduler::from_args(&args, max_steps)?;
+        let state = TrainerState {
+            logging_steps: interval(args.logging_steps, max_steps),
+            eval_steps: interval(args.eval_steps.unwrap_or(args.logging_steps), max_steps),
+            save_steps: interval(args.save_steps, max_steps),
+            max_steps,
+            num_train_epochs: (max_steps as f64 / updates_per_epoch as f64).ceil() as usize,
+            train_batch_size: bs,
+            ..Default::default()
+        };
+        let collator = DataCollatorForLanguageModeling::causal(0).with_seed(args.seed);
+        Ok(Trainer {
+            model,
+            args,
+            train_data,
+            eval_data: None,
+            collator,
+            optimizer,
+            scheduler,
+            state,
+            order: EpochOrder::default(),
+            micro_per_epoch,
+            updates_per_epoch,
+            max_steps,
+            log_loss_sum: 0.0,
+            log_steps: 0,
+            log_tokens: 0,
+            log_start: None,
+            last_tokens_per_s: 0.0,
+            last_eval_improved: false,
+        })
+    }
+
+    /// Adds an evaluation set (for `evaluate()` and `eval_strategy`).
+    pub fn with_eval_dataset(mut self, eval_dataset: impl IntoTrainData) -> Result<Self> {
+        let d = eval_dataset.into_train_data()?;
+        check_vocab(&self.model, &d, "evaluation")?;
+        self.eval_data = Some(d);
+        Ok(self)
+    }
+
+    /// Replaces the collator (e.g. the MLM one). Its seed is taken from `args.seed`
+    /// unless you changed it from the default 42.
+    pub fn with_collator(mut self, collator: DataCollatorForLanguageModeling) -> Result<Self> {
+        collator.validate()?;
+        let seed = if collator.seed == 42 {
+            self.args.seed
+        } else {
+            collator.seed
+        };
+        self.collator = collator.with_seed(seed);
+        Ok(self)
+    }
+
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+    pub fn args(&self) -> &TrainingArguments {
+        &self.args
+    }
+    pub fn state(&self) -> &TrainerState {
+        &self.state
+    }
+    pub fn optimizer(&self) -> &AdamW {
+        &self.optimizer
+    }
+    pub fn scheduler(&self) -> &LrScheduler {
+        &self.scheduler
+    }
+    /// The number of optimiser steps `train()` runs to.
+    pub fn max_steps(&self) -> usize {
+        self.max_steps
+    }
+    pub fn global_step(&self) -> usize {
+        self.state.global_step
+    }
+    /// Every log entry so far (`loss`, `learning_rate`, `grad_norm`, `eval_loss`, `step`, `epoch`).
+    pub fn log_history(&self) -> &[LogEntry] {
+        &self.state.log_history
+    }
+
+    /// The examples of micro-batch `k` of the current optimiser step.
+    fn micro_batches(&mut self, step: usize) -> Vec<(Vec<Example>, u64)> {
+        let accum = self.args.gradient_accumulation_steps;
+        let epoch = step / self.updates_per_epoch;
+        let u = step % self.updates_per_epoch;
+        let lo = u * accum;
+        let hi = ((u + 1) * accum).min(self.micro_per_epoch);
+        let bs = self.args.per_device_train_batch_size;
+        (lo..hi)
+            .map(|m| {
+                let ex = self
+                    .train_data
+                    .train_batch(self.args.seed, epoch, m, bs, &mut self.order);
+                let stream = ((epoch as u64) << 40) | m as u64;
+                (ex, stream)
+            })
+            .filter(|(ex, _)| !ex.is_empty())
+            .collect()
+    }
+
+    /// One optimiser update: forward and backward over `gradient_accumulation_steps`
+    /// micro-batches (each weighted by its share of the labelled tokens, so the update equals
+    /// that of one big batch), clipping, AdamW at the scheduled learning rate, then logging,
+    /// evaluation and saving as the arguments ask. A NaN or infinite loss stops with an error
+    /// before any parameter changes.
+    pub fn step(&mut self) -> Result<StepOutput> {
+        let step = self.state.global_step;
+        let device = self.model.device();
+        let started = Instant::now();
+        let batches = self
+            .micro_batches(step)
+            .into_iter()
+            .map(|(ex, stream)| self.collator.collate(&ex, stream, &device))
+            .collect::<Result<Vec<Batch>>>()?;
+        let total: usize = batches.iter().map(|b| b.num_label_tokens).sum();
+        if total == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "step {}: the batch has no labelled tokens (every label is -100); check the collator and the data",
+                step + 1
+            )));
+        }
+        let mut grads = HostGrads::default();
+        let mut loss_sum = 0.0f64;
+        let mut input_tokens = 0;
+        for b in &batches {
+            input_tokens += b.num_input_tokens;
+            if b.num_label_tokens == 0 {
+                continue;
+            }
+            let loss = self.model.loss(b, true)?;
+            let value = loss.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
+            if !value.is_finite() {
+                return Err(self.non_finite("loss", value, step + 1));
+            }
+            let w = b.num_label_tokens as f64 / total as f64;
+            loss_sum += value * w;
+            let g = loss.backward()?;
+            grads.add_scaled(self.optimizer.host_grads(&g)?, w as f32);
+        }
+        let grad_norm = grads.clip_grad_norm(self.args.max_grad_norm);
+        if !grad_norm.is_finite() {
+            return Err(self.non_finite("gradient norm", grad_norm, step + 1));
+        }
+        let lr = self.scheduler.get_last_lr();
+        self.optimizer.config.lr = lr;
+        self.optimizer.step_host(&grads)?;
+        self.scheduler.step();
+        self.state.global_step += 1;
+        self.state.epoch = self.state.global_step as f64 / self.updates_per_epoch as f64;
+        self.state.num_input_tokens_seen += input_tokens as u64;
+
+        self.log_start.get_or_insert(started);
+        self.log_loss_sum += loss_sum;
+        self.log_steps += 1;
+        self.log_tokens += input_tokens;
+        let out = StepOutput {
+            step: self.state.global_step,
+            loss: loss_sum,
+            learning_rate: lr,
+            grad_norm,
+            num_tokens: input_tokens,
+        };
+        self.after_step(&out, None)?;
+        Ok(out)
+    }
+
+    fn non_finite(&self, what: &str, value: f64, step: usize) -> Error {
+        Error::NonFiniteLoss {
+            what: what.to_string(),
+            value,
+            step,
+            last_checkpoint: get_last_checkpoint(&self.args.output_dir)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "none saved yet".to_string()),
+        }
+    }
+
+    /// Logging, evaluation and saving after step `out.step`.
+    fn after_step(&mut self, out: &StepOutput, progress: Option<&Progress>) -> Result<()> {
+        let step = out.step;
+        let a = &self.args;
+        let epoch_end = step.is_multiple_of(self.updates_per_epoch);
+        let due = |strategy: IntervalStrategy, every: usize| match strategy {
+            IntervalStrategy::No => false,
+            IntervalStrategy::Steps => step.is_multiple_of(every.max(1)),
+            IntervalStrategy::Epoch => epoch_end,
+        };
+        let last = step == self.max_steps;
+        let log_now = due(a.logging_strategy, self.state.logging_steps)
+            || (a.logging_first_step && step == 1)
+            || (last && a.logging_strategy != IntervalStrategy::No && self.log_steps > 0);
+        let eval_now = self.eval_data.is_some() && due(a.eval_strategy, self.state.eval_steps);
+        let save_now = due(a.save_strategy, self.state.save_steps);
+        if log_now {
+            let loss = self.log_loss_sum / self.log_steps.max(1) as f64;
+            let secs = self
+                .log_start
+                .map(|t| t.elapsed().as_secs_f64())
+                .unwrap_or(0.0);
+            self.last_tokens_per_s = if secs > 0.0 {
+                self.log_tokens as f64 / secs
+            } else {
+                0.0
+            };
+            let mut e = LogEntry::new();
+            e.insert("loss".into(), json!(loss));
+            e.insert("grad_norm".into(), json!(out.grad_norm));
+            e.insert("learning_rate".into(), json!(self.scheduler.get_last_lr()));
+            e.insert("epoch".into(), json!(self.state.epoch));
+            e.insert("step".into(), json!(step));
+            self.state.log_history.push(e);
+            if let Some(p) = progress {
+                p.log_line(
+                    step,
+                    loss,
+                    self.scheduler.get_last_lr(),
+                    out.grad_norm,
+                    self.last_tokens_per_s,
+                );
+            }
+            self.log_loss_sum = 0.0;
+            self.log_steps = 0;
+            self.log_tokens = 0;
+            self.log_start = None;
+        }
+        if eval_now {
+            let ev = self.evaluate()?;
+            if let Some(p) = progress {
+                p.message(&format!(
+                    "step {step}: eval_loss {:.4} | perplexity {:.2}",
+                    ev.eval_loss, ev.eval_perplexity
+                ));
+            }
+        }
+        if save_now {
+            let dir = self.save_checkpoint()?;
+            if let Some(p) = progress {
+                p.message(&format!("saved {}", dir.display()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `step()` until `max_steps`, with progress; resumes first when
+    /// `args.resume_from_checkpoint` is set. Writes `trainer_state.json` to `output_dir` at the end.
+    pub fn train(&mut self) -> Result<TrainOutput> {
+        if let Some(r) = self.args.resume_from_checkpoint.clone()
+            && self.state.global_step == 0
+        {
+            self.resume_from_checkpoint(&r)?;
+        }
+        let start_step = self.state.global_step;
+        let progress = Progress::new(
+            ProgressMode::detect(self.args.disable_tqdm),
+            start_step,
+            self.max_steps,
+        );
+        let t0 = Instant::now();
+        let mut loss_total = 0.0;
+        let mut tokens = 0usize;
+        while self.state.global_step < self.max_steps {
+            // step() without its own after_step, so progress lines interleave correctly.
+            let out = self.step_quiet()?;
+            loss_total += out.loss;
+            tokens += out.num_tokens;
+            let tps = tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            progress.update(out.step, out.loss, out.learning_rate, tps);
+            self.after_step(&out, Some(&progress))?;
+        }
+        progress.finish();
+        let runtime = t0.elapsed().as_secs_f64();
+        let steps = self.state.global_step - start_step;
+        let training_loss = if steps > 0 {
+            loss_total / steps as f64
+        } else {
+            0.0
+        };
+        if self.args.load_best_model_at_end
+            && let Some(best) = self.state.best_model_checkpoint.clone()
+        {
+            self.load_model_weights(&PathBuf::from(&best).join("model.safetensors"))?;
+            progress.message(&format!("loaded the best model from {best}"));
+        }
+        let mut e = LogEntry::new();
+        e.insert("train_runtime".into(), json!(runtime));
+        e.insert(
+            "train_tokens_per_second".into(),
+            json!(tokens as f64 / runtime.max(1e-9)),
+        );
+        e.insert("train_loss".into(), json!(training_loss));
+        e.insert("epoch".into(), json!(self.state.epoch));
+        e.insert("step".into(), json!(self.state.global_step));
+        self.state.log_history.push(e);
+        self.save_state()?;
+        if !self.args.disable_tqdm {
+            progress.message(&format!(
+                "trained {steps} steps in {runtime:.1}s ({} tok/s), train_loss {training_loss:.4}",
+                fmt_rate(tokens as f64 / runtime.max(1e-9))
+            ));
+        }
+        Ok(TrainOutput {
+            global_step: self.state.global_step,
+            training_loss,
+            train_runtime: runtime,
+            tokens_per_second: tokens as f64 / runtime.max(1e-9),
+        })
+    }
+
+    /// `step()` minus logging/eval/saving (train() does those with progress attached).
+    fn step_quiet(&mut self) -> Result<StepOutput> {
+        let saved = std::mem::replace(&mut self.args.logging_strategy, IntervalStrategy::No);
+        let eval = std::mem::replace(&mut self.args.eval_strategy, IntervalStrategy::No);
+        let save = std::mem::replace(&mut self.args.save_strategy, IntervalStrategy::No);
+        let first = std::mem::replace(&mut self.args.logging_first_step, false);
+        let out = self.step();
+        self.args.logging_strategy = saved;
+        self.args.eval_strategy = eval;
+        self.args.save_strategy = save;
+        self.args.logging_first_step = first;
+        out
+    }
+
+    /// Evaluates on the eval dataset: token-weighted mean loss (`eval_loss`) and its
+    /// exponential (`eval_perplexity`); appended to `log_history`.
+    pub fn evaluate(&mut self) -> Result<EvalOutput> {
+        let data = self.eval_data.clone().ok_or_else(|| {
+            Error::InvalidArgument(
+                "no evaluation dataset; add one with Trainer::with_eval_dataset".into(),
+            )
+        })?;
+        let ev = self.evaluate_on(&data)?;
+        let key = self.args.best_metric_key();
+        let mut e = LogEntry::new();
+        e.insert("eval_loss".into(), json!(ev.eval_loss));
+        e.insert("eval_perplexity".into(), json!(ev.eval_perplexity));
+        e.insert("eval_runtime".into(), json!(ev.eval_runtime));
+        e.insert(
+            "eval_samples_per_second".into(),
+            json!(ev.eval_samples as f64 / ev.eval_runtime.max(1e-9)),
+        );
+        e.insert("epoch".into(), json!(self.state.epoch));
+        e.insert("step".into(), json!(self.state.global_step));
+        let metric = e.get(&key).and_then(|v| v.as_f64());
+        self.state.log_history.push(e);
+        self.last_eval_improved = false;
+        if let Some(m) = metric {
+            let better = match self.state.best_metric {
+                None => true,
+                Some(b) if self.args.greater_is_better() => m > b,
+                Some(b) => m < b,
+            };
+            if better {
+                self.state.best_metric = Some(m);
+                self.state.best_global_step = Some(self.state.global_step);
+                self.last_eval_improved = true;
+            }
+        }
+        Ok(ev)
+    }
+
+    /// Evaluates on any data without touching the log.
+    pub fn evaluate_on(&self, data: &TrainData) -> Result<EvalOutput> {
+        let t0 = Instant::now();
+        let device = self.model.device();
+        let examples = data.eval_examples();
+        let bs = self.args.per_device_eval_batch_size;
+        let mut sum = 0.0f64;
+        let mut n = 0usize;
+        for (k, chunk) in examples.chunks(bs).enumerate() {
+            let b = self.collator.collate(chunk, u64::MAX - k as u64, &device)?;
+            if b.num_label_tokens == 0 {
+                continue;
+            }
+            let loss = self.model.loss(&b, false)?.detach();
+            let v = loss.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
+            sum += v * b.num_label_tokens as f64;
+            n += b.num_label_tokens;
+        }
+        if n == 0 {
+            return Err(Error::InvalidArgument(
+                "the evaluation data has no labelled tokens".into(),
+            ));
+        }
+        let eval_loss = sum / n as f64;
+        Ok(EvalOutput {
+            eval_loss,
+            eval_perplexity: eval_loss.exp(),
+            eval_runtime: t0.elapsed().as_secs_f64(),
+            eval_samples: examples.len(),
+            eval_tokens: n,
+        })
+    }
+
+    /// Saves the model (`config.json`, `model.safetensors`) to `output_dir`.
+    pub fn save_model(&self) -> Result<()> {
+        self.save_model_to(&self.args.output_dir)
+    }
+
+    /// Saves the model to `dir` (created if needed).
+    pub fn save_model_to(&self, dir: &Path) -> Result<()> {
+        create_dir(dir)?;
+        self.model.save_pretrained(dir)?;
+        write_json(&dir.join("training_args.json"), &self.args)
+    }
+
+    /// Writes `output_dir/trainer_state.json`, and `log_history.json` (the list of log entries,
+    /// for a loss-curve plotter) to `logging_dir` when it is set.
+    pub fn save_state(&self) -> Result<()> {
+        create_dir(&self.args.output_dir)?;
+        self.state
+            .save_to_json(&self.args.output_dir.join("trainer_state.json"))?;
+        if let Some(dir) = &self.args.logging_dir {
+            create_dir(dir)?;
+            write_json(&dir.join("log_history.json"), &self.state.log_history)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `output_dir/checkpoint-N/` (through `tmp-checkpoint-N` and a rename) and prunes
+    /// old checkpoints by `save_total_limit`, keeping the newest and the best.
+    pub fn save_checkpoint(&mut self) -> Result<PathBuf> {
+        let out = self.args.output_dir.clone();
+        create_dir(&out)?;
+        let name = format!("checkpoint-{}", self.state.global_step);
+        let tmp = out.join(format!("tmp-{name}"));
+        let dir = out.join(&name);
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|source| Error::Io {
+                path: tmp.clone(),
+                source,
+            })?;
+        }
+        create_dir(&tmp)?;
+        if self.last_eval_improved {
+            self.state.best_model_checkpoint = Some(dir.display().to_string());
+            self.last_eval_improved = false;
+        }
+        self.model.save_pretrained(&tmp)?;
+        self.optimizer.save(&tmp.join("optimizer.safetensors"))?;
+        write_json(&tmp.join("scheduler.json"), &self.scheduler)?;
+        write_json(
+            &tmp.join("rng_state.json"),
+            &RngState {
+                seed: self.args.seed,
+                global_step: self.state.global_step,
+                model: self.model.rng_state(),
+            },
+        )?;
+        write_json(&tmp.join("training_args.json"), &self.args)?;
+        self.state.save_to_json(&tmp.join("trainer_state.json"))?;
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|source| Error::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        std::fs::rename(&tmp, &dir).map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        if let Some(limit) = self.args.save_total_limit {
+            let best = self.state.best_model_checkpoint.clone().map(PathBuf::from);
+            rotate_checkpoints(&out, limit, best.as_deref())?;
+        }
+        Ok(dir)
+    }
+
+    /// Restores model, optimiser, scheduler, RNG and trainer state from `checkpoint`: a
+    /// `checkpoint-N` folder, or `"latest"` for the newest in `output_dir`. Training then
+    /// continues exactly as if it had not stopped.
+    pub fn resume_from_checkpoint(&mut self, checkpoint: &str) -> Result<PathBuf> {
+        let dir = if checkpoint == "latest" || checkpoint == "true" {
+            get_last_checkpoint(&self.args.output_dir).ok_or_else(|| Error::Checkpoint {
+                path: self.args.output_dir.clone(),
+                message: "no checkpoint-N folder to resume from; train with save_steps first"
+                    .into(),
+            })?
+        } else {
+            PathBuf::from(checkpoint)
+        };
+        if !dir.is_dir() {
+            return Err(Error::Checkpoint {
+                path: dir,
+                message: "is not a checkpoint folder; give output_dir/checkpoint-N or \"latest\""
+                    .into(),
+            });
+        }
+        let state = TrainerState::load_from_json(&dir.join("trainer_state.json"))?;
+        let sched: LrScheduler = read_json(&dir.join("scheduler.json"))?;
+        let rng: RngState = read_json(&dir.join("rng_state.json"))?;
+        self.load_model_weights(&dir.join("model.safetensors"))?;
+        self.optimizer.load(&dir.join("optimizer.safetensors"))?;
+        if let Some(m) = &rng.model {
+            self.model.set_rng_state(m)?;
+        }
+        self.scheduler.last_step = sched.last_step;
+        self.state = TrainerState {
+            max_steps: self.max_steps,
+            ..state
+        };
+        self.log_loss_sum = 0.0;
+        self.log_steps = 0;
+        self.log_tokens = 0;
+        self.log_start = None;
+        Ok(dir)
+    }
+
+    /// Sets every model parameter from a safetensors file, by name.
+    fn load_model_weights(&self, path: &Path) -> Result<()> {
+        let device = self.model.device();
+        let tensors =
+            candle_core::safetensors::load(path, &device).map_err(|e| Error::Checkpoint {
+                path: path.to_path_buf(),
+                message: format!("cannot read the weights: {e}"),
+            })?;
+        load_varmap(self.model.varmap(), &tensors, path)
+    }
+
+    /// The loss curve of `log_history` as SVG (renders inline in a notebook).
+    pub fn loss_curve(&self) -> Result<LossCurve> {
+        LossCurve::from_state(&self.state)
+    }
+
+    /// A one-line summary of where training stands.
+    pub fn summary(&self) -> String {
+        let last = |k: &str| {
+            self.state
+                .log_history
+                .iter()
+                .rev()
+                .find_map(|e| e.get(k).and_then(|v| v.as_f64()))
+        };
+        let mut s = format!(
+            "Trainer: step {}/{} (epoch {:.2}), lr {:.3e}",
+            self.state.global_step,
+            self.max_steps,
+            self.state.epoch,
+            self.scheduler.get_last_lr()
+        );
+        if let Some(l) = last("loss") {
+            s += &format!(", loss {l:.4}");
+        }
+        if let Some(l) = last("eval_loss") {
+            s += &format!(", eval_loss {l:.4}");
+        }
+        s
+    }
+
+    /// Renders a summary and the loss curve inline in evcxr.
+    pub fn evcxr_display(&self) {
+        let mut html = format!(
+            "<div><b>{}</b>",
+            crate::display::escape_html(&self.summary())
+        );
+        if let Ok(c) = self.loss_curve()
+            && !self.state.log_history.is_empty()
+        {
+            html += &c.svg;
+        }
+        html += "</div>";
+        crate::display::emit("text/html", &html);
+    }
+}
+
+/// Sets each `VarMap` variable from `tensors` by name (shapes checked).
+pub(crate) fn load_varmap(
+    varmap: &VarMap,
+    tensors: &HashMap<String, Tensor>,
+    path: &Path,
+) -> Result<()> {
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| Error::InvalidArgument("the model's VarMap lock is poisoned".into()))?;
+    for (name, var) in data.iter() {
+        let t = tensors.get(name).ok_or_else(|| Error::Checkpoint {
+            path: path.to_path_buf(),
+            message: format!("weight `{name}` is missing; the checkpoint belongs to another model"),
+        })?;
+        if t.dims() != var.dims() {
+            return Err(Error::Checkpoint {
+                path: path.to_path_buf(),
+                message: format!(
+                    "weight `{name}` has shape {:?}, the model expects {:?}",
+                    t.dims(),
+                    var.dims()
+                ),
+            });
+        }
+        var.set(&t.to_dtype(var.dtype())?)?;
+    }
+    Ok(())
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn check_vocab<M: TrainableModel>(model: &M, data: &TrainData, what: &str) -> Result<()> {
+    if let (Some(v), Some(max)) = (model.vocab_size(), data.max_token_id())
+        && max as usize >= v
+    {
+        return Err(Error::InvalidArgument(format!(
+            "the {what} data holds token id {max}, but the model's vocabulary has {v} entries; was it tokenized with another tokenizer?"
+        )));
+    }
+    Ok(())
+}
