@@ -20,6 +20,7 @@ pub mod data;
 pub mod display;
 pub mod error;
 pub mod hub;
+mod malloc;
 pub mod metrics;
 pub mod models;
 pub mod prelude;

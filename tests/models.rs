@@ -75,12 +75,34 @@ fn compare(name: &str, out: &ModelOutput, e: &HashMap<String, Tensor>) {
     }
 }
 
+/// The same inputs without attentions or hidden states: the fused attention kernel runs.
+fn fused_inputs(e: &HashMap<String, Tensor>) -> ForwardArgs {
+    ForwardArgs::new(&e["input_ids"].to_dtype(DType::U32).unwrap())
+        .attention_mask(&e["attention_mask"])
+        .labels(&e["labels"])
+}
+
+/// Logits and loss of the fused path against torch.
+fn compare_fused(name: &str, out: &ModelOutput, e: &HashMap<String, Tensor>) {
+    assert!(out.attentions.is_none());
+    let d = max_abs_diff(&out.logits, &e["logits"]);
+    println!("{name} (fused attention): max |logits - torch| = {d:.2e}");
+    assert!(d <= 1e-4, "{name} fused logits differ by {d}");
+    let loss = out.loss.as_ref().unwrap().to_scalar::<f32>().unwrap();
+    let want = e["loss"].to_vec1::<f32>().unwrap()[0];
+    assert!(
+        (loss - want).abs() <= 1e-5,
+        "{name} fused loss {loss} vs {want}"
+    );
+}
+
 #[test]
 fn gpt2_matches_transformers() {
     let e = expected("gpt2");
     let m = AutoModelForCausalLM::from_pretrained(fixture("gpt2").to_str().unwrap()).unwrap();
     assert!(!m.is_training());
     compare("gpt2", &m.forward_with(&inputs(&e)).unwrap(), &e);
+    compare_fused("gpt2", &m.forward_with(&fused_inputs(&e)).unwrap(), &e);
     // the short call gives the same logits
     let out = m
         .forward(
@@ -97,6 +119,7 @@ fn bert_matches_transformers() {
     let e = expected("bert");
     let m = AutoModelForMaskedLM::from_pretrained(fixture("bert").to_str().unwrap()).unwrap();
     compare("bert", &m.forward_with(&inputs(&e)).unwrap(), &e);
+    compare_fused("bert", &m.forward_with(&fused_inputs(&e)).unwrap(), &e);
 }
 
 #[test]
@@ -104,6 +127,7 @@ fn roberta_matches_transformers() {
     let e = expected("roberta");
     let m = AutoModelForMaskedLM::from_pretrained(fixture("roberta").to_str().unwrap()).unwrap();
     compare("roberta", &m.forward_with(&inputs(&e)).unwrap(), &e);
+    compare_fused("roberta", &m.forward_with(&fused_inputs(&e)).unwrap(), &e);
 }
 
 #[test]
@@ -143,21 +167,27 @@ fn automodel_loads_head_checkpoint_and_pools() {
 fn gpt2_gradients_match_torch() {
     let e = expected("gpt2");
     let m = AutoModelForCausalLM::from_dir(fixture("gpt2"), &Device::Cpu).unwrap();
-    let out = m.forward_with(&inputs(&e)).unwrap();
-    let grads = out.loss.unwrap().backward().unwrap();
-    let params = m.named_parameters();
-    assert_eq!(params.len(), 28);
-    let mut worst = 0f32;
-    for (name, var) in &params {
-        let g = grads
-            .get(var)
-            .unwrap_or_else(|| panic!("no gradient for {name}"));
-        let want = &e[&format!("grad.{name}")];
-        let rel = max_abs_diff(g, want) / max_abs(want).max(1e-6);
-        worst = worst.max(rel);
-        assert!(rel <= 1e-4, "gradient of {name}: relative difference {rel}");
+    // composed attention (probabilities requested) and the fused kernel
+    for (path, args) in [("composed", inputs(&e)), ("fused", fused_inputs(&e))] {
+        let out = m.forward_with(&args).unwrap();
+        let grads = out.loss.unwrap().backward().unwrap();
+        let params = m.named_parameters();
+        assert_eq!(params.len(), 28);
+        let mut worst = 0f32;
+        for (name, var) in &params {
+            let g = grads
+                .get(var)
+                .unwrap_or_else(|| panic!("{path}: no gradient for {name}"));
+            let want = &e[&format!("grad.{name}")];
+            let rel = max_abs_diff(g, want) / max_abs(want).max(1e-6);
+            worst = worst.max(rel);
+            assert!(
+                rel <= 1e-4,
+                "{path}: gradient of {name}: relative difference {rel}"
+            );
+        }
+        println!("gpt2 ({path}): worst relative gradient difference vs torch = {worst:.2e}");
     }
-    println!("gpt2: worst relative gradient difference vs torch = {worst:.2e}");
 }
 
 fn assert_all_grads_nonzero(name: &str, params: Vec<(String, candle_core::Var)>, loss: &Tensor) {
@@ -431,6 +461,54 @@ fn fused_ops_match_composed_values_and_gradients() {
                 &[randn(&shape, 5)],
                 |t| ops::gelu(&t[0], act).unwrap(),
                 |t| composed::gelu(&t[0], act).unwrap(),
+            );
+        }
+    }
+    // dense layers: nn.Linear [out, in] and Conv1D [in, out], with and without bias; the large
+    // one takes gemm's parallel path
+    for (rows, d_in, d_out) in [(7usize, 5usize, 3usize), (300, 96, 130)] {
+        for conv1d in [false, true] {
+            let w_shape = if conv1d { [d_in, d_out] } else { [d_out, d_in] };
+            let ins = [
+                randn(&[rows, d_in], 7),
+                randn(&w_shape, 8),
+                randn(&[d_out], 9),
+            ];
+            check_op(
+                "linear",
+                &ins,
+                |t| ops::linear(&t[0], &t[1], Some(&t[2]), conv1d).unwrap(),
+                |t| composed::linear(&t[0], &t[1], Some(&t[2]), conv1d).unwrap(),
+            );
+            check_op(
+                "linear without bias",
+                &ins[..2],
+                |t| ops::linear(&t[0], &t[1], None, conv1d).unwrap(),
+                |t| composed::linear(&t[0], &t[1], None, conv1d).unwrap(),
+            );
+        }
+    }
+    // attention: no mask, and a causal mask with a padded key in each sequence
+    for (b, t, n_head, hd) in [(2usize, 5usize, 2usize, 3usize), (4, 33, 4, 16)] {
+        let h = n_head * hd;
+        let qkv = randn(&[b, t, 3 * h], 10);
+        let mut mask = vec![0f32; b * t * t];
+        for bi in 0..b {
+            for qi in 0..t {
+                for ki in 0..t {
+                    if ki > qi || ki == (bi + 1) % t {
+                        mask[(bi * t + qi) * t + ki] = f32::MIN;
+                    }
+                }
+            }
+        }
+        let mask = Tensor::from_vec(mask, (b, 1, t, t), &Device::Cpu).unwrap();
+        for m in [None, Some(&mask)] {
+            check_op(
+                "self_attention",
+                std::slice::from_ref(&qkv),
+                |x| ops::self_attention(&x[0], m, n_head).unwrap(),
+                |x| composed::self_attention(&x[0], m, n_head).unwrap(),
             );
         }
     }

@@ -58,26 +58,17 @@ pub(crate) struct Linear {
 
 impl Linear {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let (d_in, d_out) = if self.conv1d {
-            (self.weight.dim(0)?, self.weight.dim(1)?)
-        } else {
-            (self.weight.dim(1)?, self.weight.dim(0)?)
-        };
-        let rows = x.elem_count() / d_in;
-        let x2 = x.reshape((rows, d_in))?;
-        let y = if self.conv1d {
-            x2.matmul(&self.weight)?
-        } else {
-            x2.matmul(&self.weight.t()?)?
-        };
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
-        let mut out = dims;
+        let d_in = x.dim(D::Minus1)?;
+        let rows = x.elem_count() / d_in.max(1);
+        let y = ops::linear(
+            &x.reshape((rows, d_in))?,
+            &self.weight,
+            self.bias.as_ref(),
+            self.conv1d,
+        )?;
+        let mut out = x.dims().to_vec();
         if let Some(last) = out.last_mut() {
-            *last = d_out;
+            *last = y.dim(1)?;
         }
         Ok(y.reshape(out)?)
     }
@@ -231,34 +222,33 @@ pub(crate) type LayerCache = Option<(Tensor, Tensor)>;
 
 impl Attention {
     /// `x [b, t, h]`, `mask` additive `[b, 1, t, t_k]` (0 or a very negative number).
-    /// Returns the projected output and the attention probabilities `[b, heads, t, t_k]`.
+    /// Returns the projected output and, when `want_probs`, the attention probabilities
+    /// `[b, heads, t, t_k]`.
+    ///
+    /// Without a KV cache, attention dropout or returned probabilities, the one fused op
+    /// [`ops::self_attention`] runs; otherwise the composed ops below, which expose each step.
     pub fn forward(
         &self,
         x: &Tensor,
         mask: Option<&Tensor>,
         cache: Option<&mut LayerCache>,
+        want_probs: bool,
         ctx: &Ctx,
-    ) -> Result<(Tensor, Tensor)> {
-        let (b, t, h) = x.dims3()?;
-        let hd = h / self.n_head;
-        let (q, k, v) = match &self.qkv {
-            Qkv::Fused(lin) => {
-                let y = lin.forward(x)?;
-                (
-                    y.narrow(2, 0, h)?,
-                    y.narrow(2, h, h)?,
-                    y.narrow(2, 2 * h, h)?,
-                )
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let h = x.dim(2)?;
+        let qkv = match &self.qkv {
+            Qkv::Fused(lin) => lin.forward(x)?,
+            Qkv::Split { q, k, v } => {
+                Tensor::cat(&[q.forward(x)?, k.forward(x)?, v.forward(x)?], 2)?
             }
-            Qkv::Split { q, k, v } => (q.forward(x)?, k.forward(x)?, v.forward(x)?),
         };
-        let heads = |y: Tensor| -> Result<Tensor> {
-            Ok(y.reshape((b, t, self.n_head, hd))?
-                .transpose(1, 2)?
-                .contiguous()?)
-        };
-        let q = (heads(q)? * (1.0 / (hd as f64).sqrt()))?;
-        let (mut k, mut v) = (heads(k)?, heads(v)?);
+        let no_dropout = !ctx.training || self.attn_dropout <= 0.0;
+        if cache.is_none() && !want_probs && no_dropout {
+            let y = ops::self_attention(&qkv, mask, self.n_head)?;
+            return Ok((self.out.forward(&y)?, None));
+        }
+        let split = |i: usize| ops::composed::split_heads(&qkv.narrow(2, i * h, h)?, self.n_head);
+        let (q, mut k, mut v) = (split(0)?, split(1)?, split(2)?);
         if let Some(cache) = cache {
             if let Some((pk, pv)) = cache.as_ref() {
                 k = Tensor::cat(&[pk, &k], 2)?;
@@ -266,18 +256,10 @@ impl Attention {
             }
             *cache = Some((k.clone(), v.clone()));
         }
-        let mut scores = q.matmul(&k.t()?)?;
-        if let Some(m) = mask {
-            scores = scores.broadcast_add(m)?;
-        }
-        let probs = ops::softmax_last_dim(&scores)?;
+        let probs = ops::composed::attention_probs(&q, &k, mask)?;
         let dropped = ctx.dropout(&probs, self.attn_dropout)?;
-        let y = dropped
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, t, h))?;
-        Ok((self.out.forward(&y)?, probs))
+        let y = ops::composed::merge_heads(&dropped.matmul(&v)?)?;
+        Ok((self.out.forward(&y)?, Some(probs)))
     }
 }
 
@@ -312,15 +294,17 @@ impl Block {
         x: &Tensor,
         mask: Option<&Tensor>,
         cache: Option<&mut LayerCache>,
+        want_probs: bool,
         ctx: &Ctx,
-    ) -> Result<(Tensor, Tensor)> {
+    ) -> Result<(Tensor, Option<Tensor>)> {
         if self.pre_ln {
-            let (a, probs) = self.attn.forward(&self.ln1.forward(x)?, mask, cache, ctx)?;
+            let xn = self.ln1.forward(x)?;
+            let (a, probs) = self.attn.forward(&xn, mask, cache, want_probs, ctx)?;
             let x = (x + ctx.dropout(&a, self.resid_dropout)?)?;
             let m = self.mlp.forward(&self.ln2.forward(&x)?)?;
             Ok(((x + ctx.dropout(&m, self.resid_dropout)?)?, probs))
         } else {
-            let (a, probs) = self.attn.forward(x, mask, cache, ctx)?;
+            let (a, probs) = self.attn.forward(x, mask, cache, want_probs, ctx)?;
             let x = self
                 .ln1
                 .forward(&(x + ctx.dropout(&a, self.resid_dropout)?)?)?;
@@ -506,10 +490,11 @@ impl Transformer {
                 h.push(x.clone());
             }
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            let (y, probs) = block.forward(&x, mask.as_ref(), layer_cache, ctx)?;
+            let want = attns.is_some();
+            let (y, probs) = block.forward(&x, mask.as_ref(), layer_cache, want, ctx)?;
             x = y;
-            if let Some(a) = attns.as_mut() {
-                a.push(probs);
+            if let (Some(a), Some(p)) = (attns.as_mut(), probs) {
+                a.push(p);
             }
         }
         if let Some(ln) = &self.ln_f {

@@ -5,6 +5,7 @@
 //! - [`ops`]: fused LayerNorm / softmax / GELU / cross-entropy with their own backward.
 //! - `gpt2`, `bert`, `roberta`: Hugging Face names and configs mapped onto the core.
 //! - [`auto`]: `AutoModelForCausalLM`, `AutoModelForMaskedLM`, `AutoModel`.
+mod attention;
 pub mod auto;
 pub mod config;
 pub mod core;
@@ -12,7 +13,9 @@ pub mod device;
 pub mod ops;
 
 mod bert;
+mod gemm;
 mod gpt2;
+mod linear;
 mod model;
 mod params;
 mod roberta;

@@ -173,6 +173,7 @@ impl Model {
         device: &Device,
     ) -> Result<Self> {
         check_task(&config, task)?;
+        crate::malloc::keep_freed_buffers();
         let (core, head) = match &config {
             ModelConfig::Gpt2(c) => gpt2::build(c, &mut p, task)?,
             ModelConfig::Bert(c) => bert::build(c, &mut p, task)?,

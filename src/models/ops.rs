@@ -6,14 +6,14 @@
 //! any other device or dtype the same maths runs as composed candle ops (module [`composed`]),
 //! which the tests use as the reference for values and gradients.
 use candle_core::{
-    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, bail,
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, D, DType, Layout, Result, Shape, Tensor, bail,
 };
 
 /// Rows are processed in parallel only above this many elements: below it, waking rayon's
 /// threads costs more than the work.
 const PAR_MIN: usize = 1 << 15;
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+pub(super) fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
     let data = match s {
         CpuStorage::F32(v) => v.as_slice(),
         _ => bail!("{op}: expected f32 input"),
@@ -24,28 +24,33 @@ fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
     }
 }
 
-fn fused(x: &Tensor) -> bool {
+pub(super) fn fused(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == DType::F32
 }
 
 /// A pointer to an output buffer that disjoint ranges of rows are written through in parallel.
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
+pub(super) struct OutPtr(pub(super) *mut f32);
 // SAFETY: every user writes only the rows of the range it was handed, and ranges are disjoint.
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
+    /// The raw pointer (a method, so closures capture the `Sync` wrapper, not the field).
+    pub(super) fn ptr(self) -> *mut f32 {
+        self.0
+    }
+
     /// # Safety
     /// `start + len` must lie inside the buffer and no other thread may touch these elements.
-    unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [f32] {
+    pub(super) unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [f32] {
         unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
     }
 }
 
 /// Runs `f` over `0..n_items` in chunks on candle's own CPU pool (the one its matmul uses, so no
 /// second pool competes for the cores), or inline when `work` (elements) is small.
-fn par_for(n_items: usize, work: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
+pub(super) fn par_for(n_items: usize, work: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
     if work >= PAR_MIN && n_items > 1 {
         candle_core::utils::barrier_pool().execute_chunked(n_items, f);
     } else {
@@ -54,7 +59,7 @@ fn par_for(n_items: usize, work: usize, f: impl Fn(std::ops::Range<usize>) + Syn
 }
 
 /// Applies `f(row, out_row)` to every row of length `d` of `out`.
-fn rows_mut(out: &mut [f32], d: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+pub(super) fn rows_mut(out: &mut [f32], d: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
     let rows = out.len() / d.max(1);
     let ptr = OutPtr(out.as_mut_ptr());
     par_for(rows, out.len(), |range| {
@@ -274,6 +279,29 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
         return composed::softmax_last_dim(x);
     }
     x.contiguous()?.apply_op1(SoftmaxOp)
+}
+
+// ---------------------------------------------------------------- linear and attention
+
+/// A dense layer over `x [rows, in]`: `x Wᵀ + b` for `nn.Linear` (`W [out, in]`), `x W + b`
+/// for GPT-2's `Conv1D` (`conv1d`, `W [in, out]`). One fused op with its own backward on CPU f32
+/// (module `linear`), composed candle ops elsewhere.
+pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv1d: bool) -> Result<Tensor> {
+    match super::linear::linear(x, weight, bias, conv1d)? {
+        Some(y) => Ok(y),
+        None => composed::linear(x, weight, bias, conv1d),
+    }
+}
+
+/// Multi-head self-attention from the packed projections `qkv [b, t, 3h]` (queries, keys,
+/// values side by side) to the merged heads `[b, t, h]`, with an optional additive mask
+/// `[b, 1, t, t]`. One fused op with its own backward on CPU f32 (module `attention`), composed
+/// candle ops elsewhere.
+pub fn self_attention(qkv: &Tensor, mask: Option<&Tensor>, n_head: usize) -> Result<Tensor> {
+    match super::attention::self_attention(qkv, mask, n_head)? {
+        Some(y) => Ok(y),
+        None => composed::self_attention(qkv, mask, n_head),
+    }
 }
 
 // ---------------------------------------------------------------- GELU
@@ -523,6 +551,57 @@ pub mod composed {
         xh.to_dtype(dtype)?
             .broadcast_mul(weight)?
             .broadcast_add(bias)
+    }
+
+    pub fn linear(
+        x: &Tensor,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        conv1d: bool,
+    ) -> Result<Tensor> {
+        let y = if conv1d {
+            x.matmul(weight)?
+        } else {
+            x.matmul(&weight.t()?)?
+        };
+        match bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+
+    /// `[b, t, h]` to `[b, heads, t, h / heads]`.
+    pub fn split_heads(y: &Tensor, n_head: usize) -> Result<Tensor> {
+        let (b, t, h) = y.dims3()?;
+        y.reshape((b, t, n_head, h / n_head))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    /// `[b, heads, t, hd]` back to `[b, t, heads * hd]`.
+    pub fn merge_heads(y: &Tensor) -> Result<Tensor> {
+        let (b, n_head, t, hd) = y.dims4()?;
+        y.transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, t, n_head * hd))
+    }
+
+    /// `softmax(q kᵀ / sqrt(hd) + mask)` for `q [b, heads, t, hd]`, `k [b, heads, t_k, hd]`.
+    pub fn attention_probs(q: &Tensor, k: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let hd = q.dim(D::Minus1)?;
+        let q = (q * (1.0 / (hd as f64).sqrt()))?;
+        let mut scores = q.matmul(&k.t()?)?;
+        if let Some(m) = mask {
+            scores = scores.broadcast_add(m)?;
+        }
+        super::softmax_last_dim(&scores)
+    }
+
+    pub fn self_attention(qkv: &Tensor, mask: Option<&Tensor>, n_head: usize) -> Result<Tensor> {
+        let h = qkv.dim(2)? / 3;
+        let split = |i: usize| split_heads(&qkv.narrow(2, i * h, h)?, n_head);
+        let (q, k, v) = (split(0)?, split(1)?, split(2)?);
+        merge_heads(&attention_probs(&q, &k, mask)?.matmul(&v)?)
     }
 
     pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {

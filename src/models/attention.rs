@@ -1,0 +1,243 @@
+//! Multi-head self-attention as one op, from the packed projections `qkv [b, t, 3h]` to the
+//! merged heads `y [b, t, h]`: `softmax(q kᵀ / sqrt(d) + mask) v` per head, forward and backward.
+//!
+//! Composed from candle ops, attention is three head-split copies, a scale, two batched matmuls,
+//! a mask add, a softmax and a merge copy, each with its own allocation and backward; for the
+//! small models trained on CPU that bookkeeping costs more than the arithmetic. Here each
+//! (sequence, head) pair is one task: gemm reads q, k and v in place through strides, and the
+//! probabilities are kept for the backward pass. The composed version stays the path for KV-cached
+//! decoding, attention dropout and `output_attentions`, and is the reference in the tests.
+use std::sync::{Arc, Mutex};
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
+
+use super::gemm::{View, matmul};
+use super::ops::{OutPtr, fused, par_for, slice};
+
+/// Sizes of one call: batch, sequence, heads, head width.
+#[derive(Clone, Copy)]
+struct Dims {
+    b: usize,
+    t: usize,
+    n_head: usize,
+    hd: usize,
+}
+
+impl Dims {
+    fn of(l: &Layout, n_head: usize) -> Result<Self> {
+        let (b, t, h3) = l.shape().dims3()?;
+        if h3 % (3 * n_head) != 0 {
+            bail!("attention: qkv width {h3} is not 3 x heads ({n_head}) x head width");
+        }
+        Ok(Self {
+            b,
+            t,
+            n_head,
+            hd: h3 / 3 / n_head,
+        })
+    }
+    fn h(self) -> usize {
+        self.n_head * self.hd
+    }
+    /// Where head `hh` of sequence `bi` starts in `qkv` (its query columns) and in `y`.
+    fn offsets(self, task: usize) -> (usize, usize) {
+        let (bi, hh) = (task / self.n_head, task % self.n_head);
+        (
+            bi * self.t * 3 * self.h() + hh * self.hd,
+            bi * self.t * self.h() + hh * self.hd,
+        )
+    }
+}
+
+struct AttentionOp {
+    n_head: usize,
+    /// Additive mask `[b, t, t]` (0 or `f32::MIN`), shared by the heads.
+    mask: Option<Arc<Vec<f32>>>,
+    /// The probabilities `[b, heads, t, t]` of the forward pass, for the backward pass.
+    probs: Mutex<Option<Arc<Vec<f32>>>>,
+}
+
+impl CustomOp1 for AttentionOp {
+    fn name(&self) -> &'static str {
+        "massivetext-attention"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let qkv = slice(s, l, "attention")?;
+        let d = Dims::of(l, self.n_head)?;
+        let (t, h, hd) = (d.t, d.h(), d.hd);
+        if let Some(m) = &self.mask
+            && m.len() != d.b * t * t
+        {
+            bail!(
+                "attention: mask has {} elements, expected {}",
+                m.len(),
+                d.b * t * t
+            );
+        }
+        let scale = 1.0 / (hd as f32).sqrt();
+        let tasks = d.b * d.n_head;
+        let mut y = vec![0f32; d.b * t * h];
+        let mut probs = vec![0f32; tasks * t * t];
+        let (y_ptr, p_ptr) = (OutPtr(y.as_mut_ptr()), OutPtr(probs.as_mut_ptr()));
+        par_for(tasks, tasks * t * t * hd, |range| {
+            for task in range {
+                let (q_off, y_off) = d.offsets(task);
+                // SAFETY: task `task` alone owns this probability block.
+                let p = unsafe { p_ptr.slice(task * t * t, t * t) };
+                let q = View::rows(qkv, 3 * h).at(q_off);
+                let kt = View::rows_t(qkv, 3 * h).at(q_off + h);
+                // SAFETY: q and k lie inside qkv; p is this task's own block.
+                unsafe { matmul((t, t, hd), p.as_mut_ptr(), t, false, q, kt, scale, false) };
+                let mask = self
+                    .mask
+                    .as_ref()
+                    .map(|m| &m[(task / d.n_head) * t * t..][..t * t]);
+                for (i, row) in p.chunks_exact_mut(t).enumerate() {
+                    if let Some(m) = mask {
+                        row.iter_mut()
+                            .zip(&m[i * t..(i + 1) * t])
+                            .for_each(|(s, m)| *s += m);
+                    }
+                    softmax_in_place(row);
+                }
+                let v = View::rows(qkv, 3 * h).at(q_off + 2 * h);
+                // SAFETY: this task's output columns `hh * hd..` of sequence `bi` are written
+                // only here; p and v are live.
+                unsafe {
+                    matmul(
+                        (t, hd, t),
+                        y_ptr.ptr().add(y_off),
+                        h,
+                        false,
+                        View::rows(p, t),
+                        v,
+                        1.0,
+                        false,
+                    )
+                };
+            }
+        });
+        if let Ok(mut slot) = self.probs.lock() {
+            *slot = Some(Arc::new(probs));
+        }
+        Ok((CpuStorage::F32(y), Shape::from((d.b, t, h))))
+    }
+
+    fn bwd(&self, qkv: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        let probs = match self.probs.lock().ok().and_then(|p| p.clone()) {
+            Some(p) => p,
+            None => bail!("attention backward: the forward probabilities are missing"),
+        };
+        let op = AttentionBwd {
+            n_head: self.n_head,
+            probs,
+        };
+        Ok(Some(qkv.apply_op2_no_bwd(&g.contiguous()?, &op)?))
+    }
+}
+
+/// Softmax of one row, as `ops::softmax_last_dim` computes it.
+fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// `dqkv` from `qkv` and `dy`: with `dS = P ∘ (dP − rowsum(dP ∘ P))` and `dP = dy vᵀ`,
+/// `dq = dS k / sqrt(d)`, `dk = dSᵀ q / sqrt(d)`, `dv = Pᵀ dy`.
+struct AttentionBwd {
+    n_head: usize,
+    probs: Arc<Vec<f32>>,
+}
+
+impl CustomOp2 for AttentionBwd {
+    fn name(&self) -> &'static str {
+        "massivetext-attention-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (qkv, g) = (
+            slice(s1, l1, "attention_bwd")?,
+            slice(s2, l2, "attention_bwd")?,
+        );
+        let d = Dims::of(l1, self.n_head)?;
+        let (t, h, hd) = (d.t, d.h(), d.hd);
+        let tasks = d.b * d.n_head;
+        if self.probs.len() != tasks * t * t || g.len() != d.b * t * h {
+            bail!("attention backward: shapes do not match the forward pass");
+        }
+        let scale = 1.0 / (hd as f32).sqrt();
+        let mut dqkv = vec![0f32; qkv.len()];
+        let out = OutPtr(dqkv.as_mut_ptr());
+        par_for(tasks, tasks * t * t * hd, |range| {
+            let mut ds = vec![0f32; t * t];
+            for task in range {
+                let (q_off, y_off) = d.offsets(task);
+                let p = &self.probs[task * t * t..(task + 1) * t * t];
+                let dy = View::rows(g, h).at(y_off);
+                let vt = View::rows_t(qkv, 3 * h).at(q_off + 2 * h);
+                // SAFETY: dy, v, p and ds are live; ds is this chunk's scratch.
+                unsafe { matmul((t, t, hd), ds.as_mut_ptr(), t, false, dy, vt, 1.0, false) };
+                for (dp, pr) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
+                    let dot: f32 = dp.iter().zip(pr).map(|(a, b)| a * b).sum();
+                    dp.iter_mut().zip(pr).for_each(|(a, b)| *a = b * (*a - dot));
+                }
+                let k = View::rows(qkv, 3 * h).at(q_off + h);
+                let q = View::rows(qkv, 3 * h).at(q_off);
+                let p_view = View::rows(p, t);
+                let ds_view = View::rows(&ds, t);
+                // SAFETY: this task alone writes its head's q, k and v columns of sequence bi
+                // in dqkv; every read view is live.
+                unsafe {
+                    let dst = out.ptr().add(q_off);
+                    matmul((t, hd, t), dst, 3 * h, false, ds_view, k, scale, false);
+                    let dst = out.ptr().add(q_off + h);
+                    let ds_t = View::rows_t(&ds, t);
+                    matmul((t, hd, t), dst, 3 * h, false, ds_t, q, scale, false);
+                    let dst = out.ptr().add(q_off + 2 * h);
+                    let p_t = View {
+                        rs: 1,
+                        cs: t,
+                        ..p_view
+                    };
+                    matmul((t, hd, t), dst, 3 * h, false, p_t, dy, 1.0, false);
+                }
+            }
+        });
+        Ok((CpuStorage::F32(dqkv), l1.shape().clone()))
+    }
+}
+
+/// Attention over `qkv [b, t, 3h]` with an optional additive mask `[b, 1, t, t]`, or `None`
+/// when the fused kernel does not apply (not CPU f32) and the caller should compose candle ops.
+pub(crate) fn self_attention(
+    qkv: &Tensor,
+    mask: Option<&Tensor>,
+    n_head: usize,
+) -> Result<Option<Tensor>> {
+    if !fused(qkv) || mask.is_some_and(|m| !fused(m)) {
+        return Ok(None);
+    }
+    let mask = match mask {
+        Some(m) => Some(Arc::new(m.flatten_all()?.to_vec1::<f32>()?)),
+        None => None,
+    };
+    let op = AttentionOp {
+        n_head,
+        mask,
+        probs: Mutex::new(None),
+    };
+    Ok(Some(qkv.contiguous()?.apply_op1(op)?))
+}

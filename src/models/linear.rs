@@ -1,0 +1,263 @@
+//! A dense layer as one op: `y = x Wᵀ + b` (`nn.Linear`, `W [out, in]`) or `y = x W + b`
+//! (GPT-2's `Conv1D`, `W [in, out]`), forward and backward straight on gemm.
+//!
+//! Composed from candle ops, a layer is a matmul, a broadcast add of the bias, and in backward a
+//! transposed copy plus a strided `sum` over rows for the bias gradient: the bias add and that
+//! sum alone cost more than the matmul for the small models trained on CPU. Here the bias is
+//! written into the output first and gemm accumulates onto it; the bias gradient is one pass
+//! over the rows; transposes are strides, never copies.
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+
+use super::gemm::{View, matmul};
+use super::ops::{fused, slice};
+
+/// `(rows, d_in, d_out)` of `x [rows, d_in]` times the weight.
+fn dims(x: &Layout, w: &Layout, conv1d: bool) -> Result<(usize, usize, usize)> {
+    let (rows, d_in) = x.shape().dims2()?;
+    let (a, b) = w.shape().dims2()?;
+    let (w_in, d_out) = if conv1d { (a, b) } else { (b, a) };
+    if w_in != d_in {
+        candle_core::bail!("linear: input has {d_in} features, the weight expects {w_in}");
+    }
+    Ok((rows, d_in, d_out))
+}
+
+/// The weight as the `[d_in, d_out]` right-hand side of `x · W`.
+fn weight_view(w: &[f32], d_in: usize, d_out: usize, conv1d: bool) -> View {
+    if conv1d {
+        View::rows(w, d_out)
+    } else {
+        View::rows_t(w, d_in)
+    }
+}
+
+fn forward(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    (rows, d_in, d_out): (usize, usize, usize),
+    conv1d: bool,
+) -> Vec<f32> {
+    let mut out = match bias {
+        Some(b) => {
+            let mut out = Vec::with_capacity(rows * d_out);
+            for _ in 0..rows {
+                out.extend_from_slice(b);
+            }
+            out
+        }
+        None => vec![0f32; rows * d_out],
+    };
+    // SAFETY: the views cover exactly `x [rows, d_in]` and the weight; `out` is fresh.
+    unsafe {
+        matmul(
+            (rows, d_out, d_in),
+            out.as_mut_ptr(),
+            d_out,
+            bias.is_some(),
+            View::rows(x, d_in),
+            weight_view(w, d_in, d_out, conv1d),
+            1.0,
+            true,
+        )
+    };
+    out
+}
+
+#[derive(Clone, Copy)]
+struct LinearOp {
+    conv1d: bool,
+}
+
+impl LinearOp {
+    fn grads(self, x: &Tensor, w: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = g.contiguous()?;
+        let dx = g.apply_op2_no_bwd(w, &InputGrad(self))?;
+        let dw = g.apply_op2_no_bwd(x, &WeightGrad(self))?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+impl CustomOp2 for LinearOp {
+    fn name(&self) -> &'static str {
+        "massivetext-linear"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = dims(l1, l2, self.conv1d)?;
+        let (x, w) = (slice(s1, l1, "linear")?, slice(s2, l2, "linear")?);
+        let out = forward(x, w, None, d, self.conv1d);
+        Ok((CpuStorage::F32(out), Shape::from((d.0, d.2))))
+    }
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        self.grads(x, w, g)
+    }
+}
+
+impl CustomOp3 for LinearOp {
+    fn name(&self) -> &'static str {
+        "massivetext-linear-bias"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = dims(l1, l2, self.conv1d)?;
+        let (x, w) = (slice(s1, l1, "linear")?, slice(s2, l2, "linear")?);
+        let b = slice(s3, l3, "linear")?;
+        if b.len() != d.2 {
+            candle_core::bail!("linear: bias has {} elements, expected {}", b.len(), d.2);
+        }
+        let out = forward(x, w, Some(b), d, self.conv1d);
+        Ok((CpuStorage::F32(out), Shape::from((d.0, d.2))))
+    }
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = self.grads(x, w, g)?;
+        let db = g.contiguous()?.apply_op1_no_bwd(&BiasGrad)?;
+        Ok((dx, dw, Some(db)))
+    }
+}
+
+/// `dx [rows, d_in] = g [rows, d_out] · Wᵀ`.
+struct InputGrad(LinearOp);
+
+impl CustomOp2 for InputGrad {
+    fn name(&self) -> &'static str {
+        "massivetext-linear-dx"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (g, w) = (slice(s1, l1, "linear_dx")?, slice(s2, l2, "linear_dx")?);
+        let (rows, d_out) = l1.shape().dims2()?;
+        let d_in = w.len() / d_out.max(1);
+        // Wᵀ as `[d_out, d_in]`: the transpose of the forward's right-hand side.
+        let wt = if self.0.conv1d {
+            View::rows_t(w, d_out)
+        } else {
+            View::rows(w, d_in)
+        };
+        let mut out = vec![0f32; rows * d_in];
+        // SAFETY: the views cover `g [rows, d_out]` and the weight; `out` is fresh.
+        unsafe {
+            matmul(
+                (rows, d_in, d_out),
+                out.as_mut_ptr(),
+                d_in,
+                false,
+                View::rows(g, d_out),
+                wt,
+                1.0,
+                true,
+            )
+        };
+        Ok((CpuStorage::F32(out), Shape::from((rows, d_in))))
+    }
+}
+
+/// `dW = gᵀ · x` (`[d_out, d_in]`, Linear) or `xᵀ · g` (`[d_in, d_out]`, Conv1D).
+struct WeightGrad(LinearOp);
+
+impl CustomOp2 for WeightGrad {
+    fn name(&self) -> &'static str {
+        "massivetext-linear-dw"
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (g, x) = (slice(s1, l1, "linear_dw")?, slice(s2, l2, "linear_dw")?);
+        let (rows, d_out) = l1.shape().dims2()?;
+        let d_in = x.len() / rows.max(1);
+        let mut out = vec![0f32; d_in * d_out];
+        let (m, n, lhs, rhs, shape) = if self.0.conv1d {
+            let (lhs, rhs) = (View::rows_t(x, d_in), View::rows(g, d_out));
+            (d_in, d_out, lhs, rhs, (d_in, d_out))
+        } else {
+            let (lhs, rhs) = (View::rows_t(g, d_out), View::rows(x, d_in));
+            (d_out, d_in, lhs, rhs, (d_out, d_in))
+        };
+        // SAFETY: the views cover `g` and `x`; `out` is fresh and `m * n` long.
+        unsafe {
+            matmul(
+                (m, n, rows),
+                out.as_mut_ptr(),
+                n,
+                false,
+                lhs,
+                rhs,
+                1.0,
+                true,
+            )
+        };
+        Ok((CpuStorage::F32(out), Shape::from(shape)))
+    }
+}
+
+/// `db [d_out]`: the sum of `g`'s rows.
+struct BiasGrad;
+
+impl CustomOp1 for BiasGrad {
+    fn name(&self) -> &'static str {
+        "massivetext-linear-db"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = slice(s, l, "linear_db")?;
+        let (_, d_out) = l.shape().dims2()?;
+        let mut out = vec![0f32; d_out];
+        for row in g.chunks_exact(d_out) {
+            out.iter_mut().zip(row).for_each(|(o, v)| *o += v);
+        }
+        Ok((CpuStorage::F32(out), Shape::from(d_out)))
+    }
+}
+
+/// `x [rows, d_in]` through the layer, or `None` when the fused kernel does not apply (not CPU
+/// f32) and the caller should compose candle ops.
+pub(crate) fn linear(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    conv1d: bool,
+) -> Result<Option<Tensor>> {
+    if !fused(x) || !fused(weight) || bias.is_some_and(|b| !fused(b)) {
+        return Ok(None);
+    }
+    let op = LinearOp { conv1d };
+    let (x, w) = (x.contiguous()?, weight.contiguous()?);
+    let y = match bias {
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, op)?,
+        None => x.apply_op2(&w, op)?,
+    };
+    Ok(Some(y))
+}
