@@ -13,6 +13,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 
 use super::gemm::{View, matmul};
 use super::ops::{OutPtr, fused, par_for, slice};
+use super::vmath;
 
 /// Sizes of one call: batch, sequence, heads, head width.
 #[derive(Clone, Copy)]
@@ -99,7 +100,7 @@ impl CustomOp1 for AttentionOp {
                             .zip(&m[i * t..(i + 1) * t])
                             .for_each(|(s, m)| *s += m);
                     }
-                    softmax_in_place(row);
+                    vmath::softmax_in_place(row);
                 }
                 let v = View::rows(qkv, 3 * h).at(q_off + 2 * h);
                 // SAFETY: this task's output columns `hh * hd..` of sequence `bi` are written
@@ -135,18 +136,6 @@ impl CustomOp1 for AttentionOp {
         };
         Ok(Some(qkv.apply_op2_no_bwd(&g.contiguous()?, &op)?))
     }
-}
-
-/// Softmax of one row, as `ops::softmax_last_dim` computes it.
-fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
-    row.iter_mut().for_each(|v| *v *= inv);
 }
 
 /// `dqkv` from `qkv` and `dy`: with `dS = P ∘ (dP − rowsum(dP ∘ P))` and `dP = dy vᵀ`,

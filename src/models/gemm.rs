@@ -29,6 +29,11 @@ impl View {
         }
     }
 
+    /// The first element (a method, so closures capture the whole `Sync` view).
+    pub fn ptr(self) -> *const f32 {
+        self.ptr
+    }
+
     /// The same view starting `offset` elements further.
     pub fn at(self, offset: usize) -> Self {
         // SAFETY (of later reads): callers keep `offset` inside the buffer the view came from.
@@ -41,9 +46,33 @@ impl View {
 
 /// Below this many multiply-adds one thread does the product: waking the pool costs more.
 const PAR_MIN_MACS: usize = 1 << 18;
+/// Rows of `dst` per parallel task.
+const ROW_BLOCK: usize = 64;
+
+/// A `*mut f32` that row blocks are written through from several threads.
+#[derive(Clone, Copy)]
+struct Dst(*mut f32);
+// SAFETY: each task writes only its own rows of `dst` (see `matmul`).
+unsafe impl Send for Dst {}
+unsafe impl Sync for Dst {}
+
+impl Dst {
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// `View` pointers are only read, and only while the caller's buffers are alive.
+unsafe impl Send for View {}
+unsafe impl Sync for View {}
 
 /// `dst[m, n] = scale * lhs[m, k] · rhs[k, n]`, or `dst += ...` when `accumulate`; `dst` rows are
-/// `dst_rs` apart. `parallel` lets gemm use candle's thread count for large products.
+/// `dst_rs` apart.
+///
+/// With `parallel`, large products are split into blocks of rows run on candle's CPU thread pool
+/// (the one its element-wise ops and our fused ops use), each block a single-threaded gemm. Using
+/// gemm's own rayon parallelism instead would wake a second pool whose threads compete with
+/// candle's spinning workers for the same cores.
 ///
 /// # Safety
 /// Every element the views and `dst` address must lie in live buffers; `dst` must not alias
@@ -62,33 +91,42 @@ pub(super) unsafe fn matmul(
     if m == 0 || n == 0 {
         return;
     }
-    let parallelism = if parallel && m * n * k >= PAR_MIN_MACS {
-        gemm::Parallelism::Rayon(candle_core::utils::get_num_threads())
-    } else {
-        gemm::Parallelism::None
+    let block = |rows: std::ops::Range<usize>, dst: Dst| {
+        let r0 = rows.start;
+        // SAFETY: forwarded from the caller's contract; rows r0.. of dst and lhs exist.
+        unsafe {
+            gemm::gemm(
+                rows.len(),
+                n,
+                k,
+                dst.ptr().add(r0 * dst_rs),
+                1,
+                dst_rs as isize,
+                accumulate,
+                lhs.at(r0 * lhs.rs).ptr(),
+                lhs.cs as isize,
+                lhs.rs as isize,
+                rhs.ptr(),
+                rhs.cs as isize,
+                rhs.rs as isize,
+                1.0,
+                scale,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        }
     };
-    // SAFETY: forwarded from the caller's contract.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_rs as isize,
-            accumulate,
-            lhs.ptr,
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.ptr,
-            rhs.cs as isize,
-            rhs.rs as isize,
-            1.0,
-            scale,
-            false,
-            false,
-            false,
-            parallelism,
-        )
+    let dst = Dst(dst);
+    if parallel && m * n * k >= PAR_MIN_MACS && m > ROW_BLOCK {
+        let blocks = m.div_ceil(ROW_BLOCK);
+        candle_core::utils::barrier_pool().execute_chunked(blocks, |range| {
+            for b in range {
+                block(b * ROW_BLOCK..m.min((b + 1) * ROW_BLOCK), dst);
+            }
+        });
+    } else {
+        block(0..m, dst);
     }
 }

@@ -6,10 +6,10 @@
 //! sum alone cost more than the matmul for the small models trained on CPU. Here the bias is
 //! written into the output first and gemm accumulates onto it; the bias gradient is one pass
 //! over the rows; transposes are strides, never copies.
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::gemm::{View, matmul};
-use super::ops::{fused, slice};
+use super::ops::{fused, slice, sum_rows};
 
 /// `(rows, d_in, d_out)` of `x [rows, d_in]` times the weight.
 fn dims(x: &Layout, w: &Layout, conv1d: bool) -> Result<(usize, usize, usize)> {
@@ -136,7 +136,7 @@ impl CustomOp3 for LinearOp {
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (dx, dw) = self.grads(x, w, g)?;
-        let db = g.contiguous()?.apply_op1_no_bwd(&BiasGrad)?;
+        let db = sum_rows(g)?;
         Ok((dx, dw, Some(db)))
     }
 }
@@ -221,24 +221,6 @@ impl CustomOp2 for WeightGrad {
             )
         };
         Ok((CpuStorage::F32(out), Shape::from(shape)))
-    }
-}
-
-/// `db [d_out]`: the sum of `g`'s rows.
-struct BiasGrad;
-
-impl CustomOp1 for BiasGrad {
-    fn name(&self) -> &'static str {
-        "massivetext-linear-db"
-    }
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = slice(s, l, "linear_db")?;
-        let (_, d_out) = l.shape().dims2()?;
-        let mut out = vec![0f32; d_out];
-        for row in g.chunks_exact(d_out) {
-            out.iter_mut().zip(row).for_each(|(o, v)| *o += v);
-        }
-        Ok((CpuStorage::F32(out), Shape::from(d_out)))
     }
 }
 

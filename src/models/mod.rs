@@ -19,6 +19,7 @@ mod linear;
 mod model;
 mod params;
 mod roberta;
+mod vmath;
 
 pub use auto::{AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM};
 pub use config::{BertConfig, Gpt2Config, ModelConfig, RobertaConfig, SUPPORTED_MODEL_TYPES};

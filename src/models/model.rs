@@ -303,13 +303,7 @@ impl Model {
         let v = word.dim(0)?;
         let h2 = h.reshape((b * t, d))?;
         let logits2 = match &self.head {
-            Head::TiedLm { bias } => {
-                let l = h2.matmul(&word.t()?)?;
-                match bias {
-                    Some(bias) => l.broadcast_add(bias)?,
-                    None => l,
-                }
-            }
+            Head::TiedLm { bias } => ops::linear(&h2, word, bias.as_ref(), false)?,
             Head::MaskedLm {
                 dense,
                 ln,
@@ -317,7 +311,7 @@ impl Model {
                 bias,
             } => {
                 let x = ln.forward(&ops::gelu(&dense.forward(&h2)?, *act)?)?;
-                x.matmul(&word.t()?)?.broadcast_add(bias)?
+                ops::linear(&x, word, Some(bias), false)?
             }
             Head::Base { .. } => {
                 return Err(Error::InvalidInput(

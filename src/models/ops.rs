@@ -5,6 +5,7 @@
 //! fused kernel, so training is both correct and fast. On CPU with f32 the fused kernels run; on
 //! any other device or dtype the same maths runs as composed candle ops (module [`composed`]),
 //! which the tests use as the reference for values and gradients.
+use super::vmath;
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, D, DType, Layout, Result, Shape, Tensor, bail,
 };
@@ -70,7 +71,9 @@ pub(super) fn rows_mut(out: &mut [f32], d: usize, f: impl Fn(usize, &mut [f32]) 
     });
 }
 
-fn elementwise(out: &mut [f32], f: impl Fn(usize, &mut f32) + Sync) {
+/// Applies `f(start, chunk)` to consecutive chunks of `out` (in parallel when large); `start` is
+/// the chunk's offset, so `f` can zip it with the inputs' matching slice and vectorise.
+fn elementwise(out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
     const CHUNK: usize = 4096;
     let n = out.len();
     let ptr = OutPtr(out.as_mut_ptr());
@@ -80,9 +83,37 @@ fn elementwise(out: &mut [f32], f: impl Fn(usize, &mut f32) + Sync) {
             let len = CHUNK.min(n - start);
             // SAFETY: chunk c is inside `out` and only this range writes it.
             let o = unsafe { ptr.slice(start, len) };
-            o.iter_mut().enumerate().for_each(|(i, v)| f(start + i, v));
+            f(start, o);
         }
     });
+}
+
+/// Column sums of a `[rows, d]` matrix: the gradient of a bias or LayerNorm weight. candle's
+/// `sum(0)` walks the matrix with a stride of `d`; here each row is added into one accumulator
+/// row, which vectorises.
+struct SumRows;
+
+impl CustomOp1 for SumRows {
+    fn name(&self) -> &'static str {
+        "massivetext-sum-rows"
+    }
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = slice(s, l, "sum_rows")?;
+        let (_, d) = l.shape().dims2()?;
+        let mut out = vec![0f32; d];
+        for row in x.chunks_exact(d.max(1)) {
+            out.iter_mut().zip(row).for_each(|(o, v)| *o += v);
+        }
+        Ok((CpuStorage::F32(out), Shape::from(d)))
+    }
+}
+
+/// `x [rows, d]` summed over rows to `[d]` (no backward: used inside backward passes).
+pub(super) fn sum_rows(x: &Tensor) -> Result<Tensor> {
+    if !fused(x) {
+        return x.sum(0);
+    }
+    x.contiguous()?.apply_op1_no_bwd(&SumRows)
 }
 
 // ---------------------------------------------------------------- LayerNorm
@@ -141,8 +172,8 @@ impl CustomOp3 for LayerNormOp {
         // packed[0] = dx, packed[1] = g * xhat (summed over rows into dw)
         let packed = x.apply_op3_no_bwd(w, &g, &LayerNormBwd { eps: self.eps })?;
         let dx = packed.get(0)?.reshape(x.shape())?;
-        let dw = packed.get(1)?.reshape((rows, d))?.sum(0)?;
-        let db = g.reshape((rows, d))?.sum(0)?;
+        let dw = sum_rows(&packed.get(1)?.reshape((rows, d))?)?;
+        let db = sum_rows(&g.reshape((rows, d))?)?;
         Ok((Some(dx), Some(dw), Some(db)))
     }
 }
@@ -229,15 +260,8 @@ impl CustomOp1 for SoftmaxOp {
         let mut out = vec![0f32; x.len()];
         rows_mut(&mut out, d, |r, o| {
             let xr = &x[r * d..(r + 1) * d];
-            let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for i in 0..d {
-                let e = (xr[i] - max).exp();
-                o[i] = e;
-                sum += e;
-            }
-            let inv = 1.0 / sum;
-            o.iter_mut().for_each(|v| *v *= inv);
+            o.copy_from_slice(xr);
+            vmath::softmax_in_place(o);
         });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
@@ -329,32 +353,30 @@ impl Activation {
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const GELU_C: f32 = 0.044715;
 
-/// `tanh` through one `exp`: glibc's `tanhf` (via `expm1f`) was ~7% of a GPT-2 training step.
-/// Absolute error stays below 1e-7, which is all GELU needs.
-#[inline]
-fn fast_tanh(u: f32) -> f32 {
-    1.0 - 2.0 / ((2.0 * u).exp() + 1.0)
+/// `(1 + tanh(u)) / 2 = sigmoid(2u)` for GPT-2's GELU: one vectorisable `exp` instead of
+/// glibc's `tanhf` (which was ~7% of a GPT-2 training step on its own).
+#[inline(always)]
+fn gelu_new_gate(x: f32) -> f32 {
+    vmath::sigmoid(2.0 * SQRT_2_OVER_PI * (x + GELU_C * x * x * x))
 }
 
-#[inline]
+#[inline(always)]
 fn gelu_fwd(kind: Activation, x: f32) -> f32 {
     match kind {
-        Activation::GeluNew => {
-            0.5 * x * (1.0 + fast_tanh(SQRT_2_OVER_PI * (x + GELU_C * x * x * x)))
-        }
+        Activation::GeluNew => x * gelu_new_gate(x),
         Activation::GeluErf => {
             (0.5 * x as f64 * (1.0 + candle_core::cpu::erf::erf_f64(x as f64 / 2f64.sqrt()))) as f32
         }
     }
 }
 
-#[inline]
+#[inline(always)]
 fn gelu_grad(kind: Activation, x: f32) -> f32 {
     match kind {
         Activation::GeluNew => {
-            let t = fast_tanh(SQRT_2_OVER_PI * (x + GELU_C * x * x * x));
-            0.5 * (1.0 + t)
-                + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * x * x)
+            // d/dx [x s(2u)] = s + 2 x s (1 - s) u'
+            let s = gelu_new_gate(x);
+            s + 2.0 * x * s * (1.0 - s) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * x * x)
         }
         Activation::GeluErf => {
             let x = x as f64;
@@ -374,7 +396,20 @@ impl CustomOp1 for GeluOp {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = slice(s, l, "gelu")?;
         let mut out = vec![0f32; x.len()];
-        elementwise(&mut out, |i, o| *o = gelu_fwd(self.0, x[i]));
+        let kind = self.0;
+        elementwise(&mut out, |start, o| {
+            let x = &x[start..start + o.len()];
+            match kind {
+                Activation::GeluNew => o
+                    .iter_mut()
+                    .zip(x)
+                    .for_each(|(o, &x)| *o = gelu_fwd(Activation::GeluNew, x)),
+                Activation::GeluErf => o
+                    .iter_mut()
+                    .zip(x)
+                    .for_each(|(o, &x)| *o = gelu_fwd(Activation::GeluErf, x)),
+            }
+        });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
     fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
@@ -399,7 +434,21 @@ impl CustomOp2 for GeluBwd {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, g) = (slice(s1, l1, "gelu_bwd")?, slice(s2, l2, "gelu_bwd")?);
         let mut out = vec![0f32; x.len()];
-        elementwise(&mut out, |i, o| *o = g[i] * gelu_grad(self.0, x[i]));
+        let kind = self.0;
+        elementwise(&mut out, |start, o| {
+            let (x, g) = (&x[start..start + o.len()], &g[start..start + o.len()]);
+            let xg = x.iter().zip(g);
+            match kind {
+                Activation::GeluNew => o
+                    .iter_mut()
+                    .zip(xg)
+                    .for_each(|(o, (&x, &g))| *o = g * gelu_grad(Activation::GeluNew, x)),
+                Activation::GeluErf => o
+                    .iter_mut()
+                    .zip(xg)
+                    .for_each(|(o, (&x, &g))| *o = g * gelu_grad(Activation::GeluErf, x)),
+            }
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -460,7 +509,7 @@ impl CustomOp2 for CrossEntropyOp {
             if ti != IGNORE_INDEX {
                 let xr = &x[r * v..(r + 1) * v];
                 let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let sum: f32 = xr.iter().map(|a| (a - max).exp()).sum();
+                let sum = vmath::sum_exp_shifted(xr, max);
                 o[0] = max + sum.ln() - xr[ti as usize];
             }
         });
@@ -511,12 +560,8 @@ impl CustomOp3 for CrossEntropyBwd {
             }
             let xr = &x[r * v..(r + 1) * v];
             let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for i in 0..v {
-                let e = (xr[i] - max).exp();
-                o[i] = e;
-                sum += e;
-            }
+            o.copy_from_slice(xr);
+            let sum = vmath::exp_shifted_sum(o, max);
             let inv = scale / sum;
             o.iter_mut().for_each(|a| *a *= inv);
             o[ti as usize] -= scale;

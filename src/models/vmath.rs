@@ -1,0 +1,119 @@
+//! `exp` and friends that the compiler can vectorise.
+//!
+//! glibc's `expf` is a function call per element: in softmax, GELU and cross-entropy it took
+//! more time than the matmuls of a small GPT. This is Cephes' `expf` (range reduction by
+//! `ln 2`, degree-6 polynomial), written without calls or lookups so a loop over a slice becomes
+//! SIMD code. Relative error stays below 3e-7 (checked against `f64::exp` in the tests below).
+
+const LOG2E: f32 = std::f32::consts::LOG2_E;
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+/// Adding and subtracting 1.5 · 2²³ rounds an f32 to the nearest integer without a call.
+const ROUND: f32 = 12_582_912.0;
+/// Below this `exp` is subnormal; we return 0 (softmax then gives masked entries exactly 0).
+const MIN_ARG: f32 = -87.336_55;
+/// Above this `2^k` would overflow the exponent field; `exp` is infinite soon after anyway.
+const MAX_ARG: f32 = 88.0;
+
+/// `e^x` in f32 (see the module docs).
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    let xc = x.clamp(MIN_ARG, MAX_ARG);
+    // `kr`'s low mantissa bits hold round(x log2 e) as an integer offset from ROUND's bits:
+    // reading them is a SIMD integer subtract, where `as i32` would be a scalar conversion.
+    let kr = xc * LOG2E + ROUND;
+    let ki = kr.to_bits() as i32 - ROUND.to_bits() as i32;
+    let k = kr - ROUND;
+    let r = xc - k * LN2_HI - k * LN2_LO;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    let y = p * r * r + r + 1.0;
+    let scale = f32::from_bits(((ki + 127) << 23) as u32);
+    let out = y * scale;
+    if x < MIN_ARG {
+        0.0
+    } else if x > MAX_ARG {
+        f32::INFINITY
+    } else {
+        out
+    }
+}
+
+/// The logistic function `1 / (1 + e^-x)`.
+#[inline(always)]
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+/// The sum of `x`, accumulated in 8 lanes so the loop vectorises (a plain `sum()` must add in
+/// order, one element at a time).
+#[inline]
+pub(crate) fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `row[i] = exp(row[i] - shift)`; returns the sum of the results.
+#[inline]
+pub(crate) fn exp_shifted_sum(row: &mut [f32], shift: f32) -> f32 {
+    row.iter_mut().for_each(|v| *v = exp(*v - shift));
+    sum(row)
+}
+
+/// `sum_i exp(x[i] - shift)` without writing anything.
+#[inline]
+pub(crate) fn sum_exp_shifted(x: &[f32], shift: f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().map(|&v| exp(v - shift)).sum();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += exp(v - shift);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Softmax of one row in place, shifted by its maximum as PyTorch does.
+#[inline]
+pub(crate) fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let inv = 1.0 / exp_shifted_sum(row, max);
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_matches_f64_to_3e7_relative() {
+        let mut worst = 0f64;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let want = (x as f64).exp();
+            let rel = ((exp(x) as f64 - want) / want).abs();
+            worst = worst.max(rel);
+            x += 0.001_37;
+        }
+        assert!(worst < 3e-7, "worst relative error {worst}");
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(-1e30), 0.0);
+        assert_eq!(exp(f32::MIN), 0.0);
+        assert_eq!(exp(1e30), f32::INFINITY);
+        assert!((sigmoid(0.0) - 0.5).abs() < 1e-7);
+        assert_eq!(sigmoid(-1e30), 0.0);
+        assert_eq!(sigmoid(1e30), 1.0);
+    }
+}
