@@ -1,6 +1,7 @@
 //! One entry point to the `gemm` crate (the kernel behind candle's CPU matmul) for the fused
 //! linear and attention ops: strided views let them multiply transposed operands and write into
 //! column slices of a larger buffer without any copy.
+use std::ops::Range;
 
 /// A row-major view of an `f32` matrix: element `(i, j)` lives at `ptr + i * rs + j * cs`.
 #[derive(Clone, Copy)]
@@ -46,8 +47,10 @@ impl View {
 
 /// Below this many multiply-adds one thread does the product: waking the pool costs more.
 const PAR_MIN_MACS: usize = 1 << 18;
-/// Rows of `dst` per parallel task.
-const ROW_BLOCK: usize = 64;
+/// Rows (or columns) of `dst` per parallel task: at least this many.
+const MIN_BLOCK: usize = 32;
+/// Tasks per thread in a parallel product.
+const BLOCKS_PER_THREAD: usize = 3;
 
 /// A `*mut f32` that row blocks are written through from several threads.
 #[derive(Clone, Copy)]
@@ -91,22 +94,22 @@ pub(super) unsafe fn matmul(
     if m == 0 || n == 0 {
         return;
     }
-    let block = |rows: std::ops::Range<usize>, dst: Dst| {
-        let r0 = rows.start;
-        // SAFETY: forwarded from the caller's contract; rows r0.. of dst and lhs exist.
+    let block = |rows: Range<usize>, cols: Range<usize>, dst: Dst| {
+        let (r0, c0) = (rows.start, cols.start);
+        // SAFETY: forwarded from the caller's contract; the block lies inside dst, lhs, rhs.
         unsafe {
             gemm::gemm(
                 rows.len(),
-                n,
+                cols.len(),
                 k,
-                dst.ptr().add(r0 * dst_rs),
+                dst.ptr().add(r0 * dst_rs + c0),
                 1,
                 dst_rs as isize,
                 accumulate,
                 lhs.at(r0 * lhs.rs).ptr(),
                 lhs.cs as isize,
                 lhs.rs as isize,
-                rhs.ptr(),
+                rhs.at(c0 * rhs.cs).ptr(),
                 rhs.cs as isize,
                 rhs.rs as isize,
                 1.0,
@@ -119,14 +122,26 @@ pub(super) unsafe fn matmul(
         }
     };
     let dst = Dst(dst);
-    if parallel && m * n * k >= PAR_MIN_MACS && m > ROW_BLOCK {
-        let blocks = m.div_ceil(ROW_BLOCK);
-        candle_core::utils::barrier_pool().execute_chunked(blocks, |range| {
-            for b in range {
-                block(b * ROW_BLOCK..m.min((b + 1) * ROW_BLOCK), dst);
+    let threads = candle_core::utils::get_num_threads().max(1);
+    if parallel && threads > 1 && m * n * k >= PAR_MIN_MACS && m.max(n) >= 2 * MIN_BLOCK {
+        // Each block packs the operand it does not split again: split rows when `rhs`
+        // (`k x n`) is the smaller one to repeat, columns otherwise. A few blocks per thread
+        // let the others make up for a thread held up by another process.
+        let by_rows = n <= m;
+        let len = if by_rows { m } else { n };
+        let blocks = (threads * BLOCKS_PER_THREAD).min(len / MIN_BLOCK);
+        let size = len.div_ceil(blocks);
+        candle_core::utils::barrier_pool().execute_chunked(len.div_ceil(size), |range| {
+            for i in range {
+                let part = i * size..len.min((i + 1) * size);
+                if by_rows {
+                    block(part, 0..n, dst);
+                } else {
+                    block(0..m, part, dst);
+                }
             }
         });
     } else {
-        block(0..m, dst);
+        block(0..m, 0..n, dst);
     }
 }

@@ -122,11 +122,52 @@ struct LayerNormOp {
     eps: f32,
 }
 
+/// Mean and `1 / sqrt(var + eps)` of a row (biased variance, as PyTorch).
+#[inline(always)]
 fn ln_stats(x: &[f32], eps: f32) -> (f32, f32) {
     let d = x.len() as f32;
-    let mean = x.iter().sum::<f32>() / d;
-    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d;
+    let mean = vmath::sum(x) / d;
+    let var = vmath::sum_map(x, |v| (v - mean) * (v - mean)) / d;
     (mean, 1.0 / (var + eps).sqrt())
+}
+
+vmath::multiversion! {
+    /// One row of LayerNorm forward.
+    fn ln_row(x: &[f32], w: &[f32], b: &[f32], o: &mut [f32], eps: f32) {
+        let (mean, rstd) = ln_stats(x, eps);
+        for (((o, &x), &w), &b) in o.iter_mut().zip(x).zip(w).zip(b) {
+            *o = (x - mean) * rstd * w + b;
+        }
+    }
+}
+
+vmath::multiversion! {
+    /// One row of LayerNorm backward: `dx`, and `gx = g * xhat` (summed over rows into dw).
+    fn ln_row_bwd(x: &[f32], g: &[f32], w: &[f32], dx: &mut [f32], gx: &mut [f32], eps: f32) {
+        let d = x.len() as f32;
+        let (mean, rstd) = ln_stats(x, eps);
+        let (mut m1, mut m2) = ([0f32; 8], [0f32; 8]);
+        for (((xc, gc), wc), gxc) in x
+            .chunks(8)
+            .zip(g.chunks(8))
+            .zip(w.chunks(8))
+            .zip(gx.chunks_mut(8))
+        {
+            for i in 0..xc.len() {
+                let xh = (xc[i] - mean) * rstd;
+                let gw = gc[i] * wc[i];
+                m1[i] += gw;
+                m2[i] += gw * xh;
+                gxc[i] = gc[i] * xh;
+            }
+        }
+        let m1 = m1.iter().sum::<f32>() / d;
+        let m2 = m2.iter().sum::<f32>() / d;
+        for (((dx, &x), &g), &w) in dx.iter_mut().zip(x).zip(g).zip(w) {
+            let xh = (x - mean) * rstd;
+            *dx = rstd * (g * w - m1 - xh * m2);
+        }
+    }
 }
 
 impl CustomOp3 for LayerNormOp {
@@ -150,11 +191,7 @@ impl CustomOp3 for LayerNormOp {
         let d = w.len();
         let mut out = vec![0f32; x.len()];
         rows_mut(&mut out, d, |r, o| {
-            let xr = &x[r * d..(r + 1) * d];
-            let (mean, rstd) = ln_stats(xr, self.eps);
-            for i in 0..d {
-                o[i] = (xr[i] - mean) * rstd * w[i] + b[i];
-            }
+            ln_row(&x[r * d..(r + 1) * d], w, b, o, self.eps)
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -205,23 +242,8 @@ impl CustomOp3 for LayerNormBwd {
         let mut out = vec![0f32; 2 * n];
         let (dx, gx) = out.split_at_mut(n);
         let work = |r: usize, dxr: &mut [f32], gxr: &mut [f32]| {
-            let xr = &x[r * d..(r + 1) * d];
-            let gr = &g[r * d..(r + 1) * d];
-            let (mean, rstd) = ln_stats(xr, self.eps);
-            let (mut m1, mut m2) = (0f32, 0f32);
-            for i in 0..d {
-                let xh = (xr[i] - mean) * rstd;
-                let gw = gr[i] * w[i];
-                m1 += gw;
-                m2 += gw * xh;
-                gxr[i] = gr[i] * xh;
-            }
-            m1 /= d as f32;
-            m2 /= d as f32;
-            for i in 0..d {
-                let xh = (xr[i] - mean) * rstd;
-                dxr[i] = rstd * (gr[i] * w[i] - m1 - xh * m2);
-            }
+            let (xr, gr) = (&x[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
+            ln_row_bwd(xr, gr, w, dxr, gxr, self.eps);
         };
         let (pdx, pgx) = (OutPtr(dx.as_mut_ptr()), OutPtr(gx.as_mut_ptr()));
         par_for(n / d.max(1), n, |range| {
@@ -387,6 +409,24 @@ fn gelu_grad(kind: Activation, x: f32) -> f32 {
     }
 }
 
+vmath::multiversion! {
+    /// `o = gelu_new(x)` over a chunk.
+    fn gelu_new_chunk(x: &[f32], o: &mut [f32]) {
+        o.iter_mut()
+            .zip(x)
+            .for_each(|(o, &x)| *o = gelu_fwd(Activation::GeluNew, x));
+    }
+}
+
+vmath::multiversion! {
+    /// `o = g * gelu_new'(x)` over a chunk.
+    fn gelu_new_grad_chunk(x: &[f32], g: &[f32], o: &mut [f32]) {
+        o.iter_mut()
+            .zip(x.iter().zip(g))
+            .for_each(|(o, (&x, &g))| *o = g * gelu_grad(Activation::GeluNew, x));
+    }
+}
+
 struct GeluOp(Activation);
 
 impl CustomOp1 for GeluOp {
@@ -400,10 +440,7 @@ impl CustomOp1 for GeluOp {
         elementwise(&mut out, |start, o| {
             let x = &x[start..start + o.len()];
             match kind {
-                Activation::GeluNew => o
-                    .iter_mut()
-                    .zip(x)
-                    .for_each(|(o, &x)| *o = gelu_fwd(Activation::GeluNew, x)),
+                Activation::GeluNew => gelu_new_chunk(x, o),
                 Activation::GeluErf => o
                     .iter_mut()
                     .zip(x)
@@ -437,15 +474,11 @@ impl CustomOp2 for GeluBwd {
         let kind = self.0;
         elementwise(&mut out, |start, o| {
             let (x, g) = (&x[start..start + o.len()], &g[start..start + o.len()]);
-            let xg = x.iter().zip(g);
             match kind {
-                Activation::GeluNew => o
-                    .iter_mut()
-                    .zip(xg)
-                    .for_each(|(o, (&x, &g))| *o = g * gelu_grad(Activation::GeluNew, x)),
+                Activation::GeluNew => gelu_new_grad_chunk(x, g, o),
                 Activation::GeluErf => o
                     .iter_mut()
-                    .zip(xg)
+                    .zip(x.iter().zip(g))
                     .for_each(|(o, (&x, &g))| *o = g * gelu_grad(Activation::GeluErf, x)),
             }
         });
@@ -504,13 +537,18 @@ impl CustomOp2 for CrossEntropyOp {
             check_label(ti, v)?;
         }
         let mut per_row = vec![0f32; t.len()];
-        rows_mut(&mut per_row, 1, |r, o| {
-            let ti = t[r];
-            if ti != IGNORE_INDEX {
-                let xr = &x[r * v..(r + 1) * v];
-                let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let sum = vmath::sum_exp_shifted(xr, max);
-                o[0] = max + sum.ln() - xr[ti as usize];
+        let ptr = OutPtr(per_row.as_mut_ptr());
+        // one output per row, but `v` elements of work each: parallel by the logits' size
+        par_for(t.len(), x.len(), |range| {
+            for r in range {
+                let ti = t[r];
+                if ti != IGNORE_INDEX {
+                    let xr = &x[r * v..(r + 1) * v];
+                    let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let sum = vmath::sum_exp_shifted(xr, max);
+                    // SAFETY: row r's loss is written only by this chunk.
+                    unsafe { ptr.slice(r, 1)[0] = max + sum.ln() - xr[ti as usize] };
+                }
             }
         });
         let total: f64 = per_row.iter().map(|&l| l as f64).sum();

@@ -30,7 +30,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     let scale = f32::from_bits(((ki + 127) << 23) as u32);
     let out = y * scale;
@@ -43,6 +43,51 @@ pub(crate) fn exp(x: f32) -> f32 {
     }
 }
 
+/// Whether the CPU has AVX2 (checked once).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx2() -> bool {
+    static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVX2.get_or_init(|| std::is_x86_feature_detected!("avx2"))
+}
+
+/// Defines a function whose body is compiled twice, for the baseline and for AVX2 (8 lanes
+/// instead of SSE2's 4), and picks one at run time. The body's loops over slices, built from
+/// the `#[inline(always)]` functions here, are then vectorised for the wider registers.
+macro_rules! multiversion {
+    ($(#[$m:meta])* $vis:vis unsafe fn $($rest:tt)*) => {
+        $crate::models::vmath::multiversion!(@def [unsafe] $(#[$m])* $vis fn $($rest)*);
+    };
+    ($(#[$m:meta])* $vis:vis fn $($rest:tt)*) => {
+        $crate::models::vmath::multiversion!(@def [] $(#[$m])* $vis fn $($rest)*);
+    };
+    (@def [$($unsafety:tt)?] $(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
+        $vis $($unsafety)? fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            $($unsafety)? fn generic($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                #[allow(clippy::too_many_arguments)]
+                $($unsafety)? fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    #[allow(unused_unsafe)]
+                    unsafe { generic($($arg),*) }
+                }
+                if $crate::models::vmath::has_avx2() {
+                    // SAFETY: the CPU supports AVX2 (checked just above); the caller upholds
+                    // the function's own contract, if any.
+                    #[allow(unused_unsafe)]
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            #[allow(unused_unsafe)]
+            unsafe { generic($($arg),*) }
+        }
+    };
+}
+pub(crate) use multiversion;
+
 /// The logistic function `1 / (1 + e^-x)`.
 #[inline(always)]
 pub(crate) fn sigmoid(x: f32) -> f32 {
@@ -51,7 +96,7 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
 
 /// The sum of `x`, accumulated in 8 lanes so the loop vectorises (a plain `sum()` must add in
 /// order, one element at a time).
-#[inline]
+#[inline(always)]
 pub(crate) fn sum(x: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let chunks = x.chunks_exact(8);
@@ -64,33 +109,43 @@ pub(crate) fn sum(x: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// `row[i] = exp(row[i] - shift)`; returns the sum of the results.
-#[inline]
-pub(crate) fn exp_shifted_sum(row: &mut [f32], shift: f32) -> f32 {
-    row.iter_mut().for_each(|v| *v = exp(*v - shift));
-    sum(row)
-}
-
-/// `sum_i exp(x[i] - shift)` without writing anything.
-#[inline]
-pub(crate) fn sum_exp_shifted(x: &[f32], shift: f32) -> f32 {
+/// `sum_i f(x[i])`, accumulated in 8 lanes like [`sum`].
+#[inline(always)]
+pub(crate) fn sum_map(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; 8];
     let chunks = x.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().map(|&v| exp(v - shift)).sum();
+    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
     for c in chunks {
         for (a, &v) in acc.iter_mut().zip(c) {
-            *a += exp(v - shift);
+            *a += f(v);
         }
     }
     acc.iter().sum::<f32>() + tail
 }
 
-/// Softmax of one row in place, shifted by its maximum as PyTorch does.
-#[inline]
-pub(crate) fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let inv = 1.0 / exp_shifted_sum(row, max);
-    row.iter_mut().for_each(|v| *v *= inv);
+multiversion! {
+    /// `row[i] = exp(row[i] - shift)`; returns the sum of the results.
+    pub(crate) fn exp_shifted_sum(row: &mut [f32], shift: f32) -> f32 {
+        row.iter_mut().for_each(|v| *v = exp(*v - shift));
+        sum(row)
+    }
+}
+
+multiversion! {
+    /// `sum_i exp(x[i] - shift)` without writing anything.
+    pub(crate) fn sum_exp_shifted(x: &[f32], shift: f32) -> f32 {
+        sum_map(x, |v| exp(v - shift))
+    }
+}
+
+multiversion! {
+    /// Softmax of one row in place, shifted by its maximum as PyTorch does.
+    pub(crate) fn softmax_in_place(row: &mut [f32]) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        row.iter_mut().for_each(|v| *v = exp(*v - max));
+        let inv = 1.0 / sum(row);
+        row.iter_mut().for_each(|v| *v *= inv);
+    }
 }
 
 #[cfg(test)]
