@@ -101,9 +101,18 @@ impl CustomOp1 for SumRows {
         let x = slice(s, l, "sum_rows")?;
         let (_, d) = l.shape().dims2()?;
         let mut out = vec![0f32; d];
-        for row in x.chunks_exact(d.max(1)) {
-            out.iter_mut().zip(row).for_each(|(o, v)| *o += v);
-        }
+        // Large matrices: threads take blocks of columns, each summing its block over all
+        // rows (a summing pass is too cheap to share below about a million elements).
+        const COLS: usize = 64;
+        let ptr = OutPtr(out.as_mut_ptr());
+        par_for(d.div_ceil(COLS), x.len() / 32, |range| {
+            let (c0, c1) = (range.start * COLS, d.min(range.end * COLS));
+            // SAFETY: columns c0..c1 are written only by this chunk.
+            let acc = unsafe { ptr.slice(c0, c1 - c0) };
+            for row in x.chunks_exact(d.max(1)) {
+                acc.iter_mut().zip(&row[c0..c1]).for_each(|(o, v)| *o += v);
+            }
+        });
         Ok((CpuStorage::F32(out), Shape::from(d)))
     }
 }
