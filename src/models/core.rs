@@ -57,20 +57,14 @@ pub(crate) struct Linear {
 }
 
 impl Linear {
+    /// `x [.., in]` to `[.., out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let d_in = x.dim(D::Minus1)?;
-        let rows = x.elem_count() / d_in.max(1);
-        let y = ops::linear(
-            &x.reshape((rows, d_in))?,
+        Ok(ops::linear(
+            x,
             &self.weight,
             self.bias.as_ref(),
             self.conv1d,
-        )?;
-        let mut out = x.dims().to_vec();
-        if let Some(last) = out.last_mut() {
-            *last = y.dim(1)?;
-        }
-        Ok(y.reshape(out)?)
+        )?)
     }
 }
 

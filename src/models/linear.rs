@@ -11,9 +11,25 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use super::gemm::{View, matmul};
 use super::ops::{fused, slice, sum_rows};
 
-/// `(rows, d_in, d_out)` of `x [rows, d_in]` times the weight.
+/// `x [.., d]` as a matrix: `(rows, d)`. Leading dimensions are taken as rows here rather than
+/// reshaped away by the caller, because every reshape in the graph costs a gradient copy.
+fn matrix(l: &Layout) -> (usize, usize) {
+    let d = l.dims().last().copied().unwrap_or(1).max(1);
+    (l.shape().elem_count() / d, d)
+}
+
+/// `dims` with the last dimension replaced by `last`.
+fn with_last(l: &Layout, last: usize) -> Shape {
+    let mut dims = l.dims().to_vec();
+    if let Some(d) = dims.last_mut() {
+        *d = last;
+    }
+    Shape::from(dims)
+}
+
+/// `(rows, d_in, d_out)` of `x [.., d_in]` times the weight.
 fn dims(x: &Layout, w: &Layout, conv1d: bool) -> Result<(usize, usize, usize)> {
-    let (rows, d_in) = x.shape().dims2()?;
+    let (rows, d_in) = matrix(x);
     let (a, b) = w.shape().dims2()?;
     let (w_in, d_out) = if conv1d { (a, b) } else { (b, a) };
     if w_in != d_in {
@@ -92,7 +108,7 @@ impl CustomOp2 for LinearOp {
         let d = dims(l1, l2, self.conv1d)?;
         let (x, w) = (slice(s1, l1, "linear")?, slice(s2, l2, "linear")?);
         let out = forward(x, w, None, d, self.conv1d);
-        Ok((CpuStorage::F32(out), Shape::from((d.0, d.2))))
+        Ok((CpuStorage::F32(out), with_last(l1, d.2)))
     }
     fn bwd(
         &self,
@@ -125,7 +141,7 @@ impl CustomOp3 for LinearOp {
             candle_core::bail!("linear: bias has {} elements, expected {}", b.len(), d.2);
         }
         let out = forward(x, w, Some(b), d, self.conv1d);
-        Ok((CpuStorage::F32(out), Shape::from((d.0, d.2))))
+        Ok((CpuStorage::F32(out), with_last(l1, d.2)))
     }
     fn bwd(
         &self,
@@ -156,8 +172,8 @@ impl CustomOp2 for InputGrad {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (g, w) = (slice(s1, l1, "linear_dx")?, slice(s2, l2, "linear_dx")?);
-        let (rows, d_out) = l1.shape().dims2()?;
-        let d_in = w.len() / d_out.max(1);
+        let (rows, d_out) = matrix(l1);
+        let d_in = w.len() / d_out;
         // Wᵀ as `[d_out, d_in]`: the transpose of the forward's right-hand side.
         let wt = if self.0.conv1d {
             View::rows_t(w, d_out)
@@ -178,7 +194,7 @@ impl CustomOp2 for InputGrad {
                 true,
             )
         };
-        Ok((CpuStorage::F32(out), Shape::from((rows, d_in))))
+        Ok((CpuStorage::F32(out), with_last(l1, d_in)))
     }
 }
 
@@ -197,8 +213,8 @@ impl CustomOp2 for WeightGrad {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (g, x) = (slice(s1, l1, "linear_dw")?, slice(s2, l2, "linear_dw")?);
-        let (rows, d_out) = l1.shape().dims2()?;
-        let d_in = x.len() / rows.max(1);
+        let (rows, d_out) = matrix(l1);
+        let d_in = matrix(l2).1;
         let mut out = vec![0f32; d_in * d_out];
         let (m, n, lhs, rhs, shape) = if self.0.conv1d {
             let (lhs, rhs) = (View::rows_t(x, d_in), View::rows(g, d_out));
@@ -224,7 +240,7 @@ impl CustomOp2 for WeightGrad {
     }
 }
 
-/// `x [rows, d_in]` through the layer, or `None` when the fused kernel does not apply (not CPU
+/// `x [.., d_in]` through the layer, or `None` when the fused kernel does not apply (not CPU
 /// f32) and the caller should compose candle ops.
 pub(crate) fn linear(
     x: &Tensor,

@@ -298,19 +298,18 @@ impl Model {
     ) -> Result<ModelOutput> {
         let out = self.run_core(args, cache)?;
         let h = &out.last_hidden_state;
-        let (b, t, d) = h.dims3()?;
+        let (b, t, _) = h.dims3()?;
         let word = &self.core.embeddings.word;
-        let v = word.dim(0)?;
-        let h2 = h.reshape((b * t, d))?;
-        let logits2 = match &self.head {
-            Head::TiedLm { bias } => ops::linear(&h2, word, bias.as_ref(), false)?,
+        // [b, t, vocab] straight from the fused head: no reshape, whose backward would copy
+        let logits = match &self.head {
+            Head::TiedLm { bias } => ops::linear(h, word, bias.as_ref(), false)?,
             Head::MaskedLm {
                 dense,
                 ln,
                 act,
                 bias,
             } => {
-                let x = ln.forward(&ops::gelu(&dense.forward(&h2)?, *act)?)?;
+                let x = ln.forward(&ops::gelu(&dense.forward(h)?, *act)?)?;
                 ops::linear(&x, word, Some(bias), false)?
             }
             Head::Base { .. } => {
@@ -321,17 +320,17 @@ impl Model {
         };
         let loss = match &args.labels {
             None => None,
-            Some(labels) => Some(self.loss(&logits2, labels, (b, t))?),
+            Some(labels) => Some(self.loss(&logits, labels, (b, t))?),
         };
         Ok(ModelOutput {
-            logits: logits2.reshape((b, t, v))?,
+            logits,
             loss,
             attentions: out.attentions,
             hidden_states: out.hidden_states,
         })
     }
 
-    fn loss(&self, logits2: &Tensor, labels: &Tensor, (b, t): (usize, usize)) -> Result<Tensor> {
+    fn loss(&self, logits: &Tensor, labels: &Tensor, (b, t): (usize, usize)) -> Result<Tensor> {
         if labels.dims() != [b, t] {
             return Err(Error::InvalidInput(format!(
                 "labels have shape {:?}, expected [{b}, {t}] like input_ids",
@@ -346,7 +345,7 @@ impl Model {
                 row[t - 1] = IGNORE_INDEX;
             }
         }
-        let v = logits2.dim(1)?;
+        let v = logits.dim(2)?;
         if let Some(&bad) = l
             .iter()
             .find(|&&x| x != IGNORE_INDEX && (x < 0 || x as usize >= v))
@@ -355,8 +354,8 @@ impl Model {
                 "label {bad} is outside the vocabulary (vocab_size {v}); use -100 to ignore a position"
             )));
         }
-        let labels = Tensor::from_vec(l, b * t, logits2.device())?;
-        Ok(ops::cross_entropy(&logits2.to_dtype(DType::F32)?, &labels)?)
+        let labels = Tensor::from_vec(l, b * t, logits.device())?;
+        Ok(ops::cross_entropy(&logits.to_dtype(DType::F32)?, &labels)?)
     }
 
     pub fn forward_base(&self, args: &ForwardArgs) -> Result<BaseModelOutput> {

@@ -99,7 +99,7 @@ impl CustomOp1 for SumRows {
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = slice(s, l, "sum_rows")?;
-        let (_, d) = l.shape().dims2()?;
+        let d = l.dims().last().copied().unwrap_or(1).max(1);
         let mut out = vec![0f32; d];
         // Large matrices: threads take blocks of columns, each summing its block over all
         // rows (a summing pass is too cheap to share below about a million elements).
@@ -117,10 +117,12 @@ impl CustomOp1 for SumRows {
     }
 }
 
-/// `x [rows, d]` summed over rows to `[d]` (no backward: used inside backward passes).
+/// `x [.., d]` summed over all leading dimensions to `[d]` (no backward: used inside backward
+/// passes).
 pub(super) fn sum_rows(x: &Tensor) -> Result<Tensor> {
     if !fused(x) {
-        return x.sum(0);
+        let d = x.dim(D::Minus1)?;
+        return x.reshape(((), d))?.sum(0);
     }
     x.contiguous()?.apply_op1_no_bwd(&SumRows)
 }
@@ -338,7 +340,7 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 
 // ---------------------------------------------------------------- linear and attention
 
-/// A dense layer over `x [rows, in]`: `x Wᵀ + b` for `nn.Linear` (`W [out, in]`), `x W + b`
+/// A dense layer over `x [.., in]`: `x Wᵀ + b` for `nn.Linear` (`W [out, in]`), `x W + b`
 /// for GPT-2's `Conv1D` (`conv1d`, `W [in, out]`). One fused op with its own backward on CPU f32
 /// (module `linear`), composed candle ops elsewhere.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv1d: bool) -> Result<Tensor> {
@@ -541,7 +543,7 @@ impl CustomOp2 for CrossEntropyOp {
     ) -> Result<(CpuStorage, Shape)> {
         let x = slice(s1, l1, "cross_entropy")?;
         let t = labels_slice(s2, l2)?;
-        let v = l1.dims()[1];
+        let v = l1.dims().last().copied().unwrap_or(1);
         for &ti in t {
             check_label(ti, v)?;
         }
@@ -596,7 +598,7 @@ impl CustomOp3 for CrossEntropyBwd {
         let x = slice(s1, l1, "cross_entropy_bwd")?;
         let t = labels_slice(s2, l2)?;
         let g = slice(s3, l3, "cross_entropy_bwd")?[0];
-        let v = l1.dims()[1];
+        let v = l1.dims().last().copied().unwrap_or(1);
         let count = t.iter().filter(|&&ti| ti != IGNORE_INDEX).count();
         let scale = g / count.max(1) as f32;
         let mut out = vec![0f32; x.len()];
@@ -617,12 +619,22 @@ impl CustomOp3 for CrossEntropyBwd {
     }
 }
 
-/// Mean cross-entropy of `logits [n, vocab]` against `labels [n]` (i64), leaving out positions
-/// labelled [`IGNORE_INDEX`] (-100), as `torch.nn.functional.cross_entropy` does.
+/// Mean cross-entropy of `logits [.., vocab]` (every leading position a row) against one label
+/// per row (i64, any shape), leaving out positions labelled [`IGNORE_INDEX`] (-100), as
+/// `torch.nn.functional.cross_entropy` does.
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    let labels = labels.to_dtype(DType::I64)?.contiguous()?;
+    let labels = labels.to_dtype(DType::I64)?.flatten_all()?.contiguous()?;
+    let v = logits.dim(D::Minus1)?;
+    let rows = logits.elem_count() / v.max(1);
+    if labels.elem_count() != rows {
+        bail!(
+            "cross_entropy: {} labels for {rows} rows of logits {:?}",
+            labels.elem_count(),
+            logits.dims()
+        );
+    }
     if !fused(logits) {
-        return composed::cross_entropy(logits, &labels);
+        return composed::cross_entropy(&logits.reshape((rows, v))?, &labels);
     }
     logits.contiguous()?.apply_op2(&labels, CrossEntropyOp)
 }
@@ -652,9 +664,9 @@ pub mod composed {
         conv1d: bool,
     ) -> Result<Tensor> {
         let y = if conv1d {
-            x.matmul(weight)?
+            x.broadcast_matmul(weight)?
         } else {
-            x.matmul(&weight.t()?)?
+            x.broadcast_matmul(&weight.t()?)?
         };
         match bias {
             Some(b) => y.broadcast_add(b),
