@@ -2,7 +2,9 @@
 //! transformers and trainable (every op has a backward pass).
 //!
 //! - [`core`]: embeddings, attention, MLP, blocks, masks, KV cache, dropout.
-//! - [`ops`]: fused LayerNorm / softmax / GELU / cross-entropy with their own backward.
+//! - [`ops`]: fused dense layer, self-attention, LayerNorm, softmax, GELU and cross-entropy, each
+//!   with its own backward, and the same maths composed from candle ops as their reference.
+//!   Their kernels: `linear` and `attention` (on `gemm`), `vmath` (vectorisable `exp`).
 //! - `gpt2`, `bert`, `roberta`: Hugging Face names and configs mapped onto the core.
 //! - [`auto`]: `AutoModelForCausalLM`, `AutoModelForMaskedLM`, `AutoModel`.
 mod attention;
