@@ -528,7 +528,12 @@ fn check_label(t: i64, v: usize) -> Result<()> {
     Ok(())
 }
 
-struct CrossEntropyOp;
+/// Keeps each row's log-sum-exp from the forward pass, so the backward pass is one
+/// `exp(x - lse)` per logit instead of recomputing the row's maximum and sum.
+#[derive(Default)]
+struct CrossEntropyOp {
+    lse: std::sync::Mutex<Option<std::sync::Arc<Vec<f32>>>>,
+}
 
 impl CustomOp2 for CrossEntropyOp {
     fn name(&self) -> &'static str {
@@ -548,7 +553,8 @@ impl CustomOp2 for CrossEntropyOp {
             check_label(ti, v)?;
         }
         let mut per_row = vec![0f32; t.len()];
-        let ptr = OutPtr(per_row.as_mut_ptr());
+        let mut lse = vec![0f32; t.len()];
+        let (ptr, lse_ptr) = (OutPtr(per_row.as_mut_ptr()), OutPtr(lse.as_mut_ptr()));
         // one output per row, but `v` elements of work each: parallel by the logits' size
         par_for(t.len(), x.len(), |range| {
             for r in range {
@@ -556,12 +562,18 @@ impl CustomOp2 for CrossEntropyOp {
                 if ti != IGNORE_INDEX {
                     let xr = &x[r * v..(r + 1) * v];
                     let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let sum = vmath::sum_exp_shifted(xr, max);
-                    // SAFETY: row r's loss is written only by this chunk.
-                    unsafe { ptr.slice(r, 1)[0] = max + sum.ln() - xr[ti as usize] };
+                    let l = max + vmath::sum_exp_shifted(xr, max).ln();
+                    // SAFETY: row r's loss and log-sum-exp are written only by this chunk.
+                    unsafe {
+                        ptr.slice(r, 1)[0] = l - xr[ti as usize];
+                        lse_ptr.slice(r, 1)[0] = l;
+                    }
                 }
             }
         });
+        if let Ok(mut slot) = self.lse.lock() {
+            *slot = Some(std::sync::Arc::new(lse));
+        }
         let total: f64 = per_row.iter().map(|&l| l as f64).sum();
         let count = t.iter().filter(|&&ti| ti != IGNORE_INDEX).count();
         // all positions ignored: NaN, as torch's mean reduction gives
@@ -575,12 +587,18 @@ impl CustomOp2 for CrossEntropyOp {
         _res: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dx = x.apply_op3_no_bwd(t, &g.contiguous()?, &CrossEntropyBwd)?;
+        let lse = match self.lse.lock().ok().and_then(|l| l.clone()) {
+            Some(l) => l,
+            None => bail!("cross_entropy backward: the forward log-sum-exp is missing"),
+        };
+        let dx = x.apply_op3_no_bwd(t, &g.contiguous()?, &CrossEntropyBwd { lse })?;
         Ok((Some(dx), None))
     }
 }
 
-struct CrossEntropyBwd;
+struct CrossEntropyBwd {
+    lse: std::sync::Arc<Vec<f32>>,
+}
 
 impl CustomOp3 for CrossEntropyBwd {
     fn name(&self) -> &'static str {
@@ -607,12 +625,8 @@ impl CustomOp3 for CrossEntropyBwd {
             if ti == IGNORE_INDEX {
                 return;
             }
-            let xr = &x[r * v..(r + 1) * v];
-            let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            o.copy_from_slice(xr);
-            let sum = vmath::exp_shifted_sum(o, max);
-            let inv = scale / sum;
-            o.iter_mut().for_each(|a| *a *= inv);
+            // softmax(x) = exp(x - lse), times the mean's scale; minus it at the label
+            vmath::exp_shifted_scaled(&x[r * v..(r + 1) * v], self.lse[r], scale, o);
             o[ti as usize] -= scale;
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
@@ -636,7 +650,9 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     if !fused(logits) {
         return composed::cross_entropy(&logits.reshape((rows, v))?, &labels);
     }
-    logits.contiguous()?.apply_op2(&labels, CrossEntropyOp)
+    logits
+        .contiguous()?
+        .apply_op2(&labels, CrossEntropyOp::default())
 }
 
 /// The same maths from candle's differentiable primitive ops: slower, but it runs on every

@@ -124,10 +124,11 @@ pub(crate) fn sum_map(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 }
 
 multiversion! {
-    /// `row[i] = exp(row[i] - shift)`; returns the sum of the results.
-    pub(crate) fn exp_shifted_sum(row: &mut [f32], shift: f32) -> f32 {
-        row.iter_mut().for_each(|v| *v = exp(*v - shift));
-        sum(row)
+    /// `o[i] = exp(x[i] - shift) * scale`.
+    pub(crate) fn exp_shifted_scaled(x: &[f32], shift: f32, scale: f32, o: &mut [f32]) {
+        o.iter_mut()
+            .zip(x)
+            .for_each(|(o, &x)| *o = exp(x - shift) * scale);
     }
 }
 
