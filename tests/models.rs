@@ -52,7 +52,8 @@ fn inputs(e: &HashMap<String, Tensor>) -> ForwardArgs {
         .output_hidden_states(true)
 }
 
-fn compare(name: &str, out: &ModelOutput, e: &HashMap<String, Tensor>) {
+/// Logits (≤ 1e-4) and loss (≤ 1e-5) against torch.
+fn compare_logits_and_loss(name: &str, out: &ModelOutput, e: &HashMap<String, Tensor>) {
     let d = max_abs_diff(&out.logits, &e["logits"]);
     println!("{name}: max |logits - torch| = {d:.2e}");
     assert!(d <= 1e-4, "{name} logits differ by {d}");
@@ -60,6 +61,10 @@ fn compare(name: &str, out: &ModelOutput, e: &HashMap<String, Tensor>) {
     let want = e["loss"].to_vec1::<f32>().unwrap()[0];
     println!("{name}: loss {loss} vs torch {want}");
     assert!((loss - want).abs() <= 1e-5, "{name} loss {loss} vs {want}");
+}
+
+fn compare(name: &str, out: &ModelOutput, e: &HashMap<String, Tensor>) {
+    compare_logits_and_loss(name, out, e);
     let attns = out.attentions.as_ref().unwrap();
     assert_eq!(attns.len(), 2);
     for (i, a) in attns.iter().enumerate() {
@@ -85,15 +90,7 @@ fn fused_inputs(e: &HashMap<String, Tensor>) -> ForwardArgs {
 /// Logits and loss of the fused path against torch.
 fn compare_fused(name: &str, out: &ModelOutput, e: &HashMap<String, Tensor>) {
     assert!(out.attentions.is_none());
-    let d = max_abs_diff(&out.logits, &e["logits"]);
-    println!("{name} (fused attention): max |logits - torch| = {d:.2e}");
-    assert!(d <= 1e-4, "{name} fused logits differ by {d}");
-    let loss = out.loss.as_ref().unwrap().to_scalar::<f32>().unwrap();
-    let want = e["loss"].to_vec1::<f32>().unwrap()[0];
-    assert!(
-        (loss - want).abs() <= 1e-5,
-        "{name} fused loss {loss} vs {want}"
-    );
+    compare_logits_and_loss(&format!("{name} (fused attention)"), out, e);
 }
 
 #[test]
