@@ -7,12 +7,12 @@
 //! (sequence, head) pair is one task: gemm reads q, k and v in place through strides, and the
 //! probabilities are kept for the backward pass. The composed version stays the path for KV-cached
 //! decoding, attention dropout and `output_attentions`, and is the reference in the tests.
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 
 use super::gemm::{View, matmul};
-use super::ops::{OutPtr, fused, par_for, slice};
+use super::ops::{OutPtr, Saved, fused, par_for, slice};
 use super::vmath;
 
 /// Sizes of one call: batch, sequence, heads, head width.
@@ -55,7 +55,7 @@ struct AttentionOp {
     /// Additive mask `[b, t, t]` (0 or `f32::MIN`), shared by the heads.
     mask: Option<Arc<Vec<f32>>>,
     /// The probabilities `[b, heads, t, t]` of the forward pass, for the backward pass.
-    probs: Mutex<Option<Arc<Vec<f32>>>>,
+    probs: Saved,
 }
 
 impl CustomOp1 for AttentionOp {
@@ -119,17 +119,12 @@ impl CustomOp1 for AttentionOp {
                 };
             }
         });
-        if let Ok(mut slot) = self.probs.lock() {
-            *slot = Some(Arc::new(probs));
-        }
+        self.probs.put(probs);
         Ok((CpuStorage::F32(y), Shape::from((d.b, t, h))))
     }
 
     fn bwd(&self, qkv: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
-        let probs = match self.probs.lock().ok().and_then(|p| p.clone()) {
-            Some(p) => p,
-            None => bail!("attention backward: the forward probabilities are missing"),
-        };
+        let probs = self.probs.get("attention")?;
         let op = AttentionBwd {
             n_head: self.n_head,
             probs,
@@ -226,7 +221,7 @@ pub(crate) fn self_attention(
     let op = AttentionOp {
         n_head,
         mask,
-        probs: Mutex::new(None),
+        probs: Saved::default(),
     };
     Ok(Some(qkv.contiguous()?.apply_op1(op)?))
 }

@@ -10,6 +10,27 @@ use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, D, DType, Layout, Result, Shape, Tensor, bail,
 };
 
+/// A buffer the forward pass of an op keeps for its backward pass (attention probabilities,
+/// cross-entropy's log-sum-exp): candle hands `bwd` only the inputs and the output.
+#[derive(Default)]
+pub(super) struct Saved(std::sync::Mutex<Option<std::sync::Arc<Vec<f32>>>>);
+
+impl Saved {
+    pub(super) fn put(&self, data: Vec<f32>) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(std::sync::Arc::new(data));
+        }
+    }
+
+    /// The saved buffer, or an error naming `what` if the forward pass did not run here.
+    pub(super) fn get(&self, what: &str) -> Result<std::sync::Arc<Vec<f32>>> {
+        match self.0.lock().ok().and_then(|d| d.clone()) {
+            Some(d) => Ok(d),
+            None => bail!("{what} backward: the forward pass's saved values are missing"),
+        }
+    }
+}
+
 /// Rows are processed in parallel only above this many elements: below it, waking rayon's
 /// threads costs more than the work.
 const PAR_MIN: usize = 1 << 15;
@@ -532,7 +553,7 @@ fn check_label(t: i64, v: usize) -> Result<()> {
 /// `exp(x - lse)` per logit instead of recomputing the row's maximum and sum.
 #[derive(Default)]
 struct CrossEntropyOp {
-    lse: std::sync::Mutex<Option<std::sync::Arc<Vec<f32>>>>,
+    lse: Saved,
 }
 
 impl CustomOp2 for CrossEntropyOp {
@@ -571,9 +592,7 @@ impl CustomOp2 for CrossEntropyOp {
                 }
             }
         });
-        if let Ok(mut slot) = self.lse.lock() {
-            *slot = Some(std::sync::Arc::new(lse));
-        }
+        self.lse.put(lse);
         let total: f64 = per_row.iter().map(|&l| l as f64).sum();
         let count = t.iter().filter(|&&ti| ti != IGNORE_INDEX).count();
         // all positions ignored: NaN, as torch's mean reduction gives
@@ -587,10 +606,7 @@ impl CustomOp2 for CrossEntropyOp {
         _res: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let lse = match self.lse.lock().ok().and_then(|l| l.clone()) {
-            Some(l) => l,
-            None => bail!("cross_entropy backward: the forward log-sum-exp is missing"),
-        };
+        let lse = self.lse.get("cross_entropy")?;
         let dx = x.apply_op3_no_bwd(t, &g.contiguous()?, &CrossEntropyBwd { lse })?;
         Ok((Some(dx), None))
     }

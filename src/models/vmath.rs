@@ -98,15 +98,7 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
 /// order, one element at a time).
 #[inline(always)]
 pub(crate) fn sum(x: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let chunks = x.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for c in chunks {
-        for (a, v) in acc.iter_mut().zip(c) {
-            *a += v;
-        }
-    }
-    acc.iter().sum::<f32>() + tail
+    sum_map(x, |v| v)
 }
 
 /// `sum_i f(x[i])`, accumulated in 8 lanes like [`sum`].
