@@ -3,10 +3,33 @@ use std::path::PathBuf;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What a failed read or write should tell the user to do, from the OS error's kind.
+fn io_hint(e: &std::io::Error, writing: bool) -> &'static str {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        NotFound if writing => "; check that the folder exists",
+        NotFound => "; check the path",
+        PermissionDenied => "; check the permissions of the file and its folder",
+        AlreadyExists => "; remove it or choose another name",
+        StorageFull => "; free some disk space and try again",
+        ReadOnlyFilesystem => "; write to a writable location",
+        IsADirectory => "; give a file, not a folder",
+        NotADirectory => "; a part of the path is a file, not a folder",
+        _ if writing => "",
+        _ => "; check that the file exists and is readable",
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
-    #[error("cannot read {path}: {source}; check that the file exists and is readable")]
+    #[error("cannot read {path}: {source}{}", io_hint(source, false))]
     Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}{}", io_hint(source, true))]
+    Write {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -27,6 +50,7 @@ pub enum Error {
     Glob { pattern: String, message: String },
     #[error("no data files given for split `{split}`")]
     NoDataFiles { split: String },
+    /// A value the caller passed is not usable; the message says which and what is expected.
     #[error("{0}")]
     InvalidArgument(String),
     #[error("unknown split `{split}`; available splits: {available}")]
@@ -112,8 +136,6 @@ pub enum Error {
         "token id {id} is outside the vocabulary (vocab_size {vocab_size}); was the input made with another tokenizer?"
     )]
     TokenOutOfVocab { id: u32, vocab_size: usize },
-    #[error("invalid input: {0}")]
-    InvalidInput(String),
     #[error("model `{id}` not found; looked in: {looked}. {hint}")]
     ModelNotFound {
         id: String,

@@ -17,13 +17,13 @@ pub use crate::tokenizer::{
 // models
 pub use crate::models::{
     AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, BaseModelOutput, BertConfig, DeviceExt,
-    ForwardArgs, Gpt2Config, KvCache, ModelConfig, ModelOutput, RobertaConfig, best_device,
-    mean_pooling,
+    ForwardArgs, Gpt2Config, KvCache, ModelConfig, ModelOutput, PreTrainedModel, RobertaConfig,
+    best_device, mean_pooling,
 };
 // train
 pub use crate::train::{
-    DataCollatorForLanguageModeling, IntervalStrategy, SchedulerType, TokenWindows, TrainableModel,
-    Trainer, TrainingArguments,
+    DataCollatorForLanguageModeling, IntervalStrategy, SchedulerType, TokenWindows, Trainer,
+    TrainingArguments,
 };
 // metrics
 pub use crate::metrics::{

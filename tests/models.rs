@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use massivetext::hub::{HubOptions, resolve_model_with};
-use massivetext::models::ops::{self, Activation, composed};
+use massivetext::kernels::{self as ops, Gelu, composed};
 use massivetext::prelude::*;
 
 fn fixture(name: &str) -> PathBuf {
@@ -127,6 +127,37 @@ fn roberta_matches_transformers() {
     compare_fused("roberta", &m.forward_with(&fused_inputs(&e)).unwrap(), &e);
 }
 
+/// `MASSIVETEXT_FUSED=0`'s path (every op composed from candle ops: what CUDA runs) against
+/// transformers, for every model: logits, loss, attentions and hidden states.
+#[test]
+fn composed_kernels_match_transformers() {
+    massivetext::kernels::with_fused(false, || {
+        assert!(!massivetext::kernels::fused_enabled());
+        for name in ["gpt2", "bert", "roberta"] {
+            let e = expected(name);
+            let out = if name == "gpt2" {
+                let m = AutoModelForCausalLM::from_dir(fixture(name), &Device::Cpu).unwrap();
+                (
+                    m.forward_with(&inputs(&e)),
+                    m.forward_with(&fused_inputs(&e)),
+                )
+            } else {
+                let m = AutoModelForMaskedLM::from_dir(fixture(name), &Device::Cpu).unwrap();
+                (
+                    m.forward_with(&inputs(&e)),
+                    m.forward_with(&fused_inputs(&e)),
+                )
+            };
+            compare(&format!("{name} (composed kernels)"), &out.0.unwrap(), &e);
+            compare_logits_and_loss(&format!("{name} (composed kernels)"), &out.1.unwrap(), &e);
+        }
+    });
+    assert!(
+        massivetext::kernels::fused_enabled(),
+        "the switch is scoped"
+    );
+}
+
 #[test]
 fn automodel_loads_head_checkpoint_and_pools() {
     // BertForMaskedLM weights carry the `bert.` prefix; AutoModel wants the bare names
@@ -164,10 +195,17 @@ fn automodel_loads_head_checkpoint_and_pools() {
 fn gpt2_gradients_match_torch() {
     let e = expected("gpt2");
     let m = AutoModelForCausalLM::from_dir(fixture("gpt2"), &Device::Cpu).unwrap();
-    // composed attention (probabilities requested) and the fused kernel
-    for (path, args) in [("composed", inputs(&e)), ("fused", fused_inputs(&e))] {
-        let out = m.forward_with(&args).unwrap();
-        let grads = out.loss.unwrap().backward().unwrap();
+    // composed attention (probabilities requested), the fused kernels, and every kernel
+    // composed (MASSIVETEXT_FUSED=0, the GPU's path)
+    for (path, args, fused) in [
+        ("composed attention", inputs(&e), true),
+        ("fused", fused_inputs(&e), true),
+        ("all composed", fused_inputs(&e), false),
+    ] {
+        let grads = massivetext::kernels::with_fused(fused, || {
+            let out = m.forward_with(&args).unwrap();
+            out.loss.unwrap().backward().unwrap()
+        });
         let params = m.named_parameters();
         assert_eq!(params.len(), 28);
         let mut worst = 0f32;
@@ -452,7 +490,7 @@ fn fused_ops_match_composed_values_and_gradients() {
             |t| ops::softmax_last_dim(&t[0]).unwrap(),
             |t| composed::softmax_last_dim(&t[0]).unwrap(),
         );
-        for act in [Activation::GeluNew, Activation::GeluErf] {
+        for act in [Gelu::Tanh, Gelu::Erf] {
             check_op(
                 "gelu",
                 &[randn(&shape, 5)],
@@ -705,7 +743,7 @@ fn model_not_found_offline_says_where_it_looked() {
 
 #[test]
 fn no_weight_decay_groups_biases_and_layer_norms() {
-    use massivetext::models::no_weight_decay;
+    let no_weight_decay = |n: &str| !massivetext::models::uses_weight_decay(n);
     let m = AutoModelForCausalLM::from_dir(fixture("gpt2"), &Device::Cpu).unwrap();
     let (skip, decay): (Vec<String>, Vec<String>) = m
         .named_parameters()

@@ -1,6 +1,7 @@
 //! Writing a dataset back out as JSON Lines or CSV, atomically (temporary name, then rename).
 use super::Dataset;
-use crate::{Error, Result};
+use crate::Result;
+use crate::io::write_atomic_with as write_atomic;
 use serde_json::Value;
 use std::io::Write;
 use std::path::Path;
@@ -37,29 +38,4 @@ fn cell(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-/// Writes through `fill` into `path.tmp`, then renames it over `path`, so a crash or an error
-/// never leaves a half-written file under the final name.
-pub(crate) fn write_atomic(
-    path: &Path,
-    fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> Result<()> {
-    let io_err = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp_name);
-    let result = (|| {
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        fill(&mut w)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io_err)
 }

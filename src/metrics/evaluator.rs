@@ -18,83 +18,39 @@ use candle_core::{D, DType, Device, Tensor};
 use serde_json::Value;
 
 use crate::data::Dataset;
-use crate::models::{
-    AutoModelForCausalLM, AutoModelForMaskedLM, ForwardArgs, ModelConfig, ModelOutput,
-};
+use crate::kernels;
+use crate::models::{ForwardArgs, PreTrainedModel, Task};
 use crate::{Error, Result};
 
-/// Label value left out of the loss (PyTorch's `ignore_index`, Hugging Face's convention).
-pub const IGNORE_INDEX: i64 = -100;
+pub use crate::kernels::IGNORE_INDEX;
 
-/// A model with a language-model head that the [`Evaluator`] can score: causal (GPT-2, labels
-/// shifted: position t predicts token t+1) or masked (BERT/RoBERTa, labels where not -100).
-pub trait LanguageModel {
-    /// Logits `[batch, seq, vocab]` for u32 `input_ids` `[batch, seq]` and a 0/1 mask.
-    fn lm_logits(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor>;
-    /// True for left-to-right models (labels are shifted inside, as transformers does).
-    fn is_causal(&self) -> bool;
-    /// The device the inputs must live on.
-    fn lm_device(&self) -> &Device;
-    /// The configuration (for `n_positions` / `max_position_embeddings`).
-    fn lm_config(&self) -> &ModelConfig;
-    /// A copy in evaluation mode (dropout off) sharing the weights, so evaluating a model that
-    /// is training changes neither its mode nor its dropout stream.
-    fn eval_copy(&self) -> Self
-    where
-        Self: Sized;
+/// Logits `[batch, seq, vocab]` of a language model for u32 `input_ids` and a 0/1 mask.
+pub(crate) fn lm_logits<M: PreTrainedModel>(
+    model: &M,
+    input_ids: &Tensor,
+    attention_mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    let mut args = ForwardArgs::new(input_ids);
+    args.attention_mask = attention_mask.cloned();
+    Ok(model.forward_with(&args)?.logits)
 }
 
-impl LanguageModel for AutoModelForCausalLM {
-    fn eval_copy(&self) -> Self {
-        let mut m = self.clone();
-        m.eval();
-        m
-    }
-    fn lm_logits(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor> {
-        Ok(self.forward(input_ids, attention_mask)?.logits)
-    }
-    fn is_causal(&self) -> bool {
-        true
-    }
-    fn lm_device(&self) -> &Device {
-        self.device()
-    }
-    fn lm_config(&self) -> &ModelConfig {
-        self.config()
-    }
+/// True for left-to-right models (labels are shifted inside, as transformers does).
+pub(crate) fn is_causal<M: PreTrainedModel>(model: &M) -> bool {
+    model.task() == Task::CausalLm
 }
 
-impl LanguageModel for AutoModelForMaskedLM {
-    fn eval_copy(&self) -> Self {
-        let mut m = self.clone();
-        m.eval();
-        m
-    }
-    fn lm_logits(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor> {
-        let mut args = ForwardArgs::new(input_ids);
-        args.attention_mask = attention_mask.cloned();
-        let out: ModelOutput = self.forward_with(&args)?;
-        Ok(out.logits)
-    }
-    fn is_causal(&self) -> bool {
-        false
-    }
-    fn lm_device(&self) -> &Device {
-        self.device()
-    }
-    fn lm_config(&self) -> &ModelConfig {
-        self.config()
-    }
+/// The longest sequence the model takes (its position table), unbounded when it does not say.
+pub(crate) fn max_positions<M: PreTrainedModel>(model: &M) -> usize {
+    model.max_positions().unwrap_or(usize::MAX)
 }
 
-/// The number of positions a model's position table holds (GPT-2 `n_positions`, BERT
-/// `max_position_embeddings`, less RoBERTa's two reserved offsets).
-pub fn max_positions(config: &ModelConfig) -> usize {
-    match config {
-        ModelConfig::Gpt2(c) => c.n_positions,
-        ModelConfig::Bert(c) => c.max_position_embeddings,
-        ModelConfig::Roberta(c) => c.max_position_embeddings.saturating_sub(2),
-    }
+/// The model's `model_type`, for messages.
+pub(crate) fn model_type<M: PreTrainedModel>(model: &M) -> String {
+    model.config_json()["model_type"]
+        .as_str()
+        .unwrap_or("unknown")
+        .to_string()
 }
 
 /// Per position of `logits` (`[n, vocab]`): the negative log-likelihood of `targets[i]` (0 where
@@ -103,18 +59,13 @@ pub fn max_positions(config: &ModelConfig) -> usize {
 pub(crate) fn nll_and_argmax(logits: &Tensor, targets: &[i64]) -> Result<(Vec<f32>, Vec<u32>)> {
     let (n, v) = logits.dims2()?;
     if n != targets.len() {
-        return Err(Error::InvalidInput(format!(
+        return Err(Error::InvalidArgument(format!(
             "{} targets for {n} logit rows",
             targets.len()
         )));
     }
-    if let Some(&bad) = targets
-        .iter()
-        .find(|&&x| x != IGNORE_INDEX && (x < 0 || x as usize >= v))
-    {
-        return Err(Error::InvalidInput(format!(
-            "label {bad} is outside the vocabulary (vocab_size {v}); use -100 to ignore a position"
-        )));
+    for &t in targets {
+        kernels::check_label(t, v)?;
     }
     let x = logits.to_dtype(DType::F32)?;
     let max = x.max_keepdim(D::Minus1)?;
@@ -163,7 +114,7 @@ impl EvalAccumulator {
     pub fn update(&mut self, logits: &Tensor, labels: &Tensor, causal: bool) -> Result<()> {
         let (b, t, v) = logits.dims3()?;
         if labels.dims() != [b, t] {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::InvalidArgument(format!(
                 "labels have shape {:?}, expected [{b}, {t}] like the logits",
                 labels.dims()
             )));
@@ -302,7 +253,7 @@ impl Evaluator {
 
     /// Evaluates token-id rows; every token is a label (a causal LM predicts all but the first
     /// of each row). For a masked LM use [`Evaluator::evaluate_labeled`].
-    pub fn evaluate_ids<M: LanguageModel>(
+    pub fn evaluate_ids<M: PreTrainedModel>(
         &self,
         model: &M,
         rows: &[Vec<u32>],
@@ -319,7 +270,7 @@ impl Evaluator {
 
     /// Evaluates rows with explicit labels (-100 where not scored), e.g. masked inputs and the
     /// original ids at the masked positions for a masked LM.
-    pub fn evaluate_labeled<M: LanguageModel>(
+    pub fn evaluate_labeled<M: PreTrainedModel>(
         &self,
         model: &M,
         rows: &[Vec<u32>],
@@ -335,7 +286,7 @@ impl Evaluator {
         }
         self.run(model, rows.len(), |i| {
             if rows[i].len() != labels[i].len() {
-                return Err(Error::InvalidInput(format!(
+                return Err(Error::InvalidArgument(format!(
                     "row {i}: {} labels for {} input ids; give one label per token (-100 to skip)",
                     labels[i].len(),
                     rows[i].len()
@@ -352,12 +303,12 @@ impl Evaluator {
     /// Evaluates a tokenized [`Dataset`]: columns `input_ids`, optional `attention_mask` and
     /// optional `labels` (as `group_texts` or a masking collator writes them). Without `labels`,
     /// a causal LM is scored on every unpadded token; a masked LM needs `labels`.
-    pub fn evaluate<M: LanguageModel>(&self, model: &M, dataset: &Dataset) -> Result<EvalResult> {
+    pub fn evaluate<M: PreTrainedModel>(&self, model: &M, dataset: &Dataset) -> Result<EvalResult> {
         let ids_col = dataset.column("input_ids")?;
         let mask_col = dataset.column("attention_mask").ok();
         let labels_col = dataset.column("labels").ok();
-        if labels_col.is_none() && !model.is_causal() {
-            return Err(Error::InvalidInput(
+        if labels_col.is_none() && !is_causal(model) {
+            return Err(Error::InvalidArgument(
                 "a masked LM is evaluated on masked tokens: the dataset needs a `labels` column (original ids at masked positions, -100 elsewhere)".into(),
             ));
         }
@@ -366,7 +317,7 @@ impl Evaluator {
                 .into_iter()
                 .map(|x| {
                     u32::try_from(x).map_err(|_| {
-                        Error::InvalidInput(format!("input_ids row {i}: token id {x} is negative"))
+                        Error::InvalidArgument(format!("input_ids row {i}: token id {x} is negative"))
                     })
                 })
                 .collect::<Result<_>>()?;
@@ -386,7 +337,7 @@ impl Evaluator {
                     .collect(),
             };
             if mask.len() != ids.len() || labels.len() != ids.len() {
-                return Err(Error::InvalidInput(format!(
+                return Err(Error::InvalidArgument(format!(
                     "row {i}: input_ids has {} entries, attention_mask {}, labels {}; they must have the same length",
                     ids.len(),
                     mask.len(),
@@ -397,7 +348,7 @@ impl Evaluator {
         })
     }
 
-    fn run<M: LanguageModel>(
+    fn run<M: PreTrainedModel>(
         &self,
         model: &M,
         n: usize,
@@ -409,8 +360,8 @@ impl Evaluator {
             });
         }
         let model = model.eval_copy();
-        let max = max_positions(model.lm_config());
-        let dev = model.lm_device();
+        let max = max_positions(&model);
+        let dev = model.device();
         let mut acc = EvalAccumulator::new();
         let mut start = 0;
         while start < n {
@@ -423,7 +374,7 @@ impl Evaluator {
             }
             if t > max {
                 let i = start + rows.iter().position(|r| r.ids.len() == t).unwrap_or(0);
-                return Err(Error::InvalidInput(format!(
+                return Err(Error::InvalidArgument(format!(
                     "eval row {i} has {t} tokens but the model holds {max} positions; cut the text into blocks (group_texts) of at most {max} tokens"
                 )));
             }
@@ -445,8 +396,8 @@ impl Evaluator {
             let ids = Tensor::from_vec(ids, (b, t), dev)?;
             let mask = Tensor::from_vec(mask, (b, t), dev)?;
             let labels = Tensor::from_vec(labels, (b, t), &Device::Cpu)?;
-            let logits = model.lm_logits(&ids, Some(&mask))?;
-            acc.update(&logits, &labels, model.is_causal())?;
+            let logits = lm_logits(&model, &ids, Some(&mask))?;
+            acc.update(&logits, &labels, is_causal(&model))?;
             start = end;
         }
         acc.finish()

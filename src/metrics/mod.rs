@@ -34,7 +34,7 @@ mod tokenizers;
 pub use accuracy::accuracy;
 pub use bleu::{Bleu, BleuScore, Smoothing, corpus_bleu, sentence_bleu};
 pub use chrf::{Chrf, ChrfScore, corpus_chrf, sentence_chrf};
-pub use evaluator::{EvalAccumulator, EvalResult, Evaluator, LanguageModel};
+pub use evaluator::{EvalAccumulator, EvalResult, Evaluator, IGNORE_INDEX};
 pub use perplexity::{
     MeanPerplexity, MeanPerplexityOptions, Perplexity, SlidingWindow, load_causal_lm,
     mean_perplexity, mean_perplexity_of_texts, perplexity, perplexity_of_blocks,

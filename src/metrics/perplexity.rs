@@ -46,8 +46,11 @@ use std::fmt;
 
 use candle_core::{IndexOp, Tensor};
 
-use super::evaluator::{IGNORE_INDEX, LanguageModel, max_positions, nll_and_argmax};
+use super::evaluator::{
+    IGNORE_INDEX, is_causal, lm_logits, max_positions, model_type, nll_and_argmax,
+};
 use crate::models::AutoModelForCausalLM;
+use crate::models::PreTrainedModel;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
@@ -221,12 +224,12 @@ fn windows(seq_len: usize, max_length: usize, stride: usize) -> Vec<(usize, usiz
 
 /// Sliding-window perplexity of one token stream (the transformers guide's method; see the
 /// module docs for how its token count works).
-pub fn perplexity<M: LanguageModel>(
+pub fn perplexity<M: PreTrainedModel>(
     model: &M,
     ids: &[u32],
     window: &SlidingWindow,
 ) -> Result<Perplexity> {
-    if !model.is_causal() {
+    if !is_causal(model) {
         return Err(not_causal(model));
     }
     if ids.is_empty() {
@@ -235,12 +238,12 @@ pub fn perplexity<M: LanguageModel>(
         });
     }
     if ids.len() < 2 {
-        return Err(Error::InvalidInput(
+        return Err(Error::InvalidArgument(
             "perplexity needs at least 2 tokens: the first token is only context".into(),
         ));
     }
     let model = model.eval_copy();
-    let (max_length, stride) = window.resolve(max_positions(model.lm_config()))?;
+    let (max_length, stride) = window.resolve(max_positions(&model))?;
     let wins = windows(ids.len(), max_length, stride);
     let (mut nll_sum, mut n_tokens) = (0f64, 0usize);
     let mut i = 0;
@@ -256,8 +259,8 @@ pub fn perplexity<M: LanguageModel>(
         for &(b, e, _) in batch {
             flat.extend_from_slice(&ids[b..e]);
         }
-        let input = Tensor::from_vec(flat, (batch.len(), len), model.lm_device())?;
-        let logits = model.lm_logits(&input, None)?;
+        let input = Tensor::from_vec(flat, (batch.len(), len), model.device())?;
+        let logits = lm_logits(&model, &input, None)?;
         for (r, &(b, e, trg_len)) in batch.iter().enumerate() {
             let w = &ids[b..e];
             // labels at positions [len - trg_len, len); position p is predicted by logits p - 1
@@ -284,7 +287,7 @@ pub fn perplexity<M: LanguageModel>(
 
 /// Sliding-window perplexity of a text: tokenized as `tokenizer(text)` (special tokens the
 /// tokenizer adds by default included), then [`perplexity`].
-pub fn perplexity_of_text<M: LanguageModel>(
+pub fn perplexity_of_text<M: PreTrainedModel>(
     model: &M,
     tokenizer: &Tokenizer,
     text: &str,
@@ -301,12 +304,12 @@ pub fn perplexity_of_text<M: LanguageModel>(
 
 /// `exp(total NLL / total predicted tokens)` over independent rows (each scored from its own
 /// first token, no context from the previous row), `batch_size` rows per forward pass.
-pub fn perplexity_of_blocks<M: LanguageModel>(
+pub fn perplexity_of_blocks<M: PreTrainedModel>(
     model: &M,
     blocks: &[Vec<u32>],
     batch_size: usize,
 ) -> Result<Perplexity> {
-    if !model.is_causal() {
+    if !is_causal(model) {
         return Err(not_causal(model));
     }
     if blocks.is_empty() {
@@ -321,15 +324,15 @@ pub fn perplexity_of_blocks<M: LanguageModel>(
 }
 
 /// Per row: (sum of NLLs of tokens 1.., number of them), rows padded on the right per batch.
-fn score_rows<M: LanguageModel>(
+fn score_rows<M: PreTrainedModel>(
     model: &M,
     rows: &[Vec<u32>],
     batch_size: usize,
 ) -> Result<Vec<(f64, usize)>> {
     let model = model.eval_copy();
-    let max = max_positions(model.lm_config());
+    let max = max_positions(&model);
     if let Some((i, r)) = rows.iter().enumerate().find(|(_, r)| r.len() > max) {
-        return Err(Error::InvalidInput(format!(
+        return Err(Error::InvalidArgument(format!(
             "row {i} has {} tokens but the model holds {max} positions; use the sliding-window `perplexity` or cut rows to at most {max} tokens",
             r.len()
         )));
@@ -357,10 +360,10 @@ fn score_rows<M: LanguageModel>(
             targets.extend(r.iter().skip(1).map(|&x| x as i64));
             targets.extend(std::iter::repeat_n(IGNORE_INDEX, pad + r.len().min(1)));
         }
-        let dev = model.lm_device();
+        let dev = model.device();
         let input = Tensor::from_vec(ids, (b, t), dev)?;
         let mask = Tensor::from_vec(mask, (b, t), dev)?;
-        let logits = model.lm_logits(&input, Some(&mask))?;
+        let logits = lm_logits(&model, &input, Some(&mask))?;
         let v = logits.dim(2)?;
         let (nll, _) = nll_and_argmax(&logits.reshape((b * t, v))?, &targets)?;
         for (r, row) in chunk.iter().enumerate() {
@@ -371,10 +374,10 @@ fn score_rows<M: LanguageModel>(
     Ok(out)
 }
 
-fn not_causal<M: LanguageModel>(model: &M) -> Error {
+fn not_causal<M: PreTrainedModel>(model: &M) -> Error {
     Error::NotCausalLm {
         what: "this model".into(),
-        model_type: model.lm_config().model_type().into(),
+        model_type: model_type(model),
     }
 }
 
@@ -447,12 +450,12 @@ impl fmt::Display for MeanPerplexity {
 
 /// `evaluate`'s `perplexity` metric on texts already tokenized without special tokens: per text
 /// `exp(mean NLL of its tokens)` (after an optional BOS), then the mean over texts.
-pub fn mean_perplexity<M: LanguageModel>(
+pub fn mean_perplexity<M: PreTrainedModel>(
     model: &M,
     texts: &[Vec<u32>],
     opts: &MeanPerplexityOptions,
 ) -> Result<MeanPerplexity> {
-    if !model.is_causal() {
+    if !is_causal(model) {
         return Err(not_causal(model));
     }
     if texts.is_empty() {
@@ -484,7 +487,7 @@ pub fn mean_perplexity<M: LanguageModel>(
     for (i, t) in texts.iter().enumerate() {
         let t = &t[..t.len().min(keep)];
         if t.len() < min {
-            return Err(Error::InvalidInput(if bos.is_some() {
+            return Err(Error::InvalidArgument(if bos.is_some() {
                 format!(
                     "text {i} has no token; each text must be at least one token long (remove empty texts)"
                 )
@@ -511,7 +514,7 @@ pub fn mean_perplexity<M: LanguageModel>(
 
 /// `evaluate.load("perplexity").compute(predictions=texts, ...)`: tokenized without special
 /// tokens; the BOS id comes from the tokenizer unless `opts.bos_token_id` is set.
-pub fn mean_perplexity_of_texts<M: LanguageModel, S: AsRef<str> + Sync>(
+pub fn mean_perplexity_of_texts<M: PreTrainedModel, S: AsRef<str> + Sync>(
     model: &M,
     tokenizer: &Tokenizer,
     texts: &[S],

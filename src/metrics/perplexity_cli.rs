@@ -95,7 +95,7 @@ pub fn run_perplexity_cli(args: &[String]) -> Result<String> {
     let tokenizer = Tokenizer::from_pretrained(&tok_id)?;
     let p = perplexity_of_text(&model, &tokenizer, &text, &window)?;
     if a.json {
-        let mut v = serde_json::to_value(&p).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let mut v = serde_json::to_value(&p).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         if let Some(o) = v.as_object_mut() {
             o.insert("model".into(), model_id.into());
             o.insert("data".into(), data.display().to_string().into());

@@ -14,12 +14,13 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
 
 use super::config::ModelConfig;
-use super::core::{KvCache, mean_pooling};
-use super::model::{BaseModelOutput, DEFAULT_SEED, ForwardArgs, Model, ModelOutput, Task};
+use super::core::{DropoutStream, KvCache, mean_pooling};
+use super::heads::Task;
+use super::model::{BaseModelOutput, DEFAULT_SEED, ForwardArgs, Model, ModelOutput};
+use super::pretrained::PreTrainedModel;
 use crate::{Result, hub};
 
 macro_rules! common {
@@ -118,8 +119,7 @@ macro_rules! common {
 
             /// Reseeds the dropout stream (for exactly repeatable training runs).
             pub fn set_seed(&mut self, seed: u64) {
-                self.0.rng =
-                    std::sync::Arc::new(std::sync::Mutex::new(ChaCha8Rng::seed_from_u64(seed)));
+                self.0.dropout = DropoutStream::new(seed);
             }
         }
     };
@@ -220,3 +220,46 @@ impl AutoModel {
         mean_pooling(&out.last_hidden_state, &mask)
     }
 }
+
+macro_rules! pretrained {
+    ($ty:ident) => {
+        impl PreTrainedModel for $ty {
+            fn forward_with(&self, args: &ForwardArgs) -> Result<ModelOutput> {
+                self.0.forward_lm(args, None)
+            }
+            fn task(&self) -> Task {
+                self.0.task
+            }
+            fn varmap(&self) -> &VarMap {
+                &self.0.varmap
+            }
+            fn device(&self) -> &Device {
+                &self.0.device
+            }
+            fn save_pretrained(&self, dir: &Path) -> Result<()> {
+                self.0.save(dir)
+            }
+            fn config_json(&self) -> Value {
+                self.0.config.to_value()
+            }
+            fn vocab_size(&self) -> Option<usize> {
+                Some(self.0.config.vocab_size())
+            }
+            fn max_positions(&self) -> Option<usize> {
+                Some(self.0.config.max_positions())
+            }
+            fn set_training(&mut self, training: bool) {
+                self.0.training = training;
+            }
+            fn set_seed(&mut self, seed: u64) {
+                self.0.dropout = DropoutStream::new(seed);
+            }
+            fn named_parameters(&self) -> Vec<(String, Var)> {
+                self.0.named_parameters()
+            }
+        }
+    };
+}
+
+pretrained!(AutoModelForCausalLM);
+pretrained!(AutoModelForMaskedLM);

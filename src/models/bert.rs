@@ -3,12 +3,12 @@
 //! embeddings + bias). Names follow transformers' `BertForMaskedLM`
 //! (`bert.encoder.layer.0.attention.self.query.weight`, `cls.predictions.transform.dense.weight`).
 //! RoBERTa reuses all of it with other names for the head (see `roberta.rs`).
+use super::activation::Activation;
 use super::config::BertConfig;
 use super::core::{
     Attention, Block, Embeddings, LayerNorm, Linear, Mlp, Positions, Qkv, Transformer,
 };
-use super::model::{Head, Task};
-use super::ops::Activation;
+use super::heads::{Head, Task};
 use super::params::{Init, Params};
 use crate::Result;
 

@@ -231,6 +231,29 @@ impl ModelConfig {
         }
     }
 
+    /// The number of positions the model's position table holds (GPT-2 `n_positions`, BERT
+    /// `max_position_embeddings`, less RoBERTa's two reserved offsets).
+    pub fn max_positions(&self) -> usize {
+        match self {
+            Self::Gpt2(c) => c.n_positions,
+            Self::Bert(c) => c.max_position_embeddings,
+            Self::Roberta(c) => c.max_position_embeddings.saturating_sub(2),
+        }
+    }
+
+    /// The config as a JSON value with its `model_type`, for summaries.
+    pub fn to_value(&self) -> serde_json::Value {
+        let mut v = match self {
+            Self::Gpt2(c) => serde_json::to_value(c),
+            Self::Bert(c) | Self::Roberta(c) => serde_json::to_value(c),
+        }
+        .unwrap_or(Value::Null);
+        if let Some(o) = v.as_object_mut() {
+            o.insert("model_type".into(), self.model_type().into());
+        }
+        v
+    }
+
     pub fn initializer_range(&self) -> f64 {
         match self {
             Self::Gpt2(c) => c.initializer_range,
@@ -356,7 +379,7 @@ impl ModelConfig {
                 "the hidden size {hidden} is not divisible by the number of heads {heads}"
             )));
         }
-        if super::ops::Activation::from_hf(act).is_none() {
+        if super::activation::Activation::from_hf(act).is_none() {
             return Err(err(format!(
                 "unsupported activation `{act}`; supported: gelu_new, gelu_pytorch_tanh, gelu"
             )));
@@ -383,7 +406,7 @@ impl ModelConfig {
             Self::Gpt2(c) => serde_json::to_value(c),
             Self::Bert(c) | Self::Roberta(c) => serde_json::to_value(c),
         }
-        .map_err(|e| Error::InvalidInput(format!("cannot serialise the config: {e}")))?;
+        .map_err(|e| Error::InvalidArgument(format!("cannot serialise the config: {e}")))?;
         if let Value::Object(o) = ours {
             map.extend(o);
         }
@@ -393,6 +416,6 @@ impl ModelConfig {
             map.insert("tie_word_embeddings".into(), Value::from(true));
         }
         serde_json::to_string_pretty(&Value::Object(map))
-            .map_err(|e| Error::InvalidInput(format!("cannot serialise the config: {e}")))
+            .map_err(|e| Error::InvalidArgument(format!("cannot serialise the config: {e}")))
     }
 }

@@ -4,45 +4,48 @@
 //!
 //! Weight names are not decided here: the model files (`gpt2.rs`, `bert.rs`) build these pieces
 //! from their Hugging Face names through [`Params`](super::params::Params).
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use candle_core::{D, DType, Device, Tensor};
-use rand::Rng;
-use rand_chacha::ChaCha8Rng;
 
-use super::ops::{self, Activation};
+use super::activation::Activation;
+use crate::kernels;
 use crate::{Error, Result};
 
-/// Per-call state: training mode (dropout on) and the dropout random stream.
+/// The dropout random stream of a model: a seed and a count of dropout calls made with it. Each
+/// call's mask is a function of `(seed, call)` alone ([`kernels::dropout_mask`]), so the same seed
+/// gives the same masks on every device and kernel path. Clones share the count.
+#[derive(Clone, Debug)]
+pub(crate) struct DropoutStream {
+    pub seed: u64,
+    pub calls: Arc<AtomicU64>,
+}
+
+impl DropoutStream {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            calls: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+/// Per-call state: training mode (dropout on) and the dropout stream.
 #[derive(Clone)]
 pub(crate) struct Ctx {
     pub training: bool,
-    pub rng: Arc<Mutex<ChaCha8Rng>>,
+    pub dropout: DropoutStream,
 }
 
 impl Ctx {
     /// Inverted dropout (`x * mask / (1 - p)`), as `torch.nn.Dropout`: identity in eval mode.
-    /// The mask comes from the model's own seeded stream, so a run can be repeated exactly.
     pub fn dropout(&self, x: &Tensor, p: f64) -> Result<Tensor> {
         if !self.training || p <= 0.0 {
             return Ok(x.clone());
         }
-        if p >= 1.0 {
-            return Ok(x.zeros_like()?);
-        }
-        let n = x.elem_count();
-        let scale = (1.0 / (1.0 - p)) as f32;
-        let mask: Vec<f32> = {
-            let mut rng = self
-                .rng
-                .lock()
-                .map_err(|_| Error::InvalidInput("the dropout RNG lock is poisoned".into()))?;
-            (0..n)
-                .map(|_| if rng.random::<f64>() < p { 0.0 } else { scale })
-                .collect()
-        };
-        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-        Ok((x * mask)?)
+        let call = self.dropout.calls.fetch_add(1, Ordering::Relaxed);
+        Ok(kernels::dropout(x, p, self.dropout.seed, call)?)
     }
 }
 
@@ -59,7 +62,7 @@ pub(crate) struct Linear {
 impl Linear {
     /// `x [.., in]` to `[.., out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(ops::linear(
+        Ok(kernels::linear(
             x,
             &self.weight,
             self.bias.as_ref(),
@@ -77,7 +80,7 @@ pub(crate) struct LayerNorm {
 
 impl LayerNorm {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(ops::layer_norm(x, &self.weight, &self.bias, self.eps)?)
+        Ok(kernels::layer_norm(x, &self.weight, &self.bias, self.eps)?)
     }
 }
 
@@ -116,23 +119,19 @@ impl Embeddings {
         }
     }
 
+    /// `ids` u32 `[b, t]` on the model's device; positions start after `past` cached tokens.
     pub fn forward(
         &self,
-        ids: &[u32],
-        shape: (usize, usize),
+        ids: &Tensor,
         token_type_ids: Option<&Tensor>,
         past: usize,
         ctx: &Ctx,
     ) -> Result<Tensor> {
-        let (b, t) = shape;
+        let (b, t) = ids.dims2()?;
         let dev = self.word.device();
         let vocab = self.vocab_size();
-        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= vocab) {
-            return Err(Error::TokenOutOfVocab {
-                id: bad,
-                vocab_size: vocab,
-            });
-        }
+        // one scalar read: the largest id
+        check_token_id(ids.max_all()?.to_scalar::<u32>()?, vocab)?;
         if past + t > self.max_len() {
             return Err(Error::SequenceTooLong {
                 len: past + t,
@@ -140,49 +139,41 @@ impl Embeddings {
             });
         }
         let h = self.word.dim(1)?;
-        let idx = Tensor::from_slice(ids, b * t, dev)?;
-        let mut x = self.word.index_select(&idx, 0)?;
-        let pos: Vec<u32> = match self.positions {
-            Positions::Absolute => (0..b)
-                .flat_map(|_| (past..past + t).map(|p| p as u32))
-                .collect(),
+        let mut x = self.word.index_select(&ids.flatten_all()?, 0)?;
+        let pos = match self.positions {
+            Positions::Absolute => {
+                let p = Tensor::arange(past as u32, (past + t) as u32, dev)?;
+                p.unsqueeze(0)?.broadcast_as((b, t))?.contiguous()?
+            }
             Positions::PaddingOffset { padding_idx } => {
-                let mut out = Vec::with_capacity(b * t);
-                for row in ids.chunks(t) {
-                    let mut count = past as u32;
-                    for &id in row {
-                        if id == padding_idx {
-                            out.push(padding_idx);
-                        } else {
-                            count += 1;
-                            out.push(count + padding_idx);
-                        }
-                    }
-                }
-                out
+                // the running count of real tokens (plus the cached ones), padding_idx added;
+                // padding itself gets padding_idx
+                let real = ids.ne(padding_idx)?.to_dtype(DType::F32)?;
+                let count = (real.cumsum(1)? + past as f64)?;
+                ((count * &real)? + padding_idx as f64)?.to_dtype(DType::U32)?
             }
         };
-        let pos = Tensor::from_vec(pos, b * t, dev)?;
-        x = (x + self.position.index_select(&pos, 0)?)?;
+        x = (x + self.position.index_select(&pos.flatten_all()?, 0)?)?;
         if let Some(tt) = &self.token_type {
             let types = match token_type_ids {
-                Some(ids) => {
-                    let ids = ids.to_dtype(DType::U32)?.flatten_all()?;
-                    let max = tt.dim(0)?;
-                    let v: Vec<u32> = ids.to_vec1()?;
-                    if let Some(&bad) = v.iter().find(|&&i| i as usize >= max) {
-                        return Err(Error::InvalidInput(format!(
-                            "token_type_id {bad} is >= type_vocab_size {max}"
-                        )));
-                    }
-                    if v.len() != b * t {
-                        return Err(Error::InvalidInput(format!(
+                Some(types) => {
+                    let types = types.to_dtype(DType::U32)?;
+                    if types.elem_count() != b * t {
+                        return Err(Error::InvalidArgument(format!(
                             "token_type_ids has {} elements, input_ids {}",
-                            v.len(),
+                            types.elem_count(),
                             b * t
                         )));
                     }
-                    ids
+                    let types = types.flatten_all()?.to_device(dev)?;
+                    let max = tt.dim(0)?;
+                    let bad = types.max_all()?.to_scalar::<u32>()?;
+                    if bad as usize >= max {
+                        return Err(Error::InvalidArgument(format!(
+                            "token_type_id {bad} is >= type_vocab_size {max}"
+                        )));
+                    }
+                    types
                 }
                 None => Tensor::zeros(b * t, DType::U32, dev)?,
             };
@@ -220,7 +211,7 @@ impl Attention {
     /// `[b, heads, t, t_k]`.
     ///
     /// Without a KV cache, attention dropout or returned probabilities, the one fused op
-    /// [`ops::self_attention`] runs; otherwise the composed ops below, which expose each step.
+    /// [`kernels::self_attention`] runs; otherwise the composed ops below, which expose each step.
     pub fn forward(
         &self,
         x: &Tensor,
@@ -238,10 +229,11 @@ impl Attention {
         };
         let no_dropout = !ctx.training || self.attn_dropout <= 0.0;
         if cache.is_none() && !want_probs && no_dropout {
-            let y = ops::self_attention(&qkv, mask, self.n_head)?;
+            let y = kernels::self_attention(&qkv, mask, self.n_head)?;
             return Ok((self.out.forward(&y)?, None));
         }
-        let split = |i: usize| ops::composed::split_heads(&qkv.narrow(2, i * h, h)?, self.n_head);
+        let split =
+            |i: usize| kernels::composed::split_heads(&qkv.narrow(2, i * h, h)?, self.n_head);
         let (q, mut k, mut v) = (split(0)?, split(1)?, split(2)?);
         if let Some(cache) = cache {
             if let Some((pk, pv)) = cache.as_ref() {
@@ -250,9 +242,9 @@ impl Attention {
             }
             *cache = Some((k.clone(), v.clone()));
         }
-        let probs = ops::composed::attention_probs(&q, &k, mask)?;
+        let probs = kernels::composed::attention_probs(&q, &k, mask)?;
         let dropped = ctx.dropout(&probs, self.attn_dropout)?;
-        let y = ops::composed::merge_heads(&dropped.matmul(&v)?)?;
+        let y = kernels::composed::merge_heads(&dropped.matmul(&v)?)?;
         Ok((self.out.forward(&y)?, Some(probs)))
     }
 }
@@ -266,8 +258,7 @@ pub(crate) struct Mlp {
 
 impl Mlp {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.proj
-            .forward(&ops::gelu(&self.fc.forward(x)?, self.act)?)
+        self.proj.forward(&self.act.forward(&self.fc.forward(x)?)?)
     }
 }
 
@@ -355,97 +346,101 @@ pub(crate) struct Transformer {
     pub causal: bool,
 }
 
-/// Checks `input_ids` is an integer `[batch, seq]` tensor and returns its ids.
-pub(crate) fn read_ids(input_ids: &Tensor) -> Result<(Vec<u32>, (usize, usize))> {
+/// The one vocabulary check (the model's inputs, the Trainer's and the Evaluator's data): an id
+/// at or above `vocab_size` is an error naming both.
+pub fn check_token_id(max_id: u32, vocab_size: usize) -> Result<()> {
+    if max_id as usize >= vocab_size {
+        return Err(Error::TokenOutOfVocab {
+            id: max_id,
+            vocab_size,
+        });
+    }
+    Ok(())
+}
+
+/// Checks `input_ids` is an integer `[batch, seq]` tensor and returns it as u32 on `device`.
+pub(crate) fn read_ids(input_ids: &Tensor, device: &Device) -> Result<(Tensor, (usize, usize))> {
     let (b, t) = input_ids.dims2().map_err(|_| {
-        Error::InvalidInput(format!(
+        Error::InvalidArgument(format!(
             "input_ids must be [batch, seq], got shape {:?}",
             input_ids.dims()
         ))
     })?;
     if b == 0 || t == 0 {
-        return Err(Error::InvalidInput(format!(
+        return Err(Error::InvalidArgument(format!(
             "input_ids is empty (shape [{b}, {t}])"
         )));
     }
-    let ids: Vec<u32> = match input_ids.dtype() {
-        DType::U32 => input_ids.flatten_all()?.to_vec1()?,
+    let ids = match input_ids.dtype() {
+        DType::U32 | DType::U8 => input_ids.to_dtype(DType::U32)?,
         DType::I64 => {
-            let v: Vec<i64> = input_ids.flatten_all()?.to_vec1()?;
-            let mut out = Vec::with_capacity(v.len());
-            for x in v {
-                out.push(u32::try_from(x).map_err(|_| {
-                    Error::InvalidInput(format!("input_ids holds {x}, which is not a token id"))
-                })?);
+            let min = input_ids.min_all()?.to_scalar::<i64>()?;
+            let max = input_ids.max_all()?.to_scalar::<i64>()?;
+            if min < 0 || max > u32::MAX as i64 {
+                let bad = if min < 0 { min } else { max };
+                return Err(Error::InvalidArgument(format!(
+                    "input_ids holds {bad}, which is not a token id"
+                )));
             }
-            out
+            input_ids.to_dtype(DType::U32)?
         }
-        DType::U8 => input_ids
-            .flatten_all()?
-            .to_vec1::<u8>()?
-            .into_iter()
-            .map(u32::from)
-            .collect(),
         other => {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::InvalidArgument(format!(
                 "input_ids must be u32 or i64, got {other:?}"
             )));
         }
     };
-    Ok((ids, (b, t)))
+    Ok((ids.to_device(device)?, (b, t)))
 }
 
-/// The additive mask `[b, 1, t, past + t]`: 0 where a query may attend, `f32::MIN` where not,
-/// applied once, as transformers' eager attention does (so fully masked rows match too).
+/// The additive mask `[b, 1, t, past + t]` on `device`: 0 where a query may attend, `f32::MIN`
+/// where not (a future key, or padding), applied once as transformers' eager attention does (so
+/// fully masked rows match too). Built with tensor ops; the one value read back says whether the
+/// attention mask has any padding at all (none and not causal: no mask).
 fn build_mask(
     attention_mask: Option<&Tensor>,
     causal: bool,
-    b: usize,
-    t: usize,
+    (b, t): (usize, usize),
     past: usize,
     device: &Device,
 ) -> Result<Option<Tensor>> {
     let tk = past + t;
-    let keep: Option<Vec<f32>> = match attention_mask {
+    let padding = match attention_mask {
         None => None,
         Some(m) => {
-            let m = m.to_dtype(DType::F32)?;
             let (mb, mt) = m.dims2().map_err(|_| {
-                Error::InvalidInput(format!(
+                Error::InvalidArgument(format!(
                     "attention_mask must be [batch, seq], got shape {:?}",
                     m.dims()
                 ))
             })?;
             if mb != b || mt != tk {
-                return Err(Error::InvalidInput(format!(
+                return Err(Error::InvalidArgument(format!(
                     "attention_mask has shape [{mb}, {mt}], expected [{b}, {tk}] (batch, cached + new tokens)"
                 )));
             }
-            let v: Vec<f32> = m.flatten_all()?.to_vec1()?;
-            if v.iter().all(|&x| x != 0.0) {
-                None
-            } else {
-                Some(v)
-            }
+            let keep = m.to_device(device)?.to_dtype(DType::F32)?.ne(0f32)?;
+            let padded =
+                (keep.to_dtype(DType::U32)?.sum_all()?.to_scalar::<u32>()? as usize) < b * tk;
+            padded.then(|| keep.reshape((b, 1, 1, tk))).transpose()?
         }
     };
-    if keep.is_none() && (!causal || t == 1) {
-        return Ok(None);
-    }
-    let mut out = vec![0f32; b * t * tk];
-    for bi in 0..b {
-        for qi in 0..t {
-            let row = &mut out[(bi * t + qi) * tk..(bi * t + qi + 1) * tk];
-            for (ki, o) in row.iter_mut().enumerate() {
-                let future = causal && ki > past + qi;
-                let padded = keep.as_ref().is_some_and(|k| k[bi * tk + ki] == 0.0);
-                if future || padded {
-                    *o = f32::MIN;
-                }
-            }
-        }
-    }
-    Ok(Some(Tensor::from_vec(out, (b, 1, t, tk), device)?))
+    let causal = if causal && t > 1 {
+        let q = Tensor::arange(past as u32, tk as u32, device)?.reshape((t, 1))?;
+        let k = Tensor::arange(0u32, tk as u32, device)?.reshape((1, tk))?;
+        Some(k.broadcast_le(&q)?.reshape((1, 1, t, tk))?)
+    } else {
+        None
+    };
+    let keep = match (padding, causal) {
+        (None, None) => return Ok(None),
+        (Some(p), None) => p.broadcast_as((b, 1, t, tk))?.contiguous()?,
+        (None, Some(c)) => c.broadcast_as((b, 1, t, tk))?.contiguous()?,
+        (Some(p), Some(c)) => p.broadcast_mul(&c)?,
+    };
+    // (1 - keep) * MIN: 0 (as -0.0, which adds nothing) where kept, f32::MIN where masked
+    let blocked = (1.0 - keep.to_dtype(DType::F32)?)?;
+    Ok(Some((blocked * f32::MIN as f64)?))
 }
 
 pub(crate) struct CoreInput<'a> {
@@ -463,13 +458,13 @@ impl Transformer {
         mut cache: Option<&mut KvCache>,
         ctx: &Ctx,
     ) -> Result<CoreOutput> {
-        let (ids, (b, t)) = read_ids(input.input_ids)?;
-        let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
         let dev = self.embeddings.word.device();
+        let (ids, (b, t)) = read_ids(input.input_ids, dev)?;
+        let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
         let mut x = self
             .embeddings
-            .forward(&ids, (b, t), input.token_type_ids, past, ctx)?;
-        let mask = build_mask(input.attention_mask, self.causal, b, t, past, dev)?
+            .forward(&ids, input.token_type_ids, past, ctx)?;
+        let mask = build_mask(input.attention_mask, self.causal, (b, t), past, dev)?
             .map(|m| m.to_dtype(x.dtype()))
             .transpose()?;
         if let Some(c) = cache.as_deref_mut()

@@ -1,12 +1,12 @@
 //! GPT-2 on the transformer core: pre-LN blocks, `Conv1D` weights stored `[in, out]`, a fused
 //! `c_attn`, `gelu_new`, and an `lm_head` tied to `wte`. Names follow transformers'
 //! `GPT2LMHeadModel` (`transformer.h.0.attn.c_attn.weight`, ...).
+use super::activation::Activation;
 use super::config::Gpt2Config;
 use super::core::{
     Attention, Block, Embeddings, LayerNorm, Linear, Mlp, Positions, Qkv, Transformer,
 };
-use super::model::{Head, Task};
-use super::ops::Activation;
+use super::heads::{Head, Task};
 use super::params::{Init, Params};
 use crate::Result;
 

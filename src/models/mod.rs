@@ -1,44 +1,52 @@
 //! GPT-2, BERT and RoBERTa on one transformer core, numerically identical to Hugging Face
-//! transformers and trainable (every op has a backward pass).
+//! transformers and trainable (every op has a backward pass, in [`crate::kernels`]).
 //!
-//! - [`core`]: embeddings, attention, MLP, blocks, masks, KV cache, dropout.
-//! - [`ops`]: fused dense layer, self-attention, LayerNorm, softmax, GELU and cross-entropy, each
-//!   with its own backward, and the same maths composed from candle ops as their reference.
-//!   Their kernels: `linear` and `attention` (on `gemm`), `vmath` (vectorisable `exp`).
-//! - `gpt2`, `bert`, `roberta`: Hugging Face names and configs mapped onto the core.
+//! - `core`: embeddings, attention, MLP, blocks, masks, KV cache, dropout.
+//! - `gpt2`, `bert`, `roberta`: Hugging Face names and configs mapped onto the core;
+//!   `heads`: what sits on top (LM heads, pooler); `params`: weights loaded or initialised.
 //! - [`auto`]: `AutoModelForCausalLM`, `AutoModelForMaskedLM`, `AutoModel`.
-mod attention;
+//! - [`PreTrainedModel`]: the one trait the Trainer, the Evaluator, perplexity and generation
+//!   use.
+mod activation;
 pub mod auto;
 pub mod config;
 pub mod core;
 pub mod device;
-pub mod ops;
+mod heads;
+mod pretrained;
 
 mod bert;
-mod gemm;
 mod gpt2;
-mod linear;
 mod model;
 mod params;
 mod roberta;
-mod vmath;
 
+pub use activation::Activation;
 pub use auto::{AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM};
 pub use config::{BertConfig, Gpt2Config, ModelConfig, RobertaConfig, SUPPORTED_MODEL_TYPES};
 pub use core::{KvCache, mean_pooling};
 pub use device::{DeviceExt, best_device};
+pub use heads::Task;
 pub use model::{BaseModelOutput, ForwardArgs, ModelOutput};
-pub use ops::Activation;
+pub use pretrained::PreTrainedModel;
 
-/// Whether AdamW should skip weight decay for the parameter `name`: biases and LayerNorm weights
-/// (BERT's `LayerNorm`, RoBERTa's `layer_norm`, GPT-2's `ln_1`, `ln_2`, `ln_f`), as Hugging Face's
-/// Trainer groups them.
-pub fn no_weight_decay(name: &str) -> bool {
-    let last = name.rsplit('.').nth(1).unwrap_or("");
-    name.ends_with(".bias")
-        || name.ends_with("predictions.bias")
-        || name == "lm_head.bias"
-        || last.contains("LayerNorm")
-        || last.contains("layer_norm")
-        || last.starts_with("ln_")
+/// Whether AdamW gives the parameter `name` weight decay. Hugging Face's Trainer decays every
+/// parameter except biases and LayerNorm weights; our models have no module types to inspect,
+/// so LayerNorms are recognised by name: any path component that is `ln`, starts with `ln_`
+/// (GPT-2's `ln_1`, `ln_2`, `ln_f`), or contains `layernorm`, `layer_norm` or `rmsnorm` (BERT's
+/// `LayerNorm`, RoBERTa's `layer_norm`), case-insensitively; and any name ending in `.bias` or
+/// equal to `bias` (BERT's `cls.predictions.bias`, RoBERTa's `lm_head.bias`).
+pub fn uses_weight_decay(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let parts: Vec<&str> = lower.split('.').collect();
+    if parts.last().is_some_and(|p| *p == "bias") {
+        return false;
+    }
+    !parts.iter().any(|p| {
+        *p == "ln"
+            || p.starts_with("ln_")
+            || p.contains("layernorm")
+            || p.contains("layer_norm")
+            || p.contains("rmsnorm")
+    })
 }

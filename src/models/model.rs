@@ -1,60 +1,18 @@
 //! The model behind every `AutoModel*`: config, core, head, parameters and mode, plus loading
 //! and saving in Hugging Face's layout.
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value};
 
 use super::config::ModelConfig;
-use super::core::{CoreInput, CoreOutput, Ctx, KvCache, LayerNorm, Linear, Transformer};
-use super::ops::{self, Activation, IGNORE_INDEX};
-use super::params::{self, Params};
+use super::core::{CoreInput, CoreOutput, Ctx, DropoutStream, KvCache, Transformer};
+use super::heads::{Head, Task};
+use super::params::Params;
 use super::{bert, gpt2, roberta};
-use crate::{Error, Result};
-
-/// What sits on top of the core.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Task {
-    CausalLm,
-    MaskedLm,
-    Base,
-}
-
-impl Task {
-    fn describe(self) -> &'static str {
-        match self {
-            Task::CausalLm => "a causal language model (AutoModelForCausalLM)",
-            Task::MaskedLm => "a masked language model (AutoModelForMaskedLM)",
-            Task::Base => "a bare encoder/decoder (AutoModel)",
-        }
-    }
-    fn supported(self) -> &'static str {
-        match self {
-            Task::CausalLm => "gpt2",
-            Task::MaskedLm => "bert, roberta",
-            Task::Base => "gpt2, bert, roberta",
-        }
-    }
-}
-
-#[derive(Clone)]
-pub(crate) enum Head {
-    /// Logits = hidden · word_embeddingsᵀ (GPT-2's `lm_head`, tied to `wte`).
-    TiedLm { bias: Option<Tensor> },
-    /// BERT/RoBERTa MLM head: dense → GELU → LayerNorm → tied decoder + bias.
-    MaskedLm {
-        dense: Linear,
-        ln: LayerNorm,
-        act: Activation,
-        bias: Tensor,
-    },
-    /// No head; BERT's pooler (dense + tanh on the first token) when the checkpoint has one.
-    Base { pooler: Option<Linear> },
-}
+use crate::kernels::{self, IGNORE_INDEX};
+use crate::{Error, Result, io};
 
 /// Arguments of a full forward pass. Owned tensors (cheap clones) so it can be built once and
 /// kept in a notebook variable.
@@ -141,7 +99,7 @@ pub(crate) struct Model {
     pub varmap: VarMap,
     pub device: Device,
     pub training: bool,
-    pub rng: Arc<Mutex<ChaCha8Rng>>,
+    pub dropout: DropoutStream,
 }
 
 /// Seed of `from_config`'s initialisation and of the dropout stream unless set otherwise.
@@ -173,7 +131,6 @@ impl Model {
         device: &Device,
     ) -> Result<Self> {
         check_task(&config, task)?;
-        crate::malloc::keep_freed_buffers();
         let (core, head) = match &config {
             ModelConfig::Gpt2(c) => gpt2::build(c, &mut p, task)?,
             ModelConfig::Bert(c) => bert::build(c, &mut p, task)?,
@@ -188,7 +145,7 @@ impl Model {
             varmap: p.varmap,
             device: device.clone(),
             training: false,
-            rng: Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(DEFAULT_SEED))),
+            dropout: DropoutStream::new(DEFAULT_SEED),
         })
     }
 
@@ -210,10 +167,7 @@ impl Model {
     /// `model.safetensors.index.json`).
     pub fn load(dir: &Path, device: &Device, dtype: DType, task: Task) -> Result<Self> {
         let cfg_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&cfg_path).map_err(|source| Error::Io {
-            path: cfg_path.clone(),
-            source,
-        })?;
+        let text = io::read_to_string(&cfg_path)?;
         let value: Value = serde_json::from_str(&text).map_err(|e| Error::Config {
             path: cfg_path.clone(),
             message: format!(
@@ -248,18 +202,16 @@ impl Model {
 
     /// Writes `config.json` and `model.safetensors`, each through a temporary file and a rename.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let tensors = self
+        io::create_dir_all(dir)?;
+        let tensors: Vec<(String, Tensor)> = self
             .named_parameters()
             .into_iter()
             .map(|(n, v)| (n, v.as_tensor().clone()))
             .collect();
-        params::write_safetensors(&dir.join("model.safetensors"), &tensors)?;
+        let metadata = [("format".to_string(), "pt".to_string())].into();
+        io::write_safetensors(&dir.join("model.safetensors"), &tensors, metadata)?;
         let json = self.config.to_json(self.architecture(), &self.extra)?;
-        params::write_atomic(&dir.join("config.json"), json.as_bytes())
+        io::write_atomic(&dir.join("config.json"), json.as_bytes())
     }
 
     /// Every trainable parameter with its Hugging Face name, sorted by name.
@@ -276,7 +228,7 @@ impl Model {
     fn ctx(&self) -> Ctx {
         Ctx {
             training: self.training,
-            rng: self.rng.clone(),
+            dropout: self.dropout.clone(),
         }
     }
 
@@ -302,18 +254,18 @@ impl Model {
         let word = &self.core.embeddings.word;
         // [b, t, vocab] straight from the fused head: no reshape, whose backward would copy
         let logits = match &self.head {
-            Head::TiedLm { bias } => ops::linear(h, word, bias.as_ref(), false)?,
+            Head::TiedLm { bias } => kernels::linear(h, word, bias.as_ref(), false)?,
             Head::MaskedLm {
                 dense,
                 ln,
                 act,
                 bias,
             } => {
-                let x = ln.forward(&ops::gelu(&dense.forward(h)?, *act)?)?;
-                ops::linear(&x, word, Some(bias), false)?
+                let x = ln.forward(&act.forward(&dense.forward(h)?)?)?;
+                kernels::linear(&x, word, Some(bias), false)?
             }
             Head::Base { .. } => {
-                return Err(Error::InvalidInput(
+                return Err(Error::InvalidArgument(
                     "this model has no language-model head; use AutoModelForCausalLM or AutoModelForMaskedLM".into(),
                 ));
             }
@@ -330,32 +282,31 @@ impl Model {
         })
     }
 
+    /// Hugging Face's loss: mean cross-entropy over labels that are not -100; a causal model's
+    /// labels are shifted left inside (position t predicts token t+1). Built on the logits'
+    /// device; the kernel checks the labels' range.
     fn loss(&self, logits: &Tensor, labels: &Tensor, (b, t): (usize, usize)) -> Result<Tensor> {
         if labels.dims() != [b, t] {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::InvalidArgument(format!(
                 "labels have shape {:?}, expected [{b}, {t}] like input_ids",
                 labels.dims()
             )));
         }
-        let mut l: Vec<i64> = labels.to_dtype(DType::I64)?.flatten_all()?.to_vec1()?;
-        if self.task == Task::CausalLm {
-            // position i predicts token i+1: shift left, -100 at the end of each row
-            for row in l.chunks_mut(t) {
-                row.rotate_left(1);
-                row[t - 1] = IGNORE_INDEX;
+        let labels = labels.to_device(logits.device())?.to_dtype(DType::I64)?;
+        let labels = if self.task == Task::CausalLm {
+            let end = Tensor::full(IGNORE_INDEX, (b, 1), logits.device())?;
+            if t > 1 {
+                Tensor::cat(&[&labels.narrow(1, 1, t - 1)?, &end], 1)?
+            } else {
+                end
             }
-        }
-        let v = logits.dim(2)?;
-        if let Some(&bad) = l
-            .iter()
-            .find(|&&x| x != IGNORE_INDEX && (x < 0 || x as usize >= v))
-        {
-            return Err(Error::InvalidInput(format!(
-                "label {bad} is outside the vocabulary (vocab_size {v}); use -100 to ignore a position"
-            )));
-        }
-        let labels = Tensor::from_vec(l, b * t, logits.device())?;
-        Ok(ops::cross_entropy(&logits.to_dtype(DType::F32)?, &labels)?)
+        } else {
+            labels
+        };
+        Ok(kernels::cross_entropy(
+            &logits.to_dtype(DType::F32)?,
+            &labels,
+        )?)
     }
 
     pub fn forward_base(&self, args: &ForwardArgs) -> Result<BaseModelOutput> {
@@ -383,18 +334,11 @@ pub(crate) fn read_weights(
 ) -> Result<(std::collections::HashMap<String, Tensor>, PathBuf)> {
     let single = dir.join("model.safetensors");
     if single.is_file() {
-        return Ok((params::read_safetensors(&single)?, single));
+        return Ok((io::read_safetensors(&single)?.tensors, single));
     }
     let index = dir.join("model.safetensors.index.json");
     if index.is_file() {
-        let text = std::fs::read_to_string(&index).map_err(|source| Error::Io {
-            path: index.clone(),
-            source,
-        })?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| Error::Config {
-            path: index.clone(),
-            message: format!("invalid JSON: {e}"),
-        })?;
+        let v: Value = io::read_json(&index)?;
         let mut files: Vec<String> = v
             .get("weight_map")
             .and_then(|m| m.as_object())
@@ -409,7 +353,7 @@ pub(crate) fn read_weights(
         files.dedup();
         let mut all = std::collections::HashMap::new();
         for f in files {
-            all.extend(params::read_safetensors(&dir.join(f))?);
+            all.extend(io::read_safetensors(&dir.join(f))?.tensors);
         }
         return Ok((all, index));
     }

@@ -123,7 +123,7 @@ impl Params {
         self.varmap
             .data()
             .lock()
-            .map_err(|_| Error::InvalidInput("the model's VarMap lock is poisoned".into()))?
+            .map_err(|_| Error::InvalidArgument("the model's VarMap lock is poisoned".into()))?
             .insert(name.to_string(), var);
         Ok(out)
     }
@@ -154,109 +154,4 @@ mod rand_distr_lite {
         let u2: f64 = rng.random::<f64>();
         (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
     }
-}
-
-/// Reads every tensor of a safetensors file (or of the shards listed by a
-/// `model.safetensors.index.json`), as f32 on the CPU, with a clear error for a corrupt file.
-pub(crate) fn read_safetensors(path: &Path) -> Result<HashMap<String, Tensor>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let corrupt = |message: String| Error::CorruptWeights {
-        path: path.to_path_buf(),
-        message,
-    };
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
-    let mut out = HashMap::new();
-    for (name, view) in st.tensors() {
-        let shape = view.shape().to_vec();
-        let data = view.data();
-        let t = match view.dtype() {
-            safetensors::Dtype::F32 => Tensor::from_vec(
-                data.chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect::<Vec<_>>(),
-                shape,
-                &Device::Cpu,
-            )?,
-            safetensors::Dtype::F16 => Tensor::from_vec(
-                data.chunks_exact(2)
-                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                    .collect::<Vec<_>>(),
-                shape,
-                &Device::Cpu,
-            )?,
-            safetensors::Dtype::BF16 => Tensor::from_vec(
-                data.chunks_exact(2)
-                    .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                    .collect::<Vec<_>>(),
-                shape,
-                &Device::Cpu,
-            )?,
-            safetensors::Dtype::F64 => Tensor::from_vec(
-                data.chunks_exact(8)
-                    .map(|b| {
-                        f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
-                    })
-                    .collect::<Vec<_>>(),
-                shape,
-                &Device::Cpu,
-            )?,
-            // buffers such as GPT-2's old `attn.bias` masks are not weights: skip them
-            _ => continue,
-        };
-        out.insert(name, t);
-    }
-    Ok(out)
-}
-
-/// Writes `tensors` as a safetensors file with `{"format": "pt"}` metadata (which transformers
-/// checks), through a temporary file renamed into place so a crash never leaves half a file.
-pub(crate) fn write_safetensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
-    let mut names: Vec<&String> = tensors.keys().collect();
-    names.sort();
-    let mut buffers = Vec::with_capacity(names.len());
-    for name in &names {
-        let t = tensors[*name].to_dtype(DType::F32)?.flatten_all()?;
-        let v: Vec<f32> = t.to_vec1()?;
-        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        buffers.push((tensors[*name].dims().to_vec(), bytes));
-    }
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = names
-        .iter()
-        .zip(&buffers)
-        .map(|(n, (shape, bytes))| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-                .map(|v| (n.to_string(), v))
-        })
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::CorruptWeights {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    let metadata: HashMap<String, String> = [("format".to_string(), "pt".to_string())].into();
-    let bytes =
-        safetensors::serialize(views, Some(metadata)).map_err(|e| Error::CorruptWeights {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    write_atomic(path, &bytes)
-}
-
-/// Writes `bytes` to `path` through `path.tmp` and a rename.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    let io = |source| Error::Io {
-        path: tmp.clone(),
-        source,
-    };
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
 }

@@ -4,7 +4,7 @@
 use super::bert::{HeadNames, build_encoder};
 use super::config::BertConfig;
 use super::core::{Positions, Transformer};
-use super::model::{Head, Task};
+use super::heads::{Head, Task};
 use super::params::Params;
 use crate::Result;
 

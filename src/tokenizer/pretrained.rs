@@ -159,11 +159,11 @@ impl Tokenizer {
     }
 
     /// Write `tokenizer.json`, `tokenizer_config.json` and `special_tokens_map.json` into `dir`
-    /// (created if needed). Each file is written to a temporary name and renamed, all three
-    /// after all three are written, so a crash never leaves a half-written tokenizer behind.
+    /// (created if needed). Each file is written atomically (`crate::io::write_atomic`), so a
+    /// crash never leaves a half-written file behind.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        crate::io::create_dir_all(dir)?;
         let tokenizer_json = self.inner.to_string(true).map_err(tk_err)?;
         let special = serde_json::to_value(&self.special).map_err(tk_err)?;
         let mut config = Map::new();
@@ -193,15 +193,8 @@ impl Tokenizer {
                 serde_json::to_string_pretty(&special).map_err(tk_err)?,
             ),
         ];
-        let pid = std::process::id();
-        let mut temps = Vec::new();
         for (name, text) in &files {
-            let tmp = dir.join(format!(".{name}.tmp-{pid}"));
-            std::fs::write(&tmp, text).map_err(|e| io_err(&tmp, e))?;
-            temps.push((tmp, dir.join(name)));
-        }
-        for (tmp, dst) in temps {
-            std::fs::rename(&tmp, &dst).map_err(|e| io_err(&dst, e))?;
+            crate::io::write_atomic(&dir.join(name), text.as_bytes())?;
         }
         Ok(())
     }

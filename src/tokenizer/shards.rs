@@ -736,9 +736,7 @@ fn build(
             sources,
         };
         let text = serde_json::to_string_pretty(&manifest).map_err(super::tk_err)?;
-        let part = tmp.join(format!(".{MANIFEST}.tmp"));
-        std::fs::write(&part, text).map_err(|e| io_err(&part, e))?;
-        std::fs::rename(&part, tmp.join(MANIFEST)).map_err(|e| io_err(&tmp, e))?;
+        crate::io::write_atomic(&tmp.join(MANIFEST), text.as_bytes())?;
         Ok((manifest, bytes))
     })();
     let (manifest, bytes) = match result {

@@ -16,9 +16,9 @@ use serde_json::Value;
 
 use super::args::{IntervalStrategy, SchedulerType, TrainingArguments};
 use super::data::TokenWindows;
-use super::st::write_atomic;
 use super::trainer::Trainer;
 use crate::corpus::{CharVocab, Story, corpus_text, stories};
+use crate::io::write_atomic;
 use crate::models::{AutoModelForCausalLM, Gpt2Config, KvCache};
 use crate::{Error, Result};
 

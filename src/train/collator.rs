@@ -4,10 +4,11 @@ use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::models::ForwardArgs;
 use crate::{Error, Result};
 
 /// The label value the loss ignores (PyTorch's `ignore_index`).
-pub const IGNORE_INDEX: i64 = -100;
+pub use crate::kernels::IGNORE_INDEX;
 
 /// One example: token ids, and optionally labels of the same length (else derived).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -31,6 +32,15 @@ pub struct Batch {
     /// A seed for this batch's dropout masks, derived from the run's seed and the batch's
     /// position in the run, so that a resumed run draws the same masks.
     pub dropout_seed: u64,
+}
+
+impl Batch {
+    /// The model call for this batch: ids, attention mask and labels (all on the batch's device).
+    pub fn forward_args(&self) -> ForwardArgs {
+        ForwardArgs::new(&self.input_ids)
+            .attention_mask(&self.attention_mask)
+            .labels(&self.labels)
+    }
 }
 
 /// How examples become batches (Hugging Face's `DataCollatorForLanguageModeling`; `mlm: false`

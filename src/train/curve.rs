@@ -5,8 +5,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::st::write_atomic;
 use super::state::TrainerState;
+use crate::io::write_atomic;
 use crate::{Error, Result};
 
 /// An SVG chart; renders inline when it is the last expression of an evcxr cell.

@@ -3,8 +3,8 @@
 //! count, collators for causal and masked LM, evaluation, checkpoints that resume exactly, and
 //! progress for terminals and notebooks.
 //!
-//! The Trainer knows models only through [`TrainableModel`]: a `VarMap` of named parameters, a
-//! loss on a [`Batch`], and `save_pretrained`.
+//! The Trainer knows models only through [`PreTrainedModel`]: a forward pass with labels that
+//! returns the loss, a `VarMap` of named parameters, the device, and `save_pretrained`.
 //!
 //! ```
 //! use massivetext::train::{LrScheduler, SchedulerType, TrainingArguments};
@@ -25,23 +25,22 @@ pub mod cli;
 mod collator;
 mod curve;
 mod data;
-mod models;
 mod optimizer;
 mod progress;
 mod schedule;
-mod st;
 mod state;
 mod trainer;
 
+pub use crate::models::{PreTrainedModel, uses_weight_decay};
 pub use args::{IntervalStrategy, SchedulerType, TrainingArguments};
 pub use collator::{Batch, DataCollatorForLanguageModeling, Example, IGNORE_INDEX};
 pub use curve::LossCurve;
 pub use data::{TokenWindows, TrainData};
-pub use optimizer::{AdamW, AdamWConfig, HostGrads, uses_weight_decay};
+pub use optimizer::{AdamW, AdamWConfig, Grads};
 pub use progress::ProgressMode;
 pub use schedule::LrScheduler;
 pub use state::{
     LogEntry, TrainerState, checkpoint_step, get_last_checkpoint, rotate_checkpoints,
     sorted_checkpoints,
 };
-pub use trainer::{EvalOutput, IntoTrainData, StepOutput, TrainOutput, TrainableModel, Trainer};
+pub use trainer::{EvalOutput, IntoTrainData, StepOutput, TrainOutput, Trainer, compute_loss};

@@ -2,38 +2,18 @@
 //! after the square root as torch does), with Hugging Face's two parameter groups, and global-norm
 //! gradient clipping equal to `torch.nn.utils.clip_grad_norm_`.
 //!
-//! The update runs on host `f32` buffers in torch's order of operations, one pass per
-//! parameter: cheaper on CPU than a dozen temporary tensors per parameter, and it keeps the
-//! arithmetic identical to torch's single-tensor kernel.
+//! Everything stays on the parameters' device: gradients are candle tensors, the moments live
+//! beside each parameter, and the update is [`kernels::adamw_step`] (in place on CPU, composed
+//! candle ops elsewhere). The one value read back per step is the global gradient norm.
 use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Tensor, Var, backprop::GradStore};
 use candle_nn::VarMap;
 
-use super::st::{self, HostTensor};
-use crate::{Error, Result};
-
-/// Whether a parameter gets weight decay, decided by its (Hugging Face) name, as Hugging Face
-/// decides it: no decay for biases and for LayerNorm weights. Our models have no module types
-/// to inspect, so LayerNorms are recognised by name: any path component that is `ln`, starts
-/// with `ln_` (GPT-2's `ln_1`, `ln_2`, `ln_f`), or contains `layernorm`, `layer_norm` or
-/// `rmsnorm` (BERT's `LayerNorm`), case-insensitively; and any name ending in `.bias` or
-/// equal to `bias`.
-pub fn uses_weight_decay(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    let parts: Vec<&str> = lower.split('.').collect();
-    if parts.last().is_some_and(|p| *p == "bias") {
-        return false;
-    }
-    !parts.iter().any(|p| {
-        *p == "ln"
-            || p.starts_with("ln_")
-            || p.contains("layernorm")
-            || p.contains("layer_norm")
-            || p.contains("rmsnorm")
-    })
-}
+use crate::kernels::{self, AdamWStep};
+use crate::models::uses_weight_decay;
+use crate::{Error, Result, io};
 
 /// AdamW hyper-parameters (torch's names).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -63,8 +43,8 @@ struct ParamState {
     name: String,
     var: Var,
     decay: bool,
-    exp_avg: Vec<f32>,
-    exp_avg_sq: Vec<f32>,
+    /// `[2, n]` f32 on the parameter's device: `exp_avg`, then `exp_avg_sq`.
+    moments: Tensor,
 }
 
 /// AdamW over the variables of a `VarMap`, in name order.
@@ -76,74 +56,74 @@ pub struct AdamW {
     pub step: usize,
 }
 
-/// Gradients copied to the host, one buffer per parameter in the optimiser's order (`None`
-/// when a parameter got no gradient; torch skips those parameters too).
+/// Gradients of the optimiser's parameters, in its order, on their device (`None` when a
+/// parameter got no gradient; torch skips those parameters too).
 #[derive(Clone, Debug, Default)]
-pub struct HostGrads(pub Vec<Option<Vec<f32>>>);
+pub struct Grads(pub Vec<Option<Tensor>>);
 
-impl HostGrads {
-    /// `self += other * scale`, parameter by parameter.
-    pub fn add_scaled(&mut self, other: HostGrads, scale: f32) {
+impl Grads {
+    /// `self += other * scale`, parameter by parameter (`other * scale` when `self` is empty).
+    pub fn add_scaled(&mut self, other: Grads, scale: f32) -> Result<()> {
+        let scaled = |g: Tensor| -> Result<Tensor> {
+            Ok(if scale == 1.0 {
+                g
+            } else {
+                g.affine(scale as f64, 0.0)?
+            })
+        };
         if self.0.is_empty() {
             self.0 = other
                 .0
                 .into_iter()
-                .map(|g| {
-                    g.map(|mut v| {
-                        if scale != 1.0 {
-                            v.iter_mut().for_each(|x| *x *= scale);
-                        }
-                        v
-                    })
-                })
-                .collect();
-            return;
+                .map(|g| g.map(scaled).transpose())
+                .collect::<Result<_>>()?;
+            return Ok(());
         }
         for (a, b) in self.0.iter_mut().zip(other.0) {
-            match (a.as_mut(), b) {
-                (Some(a), Some(b)) => a.iter_mut().zip(b).for_each(|(x, y)| *x += y * scale),
-                (None, Some(mut b)) => {
-                    b.iter_mut().for_each(|x| *x *= scale);
-                    *a = Some(b);
-                }
-                _ => {}
-            }
+            *a = match (a.take(), b) {
+                (Some(a), Some(b)) => Some((a + b.affine(scale as f64, 0.0)?)?),
+                (None, Some(b)) => Some(scaled(b)?),
+                (a, None) => a,
+            };
         }
+        Ok(())
     }
 
-    /// The global L2 norm over all gradients.
-    pub fn global_norm(&self) -> f64 {
-        self.0
+    /// The global L2 norm over all gradients (one value read back from the device).
+    pub fn global_norm(&self) -> Result<f64> {
+        let sums = self
+            .0
             .iter()
             .flatten()
-            .map(|g| g.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>())
-            .sum::<f64>()
-            .sqrt()
+            .map(|g| Ok(kernels::sum_squares(g)?.reshape(1)?))
+            .collect::<Result<Vec<Tensor>>>()?;
+        if sums.is_empty() {
+            return Ok(0.0);
+        }
+        let total = Tensor::cat(&sums, 0)?.to_dtype(DType::F64)?.sum_all()?;
+        Ok(total.to_scalar::<f64>()?.sqrt())
     }
 
     /// `torch.nn.utils.clip_grad_norm_`: scales every gradient by
     /// `min(1, max_norm / (total_norm + 1e-6))` and returns the norm before clipping.
     /// `max_norm <= 0` leaves the gradients alone.
-    pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
-        let total = self.global_norm();
+    pub fn clip_grad_norm(&mut self, max_norm: f64) -> Result<f64> {
+        let total = self.global_norm()?;
         if max_norm > 0.0 {
             let coef = (max_norm / (total + 1e-6)).min(1.0) as f32;
             if coef < 1.0 {
                 for g in self.0.iter_mut().flatten() {
-                    g.iter_mut().for_each(|x| *x *= coef);
+                    *g = g.affine(coef as f64, 0.0)?;
                 }
             }
         }
-        total
+        Ok(total)
     }
 }
 
-fn host_vec(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
-}
-
 impl AdamW {
-    /// AdamW over every variable of `varmap`; weight decay only where [`uses_weight_decay`].
+    /// AdamW over every variable of `varmap`; weight decay only where
+    /// [`uses_weight_decay`](crate::models::uses_weight_decay).
     pub fn new(varmap: &VarMap, config: AdamWConfig) -> Result<Self> {
         Self::with_decay_rule(varmap, config, uses_weight_decay)
     }
@@ -164,16 +144,15 @@ impl AdamW {
         let params = named
             .into_iter()
             .map(|(name, var)| {
-                let n = var.elem_count();
-                ParamState {
+                let moments = Tensor::zeros((2, var.elem_count()), DType::F32, var.device())?;
+                Ok(ParamState {
                     decay: decay(&name),
                     name,
                     var,
-                    exp_avg: vec![0.0; n],
-                    exp_avg_sq: vec![0.0; n],
-                }
+                    moments,
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(AdamW {
             params,
             config,
@@ -195,26 +174,24 @@ impl AdamW {
             .collect()
     }
 
-    /// The gradients of this optimiser's parameters, copied to the host.
-    pub fn host_grads(&self, grads: &GradStore) -> Result<HostGrads> {
-        let mut out = Vec::with_capacity(self.params.len());
-        for p in &self.params {
-            out.push(match grads.get(p.var.as_tensor()) {
-                Some(g) => Some(host_vec(g)?),
-                None => None,
-            });
-        }
-        Ok(HostGrads(out))
+    /// The gradients of this optimiser's parameters, where they are (no copy).
+    pub fn grads(&self, grads: &GradStore) -> Grads {
+        Grads(
+            self.params
+                .iter()
+                .map(|p| grads.get(p.var.as_tensor()).cloned())
+                .collect(),
+        )
     }
 
     /// One update from a `GradStore` (as candle's `Optimizer::step`).
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
-        let g = self.host_grads(grads)?;
-        self.step_host(&g)
+        let g = self.grads(grads);
+        self.step_grads(&g)
     }
 
-    /// One update from host gradients, at learning rate `self.config.lr`.
-    pub fn step_host(&mut self, grads: &HostGrads) -> Result<()> {
+    /// One update from gathered gradients, at learning rate `self.config.lr`.
+    pub fn step_grads(&mut self, grads: &Grads) -> Result<()> {
         if grads.0.len() != self.params.len() {
             return Err(Error::InvalidArgument(format!(
                 "got gradients for {} parameters, the optimiser has {}",
@@ -224,45 +201,26 @@ impl AdamW {
         }
         self.step += 1;
         let c = self.config;
-        let t = self.step as i32;
-        // torch computes these scalars in double precision, then the kernel in f32.
-        let bias_correction1 = 1.0 - c.beta1.powi(t);
-        let bias_correction2 = 1.0 - c.beta2.powi(t);
-        let step_size = (c.lr / bias_correction1) as f32;
-        let bc2_sqrt = bias_correction2.sqrt() as f32;
-        let decay_mul = (1.0 - c.lr * c.weight_decay) as f32;
-        let w1 = (1.0 - c.beta1) as f32;
-        let b2 = c.beta2 as f32;
-        let w2 = (1.0 - c.beta2) as f32;
-        let eps = c.eps as f32;
         for (p, g) in self.params.iter_mut().zip(&grads.0) {
             let Some(g) = g else { continue };
-            let var_t = p.var.as_tensor();
-            let mut w = host_vec(var_t)?;
-            if w.len() != g.len() {
+            if g.elem_count() != p.var.elem_count() {
                 return Err(Error::InvalidArgument(format!(
                     "gradient of `{}` has {} values, the parameter {}",
                     p.name,
-                    g.len(),
-                    w.len()
+                    g.elem_count(),
+                    p.var.elem_count()
                 )));
             }
-            let decay = p.decay && c.weight_decay != 0.0;
-            for i in 0..w.len() {
-                let gi = g[i];
-                if decay {
-                    w[i] *= decay_mul;
-                }
-                let m = &mut p.exp_avg[i];
-                *m += w1 * (gi - *m);
-                let v = &mut p.exp_avg_sq[i];
-                *v = *v * b2 + w2 * gi * gi;
-                let denom = v.sqrt() / bc2_sqrt + eps;
-                w[i] += -step_size * *m / denom;
-            }
-            let new =
-                Tensor::from_vec(w, var_t.shape(), var_t.device())?.to_dtype(var_t.dtype())?;
-            p.var.set(&new)?;
+            let s = AdamWStep::new(
+                c.lr,
+                c.beta1,
+                c.beta2,
+                c.eps,
+                c.weight_decay,
+                self.step,
+                p.decay,
+            );
+            kernels::adamw_step(&s, &p.var, g, &mut p.moments)?;
         }
         Ok(())
     }
@@ -275,17 +233,11 @@ impl AdamW {
             let shape = p.var.dims().to_vec();
             tensors.push((
                 format!("{}.exp_avg", p.name),
-                HostTensor {
-                    shape: shape.clone(),
-                    data: p.exp_avg.clone(),
-                },
+                p.moments.get(0)?.reshape(shape.clone())?,
             ));
             tensors.push((
                 format!("{}.exp_avg_sq", p.name),
-                HostTensor {
-                    shape,
-                    data: p.exp_avg_sq.clone(),
-                },
+                p.moments.get(1)?.reshape(shape)?,
             ));
         }
         let c = self.config;
@@ -301,42 +253,47 @@ impl AdamW {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        st::save(path, &tensors, meta)
+        io::write_safetensors(path, &tensors, meta)
     }
 
     /// Restores the state `save` wrote; every parameter must be there with its shape.
     pub fn load(&mut self, path: &Path) -> Result<()> {
-        let (mut tensors, meta) = st::load(path)?;
+        let file = io::read_safetensors(path)?;
+        let mut tensors = file.tensors;
         let err = |message: String| Error::Checkpoint {
             path: path.to_path_buf(),
             message,
         };
-        let step: usize = meta
+        let step: usize = file
+            .metadata
             .get("step")
             .and_then(|s| s.parse().ok())
             .ok_or_else(
                 || err("metadata has no `step`; was this written by AdamW::save?".into()),
             )?;
-        for p in self.params.iter_mut() {
-            for (suffix, buf) in [
-                ("exp_avg", &mut p.exp_avg),
-                ("exp_avg_sq", &mut p.exp_avg_sq),
-            ] {
+        let mut loaded = Vec::with_capacity(self.params.len());
+        for p in &self.params {
+            let mut halves = Vec::with_capacity(2);
+            for suffix in ["exp_avg", "exp_avg_sq"] {
                 let key = format!("{}.{suffix}", p.name);
                 let t = tensors.remove(&key).ok_or_else(|| {
                     err(format!(
                         "optimiser state `{key}` is missing; the checkpoint belongs to another model"
                     ))
                 })?;
-                if t.data.len() != buf.len() {
+                if t.elem_count() != p.var.elem_count() {
                     return Err(err(format!(
                         "optimiser state `{key}` has shape {:?}, the parameter has {:?}",
-                        t.shape,
+                        t.dims(),
                         p.var.dims()
                     )));
                 }
-                *buf = t.data;
+                halves.push(t.flatten_all()?);
             }
+            loaded.push(Tensor::stack(&halves, 0)?.to_device(p.var.device())?);
+        }
+        for (p, m) in self.params.iter_mut().zip(loaded) {
+            p.moments = m;
         }
         self.step = step;
         Ok(())

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::st::write_atomic;
+use crate::io::write_atomic;
 use crate::{Error, Result};
 
 /// One `log_history` entry: `{"loss": .., "grad_norm": .., "learning_rate": .., "epoch": ..,
@@ -164,26 +164,4 @@ pub fn rotate_checkpoints(output_dir: &Path, limit: usize, best: Option<&Path>) 
         }
     }
     Ok(())
-}
-
-/// Writes `value` as pretty JSON (temp + rename).
-pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Checkpoint {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    write_atomic(path, text.as_bytes())
-}
-
-pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| Error::Parse {
-        path: path.to_path_buf(),
-        line: e.line() as u64,
-        column: e.column() as u64,
-        message: e.to_string(),
-    })
 }

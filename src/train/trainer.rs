@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -13,42 +13,27 @@ use super::args::{IntervalStrategy, TrainingArguments, interval};
 use super::collator::{Batch, DataCollatorForLanguageModeling, Example};
 use super::curve::LossCurve;
 use super::data::{EpochOrder, TokenWindows, TrainData};
-use super::optimizer::{AdamW, AdamWConfig, HostGrads};
+use super::optimizer::{AdamW, AdamWConfig, Grads};
 use super::progress::{Progress, ProgressMode, fmt_rate};
 use super::schedule::LrScheduler;
-use super::state::{
-    LogEntry, TrainerState, get_last_checkpoint, read_json, rotate_checkpoints, write_json,
-};
+use super::state::{LogEntry, TrainerState, get_last_checkpoint, rotate_checkpoints};
 use crate::data::Dataset;
+use crate::io::{self, read_json, write_json};
+use crate::models::PreTrainedModel;
+use crate::models::core::check_token_id;
 use crate::{Error, Result};
 
-/// What the Trainer needs from a model: its named parameters, a loss, and a way to save it.
-pub trait TrainableModel: Clone {
-    /// The parameters, by Hugging Face name.
-    fn varmap(&self) -> &VarMap;
-    /// The mean loss over the batch's `num_label_tokens` labelled tokens (Hugging Face
-    /// semantics: -100 ignored, causal models shift inside). `train` turns dropout on.
-    fn loss(&self, batch: &Batch, train: bool) -> Result<Tensor>;
-    /// Writes `config.json` and `model.safetensors` to `dir` (which exists).
-    fn save_pretrained(&self, dir: &Path) -> Result<()>;
-    /// The model's `config.json`, for summaries.
-    fn config_json(&self) -> Value;
-    /// Where the parameters live.
-    fn device(&self) -> Device {
-        Device::Cpu
+/// The batch's mean loss: the model in training (dropout on, seeded by the batch, so a resumed
+/// run draws the same masks) or evaluation mode. The clone shares the weights, so this is cheap.
+pub fn compute_loss<M: PreTrainedModel>(model: &M, batch: &Batch, train: bool) -> Result<Tensor> {
+    let mut m = model.clone();
+    m.set_training(train);
+    if train {
+        m.set_seed(batch.dropout_seed);
     }
-    /// The vocabulary size, to reject out-of-range token ids before training starts.
-    fn vocab_size(&self) -> Option<usize> {
-        None
-    }
-    /// The dropout random stream's state, saved in checkpoints for an exact resume.
-    fn rng_state(&self) -> Option<Value> {
-        None
-    }
-    /// Restores what `rng_state` returned.
-    fn set_rng_state(&self, _state: &Value) -> Result<()> {
-        Ok(())
-    }
+    m.forward_with(&batch.forward_args())?
+        .loss
+        .ok_or_else(|| Error::InvalidArgument("the model returned no loss for the labels".into()))
 }
 
 /// Anything the Trainer can read examples from.
@@ -126,10 +111,10 @@ struct RngState {
     model: Option<Value>,
 }
 
-/// Trains a [`TrainableModel`] with [`TrainingArguments`]: AdamW, a schedule, clipping,
+/// Trains a [`PreTrainedModel`] with [`TrainingArguments`]: AdamW, a schedule, clipping,
 /// accumulation, logging, evaluation and checkpoints.
 #[derive(Clone)]
-pub struct Trainer<M: TrainableModel> {
+pub struct Trainer<M: PreTrainedModel> {
     model: M,
     args: TrainingArguments,
     train_data: TrainData,
@@ -151,7 +136,7 @@ pub struct Trainer<M: TrainableModel> {
     last_eval_improved: bool,
 }
 
-impl<M: TrainableModel> Trainer<M> {
+impl<M: PreTrainedModel> Trainer<M> {
     /// A trainer for `model` on `train_dataset` (a [`Dataset`] with an `input_ids` column, or
     /// [`TokenWindows`]), with the causal-LM collator until [`with_collator`](Self::with_collator).
     pub fn new(
@@ -161,7 +146,7 @@ impl<M: TrainableModel> Trainer<M> {
     ) -> Result<Self> {
         args.validate()?;
         let train_data = train_dataset.into_train_data()?;
-        check_vocab(&model, &train_data, "training")?;
+        check_vocab(&model, &train_data)?;
         let bs = args.per_device_train_batch_size;
         let micro_per_epoch = train_data.len().div_ceil(bs).max(1);
         let updates_per_epoch = micro_per_epoch
@@ -218,7 +203,7 @@ impl<M: TrainableModel> Trainer<M> {
     /// Adds an evaluation set (for `evaluate()` and `eval_strategy`).
     pub fn with_eval_dataset(mut self, eval_dataset: impl IntoTrainData) -> Result<Self> {
         let d = eval_dataset.into_train_data()?;
-        check_vocab(&self.model, &d, "evaluation")?;
+        check_vocab(&self.model, &d)?;
         self.eval_data = Some(d);
         Ok(self)
     }
@@ -290,7 +275,7 @@ impl<M: TrainableModel> Trainer<M> {
     /// before any parameter changes.
     pub fn step(&mut self) -> Result<StepOutput> {
         let step = self.state.global_step;
-        let device = self.model.device();
+        let device = self.model.device().clone();
         let started = Instant::now();
         let batches = self
             .micro_batches(step)
@@ -304,7 +289,7 @@ impl<M: TrainableModel> Trainer<M> {
                 step + 1
             )));
         }
-        let mut grads = HostGrads::default();
+        let mut grads = Grads::default();
         let mut loss_sum = 0.0f64;
         let mut input_tokens = 0;
         for b in &batches {
@@ -312,7 +297,7 @@ impl<M: TrainableModel> Trainer<M> {
             if b.num_label_tokens == 0 {
                 continue;
             }
-            let loss = self.model.loss(b, true)?;
+            let loss = compute_loss(&self.model, b, true)?;
             let value = loss.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
             if !value.is_finite() {
                 return Err(self.non_finite("loss", value, step + 1));
@@ -320,15 +305,15 @@ impl<M: TrainableModel> Trainer<M> {
             let w = b.num_label_tokens as f64 / total as f64;
             loss_sum += value * w;
             let g = loss.backward()?;
-            grads.add_scaled(self.optimizer.host_grads(&g)?, w as f32);
+            grads.add_scaled(self.optimizer.grads(&g), w as f32)?;
         }
-        let grad_norm = grads.clip_grad_norm(self.args.max_grad_norm);
+        let grad_norm = grads.clip_grad_norm(self.args.max_grad_norm)?;
         if !grad_norm.is_finite() {
             return Err(self.non_finite("gradient norm", grad_norm, step + 1));
         }
         let lr = self.scheduler.get_last_lr();
         self.optimizer.config.lr = lr;
-        self.optimizer.step_host(&grads)?;
+        self.optimizer.step_grads(&grads)?;
         self.scheduler.step();
         self.state.global_step += 1;
         self.state.epoch = self.state.global_step as f64 / self.updates_per_epoch as f64;
@@ -546,7 +531,7 @@ impl<M: TrainableModel> Trainer<M> {
     /// Evaluates on any data without touching the log.
     pub fn evaluate_on(&self, data: &TrainData) -> Result<EvalOutput> {
         let t0 = Instant::now();
-        let device = self.model.device();
+        let device = self.model.device().clone();
         let examples = data.eval_examples();
         let bs = self.args.per_device_eval_batch_size;
         let mut sum = 0.0f64;
@@ -556,7 +541,7 @@ impl<M: TrainableModel> Trainer<M> {
             if b.num_label_tokens == 0 {
                 continue;
             }
-            let loss = self.model.loss(&b, false)?.detach();
+            let loss = compute_loss(&self.model, &b, false)?.detach();
             let v = loss.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
             sum += v * b.num_label_tokens as f64;
             n += b.num_label_tokens;
@@ -628,7 +613,8 @@ impl<M: TrainableModel> Trainer<M> {
             &RngState {
                 seed: self.args.seed,
                 global_step: self.state.global_step,
-                model: self.model.rng_state(),
+                // dropout masks follow each batch's seed: nothing else to restore
+                model: None,
             },
         )?;
         write_json(&tmp.join("training_args.json"), &self.args)?;
@@ -672,12 +658,10 @@ impl<M: TrainableModel> Trainer<M> {
         }
         let state = TrainerState::load_from_json(&dir.join("trainer_state.json"))?;
         let sched: LrScheduler = read_json(&dir.join("scheduler.json"))?;
-        let rng: RngState = read_json(&dir.join("rng_state.json"))?;
+        // read to check the checkpoint is whole; dropout follows each batch's own seed
+        let _: RngState = read_json(&dir.join("rng_state.json"))?;
         self.load_model_weights(&dir.join("model.safetensors"))?;
         self.optimizer.load(&dir.join("optimizer.safetensors"))?;
-        if let Some(m) = &rng.model {
-            self.model.set_rng_state(m)?;
-        }
         self.scheduler.last_step = sched.last_step;
         self.state = TrainerState {
             max_steps: self.max_steps,
@@ -692,7 +676,7 @@ impl<M: TrainableModel> Trainer<M> {
 
     /// Sets every model parameter from a safetensors file, by name.
     fn load_model_weights(&self, path: &Path) -> Result<()> {
-        let device = self.model.device();
+        let device = self.model.device().clone();
         let tensors =
             candle_core::safetensors::load(path, &device).map_err(|e| Error::Checkpoint {
                 path: path.to_path_buf(),
@@ -778,19 +762,12 @@ pub(crate) fn load_varmap(
 }
 
 fn create_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-        path: dir.to_path_buf(),
-        source,
-    })
+    io::create_dir_all(dir)
 }
 
-fn check_vocab<M: TrainableModel>(model: &M, data: &TrainData, what: &str) -> Result<()> {
-    if let (Some(v), Some(max)) = (model.vocab_size(), data.max_token_id())
-        && max as usize >= v
-    {
-        return Err(Error::InvalidArgument(format!(
-            "the {what} data holds token id {max}, but the model's vocabulary has {v} entries; was it tokenized with another tokenizer?"
-        )));
+fn check_vocab<M: PreTrainedModel>(model: &M, data: &TrainData) -> Result<()> {
+    match (model.vocab_size(), data.max_token_id()) {
+        (Some(v), Some(max)) => check_token_id(max, v),
+        _ => Ok(()),
     }
-    Ok(())
 }

@@ -55,10 +55,10 @@ pub(crate) fn has_avx2() -> bool {
 /// the `#[inline(always)]` functions here, are then vectorised for the wider registers.
 macro_rules! multiversion {
     ($(#[$m:meta])* $vis:vis unsafe fn $($rest:tt)*) => {
-        $crate::models::vmath::multiversion!(@def [unsafe] $(#[$m])* $vis fn $($rest)*);
+        $crate::kernels::vmath::multiversion!(@def [unsafe] $(#[$m])* $vis fn $($rest)*);
     };
     ($(#[$m:meta])* $vis:vis fn $($rest:tt)*) => {
-        $crate::models::vmath::multiversion!(@def [] $(#[$m])* $vis fn $($rest)*);
+        $crate::kernels::vmath::multiversion!(@def [] $(#[$m])* $vis fn $($rest)*);
     };
     (@def [$($unsafety:tt)?] $(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$m])*
@@ -74,7 +74,7 @@ macro_rules! multiversion {
                     #[allow(unused_unsafe)]
                     unsafe { generic($($arg),*) }
                 }
-                if $crate::models::vmath::has_avx2() {
+                if $crate::kernels::vmath::has_avx2() {
                     // SAFETY: the CPU supports AVX2 (checked just above); the caller upholds
                     // the function's own contract, if any.
                     #[allow(unused_unsafe)]

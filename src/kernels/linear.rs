@@ -8,8 +8,9 @@
 //! over the rows; transposes are strides, never copies.
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
+use super::cpu::slice;
 use super::gemm::{View, matmul};
-use super::ops::{fused, slice, sum_rows};
+use super::reduce::sum_rows;
 
 /// `x [.., d]` as a matrix: `(rows, d)`. Leading dimensions are taken as rows here rather than
 /// reshaped away by the caller, because every reshape in the graph costs a gradient copy.
@@ -240,22 +241,18 @@ impl CustomOp2 for WeightGrad {
     }
 }
 
-/// `x [.., d_in]` through the layer, or `None` when the fused kernel does not apply (not CPU
-/// f32) and the caller should compose candle ops.
+/// `x [.., d_in]` through the layer (CPU f32 tensors).
 pub(crate) fn linear(
     x: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
     conv1d: bool,
-) -> Result<Option<Tensor>> {
-    if !fused(x) || !fused(weight) || bias.is_some_and(|b| !fused(b)) {
-        return Ok(None);
-    }
+) -> Result<Tensor> {
     let op = LinearOp { conv1d };
     let (x, w) = (x.contiguous()?, weight.contiguous()?);
     let y = match bias {
         Some(b) => x.apply_op3(&w, &b.contiguous()?, op)?,
         None => x.apply_op2(&w, op)?,
     };
-    Ok(Some(y))
+    Ok(y)
 }

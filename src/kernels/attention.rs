@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 
+use super::cpu::{OutPtr, Saved, par_for, slice};
 use super::gemm::{View, matmul};
-use super::ops::{OutPtr, Saved, fused, par_for, slice};
 use super::vmath;
 
 /// Sizes of one call: batch, sequence, heads, head width.
@@ -204,16 +204,8 @@ impl CustomOp2 for AttentionBwd {
     }
 }
 
-/// Attention over `qkv [b, t, 3h]` with an optional additive mask `[b, 1, t, t]`, or `None`
-/// when the fused kernel does not apply (not CPU f32) and the caller should compose candle ops.
-pub(crate) fn self_attention(
-    qkv: &Tensor,
-    mask: Option<&Tensor>,
-    n_head: usize,
-) -> Result<Option<Tensor>> {
-    if !fused(qkv) || mask.is_some_and(|m| !fused(m)) {
-        return Ok(None);
-    }
+/// Attention over `qkv [b, t, 3h]` (CPU f32) with an optional additive mask `[b, 1, t, t]`.
+pub(crate) fn self_attention(qkv: &Tensor, mask: Option<&Tensor>, n_head: usize) -> Result<Tensor> {
     let mask = match mask {
         Some(m) => Some(Arc::new(m.flatten_all()?.to_vec1::<f32>()?)),
         None => None,
@@ -223,5 +215,5 @@ pub(crate) fn self_attention(
         mask,
         probs: Saved::default(),
     };
-    Ok(Some(qkv.contiguous()?.apply_op1(op)?))
+    qkv.contiguous()?.apply_op1(op)
 }

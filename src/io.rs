@@ -1,0 +1,210 @@
+//! Files on disk, in one place: writes that are atomic and durable, JSON, and safetensors.
+//!
+//! Every file the crate writes goes through [`write_atomic`] (or [`write_atomic_with`] for a
+//! streamed file): a temporary file beside the target, flushed to disk, renamed over the target,
+//! then the folder itself flushed, so after a crash or kill the target holds either the old
+//! contents or the new ones, never half of either. Safetensors are memory-mapped for reading.
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// The temporary name `write_atomic` uses for `path`: `path` + `.tmp`.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    PathBuf::from(tmp)
+}
+
+/// Flushes a folder's entries to disk (so a rename inside it survives a power cut). A no-op
+/// where folders cannot be opened as files.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Writes the file through `fill`: into `path.tmp`, fsync, rename over `path`, fsync of the
+/// folder. On any error the temporary file is removed and the error names the file and the cause.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let tmp = temp_path(path);
+    let result = (|| {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        fill(&mut w)?;
+        w.flush()?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        sync_dir(path.parent().unwrap_or(Path::new(".")))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `bytes` to `path` atomically (see [`write_atomic_with`]).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// Creates `dir` and its parents, with an error naming it.
+pub fn create_dir_all(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads a whole text file, with an error naming it.
+pub fn read_to_string(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `value` as pretty JSON, atomically.
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Checkpoint {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    write_atomic(path, text.as_bytes())
+}
+
+/// Reads JSON into `T`; a syntax or shape error names the file, line and column.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = read_to_string(path)?;
+    serde_json::from_str(&text).map_err(|e| Error::Parse {
+        path: path.to_path_buf(),
+        line: e.line() as u64,
+        column: e.column() as u64,
+        message: e.to_string(),
+    })
+}
+
+/// A safetensors file mapped into memory (no copy of the file is read up front).
+fn map_file(path: &Path) -> Result<memmap2::Mmap> {
+    let file = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // SAFETY: the map is read-only and dropped before this function's caller returns; a file
+    // truncated underneath by another process is the one hazard, as for every mmap reader.
+    unsafe { memmap2::Mmap::map(&file) }.map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// What a safetensors file holds: its tensors (floating-point ones as f32 on the CPU; integer
+/// buffers such as GPT-2's old `attn.bias` masks are reported by name, not loaded) and its
+/// metadata header.
+pub struct SafetensorsFile {
+    pub tensors: HashMap<String, Tensor>,
+    /// Names of tensors that are not floating point (skipped).
+    pub skipped: Vec<String>,
+    pub metadata: HashMap<String, String>,
+}
+
+/// Reads every tensor of a safetensors file through a memory map, with a clear error for a
+/// corrupt file.
+pub fn read_safetensors(path: &Path) -> Result<SafetensorsFile> {
+    let map = map_file(path)?;
+    let corrupt = |message: String| Error::CorruptWeights {
+        path: path.to_path_buf(),
+        message,
+    };
+    let (_, meta) =
+        safetensors::SafeTensors::read_metadata(&map).map_err(|e| corrupt(e.to_string()))?;
+    let st = safetensors::SafeTensors::deserialize(&map).map_err(|e| corrupt(e.to_string()))?;
+    let mut tensors = HashMap::new();
+    let mut skipped = Vec::new();
+    for (name, view) in st.tensors() {
+        let shape = view.shape().to_vec();
+        let data = view.data();
+        let values: Vec<f32> = match view.dtype() {
+            safetensors::Dtype::F32 => data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            safetensors::Dtype::F16 => data
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            safetensors::Dtype::BF16 => data
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            safetensors::Dtype::F64 => data
+                .chunks_exact(8)
+                .map(|b| {
+                    f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
+                })
+                .collect(),
+            _ => {
+                skipped.push(name);
+                continue;
+            }
+        };
+        tensors.insert(name, Tensor::from_vec(values, shape, &Device::Cpu)?);
+    }
+    Ok(SafetensorsFile {
+        tensors,
+        skipped,
+        metadata: meta.metadata().clone().unwrap_or_default(),
+    })
+}
+
+/// Writes `tensors` (as f32, sorted by name) with `metadata` (transformers checks for
+/// `{"format": "pt"}`) as a safetensors file, atomically.
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: HashMap<String, String>,
+) -> Result<()> {
+    let mut sorted: Vec<&(String, Tensor)> = tensors.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut buffers = Vec::with_capacity(sorted.len());
+    for (name, t) in &sorted {
+        let v: Vec<f32> = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        buffers.push((name.clone(), t.dims().to_vec(), bytes));
+    }
+    let views = buffers
+        .iter()
+        .map(|(n, shape, bytes)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                .map(|v| (n.clone(), v))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::CorruptWeights {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    let bytes =
+        safetensors::serialize(views, Some(metadata)).map_err(|e| Error::CorruptWeights {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    write_atomic(path, &bytes)
+}

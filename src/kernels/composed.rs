@@ -1,0 +1,123 @@
+//! The same maths as the fused kernels, from candle's differentiable primitive ops: slower on
+//! CPU, but it runs on every device and dtype. It is what CUDA runs, what `MASSIVETEXT_FUSED=0`
+//! forces on CPU, and the reference the fused kernels are tested against.
+use candle_core::{D, DType, Result, Tensor, bail};
+
+use super::cross_entropy::IGNORE_INDEX;
+use super::gelu::{GELU_C, Gelu, SQRT_2_OVER_PI};
+
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let x = x.to_dtype(DType::F32)?;
+    let d = x.rank() - 1;
+    let mean = x.mean_keepdim(d)?;
+    let xc = x.broadcast_sub(&mean)?;
+    let var = xc.sqr()?.mean_keepdim(d)?;
+    let xh = xc.broadcast_div(&(var + eps)?.sqrt()?)?;
+    xh.to_dtype(dtype)?
+        .broadcast_mul(weight)?
+        .broadcast_add(bias)
+}
+
+pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv1d: bool) -> Result<Tensor> {
+    let y = if conv1d {
+        x.broadcast_matmul(weight)?
+    } else {
+        x.broadcast_matmul(&weight.t()?)?
+    };
+    match bias {
+        Some(b) => y.broadcast_add(b),
+        None => Ok(y),
+    }
+}
+
+/// `[b, t, h]` to `[b, heads, t, h / heads]`.
+pub fn split_heads(y: &Tensor, n_head: usize) -> Result<Tensor> {
+    let (b, t, h) = y.dims3()?;
+    y.reshape((b, t, n_head, h / n_head))?
+        .transpose(1, 2)?
+        .contiguous()
+}
+
+/// `[b, heads, t, hd]` back to `[b, t, heads * hd]`.
+pub fn merge_heads(y: &Tensor) -> Result<Tensor> {
+    let (b, n_head, t, hd) = y.dims4()?;
+    y.transpose(1, 2)?
+        .contiguous()?
+        .reshape((b, t, n_head * hd))
+}
+
+/// `softmax(q kᵀ / sqrt(hd) + mask)` for `q [b, heads, t, hd]`, `k [b, heads, t_k, hd]`.
+pub fn attention_probs(q: &Tensor, k: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    let hd = q.dim(D::Minus1)?;
+    let q = (q * (1.0 / (hd as f64).sqrt()))?;
+    let mut scores = q.matmul(&k.t()?)?;
+    if let Some(m) = mask {
+        scores = scores.broadcast_add(m)?;
+    }
+    super::softmax_last_dim(&scores)
+}
+
+pub fn self_attention(qkv: &Tensor, mask: Option<&Tensor>, n_head: usize) -> Result<Tensor> {
+    let h = qkv.dim(2)? / 3;
+    let split = |i: usize| split_heads(&qkv.narrow(2, i * h, h)?, n_head);
+    let (q, k, v) = (split(0)?, split(1)?, split(2)?);
+    merge_heads(&attention_probs(&q, &k, mask)?.matmul(&v)?)
+}
+
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    let d = x.rank() - 1;
+    let max = x.max_keepdim(d)?;
+    let e = x.broadcast_sub(&max)?.exp()?;
+    e.broadcast_div(&e.sum_keepdim(d)?)
+}
+
+pub fn gelu(x: &Tensor, kind: Gelu) -> Result<Tensor> {
+    match kind {
+        Gelu::Tanh => {
+            let inner = ((x + (x.powf(3.0)? * GELU_C as f64)?)? * SQRT_2_OVER_PI as f64)?;
+            (x * 0.5)? * (inner.tanh()? + 1.0)?
+        }
+        Gelu::Erf => x.gelu_erf(),
+    }
+}
+
+/// Mean cross-entropy of `logits [rows, vocab]` against i64 `labels [rows]`, `-100` left out.
+/// Labels are checked and picked on the logits' device: the only value read back is the count
+/// of out-of-range labels.
+pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let v = logits.dim(1)?;
+    let labels = labels.to_dtype(DType::I64)?;
+    let keep = labels.ne(IGNORE_INDEX)?;
+    let bad = (labels.ge(v as i64)?.to_dtype(DType::U32)?
+        + labels
+            .lt(0i64)?
+            .to_dtype(DType::U32)?
+            .mul(&keep.to_dtype(DType::U32)?)?)?
+    .sum_all()?
+    .to_scalar::<u32>()?;
+    if bad > 0 {
+        let host: Vec<i64> = labels.to_vec1()?;
+        if let Some(&t) = host
+            .iter()
+            .find(|&&t| t != IGNORE_INDEX && (t < 0 || t as usize >= v))
+        {
+            bail!(
+                "label {t} is outside the vocabulary (vocab_size {v}); use -100 to ignore a position"
+            )
+        }
+    }
+    let idx = keep
+        .where_cond(&labels, &labels.zeros_like()?)?
+        .to_dtype(DType::U32)?
+        .unsqueeze(1)?;
+    let keep = keep.to_dtype(DType::F32)?;
+    let logits = logits.to_dtype(DType::F32)?;
+    let max = logits.max_keepdim(1)?.detach();
+    let shifted = logits.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(1)?.log()?;
+    let logp = shifted.broadcast_sub(&lse)?;
+    let picked = logp.gather(&idx, 1)?.squeeze(1)?;
+    // all positions ignored: 0 / 0 = NaN, as torch's mean reduction gives
+    (picked * &keep)?.sum_all()?.neg()?.div(&keep.sum_all()?)
+}

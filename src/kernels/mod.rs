@@ -1,0 +1,199 @@
+//! The numerical kernels under every model: dense layer, self-attention, LayerNorm, softmax,
+//! GELU, cross-entropy, dropout masks and the AdamW update. Knows nothing of models.
+//!
+//! Each op has two implementations, chosen here and only here:
+//! - a **fused** CPU kernel (f32) with its own backward pass, written on `gemm` and vectorised
+//!   row loops (`linear`, `attention`, `norm`, `softmax`, `gelu`, `cross_entropy`, `adamw`);
+//! - its **composed** twin ([`composed`]) from candle's differentiable ops, which runs on every
+//!   device and dtype. CUDA runs it; so does the CPU when `MASSIVETEXT_FUSED=0` is set (or inside
+//!   [`with_fused`]`(false, ..)`), which is how the GPU's path is tested on a machine without one.
+//!
+//! Models call only the functions of this module, as candle-transformers calls candle-nn.
+//!
+//! ```
+//! use massivetext::kernels;
+//! use candle_core::{Device, Tensor};
+//! let x = Tensor::new(&[[1f32, 2., 3.]], &Device::Cpu)?;
+//! let fused = kernels::softmax_last_dim(&x)?;
+//! let composed = kernels::with_fused(false, || kernels::softmax_last_dim(&x))?;
+//! let d = (fused - composed)?.abs()?.max_all()?.to_scalar::<f32>()?;
+//! assert!(d < 1e-6);
+//! # Ok::<(), candle_core::Error>(())
+//! ```
+mod adamw;
+mod attention;
+pub mod composed;
+mod cpu;
+mod cross_entropy;
+mod dropout;
+mod gelu;
+mod gemm;
+mod linear;
+mod malloc;
+mod norm;
+mod reduce;
+mod softmax;
+pub(crate) mod vmath;
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+
+use candle_core::{D, DType, Result, Tensor, Var, bail};
+
+pub use adamw::AdamWStep;
+pub use cross_entropy::IGNORE_INDEX;
+pub(crate) use cross_entropy::check_label;
+pub use dropout::dropout_mask;
+pub use gelu::Gelu;
+
+thread_local! {
+    static FUSED_OVERRIDE: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Whether the fused CPU kernels may run: not when the environment says `MASSIVETEXT_FUSED=0`
+/// (read once per process), unless [`with_fused`] decides for the current thread.
+pub fn fused_enabled() -> bool {
+    static FROM_ENV: OnceLock<bool> = OnceLock::new();
+    FUSED_OVERRIDE.with(|o| o.get()).unwrap_or_else(|| {
+        *FROM_ENV.get_or_init(|| {
+            !matches!(
+                std::env::var("MASSIVETEXT_FUSED").as_deref(),
+                Ok("0") | Ok("false") | Ok("off")
+            )
+        })
+    })
+}
+
+/// Runs `f` with the fused kernels on (`true`) or off (`false`) for this thread, whatever the
+/// environment says: the tests run both paths in one process this way.
+pub fn with_fused<T>(enabled: bool, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<bool>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FUSED_OVERRIDE.with(|o| o.set(self.0));
+        }
+    }
+    let _restore = Restore(FUSED_OVERRIDE.with(|o| o.replace(Some(enabled))));
+    f()
+}
+
+/// Whether `x` takes the fused path: f32 on the CPU, fused kernels enabled. The first call also
+/// tunes the allocator once ([`malloc`]), since every op allocates its output afresh.
+pub(crate) fn use_fused(x: &Tensor) -> bool {
+    malloc::keep_freed_buffers();
+    x.device().is_cpu() && x.dtype() == DType::F32 && fused_enabled()
+}
+
+/// LayerNorm over the last dimension: `(x - mean) / sqrt(var + eps) * weight + bias`, biased
+/// variance as in PyTorch.
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    if use_fused(x) && use_fused(weight) && use_fused(bias) {
+        norm::layer_norm(x, weight, bias, eps)
+    } else {
+        composed::layer_norm(x, weight, bias, eps)
+    }
+}
+
+/// Softmax over the last dimension.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if use_fused(x) {
+        softmax::softmax_last_dim(x)
+    } else {
+        composed::softmax_last_dim(x)
+    }
+}
+
+/// A dense layer over `x [.., in]`: `x Wᵀ + b` for `nn.Linear` (`W [out, in]`), `x W + b`
+/// for GPT-2's `Conv1D` (`conv1d`, `W [in, out]`).
+pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv1d: bool) -> Result<Tensor> {
+    if use_fused(x) && use_fused(weight) && bias.is_none_or(use_fused) {
+        linear::linear(x, weight, bias, conv1d)
+    } else {
+        composed::linear(x, weight, bias, conv1d)
+    }
+}
+
+/// Multi-head self-attention from the packed projections `qkv [b, t, 3h]` (queries, keys,
+/// values side by side) to the merged heads `[b, t, h]`, with an optional additive mask
+/// `[b, 1, t, t]`.
+pub fn self_attention(qkv: &Tensor, mask: Option<&Tensor>, n_head: usize) -> Result<Tensor> {
+    if use_fused(qkv) && mask.is_none_or(use_fused) {
+        attention::self_attention(qkv, mask, n_head)
+    } else {
+        composed::self_attention(qkv, mask, n_head)
+    }
+}
+
+/// GELU of either kind, element-wise.
+pub fn gelu(x: &Tensor, kind: Gelu) -> Result<Tensor> {
+    if use_fused(x) {
+        gelu::gelu(x, kind)
+    } else {
+        composed::gelu(x, kind)
+    }
+}
+
+/// Mean cross-entropy of `logits [.., vocab]` (every leading position a row) against one label
+/// per row (integer, any shape), leaving out positions labelled [`IGNORE_INDEX`] (-100), as
+/// `torch.nn.functional.cross_entropy` does. All positions ignored gives NaN, as torch does.
+pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let labels = labels.to_dtype(DType::I64)?.flatten_all()?.contiguous()?;
+    let v = logits.dim(D::Minus1)?;
+    let rows = logits.elem_count() / v.max(1);
+    if labels.elem_count() != rows {
+        bail!(
+            "cross_entropy: {} labels for {rows} rows of logits {:?}",
+            labels.elem_count(),
+            logits.dims()
+        );
+    }
+    if use_fused(logits) {
+        cross_entropy::cross_entropy(&logits.contiguous()?, &labels)
+    } else {
+        composed::cross_entropy(&logits.reshape((rows, v))?, &labels)
+    }
+}
+
+/// Inverted dropout, as `torch.nn.Dropout` in training mode: `x * mask / (1 - p)`, the mask
+/// from [`dropout_mask`] (the same on every device and path for the same `seed` and `stream`).
+pub fn dropout(x: &Tensor, p: f64, seed: u64, stream: u64) -> Result<Tensor> {
+    if p <= 0.0 {
+        return Ok(x.clone());
+    }
+    if p >= 1.0 {
+        return x.zeros_like();
+    }
+    let mask = dropout_mask(x.dims(), p, seed, stream, x.device())?;
+    let scale = 1.0 / (1.0 - p);
+    x.mul(&(mask.to_dtype(x.dtype())? * scale)?)
+}
+
+/// One AdamW update of `weight` from its gradient: `moments` (`[2, n]` f32 on the weight's
+/// device: first moments, then second) and the weight are updated in place on CPU, or replaced
+/// by the composed ops' results elsewhere.
+pub fn adamw_step(
+    step: &AdamWStep,
+    weight: &Var,
+    grad: &Tensor,
+    moments: &mut Tensor,
+) -> Result<()> {
+    let w = weight.as_tensor();
+    if use_fused(w) && use_fused(grad) && use_fused(moments) {
+        adamw::fused(step, w, grad, moments)
+    } else {
+        let (new_w, new_m) = adamw::composed(step, w, grad, moments)?;
+        weight.set(&new_w)?;
+        *moments = new_m;
+        Ok(())
+    }
+}
+
+/// The sum of squares of `x`'s elements as an f32 scalar tensor on `x`'s device (accumulated in
+/// f64 on the fused path), for global gradient norms without a copy to the host per parameter.
+pub fn sum_squares(x: &Tensor) -> Result<Tensor> {
+    if use_fused(x) {
+        reduce::sum_squares(x)
+    } else {
+        x.to_dtype(DType::F32)?.sqr()?.sum_all()
+    }
+}

@@ -1,0 +1,60 @@
+//! [`PreTrainedModel`]: the one trait through which the rest of the crate uses a model — the
+//! Trainer trains it, the Evaluator and perplexity score it, generation decodes from it. It is
+//! Hugging Face's `PreTrainedModel` reduced to what those callers need, and a model of your own
+//! (any candle code with named parameters) becomes trainable by implementing it.
+use std::path::Path;
+
+use candle_core::{Device, Var};
+use candle_nn::VarMap;
+use serde_json::Value;
+
+use super::heads::Task;
+use super::model::{ForwardArgs, ModelOutput};
+use crate::Result;
+
+/// A model the Trainer, the Evaluator, perplexity and generation can use.
+pub trait PreTrainedModel: Clone {
+    /// The full forward pass: logits `[batch, seq, vocab]`, and the mean loss when
+    /// `args.labels` is set (Hugging Face semantics: -100 ignored; a causal model shifts its
+    /// labels inside).
+    fn forward_with(&self, args: &ForwardArgs) -> Result<ModelOutput>;
+    /// What the model predicts: causal LM, masked LM, ...
+    fn task(&self) -> Task;
+    /// The parameters, by Hugging Face name (clones of a model share them).
+    fn varmap(&self) -> &VarMap;
+    /// Where the parameters live; inputs are moved there.
+    fn device(&self) -> &Device;
+    /// Writes `config.json` and `model.safetensors` to `dir` (created if needed).
+    fn save_pretrained(&self, dir: &Path) -> Result<()>;
+    /// The model's `config.json` as a value (with `model_type`), for summaries.
+    fn config_json(&self) -> Value;
+    /// The vocabulary size, to reject out-of-range token ids before any work starts.
+    fn vocab_size(&self) -> Option<usize> {
+        None
+    }
+    /// The longest sequence the model's positions allow.
+    fn max_positions(&self) -> Option<usize> {
+        None
+    }
+    /// Training mode (dropout on) or evaluation mode (off).
+    fn set_training(&mut self, _training: bool) {}
+    /// Reseeds the dropout stream: the same seed gives the same dropout masks on every device.
+    fn set_seed(&mut self, _seed: u64) {}
+    /// Every parameter with its name, sorted by name.
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        let data = match self.varmap().data().lock() {
+            Ok(d) => d,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+    /// A copy in evaluation mode that shares the weights, so scoring a model that is training
+    /// changes neither its mode nor its dropout stream.
+    fn eval_copy(&self) -> Self {
+        let mut m = self.clone();
+        m.set_training(false);
+        m
+    }
+}
