@@ -1,12 +1,20 @@
 //! The `massivetext` command-line program: parse, run, print; errors go to stderr with exit 1.
 use clap::Parser;
 use massivetext::cli::{Cli, run};
+use std::io::Write;
 
 fn main() {
     match run(Cli::parse()) {
         Ok(out) => {
             if !out.is_empty() {
-                println!("{out}");
+                // A closed pipe (`massivetext ... | head`) is not an error.
+                match writeln!(std::io::stdout().lock(), "{out}") {
+                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                        eprintln!("error: cannot write the output: {e}");
+                        std::process::exit(1);
+                    }
+                    _ => {}
+                }
             }
         }
         Err(e) => {

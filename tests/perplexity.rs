@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use massivetext::Error;
 use massivetext::data::{Column, Dataset};
-use massivetext::metrics::perplexity_cli::run_perplexity_cli;
 use massivetext::metrics::{
     EvalAccumulator, Evaluator, MeanPerplexityOptions, SlidingWindow, load_causal_lm,
     mean_perplexity, mean_perplexity_of_texts, perplexity, perplexity_of_blocks,
@@ -53,8 +52,9 @@ fn close(ours: f64, theirs: f64, what: &str) {
     );
 }
 
-fn args(a: &[&str]) -> Vec<String> {
-    a.iter().map(|s| s.to_string()).collect()
+/// `massivetext perplexity ARGS`, parsed by clap and run as the binary would.
+fn perplexity_cli(a: &[&str]) -> massivetext::Result<String> {
+    massivetext::cli::run_from(["massivetext", "perplexity"].iter().chain(a).copied())
 }
 
 #[test]
@@ -297,7 +297,7 @@ fn cli_json_matches_the_guide_on_the_text_file() {
     let exp = expected();
     let fx = fixtures();
     let s = &exp["text"]["sliding"][1];
-    let out = run_perplexity_cli(&args(&[
+    let out = perplexity_cli(&[
         "--model",
         fx.join("models/gpt2").to_str().unwrap(),
         "--data",
@@ -309,7 +309,7 @@ fn cli_json_matches_the_guide_on_the_text_file() {
         "--stride",
         &s["stride"].to_string(),
         "--json",
-    ]))
+    ])
     .unwrap();
     let v: Value = serde_json::from_str(&out).unwrap();
     close(f(&v["perplexity"]), f(&s["perplexity"]), "CLI perplexity");
@@ -333,12 +333,12 @@ fn cli_tokenizer_defaults_to_the_model_folder() {
     ] {
         std::fs::copy(fx.join(from), dir.path().join(name)).unwrap();
     }
-    let out = run_perplexity_cli(&args(&[
+    let out = perplexity_cli(&[
         "--model",
         dir.path().to_str().unwrap(),
         "--data",
         fx.join("perplexity/text.txt").to_str().unwrap(),
-    ]))
+    ])
     .unwrap();
     let want = f(&exp["text"]["sliding"][0]["perplexity"]);
     assert!(out.starts_with("perplexity = "), "{out}");
@@ -366,14 +366,14 @@ fn a_masked_lm_is_refused_with_a_clear_error() {
         "{msg}"
     );
 
-    let err = run_perplexity_cli(&args(&[
+    let err = perplexity_cli(&[
         "--model",
         bert.to_str().unwrap(),
         "--data",
         fx.join("perplexity/text.txt").to_str().unwrap(),
         "--tokenizer",
         fx.join("perplexity/tokenizer").to_str().unwrap(),
-    ]))
+    ])
     .unwrap_err();
     assert!(matches!(err, Error::NotCausalLm { .. }), "{err:?}");
 
@@ -417,12 +417,12 @@ fn empty_input_is_an_error() {
     let empty = dir.path().join("empty.txt");
     std::fs::write(&empty, "\n\n").unwrap();
     let fx = fixtures();
-    let err = run_perplexity_cli(&args(&[
+    let err = perplexity_cli(&[
         "--model",
         fx.join("models/gpt2").to_str().unwrap(),
         "--data",
         empty.to_str().unwrap(),
-    ]))
+    ])
     .unwrap_err();
     assert!(matches!(err, Error::EmptyMetricInput { .. }), "{err:?}");
     assert!(err.to_string().contains("empty.txt"), "{err}");
@@ -460,7 +460,7 @@ fn bad_windows_are_errors() {
         ("8", "16", "larger than max_length"),
         ("8", "0", "stride must be at least 1"),
     ] {
-        let err = run_perplexity_cli(&args(&[
+        let err = perplexity_cli(&[
             "--model",
             "/nonexistent",
             "--data",
@@ -469,13 +469,18 @@ fn bad_windows_are_errors() {
             m,
             "--stride",
             s,
-        ]))
+        ])
         .unwrap_err();
         assert!(err.to_string().contains(what), "{err}");
     }
-    let err = run_perplexity_cli(&args(&["--data", "x.txt"])).unwrap_err();
-    assert!(err.to_string().contains("--model is required"), "{err}");
-    let err =
-        run_perplexity_cli(&args(&["--model", "m", "--data", "x", "--stride", "two"])).unwrap_err();
+    // clap reports the missing flag now (it used to be our own "--model is required")
+    let err = perplexity_cli(&["--data", "x.txt"]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("required arguments were not provided")
+            && err.to_string().contains("--model <DIR>"),
+        "{err}"
+    );
+    let err = perplexity_cli(&["--model", "m", "--data", "x", "--stride", "two"]).unwrap_err();
     assert!(err.to_string().contains("whole number"), "{err}");
 }

@@ -1,6 +1,6 @@
 //! Token shards: build, reopen, windows, interrupted builds, manifest mismatch, CLI.
+use massivetext::cli::run_from;
 use massivetext::prelude::*;
-use massivetext::tokenizer::cli::{run_tokenize, run_train_tokenizer};
 use massivetext::tokenizer::{Dtype, ShardBuildOptions, TokenShards};
 use std::path::{Path, PathBuf};
 
@@ -249,26 +249,29 @@ fn build_from_an_iterator_of_documents() {
 fn cli_train_tokenizer_then_tokenize() {
     let dir = tempfile::tempdir().unwrap();
     let tok_dir = dir.path().join("tok");
-    let s = |x: &str| x.to_string();
-    let summary = run_train_tokenizer(&[
-        s("--kind"),
-        s("wordpiece"),
-        s("--vocab-size"),
-        s("1200"),
-        s("--out"),
-        tok_dir.display().to_string(),
-        data("multi30k/val.en").display().to_string(),
+    let summary = run_from([
+        "massivetext",
+        "train-tokenizer",
+        "--kind",
+        "wordpiece",
+        "--vocab-size",
+        "1200",
+        "--out",
+        tok_dir.to_str().unwrap(),
+        data("multi30k/val.en").to_str().unwrap(),
     ])
     .unwrap();
     assert!(summary.contains("vocab size 1200"), "{summary}");
     let out = dir.path().join("shards");
-    let summary = run_tokenize(&[
-        s("--tokenizer"),
-        tok_dir.display().to_string(),
-        s("--out"),
-        out.display().to_string(),
-        s("--shard-tokens=10000"),
-        data("multi30k/test_2016_flickr.en").display().to_string(),
+    let summary = run_from([
+        "massivetext",
+        "tokenize",
+        "--tokenizer",
+        tok_dir.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--shard-tokens=10000",
+        data("multi30k/test_2016_flickr.en").to_str().unwrap(),
     ])
     .unwrap();
     assert!(summary.contains("1000 documents"), "{summary}");
@@ -279,13 +282,35 @@ fn cli_train_tokenizer_then_tokenize() {
     let tok = Tokenizer::from_pretrained(&tok_dir).unwrap();
     assert_eq!(TokenShards::open(&out, &tok).unwrap().num_documents(), 1000);
 
-    let err = run_tokenize(&[s("--out"), s("x"), s("f")]).unwrap_err();
+    // The parse errors below are clap's now: the missing flag, the possible values, our
+    // value parser's message.
+    let err = run_from(["massivetext", "tokenize", "--out", "x", "f"]).unwrap_err();
     assert!(err.to_string().contains("--tokenizer"), "{err}");
-    let err = run_train_tokenizer(&[s("--kind"), s("bpx")]).unwrap_err();
+    let err = run_from(["massivetext", "train-tokenizer", "--kind", "bpx"]).unwrap_err();
     assert!(err.to_string().contains("bpe, wordpiece, unigram"), "{err}");
-    let err =
-        run_train_tokenizer(&[s("--kind"), s("bpe"), s("--vocab-size"), s("lots")]).unwrap_err();
+    let err = run_from([
+        "massivetext",
+        "train-tokenizer",
+        "--kind",
+        "bpe",
+        "--vocab-size",
+        "lots",
+    ])
+    .unwrap_err();
     assert!(err.to_string().contains("not a valid number"), "{err}");
+    let err = run_from([
+        "massivetext",
+        "tokenize",
+        "--tokenizer",
+        tok_dir.to_str().unwrap(),
+        "--out",
+        "x",
+        "--shard-tokens",
+        "0",
+        "f",
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("at least 1"), "{err}");
 }
 
 #[test]

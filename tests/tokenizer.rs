@@ -394,14 +394,17 @@ fn error_empty_corpus() {
     let dd = load_dataset("text", &empty).unwrap();
     let err = Tokenizer::train_bpe(&dd["train"], "text", 500).unwrap_err();
     assert!(err.to_string().contains("column `text`"), "{err}");
-    let err = massivetext::tokenizer::cli::run_train_tokenizer(&[
-        "--kind".into(),
-        "bpe".into(),
-        "--vocab-size".into(),
-        "500".into(),
-        "--out".into(),
-        dir.path().join("tok").display().to_string(),
-        empty.display().to_string(),
+    let tok_dir = dir.path().join("tok");
+    let err = massivetext::cli::run_from([
+        "massivetext",
+        "train-tokenizer",
+        "--kind",
+        "bpe",
+        "--vocab-size",
+        "500",
+        "--out",
+        tok_dir.to_str().unwrap(),
+        empty.to_str().unwrap(),
     ])
     .unwrap_err();
     assert!(err.to_string().contains("empty.txt"), "{err}");

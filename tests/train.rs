@@ -825,10 +825,14 @@ fn bad_inputs_get_clear_errors() {
 
 #[test]
 fn train_cli_writes_a_complete_output_dir() {
-    use massivetext::train::cli::{TrainJob, run_train_cli};
+    use massivetext::cli::run_from;
+    use massivetext::train::cli::TrainJob;
+    let train = |a: &[&str]| run_from(["massivetext", "train"].iter().chain(a).copied());
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let args: Vec<String> = [
+    let summary = train(&[
+        "--device",
+        "cpu",
         "--output-dir",
         out.to_str().unwrap(),
         "--max-steps",
@@ -855,11 +859,10 @@ fn train_cli_writes_a_complete_output_dir() {
         "4",
         "--disable-tqdm",
         "true",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let summary = run_train_cli(&args).unwrap();
+        "--set",
+        "warmup_steps=2",
+    ])
+    .unwrap();
     assert!(
         summary.contains("trained 20 steps") && summary.contains("answers right"),
         "{summary}"
@@ -888,38 +891,73 @@ fn train_cli_writes_a_complete_output_dir() {
     // The job file round-trips and resumes.
     let job = TrainJob::from_file(&out.join("job.toml")).unwrap();
     assert_eq!(job.training.max_steps, 20);
-    // Bad flags.
-    let e = run_train_cli(&["--max-stepz".into(), "3".into()])
-        .unwrap_err()
-        .to_string();
+    assert_eq!(job.training.warmup_steps, 2, "--set warmup_steps=2");
+    // Bad flags. Unknown flags and missing values are clap's errors now (they used to be our
+    // own "unknown flag --max-stepz" and "--max-steps needs a value").
+    let e = train(&["--max-stepz", "3"]).unwrap_err().to_string();
     assert!(
-        e.contains("unknown flag --max-stepz") && e.contains("usage"),
+        e.contains("unexpected argument '--max-stepz'") && e.contains("Usage"),
         "{e}"
     );
-    let e = run_train_cli(&[
-        "--n-embd".into(),
-        "30".into(),
-        "--n-head".into(),
-        "4".into(),
-    ])
-    .unwrap_err()
-    .to_string();
-    assert!(e.contains("multiple of n_head"), "{e}");
-    let e = run_train_cli(&["--max-steps".into()])
+    let e = train(&["--n-embd", "30", "--n-head", "4"])
         .unwrap_err()
         .to_string();
-    assert!(e.contains("needs a value"), "{e}");
+    assert!(e.contains("multiple of n_head"), "{e}");
+    let e = train(&["--max-steps"]).unwrap_err().to_string();
+    assert!(
+        e.contains("a value is required for '--max-steps <N>'"),
+        "{e}"
+    );
+    let e = train(&["--max-steps", "-5"]).unwrap_err().to_string();
+    assert!(
+        e.contains("--max-steps") && e.contains("must be at least 1, got -5"),
+        "{e}"
+    );
+    let e = train(&["--dropout", "1.5"]).unwrap_err().to_string();
+    assert!(e.contains("must be in [0, 1)"), "{e}");
+    let e = train(&["--set", "max_stepz=3"]).unwrap_err().to_string();
+    assert!(e.contains("unknown setting `max_stepz`"), "{e}");
+    let e = train(&["--set", "max_steps"]).unwrap_err().to_string();
+    assert!(e.contains("KEY=VALUE"), "{e}");
+    let e = train(&["--set", "max_steps=many"]).unwrap_err().to_string();
+    assert!(e.contains("bad setting value"), "{e}");
+    let e = train(&["--device", "tpu"]).unwrap_err().to_string();
+    assert!(e.contains("[possible values: auto, cpu, cuda]"), "{e}");
+    #[cfg(not(feature = "cuda"))]
+    {
+        let e = train(&["--device", "cuda", "--max-steps", "1"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("without the `cuda` feature"), "{e}");
+    }
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[training]\nmax_steps = \"many\"\n").unwrap();
-    let e = run_train_cli(&["--config".into(), bad.to_str().unwrap().into()])
+    let e = train(&["--config", bad.to_str().unwrap()])
         .unwrap_err()
         .to_string();
     assert!(e.contains("bad.toml:2"), "{e}");
-    let printed =
-        run_train_cli(&["--print-config".into(), "--n-layer".into(), "2".into()]).unwrap();
+    let printed = train(&["--print-config", "--n-layer", "2"]).unwrap();
     assert!(
         printed.contains("n_layer = 2") && printed.contains("[training]"),
         "{printed}"
+    );
+    // --seed sets both the corpus seed and the training seed; --set reaches any field.
+    let printed = train(&[
+        "--print-config",
+        "--seed",
+        "7",
+        "--set",
+        "lr_scheduler_type=cosine",
+        "--set",
+        "adam_beta2=0.95",
+    ])
+    .unwrap();
+    let job: TrainJob = toml::from_str(&printed).unwrap();
+    assert_eq!((job.training.seed, job.corpus.seed), (7, 7));
+    assert_eq!(job.training.adam_beta2, 0.95);
+    assert_eq!(
+        job.training.lr_scheduler_type,
+        massivetext::train::SchedulerType::Cosine
     );
 }
 

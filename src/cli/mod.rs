@@ -1,8 +1,29 @@
-//! The `massivetext` command line: one module per subcommand, each returning the text to print
-//! so that tests can call it without a process.
+//! The `massivetext` command line, on clap: one module per subcommand with its flags (their doc
+//! comments are the `--help` text); the jobs themselves live in the library modules and return
+//! the text to print, so tests and notebooks can run a command line without a process
+//! ([`run_from`]).
+//!
+//! ```text
+//! massivetext train [--config job.toml] [--device auto|cpu|cuda] [--max-steps N] [--n-layer N] ...
+//!                   [--set KEY=VALUE]... [--print-config]
+//! massivetext dataset info|head --kind text|csv|json FILE...
+//! massivetext train-tokenizer --kind bpe|wordpiece|unigram --vocab-size N --out DIR FILE...
+//! massivetext tokenize --tokenizer PATH --out DIR FILE...
+//! massivetext perplexity --model DIR --data FILE [--stride N] [--max-length N] [--json]
+//! massivetext metrics bleu|chrf|rouge --hyp FILE --ref FILE [--ref FILE]... [--json]
+//! ```
+//! `massivetext SUBCOMMAND --help` lists every flag.
 pub mod dataset;
+pub mod metrics;
+pub mod perplexity;
+pub mod tokenizer;
+pub mod train;
+mod values;
 
+use crate::{Error, Result};
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
+use std::ffi::OsString;
 
 /// The language-model workflow from the command line.
 #[derive(Debug, Parser)]
@@ -14,36 +35,53 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Train a small GPT on the embedded story corpus (or as configured): `train [--config job.toml] [--max-steps N] [--output-dir DIR] ...`.
-    Train(Passthrough),
+    /// Train a small GPT on the embedded story corpus (or as configured in --config job.toml).
+    Train(Box<train::TrainArgs>),
     /// Inspect a dataset: `info` (splits, rows, column types) or `head` (first rows).
     #[command(subcommand)]
     Dataset(dataset::DatasetCommand),
-    /// Train a tokenizer: `train-tokenizer --kind bpe|wordpiece|unigram --vocab-size N --out DIR FILE...`.
-    TrainTokenizer(Passthrough),
-    /// Tokenize files into memory-mapped token shards: `tokenize --tokenizer PATH --out DIR FILE...`.
-    Tokenize(Passthrough),
-    /// Perplexity of a causal LM on a text file: `perplexity --model DIR --data FILE [--stride N --max-length N]`.
-    Perplexity(Passthrough),
-    /// Score line-aligned files like sacrebleu / rouge-score: `metrics bleu|chrf|rouge --hyp F --ref F`.
-    Metrics(Passthrough),
-}
-
-/// Arguments handed as they are to a subcommand's own parser (which prints its usage on error).
-#[derive(Debug, clap::Args)]
-pub struct Passthrough {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
+    /// Train a BPE, WordPiece or Unigram tokenizer on text files.
+    TrainTokenizer(tokenizer::TrainTokenizerArgs),
+    /// Tokenize text files into memory-mapped token shards.
+    Tokenize(tokenizer::TokenizeArgs),
+    /// Sliding-window perplexity of a causal LM on a text file.
+    Perplexity(perplexity::PerplexityArgs),
+    /// Score line-aligned files like sacrebleu / rouge-score: bleu, chrf or rouge.
+    #[command(subcommand)]
+    Metrics(metrics::MetricsCommand),
 }
 
 /// Runs a parsed command line and returns what to print.
-pub fn run(cli: Cli) -> crate::Result<String> {
+pub fn run(cli: Cli) -> Result<String> {
     match cli.command {
-        Command::Train(p) => crate::train::cli::run_train_cli(&p.args),
+        Command::Train(a) => a.run(),
         Command::Dataset(cmd) => dataset::run(cmd),
-        Command::TrainTokenizer(p) => crate::tokenizer::cli::run_train_tokenizer(&p.args),
-        Command::Tokenize(p) => crate::tokenizer::cli::run_tokenize(&p.args),
-        Command::Perplexity(p) => crate::metrics::perplexity_cli::run_perplexity_cli(&p.args),
-        Command::Metrics(p) => crate::metrics::cli::run_metrics_cli(&p.args),
+        Command::TrainTokenizer(a) => a.run(),
+        Command::Tokenize(a) => a.run(),
+        Command::Perplexity(a) => a.run(),
+        Command::Metrics(cmd) => metrics::run(&cmd),
+    }
+}
+
+/// Parses a whole command line (program name first, as `std::env::args()` gives it) and runs it.
+/// `--help` and `--version` return their text; any other clap error (unknown or missing flag,
+/// bad value) is an [`Error::InvalidArgument`] holding clap's message and usage.
+pub fn run_from<I, T>(args: I) -> Result<String>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    match Cli::try_parse_from(args) {
+        Ok(cli) => run(cli),
+        Err(e) => {
+            let text = e.render().to_string();
+            let text = text.trim_end();
+            match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Ok(text.to_string()),
+                _ => Err(Error::InvalidArgument(
+                    text.strip_prefix("error: ").unwrap_or(text).to_string(),
+                )),
+            }
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! Command-line entry points; `main.rs` routes `massivetext train-tokenizer ...` and
-//! `massivetext tokenize ...` here. Each returns the summary to print.
+//! The jobs behind `massivetext train-tokenizer` and `massivetext tokenize` (their flags are
+//! parsed in `crate::cli::tokenizer`). Each takes its options and returns the summary to print.
 use super::shards::{ShardBuildOptions, TokenShards};
 use super::train::{TokenizerKind, TrainOptions};
 use super::{Tokenizer, pretrained::io_err};
@@ -8,90 +8,12 @@ use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-const TRAIN_USAGE: &str = "usage: massivetext train-tokenizer --kind bpe|wordpiece|unigram --vocab-size N --out DIR [--min-frequency N] [--cased] [--special-token TOK]... FILE...";
-const TOKENIZE_USAGE: &str = "usage: massivetext tokenize --tokenizer PATH --out DIR [--shard-tokens N] [--batch-mb N] [--force] FILE...";
-
 /// Peak resident memory of this process (`VmHWM` in /proc/self/status), in bytes.
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
-}
-
-fn usage(usage: &str, message: impl std::fmt::Display) -> Error {
-    Error::InvalidArgument(format!("{message}\n{usage}"))
-}
-
-/// `--flag value` pairs, boolean `--flags`, and the remaining positional files.
-struct Args {
-    values: Vec<(String, String)>,
-    flags: Vec<String>,
-    files: Vec<PathBuf>,
-}
-
-impl Args {
-    fn parse(
-        args: &[String],
-        with_value: &[&str],
-        flags: &[&str],
-        usage_text: &str,
-    ) -> Result<Self> {
-        let mut out = Args {
-            values: Vec::new(),
-            flags: Vec::new(),
-            files: Vec::new(),
-        };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            if let Some((k, v)) = a.split_once('=').filter(|(k, _)| k.starts_with("--")) {
-                if !with_value.contains(&k) {
-                    return Err(usage(usage_text, format!("unknown option `{k}`")));
-                }
-                out.values.push((k.to_string(), v.to_string()));
-            } else if with_value.contains(&a.as_str()) {
-                let v = it
-                    .next()
-                    .ok_or_else(|| usage(usage_text, format!("`{a}` needs a value")))?;
-                out.values.push((a.clone(), v.clone()));
-            } else if flags.contains(&a.as_str()) {
-                out.flags.push(a.clone());
-            } else if a == "--help" || a == "-h" {
-                return Err(usage(usage_text, "help"));
-            } else if a.starts_with("--") {
-                return Err(usage(usage_text, format!("unknown option `{a}`")));
-            } else {
-                out.files.push(PathBuf::from(a));
-            }
-        }
-        Ok(out)
-    }
-    fn get(&self, k: &str) -> Option<&str> {
-        self.values
-            .iter()
-            .rev()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-    }
-    fn all(&self, k: &str) -> Vec<String> {
-        self.values
-            .iter()
-            .filter(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-    fn require(&self, k: &str, usage_text: &str) -> Result<&str> {
-        self.get(k)
-            .ok_or_else(|| usage(usage_text, format!("missing `{k}`")))
-    }
-    fn number<T: std::str::FromStr>(&self, k: &str, usage_text: &str) -> Result<Option<T>> {
-        self.get(k)
-            .map(|v| {
-                v.parse::<T>()
-                    .map_err(|_| usage(usage_text, format!("`{k} {v}`: not a valid number")))
-            })
-            .transpose()
-    }
 }
 
 /// Non-empty lines of the files, streamed; the first read error is kept in `error`.
@@ -148,40 +70,60 @@ impl FileLines {
     }
 }
 
-/// `massivetext train-tokenizer --kind bpe|wordpiece|unigram --vocab-size N --out DIR FILE...`
-pub fn run_train_tokenizer(args: &[String]) -> Result<String> {
-    let u = TRAIN_USAGE;
-    let a = Args::parse(
-        args,
-        &[
-            "--kind",
-            "--vocab-size",
-            "--out",
-            "--min-frequency",
-            "--special-token",
-        ],
-        &["--cased"],
-        u,
-    )?;
-    let kind: TokenizerKind = a.require("--kind", u)?.parse()?;
-    let vocab_size: usize = a
-        .number("--vocab-size", u)?
-        .ok_or_else(|| usage(u, "missing `--vocab-size`"))?;
-    let out = PathBuf::from(a.require("--out", u)?);
-    if a.files.is_empty() {
-        return Err(usage(u, "no input FILE given"));
+/// What `massivetext train-tokenizer` trains: `TrainTokenizerOptions::new(kind, vocab_size, out,
+/// files)` with the flags' defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainTokenizerOptions {
+    pub kind: TokenizerKind,
+    /// Target vocabulary size, special tokens included.
+    pub vocab_size: usize,
+    /// The folder written (`tokenizer.json`, `tokenizer_config.json`, `special_tokens_map.json`).
+    pub out: PathBuf,
+    /// Merges/pieces seen fewer times are dropped (0: keep all).
+    pub min_frequency: u64,
+    /// Keep case (by default the text is lowercased).
+    pub cased: bool,
+    /// Extra special tokens, after the kind's own.
+    pub special_tokens: Vec<String>,
+    /// Text files, one document per non-empty line.
+    pub files: Vec<PathBuf>,
+}
+
+impl TrainTokenizerOptions {
+    pub fn new(kind: TokenizerKind, vocab_size: usize, out: PathBuf, files: Vec<PathBuf>) -> Self {
+        TrainTokenizerOptions {
+            kind,
+            vocab_size,
+            out,
+            min_frequency: 0,
+            cased: false,
+            special_tokens: Vec::new(),
+            files,
+        }
     }
-    for f in &a.files {
+}
+
+/// `massivetext train-tokenizer`: trains a tokenizer on the files' lines and saves it to `out`;
+/// returns the summary.
+pub fn train_tokenizer(o: &TrainTokenizerOptions) -> Result<String> {
+    if o.files.is_empty() {
+        return Err(Error::InvalidArgument(
+            "no input FILE given; name one or more text files to train on".into(),
+        ));
+    }
+    for f in &o.files {
         std::fs::metadata(f).map_err(|e| io_err(f, e))?;
     }
-    let mut opts = TrainOptions::new(vocab_size);
-    opts.min_frequency = a.number("--min-frequency", u)?.unwrap_or(0);
-    opts.special_tokens = a.all("--special-token");
-    opts.lowercase = !a.flags.iter().any(|f| f == "--cased");
+    let kind = o.kind;
+    let out = &o.out;
+    let mut opts = TrainOptions::new(o.vocab_size);
+    opts.min_frequency = o.min_frequency;
+    opts.special_tokens = o.special_tokens.clone();
+    opts.lowercase = !o.cased;
     opts.show_progress = std::io::stderr().is_terminal();
     let error = Arc::new(Mutex::new(None));
     let lines = FileLines {
-        files: a.files.clone(),
+        files: o.files.clone(),
         idx: 0,
         reader: None,
         error: error.clone(),
@@ -193,7 +135,7 @@ pub fn run_train_tokenizer(args: &[String]) -> Result<String> {
     }
     let tok = trained.map_err(|e| match e {
         Error::EmptyCorpus { .. } => Error::EmptyCorpus {
-            what: a
+            what: o
                 .files
                 .iter()
                 .map(|f| f.display().to_string())
@@ -202,7 +144,7 @@ pub fn run_train_tokenizer(args: &[String]) -> Result<String> {
         },
         e => e,
     })?;
-    tok.save(&out)?;
+    tok.save(out)?;
     Ok(format!(
         "trained {kind:?} tokenizer: vocab size {} in {:.1}s; saved to {} (tokenizer.json, tokenizer_config.json, special_tokens_map.json)",
         tok.vocab_size(),
@@ -211,33 +153,64 @@ pub fn run_train_tokenizer(args: &[String]) -> Result<String> {
     ))
 }
 
-/// `massivetext tokenize --tokenizer PATH --out DIR FILE...`: token shards, with a progress bar
-/// (bytes/s, ETA) and a summary (documents, tokens, MB/s, peak memory).
-pub fn run_tokenize(args: &[String]) -> Result<String> {
-    let u = TOKENIZE_USAGE;
-    let a = Args::parse(
-        args,
-        &["--tokenizer", "--out", "--shard-tokens", "--batch-mb"],
-        &["--force"],
-        u,
-    )?;
-    let tok = Tokenizer::from_pretrained(a.require("--tokenizer", u)?)?;
-    let out = PathBuf::from(a.require("--out", u)?);
-    if a.files.is_empty() {
-        return Err(usage(u, "no input FILE given"));
+/// What `massivetext tokenize` does: `TokenizeOptions::new(tokenizer, out, files)` with the
+/// flags' defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenizeOptions {
+    /// A tokenizer folder, `tokenizer.json`, or a Hub id.
+    pub tokenizer: String,
+    /// The shard folder written.
+    pub out: PathBuf,
+    /// Tokens per shard file (default: [`ShardBuildOptions`]'s).
+    pub shard_tokens: Option<u64>,
+    /// Megabytes of text tokenized per batch (default: [`ShardBuildOptions`]'s).
+    pub batch_mb: Option<f64>,
+    /// Rebuild even when `out` already holds these files tokenized with this tokenizer.
+    pub force: bool,
+    /// Text files, one document per non-empty line.
+    pub files: Vec<PathBuf>,
+}
+
+impl TokenizeOptions {
+    pub fn new(tokenizer: impl Into<String>, out: PathBuf, files: Vec<PathBuf>) -> Self {
+        TokenizeOptions {
+            tokenizer: tokenizer.into(),
+            out,
+            shard_tokens: None,
+            batch_mb: None,
+            force: false,
+            files,
+        }
     }
+}
+
+/// `massivetext tokenize`: token shards, with a progress bar (bytes/s, ETA) and a summary
+/// (documents, tokens, MB/s, peak memory).
+pub fn tokenize_files(o: &TokenizeOptions) -> Result<String> {
+    if o.files.is_empty() {
+        return Err(Error::InvalidArgument(
+            "no input FILE given; name one or more text files to tokenize".into(),
+        ));
+    }
+    if let Some(mb) = o.batch_mb.filter(|mb| !(mb.is_finite() && *mb > 0.0)) {
+        return Err(Error::InvalidArgument(format!(
+            "batch size {mb} MB: give a positive number of megabytes"
+        )));
+    }
+    let tok = Tokenizer::from_pretrained(&o.tokenizer)?;
+    let out = &o.out;
     let mut opts = ShardBuildOptions {
         show_progress: std::io::stderr().is_terminal(),
-        force: a.flags.iter().any(|f| f == "--force"),
+        force: o.force,
         ..Default::default()
     };
-    if let Some(n) = a.number::<u64>("--shard-tokens", u)? {
+    if let Some(n) = o.shard_tokens {
         opts.shard_tokens = n;
     }
-    if let Some(mb) = a.number::<f64>("--batch-mb", u)? {
+    if let Some(mb) = o.batch_mb {
         opts.batch_bytes = ((mb * 1e6) as usize).max(1);
     }
-    let report = TokenShards::build_from_files(&tok, &a.files, &out, &opts)?;
+    let report = TokenShards::build_from_files(&tok, &o.files, out, &opts)?;
     let m = &report.manifest;
     if report.reused {
         return Ok(format!(

@@ -6,8 +6,8 @@
 //! The defaults (1,500 steps of a 3 × 96 GPT) took 8 minutes on a busy 2-core machine in the dev
 //! profile and get about two thirds of the held-out sums right; `--max-steps 600` takes a third
 //! of that and learns the sentences but not yet the sums. Settings come from the defaults, then a TOML file
-//! (`--config job.toml` with `[training]`, `[model]` and `[corpus]` tables), then flags: any key
-//! of those tables as `--key value` (`--max-steps 300`, `--n-layer 2`, `--output-dir out`).
+//! (`--config job.toml` with `[training]`, `[model]` and `[corpus]` tables), then overrides: any
+//! key of those tables ([`TrainJob::from_overrides`]). The flags are parsed in `crate::cli::train`.
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, IndexOp, Tensor};
@@ -106,78 +106,70 @@ impl Default for TrainJob {
     }
 }
 
-const USAGE: &str = "usage: massivetext train [--config job.toml] [--KEY VALUE]...
-  KEY is any field of the [training] (TrainingArguments), [model] or [corpus] tables, with - or _:
-  --output-dir DIR  --max-steps N  --learning-rate X  --per-device-train-batch-size N
-  --n-layer N  --n-head N  --n-embd N  --block-size N  --dropout X
-  --train-stories N  --eval-stories N  --check-stories N  --seed N
-  --resume-from-checkpoint DIR|latest  --print-config (show the settings as TOML and stop)";
+/// The tables a job key can live in, searched in this order.
+const TABLES: [&str; 3] = ["training", "model", "corpus"];
 
 impl TrainJob {
-    /// Defaults, then `--config FILE`, then `--key value` flags.
-    pub fn from_args(args: &[String]) -> Result<(Self, bool)> {
-        let mut job = TrainJob::default();
-        let mut print_only = false;
-        let mut flags: Vec<(String, String)> = Vec::new();
-        let mut i = 0;
-        while i < args.len() {
-            let a = &args[i];
-            let Some(key) = a.strip_prefix("--") else {
-                return Err(Error::InvalidArgument(format!(
-                    "unexpected argument `{a}`\n{USAGE}"
-                )));
-            };
-            if key == "help" || key == "h" {
-                return Err(Error::InvalidArgument(USAGE.to_string()));
-            }
-            if key == "print-config" {
-                print_only = true;
-                i += 1;
-                continue;
-            }
-            let (key, value) = match key.split_once('=') {
-                Some((k, v)) => (k.to_string(), v.to_string()),
-                None => {
-                    let v = args.get(i + 1).ok_or_else(|| {
-                        Error::InvalidArgument(format!("--{key} needs a value\n{USAGE}"))
-                    })?;
-                    i += 1;
-                    (key.to_string(), v.clone())
-                }
-            };
-            i += 1;
-            if key == "config" {
-                job = Self::from_file(Path::new(&value))?;
-            } else {
-                flags.push((key.replace('-', "_"), value));
-            }
-        }
+    /// Defaults, then the `config` TOML file, then `overrides` in order: each a key of the
+    /// `[training]`, `[model]` or `[corpus]` table (`-` or `_`, e.g. `max-steps`, `n_layer`) with
+    /// its value. `seed` sets both the corpus seed and the training seed.
+    pub fn from_overrides(config: Option<&Path>, overrides: &[(String, Value)]) -> Result<Self> {
+        let job = match config {
+            Some(path) => Self::from_file(path)?,
+            None => TrainJob::default(),
+        };
         let mut v = serde_json::to_value(&job)
             .map_err(|e| Error::InvalidArgument(format!("cannot represent the job: {e}")))?;
-        for (key, value) in flags {
-            let table = ["training", "model", "corpus"]
+        for (key, value) in overrides {
+            let key = key.replace('-', "_");
+            if key == "seed" {
+                v["corpus"]["seed"] = value.clone();
+                v["training"]["seed"] = value.clone();
+                continue;
+            }
+            let table = TABLES
                 .into_iter()
                 .find(|t| v[*t].get(&key).is_some())
-                .or((key == "seed").then_some("corpus"))
                 .ok_or_else(|| {
                     Error::InvalidArgument(format!(
-                        "unknown flag --{}\n{USAGE}",
-                        key.replace('_', "-")
+                        "unknown setting `{key}`; use a key of the [training] (TrainingArguments), [model] or [corpus] table, e.g. max_steps, n_layer, train_stories (`massivetext train --print-config` lists them all)"
                     ))
                 })?;
-            // Numbers, booleans and JSON stay typed; anything else is a string.
-            let parsed: Value =
-                serde_json::from_str(&value).unwrap_or_else(|_| Value::String(value.clone()));
-            v[table][&key] = parsed;
-            if key == "seed" {
-                v["training"]["seed"] = v["corpus"]["seed"].clone();
-            }
+            v[table][&key] = value.clone();
         }
-        let job: TrainJob = serde_json::from_value(v)
-            .map_err(|e| Error::InvalidArgument(format!("bad flag value: {e}\n{USAGE}")))?;
+        let job: TrainJob = serde_json::from_value(v).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "bad setting value: {e}; `massivetext train --print-config` shows each setting with a value of the right type"
+            ))
+        })?;
         job.training.validate()?;
         job.validate()?;
-        Ok((job, print_only))
+        Ok(job)
+    }
+
+    /// Parses `key=value` (as `--set` takes it): numbers, booleans and JSON stay typed, anything
+    /// else is a string.
+    pub fn parse_override(s: &str) -> Result<(String, Value)> {
+        let (key, value) = s.split_once('=').ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "`{s}`: write a setting as KEY=VALUE, e.g. warmup_steps=10"
+            ))
+        })?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "`{s}`: the key before `=` is empty; write KEY=VALUE, e.g. warmup_steps=10"
+            )));
+        }
+        let parsed: Value =
+            serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+        Ok((key.to_string(), parsed))
+    }
+
+    /// The job as a TOML file (`[training]`, `[model]`, `[corpus]`), as `--config` reads it.
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self)
+            .map_err(|e| Error::InvalidArgument(format!("cannot write the job as TOML: {e}")))
     }
 
     /// Reads a TOML job file.
@@ -292,8 +284,8 @@ fn stated_count(completion: &str) -> Option<u32> {
     if w == "no" { Some(0) } else { w.parse().ok() }
 }
 
-/// Runs the job; returns the summary printed at the end.
-pub fn run_job(job: &TrainJob) -> Result<String> {
+/// Runs the job on `device`; returns the summary printed at the end.
+pub fn run_job(job: &TrainJob, device: &Device) -> Result<String> {
     let out_dir = job.training.output_dir.clone();
     let c = &job.corpus;
     let train_text = corpus_text(c.train_stories, c.seed);
@@ -314,8 +306,7 @@ pub fn run_job(job: &TrainJob) -> Result<String> {
         eos_token_id: vocab.encode("\n").ok().map(|v| v[0]),
         ..Gpt2Config::gpt2()
     };
-    let device = Device::Cpu;
-    let mut model = AutoModelForCausalLM::from_config_seeded(config, &device, job.training.seed)?;
+    let mut model = AutoModelForCausalLM::from_config_seeded(config, device, job.training.seed)?;
     model.set_seed(job.training.seed);
     let train = TokenWindows::new(vocab.encode(&train_text)?, m.block_size)?;
     let eval = TokenWindows::new(vocab.encode(&eval_text)?, m.block_size)?;
@@ -328,10 +319,7 @@ pub fn run_job(job: &TrainJob) -> Result<String> {
         "vocab.json",
         &serde_json::to_string(&vocab).unwrap_or_default(),
     )?;
-    write(
-        "job.toml",
-        &toml::to_string(job).map_err(|e| Error::InvalidArgument(e.to_string()))?,
-    )?;
+    write("job.toml", &job.to_toml()?)?;
     let n_params = model.num_parameters();
     if !job.training.disable_tqdm {
         println!(
@@ -415,13 +403,4 @@ pub fn run_job(job: &TrainJob) -> Result<String> {
         out_dir.display()
     );
     Ok(summary)
-}
-
-/// `massivetext train ARGS...` (the arguments after `train`).
-pub fn run_train_cli(args: &[String]) -> Result<String> {
-    let (job, print_only) = TrainJob::from_args(args)?;
-    if print_only {
-        return toml::to_string(&job).map_err(|e| Error::InvalidArgument(e.to_string()));
-    }
-    run_job(&job)
 }
