@@ -31,3 +31,21 @@ pub fn truncate(s: &str, max: usize) -> String {
         t
     }
 }
+
+/// An HTML table with a header row; cells are escaped.
+pub fn html_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut s = String::from("<table>\n<thead><tr>");
+    for h in header {
+        s.push_str(&format!("<th>{}</th>", escape_html(h)));
+    }
+    s.push_str("</tr></thead>\n<tbody>\n");
+    for row in rows {
+        s.push_str("<tr>");
+        for cell in row {
+            s.push_str(&format!("<td>{}</td>", escape_html(cell)));
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</tbody>\n</table>");
+    s
+}

@@ -19,6 +19,7 @@ pub mod corpus;
 pub mod data;
 pub mod display;
 pub mod error;
+pub mod generate;
 pub mod hub;
 pub mod io;
 pub mod kernels;

@@ -34,3 +34,5 @@ pub use crate::metrics::{
     EvalResult, Evaluator, MeanPerplexityOptions, Perplexity, SlidingWindow, mean_perplexity,
     mean_perplexity_of_texts, perplexity, perplexity_of_blocks, perplexity_of_text,
 };
+// generation
+pub use crate::generate::{EarlyStopping, GenerationConfig, GenerationMixin, pipeline};

@@ -65,6 +65,33 @@ pub fn self_attention(qkv: &Tensor, mask: Option<&Tensor>, n_head: usize) -> Res
     merge_heads(&attention_probs(&q, &k, mask)?.matmul(&v)?)
 }
 
+/// The keys and values of `qkv [b, t, 3h]` into positions `past..` of `kv [2, b, heads, cap, hd]`.
+pub fn kv_cache_write(kv: &Tensor, qkv: &Tensor, n_head: usize, past: usize) -> Result<()> {
+    let h = qkv.dim(2)? / 3;
+    let k = split_heads(&qkv.narrow(2, h, h)?, n_head)?;
+    let v = split_heads(&qkv.narrow(2, 2 * h, h)?, n_head)?;
+    kv.slice_set(&Tensor::stack(&[k, v], 0)?, 3, past)
+}
+
+/// The keys (`which` 0) or values (1) of the first `len` cached positions, `[b, heads, len, hd]`.
+pub fn cached(kv: &Tensor, which: usize, len: usize) -> Result<Tensor> {
+    kv.get(which)?.narrow(2, 0, len)
+}
+
+/// Attention of the queries of `qkv` over the first `len` positions of the cache.
+pub fn cached_attention(
+    qkv: &Tensor,
+    kv: &Tensor,
+    len: usize,
+    mask: Option<&Tensor>,
+    n_head: usize,
+) -> Result<Tensor> {
+    let h = qkv.dim(2)? / 3;
+    let q = split_heads(&qkv.narrow(2, 0, h)?, n_head)?;
+    let (k, v) = (cached(kv, 0, len)?, cached(kv, 1, len)?);
+    merge_heads(&attention_probs(&q, &k, mask)?.matmul(&v)?)
+}
+
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     let d = x.rank() - 1;
     let max = x.max_keepdim(d)?;

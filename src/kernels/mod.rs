@@ -25,6 +25,7 @@ mod attention;
 pub mod composed;
 mod cpu;
 mod cross_entropy;
+mod decode;
 mod dropout;
 mod gelu;
 mod gemm;
@@ -121,6 +122,33 @@ pub fn self_attention(qkv: &Tensor, mask: Option<&Tensor>, n_head: usize) -> Res
         attention::self_attention(qkv, mask, n_head)
     } else {
         composed::self_attention(qkv, mask, n_head)
+    }
+}
+
+/// Writes the keys and values of `qkv [b, t, 3h]` into positions `past..past + t` of a layer's
+/// KV cache `kv [2, b, heads, capacity, hd]` (keys, then values), in place.
+pub fn kv_cache_write(kv: &Tensor, qkv: &Tensor, n_head: usize, past: usize) -> Result<()> {
+    if use_fused(kv) && use_fused(qkv) {
+        decode::cache_write(kv, qkv, n_head, past)
+    } else {
+        composed::kv_cache_write(kv, qkv, n_head, past)
+    }
+}
+
+/// Attention of the queries of `qkv [b, t, 3h]` over the first `len` positions of the KV cache
+/// `kv [2, b, heads, capacity, hd]`, with an optional additive mask `[b, 1, t, len]`; returns the
+/// merged heads `[b, t, h]`. Inference only (no backward).
+pub fn cached_attention(
+    qkv: &Tensor,
+    kv: &Tensor,
+    len: usize,
+    mask: Option<&Tensor>,
+    n_head: usize,
+) -> Result<Tensor> {
+    if use_fused(kv) && use_fused(qkv) && mask.is_none_or(use_fused) {
+        decode::cached_attention(qkv, kv, len, mask, n_head)
+    } else {
+        composed::cached_attention(qkv, kv, len, mask, n_head)
     }
 }
 

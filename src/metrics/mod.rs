@@ -186,23 +186,7 @@ pub(crate) fn html_escape(s: &str) -> String {
     out
 }
 
-/// A small HTML table: a header row and body rows, cells already formatted as text.
-pub(crate) fn html_table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut s = String::from("<table>\n<thead><tr>");
-    for h in header {
-        s.push_str(&format!("<th>{}</th>", html_escape(h)));
-    }
-    s.push_str("</tr></thead>\n<tbody>\n");
-    for row in rows {
-        s.push_str("<tr>");
-        for cell in row {
-            s.push_str(&format!("<td>{}</td>", html_escape(cell)));
-        }
-        s.push_str("</tr>\n");
-    }
-    s.push_str("</tbody>\n</table>");
-    s
-}
+pub(crate) use crate::display::html_table;
 
 /// Wraps HTML in the markers evcxr reads from stdout.
 pub(crate) fn evcxr_html(html: &str) {

@@ -257,6 +257,16 @@ macro_rules! pretrained {
             fn named_parameters(&self) -> Vec<(String, Var)> {
                 self.0.named_parameters()
             }
+            fn forward_with_cache(
+                &self,
+                args: &ForwardArgs,
+                cache: &mut KvCache,
+            ) -> Result<ModelOutput> {
+                self.0.forward_lm(args, Some(cache))
+            }
+            fn generation_config_json(&self) -> Value {
+                self.0.generation_config_json()
+            }
         }
     };
 }

@@ -124,6 +124,7 @@ impl Embeddings {
         &self,
         ids: &Tensor,
         token_type_ids: Option<&Tensor>,
+        position_ids: Option<&Tensor>,
         past: usize,
         ctx: &Ctx,
     ) -> Result<Tensor> {
@@ -140,12 +141,29 @@ impl Embeddings {
         }
         let h = self.word.dim(1)?;
         let mut x = self.word.index_select(&ids.flatten_all()?, 0)?;
-        let pos = match self.positions {
-            Positions::Absolute => {
+        let pos = match (position_ids, self.positions) {
+            (Some(p), _) => {
+                if p.dims() != [b, t] {
+                    return Err(Error::InvalidArgument(format!(
+                        "position_ids has shape {:?}, expected [{b}, {t}] like input_ids",
+                        p.dims()
+                    )));
+                }
+                let p = p.to_device(dev)?.to_dtype(DType::U32)?;
+                let max = p.max_all()?.to_scalar::<u32>()? as usize;
+                if max >= self.position.dim(0)? {
+                    return Err(Error::SequenceTooLong {
+                        len: max + 1,
+                        max: self.position.dim(0)?,
+                    });
+                }
+                p
+            }
+            (None, Positions::Absolute) => {
                 let p = Tensor::arange(past as u32, (past + t) as u32, dev)?;
                 p.unsqueeze(0)?.broadcast_as((b, t))?.contiguous()?
             }
-            Positions::PaddingOffset { padding_idx } => {
+            (None, Positions::PaddingOffset { padding_idx }) => {
                 // the running count of real tokens (plus the cached ones), padding_idx added;
                 // padding itself gets padding_idx
                 let real = ids.ne(padding_idx)?.to_dtype(DType::F32)?;
@@ -202,8 +220,42 @@ pub(crate) struct Attention {
     pub attn_dropout: f64,
 }
 
-/// The keys and values of one layer for the tokens seen so far.
-pub(crate) type LayerCache = Option<(Tensor, Tensor)>;
+/// One layer's place in a [`KvCache`]: its buffer `[2, b, heads, capacity, hd]` (keys, then
+/// values), how many positions are filled, and how many to reserve when allocating.
+pub(crate) struct CacheSlot<'a> {
+    pub kv: &'a mut Option<Tensor>,
+    pub past: usize,
+    pub reserve: usize,
+}
+
+impl CacheSlot<'_> {
+    /// The buffer, grown (to the reserve, or doubled) when `t` more positions do not fit.
+    fn buffer(&mut self, like: &Tensor, n_head: usize, t: usize) -> Result<Tensor> {
+        let (b, _, h3) = like.dims3()?;
+        let hd = h3 / 3 / n_head;
+        let need = self.past + t;
+        if let Some(kv) = self.kv.as_ref() {
+            if kv.dim(1)? != b {
+                return Err(Error::InvalidArgument(format!(
+                    "the KV cache holds a batch of {}, the input has {b} rows; clear it (KvCache::clear) for a new batch",
+                    kv.dim(1)?
+                )));
+            }
+            if kv.dim(3)? >= need {
+                return Ok(kv.clone());
+            }
+        }
+        let old = self.kv.take();
+        let old_cap = old.as_ref().map(|o| o.dim(3)).transpose()?.unwrap_or(0);
+        let cap = need.max(self.reserve).max(2 * old_cap);
+        let kv = Tensor::zeros((2, b, n_head, cap, hd), like.dtype(), like.device())?;
+        if let (Some(old), true) = (old, self.past > 0) {
+            kv.slice_set(&old.narrow(3, 0, self.past)?.contiguous()?, 3, 0)?;
+        }
+        *self.kv = Some(kv.clone());
+        Ok(kv)
+    }
+}
 
 impl Attention {
     /// `x [b, t, h]`, `mask` additive `[b, 1, t, t_k]` (0 or a very negative number).
@@ -211,16 +263,17 @@ impl Attention {
     /// `[b, heads, t, t_k]`.
     ///
     /// Without a KV cache, attention dropout or returned probabilities, the one fused op
-    /// [`kernels::self_attention`] runs; otherwise the composed ops below, which expose each step.
+    /// [`kernels::self_attention`] runs; with a cache, [`kernels::cached_attention`] over the
+    /// cache's buffer; otherwise the composed ops below, which expose each step.
     pub fn forward(
         &self,
         x: &Tensor,
         mask: Option<&Tensor>,
-        cache: Option<&mut LayerCache>,
+        cache: Option<CacheSlot<'_>>,
         want_probs: bool,
         ctx: &Ctx,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        let h = x.dim(2)?;
+        let (_, t, h) = x.dims3()?;
         let qkv = match &self.qkv {
             Qkv::Fused(lin) => lin.forward(x)?,
             Qkv::Split { q, k, v } => {
@@ -228,20 +281,31 @@ impl Attention {
             }
         };
         let no_dropout = !ctx.training || self.attn_dropout <= 0.0;
-        if cache.is_none() && !want_probs && no_dropout {
-            let y = kernels::self_attention(&qkv, mask, self.n_head)?;
-            return Ok((self.out.forward(&y)?, None));
-        }
-        let split =
-            |i: usize| kernels::composed::split_heads(&qkv.narrow(2, i * h, h)?, self.n_head);
-        let (q, mut k, mut v) = (split(0)?, split(1)?, split(2)?);
-        if let Some(cache) = cache {
-            if let Some((pk, pv)) = cache.as_ref() {
-                k = Tensor::cat(&[pk, &k], 2)?;
-                v = Tensor::cat(&[pv, &v], 2)?;
+        let composed = kernels::composed::split_heads;
+        let (k, v) = match cache {
+            None if !want_probs && no_dropout => {
+                let y = kernels::self_attention(&qkv, mask, self.n_head)?;
+                return Ok((self.out.forward(&y)?, None));
             }
-            *cache = Some((k.clone(), v.clone()));
-        }
+            None => (
+                composed(&qkv.narrow(2, h, h)?, self.n_head)?,
+                composed(&qkv.narrow(2, 2 * h, h)?, self.n_head)?,
+            ),
+            Some(mut slot) => {
+                let kv = slot.buffer(&qkv, self.n_head, t)?;
+                kernels::kv_cache_write(&kv, &qkv, self.n_head, slot.past)?;
+                let len = slot.past + t;
+                if !want_probs && no_dropout {
+                    let y = kernels::cached_attention(&qkv, &kv, len, mask, self.n_head)?;
+                    return Ok((self.out.forward(&y)?, None));
+                }
+                (
+                    kernels::composed::cached(&kv, 0, len)?,
+                    kernels::composed::cached(&kv, 1, len)?,
+                )
+            }
+        };
+        let q = composed(&qkv.narrow(2, 0, h)?, self.n_head)?;
         let probs = kernels::composed::attention_probs(&q, &k, mask)?;
         let dropped = ctx.dropout(&probs, self.attn_dropout)?;
         let y = kernels::composed::merge_heads(&dropped.matmul(&v)?)?;
@@ -278,7 +342,7 @@ impl Block {
         &self,
         x: &Tensor,
         mask: Option<&Tensor>,
-        cache: Option<&mut LayerCache>,
+        cache: Option<CacheSlot<'_>>,
         want_probs: bool,
         ctx: &Ctx,
     ) -> Result<(Tensor, Option<Tensor>)> {
@@ -302,31 +366,82 @@ impl Block {
     }
 }
 
-/// Keys and values of every layer for the tokens processed so far, for fast decoding:
-/// feed the prompt once, then one token at a time.
-#[derive(Clone, Default)]
+/// Keys and values of every layer for the tokens processed so far, for fast decoding: feed the
+/// prompt once, then one token at a time. Each layer's buffer is allocated once for
+/// [`with_capacity`](Self::with_capacity) positions (or grown by doubling), and new tokens are
+/// written into place: no concatenation per step.
+#[derive(Default)]
 pub struct KvCache {
-    pub(crate) layers: Vec<LayerCache>,
+    pub(crate) layers: Vec<Option<Tensor>>,
+    len: usize,
+    reserve: usize,
+}
+
+impl Clone for KvCache {
+    /// A deep copy: the buffers are written in place, so clones must not share them.
+    fn clone(&self) -> Self {
+        KvCache {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| l.as_ref().and_then(|t| t.copy().ok()))
+                .collect(),
+            len: self.len,
+            reserve: self.reserve,
+        }
+    }
+}
+
+impl std::fmt::Debug for KvCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KvCache {{ len: {}, capacity: {} }}", self.len, self.capacity())
+    }
 }
 
 impl KvCache {
     pub fn new() -> Self {
         Self::default()
     }
+    /// A cache that allocates room for `positions` tokens at the first call (prompt plus
+    /// every new token of a generation), so it never grows.
+    pub fn with_capacity(positions: usize) -> Self {
+        Self {
+            reserve: positions,
+            ..Self::default()
+        }
+    }
     /// Number of tokens already cached.
     pub fn len(&self) -> usize {
-        self.layers
-            .first()
-            .and_then(|l| l.as_ref())
-            .and_then(|(k, _)| k.dim(2).ok())
-            .unwrap_or(0)
+        self.len
     }
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
-    /// Forgets everything (start a new sequence).
+    /// Positions the buffers hold before they must grow.
+    pub fn capacity(&self) -> usize {
+        self.layers
+            .iter()
+            .flatten()
+            .next()
+            .and_then(|t| t.dim(3).ok())
+            .unwrap_or(self.reserve)
+    }
+    /// Forgets everything (start a new sequence); the buffers are kept for reuse.
     pub fn clear(&mut self) {
-        self.layers.clear();
+        self.len = 0;
+        self.layers.iter_mut().for_each(|l| *l = None);
+    }
+    /// Beam search: row `i` of the cache becomes old row `rows[i]`. Nothing is copied when the
+    /// rows stay where they are.
+    pub fn reorder(&mut self, rows: &[u32]) -> Result<()> {
+        if rows.iter().enumerate().all(|(i, &r)| r as usize == i) {
+            return Ok(());
+        }
+        for t in self.layers.iter_mut().flatten() {
+            let idx = Tensor::from_slice(rows, rows.len(), t.device())?;
+            *t = t.index_select(&idx, 1)?;
+        }
+        Ok(())
     }
 }
 
@@ -445,6 +560,7 @@ fn build_mask(
 
 pub(crate) struct CoreInput<'a> {
     pub input_ids: &'a Tensor,
+    pub position_ids: Option<&'a Tensor>,
     pub attention_mask: Option<&'a Tensor>,
     pub token_type_ids: Option<&'a Tensor>,
     pub output_attentions: bool,
@@ -461,9 +577,13 @@ impl Transformer {
         let dev = self.embeddings.word.device();
         let (ids, (b, t)) = read_ids(input.input_ids, dev)?;
         let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
-        let mut x = self
-            .embeddings
-            .forward(&ids, input.token_type_ids, past, ctx)?;
+        let mut x = self.embeddings.forward(
+            &ids,
+            input.token_type_ids,
+            input.position_ids,
+            past,
+            ctx,
+        )?;
         let mask = build_mask(input.attention_mask, self.causal, (b, t), past, dev)?
             .map(|m| m.to_dtype(x.dtype()))
             .transpose()?;
@@ -478,7 +598,11 @@ impl Transformer {
             if let Some(h) = hidden.as_mut() {
                 h.push(x.clone());
             }
-            let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let layer_cache = cache.as_deref_mut().map(|c| CacheSlot {
+                past: c.len,
+                reserve: c.reserve,
+                kv: &mut c.layers[i],
+            });
             let want = attns.is_some();
             let (y, probs) = block.forward(&x, mask.as_ref(), layer_cache, want, ctx)?;
             x = y;
@@ -491,6 +615,9 @@ impl Transformer {
         }
         if let Some(h) = hidden.as_mut() {
             h.push(x.clone());
+        }
+        if let Some(c) = cache {
+            c.len = past + t;
         }
         Ok(CoreOutput {
             last_hidden_state: x,

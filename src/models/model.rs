@@ -24,6 +24,10 @@ pub struct ForwardArgs {
     pub attention_mask: Option<Tensor>,
     /// BERT's segment ids, `[batch, seq]`; zeros when absent.
     pub token_type_ids: Option<Tensor>,
+    /// Position of each token, `[batch, seq]`; when absent, `past..past + seq` (GPT-2, BERT) or
+    /// counted from the padding (RoBERTa). Generation with left padding sets them from the
+    /// attention mask, as transformers does.
+    pub position_ids: Option<Tensor>,
     /// Integer `[batch, seq]`; -100 marks positions left out of the loss. Causal models shift
     /// them inside (position t predicts label t+1), as transformers does.
     pub labels: Option<Tensor>,
@@ -37,6 +41,7 @@ impl ForwardArgs {
             input_ids: input_ids.clone(),
             attention_mask: None,
             token_type_ids: None,
+            position_ids: None,
             labels: None,
             output_attentions: false,
             output_hidden_states: false,
@@ -48,6 +53,10 @@ impl ForwardArgs {
     }
     pub fn token_type_ids(mut self, ids: &Tensor) -> Self {
         self.token_type_ids = Some(ids.clone());
+        self
+    }
+    pub fn position_ids(mut self, ids: &Tensor) -> Self {
+        self.position_ids = Some(ids.clone());
         self
     }
     pub fn labels(mut self, labels: &Tensor) -> Self {
@@ -100,6 +109,8 @@ pub(crate) struct Model {
     pub device: Device,
     pub training: bool,
     pub dropout: DropoutStream,
+    /// `generation_config.json` of the folder the model was loaded from, if it had one.
+    pub generation: Option<Value>,
 }
 
 /// Seed of `from_config`'s initialisation and of the dropout stream unless set otherwise.
@@ -146,6 +157,7 @@ impl Model {
             device: device.clone(),
             training: false,
             dropout: DropoutStream::new(DEFAULT_SEED),
+            generation: None,
         })
     }
 
@@ -186,7 +198,12 @@ impl Model {
         check_task(&config, task)?;
         let (tensors, path) = read_weights(dir)?;
         let p = Params::loaded(tensors, &path, device, dtype);
-        Self::build(config, extra, p, task, device)
+        let mut model = Self::build(config, extra, p, task, device)?;
+        let gen_path = dir.join("generation_config.json");
+        if gen_path.is_file() {
+            model.generation = Some(io::read_json(&gen_path)?);
+        }
+        Ok(model)
     }
 
     pub fn architecture(&self) -> &'static str {
@@ -210,8 +227,24 @@ impl Model {
             .collect();
         let metadata = [("format".to_string(), "pt".to_string())].into();
         io::write_safetensors(&dir.join("model.safetensors"), &tensors, metadata)?;
+        if let Some(g) = &self.generation {
+            io::write_json(&dir.join("generation_config.json"), g)?;
+        }
         let json = self.config.to_json(self.architecture(), &self.extra)?;
         io::write_atomic(&dir.join("config.json"), json.as_bytes())
+    }
+
+    /// The generation settings: `generation_config.json` when loaded with one, else the full
+    /// `config.json` (its generation keys: `bos_token_id`, `eos_token_id`, ...).
+    pub fn generation_config_json(&self) -> Value {
+        if let Some(g) = &self.generation {
+            return g.clone();
+        }
+        let mut v = Value::Object(self.extra.clone());
+        if let (Some(o), Value::Object(c)) = (v.as_object_mut(), self.config.to_value()) {
+            o.extend(c);
+        }
+        v
     }
 
     /// Every trainable parameter with its Hugging Face name, sorted by name.
@@ -237,6 +270,7 @@ impl Model {
             input_ids: &args.input_ids,
             attention_mask: args.attention_mask.as_ref(),
             token_type_ids: args.token_type_ids.as_ref(),
+            position_ids: args.position_ids.as_ref(),
             output_attentions: args.output_attentions,
             output_hidden_states: args.output_hidden_states,
         };

@@ -8,6 +8,7 @@ use candle_core::{Device, Var};
 use candle_nn::VarMap;
 use serde_json::Value;
 
+use super::core::KvCache;
 use super::heads::Task;
 use super::model::{ForwardArgs, ModelOutput};
 use crate::Result;
@@ -35,6 +36,19 @@ pub trait PreTrainedModel: Clone {
     /// The longest sequence the model's positions allow.
     fn max_positions(&self) -> Option<usize> {
         None
+    }
+    /// The forward pass of the new tokens `args.input_ids` after those already in `cache`
+    /// (whose keys and values it then holds too); `args.attention_mask` covers cached and new
+    /// tokens. Models without a cache say so, and generation recomputes the whole prefix instead.
+    fn forward_with_cache(&self, _args: &ForwardArgs, _cache: &mut KvCache) -> Result<ModelOutput> {
+        Err(crate::Error::InvalidArgument(
+            "this model has no KV cache; generate without one".into(),
+        ))
+    }
+    /// The generation settings the checkpoint came with: `generation_config.json` when the folder
+    /// had one, else `config.json`, as a JSON value (`GenerationConfig` parses it).
+    fn generation_config_json(&self) -> Value {
+        self.config_json()
     }
     /// Training mode (dropout on) or evaluation mode (off).
     fn set_training(&mut self, _training: bool) {}

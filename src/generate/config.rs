@@ -1,0 +1,246 @@
+//! [`GenerationConfig`]: how to decode, with Hugging Face's names, meanings and defaults.
+use std::path::Path;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::{Error, Result, io};
+
+/// When beam search stops (Hugging Face's `early_stopping`: `True`, `False` or `"never"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum EarlyStopping {
+    /// Stop as soon as `num_beams` hypotheses are finished.
+    True,
+    /// Stop when no running beam can still beat the finished ones, estimated with the current
+    /// length (transformers' heuristic).
+    #[default]
+    False,
+    /// Stop only when no running beam can beat the finished ones at any length.
+    Never,
+}
+
+impl From<bool> for EarlyStopping {
+    fn from(b: bool) -> Self {
+        if b { Self::True } else { Self::False }
+    }
+}
+
+impl<'de> Deserialize<'de> for EarlyStopping {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Bool(b) => Ok(b.into()),
+            Value::String(s) if s == "never" => Ok(Self::Never),
+            other => Err(serde::de::Error::custom(format!(
+                "early_stopping must be true, false or \"never\", got {other}"
+            ))),
+        }
+    }
+}
+
+/// One token id or several (`eos_token_id` may be either in Hugging Face's files).
+fn ids<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<u32>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(vec![]),
+        Value::Number(n) => n
+            .as_u64()
+            .map(|x| vec![x as u32])
+            .ok_or_else(|| serde::de::Error::custom(format!("not a token id: {n}"))),
+        Value::Array(a) => a
+            .iter()
+            .map(|v| {
+                v.as_u64()
+                    .map(|x| x as u32)
+                    .ok_or_else(|| serde::de::Error::custom(format!("not a token id: {v}")))
+            })
+            .collect(),
+        other => Err(serde::de::Error::custom(format!("not a token id: {other}"))),
+    }
+}
+
+/// How to decode, as Hugging Face's `GenerationConfig`. `Default` is greedy decoding of 20 new
+/// tokens (transformers' `max_length = 20` counts the prompt; here the count is of new tokens).
+///
+/// ```
+/// use massivetext::generate::GenerationConfig;
+/// let beam = GenerationConfig { max_new_tokens: 50, num_beams: 4, ..Default::default() };
+/// assert!(!beam.do_sample && beam.top_k == 50);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GenerationConfig {
+    /// New tokens to generate at most.
+    pub max_new_tokens: usize,
+    /// End-of-sequence tokens cannot be chosen before this many new tokens.
+    pub min_new_tokens: usize,
+    /// Sample from the (processed) distribution instead of taking the most likely token.
+    pub do_sample: bool,
+    /// Divides the logits before sampling (> 0).
+    pub temperature: f64,
+    /// Sample only among the `top_k` most likely tokens (0: all).
+    pub top_k: usize,
+    /// Sample only from the smallest set of tokens whose probability reaches `top_p` (in (0, 1]).
+    pub top_p: f64,
+    /// > 1 discourages tokens already in the sequence (CTRL's penalty).
+    pub repetition_penalty: f64,
+    /// No n-gram of this size appears twice (0: off).
+    pub no_repeat_ngram_size: usize,
+    /// Beam search with this many beams (1: no beam search).
+    pub num_beams: usize,
+    /// Beam scores are divided by `length ** length_penalty`.
+    pub length_penalty: f64,
+    pub early_stopping: EarlyStopping,
+    /// Sequences returned per input (≤ `num_beams` for beam search).
+    pub num_return_sequences: usize,
+    /// Tokens that end a sequence.
+    #[serde(deserialize_with = "ids")]
+    pub eos_token_id: Vec<u32>,
+    /// Fills finished rows; the first EOS token when unset, as transformers does.
+    pub pad_token_id: Option<u32>,
+    /// Starts the sequence when the prompt is empty.
+    pub bos_token_id: Option<u32>,
+    /// First decoder token of an encoder-decoder model.
+    pub decoder_start_token_id: Option<u32>,
+    /// Forced as the last token when `max_new_tokens` is reached.
+    pub forced_eos_token_id: Option<u32>,
+    /// Seed of the sampling stream: the same seed gives the same text.
+    pub seed: u64,
+    /// A prompt longer than the model's context is cut from the left to fit (else an error).
+    pub truncate_prompt: bool,
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        GenerationConfig {
+            max_new_tokens: 20,
+            min_new_tokens: 0,
+            do_sample: false,
+            temperature: 1.0,
+            top_k: 50,
+            top_p: 1.0,
+            repetition_penalty: 1.0,
+            no_repeat_ngram_size: 0,
+            num_beams: 1,
+            length_penalty: 1.0,
+            early_stopping: EarlyStopping::False,
+            num_return_sequences: 1,
+            eos_token_id: vec![],
+            pad_token_id: None,
+            bos_token_id: None,
+            decoder_start_token_id: None,
+            forced_eos_token_id: None,
+            seed: 42,
+            truncate_prompt: false,
+        }
+    }
+}
+
+/// Keys of `config.json` that older checkpoints use for generation settings.
+const CONFIG_KEYS: &[&str] = &[
+    "max_new_tokens",
+    "min_new_tokens",
+    "do_sample",
+    "temperature",
+    "top_k",
+    "top_p",
+    "repetition_penalty",
+    "no_repeat_ngram_size",
+    "num_beams",
+    "length_penalty",
+    "early_stopping",
+    "num_return_sequences",
+    "eos_token_id",
+    "pad_token_id",
+    "bos_token_id",
+    "decoder_start_token_id",
+    "forced_eos_token_id",
+];
+
+impl GenerationConfig {
+    /// The settings of a model folder: `generation_config.json`, else the generation keys of
+    /// `config.json`, else the defaults. `max_length` (which counts the prompt) is not mapped.
+    pub fn from_pretrained(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let gen_path = dir.join("generation_config.json");
+        if gen_path.is_file() {
+            let v: Value = io::read_json(&gen_path)?;
+            return Self::from_value(&v, &gen_path);
+        }
+        let cfg_path = dir.join("config.json");
+        if cfg_path.is_file() {
+            let v: Value = io::read_json(&cfg_path)?;
+            return Self::from_config_json(&v, &cfg_path);
+        }
+        Ok(Self::default())
+    }
+
+    /// The generation keys of a model's `config.json` value.
+    pub fn from_config_json(config: &Value, path: &Path) -> Result<Self> {
+        let mut picked = serde_json::Map::new();
+        if let Some(o) = config.as_object() {
+            for k in CONFIG_KEYS {
+                if let Some(v) = o.get(*k).filter(|v| !v.is_null()) {
+                    picked.insert(k.to_string(), v.clone());
+                }
+            }
+        }
+        Self::from_value(&Value::Object(picked), path)
+    }
+
+    /// Parses a `generation_config.json` value; unknown keys are ignored, wrong types named.
+    pub fn from_value(v: &Value, path: &Path) -> Result<Self> {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            // keys whose null means "unset" in transformers' files
+            o.retain(|k, val| !(val.is_null() && k != "eos_token_id"));
+        }
+        serde_json::from_value(v).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            message: format!("invalid generation setting: {e}"),
+        })
+    }
+
+    /// The token that fills finished rows: `pad_token_id`, else the first EOS token.
+    pub fn pad_id(&self) -> Option<u32> {
+        self.pad_token_id.or(self.eos_token_id.first().copied())
+    }
+
+    /// Checks the settings, with an error naming the setting and what is allowed.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        if self.num_beams == 0 {
+            return bad("num_beams must be at least 1 (1 is greedy or sampling)".into());
+        }
+        if self.num_return_sequences == 0 {
+            return bad("num_return_sequences must be at least 1".into());
+        }
+        if self.num_beams > 1 && self.num_return_sequences > self.num_beams {
+            return bad(format!(
+                "num_return_sequences ({}) must be <= num_beams ({}) for beam search",
+                self.num_return_sequences, self.num_beams
+            ));
+        }
+        if self.num_beams == 1 && !self.do_sample && self.num_return_sequences > 1 {
+            return bad(
+                "greedy decoding returns one sequence per input; set do_sample or num_beams to return several".into(),
+            );
+        }
+        if self.do_sample {
+            if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+                return bad(format!(
+                    "temperature must be > 0 when sampling, got {}; use do_sample: false for greedy decoding",
+                    self.temperature
+                ));
+            }
+            if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+                return bad(format!("top_p must be in (0, 1], got {}", self.top_p));
+            }
+        }
+        if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
+            return bad(format!(
+                "repetition_penalty must be > 0, got {}",
+                self.repetition_penalty
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,186 @@
+//! Text generation as transformers' `generate`: [`GenerationConfig`], greedy decoding,
+//! multinomial sampling with temperature / top-k / top-p, repetition penalty, no-repeat n-grams,
+//! beam search with length penalty and early stopping, several return sequences, EOS and padding
+//! — over any [`PreTrainedModel`] with a causal-LM head, through [`GenerationMixin`]. Text in,
+//! text out with [`GenerationMixin::generate_text`], streamed piece by piece with
+//! [`GenerationMixin::generate_text_stream`]; [`pipeline`]s on top.
+//!
+//! ```
+//! use massivetext::prelude::*;
+//! let config = Gpt2Config { n_layer: 1, n_embd: 16, n_head: 2, n_positions: 32, ..Gpt2Config::small(50) };
+//! let model = AutoModelForCausalLM::from_config(config, &Device::Cpu)?;
+//! let prompt = Tensor::new(&[[1u32, 2, 3]], &Device::Cpu)?;
+//! let greedy = GenerationConfig { max_new_tokens: 5, ..Default::default() };
+//! let out = model.generate(&prompt, &greedy)?;
+//! assert_eq!(out.dims(), &[1, 8]); // the prompt and 5 new tokens
+//! # Ok::<(), massivetext::Error>(())
+//! ```
+mod config;
+mod logits;
+mod pipeline;
+mod search;
+mod text;
+
+pub use config::{EarlyStopping, GenerationConfig};
+pub use pipeline::{
+    PIPELINE_TASKS,
+    FeatureExtractionPipeline, FillMaskPipeline, FillMaskPrediction, GeneratedText, Pipeline,
+    PipelineOutput, TextGenerationPipeline, pipeline,
+};
+
+use std::path::Path;
+
+use candle_core::{DType, Tensor};
+
+use crate::models::{ForwardArgs, PreTrainedModel, Task};
+use crate::tokenizer::Tokenizer;
+use crate::{Error, Result};
+use search::Prompts;
+
+/// `generate` for every model with a causal-LM head (transformers' `GenerationMixin`).
+pub trait GenerationMixin: PreTrainedModel {
+    /// The checkpoint's own generation settings (`generation_config.json`, else `config.json`,
+    /// else the defaults), as an owned value to start from:
+    /// `GenerationConfig { max_new_tokens: 50, ..model.generation_config() }`.
+    fn generation_config(&self) -> GenerationConfig {
+        let v = self.generation_config_json();
+        GenerationConfig::from_value(&v, Path::new("generation_config.json"))
+            .or_else(|_| GenerationConfig::from_config_json(&v, Path::new("config.json")))
+            .unwrap_or_default()
+    }
+
+    /// The full sequences (prompt + new tokens) as a u32 tensor `[batch * n, len]` for prompts
+    /// `input_ids [batch, t]`; finished rows are padded with `pad_token_id`.
+    fn generate(&self, input_ids: &Tensor, config: &GenerationConfig) -> Result<Tensor> {
+        self.generate_with(&ForwardArgs::new(input_ids), config)
+    }
+
+    /// As [`generate`](Self::generate), with an attention mask for left-padded prompts: the
+    /// positions follow the mask, so a padded prompt gives the tokens it gives alone.
+    fn generate_with(&self, args: &ForwardArgs, config: &GenerationConfig) -> Result<Tensor> {
+        run(self, args, config, true, |_| Ok(()))
+    }
+
+    /// As [`generate_with`](Self::generate_with), recomputing the whole prefix at every step
+    /// instead of using a KV cache (the reference the cache is tested against).
+    fn generate_without_cache(&self, args: &ForwardArgs, config: &GenerationConfig) -> Result<Tensor> {
+        run(self, args, config, false, |_| Ok(()))
+    }
+
+    /// Text in, text out: the prompt's continuation (new text only, special tokens skipped).
+    fn generate_text(&self, tokenizer: &Tokenizer, prompt: &str, config: &GenerationConfig) -> Result<String> {
+        text::generate_text(self, tokenizer, prompt, config, |_| {})
+    }
+
+    /// As [`generate_text`](Self::generate_text), handing each new piece of text to `on_text`
+    /// as soon as it decodes to whole characters (in a notebook, print it: stdout lines stream
+    /// while the cell runs).
+    fn generate_text_stream(
+        &self,
+        tokenizer: &Tokenizer,
+        prompt: &str,
+        config: &GenerationConfig,
+        on_text: impl FnMut(&str),
+    ) -> Result<String> {
+        text::generate_text(self, tokenizer, prompt, config, on_text)
+    }
+}
+
+impl<M: PreTrainedModel> GenerationMixin for M {}
+
+/// The prompts of `args` on the host: ids, and the attention mask (given, or inferred from
+/// `pad_token_id` as transformers does when the pad token is not an EOS token).
+fn prompts<M: PreTrainedModel>(model: &M, args: &ForwardArgs, c: &GenerationConfig) -> Result<Prompts> {
+    let ids = &args.input_ids;
+    let (b, t) = ids.dims2().map_err(|_| {
+        Error::InvalidArgument(format!("input_ids must be [batch, seq], got shape {:?}", ids.dims()))
+    })?;
+    if b == 0 {
+        return Err(Error::InvalidArgument("input_ids has no rows".into()));
+    }
+    let mut rows: Vec<Vec<u32>> = match ids.dtype() {
+        DType::I64 => ids
+            .to_vec2::<i64>()?
+            .into_iter()
+            .map(|r| r.into_iter().map(|x| x.max(0) as u32).collect())
+            .collect(),
+        _ => ids.to_dtype(DType::U32)?.to_vec2()?,
+    };
+    let mut mask: Vec<Vec<u32>> = match &args.attention_mask {
+        Some(m) => {
+            if m.dims() != [b, t] {
+                return Err(Error::InvalidArgument(format!(
+                    "attention_mask has shape {:?}, expected [{b}, {t}] like input_ids",
+                    m.dims()
+                )));
+            }
+            m.to_dtype(DType::F32)?
+                .to_vec2::<f32>()?
+                .into_iter()
+                .map(|r| r.into_iter().map(|x| (x != 0.0) as u32).collect())
+                .collect()
+        }
+        None => {
+            let infer = c
+                .pad_token_id
+                .filter(|p| !c.eos_token_id.contains(p) && rows.iter().flatten().any(|x| x == p));
+            rows.iter()
+                .map(|r| r.iter().map(|x| u32::from(Some(*x) != infer)).collect())
+                .collect()
+        }
+    };
+    if t == 0 {
+        let bos = c.bos_token_id.ok_or_else(|| {
+            Error::InvalidArgument(
+                "the prompt is empty and the generation config has no bos_token_id to start from; give at least one token or set bos_token_id".into(),
+            )
+        })?;
+        rows = vec![vec![bos]; b];
+        mask = vec![vec![1]; b];
+    }
+    let len = rows[0].len();
+    if let Some(max) = model.max_positions() {
+        if c.max_new_tokens >= max {
+            return Err(Error::InvalidArgument(format!(
+                "max_new_tokens ({}) does not fit the model's context of {max} positions",
+                c.max_new_tokens
+            )));
+        }
+        if len + c.max_new_tokens > max {
+            if !c.truncate_prompt {
+                return Err(Error::InvalidArgument(format!(
+                    "the prompt ({len} tokens) plus max_new_tokens ({}) exceeds the model's context of {max} positions; shorten the prompt, lower max_new_tokens, or set truncate_prompt to cut the prompt from the left",
+                    c.max_new_tokens
+                )));
+            }
+            let cut = len + c.max_new_tokens - max;
+            rows.iter_mut().for_each(|r| drop(r.drain(..cut)));
+            mask.iter_mut().for_each(|r| drop(r.drain(..cut)));
+        }
+    }
+    Ok(Prompts { ids: rows, mask })
+}
+
+fn run<M: PreTrainedModel>(
+    model: &M,
+    args: &ForwardArgs,
+    c: &GenerationConfig,
+    use_cache: bool,
+    on_step: impl FnMut(&[Vec<u32>]) -> Result<()>,
+) -> Result<Tensor> {
+    c.validate()?;
+    if model.task() != Task::CausalLm {
+        return Err(Error::InvalidArgument(format!(
+            "generate needs a causal language model (AutoModelForCausalLM); this is a {:?} model — a masked LM fills masks instead: use pipeline(\"fill-mask\", ..)",
+            model.task()
+        )));
+    }
+    let mut model = model.clone();
+    model.set_training(false);
+    let p = prompts(&model, args, c)?;
+    if c.num_beams > 1 {
+        search::beam_search(&model, &p, c, use_cache)
+    } else {
+        search::sample(&model, &p, c, use_cache, on_step)
+    }
+}

@@ -1,0 +1,384 @@
+//! The decoding loops of transformers' `generate`: greedy and multinomial sampling (`_sample`)
+//! and beam search (`_beam_search`), over any [`PreTrainedModel`] with a causal-LM head.
+//!
+//! Sequences live on the host (the logits processors read them); the model runs on its device
+//! through a [`KvCache`] allocated once for the whole generation, or, for models without a
+//! cache, on the whole prefix each step.
+use candle_core::{DType, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::config::{EarlyStopping, GenerationConfig};
+use super::logits::{RowState, argmax, log_softmax, process, softmax, warp};
+use crate::models::{ForwardArgs, KvCache, PreTrainedModel};
+use crate::{Error, Result};
+
+/// Prompts ready to decode: one row per sequence, left padding marked in `mask`.
+pub(crate) struct Prompts {
+    pub ids: Vec<Vec<u32>>,
+    pub mask: Vec<Vec<u32>>,
+}
+
+impl Prompts {
+    /// Each row repeated `n` times in place (transformers' `repeat_interleave`).
+    fn expand(&self, n: usize) -> Prompts {
+        let rep = |v: &Vec<Vec<u32>>| {
+            v.iter()
+                .flat_map(|r| std::iter::repeat_n(r.clone(), n))
+                .collect()
+        };
+        Prompts {
+            ids: rep(&self.ids),
+            mask: rep(&self.mask),
+        }
+    }
+}
+
+/// The model side of decoding: feeds new tokens and returns the last position's logits.
+struct Decoder<'a, M: PreTrainedModel> {
+    model: &'a M,
+    cache: Option<KvCache>,
+    /// Tokens already fed (the cache's length).
+    fed: usize,
+}
+
+impl<'a, M: PreTrainedModel> Decoder<'a, M> {
+    fn new(model: &'a M, use_cache: bool, capacity: usize) -> Self {
+        Decoder {
+            model,
+            cache: use_cache.then(|| KvCache::with_capacity(capacity)),
+            fed: 0,
+        }
+    }
+
+    /// Logits `[rows][vocab]` (f32) of the last position of every row, after feeding what the
+    /// rows hold beyond the tokens already fed.
+    fn next_logits(&mut self, seqs: &[Vec<u32>], mask: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        let rows = seqs.len();
+        let len = seqs[0].len();
+        let start = if self.cache.is_some() { self.fed } else { 0 };
+        let t = len - start;
+        let dev = self.model.device();
+        let flat = |v: &[Vec<u32>], from: usize| -> Vec<u32> {
+            v.iter().flat_map(|r| r[from..].iter().copied()).collect()
+        };
+        // positions follow the attention mask (transformers: cumsum(mask) - 1, padding at 0)
+        let positions: Vec<u32> = mask
+            .iter()
+            .flat_map(|m| {
+                let mut count = 0u32;
+                let all: Vec<u32> = m
+                    .iter()
+                    .map(|&x| {
+                        count += x;
+                        if x == 0 { 0 } else { count - 1 }
+                    })
+                    .collect();
+                all[start..].to_vec()
+            })
+            .collect();
+        let ids = Tensor::from_vec(flat(seqs, start), (rows, t), dev)?;
+        let mask_t = Tensor::from_vec(flat(mask, 0), (rows, len), dev)?;
+        let pos = Tensor::from_vec(positions, (rows, t), dev)?;
+        let args = ForwardArgs::new(&ids)
+            .attention_mask(&mask_t)
+            .position_ids(&pos);
+        let out = match self.cache.as_mut() {
+            Some(cache) => self.model.forward_with_cache(&args, cache)?,
+            None => self.model.forward_with(&args)?,
+        };
+        self.fed = len;
+        let last = out.logits.narrow(1, t - 1, 1)?.squeeze(1)?;
+        Ok(last.to_dtype(DType::F32)?.to_vec2()?)
+    }
+
+    /// Beam search: row `i` continues from old row `rows[i]`.
+    fn reorder(&mut self, rows: &[u32]) -> Result<()> {
+        if let Some(c) = self.cache.as_mut() {
+            c.reorder(rows)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether the model can decode with a KV cache (tried once on a one-token input).
+fn supports_cache<M: PreTrainedModel>(model: &M) -> bool {
+    let Ok(ids) = Tensor::zeros((1, 1), DType::U32, model.device()) else {
+        return false;
+    };
+    model
+        .forward_with_cache(&ForwardArgs::new(&ids), &mut KvCache::new())
+        .is_ok()
+}
+
+/// The finished sequences as one u32 tensor, rows padded on the right with `pad`.
+fn to_tensor<M: PreTrainedModel>(model: &M, rows: Vec<Vec<u32>>, pad: u32) -> Result<Tensor> {
+    let len = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let n = rows.len();
+    let flat: Vec<u32> = rows
+        .into_iter()
+        .flat_map(|mut r| {
+            r.resize(len, pad);
+            r
+        })
+        .collect();
+    Ok(Tensor::from_vec(flat, (n, len), model.device())?)
+}
+
+/// Greedy decoding or multinomial sampling (transformers' `_sample`).
+pub(crate) fn sample<M: PreTrainedModel>(
+    model: &M,
+    prompts: &Prompts,
+    c: &GenerationConfig,
+    use_cache: bool,
+    mut on_step: impl FnMut(&[Vec<u32>]) -> Result<()>,
+) -> Result<Tensor> {
+    let p = prompts.expand(if c.do_sample { c.num_return_sequences } else { 1 });
+    let (mut seqs, mut mask) = (p.ids, p.mask);
+    let prompt_len = seqs[0].len();
+    let pad = c.pad_id();
+    let has_eos = !c.eos_token_id.is_empty();
+    let mut unfinished = vec![true; seqs.len()];
+    let mut rng = ChaCha8Rng::seed_from_u64(c.seed);
+    let mut dec = Decoder::new(model, use_cache && supports_cache(model), prompt_len + c.max_new_tokens);
+    for step in 0..c.max_new_tokens {
+        let logits = dec.next_logits(&seqs, &mask)?;
+        for (i, mut scores) in logits.into_iter().enumerate() {
+            let row = RowState {
+                tokens: &seqs[i],
+                new_tokens: step,
+            };
+            process(&mut scores, &row, c);
+            let next = if c.do_sample {
+                warp(&mut scores, c);
+                multinomial(&softmax(&scores), &mut rng)
+            } else {
+                argmax(&scores)
+            };
+            let next = match (unfinished[i], has_eos, pad) {
+                (false, true, Some(pad)) => pad,
+                _ => next,
+            };
+            if c.eos_token_id.contains(&next) {
+                unfinished[i] = false;
+            }
+            seqs[i].push(next);
+            mask[i].push(1);
+        }
+        on_step(&seqs)?;
+        if !unfinished.iter().any(|&u| u) {
+            break;
+        }
+    }
+    to_tensor(model, seqs, pad.unwrap_or(0))
+}
+
+/// One draw from `probs` (a row summing to 1).
+fn multinomial(probs: &[f32], rng: &mut ChaCha8Rng) -> u32 {
+    let u: f32 = rng.random::<f32>() * probs.iter().sum::<f32>();
+    let mut cum = 0f32;
+    let mut last_nonzero = 0;
+    for (i, &p) in probs.iter().enumerate() {
+        if p > 0.0 {
+            last_nonzero = i;
+            cum += p;
+            if u < cum {
+                return i as u32;
+            }
+        }
+    }
+    last_nonzero as u32
+}
+
+/// A beam: its tokens (prompt included) and accumulated log-probability.
+#[derive(Clone)]
+struct Beam {
+    tokens: Vec<u32>,
+    score: f32,
+}
+
+/// A finished hypothesis slot: length-penalised score, and whether a sequence finished there.
+#[derive(Clone)]
+struct Hyp {
+    tokens: Vec<u32>,
+    score: f32,
+    finished: bool,
+}
+
+/// Indices of the `k` largest values, largest first; equal values keep their order.
+fn top_k(values: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..values.len()).collect();
+    idx.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
+    idx.truncate(k);
+    idx
+}
+
+/// Beam search as transformers' `_beam_search` (its vectorised form since v4.50): the top
+/// `max(2, 1 + n_eos) * num_beams` continuations of all beams, the best `num_beams` unfinished ones
+/// continue, finished ones compete for `num_beams` slots by `log p / new_len ** length_penalty`,
+/// and the early-stopping heuristic decides when no running beam can still win.
+pub(crate) fn beam_search<M: PreTrainedModel>(
+    model: &M,
+    prompts: &Prompts,
+    c: &GenerationConfig,
+    use_cache: bool,
+) -> Result<Tensor> {
+    if c.do_sample {
+        return Err(Error::InvalidArgument(
+            "beam sampling (num_beams > 1 with do_sample) is not supported; use one or the other"
+                .into(),
+        ));
+    }
+    let nb = c.num_beams;
+    let batch = prompts.ids.len();
+    let p = prompts.expand(nb);
+    let mut mask = p.mask;
+    let prompt_len = p.ids[0].len();
+    let max_length = prompt_len + c.max_new_tokens;
+    let keep = 2usize.max(1 + c.eos_token_id.len()) * nb;
+    let lp = c.length_penalty;
+    const NEG: f32 = -1.0e9;
+    let mut running: Vec<Vec<Beam>> = (0..batch)
+        .map(|i| {
+            (0..nb)
+                .map(|j| Beam {
+                    tokens: p.ids[i * nb + j].clone(),
+                    score: if j == 0 { 0.0 } else { NEG },
+                })
+                .collect()
+        })
+        .collect();
+    let mut finished: Vec<Vec<Hyp>> = (0..batch)
+        .map(|i| {
+            vec![
+                Hyp {
+                    tokens: p.ids[i * nb].clone(),
+                    score: NEG,
+                    finished: false,
+                };
+                nb
+            ]
+        })
+        .collect();
+    let mut unsatisfied = vec![true; batch];
+    let mut dec = Decoder::new(model, use_cache && supports_cache(model), max_length);
+    let mut cur_len = prompt_len;
+    while cur_len < max_length {
+        let seqs: Vec<Vec<u32>> = running
+            .iter()
+            .flat_map(|bs| bs.iter().map(|b| b.tokens.clone()))
+            .collect();
+        let logits = dec.next_logits(&seqs, &mask)?;
+        let vocab = logits[0].len();
+        let mut all_hit = true;
+        let mut reorder = Vec::with_capacity(batch * nb);
+        for i in 0..batch {
+            // accumulated log-probabilities of every continuation of every beam
+            let mut acc = Vec::with_capacity(nb * vocab);
+            for (j, beam) in running[i].iter().enumerate() {
+                let mut lp_row = log_softmax(&logits[i * nb + j]);
+                let row = RowState {
+                    tokens: &beam.tokens,
+                    new_tokens: cur_len - prompt_len,
+                };
+                process(&mut lp_row, &row, c);
+                acc.extend(lp_row.into_iter().map(|x| x + beam.score));
+            }
+            let top = top_k(&acc, keep);
+            let cands: Vec<(usize, u32, f32, bool)> = top
+                .iter()
+                .map(|&f| {
+                    let (beam, tok) = (f / vocab, (f % vocab) as u32);
+                    let hit = c.eos_token_id.contains(&tok) || cur_len + 1 >= max_length;
+                    (beam, tok, acc[f], hit)
+                })
+                .collect();
+            all_hit &= cands.iter().all(|c| c.3);
+            // the best num_beams unfinished continuations run on
+            let run_scores: Vec<f32> = cands
+                .iter()
+                .map(|&(_, _, s, hit)| if hit { s + NEG } else { s })
+                .collect();
+            let next: Vec<Beam> = top_k(&run_scores, nb)
+                .into_iter()
+                .map(|k| {
+                    let (beam, tok, _, _) = cands[k];
+                    reorder.push((i * nb + beam) as u32);
+                    let mut tokens = running[i][beam].tokens.clone();
+                    tokens.push(tok);
+                    Beam {
+                        tokens,
+                        score: run_scores[k],
+                    }
+                })
+                .collect();
+            // finished candidates among the first num_beams compete for the finished slots
+            let all_done = finished[i].iter().all(|h| h.finished);
+            let denom = ((cur_len + 1 - prompt_len) as f64).powf(lp) as f32;
+            let mut merged = finished[i].clone();
+            for (k, &(beam, tok, s, hit)) in cands.iter().enumerate() {
+                let did = hit && k < nb;
+                let mut score = s / denom;
+                if all_done && c.early_stopping == EarlyStopping::True {
+                    score += NEG;
+                }
+                if !unsatisfied[i] {
+                    score += NEG;
+                }
+                if !did {
+                    score += NEG;
+                }
+                let mut tokens = running[i][beam].tokens.clone();
+                tokens.push(tok);
+                merged.push(Hyp {
+                    tokens,
+                    score,
+                    finished: did,
+                });
+            }
+            let scores: Vec<f32> = merged.iter().map(|h| h.score).collect();
+            finished[i] = top_k(&scores, nb)
+                .into_iter()
+                .map(|k| merged[k].clone())
+                .collect();
+            running[i] = next;
+        }
+        cur_len += 1;
+        for m in mask.iter_mut() {
+            m.push(1);
+        }
+        dec.reorder(&reorder)?;
+        // could a running beam still beat the worst finished one?
+        let best_len = if c.early_stopping == EarlyStopping::Never && lp > 0.0 {
+            max_length - prompt_len
+        } else {
+            cur_len - prompt_len
+        };
+        for i in 0..batch {
+            let best = running[i][0].score / (best_len as f64).powf(lp) as f32;
+            let worst = finished[i]
+                .iter()
+                .map(|h| h.score)
+                .fold(f32::INFINITY, f32::min);
+            let improvable = finished[i]
+                .iter()
+                .any(|h| best > if h.finished { worst } else { NEG });
+            unsatisfied[i] &= improvable;
+        }
+        let all_finished = finished.iter().flatten().all(|h| h.finished);
+        let open = !(all_finished && c.early_stopping == EarlyStopping::True);
+        if !(unsatisfied.iter().any(|&u| u) && open && !all_hit) {
+            break;
+        }
+    }
+    let pad = c.pad_id().unwrap_or(0);
+    let rows: Vec<Vec<u32>> = finished
+        .into_iter()
+        .flat_map(|hyps| {
+            hyps.into_iter()
+                .take(c.num_return_sequences)
+                .map(|h| h.tokens)
+        })
+        .collect();
+    to_tensor(model, rows, pad)
+}

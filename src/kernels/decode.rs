@@ -1,0 +1,162 @@
+//! Attention over a KV cache, for decoding one (or a few) tokens at a time.
+//!
+//! The cache of a layer is one tensor `[2, b, heads, capacity, hd]` (keys, then values),
+//! allocated once for the whole generation. [`cache_write`] copies the new tokens' keys and
+//! values straight from the packed projections `qkv [b, t, 3h]` into their slots, in place, and
+//! [`cached_attention`] attends the new queries over the filled part: two calls per layer and
+//! step, no concatenation, no head-split copies. Inference only (no backward).
+use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor, bail};
+
+use super::cpu::{OutPtr, par_for};
+use super::vmath;
+
+/// Sizes: batch, new tokens, heads, head width, cache capacity.
+#[derive(Clone, Copy)]
+struct Dims {
+    b: usize,
+    t: usize,
+    n_head: usize,
+    hd: usize,
+    cap: usize,
+}
+
+impl Dims {
+    fn of(qkv: &Layout, kv: &Layout, n_head: usize) -> Result<Self> {
+        let (b, t, h3) = qkv.shape().dims3()?;
+        let dims = kv.dims();
+        if dims.len() != 5 || dims[0] != 2 || dims[1] != b || dims[2] != n_head {
+            bail!("kv cache: shape {dims:?} does not fit qkv [{b}, {t}, {h3}] with {n_head} heads");
+        }
+        let hd = dims[4];
+        if h3 != 3 * n_head * hd {
+            bail!("kv cache: qkv width {h3} is not 3 x {n_head} heads x {hd}");
+        }
+        Ok(Dims {
+            b,
+            t,
+            n_head,
+            hd,
+            cap: dims[3],
+        })
+    }
+    fn h(self) -> usize {
+        self.n_head * self.hd
+    }
+    /// Offset of position `pos` of head `hh` of sequence `bi` in the keys (`which` 0) or values (1).
+    fn slot(self, which: usize, bi: usize, hh: usize, pos: usize) -> usize {
+        (((which * self.b + bi) * self.n_head + hh) * self.cap + pos) * self.hd
+    }
+}
+
+fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => bail!("kv cache: {what} must be contiguous f32"),
+    }
+}
+
+struct Write {
+    n_head: usize,
+    past: usize,
+}
+
+impl InplaceOp2 for Write {
+    fn name(&self) -> &'static str {
+        "massivetext-kv-cache-write"
+    }
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
+        let d = Dims::of(l2, l1, self.n_head)?;
+        if self.past + d.t > d.cap {
+            bail!("kv cache: {} + {} tokens exceed its capacity {}", self.past, d.t, d.cap);
+        }
+        let qkv = contiguous(s2, l2, "qkv")?;
+        let kv = match (s1, l1.contiguous_offsets()) {
+            (CpuStorage::F32(v), Some((a, b))) => &mut v[a..b],
+            _ => bail!("kv cache: the cache must be contiguous f32"),
+        };
+        let h = d.h();
+        for bi in 0..d.b {
+            for ti in 0..d.t {
+                let row = &qkv[(bi * d.t + ti) * 3 * h..][..3 * h];
+                for which in 0..2 {
+                    for hh in 0..d.n_head {
+                        let src = &row[(which + 1) * h + hh * d.hd..][..d.hd];
+                        let at = d.slot(which, bi, hh, self.past + ti);
+                        kv[at..at + d.hd].copy_from_slice(src);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copies the keys and values of `qkv [b, t, 3h]` into positions `past..past + t` of the cache
+/// `kv [2, b, heads, capacity, hd]`, in place (CPU f32).
+pub(crate) fn cache_write(kv: &Tensor, qkv: &Tensor, n_head: usize, past: usize) -> Result<()> {
+    kv.inplace_op2(&qkv.contiguous()?, &Write { n_head, past })
+}
+
+/// `softmax(q kᵀ / sqrt(hd) + mask) v` for the queries of `qkv [b, t, 3h]` over the first `len`
+/// positions of the cache, with an optional additive mask `[b, 1, t, len]`; returns `[b, t, h]`
+/// (CPU f32).
+pub(crate) fn cached_attention(
+    qkv: &Tensor,
+    kv: &Tensor,
+    len: usize,
+    mask: Option<&Tensor>,
+    n_head: usize,
+) -> Result<Tensor> {
+    let qkv = qkv.contiguous()?;
+    let (qs, ql) = qkv.storage_and_layout();
+    let (ks, kl) = kv.storage_and_layout();
+    let d = Dims::of(ql, kl, n_head)?;
+    if len > d.cap || len < d.t {
+        bail!("kv cache: attending over {len} positions with {} new tokens and capacity {}", d.t, d.cap);
+    }
+    let mask = match mask {
+        Some(m) => {
+            if m.dims() != [d.b, 1, d.t, len] {
+                bail!("kv cache: mask {:?}, expected [{}, 1, {}, {len}]", m.dims(), d.b, d.t);
+            }
+            Some(m.flatten_all()?.to_vec1::<f32>()?)
+        }
+        None => None,
+    };
+    let (q_all, kv_all) = match (&*qs, &*ks) {
+        (candle_core::Storage::Cpu(q), candle_core::Storage::Cpu(k)) => {
+            (contiguous(q, ql, "qkv")?, contiguous(k, kl, "the cache")?)
+        }
+        _ => bail!("kv cache: the fused decode path runs on the CPU"),
+    };
+    let (t, h, hd) = (d.t, d.h(), d.hd);
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut y = vec![0f32; d.b * t * h];
+    let y_ptr = OutPtr(y.as_mut_ptr());
+    let tasks = d.b * d.n_head;
+    par_for(tasks, tasks * t * len * hd * 2, |range| {
+        let mut scores = vec![0f32; len];
+        for task in range {
+            let (bi, hh) = (task / d.n_head, task % d.n_head);
+            let keys = &kv_all[d.slot(0, bi, hh, 0)..][..len * hd];
+            let values = &kv_all[d.slot(1, bi, hh, 0)..][..len * hd];
+            for ti in 0..t {
+                let q = &q_all[(bi * t + ti) * 3 * h + hh * hd..][..hd];
+                for (s, k) in scores.iter_mut().zip(keys.chunks_exact(hd)) {
+                    *s = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+                }
+                if let Some(m) = &mask {
+                    let m = &m[(bi * t + ti) * len..][..len];
+                    scores.iter_mut().zip(m).for_each(|(s, m)| *s += m);
+                }
+                vmath::softmax_in_place(&mut scores);
+                // SAFETY: row (bi, ti), columns of head hh, are written only by this task.
+                let out = unsafe { y_ptr.slice((bi * t + ti) * h + hh * hd, hd) };
+                for (p, v) in scores.iter().zip(values.chunks_exact(hd)) {
+                    out.iter_mut().zip(v).for_each(|(o, v)| *o += p * v);
+                }
+            }
+        }
+    });
+    Tensor::from_vec(y, (d.b, t, h), qkv.device())
+}
