@@ -34,3 +34,8 @@ pub use crate::metrics::{
     EvalResult, Evaluator, MeanPerplexityOptions, Perplexity, SlidingWindow, mean_perplexity,
     mean_perplexity_of_texts, perplexity, perplexity_of_blocks, perplexity_of_text,
 };
+// viz
+pub use crate::viz::{
+    AttentionGrid, AttentionHeatmap, AttentionMap, ConfusionMatrix, EmbeddingPlot, HeadOverview,
+    Normalize, Pca, TokenScores, TrainingCurves,
+};
