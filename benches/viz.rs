@@ -63,7 +63,7 @@ fn main() -> massivetext::Result<()> {
         .map(|&(x, _)| (x, 1e-3 * (1.0 - x / 100_000.0)))
         .collect();
     let curves = TrainingCurves::new()
-        .add(massivetext::viz::Run {
+        .with_run(massivetext::viz::Run {
             name: "run".into(),
             loss: pts.clone(),
             learning_rate: lr,

@@ -32,6 +32,61 @@ fn main() -> massivetext::Result<()> {
         path: out.clone(),
         source,
     })?;
+    // The trained model, tokenizer and log are kept in a cache folder, so redrawing the pictures
+    // does not retrain (delete the folder to train again).
+    let cache = std::env::temp_dir().join(format!("massivetext-viz-gallery-{steps}"));
+    let state_path = cache.join("trainer_state.json");
+    if !state_path.exists() {
+        train(steps, &cache)?;
+    }
+    let tok = Tokenizer::from_pretrained(&cache)?;
+    let model = AutoModelForCausalLM::from_dir(&cache, &Device::Cpu)?;
+    let state = massivetext::train::TrainerState::load_from_json(&state_path)?;
+    let curves = TrainingCurves::from_log_history(&state.log_history)
+        .title(format!("Tiny GPT-2 on tinyshakespeare · {steps} steps"))
+        .width(900)
+        .height(640);
+    curves.save_png(out.join("loss_curves.png"))?;
+    curves.save(out.join("loss_curves.svg"))?;
+
+    let sentence = "ROMEO: But, soft! what light through yonder window breaks?\nJULIET: Ay me!";
+    let map = AttentionMap::from_model(&model, &tok, sentence)?;
+    // The sharpest head (lowest mean entropy): the clearest pattern to check by eye.
+    let stats = map.head_stats();
+    let best = stats
+        .iter()
+        .min_by(|a, b| a.entropy.total_cmp(&b.entropy))
+        .cloned()
+        .ok_or_else(|| Error::InvalidArgument("no heads".into()))?;
+    println!(
+        "{} tokens; most previous-token head: layer {} head {} ({:.2})",
+        map.num_keys(),
+        best.layer,
+        best.head,
+        best.prev_token
+    );
+    let head = map.head(best.layer, best.head)?.width(820).height(760);
+    head.save_png(out.join("attention_head.png"))?;
+    let grid = map.layer_grid(best.layer)?.width(1000).height(1000);
+    grid.save_png(out.join("attention_grid.png"))?;
+    map.overview()
+        .save_png(out.join("attention_overview.png"))?;
+    let scores = TokenScores::from_model(&model, &tok, sentence)?
+        .title("p(token | tokens before it)")
+        .width(720)
+        .height(140);
+    scores.save_png(out.join("token_scores.png"))?;
+    println!("{}", head.describe());
+    println!("{}", curves.describe());
+    println!(
+        "wrote {}/{{loss_curves,attention_head,attention_grid,attention_overview,token_scores}}.png",
+        out.display()
+    );
+    Ok(())
+}
+
+/// Trains the tokenizer and the model and saves both, with the trainer state, into `cache`.
+fn train(steps: i64, cache: &std::path::Path) -> massivetext::Result<()> {
     let path = data("tinyshakespeare/input.txt");
     let ds = load_dataset("text", &path)?;
     let tok = Tokenizer::train_bpe(&ds["train"], "text", 1000)?;
@@ -81,45 +136,10 @@ fn main() -> massivetext::Result<()> {
         t0.elapsed().as_secs_f64()
     );
 
-    let curves = TrainingCurves::from_log_history(trainer.log_history())
-        .title(format!("Tiny GPT-2 on tinyshakespeare · {steps} steps"))
-        .width(900)
-        .height(640);
-    curves.save_png(out.join("loss_curves.png"))?;
-    curves.save(out.join("loss_curves.svg"))?;
-
-    let sentence = "ROMEO: But, soft! what light through yonder window breaks?\nJULIET: Ay me!";
-    let map = AttentionMap::from_model(trainer.model(), &tok, sentence)?;
-    // The head that looks most at the previous token: a pattern a reader can check by eye.
-    let stats = map.head_stats();
-    let best = stats
-        .iter()
-        .max_by(|a, b| a.prev_token.total_cmp(&b.prev_token))
-        .cloned()
-        .ok_or_else(|| Error::InvalidArgument("no heads".into()))?;
-    println!(
-        "{} tokens; most previous-token head: layer {} head {} ({:.2})",
-        map.num_keys(),
-        best.layer,
-        best.head,
-        best.prev_token
-    );
-    let head = map.head(best.layer, best.head)?.width(820).height(760);
-    head.save_png(out.join("attention_head.png"))?;
-    let grid = map.layer_grid(best.layer)?.width(1000).height(1000);
-    grid.save_png(out.join("attention_grid.png"))?;
-    map.overview()
-        .save_png(out.join("attention_overview.png"))?;
-    let scores = TokenScores::from_model(trainer.model(), &tok, sentence)?
-        .title("p(token | tokens before it)")
-        .width(720)
-        .height(140);
-    scores.save_png(out.join("token_scores.png"))?;
-    println!("{}", head.describe());
-    println!("{}", curves.describe());
-    println!(
-        "wrote {}/{{loss_curves,attention_head,attention_grid,attention_overview,token_scores}}.png",
-        out.display()
-    );
+    trainer.save_model_to(cache)?;
+    tok.save(cache)?;
+    trainer
+        .state()
+        .save_to_json(&cache.join("trainer_state.json"))?;
     Ok(())
 }

@@ -397,6 +397,9 @@ impl AttentionGrid {
     }
 }
 
+/// Picks one number out of a head's statistics.
+type Stat = fn(&HeadStats) -> f64;
+
 /// Layers × heads at a glance: each head's entropy, previous-token and first-token attention.
 #[derive(Clone, Debug)]
 pub struct HeadOverview {
@@ -436,7 +439,7 @@ impl HeadOverview {
         );
         let row_labels: Vec<String> = (0..self.layers).map(|l| format!("L{l}")).collect();
         let col_labels: Vec<String> = (0..self.heads).map(|h| format!("H{h}")).collect();
-        let panels: [(&str, f64, fn(&HeadStats) -> f64); 3] = [
+        let panels: [(&str, f64, Stat); 3] = [
             ("entropy (nats)", self.max_entropy, |s| s.entropy),
             ("→ previous token", 1.0, |s| s.prev_token),
             ("→ first token", 1.0, |s| s.first_token),

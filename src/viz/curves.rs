@@ -99,7 +99,7 @@ impl TrainingCurves {
 
     /// One run's training loss from `(step, loss)` points.
     pub fn from_series(loss: &[(f64, f64)]) -> Self {
-        Self::new().add(Run {
+        Self::new().with_run(Run {
             name: "run".into(),
             loss: loss.to_vec(),
             ..Default::default()
@@ -108,7 +108,7 @@ impl TrainingCurves {
 
     /// Adds a run from log entries.
     pub fn add_run(self, name: impl Into<String>, history: &[LogEntry]) -> Self {
-        self.add(Run::from_log_history(name, history))
+        self.with_run(Run::from_log_history(name, history))
     }
 
     /// Adds a run from a `trainer_state.json` (its `log_history`), named after its folder
@@ -125,7 +125,7 @@ impl TrainingCurves {
     }
 
     /// Adds a run given as series.
-    pub fn add(mut self, run: Run) -> Self {
+    pub fn with_run(mut self, run: Run) -> Self {
         self.runs.push(run);
         self
     }
@@ -280,7 +280,7 @@ impl TrainingCurves {
             self.log_scale,
             extra == 0,
         )?;
-        let mut rest_panels: Vec<(&str, fn(&Run) -> &Vec<(f64, f64)>, bool)> = Vec::new();
+        let mut rest_panels: Vec<(&str, Pick, bool)> = Vec::new();
         if has_lr {
             rest_panels.push(("learning rate", |r| &r.learning_rate, false));
         }
@@ -349,6 +349,9 @@ impl TrainingCurves {
         )
     }
 }
+
+/// Picks one series out of a run.
+type Pick = fn(&Run) -> &Vec<(f64, f64)>;
 
 struct Line {
     points: Vec<(f64, f64)>,

@@ -110,7 +110,7 @@ impl Panel<'_> {
                                     x + cw / 2.0,
                                     y + ch / 2.0,
                                     &s,
-                                    size.min(16.0).round(),
+                                    size.min(12.0).round(),
                                     Anchor::Middle,
                                     ink_on(fill),
                                     0.0,

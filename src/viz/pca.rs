@@ -213,6 +213,7 @@ fn orthonormalise(q: &mut [Vec<f64>]) {
 
 /// Eigenvalues (descending) and eigenvectors (columns of the returned matrix) of a small
 /// symmetric matrix, by cyclic Jacobi rotations.
+#[allow(clippy::needless_range_loop)]
 fn jacobi_eigen(mut a: Vec<Vec<f64>>) -> (Vec<f64>, Vec<Vec<f64>>) {
     let n = a.len();
     let mut v: Vec<Vec<f64>> = (0..n)
