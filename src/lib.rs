@@ -28,5 +28,6 @@ pub mod models;
 pub mod prelude;
 pub mod tokenizer;
 pub mod train;
+pub mod viz;
 
 pub use error::{Error, Result};

@@ -36,3 +36,8 @@ pub use crate::metrics::{
 };
 // generation
 pub use crate::generate::{EarlyStopping, GenerationConfig, GenerationMixin, pipeline};
+// viz
+pub use crate::viz::{
+    AttentionGrid, AttentionHeatmap, AttentionMap, ConfusionMatrix, EmbeddingPlot, HeadOverview,
+    Normalize, Pca, TokenScores, TrainingCurves,
+};

@@ -171,21 +171,6 @@ pub(crate) fn check_streams<H: AsRef<str>, R: AsRef<str>, V: AsRef<[R]>>(
     Ok(())
 }
 
-/// Escapes text for an HTML table cell.
-pub(crate) fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 pub(crate) use crate::display::html_table;
 
 /// Wraps HTML in the markers evcxr reads from stdout.

@@ -1,0 +1,188 @@
+//! What every chart shares: size and title options, inline display in evcxr (SVG plus a
+//! text/plain description), and saving as SVG or PNG. PNG goes through resvg with DejaVu Sans
+//! embedded in the crate, so a PNG looks the same on every machine and needs no system fonts.
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use resvg::{tiny_skia, usvg};
+
+use crate::{Error, Result};
+
+/// DejaVu Sans (Bitstream Vera licence, `assets/fonts/DejaVuSans-LICENSE.txt`): covers the marks
+/// used for byte-level tokens (`␣`, `↵`, `…`) as well as Latin, Greek and Cyrillic text.
+static FONT_DATA: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+/// Size and title of a chart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChartOptions {
+    pub width: u32,
+    pub height: u32,
+    pub title: Option<String>,
+}
+
+impl ChartOptions {
+    pub(crate) fn new(width: u32, height: u32) -> Self {
+        ChartOptions {
+            width,
+            height,
+            title: None,
+        }
+    }
+
+    /// Refuses sizes a renderer cannot draw (zero, or large enough to exhaust memory as a PNG).
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.width < 16 || self.height < 16 || self.width > 16_384 || self.height > 16_384 {
+            return Err(Error::InvalidArgument(format!(
+                "a chart of {}×{} px cannot be drawn; give width and height between 16 and 16384",
+                self.width, self.height
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn fontdb() -> Arc<usvg::fontdb::Database> {
+    static DB: OnceLock<Arc<usvg::fontdb::Database>> = OnceLock::new();
+    DB.get_or_init(|| {
+        let mut db = usvg::fontdb::Database::new();
+        db.load_font_data(FONT_DATA.to_vec());
+        db.set_sans_serif_family("DejaVu Sans");
+        Arc::new(db)
+    })
+    .clone()
+}
+
+/// Rasterises an SVG to PNG bytes at its own size (1 SVG unit = 1 pixel).
+pub fn svg_to_png(svg: &str) -> Result<Vec<u8>> {
+    let opt = usvg::Options {
+        font_family: "DejaVu Sans".into(),
+        fontdb: fontdb(),
+        ..Default::default()
+    };
+    let tree = usvg::Tree::from_str(svg, &opt)
+        .map_err(|e| Error::InvalidArgument(format!("cannot parse the chart's SVG: {e}")))?;
+    let size = tree.size().to_int_size();
+    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height()).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "cannot allocate a {}×{} image",
+            size.width(),
+            size.height()
+        ))
+    })?;
+    pixmap.fill(tiny_skia::Color::WHITE);
+    resvg::render(
+        &tree,
+        tiny_skia::Transform::identity(),
+        &mut pixmap.as_mut(),
+    );
+    pixmap
+        .encode_png()
+        .map_err(|e| Error::InvalidArgument(format!("cannot encode the chart as PNG: {e}")))
+}
+
+/// Writes `bytes` to a temporary name beside `path`, then renames it: a reader never sees half a
+/// file, and an existing file survives a failed write.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "cannot save a chart to `{}`: give a file name such as chart.svg",
+            path.display()
+        )));
+    }
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let fail = |e: std::io::Error| {
+        Error::InvalidArgument(format!(
+            "cannot write the chart to {}: {e}; check that the folder exists and is writable",
+            path.display()
+        ))
+    };
+    std::fs::write(&tmp, bytes).map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(e)
+    })
+}
+
+/// One evcxr output block, exactly as `crate::display::emit` prints it.
+pub(crate) fn block(mime: &str, content: &str) -> String {
+    format!("EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT\n")
+}
+
+/// The evcxr blocks of a chart: the picture as `image/svg+xml` and a description as
+/// `text/plain` (what a screen reader, a terminal or a notebook diff shows). A drawing error is
+/// shown as text rather than lost: `evcxr_display` cannot return it.
+pub(crate) fn svg_blocks(svg: Result<String>, alt: &str) -> String {
+    match svg {
+        Ok(svg) => block("image/svg+xml", &svg) + &block("text/plain", alt),
+        Err(e) => block("text/plain", &format!("cannot draw the chart: {e}")),
+    }
+}
+
+/// Adds the common builder and output methods to a chart type that has `opts: ChartOptions`,
+/// `fn render_svg(&self) -> Result<String>` and `fn alt_text(&self) -> String`.
+macro_rules! impl_chart_io {
+    ($t:ty) => {
+        impl $t {
+            /// Width of the picture in pixels.
+            pub fn width(mut self, px: u32) -> Self {
+                self.opts.width = px;
+                self
+            }
+            /// Height of the picture in pixels.
+            pub fn height(mut self, px: u32) -> Self {
+                self.opts.height = px;
+                self
+            }
+            /// Title drawn above the chart.
+            pub fn title(mut self, title: impl Into<String>) -> Self {
+                self.opts.title = Some(title.into());
+                self
+            }
+            /// The chart as an SVG document.
+            pub fn to_svg(&self) -> $crate::Result<String> {
+                self.opts.check()?;
+                self.render_svg()
+            }
+            /// The chart as PNG bytes, `width × height` pixels.
+            pub fn to_png(&self) -> $crate::Result<Vec<u8>> {
+                $crate::viz::svg_to_png(&self.to_svg()?)
+            }
+            /// Writes the SVG (atomically: temporary name, then rename).
+            pub fn save(&self, path: impl AsRef<std::path::Path>) -> $crate::Result<()> {
+                super::chart::write_atomic(path.as_ref(), self.to_svg()?.as_bytes())
+            }
+            /// Writes a PNG rendered with the embedded font (atomically).
+            pub fn save_png(&self, path: impl AsRef<std::path::Path>) -> $crate::Result<()> {
+                super::chart::write_atomic(path.as_ref(), &self.to_png()?)
+            }
+            /// A one-paragraph description of what the chart shows.
+            pub fn describe(&self) -> String {
+                self.alt_text()
+            }
+        }
+    };
+}
+pub(crate) use impl_chart_io;
+
+/// [`impl_chart_io`] plus `evcxr_display` showing the SVG.
+macro_rules! impl_chart {
+    ($t:ty) => {
+        super::chart::impl_chart_io!($t);
+        impl $t {
+            /// What [`evcxr_display`](Self::evcxr_display) prints: an `image/svg+xml` block
+            /// and a `text/plain` description.
+            pub fn to_evcxr(&self) -> String {
+                super::chart::svg_blocks(self.to_svg(), &self.alt_text())
+            }
+            /// Renders inline in evcxr (the last expression of a cell).
+            pub fn evcxr_display(&self) {
+                print!("{}", self.to_evcxr());
+            }
+        }
+    };
+}
+pub(crate) use impl_chart;
