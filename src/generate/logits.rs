@@ -80,7 +80,10 @@ pub(crate) fn warp(scores: &mut [f32], c: &GenerationConfig) {
         let k = c.top_k;
         sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
         let kth = sorted[k - 1];
-        scores.iter_mut().filter(|s| **s < kth).for_each(|s| *s = f32::NEG_INFINITY);
+        scores
+            .iter_mut()
+            .filter(|s| **s < kth)
+            .for_each(|s| *s = f32::NEG_INFINITY);
     }
     if c.top_p < 1.0 {
         top_p(scores, c.top_p);

@@ -23,9 +23,8 @@ mod text;
 
 pub use config::{EarlyStopping, GenerationConfig};
 pub use pipeline::{
-    PIPELINE_TASKS,
-    FeatureExtractionPipeline, FillMaskPipeline, FillMaskPrediction, GeneratedText, Pipeline,
-    PipelineOutput, TextGenerationPipeline, pipeline,
+    FeatureExtractionPipeline, FillMaskPipeline, FillMaskPrediction, GeneratedText, PIPELINE_TASKS,
+    Pipeline, PipelineOutput, TextGenerationPipeline, pipeline,
 };
 
 use std::path::Path;
@@ -63,12 +62,21 @@ pub trait GenerationMixin: PreTrainedModel {
 
     /// As [`generate_with`](Self::generate_with), recomputing the whole prefix at every step
     /// instead of using a KV cache (the reference the cache is tested against).
-    fn generate_without_cache(&self, args: &ForwardArgs, config: &GenerationConfig) -> Result<Tensor> {
+    fn generate_without_cache(
+        &self,
+        args: &ForwardArgs,
+        config: &GenerationConfig,
+    ) -> Result<Tensor> {
         run(self, args, config, false, |_| Ok(()))
     }
 
     /// Text in, text out: the prompt's continuation (new text only, special tokens skipped).
-    fn generate_text(&self, tokenizer: &Tokenizer, prompt: &str, config: &GenerationConfig) -> Result<String> {
+    fn generate_text(
+        &self,
+        tokenizer: &Tokenizer,
+        prompt: &str,
+        config: &GenerationConfig,
+    ) -> Result<String> {
         text::generate_text(self, tokenizer, prompt, config, |_| {})
     }
 
@@ -90,10 +98,17 @@ impl<M: PreTrainedModel> GenerationMixin for M {}
 
 /// The prompts of `args` on the host: ids, and the attention mask (given, or inferred from
 /// `pad_token_id` as transformers does when the pad token is not an EOS token).
-fn prompts<M: PreTrainedModel>(model: &M, args: &ForwardArgs, c: &GenerationConfig) -> Result<Prompts> {
+fn prompts<M: PreTrainedModel>(
+    model: &M,
+    args: &ForwardArgs,
+    c: &GenerationConfig,
+) -> Result<Prompts> {
     let ids = &args.input_ids;
     let (b, t) = ids.dims2().map_err(|_| {
-        Error::InvalidArgument(format!("input_ids must be [batch, seq], got shape {:?}", ids.dims()))
+        Error::InvalidArgument(format!(
+            "input_ids must be [batch, seq], got shape {:?}",
+            ids.dims()
+        ))
     })?;
     if b == 0 {
         return Err(Error::InvalidArgument("input_ids has no rows".into()));

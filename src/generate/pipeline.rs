@@ -38,7 +38,9 @@ impl TextGenerationPipeline {
         }
     }
     pub fn call(&self, prompt: &str) -> Result<GeneratedText> {
-        let new = self.model.generate_text(&self.tokenizer, prompt, &self.config)?;
+        let new = self
+            .model
+            .generate_text(&self.tokenizer, prompt, &self.config)?;
         Ok(GeneratedText {
             generated_text: format!("{prompt}{new}"),
         })
@@ -88,10 +90,15 @@ impl FillMaskPipeline {
             )));
         }
         let input = Tensor::from_vec(ids.clone(), (1, ids.len()), self.model.device())?;
-        let logits = self.model.forward(&input, None)?.logits.to_dtype(DType::F32)?;
+        let logits = self
+            .model
+            .forward(&input, None)?
+            .logits
+            .to_dtype(DType::F32)?;
         let mut out = Vec::with_capacity(positions.len());
         for &p in &positions {
-            let probs: Vec<f32> = candle_nn::ops::softmax(&logits.get(0)?.get(p)?, D::Minus1)?.to_vec1()?;
+            let probs: Vec<f32> =
+                candle_nn::ops::softmax(&logits.get(0)?.get(p)?, D::Minus1)?.to_vec1()?;
             let mut order: Vec<usize> = (0..probs.len()).collect();
             order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
             let mut preds = Vec::with_capacity(self.top_k);
@@ -127,7 +134,11 @@ impl FeatureExtractionPipeline {
         let ids = self.tokenizer.encode(text)?;
         let input = Tensor::from_vec(ids.clone(), (1, ids.len()), self.model.device())?;
         let out = self.model.forward_with(&ForwardArgs::new(&input))?;
-        Ok(out.last_hidden_state.get(0)?.to_dtype(DType::F32)?.to_vec2()?)
+        Ok(out
+            .last_hidden_state
+            .get(0)?
+            .to_dtype(DType::F32)?
+            .to_vec2()?)
     }
 }
 
@@ -155,13 +166,18 @@ pub fn pipeline(task: &str, model: impl AsRef<str>) -> Result<Pipeline> {
     let id = model.as_ref();
     let tokenizer = Tokenizer::from_pretrained(id)?;
     Ok(match task {
-        "text-generation" => {
-            Pipeline::TextGeneration(TextGenerationPipeline::new(AutoModelForCausalLM::from_pretrained(id)?, tokenizer))
-        }
-        "fill-mask" => Pipeline::FillMask(FillMaskPipeline::new(AutoModelForMaskedLM::from_pretrained(id)?, tokenizer)),
-        "feature-extraction" => {
-            Pipeline::FeatureExtraction(FeatureExtractionPipeline::new(AutoModel::from_pretrained(id)?, tokenizer))
-        }
+        "text-generation" => Pipeline::TextGeneration(TextGenerationPipeline::new(
+            AutoModelForCausalLM::from_pretrained(id)?,
+            tokenizer,
+        )),
+        "fill-mask" => Pipeline::FillMask(FillMaskPipeline::new(
+            AutoModelForMaskedLM::from_pretrained(id)?,
+            tokenizer,
+        )),
+        "feature-extraction" => Pipeline::FeatureExtraction(FeatureExtractionPipeline::new(
+            AutoModel::from_pretrained(id)?,
+            tokenizer,
+        )),
         other => {
             return Err(Error::InvalidArgument(format!(
                 "unknown pipeline task `{other}`; tasks: {}",
@@ -228,13 +244,22 @@ impl fmt::Display for PipelineOutput {
             PipelineOutput::FillMask(masks) => {
                 for (m, preds) in masks.iter().enumerate() {
                     for p in preds {
-                        writeln!(f, "mask {m}: {:>12} {:.4}  {}", p.token_str, p.score, p.sequence)?;
+                        writeln!(
+                            f,
+                            "mask {m}: {:>12} {:.4}  {}",
+                            p.token_str, p.score, p.sequence
+                        )?;
                     }
                 }
                 Ok(())
             }
             PipelineOutput::FeatureExtraction(h) => {
-                write!(f, "features: {} tokens x {} dimensions", h.len(), h.first().map_or(0, Vec::len))
+                write!(
+                    f,
+                    "features: {} tokens x {} dimensions",
+                    h.len(),
+                    h.first().map_or(0, Vec::len)
+                )
             }
         }
     }

@@ -133,14 +133,22 @@ pub(crate) fn sample<M: PreTrainedModel>(
     use_cache: bool,
     mut on_step: impl FnMut(&[Vec<u32>]) -> Result<()>,
 ) -> Result<Tensor> {
-    let p = prompts.expand(if c.do_sample { c.num_return_sequences } else { 1 });
+    let p = prompts.expand(if c.do_sample {
+        c.num_return_sequences
+    } else {
+        1
+    });
     let (mut seqs, mut mask) = (p.ids, p.mask);
     let prompt_len = seqs[0].len();
     let pad = c.pad_id();
     let has_eos = !c.eos_token_id.is_empty();
     let mut unfinished = vec![true; seqs.len()];
     let mut rng = ChaCha8Rng::seed_from_u64(c.seed);
-    let mut dec = Decoder::new(model, use_cache && supports_cache(model), prompt_len + c.max_new_tokens);
+    let mut dec = Decoder::new(
+        model,
+        use_cache && supports_cache(model),
+        prompt_len + c.max_new_tokens,
+    );
     for step in 0..c.max_new_tokens {
         let logits = dec.next_logits(&seqs, &mask)?;
         for (i, mut scores) in logits.into_iter().enumerate() {

@@ -38,7 +38,11 @@ pub(crate) fn generate_text<M: PreTrainedModel>(
     let out = super::run(model, &ForwardArgs::new(&input), config, true, &mut stream)?;
     let row: Vec<u32> = out.get(0)?.to_vec1()?;
     // an empty prompt started from BOS: everything after it is new
-    let start = if prompt_len == 0 { 1.min(row.len()) } else { prompt_len };
+    let start = if prompt_len == 0 {
+        1.min(row.len())
+    } else {
+        prompt_len
+    };
     let pad = config.pad_id();
     let new: Vec<u32> = row[start..]
         .iter()

@@ -64,10 +64,21 @@ impl InplaceOp2 for Write {
     fn name(&self) -> &'static str {
         "massivetext-kv-cache-write"
     }
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
         let d = Dims::of(l2, l1, self.n_head)?;
         if self.past + d.t > d.cap {
-            bail!("kv cache: {} + {} tokens exceed its capacity {}", self.past, d.t, d.cap);
+            bail!(
+                "kv cache: {} + {} tokens exceed its capacity {}",
+                self.past,
+                d.t,
+                d.cap
+            );
         }
         let qkv = contiguous(s2, l2, "qkv")?;
         let kv = match (s1, l1.contiguous_offsets()) {
@@ -112,12 +123,21 @@ pub(crate) fn cached_attention(
     let (ks, kl) = kv.storage_and_layout();
     let d = Dims::of(ql, kl, n_head)?;
     if len > d.cap || len < d.t {
-        bail!("kv cache: attending over {len} positions with {} new tokens and capacity {}", d.t, d.cap);
+        bail!(
+            "kv cache: attending over {len} positions with {} new tokens and capacity {}",
+            d.t,
+            d.cap
+        );
     }
     let mask = match mask {
         Some(m) => {
             if m.dims() != [d.b, 1, d.t, len] {
-                bail!("kv cache: mask {:?}, expected [{}, 1, {}, {len}]", m.dims(), d.b, d.t);
+                bail!(
+                    "kv cache: mask {:?}, expected [{}, 1, {}, {len}]",
+                    m.dims(),
+                    d.b,
+                    d.t
+                );
             }
             Some(m.flatten_all()?.to_vec1::<f32>()?)
         }

@@ -394,7 +394,12 @@ impl Clone for KvCache {
 
 impl std::fmt::Debug for KvCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KvCache {{ len: {}, capacity: {} }}", self.len, self.capacity())
+        write!(
+            f,
+            "KvCache {{ len: {}, capacity: {} }}",
+            self.len,
+            self.capacity()
+        )
     }
 }
 
@@ -577,13 +582,9 @@ impl Transformer {
         let dev = self.embeddings.word.device();
         let (ids, (b, t)) = read_ids(input.input_ids, dev)?;
         let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
-        let mut x = self.embeddings.forward(
-            &ids,
-            input.token_type_ids,
-            input.position_ids,
-            past,
-            ctx,
-        )?;
+        let mut x =
+            self.embeddings
+                .forward(&ids, input.token_type_ids, input.position_ids, past, ctx)?;
         let mask = build_mask(input.attention_mask, self.causal, (b, t), past, dev)?
             .map(|m| m.to_dtype(x.dtype()))
             .transpose()?;
