@@ -20,6 +20,7 @@ fn help_for_every_subcommand_lists_its_flags() {
                 "train-tokenizer",
                 "tokenize",
                 "perplexity",
+                "generate",
                 "metrics",
             ],
         ),
@@ -48,6 +49,17 @@ fn help_for_every_subcommand_lists_its_flags() {
         (
             &["perplexity"],
             &["--model", "--data", "--stride", "--max-length", "--json"],
+        ),
+        (
+            &["generate"],
+            &[
+                "--model",
+                "--prompt",
+                "--max-new-tokens",
+                "--do-sample",
+                "--num-beams",
+                "--top-p",
+            ],
         ),
         (&["metrics"], &["bleu", "chrf", "rouge"]),
         (

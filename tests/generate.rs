@@ -435,3 +435,44 @@ fn streaming_hands_out_the_text_as_it_is_written() {
     assert_eq!(pieces.concat(), text);
     assert_eq!(text, m.generate_text(&tok, "abc", &c).unwrap());
 }
+
+#[test]
+fn generate_command_continues_a_prompt_like_the_library() {
+    // the fill-mask tokenizer's words w5..w100 are ids 5..100 of the GPT-2 fixture too
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["config.json", "model.safetensors", "generation_config.json"] {
+        std::fs::copy(fixture("models/gpt2").join(f), dir.path().join(f)).unwrap();
+    }
+    for f in std::fs::read_dir(fixture("generate/fill_mask")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let model = dir.path().to_str().unwrap();
+    let out = massivetext::cli::run_from([
+        "massivetext",
+        "generate",
+        "--model",
+        model,
+        "--prompt",
+        "w5 w17 w42 w8",
+        "--max-new-tokens",
+        "6",
+    ])
+    .unwrap();
+    // greedy from [5, 17, 42, 8]: transformers gives 72 72 72 72 72 72 (see expected.json)
+    assert_eq!(out, "w5 w17 w42 w8w72 w72 w72 w72 w72 w72");
+    let e = massivetext::cli::run_from([
+        "massivetext",
+        "generate",
+        "--model",
+        model,
+        "--prompt",
+        "w5",
+        "--do-sample",
+        "--top-p",
+        "2",
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("top_p"), "{e}");
+}

@@ -9,11 +9,14 @@
 //! massivetext dataset info|head --kind text|csv|json FILE...
 //! massivetext train-tokenizer --kind bpe|wordpiece|unigram --vocab-size N --out DIR FILE...
 //! massivetext tokenize --tokenizer PATH --out DIR FILE...
+//! massivetext generate --model DIR --prompt TEXT [--max-new-tokens N] [--do-sample] [--top-k K]
+//!                      [--top-p P] [--temperature T] [--num-beams B] [--seed S]
 //! massivetext perplexity --model DIR --data FILE [--stride N] [--max-length N] [--json]
 //! massivetext metrics bleu|chrf|rouge --hyp FILE --ref FILE [--ref FILE]... [--json]
 //! ```
 //! `massivetext SUBCOMMAND --help` lists every flag.
 pub mod dataset;
+pub mod generate;
 pub mod metrics;
 pub mod perplexity;
 pub mod tokenizer;
@@ -44,6 +47,8 @@ pub enum Command {
     TrainTokenizer(tokenizer::TrainTokenizerArgs),
     /// Tokenize text files into memory-mapped token shards.
     Tokenize(tokenizer::TokenizeArgs),
+    /// Continue a prompt with a causal LM: greedy, sampling (top-k/top-p) or beam search.
+    Generate(generate::GenerateArgs),
     /// Sliding-window perplexity of a causal LM on a text file.
     Perplexity(perplexity::PerplexityArgs),
     /// Score line-aligned files like sacrebleu / rouge-score: bleu, chrf or rouge.
@@ -58,6 +63,7 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Dataset(cmd) => dataset::run(cmd),
         Command::TrainTokenizer(a) => a.run(),
         Command::Tokenize(a) => a.run(),
+        Command::Generate(a) => a.run(),
         Command::Perplexity(a) => a.run(),
         Command::Metrics(cmd) => metrics::run(&cmd),
     }

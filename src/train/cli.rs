@@ -10,7 +10,7 @@
 //! key of those tables ([`TrainJob::from_overrides`]). The flags are parsed in `crate::cli::train`.
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, IndexOp, Tensor};
+use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -18,8 +18,9 @@ use super::args::{IntervalStrategy, SchedulerType, TrainingArguments};
 use super::data::TokenWindows;
 use super::trainer::Trainer;
 use crate::corpus::{CharVocab, Story, corpus_text, stories};
+use crate::generate::{GenerationConfig, GenerationMixin};
 use crate::io::write_atomic;
-use crate::models::{AutoModelForCausalLM, Gpt2Config, KvCache};
+use crate::models::{AutoModelForCausalLM, Gpt2Config};
 use crate::{Error, Result};
 
 /// The model of the job: a GPT-2 with character vocabulary.
@@ -255,27 +256,25 @@ pub fn greedy_complete(
     let keep = ids.len().min(max_len.saturating_sub(max_new).max(1));
     let ids = &ids[ids.len() - keep..];
     let max_new = max_new.min(max_len - keep);
-    let device = model.device().clone();
-    let mut cache = KvCache::new();
-    let mut m = model.clone();
-    m.eval();
-    let mut input = Tensor::new(ids, &device)?.unsqueeze(0)?;
-    let mut out = String::new();
-    for _ in 0..max_new {
-        let logits = m.forward_cached(&input, &mut cache)?.logits;
-        let last = logits.i((0, logits.dim(1)? - 1))?;
-        let next = last.argmax(0)?.to_scalar::<u32>()?;
-        let c = vocab.decode(&[next]);
-        if c == "\n" {
-            break;
-        }
-        out += &c;
-        if stop_at_period && c == "." {
-            break;
-        }
-        input = Tensor::new(&[next], &device)?.unsqueeze(0)?;
+    // stop at the end of the line, and at the end of the sentence when asked
+    let mut eos: Vec<u32> = vocab.encode("\n").unwrap_or_default();
+    if stop_at_period {
+        eos.extend(vocab.encode(".")?);
     }
-    Ok(out)
+    let config = GenerationConfig {
+        max_new_tokens: max_new,
+        pad_token_id: eos.first().copied(),
+        eos_token_id: eos,
+        ..Default::default()
+    };
+    let input = Tensor::new(ids, model.device())?.unsqueeze(0)?;
+    let row: Vec<u32> = model.generate(&input, &config)?.get(0)?.to_vec1()?;
+    let mut new = &row[keep..];
+    if let Some(end) = new.iter().position(|t| config.eos_token_id.contains(t)) {
+        new = &new[..=end];
+    }
+    let text = vocab.decode(new);
+    Ok(text.strip_suffix('\n').unwrap_or(&text).to_string())
 }
 
 /// The number a completion states (`" 7 apples."` → 7, `" no apples."` → 0).

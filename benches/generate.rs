@@ -1,0 +1,143 @@
+//! Greedy decoding of 256 new tokens from a 6-layer, 384-wide GPT-2 (vocab 8192) on CPU:
+//! massivetext with its KV cache and without (recomputing the prefix), against transformers'
+//! `generate` on the same weights, prompts and thread count; also a batch of 8 and beam search
+//! with 4 beams. One run prints tokens/s of each and the ratios, and checks that both sides
+//! produced the same tokens.
+//!
+//!     cargo bench --bench generate                       # threads = all cores
+//!     BENCH_THREADS=1 BENCH_RUNS=5 cargo bench --bench generate
+//!     BENCH_PYTHON=/path/to/venv/bin/python cargo bench --bench generate
+//!
+//! Needs a python with torch and transformers for the reference side (skipped if absent).
+use std::time::Instant;
+
+use massivetext::prelude::*;
+
+fn env_usize(k: &str, default: usize) -> usize {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() -> massivetext::Result<()> {
+    let threads = env_usize(
+        "BENCH_THREADS",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
+    let runs = env_usize("BENCH_RUNS", 3);
+    let new_tokens = env_usize("BENCH_NEW_TOKENS", 256);
+    // SAFETY: no other thread is running yet.
+    unsafe {
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+        std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+    }
+    let vocab = 8192;
+    let cfg = Gpt2Config {
+        vocab_size: vocab,
+        n_layer: 6,
+        n_embd: 384,
+        n_head: 6,
+        n_positions: 512,
+        bos_token_id: None,
+        eos_token_id: None,
+        ..Gpt2Config::small(vocab)
+    };
+    let mut model = AutoModelForCausalLM::from_config(&cfg, &Device::Cpu)?;
+    model.eval();
+    let dir =
+        tempfile::tempdir().map_err(|e| massivetext::Error::InvalidArgument(e.to_string()))?;
+    model.save_pretrained(dir.path())?;
+    let prompts: Vec<Vec<u32>> = (0..8)
+        .map(|r| {
+            (0..16)
+                .map(|i| ((r * 131 + i * 7919) % vocab) as u32)
+                .collect()
+        })
+        .collect();
+    let base = GenerationConfig {
+        max_new_tokens: new_tokens,
+        min_new_tokens: new_tokens,
+        pad_token_id: Some(0),
+        ..Default::default()
+    };
+    let cases: Vec<(&str, usize, GenerationConfig)> = vec![
+        ("greedy_b1", 1, base.clone()),
+        ("greedy_b8", 8, base.clone()),
+        (
+            "beam4_b1",
+            1,
+            GenerationConfig {
+                num_beams: 4,
+                ..base.clone()
+            },
+        ),
+    ];
+    println!(
+        "GPT-2 6 layers, 384 wide, vocab {vocab}; prompt 16 tokens, {new_tokens} new tokens; {threads} threads; median of {runs} runs"
+    );
+    let mut ours = serde_json::Map::new();
+    for (name, b, c) in &cases {
+        let ids = Tensor::from_vec(prompts[..*b].concat(), (*b, 16), &Device::Cpu)?;
+        let args = ForwardArgs::new(&ids);
+        let mut seqs = model.generate_with(&args, c)?;
+        let times: Vec<f64> = (0..runs)
+            .map(|_| {
+                let t0 = Instant::now();
+                seqs = model.generate_with(&args, c)?;
+                Ok(t0.elapsed().as_secs_f64())
+            })
+            .collect::<massivetext::Result<_>>()?;
+        let tps = (*b * new_tokens) as f64 / median(times);
+        let t0 = Instant::now();
+        let uncached = model.generate_without_cache(&args, c)?;
+        let tps_nc = (*b * new_tokens) as f64 / t0.elapsed().as_secs_f64();
+        let same = uncached.to_vec2::<u32>()? == seqs.to_vec2::<u32>()?;
+        println!(
+            "massivetext {name}: {tps:.0} tokens/s with the KV cache, {tps_nc:.0} without ({:.1}x); same tokens: {same}",
+            tps / tps_nc
+        );
+        ours.insert(
+            name.to_string(),
+            serde_json::json!({"tps": tps, "sequences": seqs.to_vec2::<u32>()?}),
+        );
+    }
+    if std::env::var("BENCH_NO_TORCH").is_ok() {
+        return Ok(());
+    }
+    let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/generate_torch.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(dir.path())
+        .args([threads, new_tokens, runs].iter().map(|v| v.to_string()))
+        .arg(serde_json::to_string(&prompts).unwrap_or_default())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            let v: serde_json::Value =
+                serde_json::from_str(text.trim().lines().last().unwrap_or("")).unwrap_or_default();
+            for (name, _, _) in &cases {
+                let theirs = v[name]["tokens_per_s"].as_f64().unwrap_or(f64::NAN);
+                let mine = ours[*name]["tps"].as_f64().unwrap_or(f64::NAN);
+                let same = v[name]["sequences"] == ours[*name]["sequences"];
+                println!(
+                    "transformers {name}: {theirs:.0} tokens/s; ratio ours/transformers {:.2}x; same tokens: {same}",
+                    mine / theirs
+                );
+            }
+        }
+        Ok(o) => println!(
+            "transformers reference failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => println!("transformers reference not run (python missing?): {e}"),
+    }
+    Ok(())
+}

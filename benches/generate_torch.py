@@ -1,0 +1,43 @@
+"""transformers side of benches/generate.rs: the same weights (loaded from the folder our bench
+saved), the same prompts and thread count, `model.generate` with the default attention (SDPA).
+Prints one JSON line: tokens/s per case (median of runs) and the sequences, to compare tokens."""
+import json
+import statistics
+import sys
+import time
+
+import torch
+from transformers import AutoModelForCausalLM
+
+model_dir, threads, new_tokens, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+prompts = json.loads(sys.argv[5])
+torch.set_num_threads(threads)
+model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+cases = {
+    "greedy_b1": (prompts[:1], dict(num_beams=1)),
+    "greedy_b8": (prompts[:8], dict(num_beams=1)),
+    "beam4_b1": (prompts[:1], dict(num_beams=4)),
+}
+out = {}
+for name, (p, kw) in cases.items():
+    ids = torch.tensor(p)
+    args = dict(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        do_sample=False,
+        eos_token_id=None,
+        pad_token_id=0,
+        **kw,
+    )
+    with torch.no_grad():
+        model.generate(**{**args, "max_new_tokens": 4, "min_new_tokens": 4})  # warm-up
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            seqs = model.generate(**args)
+            times.append(time.perf_counter() - t0)
+    t = statistics.median(times)
+    out[name] = {"tokens_per_s": len(p) * new_tokens / t, "seconds": t, "sequences": seqs.tolist()}
+print(json.dumps(out))
