@@ -342,7 +342,10 @@ fn loss_chart_has_a_point_per_logged_step_and_axes_cover_the_data() {
         .filter(|n| n.has_tag_name("text"))
         .filter_map(|n| n.text()?.trim().parse::<f64>().ok())
         .collect();
-    assert!(ticks.iter().any(|&t| t >= 250.0 && t <= 300.0), "{ticks:?}");
+    assert!(
+        ticks.iter().any(|t| (250.0..=300.0).contains(t)),
+        "{ticks:?}"
+    );
     // The loss axis labels cover the loss range: some tick below the minimum loss's neighbourhood.
     let losses: Vec<f64> = chart.runs()[0].loss.iter().map(|p| p.1).collect();
     let (lo, hi) = losses

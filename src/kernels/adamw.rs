@@ -7,6 +7,8 @@
 //! Both give the same bits: each product and quotient is the same f32 operation in the same order.
 use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Result, Tensor, bail};
 
+use super::cpu::{slice, slice_mut};
+
 /// The scalars of one AdamW step for one parameter (torch computes them in double precision,
 /// then runs the kernel in f32).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -55,20 +57,6 @@ impl AdamWStep {
     }
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => bail!("adamw: {what} must be contiguous f32"),
-    }
-}
-
-fn contiguous_mut<'a>(s: &'a mut CpuStorage, l: &Layout, what: &str) -> Result<&'a mut [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
-        _ => bail!("adamw: {what} must be contiguous f32"),
-    }
-}
-
 /// Moments `[2, n]` updated in place from the gradient.
 struct Moments(AdamWStep);
 
@@ -83,8 +71,8 @@ impl InplaceOp2 for Moments {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        let g = contiguous(s2, l2, "the gradient")?;
-        let mv = contiguous_mut(s1, l1, "the moments")?;
+        let g = slice(s2, l2, "adamw")?;
+        let mv = slice_mut(s1, l1, "adamw")?;
         let (m, v) = mv.split_at_mut(g.len());
         let s = self.0;
         for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
@@ -109,8 +97,8 @@ impl InplaceOp2 for Weight {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        let w = contiguous_mut(s1, l1, "the weight")?;
-        let mv = contiguous(s2, l2, "the moments")?;
+        let w = slice_mut(s1, l1, "adamw")?;
+        let mv = slice(s2, l2, "adamw")?;
         let (m, v) = mv.split_at(w.len());
         let s = self.0;
         for ((w, &m), &v) in w.iter_mut().zip(m).zip(v) {

@@ -28,6 +28,14 @@ impl Saved {
 /// threads costs more than the work.
 const PAR_MIN: usize = 1 << 15;
 
+/// The contiguous f32 data of a CPU storage, mutable (for in-place ops).
+pub(crate) fn slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout, op: &str) -> Result<&'a mut [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
+        _ => bail!("{op}: expected a contiguous f32 tensor"),
+    }
+}
+
 pub(crate) fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
     let data = match s {
         CpuStorage::F32(v) => v.as_slice(),

@@ -7,7 +7,7 @@
 //! step, no concatenation, no head-split copies. Inference only (no backward).
 use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor, bail};
 
-use super::cpu::{OutPtr, par_for};
+use super::cpu::{OutPtr, par_for, slice, slice_mut};
 use super::vmath;
 
 /// Sizes: batch, new tokens, heads, head width, cache capacity.
@@ -48,13 +48,6 @@ impl Dims {
     }
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => bail!("kv cache: {what} must be contiguous f32"),
-    }
-}
-
 struct Write {
     n_head: usize,
     past: usize,
@@ -80,11 +73,8 @@ impl InplaceOp2 for Write {
                 d.cap
             );
         }
-        let qkv = contiguous(s2, l2, "qkv")?;
-        let kv = match (s1, l1.contiguous_offsets()) {
-            (CpuStorage::F32(v), Some((a, b))) => &mut v[a..b],
-            _ => bail!("kv cache: the cache must be contiguous f32"),
-        };
+        let qkv = slice(s2, l2, "kv cache write")?;
+        let kv = slice_mut(s1, l1, "kv cache write")?;
         let h = d.h();
         for bi in 0..d.b {
             for ti in 0..d.t {
@@ -144,9 +134,10 @@ pub(crate) fn cached_attention(
         None => None,
     };
     let (q_all, kv_all) = match (&*qs, &*ks) {
-        (candle_core::Storage::Cpu(q), candle_core::Storage::Cpu(k)) => {
-            (contiguous(q, ql, "qkv")?, contiguous(k, kl, "the cache")?)
-        }
+        (candle_core::Storage::Cpu(q), candle_core::Storage::Cpu(k)) => (
+            slice(q, ql, "cached attention")?,
+            slice(k, kl, "cached attention")?,
+        ),
         _ => bail!("kv cache: the fused decode path runs on the CPU"),
     };
     let (t, h, hd) = (d.t, d.h(), d.hd);
