@@ -97,7 +97,7 @@ fn from_config_of_a_roberta_config_builds_a_roberta() {
     assert_eq!(saved["model_type"], "roberta");
     assert_eq!(saved["architectures"][0], "RobertaForMaskedLM");
     // and a BertConfig still builds a BERT
-    let b = AutoModel::from_config(&tiny_bert(60), &Device::Cpu).unwrap();
+    let b = AutoModel::from_config(tiny_bert(60), &Device::Cpu).unwrap();
     assert_eq!(b.config().model_type(), "bert");
 }
 
@@ -111,7 +111,7 @@ fn mlm_setup() -> (
 ) {
     let tok = Tokenizer::from_pretrained(tok_fixture("bert")).unwrap();
     let model =
-        AutoModelForMaskedLM::from_config(&tiny_bert(tok.vocab_size()), &Device::Cpu).unwrap();
+        AutoModelForMaskedLM::from_config(tiny_bert(tok.vocab_size()), &Device::Cpu).unwrap();
     let texts = [
         "the quick brown fox jumps over the lazy dog",
         "a journey of a thousand miles begins with a single step",
@@ -170,7 +170,7 @@ fn masked_lm_trainer_never_defaults_to_the_causal_collator() {
     // a causal LM still gets the causal collator, padding with the tokenizer's pad/eos id
     let gtok = Tokenizer::from_pretrained(tok_fixture("gpt2")).unwrap();
     let gpt =
-        AutoModelForCausalLM::from_config(&tiny_gpt2(gtok.vocab_size()), &Device::Cpu).unwrap();
+        AutoModelForCausalLM::from_config(tiny_gpt2(gtok.vocab_size()), &Device::Cpu).unwrap();
     let gex = vec![Example {
         input_ids: gtok.encode("hello world").unwrap(),
         labels: None,
@@ -223,12 +223,14 @@ fn from_pretrained_takes_str_string_path_and_pathbuf() {
     let dev = Device::Cpu;
     let dt = DType::F32;
     AutoModelForCausalLM::from_pretrained_with(ms, &dev, dt).unwrap();
-    AutoModelForCausalLM::from_pretrained_with(ms.to_string(), &dev, dt).unwrap();
+    let owned: String = ms.into();
+    AutoModelForCausalLM::from_pretrained_with(owned, &dev, dt).unwrap();
     AutoModelForCausalLM::from_pretrained_with(m.as_path(), &dev, dt).unwrap();
     AutoModelForCausalLM::from_pretrained_with(m.clone(), &dev, dt).unwrap();
     AutoModelForCausalLM::from_pretrained_with(&m, &dev, dt).unwrap();
     let a = Tokenizer::from_pretrained(ts).unwrap();
-    let b = Tokenizer::from_pretrained(ts.to_string()).unwrap();
+    let owned: String = ts.into();
+    let b = Tokenizer::from_pretrained(owned).unwrap();
     let c = Tokenizer::from_pretrained(t.as_path()).unwrap();
     let d = Tokenizer::from_pretrained(t.clone()).unwrap();
     let e = Tokenizer::from_pretrained(&t).unwrap();
@@ -389,7 +391,7 @@ fn a_downloaded_model_brings_its_tokenizer_and_a_tokenizer_downloads_alone() {
 fn models_tokenizers_encodings_and_arguments_show_themselves() {
     let tok = Tokenizer::from_pretrained(tok_fixture("bert")).unwrap();
     let model =
-        AutoModelForMaskedLM::from_config(&tiny_bert(tok.vocab_size()), &Device::Cpu).unwrap();
+        AutoModelForMaskedLM::from_config(tiny_bert(tok.vocab_size()), &Device::Cpu).unwrap();
     let debug = format!("{model:?}");
     let n = model.num_parameters();
     for want in [
@@ -407,10 +409,10 @@ fn models_tokenizers_encodings_and_arguments_show_themselves() {
     let summary = model.to_string();
     assert!(summary.starts_with("BertForMaskedLM\n"), "{summary}");
     model.evcxr_display();
-    let mut eval = AutoModel::from_config(&tiny_bert(50), &Device::Cpu).unwrap();
+    let mut eval = AutoModel::from_config(tiny_bert(50), &Device::Cpu).unwrap();
     eval.eval();
     assert!(format!("{eval:?}").contains("BertModel") && eval.summary().contains("eval"));
-    let gpt = AutoModelForCausalLM::from_config(&tiny_gpt2(50), &Device::Cpu).unwrap();
+    let gpt = AutoModelForCausalLM::from_config(tiny_gpt2(50), &Device::Cpu).unwrap();
     assert!(format!("{gpt:?}").contains("GPT2LMHeadModel"));
 
     let t = tok.to_string();
@@ -546,7 +548,7 @@ fn batch_encode_pads_either_side_to_multiples_and_feeds_a_model() {
     assert!(tt[0].contains(&1) && tt[0][0] == 0);
 
     // straight into a model
-    let model = AutoModel::from_config(&tiny_bert(tok.vocab_size()), &Device::Cpu).unwrap();
+    let model = AutoModel::from_config(tiny_bert(tok.vocab_size()), &Device::Cpu).unwrap();
     let out = model.forward_with(&ForwardArgs::from(&right)).unwrap();
     assert_eq!(out.last_hidden_state.dims(), &[2, s, 32]);
     let emb = mean_pooling(&out.last_hidden_state, &right.attention_mask).unwrap();
@@ -569,7 +571,7 @@ fn batch_encode_pads_either_side_to_multiples_and_feeds_a_model() {
 fn added_tokens_and_resized_embeddings_start_at_the_mean() {
     let mut tok = Tokenizer::from_pretrained(tok_fixture("gpt2")).unwrap();
     let v = tok.vocab_size();
-    let mut model = AutoModelForCausalLM::from_config(&tiny_gpt2(v), &Device::Cpu).unwrap();
+    let mut model = AutoModelForCausalLM::from_config(tiny_gpt2(v), &Device::Cpu).unwrap();
     assert_eq!(tok.pad_token_id(), None);
     let added = tok
         .add_special_tokens(&SpecialTokens {
@@ -634,7 +636,7 @@ fn added_tokens_and_resized_embeddings_start_at_the_mean() {
     assert_eq!(back.config().vocab_size(), v + 2);
 
     // a masked LM's decoder bias follows too
-    let mut bert = AutoModelForMaskedLM::from_config(&tiny_bert(40), &Device::Cpu).unwrap();
+    let mut bert = AutoModelForMaskedLM::from_config(tiny_bert(40), &Device::Cpu).unwrap();
     bert.resize_token_embeddings(45).unwrap();
     let bias = bert
         .named_parameters()
