@@ -213,7 +213,11 @@ pub struct Trainer<M: PreTrainedModel> {
 
 impl<M: PreTrainedModel> Trainer<M> {
     /// A trainer for `model` on `train_dataset` (a [`Dataset`] with an `input_ids` column, or
-    /// [`TokenWindows`]), with the causal-LM collator until [`with_collator`](Self::with_collator).
+    /// [`TokenWindows`]). The collator follows the model's task: the causal-LM collator for a
+    /// causal LM; for a masked LM an MLM collator that still needs the mask token's id, so
+    /// chain [`with_tokenizer`](Self::with_tokenizer) or [`with_collator`](Self::with_collator)
+    /// (the first step says so otherwise). A `metric_for_best_model` that evaluation never
+    /// produces ([`EVAL_METRICS`], with or without `eval_`) is an error here.
     pub fn new(
         model: M,
         args: TrainingArguments,
