@@ -103,12 +103,15 @@ fn from_config_of_a_roberta_config_builds_a_roberta() {
 
 // ---------------------------------------------------------------- defect 2: MLM collator
 
-fn mlm_setup() -> (
+type MlmSetup = (
     Tokenizer,
     AutoModelForMaskedLM,
     Vec<Example>,
     TrainingArguments,
-) {
+    tempfile::TempDir,
+);
+
+fn mlm_setup() -> MlmSetup {
     let tok = Tokenizer::from_pretrained(tok_fixture("bert")).unwrap();
     let model =
         AutoModelForMaskedLM::from_config(tiny_bert(tok.vocab_size()), &Device::Cpu).unwrap();
@@ -125,20 +128,20 @@ fn mlm_setup() -> (
             labels: None,
         })
         .collect();
-    let dir = tempfile::tempdir().unwrap().keep();
+    let dir = tempfile::tempdir().unwrap();
     let args = TrainingArguments {
-        output_dir: dir,
+        output_dir: dir.path().to_path_buf(),
         max_steps: 2,
         per_device_train_batch_size: 4,
         logging_steps: 1.0,
         ..Default::default()
     };
-    (tok, model, examples, args)
+    (tok, model, examples, args, dir)
 }
 
 #[test]
 fn masked_lm_trainer_never_defaults_to_the_causal_collator() {
-    let (tok, model, examples, args) = mlm_setup();
+    let (tok, model, examples, args, _dir) = mlm_setup();
     // no collator, no tokenizer: the mask id is unknown, so the first step refuses
     let mut trainer = Trainer::new(model.clone(), args.clone(), examples.clone()).unwrap();
     assert!(
@@ -187,7 +190,7 @@ fn masked_lm_trainer_never_defaults_to_the_causal_collator() {
 
 #[test]
 fn metric_for_best_model_must_be_one_evaluation_produces() {
-    let (_, model, examples, args) = mlm_setup();
+    let (_, model, examples, args, _dir) = mlm_setup();
     let bad = TrainingArguments {
         metric_for_best_model: Some("accuracy".into()),
         ..args.clone()
