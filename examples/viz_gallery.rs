@@ -137,7 +137,7 @@ fn train(steps: i64, cache: &std::path::Path) -> massivetext::Result<()> {
     );
 
     trainer.save_model_to(cache)?;
-    tok.save(cache)?;
+    tok.save_pretrained(cache)?;
     trainer
         .state()
         .save_to_json(&cache.join("trainer_state.json"))?;

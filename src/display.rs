@@ -49,3 +49,85 @@ pub fn html_table(header: &[&str], rows: &[Vec<String>]) -> String {
     s.push_str("</tbody>\n</table>");
     s
 }
+
+/// Shows a value in evcxr: an HTML block, and a `text/plain` block for front ends without HTML.
+pub fn show(html: &str, text: &str) {
+    emit("text/html", html);
+    emit("text/plain", text);
+}
+
+/// A two-column HTML table (`field | value`) with an optional caption; cells are escaped.
+pub fn html_fields(caption: &str, rows: &[(String, String)]) -> String {
+    let mut out = String::from("<table>");
+    if !caption.is_empty() {
+        out.push_str(&format!("<caption>{}</caption>", escape_html(caption)));
+    }
+    for (k, v) in rows {
+        out.push_str(&format!(
+            "<tr><th style=\"text-align:left\">{}</th><td style=\"text-align:left\">{}</td></tr>",
+            escape_html(k),
+            escape_html(v)
+        ));
+    }
+    out.push_str("</table>");
+    out
+}
+
+/// The same rows as text: `caption`, then `  field: value` per line.
+pub fn text_fields(caption: &str, rows: &[(String, String)]) -> String {
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = caption.to_string();
+    for (k, v) in rows {
+        out.push_str(&format!("\n  {k:<width$}  {v}"));
+    }
+    out
+}
+
+/// A table whose rows are the given series, one column per position (tokens aligned with
+/// their ids and masks). `header` names the rows.
+pub fn html_aligned(caption: &str, header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut out = String::from("<table>");
+    if !caption.is_empty() {
+        out.push_str(&format!("<caption>{}</caption>", escape_html(caption)));
+    }
+    for (name, row) in header.iter().zip(rows) {
+        out.push_str(&format!(
+            "<tr><th style=\"text-align:left\">{}</th>",
+            escape_html(name)
+        ));
+        for cell in row {
+            out.push_str(&format!("<td>{}</td>", escape_html(cell)));
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</table>");
+    out
+}
+
+/// The same as text: each series on one line, columns padded to the widest cell.
+pub fn text_aligned(header: &[&str], rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let name_w = header.iter().map(|h| h.chars().count()).max().unwrap_or(0);
+    let mut lines = Vec::new();
+    for (name, row) in header.iter().zip(rows) {
+        let mut line = format!("{name:<name_w$}");
+        for (c, cell) in row.iter().enumerate() {
+            line.push_str(&format!("  {cell:<w$}", w = widths[c]));
+        }
+        lines.push(line.trim_end().to_string());
+    }
+    lines.join("\n")
+}

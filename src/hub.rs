@@ -1,8 +1,12 @@
-//! Resolving a model id to a folder holding `config.json` and safetensors weights: a local
-//! folder; else the Hugging Face cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
-//! `~/.cache/huggingface/hub`, laid out as `models--org--name/snapshots/<revision>/` with
-//! `refs/main` naming the revision); else a download through `hf-hub` into that cache, unless
-//! `HF_HUB_OFFLINE=1`. Only safetensors are fetched: pickled PyTorch weights can run code.
+//! Resolving a model or tokenizer id to a folder: a local folder; else the Hugging Face cache
+//! (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`, laid out as
+//! `models--org--name/snapshots/<commit>/` with `refs/<revision>` naming the commit); else a
+//! download through `hf-hub` into that cache, unless `HF_HUB_OFFLINE=1`.
+//!
+//! Models and tokenizers resolve through the same code ([`resolve`] with a [`RepoKind`]), so a
+//! model downloaded once also brings its tokenizer files ([`TOKENIZER_FILES`]) and
+//! `Tokenizer::from_pretrained` of the same id then finds them, online or not. Only safetensors
+//! weights are fetched: pickled PyTorch weights can run code.
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
@@ -16,7 +20,29 @@ pub struct HubOptions {
     pub offline: bool,
     /// Branch, tag or commit (`main` by default).
     pub revision: String,
+    /// The Hub's address (`HF_ENDPOINT`; `https://huggingface.co` when `None`).
+    pub endpoint: Option<String>,
 }
+
+/// What a folder must hold to be resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RepoKind {
+    /// `config.json` and safetensors weights (downloads the tokenizer files too).
+    Model,
+    /// `tokenizer.json`, or the legacy `vocab.txt` / `vocab.json` + `merges.txt`.
+    Tokenizer,
+}
+
+/// The tokenizer files fetched with a model or a tokenizer, when the repository has them.
+pub const TOKENIZER_FILES: [&str; 7] = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+];
 
 fn truthy(v: &str) -> bool {
     matches!(
@@ -47,7 +73,32 @@ impl HubOptions {
             cache_dir,
             offline,
             revision: "main".into(),
+            endpoint: var("HF_ENDPOINT"),
         }
+    }
+
+    /// The same options at another branch, tag or commit.
+    pub fn with_revision(mut self, revision: impl Into<String>) -> Self {
+        self.revision = revision.into();
+        self
+    }
+
+    /// The same options with the cache rooted at `cache_dir`.
+    pub fn with_cache_dir(mut self, cache_dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = cache_dir.into();
+        self
+    }
+
+    /// The same options, offline (`true`) or allowed to download (`false`).
+    pub fn with_offline(mut self, offline: bool) -> Self {
+        self.offline = offline;
+        self
+    }
+
+    /// The same options with another Hub address (a mirror, or a test server).
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
     }
 }
 
@@ -58,6 +109,25 @@ fn is_model_dir(dir: &Path) -> bool {
             || dir.join("model.safetensors.index.json").is_file())
 }
 
+/// The files a tokenizer folder must hold (one of the layouts `AutoTokenizer` reads).
+pub fn is_tokenizer_dir(dir: &Path) -> bool {
+    dir.join("tokenizer.json").is_file()
+        || dir.join("vocab.txt").is_file()
+        || (dir.join("vocab.json").is_file() && dir.join("merges.txt").is_file())
+}
+
+fn is_dir_of(dir: &Path, kind: RepoKind) -> bool {
+    match kind {
+        RepoKind::Model => is_model_dir(dir),
+        RepoKind::Tokenizer => is_tokenizer_dir(dir),
+    }
+}
+
+/// A model or tokenizer id given as `&str`, `String`, `&Path` or `PathBuf`, as text.
+pub fn id_string(id: &std::ffi::OsStr) -> String {
+    id.to_string_lossy().into_owned()
+}
+
 /// `org/name` → `models--org--name`, as huggingface_hub names repo folders.
 pub fn repo_folder_name(id: &str) -> String {
     format!("models--{}", id.replace('/', "--"))
@@ -66,12 +136,22 @@ pub fn repo_folder_name(id: &str) -> String {
 /// The snapshot folder of `id` at `revision` in the cache rooted at `cache_dir`, if it holds a
 /// complete model. `revision` is a ref (`refs/<revision>` holds the commit) or a commit hash.
 pub fn cached_snapshot(cache_dir: &Path, id: &str, revision: &str) -> Option<PathBuf> {
+    cached_snapshot_of(cache_dir, id, revision, RepoKind::Model)
+}
+
+/// As [`cached_snapshot`], for a folder holding what `kind` needs.
+pub fn cached_snapshot_of(
+    cache_dir: &Path,
+    id: &str,
+    revision: &str,
+    kind: RepoKind,
+) -> Option<PathBuf> {
     let repo = cache_dir.join(repo_folder_name(id));
     let commit = std::fs::read_to_string(repo.join("refs").join(revision))
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| revision.to_string());
     let snap = repo.join("snapshots").join(commit);
-    is_model_dir(&snap).then_some(snap)
+    is_dir_of(&snap, kind).then_some(snap)
 }
 
 /// Resolves `id` with the options from the environment (see [`HubOptions::from_env`]).
@@ -82,19 +162,37 @@ pub fn resolve_model(id: &str) -> Result<PathBuf> {
 /// Resolves `id`: a local folder, then the cache in `opts.cache_dir`, then (unless offline) a
 /// download into that cache.
 pub fn resolve_model_with(id: &str, opts: &HubOptions) -> Result<PathBuf> {
+    resolve(id, opts, RepoKind::Model)
+}
+
+/// Resolves a tokenizer `id` with the options from the environment.
+pub fn resolve_tokenizer(id: &str) -> Result<PathBuf> {
+    resolve(id, &HubOptions::from_env(), RepoKind::Tokenizer)
+}
+
+/// Resolves `id` to a folder holding what `kind` needs: a local folder, then the cache in
+/// `opts.cache_dir` at `opts.revision`, then (unless offline) a download into that cache. A
+/// model download also fetches the tokenizer files the repository has.
+pub fn resolve(id: &str, opts: &HubOptions, kind: RepoKind) -> Result<PathBuf> {
     let local = Path::new(id);
+    let what = match kind {
+        RepoKind::Model => {
+            "config.json or model.safetensors (pytorch_model.bin is not loaded: only safetensors)"
+        }
+        RepoKind::Tokenizer => "tokenizer.json, vocab.txt, or vocab.json + merges.txt",
+    };
     if local.is_dir() {
-        if is_model_dir(local) {
+        if is_dir_of(local, kind) {
             return Ok(local.to_path_buf());
         }
         return Err(Error::ModelNotFound {
             id: id.into(),
             looked: local.display().to_string(),
-            hint: "the folder exists but lacks config.json or model.safetensors (pytorch_model.bin is not loaded: only safetensors)".into(),
+            hint: format!("the folder exists but lacks {what}"),
         });
     }
     let repo_dir = opts.cache_dir.join(repo_folder_name(id));
-    if let Some(snap) = cached_snapshot(&opts.cache_dir, id, &opts.revision) {
+    if let Some(snap) = cached_snapshot_of(&opts.cache_dir, id, &opts.revision, kind) {
         return Ok(snap);
     }
     let looked = format!(
@@ -106,7 +204,10 @@ pub fn resolve_model_with(id: &str, opts: &HubOptions) -> Result<PathBuf> {
         return Err(Error::ModelNotFound {
             id: id.into(),
             looked,
-            hint: "HF_HUB_OFFLINE is set, so nothing was downloaded; download the model while online, or pass a folder with config.json and model.safetensors".into(),
+            hint: format!(
+                "HF_HUB_OFFLINE is set, so nothing was downloaded; download it while online (revision `{}`), or pass a folder with {what}",
+                opts.revision
+            ),
         });
     }
     let path_like = id.starts_with(['.', '/', '~', '\\']) || id.matches('/').count() > 1;
@@ -117,20 +218,20 @@ pub fn resolve_model_with(id: &str, opts: &HubOptions) -> Result<PathBuf> {
             hint: "this looks like a path, not a Hub id".into(),
         });
     }
-    download(id, opts).map_err(|message| Error::Hub {
+    download(id, opts, kind).map_err(|message| Error::Hub {
         id: id.into(),
         message: format!("{message} (also looked in: {looked})"),
     })
 }
 
-fn download(id: &str, opts: &HubOptions) -> std::result::Result<PathBuf, String> {
+fn download(id: &str, opts: &HubOptions, kind: RepoKind) -> std::result::Result<PathBuf, String> {
     use hf_hub::api::sync::ApiBuilder;
     use hf_hub::{Repo, RepoType};
     let mut builder = ApiBuilder::from_env()
         .with_cache_dir(opts.cache_dir.clone())
         .with_progress(false);
-    if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
-        builder = builder.with_endpoint(endpoint);
+    if let Some(endpoint) = &opts.endpoint {
+        builder = builder.with_endpoint(endpoint.clone());
     }
     let api = builder.build().map_err(|e| e.to_string())?;
     let repo = api.repo(Repo::with_revision(
@@ -138,6 +239,23 @@ fn download(id: &str, opts: &HubOptions) -> std::result::Result<PathBuf, String>
         RepoType::Model,
         opts.revision.clone(),
     ));
+    // The tokenizer files the repository has (a missing one is not an error: each layout
+    // needs only some of them).
+    let mut folder = None;
+    for f in TOKENIZER_FILES {
+        if let Ok(p) = repo.get(f) {
+            folder = p.parent().map(Path::to_path_buf);
+        }
+    }
+    if kind == RepoKind::Tokenizer {
+        return match folder {
+            Some(dir) if is_tokenizer_dir(&dir) => Ok(dir),
+            _ => Err(format!(
+                "the repository has none of the tokenizer files ({})",
+                TOKENIZER_FILES.join(", ")
+            )),
+        };
+    }
     let config = repo.get("config.json").map_err(|e| e.to_string())?;
     match repo.get("model.safetensors") {
         Ok(_) => {}

@@ -4,26 +4,28 @@
 //! `:dep` with a matching candle version.
 // data
 pub use crate::data::{
-    Column, DataFiles, Dataset, DatasetDict, IterableDataset, LoadOptions, Row, SampleBy,
+    Column, DataFiles, Dataset, DatasetDict, IterableDataset, LoadOptions, Row, RowExt, SampleBy,
     concatenate, load_dataset, load_dataset_with, load_streaming, load_streaming_with,
 };
+pub use crate::hub::HubOptions;
 pub use crate::{Error, Result};
-pub use candle_core::{DType, Device, Tensor};
+pub use candle_core::{D, DType, Device, IndexOp, Tensor};
+pub use serde_json::{Value, json};
 // tokenizer
 pub use crate::tokenizer::{
-    EncodeOptions, Encoding, Padding, ShardBuildOptions, SpecialTokens, TokenShards, Tokenizer,
-    TokenizerKind, TrainOptions, Truncation,
+    BatchEncoding, EncodeOptions, Encoding, Padding, PaddingSide, ShardBuildOptions, SpecialTokens,
+    TokenShards, Tokenizer, TokenizerKind, TrainOptions, Truncation,
 };
 // models
 pub use crate::models::{
     AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, BaseModelOutput, BertConfig, DeviceExt,
     ForwardArgs, Gpt2Config, KvCache, ModelConfig, ModelOutput, PreTrainedModel, RobertaConfig,
-    best_device, mean_pooling,
+    Task, best_device, mean_pooling,
 };
 // train
 pub use crate::train::{
-    DataCollatorForLanguageModeling, IntervalStrategy, SchedulerType, TokenWindows, Trainer,
-    TrainingArguments,
+    Batch, DataCollatorForLanguageModeling, Example, IntervalStrategy, LossCurve, SchedulerType,
+    TokenWindows, TrainData, Trainer, TrainingArguments,
 };
 // metrics
 pub use crate::metrics::{

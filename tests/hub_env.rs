@@ -45,4 +45,36 @@ fn from_pretrained_reads_hf_home_cache_offline() {
     assert!(AutoModelForMaskedLM::from_pretrained("tiny-org/tiny-bert").is_err());
     unsafe { std::env::set_var("HF_HUB_CACHE", tmp.path().join("hub")) };
     assert!(AutoModelForMaskedLM::from_pretrained("tiny-org/tiny-bert").is_ok());
+
+    // issue 11: the tokenizer of the same id resolves through the same cache, and a revision
+    // other than main is honoured by both (refs/v2 names another snapshot).
+    unsafe { std::env::remove_var("HF_HUB_CACHE") };
+    let toks = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tokenizers/bert");
+    for f in ["vocab.txt", "tokenizer_config.json"] {
+        std::fs::copy(toks.join(f), snap.join(f)).unwrap();
+    }
+    let tok = Tokenizer::from_pretrained("tiny-org/tiny-bert").unwrap();
+    assert_eq!(tok.tokenizer_class(), "BertTokenizer");
+    let v2 = repo.join("snapshots").join("c0ffee02");
+    std::fs::create_dir_all(&v2).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture("bert").join(f), v2.join(f)).unwrap();
+    }
+    std::fs::write(repo.join("refs").join("v2"), "c0ffee02").unwrap();
+    // v2 has a model but no tokenizer files: the model loads, the tokenizer is not found there
+    assert!(AutoModelForMaskedLM::from_pretrained_revision("tiny-org/tiny-bert", "v2").is_ok());
+    let msg = Tokenizer::from_pretrained_revision("tiny-org/tiny-bert", "v2")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("HF_HUB_OFFLINE") && msg.contains("`v2`"),
+        "{msg}"
+    );
+    std::fs::copy(toks.join("vocab.txt"), v2.join("vocab.txt")).unwrap();
+    assert!(Tokenizer::from_pretrained_revision("tiny-org/tiny-bert", "v2").is_ok());
+    // an unknown revision names itself
+    let msg = AutoModelForMaskedLM::from_pretrained_revision("tiny-org/tiny-bert", "v9")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("`v9`"), "{msg}");
 }

@@ -411,14 +411,14 @@ fn from_config_uses_hf_initialisation() {
     assert!(max_abs_diff(&w(&a), &w(&m)) > 0.0);
     // BERT/RoBERTa: padding rows of the embeddings start at zero
     let r = AutoModelForMaskedLM::from_config(
-        ModelConfig::Roberta(RobertaConfig {
+        &RobertaConfig {
             hidden_size: 32,
             num_hidden_layers: 1,
             num_attention_heads: 2,
             intermediate_size: 40,
             max_position_embeddings: 20,
-            ..RobertaConfig::roberta_small(60)
-        }),
+            ..RobertaConfig::small(60)
+        },
         &Device::Cpu,
     )
     .unwrap();
@@ -709,6 +709,7 @@ fn hub_cache_layout_is_resolved() {
         cache_dir: hub.clone(),
         offline: true,
         revision: "main".into(),
+        endpoint: None,
     };
     let dir = resolve_model_with("tiny-org/tiny-gpt2", &opts).unwrap();
     assert_eq!(dir, snap);
@@ -728,6 +729,7 @@ fn model_not_found_offline_says_where_it_looked() {
         cache_dir: tmp.path().to_path_buf(),
         offline: true,
         revision: "main".into(),
+        endpoint: None,
     };
     let msg = resolve_model_with("nobody/nothing", &opts)
         .err()

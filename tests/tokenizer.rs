@@ -152,7 +152,7 @@ fn save_then_load_tokenizer_json_gives_same_ids() {
     for name in ["gpt2", "bert", "roberta"] {
         let tok = Tokenizer::from_pretrained(fixtures().join(name)).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        tok.save(dir.path()).unwrap();
+        tok.save_pretrained(dir.path()).unwrap();
         for f in [
             "tokenizer.json",
             "tokenizer_config.json",
@@ -213,7 +213,7 @@ fn train_bpe_gpt2_style_round_trips_and_saves() {
     let n = tok.encode(&test).unwrap().len();
     assert!(n * 2 < test.len(), "{n} tokens for {} bytes", test.len());
     let dir = tempfile::tempdir().unwrap();
-    tok.save(dir.path()).unwrap();
+    tok.save_pretrained(dir.path()).unwrap();
     let again = Tokenizer::from_pretrained(dir.path()).unwrap();
     assert_eq!(again.encode(&test).unwrap(), tok.encode(&test).unwrap());
     assert_eq!(again.eos_token_id(), Some(0));

@@ -23,6 +23,21 @@ use std::sync::Arc;
 /// One row: column name → value, in column order.
 pub type Row = serde_json::Map<String, Value>;
 
+/// `row.try_get("text")?`: a row's value by column name, or an error naming the columns the
+/// row has (indexing a `Row` with a missing key panics, as a map's index does).
+pub trait RowExt {
+    fn try_get(&self, key: &str) -> Result<&Value>;
+}
+
+impl RowExt for Row {
+    fn try_get(&self, key: &str) -> Result<&Value> {
+        self.get(key).ok_or_else(|| Error::UnknownColumn {
+            column: key.to_string(),
+            available: self.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+}
+
 /// One named column of values.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Column {

@@ -54,6 +54,16 @@ impl RougeScores {
         self.0.iter().find(|(t, _)| t == rouge_type).map(|(_, s)| s)
     }
 
+    /// The score of one type, or an error naming the types that were computed.
+    pub fn try_get(&self, rouge_type: &str) -> crate::Result<&RougeScore> {
+        self.get(rouge_type)
+            .ok_or_else(|| crate::Error::UnknownMetricOption {
+                option: "ROUGE type (not computed)".into(),
+                value: rouge_type.into(),
+                valid: self.types().join(", "),
+            })
+    }
+
     /// ROUGE types in order.
     pub fn types(&self) -> Vec<String> {
         self.0.iter().map(|(t, _)| t.clone()).collect()
@@ -607,6 +617,21 @@ impl RougeAggregate {
     /// The aggregate of one type, if present.
     pub fn get(&self, rouge_type: &str) -> Option<&AggregateScore> {
         self.0.iter().find(|(t, _)| t == rouge_type).map(|(_, s)| s)
+    }
+
+    /// The aggregate of one type, or an error naming the types present.
+    pub fn try_get(&self, rouge_type: &str) -> crate::Result<&AggregateScore> {
+        self.get(rouge_type)
+            .ok_or_else(|| crate::Error::UnknownMetricOption {
+                option: "ROUGE type (not aggregated)".into(),
+                value: rouge_type.into(),
+                valid: self
+                    .0
+                    .iter()
+                    .map(|(t, _)| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// An HTML table: per type, F low / mid / high and the mid precision and recall.

@@ -10,6 +10,7 @@
 //! assert_eq!(out.logits.dims(), &[1, 3, 100]);
 //! # Ok::<(), massivetext::Error>(())
 //! ```
+use std::ffi::OsStr;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
@@ -28,17 +29,38 @@ macro_rules! common {
         impl $ty {
             /// Loads a model from a local folder or a Hub id (through the Hugging Face cache,
             /// or a download when online), on [`best_device`](super::device::best_device), f32.
-            pub fn from_pretrained(id: impl AsRef<str>) -> Result<Self> {
+            ///
+            /// `id` is a `&str`, `String`, `&Path` or `PathBuf`. A download also fetches the
+            /// repository's tokenizer files, so `Tokenizer::from_pretrained(id)` finds them.
+            pub fn from_pretrained(id: impl AsRef<OsStr>) -> Result<Self> {
                 Self::from_pretrained_with(id, &super::device::best_device(), DType::F32)
+            }
+
+            /// As `from_pretrained`, at a branch, tag or commit of the Hub repository.
+            pub fn from_pretrained_revision(id: impl AsRef<OsStr>, revision: &str) -> Result<Self> {
+                let opts = hub::HubOptions::from_env().with_revision(revision);
+                Self::from_pretrained_hub(id, &opts, &super::device::best_device(), DType::F32)
             }
 
             /// As `from_pretrained`, on a chosen device and dtype (bf16 is meant for GPUs).
             pub fn from_pretrained_with(
-                id: impl AsRef<str>,
+                id: impl AsRef<OsStr>,
                 device: &Device,
                 dtype: DType,
             ) -> Result<Self> {
-                let dir = hub::resolve_model(id.as_ref())?;
+                Self::from_pretrained_hub(id, &hub::HubOptions::from_env(), device, dtype)
+            }
+
+            /// As `from_pretrained`, with explicit hub options (cache folder, offline,
+            /// revision, endpoint), device and dtype.
+            pub fn from_pretrained_hub(
+                id: impl AsRef<OsStr>,
+                opts: &hub::HubOptions,
+                device: &Device,
+                dtype: DType,
+            ) -> Result<Self> {
+                let id = hub::id_string(id.as_ref());
+                let dir = hub::resolve_model_with(&id, opts)?;
                 Ok(Self(Model::load(&dir, device, dtype, $task)?))
             }
 
@@ -120,6 +142,40 @@ macro_rules! common {
             /// Reseeds the dropout stream (for exactly repeatable training runs).
             pub fn set_seed(&mut self, seed: u64) {
                 self.0.dropout = DropoutStream::new(seed);
+            }
+
+            /// Resizes the token embeddings (and the tied LM head and its bias) to `new_size`
+            /// rows, after `tokenizer.add_tokens` / `add_special_tokens`; returns the new size.
+            /// New rows start at the mean of the old ones, as transformers'
+            /// `resize_token_embeddings` does by default (`mean_resizing=True`, without its
+            /// 1e-9-scaled covariance noise); a shrink keeps the first `new_size` rows. Build
+            /// the Trainer after resizing; clones made before keep the old table.
+            pub fn resize_token_embeddings(&mut self, new_size: usize) -> Result<usize> {
+                self.0.resize_token_embeddings(new_size)?;
+                Ok(new_size)
+            }
+
+            /// The architecture (`BertModel`, `GPT2LMHeadModel`, ...), layers, width, heads,
+            /// parameters, device, dtype and mode, one per line.
+            pub fn summary(&self) -> String {
+                self.0.summary_text()
+            }
+
+            /// Renders the summary as a table in an evcxr notebook (text for other front ends).
+            pub fn evcxr_display(&self) {
+                self.0.evcxr_display();
+            }
+        }
+
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt_debug(stringify!($ty), f)
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0.summary_text())
             }
         }
     };

@@ -88,8 +88,93 @@ pub struct BertConfig {
     pub pad_token_id: u32,
 }
 
-/// RoBERTa shares BERT's keys; [`ModelConfig::Roberta`] marks the architecture.
-pub type RobertaConfig = BertConfig;
+/// RoBERTa hyper-parameters: BERT's keys, its own type, so that
+/// `AutoModelForMaskedLM::from_config(&RobertaConfig::small(v), ..)` builds a RoBERTa (position
+/// ids after `padding_idx`, `roberta.` / `lm_head.` names), not a BERT of the same sizes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RobertaConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub hidden_act: String,
+    pub hidden_dropout_prob: f64,
+    pub attention_probs_dropout_prob: f64,
+    /// Position table length; RoBERTa reserves the first `pad_token_id + 1` rows.
+    pub max_position_embeddings: usize,
+    pub type_vocab_size: usize,
+    pub initializer_range: f64,
+    pub layer_norm_eps: f64,
+    pub pad_token_id: u32,
+}
+
+impl RobertaConfig {
+    /// A small RoBERTa for training from scratch: 4 layers, 4 heads, 256 wide, one token type,
+    /// padding id 1 and 514 positions (512 usable: position ids start after `padding_idx`).
+    pub fn small(vocab_size: usize) -> Self {
+        BertConfig {
+            type_vocab_size: 1,
+            pad_token_id: 1,
+            max_position_embeddings: 514,
+            layer_norm_eps: 1e-5,
+            ..BertConfig::small(vocab_size)
+        }
+        .into()
+    }
+
+    /// The hyper-parameters of `roberta-base` (125M).
+    pub fn roberta_base() -> Self {
+        Self {
+            vocab_size: 50265,
+            hidden_size: 768,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            intermediate_size: 3072,
+            ..Self::small(50265)
+        }
+    }
+}
+
+impl From<BertConfig> for RobertaConfig {
+    fn from(c: BertConfig) -> Self {
+        Self {
+            vocab_size: c.vocab_size,
+            hidden_size: c.hidden_size,
+            num_hidden_layers: c.num_hidden_layers,
+            num_attention_heads: c.num_attention_heads,
+            intermediate_size: c.intermediate_size,
+            hidden_act: c.hidden_act,
+            hidden_dropout_prob: c.hidden_dropout_prob,
+            attention_probs_dropout_prob: c.attention_probs_dropout_prob,
+            max_position_embeddings: c.max_position_embeddings,
+            type_vocab_size: c.type_vocab_size,
+            initializer_range: c.initializer_range,
+            layer_norm_eps: c.layer_norm_eps,
+            pad_token_id: c.pad_token_id,
+        }
+    }
+}
+
+impl From<RobertaConfig> for BertConfig {
+    fn from(c: RobertaConfig) -> Self {
+        Self {
+            vocab_size: c.vocab_size,
+            hidden_size: c.hidden_size,
+            num_hidden_layers: c.num_hidden_layers,
+            num_attention_heads: c.num_attention_heads,
+            intermediate_size: c.intermediate_size,
+            hidden_act: c.hidden_act,
+            hidden_dropout_prob: c.hidden_dropout_prob,
+            attention_probs_dropout_prob: c.attention_probs_dropout_prob,
+            max_position_embeddings: c.max_position_embeddings,
+            type_vocab_size: c.type_vocab_size,
+            initializer_range: c.initializer_range,
+            layer_norm_eps: c.layer_norm_eps,
+            pad_token_id: c.pad_token_id,
+        }
+    }
+}
 
 impl BertConfig {
     /// A small BERT for training from scratch: 4 layers, 4 heads, 256 wide, 512 positions.
@@ -108,18 +193,6 @@ impl BertConfig {
             initializer_range: 0.02,
             layer_norm_eps: 1e-12,
             pad_token_id: 0,
-        }
-    }
-
-    /// A small RoBERTa: as [`BertConfig::small`] with one token type, padding id 1 and 514
-    /// positions (RoBERTa's position ids start after `padding_idx`).
-    pub fn roberta_small(vocab_size: usize) -> Self {
-        Self {
-            type_vocab_size: 1,
-            pad_token_id: 1,
-            max_position_embeddings: 514,
-            layer_norm_eps: 1e-5,
-            ..Self::small(vocab_size)
         }
     }
 }
@@ -141,6 +214,18 @@ impl From<Gpt2Config> for ModelConfig {
 impl From<BertConfig> for ModelConfig {
     fn from(c: BertConfig) -> Self {
         Self::Bert(c)
+    }
+}
+
+impl From<RobertaConfig> for ModelConfig {
+    fn from(c: RobertaConfig) -> Self {
+        Self::Roberta(c.into())
+    }
+}
+
+impl From<&RobertaConfig> for ModelConfig {
+    fn from(c: &RobertaConfig) -> Self {
+        Self::Roberta(c.clone().into())
     }
 }
 
@@ -252,6 +337,24 @@ impl ModelConfig {
             o.insert("model_type".into(), self.model_type().into());
         }
         v
+    }
+
+    /// `(layers, hidden size, attention heads)`.
+    pub fn dims(&self) -> (usize, usize, usize) {
+        match self {
+            Self::Gpt2(c) => (c.n_layer, c.n_embd, c.n_head),
+            Self::Bert(c) | Self::Roberta(c) => {
+                (c.num_hidden_layers, c.hidden_size, c.num_attention_heads)
+            }
+        }
+    }
+
+    /// Sets the vocabulary size (after `resize_token_embeddings`).
+    pub fn set_vocab_size(&mut self, vocab_size: usize) {
+        match self {
+            Self::Gpt2(c) => c.vocab_size = vocab_size,
+            Self::Bert(c) | Self::Roberta(c) => c.vocab_size = vocab_size,
+        }
     }
 
     pub fn initializer_range(&self) -> f64 {

@@ -17,9 +17,11 @@ mod pretrained;
 
 mod bert;
 mod gpt2;
+mod inputs;
 mod model;
 mod params;
 mod roberta;
+mod summary;
 
 pub use activation::Activation;
 pub use auto::{AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM};

@@ -144,7 +144,7 @@ pub fn train_tokenizer(o: &TrainTokenizerOptions) -> Result<String> {
         },
         e => e,
     })?;
-    tok.save(out)?;
+    tok.save_pretrained(out)?;
     Ok(format!(
         "trained {kind:?} tokenizer: vocab size {} in {:.1}s; saved to {} (tokenizer.json, tokenizer_config.json, special_tokens_map.json)",
         tok.vocab_size(),

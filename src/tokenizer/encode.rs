@@ -32,7 +32,28 @@ pub enum Padding {
     MaxLength,
 }
 
-/// Options of [`Tokenizer::encode_with`]; the default matches `tokenizer(text)` in Python.
+/// Which end of a sequence padding goes on (`tokenizer.padding_side` in transformers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PaddingSide {
+    /// After the tokens (the default; what encoders and training use).
+    #[default]
+    Right,
+    /// Before the tokens (what batched generation with a decoder wants).
+    Left,
+}
+
+impl PaddingSide {
+    /// `"right"` or `"left"`, as `tokenizer_config.json` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaddingSide::Right => "right",
+            PaddingSide::Left => "left",
+        }
+    }
+}
+
+/// Options of [`Tokenizer::encode_with`] and [`Tokenizer::batch_encode`]; the default matches
+/// `tokenizer(text)` in Python, [`EncodeOptions::padded`] `tokenizer(texts, padding=True)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EncodeOptions {
     /// Add `[CLS] ... [SEP]`, `<s> ... </s>` as the post-processor says (default true).
@@ -41,6 +62,11 @@ pub struct EncodeOptions {
     pub max_length: Option<usize>,
     pub truncation: Truncation,
     pub padding: Padding,
+    /// Where padding goes; `None` takes the tokenizer's (`padding_side` in
+    /// `tokenizer_config.json`, else right).
+    pub padding_side: Option<PaddingSide>,
+    /// Pad the length up to a multiple of this (e.g. 8 for tensor cores), when padding.
+    pub pad_to_multiple_of: Option<usize>,
 }
 
 impl Default for EncodeOptions {
@@ -50,6 +76,8 @@ impl Default for EncodeOptions {
             max_length: None,
             truncation: Truncation::None,
             padding: Padding::None,
+            padding_side: None,
+            pad_to_multiple_of: None,
         }
     }
 }
@@ -62,6 +90,34 @@ impl EncodeOptions {
             truncation: Truncation::Truncate,
             ..Default::default()
         }
+    }
+
+    /// `padding=True`: pad to the longest sequence of the batch.
+    pub fn padded() -> Self {
+        EncodeOptions {
+            padding: Padding::Longest,
+            ..Default::default()
+        }
+    }
+
+    /// `padding=True, truncation=True, max_length=max_length`.
+    pub fn padded_truncated(max_length: usize) -> Self {
+        EncodeOptions {
+            padding: Padding::Longest,
+            ..Self::truncate(max_length)
+        }
+    }
+
+    /// The same options with padding on the given side.
+    pub fn with_padding_side(mut self, side: PaddingSide) -> Self {
+        self.padding_side = Some(side);
+        self
+    }
+
+    /// The same options, padding to a multiple of `n`.
+    pub fn with_pad_to_multiple_of(mut self, n: usize) -> Self {
+        self.pad_to_multiple_of = Some(n);
+        self
     }
 }
 
@@ -257,10 +313,19 @@ impl Tokenizer {
                 ));
             }
         };
+        if opts.pad_to_multiple_of == Some(0) {
+            return Err(Error::InvalidArgument(
+                "EncodeOptions.pad_to_multiple_of must be at least 1".into(),
+            ));
+        }
+        let direction = match opts.padding_side.unwrap_or_else(|| self.padding_side()) {
+            PaddingSide::Right => PaddingDirection::Right,
+            PaddingSide::Left => PaddingDirection::Left,
+        };
         let params = PaddingParams {
             strategy,
-            direction: PaddingDirection::Right,
-            pad_to_multiple_of: None,
+            direction,
+            pad_to_multiple_of: opts.pad_to_multiple_of,
             pad_id,
             pad_type_id: 0,
             pad_token,

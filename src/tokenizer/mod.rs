@@ -12,14 +12,18 @@
 //! Loading (`from_pretrained`) understands `tokenizer.json` and the legacy `vocab.txt` (BERT) and
 //! `vocab.json` + `merges.txt` (GPT-2, RoBERTa) layouts, building the same pipeline that
 //! `transformers.AutoTokenizer` builds, so the ids match Python's exactly.
+mod added;
+mod batch;
 pub mod cli;
 pub mod dataset;
 mod encode;
 mod pretrained;
 pub mod shards;
+mod show;
 mod train;
 
-pub use encode::{EncodeOptions, Encoding, Padding, Truncation};
+pub use batch::{BatchEncoding, TokenIds};
+pub use encode::{EncodeOptions, Encoding, Padding, PaddingSide, Truncation};
 
 pub use shards::{
     BuildReport, Dtype, ShardBuildOptions, ShardManifest, TokenShards, WindowSampler,
@@ -240,12 +244,24 @@ impl Tokenizer {
         self.inner.decode(ids, skip_special_tokens).map_err(tk_err)
     }
 
-    /// Decode many sequences in parallel.
-    pub fn decode_batch(&self, ids: &[Vec<u32>], skip_special_tokens: bool) -> Result<Vec<String>> {
-        let refs: Vec<&[u32]> = ids.iter().map(|v| v.as_slice()).collect();
-        self.inner
-            .decode_batch(&refs, skip_special_tokens)
-            .map_err(tk_err)
+    /// Which side padding goes on unless [`EncodeOptions::padding_side`] says otherwise:
+    /// `padding_side` from `tokenizer_config.json`, else right.
+    pub fn padding_side(&self) -> PaddingSide {
+        match self
+            .config_extra
+            .get("padding_side")
+            .and_then(|v| v.as_str())
+        {
+            Some("left") => PaddingSide::Left,
+            _ => PaddingSide::Right,
+        }
+    }
+
+    /// Sets the default padding side (saved in `tokenizer_config.json`).
+    pub fn with_padding_side(mut self, side: PaddingSide) -> Self {
+        self.config_extra
+            .insert("padding_side".into(), side.as_str().into());
+        self
     }
 }
 

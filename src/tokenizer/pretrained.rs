@@ -1,8 +1,10 @@
 //! `from_pretrained` and `save`: the folder layouts Hugging Face writes, read the way
 //! `AutoTokenizer` reads them.
 use super::{SpecialTokens, Tokenizer, tk_err};
+use crate::hub::{self, HubOptions, RepoKind};
 use crate::{Error, Result};
 use serde_json::{Map, Value};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use tokenizers::AddedToken;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
@@ -35,8 +37,25 @@ impl Tokenizer {
     /// from `tokenizer_config.json`, default true) or GPT-2 / RoBERTa's `vocab.json` +
     /// `merges.txt` (RoBERTa when `tokenizer_config.json` / `config.json` say so, or the
     /// vocabulary has `<s>`, `</s>` and `<mask>`), built exactly as `AutoTokenizer` builds them.
-    pub fn from_pretrained(dir_or_id: impl AsRef<Path>) -> Result<Self> {
-        let dir = resolve_dir(dir_or_id.as_ref())?;
+    ///
+    /// `dir_or_id` is a `&str`, `String`, `&Path` or `PathBuf`. An id resolves as
+    /// `AutoModel*::from_pretrained` does ([`crate::hub`]): the Hugging Face cache
+    /// (`HF_HUB_CACHE` / `HF_HOME`, revision `main`), else a download of the tokenizer files
+    /// unless `HF_HUB_OFFLINE` is set.
+    pub fn from_pretrained(dir_or_id: impl AsRef<OsStr>) -> Result<Self> {
+        Self::from_pretrained_hub(dir_or_id, &HubOptions::from_env())
+    }
+
+    /// As [`from_pretrained`](Self::from_pretrained) at a branch, tag or commit of the Hub
+    /// repository.
+    pub fn from_pretrained_revision(id: impl AsRef<OsStr>, revision: &str) -> Result<Self> {
+        Self::from_pretrained_hub(id, &HubOptions::from_env().with_revision(revision))
+    }
+
+    /// As [`from_pretrained`](Self::from_pretrained) with explicit hub options (cache folder,
+    /// offline, revision, endpoint).
+    pub fn from_pretrained_hub(dir_or_id: impl AsRef<OsStr>, opts: &HubOptions) -> Result<Self> {
+        let dir = resolve_dir(Path::new(dir_or_id.as_ref()), opts)?;
         let config = read_json_object(&dir.join(CONFIG_JSON))?;
         let special_map = read_json_object(&dir.join(SPECIAL_MAP_JSON))?;
         let model_max_length = config
@@ -161,7 +180,10 @@ impl Tokenizer {
     /// Write `tokenizer.json`, `tokenizer_config.json` and `special_tokens_map.json` into `dir`
     /// (created if needed). Each file is written atomically (`crate::io::write_atomic`), so a
     /// crash never leaves a half-written file behind.
-    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+    ///
+    /// `AutoTokenizer.from_pretrained(dir)` loads the folder with the same ids, and so does
+    /// [`Tokenizer::from_pretrained`].
+    pub fn save_pretrained(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
         crate::io::create_dir_all(dir)?;
         let tokenizer_json = self.inner.to_string(true).map_err(tk_err)?;
@@ -207,8 +229,8 @@ pub(crate) fn io_err(path: &Path, source: std::io::Error) -> Error {
     }
 }
 
-/// A folder, or a model id (`org/name`) whose snapshot is in the local Hugging Face cache.
-fn resolve_dir(p: &Path) -> Result<PathBuf> {
+/// A folder (or a file in it), or a model id resolved through [`crate::hub`].
+fn resolve_dir(p: &Path, opts: &HubOptions) -> Result<PathBuf> {
     if p.is_dir() {
         return Ok(p.to_path_buf());
     }
@@ -224,25 +246,11 @@ fn resolve_dir(p: &Path) -> Result<PathBuf> {
         }
     }
     let id = p.to_string_lossy();
-    let cache = std::env::var_os("HF_HUB_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HF_HOME").map(|h| PathBuf::from(h).join("hub")))
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface/hub"))
-        });
-    if let Some(cache) = cache {
-        let repo = cache.join(format!("models--{}", id.replace('/', "--")));
-        let rev = std::fs::read_to_string(repo.join("refs/main")).ok();
-        if let Some(rev) = rev {
-            let snap = repo.join("snapshots").join(rev.trim());
-            if snap.is_dir() {
-                return Ok(snap);
-            }
-        }
-    }
-    Err(Error::TokenizerFiles {
+    hub::resolve(&id, opts, RepoKind::Tokenizer).map_err(|e| Error::TokenizerFiles {
         dir: p.to_path_buf(),
-        message: "no such folder, and no model of that id in the local Hugging Face cache; pass a folder holding tokenizer.json (or vocab.txt, or vocab.json + merges.txt), or download the model first".into(),
+        message: format!(
+            "no such folder, and no tokenizer of that id: {e}; pass a folder holding tokenizer.json (or vocab.txt, or vocab.json + merges.txt)"
+        ),
     })
 }
 
@@ -317,6 +325,7 @@ fn passthrough_config(config: &Map<String, Value>) -> Map<String, Value> {
         "add_prefix_space",
         "trim_offsets",
         "strip_accents",
+        "padding_side",
     ] {
         if let Some(v) = config.get(key) {
             m.insert(key.to_string(), v.clone());

@@ -115,7 +115,7 @@ impl DataCollatorForLanguageModeling {
         if self.mlm {
             if self.mask_token_id.is_none() {
                 return Err(Error::InvalidArgument(
-                    "DataCollatorForLanguageModeling: mlm needs a mask_token_id; does the tokenizer define [MASK] / <mask>?".into(),
+                    "DataCollatorForLanguageModeling: masked-LM training needs the mask token's id, and neither the model nor the data knows it; pass `.with_tokenizer(&tok)` to the Trainer (its [MASK] / <mask> token is used), or `.with_collator(DataCollatorForLanguageModeling::mlm(mask_token_id, pad_token_id, vocab_size, special_token_ids))`".into(),
                 ));
             }
             if !(0.0..=1.0).contains(&self.mlm_probability) {

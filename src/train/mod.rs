@@ -21,6 +21,7 @@
 //! # Ok::<(), massivetext::Error>(())
 //! ```
 mod args;
+mod args_show;
 pub mod cli;
 mod collator;
 mod curve;
@@ -43,4 +44,6 @@ pub use state::{
     LogEntry, TrainerState, checkpoint_step, get_last_checkpoint, rotate_checkpoints,
     sorted_checkpoints,
 };
-pub use trainer::{EvalOutput, IntoTrainData, StepOutput, TrainOutput, Trainer, compute_loss};
+pub use trainer::{
+    EVAL_METRICS, EvalOutput, IntoTrainData, StepOutput, TrainOutput, Trainer, compute_loss,
+};

@@ -19,8 +19,8 @@ use super::schedule::LrScheduler;
 use super::state::{LogEntry, TrainerState, get_last_checkpoint, rotate_checkpoints};
 use crate::data::Dataset;
 use crate::io::{self, read_json, write_json};
-use crate::models::PreTrainedModel;
 use crate::models::core::check_token_id;
+use crate::models::{PreTrainedModel, Task};
 use crate::{Error, Result};
 
 /// The batch's mean loss: the model in training (dropout on, seeded by the batch, so a resumed
@@ -34,6 +34,81 @@ pub fn compute_loss<M: PreTrainedModel>(model: &M, batch: &Batch, train: bool) -
     m.forward_with(&batch.forward_args())?
         .loss
         .ok_or_else(|| Error::InvalidArgument("the model returned no loss for the labels".into()))
+}
+
+/// The collator a model's task calls for, from what the model knows: the causal collator for a
+/// causal LM; for a masked LM an MLM collator with the config's vocabulary size and padding id
+/// but no mask id (nothing in a model names its mask token), which refuses to collate with an
+/// error saying to pass `with_tokenizer` or `with_collator` — never a causal collator, which
+/// would teach a masked LM to copy its input.
+fn default_collator<M: PreTrainedModel>(model: &M) -> DataCollatorForLanguageModeling {
+    let config = model.config_json();
+    let pad = config
+        .get("pad_token_id")
+        .and_then(Value::as_u64)
+        .map(|p| p as u32);
+    match model.task() {
+        Task::MaskedLm => {
+            let mut c = DataCollatorForLanguageModeling::causal(pad.unwrap_or(0));
+            c.mlm = true;
+            c.shift_labels = false;
+            c.vocab_size = model.vocab_size().unwrap_or(0);
+            c.special_token_ids = pad.into_iter().collect();
+            c
+        }
+        _ => DataCollatorForLanguageModeling::causal(pad.unwrap_or(0)),
+    }
+}
+
+fn collator_for_tokenizer<M: PreTrainedModel>(
+    model: &M,
+    tok: &crate::tokenizer::Tokenizer,
+) -> Result<DataCollatorForLanguageModeling> {
+    let base = default_collator(model);
+    let pad = tok
+        .pad_token_id()
+        .or_else(|| tok.eos_token_id())
+        .unwrap_or(base.pad_token_id);
+    if model.task() != Task::MaskedLm {
+        return Ok(DataCollatorForLanguageModeling::causal(pad));
+    }
+    let mask = tok.mask_token_id().ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "the model is a masked language model but the tokenizer ({}) has no mask token; give it one (`add_special_tokens`) or pass `.with_collator(DataCollatorForLanguageModeling::mlm(..))`",
+            tok.tokenizer_class()
+        ))
+    })?;
+    let mut special: Vec<u32> = tok
+        .special_tokens()
+        .all()
+        .iter()
+        .filter_map(|t| tok.token_to_id(t))
+        .collect();
+    special.sort_unstable();
+    special.dedup();
+    let vocab = model.vocab_size().unwrap_or_else(|| tok.vocab_size());
+    Ok(DataCollatorForLanguageModeling::mlm(
+        mask, pad, vocab, special,
+    ))
+}
+
+/// The metrics `evaluate()` logs, under which `metric_for_best_model` may name one.
+pub const EVAL_METRICS: [&str; 2] = ["eval_loss", "eval_perplexity"];
+
+/// Rejects a `metric_for_best_model` that evaluation never produces: it would never pick a
+/// best checkpoint. Accepted as Hugging Face does, with or without the `eval_` prefix.
+fn check_best_metric(args: &TrainingArguments) -> Result<()> {
+    let Some(name) = &args.metric_for_best_model else {
+        return Ok(());
+    };
+    let key = args.best_metric_key();
+    if EVAL_METRICS.contains(&key.as_str()) {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument(format!(
+        "TrainingArguments.metric_for_best_model: evaluation never produces `{name}`; it produces {} (also accepted without the `eval_` prefix: loss, perplexity)",
+        EVAL_METRICS.join(", ")
+    )))
 }
 
 /// Anything the Trainer can read examples from.
@@ -138,7 +213,11 @@ pub struct Trainer<M: PreTrainedModel> {
 
 impl<M: PreTrainedModel> Trainer<M> {
     /// A trainer for `model` on `train_dataset` (a [`Dataset`] with an `input_ids` column, or
-    /// [`TokenWindows`]), with the causal-LM collator until [`with_collator`](Self::with_collator).
+    /// [`TokenWindows`]). The collator follows the model's task: the causal-LM collator for a
+    /// causal LM; for a masked LM an MLM collator that still needs the mask token's id, so
+    /// chain [`with_tokenizer`](Self::with_tokenizer) or [`with_collator`](Self::with_collator)
+    /// (the first step says so otherwise). A `metric_for_best_model` that evaluation never
+    /// produces ([`EVAL_METRICS`], with or without `eval_`) is an error here.
     pub fn new(
         model: M,
         args: TrainingArguments,
@@ -177,7 +256,8 @@ impl<M: PreTrainedModel> Trainer<M> {
             train_batch_size: bs,
             ..Default::default()
         };
-        let collator = DataCollatorForLanguageModeling::causal(0).with_seed(args.seed);
+        check_best_metric(&args)?;
+        let collator = default_collator(&model).with_seed(args.seed);
         Ok(Trainer {
             model,
             args,
@@ -208,6 +288,14 @@ impl<M: PreTrainedModel> Trainer<M> {
         Ok(self)
     }
 
+    /// Builds the collator for the model's task from the tokenizer: for a masked LM, the MLM
+    /// collator with the tokenizer's mask and padding ids and its special tokens never masked;
+    /// for a causal LM, the causal collator padding with the tokenizer's pad (else eos) id.
+    pub fn with_tokenizer(self, tokenizer: &crate::tokenizer::Tokenizer) -> Result<Self> {
+        let collator = collator_for_tokenizer(&self.model, tokenizer)?;
+        self.with_collator(collator)
+    }
+
     /// Replaces the collator (e.g. the MLM one). Its seed is taken from `args.seed`
     /// unless you changed it from the default 42.
     pub fn with_collator(mut self, collator: DataCollatorForLanguageModeling) -> Result<Self> {
@@ -223,6 +311,10 @@ impl<M: PreTrainedModel> Trainer<M> {
 
     pub fn model(&self) -> &M {
         &self.model
+    }
+    /// The collator batches are built with (see [`with_collator`](Self::with_collator)).
+    pub fn collator(&self) -> &DataCollatorForLanguageModeling {
+        &self.collator
     }
     pub fn args(&self) -> &TrainingArguments {
         &self.args
