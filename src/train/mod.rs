@@ -41,6 +41,6 @@ pub use progress::ProgressMode;
 pub use schedule::LrScheduler;
 pub use state::{
     LogEntry, TrainerState, checkpoint_step, get_last_checkpoint, rotate_checkpoints,
-    sorted_checkpoints,
+    sorted_checkpoints, sweep_leftovers,
 };
 pub use trainer::{EvalOutput, IntoTrainData, StepOutput, TrainOutput, Trainer, compute_loss};
