@@ -892,8 +892,9 @@ fn crash_kill_9_at_random_moments_then_resume_equals_an_uninterrupted_run() {
         }
         let mut child = run_binary(&args);
         if kills < 12 {
-            // from the middle of the start-up to a tenth of the training after it
-            let ms = rng.random_range(startup / 2..startup + work / 10);
+            // from the middle of the start-up to a twentieth of the training after it (each
+            // run resumes from the last checkpoint, so the kills land all along the run)
+            let ms = rng.random_range(startup / 2..startup + work / 20);
             let deadline = Instant::now() + Duration::from_millis(ms);
             while Instant::now() < deadline {
                 if child.try_wait().unwrap().is_some() {
