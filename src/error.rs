@@ -58,6 +58,10 @@ pub enum Error {
     // -- tokenizer --
     // -- models --
     // -- train --
+    #[error(
+        "output folder {dir} is not empty (it holds {found}); resume that run with --resume-from-checkpoint latest (resume_from_checkpoint = \"latest\"), start over in it with --overwrite-output-dir (overwrite_output_dir = true; its checkpoints are deleted), or choose another --output-dir"
+    )]
+    OutputDirNotEmpty { dir: PathBuf, found: String },
     #[error("{path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
     #[error(

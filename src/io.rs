@@ -48,6 +48,7 @@ pub fn write_atomic_with(
         let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         fill(&mut w)?;
         w.flush()?;
+        injected_failure()?;
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         std::fs::rename(&tmp, path)?;
         sync_dir(path.parent().unwrap_or(Path::new(".")))
@@ -58,6 +59,41 @@ pub fn write_atomic_with(
     result.map_err(|source| Error::Write {
         path: path.to_path_buf(),
         source,
+    })
+}
+
+thread_local! {
+    /// Writes left before the injected failure on this thread (see [`inject_write_failure`]).
+    static FAIL_IN: std::cell::Cell<Option<usize>> = std::cell::Cell::new(
+        std::env::var("MASSIVETEXT_FAIL_WRITE").ok().and_then(|v| v.trim().parse().ok()),
+    );
+}
+
+/// Fault injection, for tests: the `nth` (1 = the next) atomic write on this thread fails with
+/// "No space left on device" after its temporary file was written, as a full disk would make it
+/// fail; `None` turns it off. A process started with `MASSIVETEXT_FAIL_WRITE=N` fails its main
+/// thread's Nth write the same way. Each write counts once; later writes succeed again.
+pub fn inject_write_failure(nth: Option<usize>) {
+    FAIL_IN.with(|c| c.set(nth.filter(|&n| n > 0)));
+}
+
+fn injected_failure() -> std::io::Result<()> {
+    FAIL_IN.with(|c| match c.get() {
+        Some(1) => {
+            c.set(None);
+            #[cfg(unix)]
+            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+            #[cfg(not(unix))]
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "No space left on device",
+            ));
+        }
+        Some(n) => {
+            c.set(Some(n - 1));
+            Ok(())
+        }
+        None => Ok(()),
     })
 }
 
@@ -72,6 +108,124 @@ pub fn create_dir_all(dir: &Path) -> Result<()> {
         path: dir.to_path_buf(),
         source,
     })
+}
+
+/// The `Error::Write` for `path`.
+pub fn write_error(path: &Path, source: std::io::Error) -> Error {
+    Error::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Renames `from` to `to` (and flushes the folder), with an `Error::Write` naming `to`.
+pub fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).map_err(|source| write_error(to, source))?;
+    sync_dir(to.parent().unwrap_or(Path::new("."))).map_err(|source| write_error(to, source))
+}
+
+/// Removes the folder `dir` so that no folder of its name is ever half deleted: it is renamed
+/// to `.deleting-NAME` first (one atomic step), then removed. A kill in between leaves only a
+/// `.deleting-*` folder, which [`sweep_deleting`] removes later.
+pub fn remove_dir_atomic(dir: &Path) -> Result<()> {
+    let Some(name) = dir.file_name() else {
+        return Err(Error::InvalidArgument(format!(
+            "{}: not a folder name",
+            dir.display()
+        )));
+    };
+    let mut aside = std::ffi::OsString::from(".deleting-");
+    aside.push(name);
+    let aside = dir.with_file_name(aside);
+    if aside.exists() {
+        std::fs::remove_dir_all(&aside).map_err(|source| write_error(&aside, source))?;
+    }
+    rename(dir, &aside)?;
+    std::fs::remove_dir_all(&aside).map_err(|source| write_error(&aside, source))
+}
+
+/// Removes the `.deleting-*` folders that [`remove_dir_atomic`] left in `dir` when killed.
+pub fn sweep_deleting(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(removed);
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if e.file_name().to_string_lossy().starts_with(".deleting-") {
+            std::fs::remove_dir_all(&p).map_err(|source| write_error(&p, source))?;
+            removed.push(p);
+        }
+    }
+    Ok(removed)
+}
+
+/// A lock on a folder that one process at a time may write: the file `path` created with
+/// `create_new`, holding the process id; removed when dropped. A lock left by a process that is
+/// no longer running (checked through `/proc/PID` on Linux) is taken over, with a message on
+/// stderr.
+#[derive(Debug)]
+pub struct DirLock {
+    path: PathBuf,
+}
+
+impl DirLock {
+    /// Takes the lock `path` for `what` (e.g. "the shard folder out/"), or an error saying which
+    /// process holds it.
+    pub fn acquire(path: &Path, what: &str) -> Result<Self> {
+        for _ in 0..3 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(mut f) => {
+                    let pid = std::process::id().to_string();
+                    f.write_all(pid.as_bytes())
+                        .and_then(|_| f.sync_all())
+                        .map_err(|source| write_error(path, source))?;
+                    return Ok(DirLock {
+                        path: path.to_path_buf(),
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let text = std::fs::read_to_string(path).unwrap_or_default();
+                    let pid: Option<u32> = text.trim().parse().ok();
+                    let alive = match pid {
+                        Some(pid) if Path::new("/proc/self").exists() => {
+                            Path::new(&format!("/proc/{pid}")).exists()
+                        }
+                        // Without /proc (or an unreadable lock) the holder cannot be checked.
+                        _ => true,
+                    };
+                    if alive {
+                        return Err(Error::InvalidArgument(format!(
+                            "{what} is being written by another process ({}; lock file {}); wait for it to finish, or remove the lock file if no such process is running",
+                            pid.map_or("process id unknown".to_string(), |p| format!("pid {p}")),
+                            path.display()
+                        )));
+                    }
+                    eprintln!(
+                        "massivetext: taking over the stale lock {} of process {} (no longer running)",
+                        path.display(),
+                        pid.unwrap_or(0)
+                    );
+                    std::fs::remove_file(path).map_err(|source| write_error(path, source))?;
+                }
+                Err(source) => return Err(write_error(path, source)),
+            }
+        }
+        Err(Error::InvalidArgument(format!(
+            "cannot take the lock {} for {what}: another process keeps taking it; try again",
+            path.display()
+        )))
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// Reads a whole text file, with an error naming it.
@@ -121,8 +275,8 @@ fn map_file(path: &Path) -> Result<memmap2::Mmap> {
 /// metadata header.
 pub struct SafetensorsFile {
     pub tensors: HashMap<String, Tensor>,
-    /// Names of tensors that are not floating point (skipped).
-    pub skipped: Vec<String>,
+    /// Tensors that are not floating point (skipped): name and dtype (e.g. `I32`).
+    pub skipped: Vec<(String, String)>,
     pub metadata: HashMap<String, String>,
 }
 
@@ -161,8 +315,8 @@ pub fn read_safetensors(path: &Path) -> Result<SafetensorsFile> {
                     f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
                 })
                 .collect(),
-            _ => {
-                skipped.push(name);
+            other => {
+                skipped.push((name, format!("{other:?}")));
                 continue;
             }
         };

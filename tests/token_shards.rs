@@ -150,8 +150,15 @@ fn error_shards_built_with_another_tokenizer() {
     let err = TokenShards::open(&out, &roberta).unwrap_err();
     assert!(matches!(err, Error::ShardTokenizerMismatch { .. }), "{err}");
     assert!(err.to_string().contains("another tokenizer"), "{err}");
-    // Rebuilding with the other tokenizer replaces the folder.
-    let r = TokenShards::build_from_files(&roberta, &files, &out, &small_opts()).unwrap();
+    // Rebuilding with the other tokenizer is refused without force (issue 18), then replaces
+    // the folder.
+    let err = TokenShards::build_from_files(&roberta, &files, &out, &small_opts()).unwrap_err();
+    assert!(err.to_string().contains("--force"), "{err}");
+    let forced = ShardBuildOptions {
+        force: true,
+        ..small_opts()
+    };
+    let r = TokenShards::build_from_files(&roberta, &files, &out, &forced).unwrap();
     assert!(!r.reused);
     TokenShards::open(&out, &roberta).unwrap();
 }

@@ -77,7 +77,8 @@ pub struct TokenizeArgs {
     /// Megabytes of text tokenized per parallel batch; memory stays a few times this [default: 4.2].
     #[arg(long, value_name = "MB", value_parser = positive)]
     pub batch_mb: Option<f64>,
-    /// Rebuild even when DIR already holds these files tokenized with this tokenizer.
+    /// Rebuild even when DIR already holds these files tokenized with this tokenizer, or
+    /// replace shards built from other files or with another tokenizer (refused without it).
     #[arg(long)]
     pub force: bool,
     /// Text files to tokenize, one document per non-empty line.

@@ -126,6 +126,10 @@ pub struct TrainArgs {
         help_heading = "Training"
     )]
     pub resume_from_checkpoint: Option<String>,
+    /// Train into a non-empty --output-dir anyway: its checkpoint-N folders are deleted and its
+    /// files overwritten (without it, a folder holding files is refused unless resuming).
+    #[arg(long, alias = "overwrite_output_dir", help_heading = "Training")]
+    pub overwrite_output_dir: bool,
     /// No progress bar or log lines (`--disable-tqdm` or `--disable-tqdm true|false`).
     #[arg(long, value_name = "BOOL", alias = "disable_tqdm", num_args = 0..=1,
           default_missing_value = "true", help_heading = "Training")]
@@ -221,6 +225,9 @@ impl TrainArgs {
             "resume_from_checkpoint",
             self.resume_from_checkpoint.clone().map(Value::from),
         );
+        if self.overwrite_output_dir {
+            put("overwrite_output_dir", Some(Value::Bool(true)));
+        }
         put("disable_tqdm", self.disable_tqdm.map(Value::from));
         put("seed", self.seed.map(Value::from));
         put("n_layer", self.n_layer.map(Value::from));

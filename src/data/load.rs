@@ -212,6 +212,7 @@ fn parse_csv(
     text: &str,
     options: &LoadOptions,
 ) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+    check_quotes_closed(path, text, options.delimiter)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(options.has_header)
         .delimiter(options.delimiter)
@@ -261,6 +262,67 @@ fn parse_csv(
         }
     }
     Ok((names, cells))
+}
+
+/// A quoted field that the file never closes is an error, as pandas makes it ("EOF inside
+/// string starting at row N"): the csv reader would take the rest of the file as one field.
+/// Rows count from 0 with the header as row 0, as pandas counts them; the error also gives the
+/// line and column of the opening quote.
+fn check_quotes_closed(path: &Path, text: &str, delimiter: u8) -> Result<()> {
+    #[derive(PartialEq)]
+    enum State {
+        FieldStart,
+        Unquoted,
+        Quoted,
+        QuoteInQuoted,
+    }
+    let delim = delimiter as char;
+    let mut state = State::FieldStart;
+    let (mut row, mut line, mut column) = (0usize, 1u64, 0u64);
+    let mut opened = (0usize, 0u64, 0u64);
+    let mut row_has_text = false;
+    for c in text.chars() {
+        column += 1;
+        state = match state {
+            State::FieldStart | State::Unquoted if c == '\n' => State::FieldStart,
+            State::FieldStart if c == '"' => {
+                opened = (row, line, column);
+                State::Quoted
+            }
+            State::FieldStart | State::Unquoted if c == delim => State::FieldStart,
+            State::FieldStart | State::Unquoted => State::Unquoted,
+            State::Quoted if c == '"' => State::QuoteInQuoted,
+            State::Quoted => State::Quoted,
+            State::QuoteInQuoted if c == '"' => State::Quoted,
+            State::QuoteInQuoted if c == delim || c == '\n' => State::FieldStart,
+            State::QuoteInQuoted => State::Unquoted,
+        };
+        if c == '\n' {
+            if state == State::FieldStart {
+                // a record ended (blank lines are not rows, as pandas skips them)
+                if row_has_text {
+                    row += 1;
+                }
+                row_has_text = false;
+            }
+            line += 1;
+            column = 0;
+        } else if c != '\r' {
+            row_has_text = true;
+        }
+    }
+    if state == State::Quoted {
+        let (row, line, column) = opened;
+        return Err(Error::Parse {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: format!(
+                "EOF inside string starting at row {row}: the quote opened here is never closed; close it, or write a quote inside a quoted field as \"\""
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> Error {

@@ -142,6 +142,11 @@ impl Perplexity {
                 what: "the input (no token has a preceding token to be predicted from)".into(),
             });
         }
+        if !nll_sum.is_finite() {
+            return Err(Error::InvalidArgument(format!(
+                "the model's outputs are not finite (negative log-likelihood {nll_sum}), so its perplexity means nothing: the model's weights or outputs are not finite; check its weights (a run that diverged writes NaN weights) and score an earlier checkpoint"
+            )));
+        }
         let mean_nll = nll_sum / num_tokens as f64;
         Ok(Self {
             perplexity: mean_nll.exp(),

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use super::perplexity::{SlidingWindow, load_causal_lm, perplexity_of_text};
+use crate::models::PreTrainedModel;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
@@ -29,6 +30,25 @@ pub struct PerplexityOptions {
     pub json: bool,
 }
 
+/// A weight holding NaN or an infinity makes every score NaN: an error naming the weight.
+fn check_finite_weights(model: &impl PreTrainedModel, id: &str) -> Result<()> {
+    for (name, var) in model.named_parameters() {
+        let t = var.as_tensor();
+        let finite = t
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .iter()
+            .all(|x| x.is_finite());
+        if !finite {
+            return Err(Error::InvalidArgument(format!(
+                "model `{id}`: weight `{name}` holds NaN or infinite values, so the model's weights and outputs are not finite and its perplexity would be NaN; score an earlier checkpoint or retrain (lower the learning rate)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `massivetext perplexity`: returns what it prints, one line of text, or with `json` one JSON
 /// object (`perplexity`, `mean_nll`, `nll_sum`, `num_tokens`, `num_windows`, `max_length`,
 /// `stride`, `model`, `data`).
@@ -41,6 +61,11 @@ pub fn perplexity_of_file(o: &PerplexityOptions) -> Result<String> {
         ..SlidingWindow::default()
     };
     if let Some(b) = o.batch_size {
+        if b == 0 {
+            return Err(Error::InvalidArgument(
+                "--batch-size must be at least 1 (windows per forward pass), got 0".into(),
+            ));
+        }
         window = window.batch_size(b);
     }
     // check the window before loading anything (the model's size is checked later)
@@ -59,6 +84,7 @@ pub fn perplexity_of_file(o: &PerplexityOptions) -> Result<String> {
         });
     }
     let model = load_causal_lm(&model_id)?;
+    check_finite_weights(&model, &model_id)?;
     let tok_id = o.tokenizer.clone().unwrap_or_else(|| model_id.clone());
     let tokenizer = Tokenizer::from_pretrained(&tok_id)?;
     let p = perplexity_of_text(&model, &tokenizer, &text, &window)?;

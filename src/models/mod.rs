@@ -29,7 +29,8 @@ pub use config::{BertConfig, Gpt2Config, ModelConfig, RobertaConfig, SUPPORTED_M
 pub use core::{KvCache, mean_pooling};
 pub use device::{DeviceExt, best_device};
 pub use heads::Task;
-pub use model::{BaseModelOutput, ForwardArgs, ModelOutput};
+pub use model::{BaseModelOutput, ForwardArgs, ModelOutput, check_weights};
+pub use params::LoadReport;
 pub use pretrained::PreTrainedModel;
 
 /// Whether AdamW gives the parameter `name` weight decay. Hugging Face's Trainer decays every

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::config::ModelConfig;
 use super::core::{CoreInput, CoreOutput, Ctx, DropoutStream, KvCache, Transformer};
 use super::heads::{Head, Task};
-use super::params::Params;
+use super::params::{LoadReport, Params};
 use super::{bert, gpt2, roberta};
 use crate::kernels::{self, IGNORE_INDEX};
 use crate::{Error, Result, io};
@@ -137,17 +137,29 @@ impl Model {
     fn build(
         config: ModelConfig,
         extra: Map<String, Value>,
-        mut p: Params,
+        p: Params,
         task: Task,
         device: &Device,
     ) -> Result<Self> {
+        Ok(Self::build_reported(config, extra, p, task, device)?.0)
+    }
+
+    /// `build`, and what the checkpoint held that the model did not ask for.
+    fn build_reported(
+        config: ModelConfig,
+        extra: Map<String, Value>,
+        mut p: Params,
+        task: Task,
+        device: &Device,
+    ) -> Result<(Self, LoadReport)> {
         check_task(&config, task)?;
         let (core, head) = match &config {
             ModelConfig::Gpt2(c) => gpt2::build(c, &mut p, task)?,
             ModelConfig::Bert(c) => bert::build(c, &mut p, task)?,
             ModelConfig::Roberta(c) => roberta::build(c, &mut p, task)?,
         };
-        Ok(Self {
+        let report = p.report();
+        let model = Self {
             config,
             extra,
             core,
@@ -158,7 +170,8 @@ impl Model {
             training: false,
             dropout: DropoutStream::new(DEFAULT_SEED),
             generation: None,
-        })
+        };
+        Ok((model, report))
     }
 
     pub fn from_config(
@@ -176,8 +189,23 @@ impl Model {
     }
 
     /// Loads `dir/config.json` and `dir/model.safetensors` (or the shards of
-    /// `model.safetensors.index.json`).
+    /// `model.safetensors.index.json`). Weights of the file the model does not use are named in
+    /// a warning on stderr, as transformers warns (see [`check_weights`] for the list itself).
     pub fn load(dir: &Path, device: &Device, dtype: DType, task: Task) -> Result<Self> {
+        let (model, report) = Self::load_reported(dir, device, dtype, task)?;
+        if !report.unused.is_empty() {
+            eprintln!("warning: {}", report.warning(model.architecture()));
+        }
+        Ok(model)
+    }
+
+    /// `load`, and what the weights file held that the model did not use.
+    pub fn load_reported(
+        dir: &Path,
+        device: &Device,
+        dtype: DType,
+        task: Task,
+    ) -> Result<(Self, LoadReport)> {
         let cfg_path = dir.join("config.json");
         let text = io::read_to_string(&cfg_path)?;
         let value: Value = serde_json::from_str(&text).map_err(|e| Error::Config {
@@ -196,12 +224,12 @@ impl Model {
         };
         let config = ModelConfig::from_map(&extra, &cfg_path)?;
         check_task(&config, task)?;
-        let (tensors, path) = read_weights(dir)?;
-        let p = Params::loaded(tensors, &path, device, dtype);
-        let mut model = Self::build(config, extra, p, task, device)?;
+        let (tensors, skipped, path) = read_weights(dir)?;
+        let p = Params::loaded(tensors, skipped, &path, device, dtype);
+        let mut model = Self::build_reported(config, extra, p, task, device)?;
         let gen_path = dir.join("generation_config.json");
         if gen_path.is_file() {
-            model.generation = Some(io::read_json(&gen_path)?);
+            model.0.generation = Some(io::read_json(&gen_path)?);
         }
         Ok(model)
     }
@@ -361,14 +389,28 @@ impl Model {
     }
 }
 
+/// A folder's tensors, the ones skipped (name, dtype) and the file read.
+type Weights = (
+    std::collections::HashMap<String, Tensor>,
+    Vec<(String, String)>,
+    PathBuf,
+);
+
+/// Loads the model in `dir` for `task` on the CPU and returns what its weights file holds that
+/// the model does not use (transformers' "Some weights of the model checkpoint at X were not
+/// used"): e.g. the layers beyond `n_layer` of a config that says fewer layers than the weights
+/// have. Missing weights are an error, as when loading.
+pub fn check_weights(dir: impl AsRef<Path>, task: Task) -> Result<LoadReport> {
+    Ok(Model::load_reported(dir.as_ref(), &Device::Cpu, DType::F32, task)?.1)
+}
+
 /// Reads the weights of a model folder: `model.safetensors`, or the shards named by
 /// `model.safetensors.index.json`. PyTorch pickles are refused (they can run code).
-pub(crate) fn read_weights(
-    dir: &Path,
-) -> Result<(std::collections::HashMap<String, Tensor>, PathBuf)> {
+pub(crate) fn read_weights(dir: &Path) -> Result<Weights> {
     let single = dir.join("model.safetensors");
     if single.is_file() {
-        return Ok((io::read_safetensors(&single)?.tensors, single));
+        let f = io::read_safetensors(&single)?;
+        return Ok((f.tensors, f.skipped, single));
     }
     let index = dir.join("model.safetensors.index.json");
     if index.is_file() {
@@ -386,10 +428,13 @@ pub(crate) fn read_weights(
         files.sort();
         files.dedup();
         let mut all = std::collections::HashMap::new();
+        let mut skipped = Vec::new();
         for f in files {
-            all.extend(io::read_safetensors(&dir.join(f))?.tensors);
+            let f = io::read_safetensors(&dir.join(f))?;
+            all.extend(f.tensors);
+            skipped.extend(f.skipped);
         }
-        return Ok((all, index));
+        return Ok((all, skipped, index));
     }
     let hint = if dir.join("pytorch_model.bin").is_file() {
         " (found pytorch_model.bin: only safetensors are loaded, since pickles can run code; convert it with transformers: `AutoModel.from_pretrained(dir).save_pretrained(dir)`)"

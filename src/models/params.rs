@@ -2,7 +2,7 @@
 //! config implies) or Hugging Face's random initialisation. Either way every weight becomes a
 //! `Var` in the model's `VarMap` under its Hugging Face name, so `save_pretrained` writes exactly
 //! the names transformers expects and a Trainer can walk the parameters by name.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, Var};
@@ -28,7 +28,53 @@ enum Source {
     Loaded {
         tensors: HashMap<String, Tensor>,
         path: PathBuf,
+        /// Tensors of the file that were not read (not floating point): name and dtype.
+        skipped: Vec<(String, String)>,
+        /// Names of the file's tensors the model asked for.
+        used: HashSet<String>,
     },
+}
+
+/// What loading a checkpoint found besides the weights the model asked for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// The weights file (or shard index) read.
+    pub path: PathBuf,
+    /// Tensors in the file that the model never asked for (sorted), as transformers' "Some
+    /// weights of the model checkpoint at X were not used" lists them; known buffers
+    /// (`attn.bias`, `attn.masked_bias`, `position_ids`) are left out, as transformers does.
+    pub unused: Vec<String>,
+}
+
+impl LoadReport {
+    /// transformers' warning, naming the unused weights.
+    pub fn warning(&self, architecture: &str) -> String {
+        format!(
+            "Some weights of the model checkpoint at {} were not used when initializing {architecture}: {}; check that config.json matches the weights (n_layer, the architecture), or ignore this if you meant to drop them",
+            self.path.display(),
+            self.unused.join(", ")
+        )
+    }
+}
+
+/// Buffers that checkpoints carry and models rebuild (transformers ignores them on load), and
+/// the copies of output embeddings tied to the input ones (GPT-2's `lm_head.weight`, BERT's and
+/// RoBERTa's decoder), which transformers fills from the embeddings.
+fn is_known_buffer(name: &str) -> bool {
+    const SUFFIXES: [&str; 8] = [
+        "attn.bias",
+        "attn.masked_bias",
+        "position_ids",
+        "lm_head.weight",
+        "cls.predictions.decoder.weight",
+        "cls.predictions.decoder.bias",
+        "lm_head.decoder.weight",
+        "lm_head.decoder.bias",
+    ];
+    SUFFIXES.iter().any(|s| {
+        name.strip_suffix(s)
+            .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+    })
 }
 
 pub(crate) struct Params {
@@ -54,6 +100,7 @@ impl Params {
 
     pub fn loaded(
         tensors: HashMap<String, Tensor>,
+        skipped: Vec<(String, String)>,
         path: &Path,
         device: &Device,
         dtype: DType,
@@ -63,6 +110,8 @@ impl Params {
             source: Source::Loaded {
                 tensors,
                 path: path.to_path_buf(),
+                skipped,
+                used: HashSet::new(),
             },
             device: device.clone(),
             dtype,
@@ -79,6 +128,32 @@ impl Params {
         match &self.source {
             Source::Init(_) => true,
             Source::Loaded { tensors, .. } => lookup(tensors, &self.prefix, name).is_some(),
+        }
+    }
+
+    /// What the checkpoint held that the model did not ask for (empty when initialising).
+    pub fn report(&self) -> LoadReport {
+        match &self.source {
+            Source::Init(_) => LoadReport::default(),
+            Source::Loaded {
+                tensors,
+                path,
+                skipped,
+                used,
+            } => {
+                let mut unused: Vec<String> = tensors
+                    .keys()
+                    .filter(|k| !used.contains(*k))
+                    .chain(skipped.iter().map(|(n, _)| n))
+                    .filter(|k| !is_known_buffer(k))
+                    .cloned()
+                    .collect();
+                unused.sort();
+                LoadReport {
+                    path: path.clone(),
+                    unused,
+                }
+            }
         }
     }
 
@@ -99,13 +174,34 @@ impl Params {
                     Tensor::from_vec(v, shape, &self.device)?
                 }
             },
-            Source::Loaded { tensors, path } => {
-                let t =
-                    lookup(tensors, &self.prefix, name).ok_or_else(|| Error::MissingWeight {
+            Source::Loaded {
+                tensors,
+                path,
+                skipped,
+                used,
+            } => {
+                let Some((key, t)) = lookup(tensors, &self.prefix, name) else {
+                    // There, but not floating point: say so rather than "missing".
+                    let bare = name.strip_prefix(self.prefix.as_str()).unwrap_or(name);
+                    let with_prefix = format!("{}{bare}", self.prefix);
+                    if let Some((n, dtype)) = skipped
+                        .iter()
+                        .find(|(n, _)| n == name || n == bare || *n == with_prefix)
+                    {
+                        return Err(Error::CorruptWeights {
+                            path: path.clone(),
+                            message: format!(
+                                "weight `{n}` has dtype {dtype}, which is not supported (weights must be F32, F16, BF16 or F64); convert it to a floating-point type and save the file again"
+                            ),
+                        });
+                    }
+                    return Err(Error::MissingWeight {
                         path: path.clone(),
                         name: name.to_string(),
                         found: tensors.len(),
-                    })?;
+                    });
+                };
+                used.insert(key.to_string());
                 if t.dims() != shape {
                     return Err(Error::WeightShape {
                         path: path.clone(),
@@ -129,21 +225,23 @@ impl Params {
     }
 }
 
+/// The checkpoint's key for `name` (as is, without or with the prefix) and its tensor.
 fn lookup<'a>(
     tensors: &'a HashMap<String, Tensor>,
     prefix: &str,
     name: &str,
-) -> Option<&'a Tensor> {
-    if let Some(t) = tensors.get(name) {
-        return Some(t);
+) -> Option<(&'a str, &'a Tensor)> {
+    if let Some((k, t)) = tensors.get_key_value(name) {
+        return Some((k, t));
     }
     if prefix.is_empty() {
         return None;
     }
-    match name.strip_prefix(prefix) {
-        Some(bare) => tensors.get(bare),
-        None => tensors.get(&format!("{prefix}{name}")),
-    }
+    let found = match name.strip_prefix(prefix) {
+        Some(bare) => tensors.get_key_value(bare),
+        None => tensors.get_key_value(&format!("{prefix}{name}")),
+    };
+    found.map(|(k, t)| (k.as_str(), t))
 }
 
 /// A standard normal sample by Box–Muller, so initialisation needs no extra dependency.

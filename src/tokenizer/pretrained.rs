@@ -38,6 +38,12 @@ impl Tokenizer {
     /// `merges.txt` (RoBERTa when `tokenizer_config.json` / `config.json` say so, or the
     /// vocabulary has `<s>`, `</s>` and `<mask>`), built exactly as `AutoTokenizer` builds them.
     ///
+    /// A path to a file loads that file and nothing else: a tokenizer JSON file of any name
+    /// (`tok2k.json`) is read as `tokenizer.json` is (with the folder's `tokenizer_config.json`
+    /// only when the file is the folder's own `tokenizer.json`); `vocab.txt`, `vocab.json` or
+    /// `merges.txt` load that legacy layout of the folder. A named file that cannot be read is an
+    /// error, never replaced by another file of its folder.
+    ///
     /// `dir_or_id` is a `&str`, `String`, `&Path` or `PathBuf`. An id resolves as
     /// `AutoModel*::from_pretrained` does ([`crate::hub`]): the Hugging Face cache
     /// (`HF_HUB_CACHE` / `HF_HOME`, revision `main`), else a download of the tokenizer files
@@ -55,42 +61,76 @@ impl Tokenizer {
     /// As [`from_pretrained`](Self::from_pretrained) with explicit hub options (cache folder,
     /// offline, revision, endpoint).
     pub fn from_pretrained_hub(dir_or_id: impl AsRef<OsStr>, opts: &HubOptions) -> Result<Self> {
-        let dir = resolve_dir(Path::new(dir_or_id.as_ref()), opts)?;
+        let given = Path::new(dir_or_id.as_ref());
+        let dir = resolve_dir(given, opts)?;
+        let named = given.is_file().then(|| given.to_path_buf());
+        let file_name = named
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned());
+        let legacy_file = matches!(
+            file_name.as_deref(),
+            Some("vocab.txt" | "vocab.json" | "merges.txt")
+        );
+        if let (Some(path), Some(name)) = (&named, &file_name)
+            && !legacy_file
+            && name != TOKENIZER_JSON
+        {
+            if !name.ends_with(".json")
+                || [CONFIG_JSON, SPECIAL_MAP_JSON, "config.json"].contains(&name.as_str())
+            {
+                return Err(Error::TokenizerParse {
+                    path: path.clone(),
+                    message: "is not a tokenizer file: give a tokenizer JSON file (as tokenizer.json is), a vocab.txt, vocab.json or merges.txt, or the folder that holds them".into(),
+                });
+            }
+            // A tokenizer JSON of its own name: the folder's config files describe its
+            // tokenizer.json, not this file.
+            return Self::from_tokenizer_json(path, &Map::new(), &Map::new());
+        }
         let config = read_json_object(&dir.join(CONFIG_JSON))?;
         let special_map = read_json_object(&dir.join(SPECIAL_MAP_JSON))?;
-        let model_max_length = config
-            .get("model_max_length")
-            .and_then(Value::as_u64)
-            // Python writes int(1e30) when there is no limit.
-            .filter(|&n| n < (1u64 << 53))
-            .map(|n| n as usize);
-        let class = config
-            .get("tokenizer_class")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-
-        if dir.join(TOKENIZER_JSON).is_file() {
-            let path = dir.join(TOKENIZER_JSON);
-            let mut inner =
-                tokenizers::Tokenizer::from_file(&path).map_err(|e| Error::TokenizerParse {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
-            // Truncation and padding are per call here (as in `tokenizer(text, truncation=...)`).
-            inner.with_truncation(None).map_err(tk_err)?;
-            inner.with_padding(None);
-            let guessed = guess_special_tokens(&inner);
-            let special = merge_special(&guessed, &config, &special_map, true);
-            let extra = passthrough_config(&config);
-            return Ok(Tokenizer::from_parts(
-                inner,
-                special,
-                model_max_length,
-                class.as_deref().unwrap_or("PreTrainedTokenizerFast"),
-                extra,
-            ));
+        if !legacy_file && dir.join(TOKENIZER_JSON).is_file() {
+            return Self::from_tokenizer_json(&dir.join(TOKENIZER_JSON), &config, &special_map);
         }
+        Self::from_legacy(&dir, config, special_map)
+    }
 
+    /// `tokenizer.json` (or a file of that format) with the folder's config files.
+    fn from_tokenizer_json(
+        path: &Path,
+        config: &Map<String, Value>,
+        special_map: &Map<String, Value>,
+    ) -> Result<Self> {
+        let (model_max_length, class) = max_length_and_class(config);
+        let mut inner =
+            tokenizers::Tokenizer::from_file(path).map_err(|e| Error::TokenizerParse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        // Truncation and padding are per call here (as in `tokenizer(text, truncation=...)`).
+        inner.with_truncation(None).map_err(tk_err)?;
+        inner.with_padding(None);
+        let guessed = guess_special_tokens(&inner);
+        let special = merge_special(&guessed, config, special_map, true);
+        let extra = passthrough_config(config);
+        Ok(Tokenizer::from_parts(
+            inner,
+            special,
+            model_max_length,
+            class.as_deref().unwrap_or("PreTrainedTokenizerFast"),
+            extra,
+        ))
+    }
+
+    /// BERT's `vocab.txt` or GPT-2 / RoBERTa's `vocab.json` + `merges.txt` in `dir`.
+    fn from_legacy(
+        dir: &Path,
+        config: Map<String, Value>,
+        special_map: Map<String, Value>,
+    ) -> Result<Self> {
+        let (model_max_length, class) = max_length_and_class(&config);
+        let dir = dir.to_path_buf();
         let kind = legacy_kind(&dir, &config, class.as_deref())?;
         let (mut inner, defaults, class_name) = match kind {
             Legacy::Bert => (build_bert(&dir, &config)?, bert_defaults(), "BertTokenizer"),
@@ -220,6 +260,21 @@ impl Tokenizer {
         }
         Ok(())
     }
+}
+
+/// `model_max_length` and `tokenizer_class` of `tokenizer_config.json`.
+fn max_length_and_class(config: &Map<String, Value>) -> (Option<usize>, Option<String>) {
+    let model_max_length = config
+        .get("model_max_length")
+        .and_then(Value::as_u64)
+        // Python writes int(1e30) when there is no limit.
+        .filter(|&n| n < (1u64 << 53))
+        .map(|n| n as usize);
+    let class = config
+        .get("tokenizer_class")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    (model_max_length, class)
 }
 
 pub(crate) fn io_err(path: &Path, source: std::io::Error) -> Error {

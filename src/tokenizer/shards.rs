@@ -22,6 +22,7 @@
 use super::Tokenizer;
 use super::encode::WordCache;
 use super::pretrained::io_err;
+use crate::io::{DirLock, write_error};
 use crate::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use memmap2::Mmap;
@@ -106,7 +107,8 @@ pub struct ShardBuildOptions {
     /// Progress bar (bytes/s, ETA) on stderr, drawn only when stderr is a terminal.
     pub show_progress: bool,
     /// Rebuild even when the folder already holds a complete build of the same files with the
-    /// same tokenizer.
+    /// same tokenizer, and replace a build of other files or another tokenizer (refused
+    /// without it, so that no build is replaced by mistake).
     pub force: bool,
 }
 
@@ -179,7 +181,7 @@ impl ShardWriter {
             if self.current.is_none() {
                 let name = format!("shard_{:05}.bin", self.shards.len());
                 let path = self.dir.join(&name);
-                let f = File::create(&path).map_err(|e| io_err(&path, e))?;
+                let f = File::create(&path).map_err(|e| write_error(&path, e))?;
                 self.current = Some((BufWriter::with_capacity(1 << 20, f), path));
                 self.shards.push(ShardEntry {
                     file: name,
@@ -199,7 +201,7 @@ impl ShardWriter {
                     .for_each(|&id| self.bytes.extend_from_slice(&id.to_le_bytes())),
             }
             let (w, path) = self.current.as_mut().expect("a shard is open");
-            w.write_all(&self.bytes).map_err(|e| io_err(path, e))?;
+            w.write_all(&self.bytes).map_err(|e| write_error(path, e))?;
             entry.num_tokens += now.len() as u64;
             self.num_tokens += now.len() as u64;
             if entry.num_tokens == self.shard_tokens {
@@ -212,8 +214,10 @@ impl ShardWriter {
 
     fn close_current(&mut self) -> Result<()> {
         if let Some((w, path)) = self.current.take() {
-            let f = w.into_inner().map_err(|e| io_err(&path, e.into_error()))?;
-            f.sync_all().map_err(|e| io_err(&path, e))?;
+            let f = w
+                .into_inner()
+                .map_err(|e| write_error(&path, e.into_error()))?;
+            f.sync_all().map_err(|e| write_error(&path, e))?;
         }
         Ok(())
     }
@@ -304,6 +308,7 @@ impl TokenShards {
         opts: &ShardBuildOptions,
     ) -> Result<BuildReport> {
         let out = out_dir.as_ref();
+        let _lock = lock(out)?;
         let mut sources = Vec::new();
         for f in files {
             let f = f.as_ref();
@@ -354,6 +359,7 @@ impl TokenShards {
     where
         I: IntoIterator<Item = String>,
     {
+        let _lock = lock(out_dir.as_ref())?;
         let mut docs = docs.into_iter();
         let pb = progress_bar(opts.show_progress, None);
         let batch_bytes = opts.batch_bytes.max(1);
@@ -672,11 +678,43 @@ fn build(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&parent).map_err(|e| io_err(&parent, e))?;
+    crate::io::create_dir_all(&parent)?;
+    if !opts.force
+        && let Ok(existing) = read_manifest(out)
+    {
+        let fingerprint = tok.fingerprint()?;
+        if sources.is_empty()
+            || existing.sources != sources
+            || existing.tokenizer_fingerprint != fingerprint
+        {
+            let built_from = if existing.sources.is_empty() {
+                "documents given in code".to_string()
+            } else {
+                existing
+                    .sources
+                    .iter()
+                    .map(|s| s.path.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let tokenizer = if existing.tokenizer_fingerprint == fingerprint {
+                "this tokenizer"
+            } else {
+                "another tokenizer"
+            };
+            return Err(fmt_err(
+                out,
+                format!(
+                    "already holds token shards ({} tokens of {built_from}, with {tokenizer}); pass --force (ShardBuildOptions::force) to replace them, or choose another output folder",
+                    existing.num_tokens
+                ),
+            ));
+        }
+    }
     remove_stale_partials(&parent, &name);
     let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
+    crate::io::create_dir_all(&tmp)?;
     let result = (|| {
         let dtype = Dtype::for_vocab(tok.vocab_size());
         let mut w = ShardWriter {
@@ -749,11 +787,11 @@ fn build(
     // Swap into place: the old complete build (if any) is moved aside first, then removed.
     if out.exists() {
         let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-        std::fs::rename(out, &old).map_err(|e| io_err(out, e))?;
-        std::fs::rename(&tmp, out).map_err(|e| io_err(out, e))?;
+        crate::io::rename(out, &old)?;
+        crate::io::rename(&tmp, out)?;
         let _ = std::fs::remove_dir_all(&old);
     } else {
-        std::fs::rename(&tmp, out).map_err(|e| io_err(out, e))?;
+        crate::io::rename(&tmp, out)?;
     }
     Ok(BuildReport {
         manifest,
@@ -791,6 +829,24 @@ fn check_replaceable(out: &Path) -> Result<()> {
             "exists and holds files that are not token shards; choose an empty or new folder",
         ))
     }
+}
+
+/// The lock `.NAME.lock` beside the shard folder `out`: one build at a time writes it.
+fn lock(out: &Path) -> Result<DirLock> {
+    let name = out
+        .file_name()
+        .ok_or_else(|| Error::InvalidArgument(format!("{}: not a folder name", out.display())))?
+        .to_string_lossy()
+        .into_owned();
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    crate::io::create_dir_all(&parent)?;
+    DirLock::acquire(
+        &parent.join(format!(".{name}.lock")),
+        &format!("the shard folder {}", out.display()),
+    )
 }
 
 /// Remove `.NAME.partial-PID` / `.NAME.old-PID` folders left by builds that died.

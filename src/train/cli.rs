@@ -21,6 +21,7 @@ use crate::corpus::{CharVocab, Story, corpus_text, stories};
 use crate::generate::{GenerationConfig, GenerationMixin};
 use crate::io::write_atomic;
 use crate::models::{AutoModelForCausalLM, Gpt2Config};
+use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
 /// The model of the job: a GPT-2 with character vocabulary.
@@ -277,6 +278,40 @@ pub fn greedy_complete(
     Ok(text.strip_suffix('\n').unwrap_or(&text).to_string())
 }
 
+/// The character vocabulary as a `tokenizers` tokenizer: every character its own token (a
+/// WordLevel model over a split that isolates each character, joined back by a Fuse decoder),
+/// with the ids of [`CharVocab::encode`].
+pub fn char_tokenizer(vocab: &CharVocab) -> Result<Tokenizer> {
+    use tokenizers::decoders::fuse::Fuse;
+    use tokenizers::models::wordlevel::WordLevel;
+    use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+    use tokenizers::tokenizer::SplitDelimiterBehavior;
+    let map = vocab
+        .chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.to_string(), i as u32))
+        .collect();
+    let bad = |e: Box<dyn std::error::Error + Send + Sync>| {
+        Error::Tokenizer(format!("cannot build the character tokenizer: {e}"))
+    };
+    let model = WordLevel::builder()
+        .vocab(map)
+        .unk_token("<unk>".into())
+        .build()
+        .map_err(bad)?;
+    let mut inner = tokenizers::Tokenizer::new(model);
+    let split = Split::new(
+        SplitPattern::Regex(r"[\s\S]".into()),
+        SplitDelimiterBehavior::Isolated,
+        false,
+    )
+    .map_err(bad)?;
+    inner.with_pre_tokenizer(Some(split));
+    inner.with_decoder(Some(Fuse::new()));
+    Ok(Tokenizer::from_tokenizers(inner))
+}
+
 /// The number a completion states (`" 7 apples."` → 7, `" no apples."` → 0).
 fn stated_count(completion: &str) -> Option<u32> {
     let w = completion.split_whitespace().next()?;
@@ -309,16 +344,21 @@ pub fn run_job(job: &TrainJob, device: &Device) -> Result<String> {
     model.set_seed(job.training.seed);
     let train = TokenWindows::new(vocab.encode(&train_text)?, m.block_size)?;
     let eval = TokenWindows::new(vocab.encode(&eval_text)?, m.block_size)?;
-    std::fs::create_dir_all(&out_dir).map_err(|source| Error::Io {
-        path: out_dir.clone(),
-        source,
-    })?;
+    let mut trainer =
+        Trainer::new(model.clone(), job.training.clone(), train)?.with_eval_dataset(eval)?;
+    // Before anything is written: leftovers swept, the resume checked (or a non-empty folder
+    // refused without --overwrite-output-dir).
+    let resumed = trainer.prepare_output_dir()?;
+    crate::io::create_dir_all(&out_dir)?;
     let write = |name: &str, text: &str| write_atomic(&out_dir.join(name), text.as_bytes());
     write(
         "vocab.json",
         &serde_json::to_string(&vocab).unwrap_or_default(),
     )?;
     write("job.toml", &job.to_toml()?)?;
+    // The vocabulary as a real tokenizer (tokenizer.json), so `massivetext perplexity --model
+    // DIR` and `Tokenizer::from_pretrained(DIR)` read the output folder like any model folder.
+    char_tokenizer(&vocab)?.save_pretrained(&out_dir)?;
     let n_params = model.num_parameters();
     if !job.training.disable_tqdm {
         println!(
@@ -334,8 +374,16 @@ pub fn run_job(job: &TrainJob, device: &Device) -> Result<String> {
             out_dir.display()
         );
     }
-    let mut trainer =
-        Trainer::new(model.clone(), job.training.clone(), train)?.with_eval_dataset(eval)?;
+    if let Some(dir) = &resumed
+        && job.training.disable_tqdm
+    {
+        // with progress on, train() prints it
+        eprintln!(
+            "resumed from {} at step {}",
+            dir.display(),
+            trainer.global_step()
+        );
+    }
     let res = trainer.train()?;
     let ev = trainer.evaluate()?;
     if !out_dir
@@ -384,9 +432,17 @@ pub fn run_job(job: &TrainJob, device: &Device) -> Result<String> {
         accuracy * 100.0
     );
     write("samples.txt", &(header.clone() + &samples))?;
+    let resumed_line = match &res.resumed_from {
+        Some(dir) => format!(
+            "resumed from {} at step {}; ",
+            dir.file_name().unwrap_or(dir.as_os_str()).to_string_lossy(),
+            res.global_step - res.steps_run
+        ),
+        None => String::new(),
+    };
     let mut summary = format!(
-        "trained {} steps in {:.0}s ({:.0} tokens/s): train_loss {:.4}, eval_loss {:.4} (perplexity {:.2})\n{header}",
-        res.global_step,
+        "{resumed_line}trained {} steps in {:.0}s ({:.0} tokens/s): train_loss {:.4}, eval_loss {:.4} (perplexity {:.2})\n{header}",
+        res.steps_run,
         res.train_runtime,
         res.tokens_per_second,
         res.training_loss,
@@ -398,7 +454,7 @@ pub fn run_job(job: &TrainJob, device: &Device) -> Result<String> {
         summary.push('\n');
     }
     summary += &format!(
-        "wrote {}: checkpoint-N/, model.safetensors, config.json, trainer_state.json, loss_curve.svg, samples.txt",
+        "wrote {}: checkpoint-N/, model.safetensors, config.json, tokenizer.json, trainer_state.json, loss_curve.svg, samples.txt",
         out_dir.display()
     );
     Ok(summary)

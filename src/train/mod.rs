@@ -42,7 +42,7 @@ pub use progress::ProgressMode;
 pub use schedule::LrScheduler;
 pub use state::{
     LogEntry, TrainerState, checkpoint_step, get_last_checkpoint, rotate_checkpoints,
-    sorted_checkpoints,
+    sorted_checkpoints, sweep_leftovers,
 };
 pub use trainer::{
     EVAL_METRICS, EvalOutput, IntoTrainData, StepOutput, TrainOutput, Trainer, compute_loss,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::io::write_atomic;
+use crate::io::{remove_dir_atomic, sweep_deleting, write_atomic, write_error};
 use crate::{Error, Result};
 
 /// One `log_history` entry: `{"loss": .., "grad_norm": .., "learning_rate": .., "epoch": ..,
@@ -130,6 +130,28 @@ pub fn get_last_checkpoint(output_dir: &Path) -> Option<PathBuf> {
     sorted_checkpoints(output_dir).pop()
 }
 
+/// Removes what a killed or failed run left in `output_dir`: `tmp-checkpoint-*` folders (a
+/// checkpoint being written), `.deleting-*` folders (a checkpoint being deleted) and `*.tmp`
+/// files (a file being written). Returns what was removed.
+pub fn sweep_leftovers(output_dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut removed = sweep_deleting(output_dir)?;
+    let Ok(rd) = std::fs::read_dir(output_dir) else {
+        return Ok(removed);
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("tmp-checkpoint-") && p.is_dir() {
+            std::fs::remove_dir_all(&p).map_err(|source| write_error(&p, source))?;
+            removed.push(p);
+        } else if name.ends_with(".tmp") && p.is_file() {
+            std::fs::remove_file(&p).map_err(|source| write_error(&p, source))?;
+            removed.push(p);
+        }
+    }
+    Ok(removed)
+}
+
 /// Deletes the oldest checkpoints so that at most `limit` remain, never the newest (needed to
 /// resume) nor `best` (Hugging Face `rotate_checkpoints`).
 pub fn rotate_checkpoints(output_dir: &Path, limit: usize, best: Option<&Path>) -> Result<()> {
@@ -156,10 +178,8 @@ pub fn rotate_checkpoints(output_dir: &Path, limit: usize, best: Option<&Path>) 
             break;
         }
         if !protected(p) {
-            std::fs::remove_dir_all(p).map_err(|source| Error::Io {
-                path: p.clone(),
-                source,
-            })?;
+            // renamed aside first: a kill never leaves a half-deleted `checkpoint-N`
+            remove_dir_atomic(p)?;
             remaining -= 1;
         }
     }

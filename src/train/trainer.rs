@@ -16,7 +16,10 @@ use super::data::{EpochOrder, TokenWindows, TrainData};
 use super::optimizer::{AdamW, AdamWConfig, Grads};
 use super::progress::{Progress, ProgressMode, fmt_rate};
 use super::schedule::LrScheduler;
-use super::state::{LogEntry, TrainerState, get_last_checkpoint, rotate_checkpoints};
+use super::state::{
+    LogEntry, TrainerState, checkpoint_step, get_last_checkpoint, rotate_checkpoints,
+    sweep_leftovers,
+};
 use crate::data::Dataset;
 use crate::io::{self, read_json, write_json};
 use crate::models::core::check_token_id;
@@ -174,6 +177,11 @@ pub struct EvalOutput {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainOutput {
     pub global_step: usize,
+    /// The optimiser steps this `train()` ran (fewer than `global_step` after a resume).
+    pub steps_run: usize,
+    /// The checkpoint this run resumed from, if it did.
+    pub resumed_from: Option<PathBuf>,
+    /// Mean loss over the steps this `train()` ran.
     pub training_loss: f64,
     pub train_runtime: f64,
     pub tokens_per_second: f64,
@@ -209,6 +217,10 @@ pub struct Trainer<M: PreTrainedModel> {
     log_start: Option<Instant>,
     last_tokens_per_s: f64,
     last_eval_improved: bool,
+    /// Whether `prepare_output_dir` ran (train() runs it once, first).
+    output_dir_ready: bool,
+    /// The checkpoint `prepare_output_dir` resumed from.
+    resumed_from: Option<PathBuf>,
 }
 
 impl<M: PreTrainedModel> Trainer<M> {
@@ -277,6 +289,8 @@ impl<M: PreTrainedModel> Trainer<M> {
             log_start: None,
             last_tokens_per_s: 0.0,
             last_eval_improved: false,
+            output_dir_ready: false,
+            resumed_from: None,
         })
     }
 
@@ -503,20 +517,88 @@ impl<M: PreTrainedModel> Trainer<M> {
         Ok(())
     }
 
-    /// Runs `step()` until `max_steps`, with progress; resumes first when
-    /// `args.resume_from_checkpoint` is set. Writes `trainer_state.json` to `output_dir` at the end.
-    pub fn train(&mut self) -> Result<TrainOutput> {
-        if let Some(r) = self.args.resume_from_checkpoint.clone()
-            && self.state.global_step == 0
-        {
-            self.resume_from_checkpoint(&r)?;
+    /// What `train()` does first, before it writes anything (call it yourself to write files of
+    /// your own into `output_dir` after the check): removes what a killed or failed run left
+    /// (`tmp-checkpoint-*`, `.deleting-*`, `*.tmp`); then resumes from
+    /// `args.resume_from_checkpoint` when set, or else refuses an `output_dir` that is not empty
+    /// ([`Error::OutputDirNotEmpty`]) unless `args.overwrite_output_dir`, which deletes its
+    /// `checkpoint-N` folders (so `"latest"` can only mean this run's). A trainer that already
+    /// stepped is left as it is. Returns the checkpoint resumed from.
+    pub fn prepare_output_dir(&mut self) -> Result<Option<PathBuf>> {
+        if self.output_dir_ready {
+            return Ok(self.resumed_from.clone());
         }
+        let out = self.args.output_dir.clone();
+        let swept = sweep_leftovers(&out)?;
+        if !swept.is_empty() && !self.args.disable_tqdm {
+            eprintln!(
+                "removed what an interrupted run left in {}: {}",
+                out.display(),
+                swept
+                    .iter()
+                    .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        if self.state.global_step == 0 {
+            if let Some(r) = self.args.resume_from_checkpoint.clone() {
+                let dir = self.resume_from_checkpoint(&r)?;
+                self.resumed_from = Some(dir);
+            } else {
+                let mut found: Vec<String> = std::fs::read_dir(&out)
+                    .map(|rd| {
+                        rd.flatten()
+                            .map(|e| {
+                                let n = e.file_name().to_string_lossy().into_owned();
+                                if e.path().is_dir() { n + "/" } else { n }
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !found.is_empty() {
+                    if !self.args.overwrite_output_dir {
+                        found.sort();
+                        let shown = found.len().min(6);
+                        let mut list = found[..shown].join(", ");
+                        if found.len() > shown {
+                            list += &format!(" and {} more", found.len() - shown);
+                        }
+                        return Err(Error::OutputDirNotEmpty {
+                            dir: out,
+                            found: list,
+                        });
+                    }
+                    for cp in super::state::sorted_checkpoints(&out) {
+                        io::remove_dir_atomic(&cp)?;
+                    }
+                }
+            }
+        }
+        self.output_dir_ready = true;
+        Ok(self.resumed_from.clone())
+    }
+
+    /// Runs `step()` until `max_steps`, with progress. First (once) [`prepare_output_dir`]
+    /// (Self::prepare_output_dir): leftovers swept, then a resume when
+    /// `args.resume_from_checkpoint` is set, else a non-empty `output_dir` refused unless
+    /// `args.overwrite_output_dir`. Writes `trainer_state.json` to `output_dir` at the end.
+    pub fn train(&mut self) -> Result<TrainOutput> {
+        let resumed_from = self.prepare_output_dir()?;
         let start_step = self.state.global_step;
         let progress = Progress::new(
             ProgressMode::detect(self.args.disable_tqdm),
             start_step,
             self.max_steps,
         );
+        if let Some(dir) = &resumed_from
+            && !self.args.disable_tqdm
+        {
+            progress.message(&format!(
+                "resumed from {} at step {start_step}",
+                dir.file_name().unwrap_or(dir.as_os_str()).to_string_lossy()
+            ));
+        }
         let t0 = Instant::now();
         let mut loss_total = 0.0;
         let mut tokens = 0usize;
@@ -562,6 +644,8 @@ impl<M: PreTrainedModel> Trainer<M> {
         }
         Ok(TrainOutput {
             global_step: self.state.global_step,
+            steps_run: steps,
+            resumed_from,
             training_loss,
             train_runtime: runtime,
             tokens_per_second: tokens as f64 / runtime.max(1e-9),
@@ -679,7 +763,10 @@ impl<M: PreTrainedModel> Trainer<M> {
     }
 
     /// Writes `output_dir/checkpoint-N/` (through `tmp-checkpoint-N` and a rename) and prunes
-    /// old checkpoints by `save_total_limit`, keeping the newest and the best.
+    /// old checkpoints by `save_total_limit`, keeping the newest and the best. A failed write
+    /// removes `tmp-checkpoint-N` and leaves the checkpoints already there as they were; no
+    /// folder named `checkpoint-N` is ever incomplete (a replaced or pruned one is renamed to
+    /// `.deleting-checkpoint-N` before it is removed).
     pub fn save_checkpoint(&mut self) -> Result<PathBuf> {
         let out = self.args.output_dir.clone();
         create_dir(&out)?;
@@ -687,17 +774,38 @@ impl<M: PreTrainedModel> Trainer<M> {
         let tmp = out.join(format!("tmp-{name}"));
         let dir = out.join(&name);
         if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(|source| Error::Io {
-                path: tmp.clone(),
-                source,
-            })?;
+            std::fs::remove_dir_all(&tmp).map_err(|source| io::write_error(&tmp, source))?;
         }
-        create_dir(&tmp)?;
+        let previous_best = self.state.best_model_checkpoint.clone();
         if self.last_eval_improved {
             self.state.best_model_checkpoint = Some(dir.display().to_string());
-            self.last_eval_improved = false;
         }
-        self.model.save_pretrained(&tmp)?;
+        let written = create_dir(&tmp).and_then(|_| self.write_checkpoint_files(&tmp));
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&tmp);
+            self.state.best_model_checkpoint = previous_best;
+            return Err(e);
+        }
+        self.last_eval_improved = false;
+        let aside = out.join(format!(".deleting-{name}"));
+        let replaced = dir.exists();
+        if replaced {
+            io::rename(&dir, &aside)?;
+        }
+        io::rename(&tmp, &dir)?;
+        if replaced {
+            std::fs::remove_dir_all(&aside).map_err(|source| io::write_error(&aside, source))?;
+        }
+        if let Some(limit) = self.args.save_total_limit {
+            let best = self.state.best_model_checkpoint.clone().map(PathBuf::from);
+            rotate_checkpoints(&out, limit, best.as_deref())?;
+        }
+        Ok(dir)
+    }
+
+    /// The files of a checkpoint, into `tmp`.
+    fn write_checkpoint_files(&self, tmp: &Path) -> Result<()> {
+        self.model.save_pretrained(tmp)?;
         self.optimizer.save(&tmp.join("optimizer.safetensors"))?;
         write_json(&tmp.join("scheduler.json"), &self.scheduler)?;
         write_json(
@@ -710,22 +818,7 @@ impl<M: PreTrainedModel> Trainer<M> {
             },
         )?;
         write_json(&tmp.join("training_args.json"), &self.args)?;
-        self.state.save_to_json(&tmp.join("trainer_state.json"))?;
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|source| Error::Io {
-                path: dir.clone(),
-                source,
-            })?;
-        }
-        std::fs::rename(&tmp, &dir).map_err(|source| Error::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        if let Some(limit) = self.args.save_total_limit {
-            let best = self.state.best_model_checkpoint.clone().map(PathBuf::from);
-            rotate_checkpoints(&out, limit, best.as_deref())?;
-        }
-        Ok(dir)
+        self.state.save_to_json(&tmp.join("trainer_state.json"))
     }
 
     /// Restores model, optimiser, scheduler, RNG and trainer state from `checkpoint`: a
@@ -751,7 +844,31 @@ impl<M: PreTrainedModel> Trainer<M> {
         let state = TrainerState::load_from_json(&dir.join("trainer_state.json"))?;
         let sched: LrScheduler = read_json(&dir.join("scheduler.json"))?;
         // read to check the checkpoint is whole; dropout follows each batch's own seed
-        let _: RngState = read_json(&dir.join("rng_state.json"))?;
+        let rng: RngState = read_json(&dir.join("rng_state.json"))?;
+        // Checked before anything changes: a step count the folder's files disagree on, or
+        // nothing left to train.
+        let step = state.global_step;
+        let named = checkpoint_step(&dir);
+        if named.is_some_and(|n| n != step) || rng.global_step != step || sched.last_step != step {
+            return Err(Error::Checkpoint {
+                path: dir.join("trainer_state.json"),
+                message: format!(
+                    "global_step {step} disagrees with the checkpoint (folder step {}, rng_state.json {}, scheduler.json {}); the checkpoint is damaged: resume from another checkpoint-N folder, or start over with --overwrite-output-dir",
+                    named.map_or("-".to_string(), |n| n.to_string()),
+                    rng.global_step,
+                    sched.last_step
+                ),
+            });
+        }
+        if step >= self.max_steps {
+            return Err(Error::Checkpoint {
+                path: dir.clone(),
+                message: format!(
+                    "this checkpoint is at step {step} and max_steps is {}: nothing is left to train, so nothing was changed; raise --max-steps (max_steps) above {step} to train further (the model of that run is in this folder)",
+                    self.max_steps
+                ),
+            });
+        }
         self.load_model_weights(&dir.join("model.safetensors"))?;
         self.optimizer.load(&dir.join("optimizer.safetensors"))?;
         self.scheduler.last_step = sched.last_step;
