@@ -101,16 +101,6 @@ impl<'a, M: PreTrainedModel> Decoder<'a, M> {
     }
 }
 
-/// Whether the model can decode with a KV cache (tried once on a one-token input).
-fn supports_cache<M: PreTrainedModel>(model: &M) -> bool {
-    let Ok(ids) = Tensor::zeros((1, 1), DType::U32, model.device()) else {
-        return false;
-    };
-    model
-        .forward_with_cache(&ForwardArgs::new(&ids), &mut KvCache::new())
-        .is_ok()
-}
-
 /// The finished sequences as one u32 tensor, rows padded on the right with `pad`.
 fn to_tensor<M: PreTrainedModel>(model: &M, rows: Vec<Vec<u32>>, pad: u32) -> Result<Tensor> {
     let len = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -146,7 +136,7 @@ pub(crate) fn sample<M: PreTrainedModel>(
     let mut rng = ChaCha8Rng::seed_from_u64(c.seed);
     let mut dec = Decoder::new(
         model,
-        use_cache && supports_cache(model),
+        use_cache && model.has_kv_cache(),
         prompt_len + c.max_new_tokens,
     );
     for step in 0..c.max_new_tokens {
@@ -269,7 +259,7 @@ pub(crate) fn beam_search<M: PreTrainedModel>(
         })
         .collect();
     let mut unsatisfied = vec![true; batch];
-    let mut dec = Decoder::new(model, use_cache && supports_cache(model), max_length);
+    let mut dec = Decoder::new(model, use_cache && model.has_kv_cache(), max_length);
     let mut cur_len = prompt_len;
     while cur_len < max_length {
         let seqs: Vec<Vec<u32>> = running

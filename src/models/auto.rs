@@ -320,6 +320,9 @@ macro_rules! pretrained {
             ) -> Result<ModelOutput> {
                 self.0.forward_lm(args, Some(cache))
             }
+            fn has_kv_cache(&self) -> bool {
+                true
+            }
             fn generation_config_json(&self) -> Value {
                 self.0.generation_config_json()
             }

@@ -45,6 +45,11 @@ pub trait PreTrainedModel: Clone {
             "this model has no KV cache; generate without one".into(),
         ))
     }
+    /// Whether [`forward_with_cache`](Self::forward_with_cache) is implemented (generation then
+    /// feeds one token per step instead of the whole prefix).
+    fn has_kv_cache(&self) -> bool {
+        false
+    }
     /// The generation settings the checkpoint came with: `generation_config.json` when the folder
     /// had one, else `config.json`, as a JSON value (`GenerationConfig` parses it).
     fn generation_config_json(&self) -> Value {
