@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo bench --bench viz
+//! VIZ_BENCH_OUT=/tmp/viz cargo bench --bench viz   # also saves the pictures there, to look at
 //! ```
 use std::time::Instant;
 
@@ -43,6 +44,10 @@ fn main() -> massivetext::Result<()> {
     let head = map.head(0, 0)?.width(1000).height(1000);
     let (svg_ms, svg_len) = median_ms(|| head.to_svg().map(|s| s.len()).unwrap_or(0));
     let (png_ms, png_len) = median_ms(|| head.to_png().map(|s| s.len()).unwrap_or(0));
+    let out = std::env::var_os("VIZ_BENCH_OUT").map(std::path::PathBuf::from);
+    if let Some(dir) = &out {
+        head.save_png(dir.join("attention_512.png"))?;
+    }
     println!(
         "attention 512×512 (1000×1000 px): svg {svg_ms:.0} ms ({} KB), png {png_ms:.0} ms ({} KB)",
         svg_len / 1024,
@@ -73,6 +78,9 @@ fn main() -> massivetext::Result<()> {
         .height(640);
     let (svg_ms, svg_len) = median_ms(|| curves.to_svg().map(|s| s.len()).unwrap_or(0));
     let (png_ms, png_len) = median_ms(|| curves.to_png().map(|s| s.len()).unwrap_or(0));
+    if let Some(dir) = &out {
+        curves.save_png(dir.join("loss_100k.png"))?;
+    }
     println!(
         "loss 100,000 points (900×640 px): svg {svg_ms:.0} ms ({} KB), png {png_ms:.0} ms ({} KB)",
         svg_len / 1024,

@@ -24,8 +24,8 @@ pub use crate::models::{
 };
 // train
 pub use crate::train::{
-    Batch, DataCollatorForLanguageModeling, Example, IntervalStrategy, LossCurve, SchedulerType,
-    TokenWindows, TrainData, Trainer, TrainingArguments,
+    Batch, DataCollatorForLanguageModeling, Example, IntervalStrategy, SchedulerType, TokenWindows,
+    TrainData, Trainer, TrainingArguments,
 };
 // metrics
 pub use crate::metrics::{

@@ -540,7 +540,7 @@ fn checkpoints_state_and_pruning() {
     )
     .unwrap();
     assert_eq!(logs.len(), state.log_history.len());
-    let svg = t.loss_curve().unwrap().svg;
+    let svg = t.loss_curve().unwrap().to_svg().unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("train loss") && svg.contains("eval loss"));
     t.save_model().unwrap();
     assert!(dir.path().join("model.safetensors").is_file());
@@ -1143,6 +1143,13 @@ fn notebook_flow_from_text_to_trained_model() {
     assert_eq!(trainer.max_steps(), 2 * lm.num_rows().div_ceil(8));
     let losses = trainer.state().series("loss");
     assert!(losses.last().unwrap().1 < losses[0].1 - 0.5, "{losses:?}");
-    assert!(trainer.loss_curve().unwrap().svg.contains("<svg"));
+    assert!(
+        trainer
+            .loss_curve()
+            .unwrap()
+            .to_svg()
+            .unwrap()
+            .contains("<svg")
+    );
     assert!(trainer.summary().contains("step"));
 }

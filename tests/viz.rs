@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use massivetext::prelude::*;
 use massivetext::train::LogEntry;
-use massivetext::viz::{downsample_min_max, luminance, token_label};
+use massivetext::viz::{downsample_min_max, luminance, svg_to_png, token_label};
 use resvg::tiny_skia::Pixmap;
 use roxmltree::{Document, Node};
 
@@ -412,7 +412,7 @@ fn long_runs_are_downsampled_to_the_documented_count() {
     );
     assert_eq!(counts.iter().filter(|&&c| c == 80).count(), 4, "{counts:?}");
     assert!(
-        svg.contains("a loss (EMA 0.9)")
+        svg.contains("a train loss (EMA 0.9)")
             && svg.contains("b eval loss")
             && svg.contains("loss (log)")
     );
@@ -499,6 +499,63 @@ fn png_output_decodes_at_the_asked_size_and_saves_atomically() {
     let bad = dir.path().join("no/such/dir/x.png");
     let e = curves.save_png(&bad).unwrap_err().to_string();
     assert!(e.contains("no/such/dir/x.png"), "{e}");
+}
+
+/// A PNG of a large matrix paints its cells as one bitmap (fast) instead of one rectangle per
+/// cell; it must look the same as rasterising the SVG, cell for cell and in the masked triangle.
+#[test]
+fn large_heatmap_png_matches_its_svg_cell_for_cell() {
+    let n = 96; // 9216 cells: above the size where the PNG takes the bitmap path
+    let mut p = vec![0f32; n * n];
+    for i in 0..n {
+        let w: Vec<f32> = (0..=i)
+            .map(|j| 1.0 + ((i * 7 + j * 13) % 11) as f32 + if j == i { 20.0 } else { 0.0 })
+            .collect();
+        let s: f32 = w.iter().sum();
+        for j in 0..=i {
+            p[i * n + j] = w[j] / s;
+        }
+    }
+    let t = Tensor::from_vec(p, (1, n, n), &Device::Cpu).unwrap();
+    let tokens: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+    let map = AttentionMap::from_tensor(&t, &tokens).unwrap();
+    let head = map.head(0, 0).unwrap().vmax(0.5).width(700).height(700);
+    let svg = head.to_svg().unwrap();
+    let fast = Pixmap::decode_png(&head.to_png().unwrap()).unwrap();
+    let slow = Pixmap::decode_png(&svg_to_png(&svg).unwrap()).unwrap();
+    assert_eq!((fast.width(), fast.height()), (700, 700));
+    let doc = Document::parse(&svg).unwrap();
+    let mut checked = [0usize; 2];
+    for (k, class) in ["cells", "masked"].into_iter().enumerate() {
+        for cell in group(&doc, class)
+            .unwrap()
+            .children()
+            .filter(|c| c.is_element())
+        {
+            let (x, y, w, h): (f64, f64, f64, f64) = (
+                attr(cell, "x").unwrap(),
+                attr(cell, "y").unwrap(),
+                attr(cell, "width").unwrap(),
+                attr(cell, "height").unwrap(),
+            );
+            let runs = attr::<usize>(cell, "data-n").unwrap_or(1);
+            for c in 0..runs {
+                let cx = (x + w / runs as f64 * (c as f64 + 0.5)) as u32;
+                let cy = (y + h / 2.0) as u32;
+                let (a, b) = (fast.pixel(cx, cy).unwrap(), slow.pixel(cx, cy).unwrap());
+                let close = |u: u8, v: u8| u.abs_diff(v) <= 3;
+                assert!(
+                    close(a.red(), b.red())
+                        && close(a.green(), b.green())
+                        && close(a.blue(), b.blue()),
+                    "{class} at ({cx}, {cy}): bitmap {a:?} vs rectangles {b:?}"
+                );
+                checked[k] += 1;
+            }
+        }
+    }
+    assert_eq!(checked[0], n * (n + 1) / 2, "every visible cell compared");
+    assert_eq!(checked[1], n * (n - 1) / 2, "every masked cell compared");
 }
 
 #[test]

@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 
 use super::args::{IntervalStrategy, TrainingArguments, interval};
 use super::collator::{Batch, DataCollatorForLanguageModeling, Example};
-use super::curve::LossCurve;
 use super::data::{EpochOrder, TokenWindows, TrainData};
 use super::optimizer::{AdamW, AdamWConfig, Grads};
 use super::progress::{Progress, ProgressMode, fmt_rate};
@@ -24,6 +23,7 @@ use crate::data::Dataset;
 use crate::io::{self, read_json, write_json};
 use crate::models::core::check_token_id;
 use crate::models::{PreTrainedModel, Task};
+use crate::viz::TrainingCurves;
 use crate::{Error, Result};
 
 /// The batch's mean loss: the model in training (dropout on, seeded by the batch, so a resumed
@@ -894,9 +894,11 @@ impl<M: PreTrainedModel> Trainer<M> {
         load_varmap(self.model.varmap(), &tensors, path)
     }
 
-    /// The loss curve of `log_history` as SVG (renders inline in a notebook).
-    pub fn loss_curve(&self) -> Result<LossCurve> {
-        LossCurve::from_state(&self.state)
+    /// The training curves of `log_history` (loss raw and smoothed, eval loss, learning rate,
+    /// grad norm; renders inline in a notebook). The same chart as
+    /// [`TrainingCurves::from_state`], so it takes the same options (`log_scale`, `title`, …).
+    pub fn loss_curve(&self) -> Result<TrainingCurves> {
+        Ok(TrainingCurves::from_state(&self.state))
     }
 
     /// A one-line summary of where training stands.
@@ -930,10 +932,10 @@ impl<M: PreTrainedModel> Trainer<M> {
             "<div><b>{}</b>",
             crate::display::escape_html(&self.summary())
         );
-        if let Ok(c) = self.loss_curve()
+        if let Ok(svg) = self.loss_curve().and_then(|c| c.to_svg())
             && !self.state.log_history.is_empty()
         {
-            html += &c.svg;
+            html += &svg;
         }
         html += "</div>";
         crate::display::emit("text/html", &html);

@@ -6,7 +6,7 @@ use super::attention::{AttentionMap, HeadStats};
 use super::chart::{ChartOptions, impl_chart};
 use super::matrix::{Panel, colour_bar, label_room, label_stride};
 use super::style::{short_num, token_label};
-use super::svg::{Anchor, Svg};
+use super::svg::{Anchor, Drawing, Svg, Target};
 use crate::Result;
 
 /// Longest token label before it is cut with `…`.
@@ -85,7 +85,7 @@ impl AttentionHeatmap {
         self
     }
 
-    fn render_svg(&self) -> Result<String> {
+    fn render(&self, target: Target) -> Result<Drawing> {
         let m = &self.map;
         let probs = m.probs(self.layer, self.head)?;
         let (q, k) = (m.num_queries(), m.num_keys());
@@ -115,7 +115,7 @@ impl AttentionHeatmap {
         let ch = ((h - top - bottom) / q as f64).max(0.5);
         let cell = cw.min(ch);
         let (pw, ph) = (cell * k as f64, cell * q as f64);
-        let mut svg = Svg::new(self.opts.width, self.opts.height);
+        let mut svg = Svg::for_target(self.opts.width, self.opts.height, target);
         let title = self.opts.title.clone().unwrap_or_else(|| {
             format!(
                 "Attention · layer {} · head {}{}",
@@ -206,7 +206,7 @@ impl AttentionHeatmap {
                 "",
             );
         }
-        Ok(svg.finish())
+        Ok(svg.finish_drawing())
     }
 
     fn alt_text(&self) -> String {
@@ -263,7 +263,7 @@ impl AttentionGrid {
         self
     }
 
-    fn render_svg(&self) -> Result<String> {
+    fn render(&self, target: Target) -> Result<Drawing> {
         let m = &self.map;
         let heads = m.num_heads();
         let ncols = self
@@ -298,7 +298,7 @@ impl AttentionGrid {
         let ph_max = (h - top - bottom - gap * (nrows - 1) as f64) / nrows as f64;
         let cell = (pw_max / k as f64).min(ph_max / q as f64).max(0.25);
         let (pw, ph) = (cell * k as f64, cell * q as f64);
-        let mut svg = Svg::new(self.opts.width, self.opts.height);
+        let mut svg = Svg::for_target(self.opts.width, self.opts.height, target);
         let title = self
             .opts
             .title
@@ -371,7 +371,7 @@ impl AttentionGrid {
             1.0,
             "probability",
         );
-        Ok(svg.finish())
+        Ok(svg.finish_drawing())
     }
 
     fn alt_text(&self) -> String {
@@ -418,9 +418,9 @@ impl HeadOverview {
         &self.stats
     }
 
-    fn render_svg(&self) -> Result<String> {
+    fn render(&self, target: Target) -> Result<Drawing> {
         let (w, h) = (self.opts.width as f64, self.opts.height as f64);
-        let mut svg = Svg::new(self.opts.width, self.opts.height);
+        let mut svg = Svg::for_target(self.opts.width, self.opts.height, target);
         let title = self.opts.title.clone().unwrap_or_else(|| {
             format!(
                 "Heads at a glance · {} layers × {} heads",
@@ -498,7 +498,7 @@ impl HeadOverview {
                 "",
             );
         }
-        Ok(svg.finish())
+        Ok(svg.finish_drawing())
     }
 
     fn alt_text(&self) -> String {

@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use resvg::{tiny_skia, usvg};
 
+use super::svg::{Drawing, Raster};
 use crate::{Error, Result};
 
 /// DejaVu Sans (Bitstream Vera licence, `assets/fonts/DejaVuSans-LICENSE.txt`): covers the marks
@@ -54,6 +55,15 @@ fn fontdb() -> Arc<usvg::fontdb::Database> {
 
 /// Rasterises an SVG to PNG bytes at its own size (1 SVG unit = 1 pixel).
 pub fn svg_to_png(svg: &str) -> Result<Vec<u8>> {
+    render_png(svg, &[])
+}
+
+/// A drawing as PNG bytes: the bitmaps first, then the SVG on top of them.
+pub(crate) fn drawing_to_png(drawing: &Drawing) -> Result<Vec<u8>> {
+    render_png(&drawing.svg, &drawing.rasters)
+}
+
+fn render_png(svg: &str, rasters: &[Raster]) -> Result<Vec<u8>> {
     let opt = usvg::Options {
         font_family: "DejaVu Sans".into(),
         fontdb: fontdb(),
@@ -70,6 +80,9 @@ pub fn svg_to_png(svg: &str) -> Result<Vec<u8>> {
         ))
     })?;
     pixmap.fill(tiny_skia::Color::WHITE);
+    for r in rasters {
+        paint_raster(&mut pixmap, r)?;
+    }
     resvg::render(
         &tree,
         tiny_skia::Transform::identity(),
@@ -78,6 +91,31 @@ pub fn svg_to_png(svg: &str) -> Result<Vec<u8>> {
     pixmap
         .encode_png()
         .map_err(|e| Error::InvalidArgument(format!("cannot encode the chart as PNG: {e}")))
+}
+
+/// Stretches a one-pixel-per-cell bitmap over its place. Cells at least a pixel wide keep hard
+/// edges (nearest neighbour); smaller cells are averaged (bilinear), as an antialiased rectangle
+/// per cell would be.
+fn paint_raster(pixmap: &mut tiny_skia::Pixmap, r: &Raster) -> Result<()> {
+    let size = tiny_skia::IntSize::from_wh(r.cols, r.rows);
+    let cells = size
+        .and_then(|size| tiny_skia::Pixmap::from_vec(r.rgba.clone(), size))
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!("cannot build a {}×{} cell bitmap", r.cols, r.rows))
+        })?;
+    let (sx, sy) = (r.w / r.cols as f64, r.h / r.rows as f64);
+    let quality = if sx >= 1.0 && sy >= 1.0 {
+        tiny_skia::FilterQuality::Nearest
+    } else {
+        tiny_skia::FilterQuality::Bilinear
+    };
+    let paint = tiny_skia::PixmapPaint {
+        quality,
+        ..Default::default()
+    };
+    let at = tiny_skia::Transform::from_row(sx as f32, 0.0, 0.0, sy as f32, r.x as f32, r.y as f32);
+    pixmap.draw_pixmap(0, 0, cells.as_ref(), &paint, at, None);
+    Ok(())
 }
 
 /// Writes `bytes` to a temporary name beside `path`, then renames it: a reader never sees half a
@@ -123,7 +161,8 @@ pub(crate) fn svg_blocks(svg: Result<String>, alt: &str) -> String {
 }
 
 /// Adds the common builder and output methods to a chart type that has `opts: ChartOptions`,
-/// `fn render_svg(&self) -> Result<String>` and `fn alt_text(&self) -> String`.
+/// `fn render(&self, target: svg::Target) -> Result<svg::Drawing>` and
+/// `fn alt_text(&self) -> String`.
 macro_rules! impl_chart_io {
     ($t:ty) => {
         impl $t {
@@ -145,11 +184,12 @@ macro_rules! impl_chart_io {
             /// The chart as an SVG document.
             pub fn to_svg(&self) -> $crate::Result<String> {
                 self.opts.check()?;
-                self.render_svg()
+                Ok(self.render(super::svg::Target::Svg)?.svg)
             }
             /// The chart as PNG bytes, `width × height` pixels.
             pub fn to_png(&self) -> $crate::Result<Vec<u8>> {
-                $crate::viz::svg_to_png(&self.to_svg()?)
+                self.opts.check()?;
+                super::chart::drawing_to_png(&self.render(super::svg::Target::Png)?)
             }
             /// Writes the SVG (atomically: temporary name, then rename).
             pub fn save(&self, path: impl AsRef<std::path::Path>) -> $crate::Result<()> {

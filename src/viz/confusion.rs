@@ -3,7 +3,7 @@
 use super::chart::{ChartOptions, impl_chart};
 use super::matrix::{Panel, colour_bar, label_room};
 use super::style::{short_num, token_label};
-use super::svg::{Anchor, Svg};
+use super::svg::{Anchor, Drawing, Svg, Target};
 use crate::{Error, Result};
 
 /// How cells are normalised (scikit-learn's `normalize=`).
@@ -132,7 +132,7 @@ impl ConfusionMatrix {
             .collect()
     }
 
-    fn render_svg(&self) -> Result<String> {
+    fn render(&self, target: Target) -> Result<Drawing> {
         let n = self.labels.len();
         let vals = self.values();
         let vmax = vals
@@ -152,7 +152,7 @@ impl ConfusionMatrix {
             .min((h - top - bottom) / n as f64)
             .max(1.0);
         let side = cell * n as f64;
-        let mut svg = Svg::new(self.opts.width, self.opts.height);
+        let mut svg = Svg::for_target(self.opts.width, self.opts.height, target);
         let title = self.opts.title.clone().unwrap_or_else(|| {
             format!(
                 "Confusion matrix · accuracy {:.1}%",
@@ -236,7 +236,7 @@ impl ConfusionMatrix {
             vmax,
             if norm { "share" } else { "count" },
         );
-        Ok(svg.finish())
+        Ok(svg.finish_drawing())
     }
 
     fn alt_text(&self) -> String {

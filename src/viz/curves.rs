@@ -12,6 +12,7 @@ use plotters::prelude::*;
 use super::chart::{ChartOptions, impl_chart};
 use super::downsample::{downsample_min_max, ema};
 use super::style::{PALETTE, short_num};
+use super::svg::{Drawing, Target};
 use crate::train::{LogEntry, TrainerState};
 use crate::{Error, Result};
 
@@ -173,7 +174,7 @@ impl TrainingCurves {
         downsample_min_max(points, max / 2)
     }
 
-    fn render_svg(&self) -> Result<String> {
+    fn render(&self, _target: Target) -> Result<Drawing> {
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, (self.opts.width, self.opts.height))
@@ -185,7 +186,7 @@ impl TrainingCurves {
                 Error::InvalidArgument(format!("cannot draw the training curves: {e}"))
             })?;
         }
-        Ok(svg)
+        Ok(svg.into())
     }
 
     fn draw(&self, root: &DrawingArea<SVGBackend, Shift>) -> std::result::Result<(), String> {
@@ -247,7 +248,7 @@ impl TrainingCurves {
                 colour,
                 alpha: if smooth { 0.3 } else { 1.0 },
                 width: 1,
-                label: (!smooth).then(|| format!("{prefix}loss")),
+                label: (!smooth).then(|| format!("{prefix}train loss")),
                 markers: false,
             });
             if smooth {
@@ -256,7 +257,10 @@ impl TrainingCurves {
                     colour,
                     alpha: 1.0,
                     width: 2,
-                    label: Some(format!("{prefix}loss (EMA {})", short_num(self.smoothing))),
+                    label: Some(format!(
+                        "{prefix}train loss (EMA {})",
+                        short_num(self.smoothing)
+                    )),
                     markers: false,
                 });
             }

@@ -6,6 +6,7 @@ use plotters::prelude::*;
 use super::chart::{ChartOptions, impl_chart};
 use super::pca::{Pca, tensor_rows};
 use super::style::{PALETTE, token_label};
+use super::svg::{Drawing, Target};
 use crate::{Error, Result};
 
 /// A 2-D PCA scatter of embeddings with a label per point.
@@ -75,7 +76,7 @@ impl EmbeddingPlot {
         &self.points
     }
 
-    fn render_svg(&self) -> Result<String> {
+    fn render(&self, _target: Target) -> Result<Drawing> {
         let mut svg = String::new();
         let err =
             |e: String| Error::InvalidArgument(format!("cannot draw the embedding plot: {e}"));
@@ -158,7 +159,7 @@ impl EmbeddingPlot {
             }
             root.present().map_err(|e| err(e.to_string()))?;
         }
-        Ok(svg)
+        Ok(svg.into())
     }
 
     fn alt_text(&self) -> String {

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use super::style::{blues, hex, ink_on, short_num, text_width};
-use super::svg::{Anchor, Svg};
+use super::svg::{Anchor, Raster, Svg, Target};
 
 /// Cells beyond this count get no per-cell tooltip, which would multiply the SVG's size.
 pub(crate) const MAX_TOOLTIP_CELLS: usize = 4096;
@@ -55,7 +55,14 @@ impl Panel<'_> {
             self.class, self.rows, self.cols
         ));
         let mut masked: Vec<(usize, usize, usize)> = Vec::new();
-        for r in 0..self.rows {
+        let raster = svg.target() == Target::Png
+            && self.cell_text.is_none()
+            && self.rows * self.cols > MAX_TOOLTIP_CELLS;
+        if raster {
+            self.paint_cells(svg, &mut masked);
+        }
+        let painted_rows = if raster { 0 } else { self.rows };
+        for r in 0..painted_rows {
             let y = self.y + r as f64 * ch;
             let mut c = 0;
             while c < self.cols {
@@ -123,7 +130,22 @@ impl Panel<'_> {
             }
         }
         svg.end_group();
-        if !masked.is_empty() {
+        if raster && !masked.is_empty() {
+            // One path for all masked runs: one pattern fill instead of one per row.
+            let mut d = String::new();
+            for &(r, c, n) in &masked {
+                let _ = write!(
+                    d,
+                    "M{:.2} {:.2}h{:.2}v{:.2}h{:.2}z",
+                    self.x + c as f64 * cw,
+                    self.y + r as f64 * ch,
+                    cw * n as f64,
+                    ch,
+                    -cw * n as f64
+                );
+            }
+            svg.path(&d, "url(#mt-masked)", r#"class="masked""#);
+        } else if !masked.is_empty() {
             svg.group(r#"class="masked""#);
             for (r, c, n) in masked {
                 svg.rect(
@@ -174,6 +196,44 @@ impl Panel<'_> {
             }
             svg.end_group();
         }
+    }
+}
+
+impl Panel<'_> {
+    /// The cells as a bitmap of one pixel per cell (PNG target), masked cells left transparent
+    /// and collected as runs in `masked` so the SVG hatches them on top.
+    fn paint_cells(&self, svg: &mut Svg, masked: &mut Vec<(usize, usize, usize)>) {
+        let mut rgba = vec![0u8; self.rows * self.cols * 4];
+        for r in 0..self.rows {
+            let mut run: Option<usize> = None;
+            for c in 0..self.cols {
+                match (self.value)(r, c) {
+                    Some(v) => {
+                        if let Some(start) = run.take() {
+                            masked.push((r, start, c - start));
+                        }
+                        let (red, green, blue) = blues(self.norm(v));
+                        let i = (r * self.cols + c) * 4;
+                        rgba[i..i + 4].copy_from_slice(&[red, green, blue, 255]);
+                    }
+                    None => {
+                        run.get_or_insert(c);
+                    }
+                }
+            }
+            if let Some(start) = run {
+                masked.push((r, start, self.cols - start));
+            }
+        }
+        svg.raster(Raster {
+            x: self.x,
+            y: self.y,
+            w: self.w,
+            h: self.h,
+            cols: self.cols as u32,
+            rows: self.rows as u32,
+            rgba,
+        });
     }
 }
 

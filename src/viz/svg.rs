@@ -28,19 +28,92 @@ impl Anchor {
     }
 }
 
+/// What a drawing is for. An SVG keeps one `<rect>` per run of cells, which a reader (or a test)
+/// can inspect; a PNG of a large matrix instead paints its cells as one bitmap, because resvg
+/// would otherwise parse and fill hundreds of thousands of rectangles (seconds for 512 × 512).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    Svg,
+    Png,
+}
+
+/// A block of cells painted as pixels, one per cell, stretched over `w × h` at `(x, y)`;
+/// `rgba` is premultiplied RGBA, row by row (transparent where the SVG draws something itself).
+pub(crate) struct Raster {
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+    pub cols: u32,
+    pub rows: u32,
+    pub rgba: Vec<u8>,
+}
+
+/// A finished picture: the SVG, and for a PNG the bitmaps painted beneath it.
+pub(crate) struct Drawing {
+    pub svg: String,
+    pub rasters: Vec<Raster>,
+}
+
+impl From<String> for Drawing {
+    fn from(svg: String) -> Self {
+        Drawing {
+            svg,
+            rasters: Vec::new(),
+        }
+    }
+}
+
 pub(crate) struct Svg {
     buf: String,
+    target: Target,
+    rasters: Vec<Raster>,
 }
 
 impl Svg {
     /// A `width × height` picture on a white background.
     pub(crate) fn new(width: u32, height: u32) -> Self {
+        Self::for_target(width, height, Target::Svg)
+    }
+
+    /// A picture drawn for `target`. A PNG's background is the white canvas the rasteriser
+    /// starts from, so its SVG has no background rectangle (which would hide the bitmaps).
+    pub(crate) fn for_target(width: u32, height: u32, target: Target) -> Self {
         let mut buf = String::with_capacity(4096);
         let _ = write!(
             buf,
-            r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="{FONT}"><defs><pattern id="mt-masked" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#f4f4f4"/><line x1="0" y1="0" x2="0" y2="6" stroke="#c4c4c4" stroke-width="2"/></pattern></defs><rect width="{width}" height="{height}" fill="#ffffff"/>"##
+            r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="{FONT}"><defs><pattern id="mt-masked" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#f4f4f4"/><line x1="0" y1="0" x2="0" y2="6" stroke="#c4c4c4" stroke-width="2"/></pattern></defs>"##
         );
-        Svg { buf }
+        if target == Target::Svg {
+            let _ = write!(
+                buf,
+                r##"<rect width="{width}" height="{height}" fill="#ffffff"/>"##
+            );
+        }
+        Svg {
+            buf,
+            target,
+            rasters: Vec::new(),
+        }
+    }
+
+    pub(crate) fn target(&self) -> Target {
+        self.target
+    }
+
+    /// Paints `raster` beneath everything this SVG draws (PNG target only).
+    pub(crate) fn raster(&mut self, raster: Raster) {
+        debug_assert_eq!(self.target, Target::Png);
+        self.rasters.push(raster);
+    }
+
+    /// A path (`d` in SVG path syntax) filled with `fill`; `extra` as for [`Svg::rect`].
+    pub(crate) fn path(&mut self, d: &str, fill: &str, extra: &str) {
+        let _ = write!(
+            self.buf,
+            r#"<path d="{d}" fill="{fill}"{sp}{extra}/>"#,
+            sp = if extra.is_empty() { "" } else { " " }
+        );
     }
 
     /// A rectangle; `extra` is raw attribute text (already escaped) such as `data-v="0.2"`.
@@ -127,8 +200,12 @@ impl Svg {
         self.buf.push_str("</g>");
     }
 
-    pub(crate) fn finish(mut self) -> String {
+    /// The SVG and the bitmaps to paint beneath it.
+    pub(crate) fn finish_drawing(mut self) -> Drawing {
         self.buf.push_str("</svg>");
-        self.buf
+        Drawing {
+            svg: self.buf,
+            rasters: self.rasters,
+        }
     }
 }

@@ -5,7 +5,7 @@ use candle_core::{D, Tensor};
 
 use super::chart::{ChartOptions, impl_chart_io};
 use super::style::{hex, short_num, text_width, xml};
-use super::svg::{Anchor, Svg};
+use super::svg::{Anchor, Drawing, Svg, Target};
 use crate::models::AutoModelForCausalLM;
 use crate::tokenizer::{EncodeOptions, Tokenizer};
 use crate::{Error, Result};
@@ -162,7 +162,7 @@ impl TokenScores {
         s
     }
 
-    fn render_svg(&self) -> Result<String> {
+    fn render(&self, _target: Target) -> Result<Drawing> {
         let (w, h) = (self.opts.width as f64, self.opts.height as f64);
         let pad = 12.0;
         let top = if self.opts.title.is_some() { 36.0 } else { pad };
@@ -236,7 +236,7 @@ impl TokenScores {
             );
         }
         svg.end_group();
-        Ok(svg.finish())
+        Ok(svg.finish_drawing())
     }
 
     fn alt_text(&self) -> String {
