@@ -7,6 +7,7 @@
 //!     cargo bench --bench generate                       # threads = all cores
 //!     BENCH_THREADS=1 BENCH_RUNS=5 cargo bench --bench generate
 //!     BENCH_PYTHON=/path/to/venv/bin/python cargo bench --bench generate
+//!     BENCH_CASES=greedy_b1 BENCH_NO_UNCACHED=1 BENCH_NO_TORCH=1 cargo bench --bench generate  # to profile
 //!
 //! Needs a python with torch and transformers for the reference side (skipped if absent).
 use std::time::Instant;
@@ -81,6 +82,15 @@ fn main() -> massivetext::Result<()> {
     println!(
         "GPT-2 6 layers, 384 wide, vocab {vocab}; prompt 16 tokens, {new_tokens} new tokens; {threads} threads; median of {runs} runs"
     );
+    let only = std::env::var("BENCH_CASES").ok();
+    let cases: Vec<_> = cases
+        .into_iter()
+        .filter(|(name, _, _)| {
+            only.as_ref()
+                .is_none_or(|o| o.split(',').any(|c| c == *name))
+        })
+        .collect();
+    let uncached_too = std::env::var("BENCH_NO_UNCACHED").is_err();
     let mut ours = serde_json::Map::new();
     for (name, b, c) in &cases {
         let ids = Tensor::from_vec(prompts[..*b].concat(), (*b, 16), &Device::Cpu)?;
@@ -94,14 +104,18 @@ fn main() -> massivetext::Result<()> {
             })
             .collect::<massivetext::Result<_>>()?;
         let tps = (*b * new_tokens) as f64 / median(times);
-        let t0 = Instant::now();
-        let uncached = model.generate_without_cache(&args, c)?;
-        let tps_nc = (*b * new_tokens) as f64 / t0.elapsed().as_secs_f64();
-        let same = uncached.to_vec2::<u32>()? == seqs.to_vec2::<u32>()?;
-        println!(
-            "massivetext {name}: {tps:.0} tokens/s with the KV cache, {tps_nc:.0} without ({:.1}x); same tokens: {same}",
-            tps / tps_nc
-        );
+        if uncached_too {
+            let t0 = Instant::now();
+            let uncached = model.generate_without_cache(&args, c)?;
+            let tps_nc = (*b * new_tokens) as f64 / t0.elapsed().as_secs_f64();
+            let same = uncached.to_vec2::<u32>()? == seqs.to_vec2::<u32>()?;
+            println!(
+                "massivetext {name}: {tps:.0} tokens/s with the KV cache, {tps_nc:.0} without ({:.1}x); same tokens: {same}",
+                tps / tps_nc
+            );
+        } else {
+            println!("massivetext {name}: {tps:.0} tokens/s with the KV cache");
+        }
         ours.insert(
             name.to_string(),
             serde_json::json!({"tps": tps, "sequences": seqs.to_vec2::<u32>()?}),

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 
 use super::cpu::{OutPtr, Saved, par_for, slice};
-use super::gemm::{View, matmul};
+use super::gemm::matmul;
+use super::view::View;
 use super::vmath;
 
 /// Sizes of one call: batch, sequence, heads, head width.

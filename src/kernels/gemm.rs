@@ -3,47 +3,8 @@
 //! column slices of a larger buffer without any copy.
 use std::ops::Range;
 
-/// A row-major view of an `f32` matrix: element `(i, j)` lives at `ptr + i * rs + j * cs`.
-#[derive(Clone, Copy)]
-pub(super) struct View {
-    pub ptr: *const f32,
-    pub rs: usize,
-    pub cs: usize,
-}
-
-impl View {
-    /// A matrix stored row after row with `rs` elements between rows.
-    pub fn rows(data: &[f32], rs: usize) -> Self {
-        Self {
-            ptr: data.as_ptr(),
-            rs,
-            cs: 1,
-        }
-    }
-
-    /// The transpose of [`View::rows`].
-    pub fn rows_t(data: &[f32], rs: usize) -> Self {
-        Self {
-            ptr: data.as_ptr(),
-            rs: 1,
-            cs: rs,
-        }
-    }
-
-    /// The first element (a method, so closures capture the whole `Sync` view).
-    pub fn ptr(self) -> *const f32 {
-        self.ptr
-    }
-
-    /// The same view starting `offset` elements further.
-    pub fn at(self, offset: usize) -> Self {
-        // SAFETY (of later reads): callers keep `offset` inside the buffer the view came from.
-        Self {
-            ptr: self.ptr.wrapping_add(offset),
-            ..self
-        }
-    }
-}
+use super::gemv;
+use super::view::View;
 
 /// Below this many multiply-adds one thread does the product: waking the pool costs more.
 const PAR_MIN_MACS: usize = 1 << 18;
@@ -64,10 +25,6 @@ impl Dst {
         self.0
     }
 }
-
-/// `View` pointers are only read, and only while the caller's buffers are alive.
-unsafe impl Send for View {}
-unsafe impl Sync for View {}
 
 /// `dst[m, n] = scale * lhs[m, k] · rhs[k, n]`, or `dst += ...` when `accumulate`; `dst` rows are
 /// `dst_rs` apart.
@@ -96,6 +53,21 @@ pub(super) unsafe fn matmul(
     }
     let block = |rows: Range<usize>, cols: Range<usize>, dst: Dst| {
         let (r0, c0) = (rows.start, cols.start);
+        if gemv::applies(rows.len(), rhs) {
+            // SAFETY: as below.
+            unsafe {
+                gemv::gemv(
+                    (rows.len(), cols.len(), k),
+                    dst.ptr().add(r0 * dst_rs + c0),
+                    dst_rs,
+                    accumulate,
+                    lhs.at(r0 * lhs.rs),
+                    rhs.at(c0 * rhs.cs),
+                    scale,
+                )
+            };
+            return;
+        }
         // SAFETY: forwarded from the caller's contract; the block lies inside dst, lhs, rhs.
         unsafe {
             gemm::gemm(

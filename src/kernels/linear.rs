@@ -9,8 +9,9 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::cpu::slice;
-use super::gemm::{View, matmul};
+use super::gemm::matmul;
 use super::reduce::sum_rows;
+use super::view::View;
 
 /// `x [.., d]` as a matrix: `(rows, d)`. Leading dimensions are taken as rows here rather than
 /// reshaped away by the caller, because every reshape in the graph costs a gradient copy.

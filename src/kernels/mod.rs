@@ -29,11 +29,13 @@ mod decode;
 mod dropout;
 mod gelu;
 mod gemm;
+mod gemv;
 mod linear;
 mod malloc;
 mod norm;
 mod reduce;
 mod softmax;
+mod view;
 pub(crate) mod vmath;
 
 use std::cell::Cell;
