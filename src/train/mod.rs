@@ -27,6 +27,7 @@ mod collator;
 mod curve;
 mod data;
 mod optimizer;
+mod predict;
 mod progress;
 mod schedule;
 mod state;
@@ -34,10 +35,14 @@ mod trainer;
 
 pub use crate::models::{PreTrainedModel, uses_weight_decay};
 pub use args::{IntervalStrategy, SchedulerType, TrainingArguments};
-pub use collator::{Batch, DataCollatorForLanguageModeling, Example, IGNORE_INDEX};
+pub use collator::{
+    Batch, Collator, DataCollatorForLanguageModeling, DataCollatorWithPadding, Example,
+    IGNORE_INDEX, TaskLabel,
+};
 pub use curve::LossCurve;
 pub use data::{TokenWindows, TrainData};
 pub use optimizer::{AdamW, AdamWConfig, Grads};
+pub use predict::{ComputeMetrics, EvalPrediction, Metrics, PredictionOutput};
 pub use progress::ProgressMode;
 pub use schedule::LrScheduler;
 pub use state::{
