@@ -29,6 +29,7 @@ mod data;
 mod optimizer;
 mod predict;
 mod progress;
+mod qa;
 mod schedule;
 mod state;
 mod trainer;
@@ -44,6 +45,7 @@ pub use data::{TokenWindows, TrainData};
 pub use optimizer::{AdamW, AdamWConfig, Grads};
 pub use predict::{ComputeMetrics, EvalPrediction, Metrics, PredictionOutput};
 pub use progress::ProgressMode;
+pub use qa::question_answering_example;
 pub use schedule::LrScheduler;
 pub use state::{
     LogEntry, TrainerState, checkpoint_step, get_last_checkpoint, rotate_checkpoints,
