@@ -58,7 +58,7 @@ fn accuracy_and_f1(p: &EvalPrediction) -> massivetext::Result<Metrics> {
 fn a_classifier_learns_with_compute_metrics_predict_and_the_best_metric() {
     let dir = tempfile::tempdir().unwrap();
     let model =
-        AutoModelForSequenceClassification::from_config(&tiny_bert(24), &Device::Cpu).unwrap();
+        AutoModelForSequenceClassification::from_config(tiny_bert(24), &Device::Cpu).unwrap();
     let args = TrainingArguments {
         output_dir: dir.path().to_path_buf(),
         per_device_train_batch_size: 16,
@@ -132,7 +132,7 @@ fn a_classifier_learns_with_compute_metrics_predict_and_the_best_metric() {
 fn metric_for_best_model_must_be_a_metric_evaluation_produced() {
     let dir = tempfile::tempdir().unwrap();
     let model =
-        AutoModelForSequenceClassification::from_config(&tiny_bert(24), &Device::Cpu).unwrap();
+        AutoModelForSequenceClassification::from_config(tiny_bert(24), &Device::Cpu).unwrap();
     let args = TrainingArguments {
         output_dir: dir.path().to_path_buf(),
         metric_for_best_model: Some("f2".into()),
@@ -233,12 +233,22 @@ fn data_collator_with_padding_pads_and_stacks_each_kind_of_label() {
     let mixed = [cls[0].clone(), reg[0].clone()];
     let err = c.collate(&mixed, 0, &Device::Cpu).unwrap_err().to_string();
     assert!(err.contains("mixes kinds of labels"), "{err}");
-    let none = [Example {
+    let none = Example {
         input_ids: vec![1],
         ..Default::default()
-    }];
-    let err = c.collate(&none, 0, &Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("example 0 has no label"), "{err}");
+    };
+    let err = c
+        .collate(&[none.clone(), cls[0].clone()], 0, &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("example 0 has no label while others have one"),
+        "{err}"
+    );
+    // no labels at all: inputs only, for predict
+    let b = c.collate(&[none], 0, &Device::Cpu).unwrap();
+    assert!(!b.labelled && b.num_label_tokens == 0);
+    assert!(b.forward_args().labels.is_none());
 }
 
 #[test]

@@ -69,6 +69,9 @@ pub struct Batch {
     /// Question answering: `labels` is `[batch, 2]` (start, end) and the model gets these
     /// two columns as `start_positions` / `end_positions`.
     pub answer_spans: bool,
+    /// Whether the examples had labels; task examples without any (to predict) give a batch
+    /// whose `labels` are zeros that are not passed to the model.
+    pub labelled: bool,
 }
 
 impl Batch {
@@ -78,6 +81,9 @@ impl Batch {
         let mut args = ForwardArgs::new(&self.input_ids).attention_mask(&self.attention_mask);
         if let Some(t) = &self.token_type_ids {
             args = args.token_type_ids(t);
+        }
+        if !self.labelled {
+            return args;
         }
         if self.answer_spans {
             // narrow of a [b, 2] tensor: cannot fail
@@ -154,13 +160,38 @@ impl DataCollatorWithPadding {
                 types[r * s + off..r * s + off + n].copy_from_slice(t);
             }
         }
+        let batch = |labels: Tensor, answer_spans: bool, labelled: bool| -> Result<Batch> {
+            Ok(Batch {
+                input_ids: Tensor::from_vec(ids.clone(), (b, s), device)?,
+                attention_mask: Tensor::from_vec(mask.clone(), (b, s), device)?,
+                labels,
+                num_label_tokens: if labelled { b } else { 0 },
+                num_input_tokens: n_inputs,
+                dropout_seed: self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ stream,
+                token_type_ids: if with_types {
+                    Some(Tensor::from_vec(types.clone(), (b, s), device)?)
+                } else {
+                    None
+                },
+                answer_spans,
+                labelled,
+            })
+        };
+        if examples.iter().all(|e| e.label.is_none()) {
+            // nothing to learn from: inputs only (Trainer::predict on unlabelled data)
+            return batch(
+                Tensor::zeros(b, candle_core::DType::I64, device)?,
+                false,
+                false,
+            );
+        }
         let labels: Vec<&TaskLabel> = examples
             .iter()
             .enumerate()
             .map(|(r, e)| {
                 e.label.as_ref().ok_or_else(|| {
                     Error::InvalidArgument(format!(
-                        "example {r} has no label; DataCollatorWithPadding needs one per example (a `label` column, or `start_positions` / `end_positions` for QA)"
+                        "example {r} has no label while others have one; DataCollatorWithPadding needs one per example (a `label` column, or `start_positions` / `end_positions` for QA) or none at all"
                     ))
                 })
             })
@@ -216,20 +247,7 @@ impl DataCollatorWithPadding {
                 (Tensor::from_vec(v, (b, 2), device)?, true)
             }
         };
-        Ok(Batch {
-            input_ids: Tensor::from_vec(ids, (b, s), device)?,
-            attention_mask: Tensor::from_vec(mask, (b, s), device)?,
-            labels,
-            num_label_tokens: b,
-            num_input_tokens: n_inputs,
-            dropout_seed: self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ stream,
-            token_type_ids: if with_types {
-                Some(Tensor::from_vec(types, (b, s), device)?)
-            } else {
-                None
-            },
-            answer_spans,
-        })
+        batch(labels, answer_spans, true)
     }
 }
 
@@ -446,6 +464,7 @@ impl DataCollatorForLanguageModeling {
             dropout_seed: self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ stream,
             token_type_ids: None,
             answer_spans: false,
+            labelled: true,
         })
     }
 

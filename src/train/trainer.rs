@@ -869,12 +869,15 @@ impl<M: PreTrainedModel> Trainer<M> {
             if gather {
                 let cpu = candle_core::Device::Cpu;
                 preds.push(out.logits.detach().to_dtype(DType::F32)?.to_device(&cpu)?);
+                run.unlabelled |= !b.labelled;
                 labels.push(b.labels.to_device(&cpu)?);
             }
         }
         if gather && !preds.is_empty() {
             run.predictions = Some(concat_padded(&preds)?);
-            run.labels = Some(concat_padded(&labels)?);
+            if !run.unlabelled {
+                run.labels = Some(concat_padded(&labels)?);
+            }
         }
         Ok(run)
     }
@@ -890,12 +893,9 @@ impl<M: PreTrainedModel> Trainer<M> {
         let predictions = run
             .predictions
             .ok_or_else(|| Error::InvalidArgument("no examples to predict".into()))?;
-        let labelled = examples
-            .iter()
-            .all(|e| e.label.is_some() || e.labels.is_some() || !is_task_model(&self.model));
-        let label_ids = if labelled { run.labels } else { None };
+        let label_ids = run.labels;
         let mut metrics = Metrics::new();
-        if run.loss_weight > 0 && labelled {
+        if run.loss_weight > 0 && label_ids.is_some() {
             metrics.insert("test_loss".into(), run.loss_sum / run.loss_weight as f64);
         }
         if let (Some(f), Some(l)) = (&self.compute_metrics, &label_ids) {
@@ -1119,6 +1119,8 @@ impl<M: PreTrainedModel> Trainer<M> {
 /// What one evaluation pass gathered.
 #[derive(Default)]
 struct EvalRun {
+    /// Some batch had no labels.
+    unlabelled: bool,
     loss_sum: f64,
     loss_weight: usize,
     predictions: Option<Tensor>,
