@@ -165,6 +165,101 @@ pub fn corpus_text(n: usize, seed: u64) -> String {
     s
 }
 
+/// One extractive question about a story: the answer is a span of the context (SQuAD's
+/// layout: `answer_start` is a character index).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QaExample {
+    pub question: String,
+    /// The whole story, its last sentence included.
+    pub context: String,
+    /// The number asked for (`"7"`, or `"no"` for none), as it appears in the context.
+    pub answer_text: String,
+    /// Where `answer_text` starts in `context`, in characters.
+    pub answer_start: usize,
+}
+
+/// The first number word of `text` after byte `from` (a digit run, or `no`), with its byte
+/// position.
+fn number_after(text: &str, from: usize) -> Option<(usize, String)> {
+    let mut pos = from;
+    for word in text[from..].split(' ') {
+        let w = word.trim_end_matches(['.', ',']);
+        if !w.is_empty() && (w.chars().all(|c| c.is_ascii_digit()) || w == "no") {
+            return Some((pos, w.to_string()));
+        }
+        pos += word.len() + 1;
+    }
+    None
+}
+
+/// Extractive questions about `n` seeded stories (the same every time), three kinds in turn:
+/// how many the person has now (the last sentence's number), had at first (the first count),
+/// and how many changed hands (the number of the sentence before the last). The number to
+/// give is always in the story, and "the first number of the story" is right for only one
+/// kind, which makes it a baseline a model has to beat.
+///
+/// ```
+/// use massivetext::corpus::qa_examples;
+/// let qa = qa_examples(3, 1);
+/// for q in &qa {
+///     assert_eq!(&q.context[q.answer_start..q.answer_start + q.answer_text.len()], q.answer_text);
+/// }
+/// assert!(qa[0].question.ends_with("now?"));
+/// ```
+pub fn qa_examples(n: usize, seed: u64) -> Vec<QaExample> {
+    stories(n, seed)
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, st)| {
+            let context = st.text();
+            let had = format!("{} had ", st.name);
+            let first = context.find(&had).map(|p| p + had.len())?;
+            // the sentence before "Now ...": what changed
+            let now = context.rfind(" Now ")?;
+            let change_start = context[..now].rfind(". ").map_or(0, |p| p + 2);
+            let change = &context[change_start..now];
+            let (question, (start, text)) = match i % 3 {
+                0 => (
+                    format!("How many {} does {} have now?", st.plural, st.name),
+                    number_after(&context, now + 5)?,
+                ),
+                1 => (
+                    format!("How many {} did {} have at first?", st.plural, st.name),
+                    number_after(&context, first)?,
+                ),
+                _ => {
+                    let verb = if change.contains(" gave ") {
+                        "get"
+                    } else if change.contains(" found ") {
+                        "find"
+                    } else if change.contains(" ate ") {
+                        "eat"
+                    } else {
+                        "lose"
+                    };
+                    (
+                        format!("How many {} did {} {verb}?", st.plural, st.name),
+                        number_after(&context, change_start)?,
+                    )
+                }
+            };
+            Some(QaExample {
+                question,
+                // ASCII text: byte and character positions agree
+                answer_start: start,
+                answer_text: text,
+                context,
+            })
+        })
+        .collect()
+}
+
+/// The "always the first number" answer to any question about `context`: what a model that
+/// ignores the question gets right (the first number word, `no` included).
+pub fn first_number(context: &str) -> String {
+    number_after(context, 0).map(|(_, w)| w).unwrap_or_default()
+}
+
 /// A character-level vocabulary (nanoGPT's `stoi` / `itos`): ids in sorted character order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CharVocab {

@@ -125,7 +125,7 @@ fn mlm_setup() -> MlmSetup {
         .iter()
         .map(|t| Example {
             input_ids: tok.encode(t).unwrap(),
-            labels: None,
+            ..Default::default()
         })
         .collect();
     let dir = tempfile::tempdir().unwrap();
@@ -176,7 +176,7 @@ fn masked_lm_trainer_never_defaults_to_the_causal_collator() {
         AutoModelForCausalLM::from_config(tiny_gpt2(gtok.vocab_size()), &Device::Cpu).unwrap();
     let gex = vec![Example {
         input_ids: gtok.encode("hello world").unwrap(),
-        labels: None,
+        ..Default::default()
     }];
     let t = Trainer::new(gpt, trainer.args().clone(), gex)
         .unwrap()

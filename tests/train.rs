@@ -627,11 +627,11 @@ fn causal_collator_pads_and_ignores_padding() {
     let ex = vec![
         Example {
             input_ids: vec![5, 6, 7],
-            labels: None,
+            ..Default::default()
         },
         Example {
             input_ids: vec![8],
-            labels: None,
+            ..Default::default()
         },
     ];
     let b = c.collate(&ex, 0, &Device::Cpu).unwrap();
@@ -662,7 +662,7 @@ fn mlm_collator_masks_80_10_10_and_never_special_or_padding() {
             ids.push(2);
             Example {
                 input_ids: ids,
-                labels: None,
+                ..Default::default()
             }
         })
         .collect();
@@ -1042,7 +1042,7 @@ fn gpt2_with_dropout_resumes_exactly() {
         .collate(
             &[Example {
                 input_ids: (0..16).map(|i| i % 13).collect(),
-                labels: None,
+                ..Default::default()
             }],
             0,
             &Device::Cpu,

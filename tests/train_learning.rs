@@ -158,7 +158,7 @@ fn mlm_learns(roberta: bool) {
                 ids.push(sep);
                 Example {
                     input_ids: ids,
-                    labels: None,
+                    ..Default::default()
                 }
             })
             .collect()

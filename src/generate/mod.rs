@@ -18,6 +18,7 @@
 mod config;
 mod logits;
 mod pipeline;
+mod pipeline_tasks;
 mod search;
 mod text;
 
@@ -25,6 +26,10 @@ pub use config::{EarlyStopping, GenerationConfig};
 pub use pipeline::{
     FeatureExtractionPipeline, FillMaskPipeline, FillMaskPrediction, GeneratedText, PIPELINE_TASKS,
     Pipeline, PipelineOutput, TextGenerationPipeline, pipeline,
+};
+pub use pipeline_tasks::{
+    Answer, ClassificationFunction, ClassificationLabel, QuestionAnsweringPipeline,
+    TextClassificationPipeline,
 };
 
 use std::path::Path;

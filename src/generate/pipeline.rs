@@ -7,8 +7,15 @@ use candle_core::{D, DType, Tensor};
 
 use super::GenerationMixin;
 use super::config::GenerationConfig;
+use super::pipeline_tasks::{
+    Answer, ClassificationLabel, QuestionAnsweringPipeline, TextClassificationPipeline,
+    answers_html, labels_html,
+};
 use crate::display::{emit, escape_html, html_table};
-use crate::models::{AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, ForwardArgs};
+use crate::models::{
+    AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification, ForwardArgs,
+};
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
@@ -148,6 +155,8 @@ pub enum Pipeline {
     TextGeneration(TextGenerationPipeline),
     FillMask(FillMaskPipeline),
     FeatureExtraction(FeatureExtractionPipeline),
+    TextClassification(TextClassificationPipeline),
+    QuestionAnswering(QuestionAnsweringPipeline),
 }
 
 /// What a [`Pipeline`] returns; renders inline in a notebook.
@@ -156,10 +165,18 @@ pub enum PipelineOutput {
     TextGeneration(GeneratedText),
     FillMask(Vec<Vec<FillMaskPrediction>>),
     FeatureExtraction(Vec<Vec<f32>>),
+    TextClassification(Vec<ClassificationLabel>),
+    QuestionAnswering(Vec<Answer>),
 }
 
 /// The tasks [`pipeline`] knows.
-pub const PIPELINE_TASKS: &[&str] = &["text-generation", "fill-mask", "feature-extraction"];
+pub const PIPELINE_TASKS: &[&str] = &[
+    "text-generation",
+    "fill-mask",
+    "feature-extraction",
+    "text-classification",
+    "question-answering",
+];
 
 /// A pipeline for `task` with the model and tokenizer of `model` (a folder or a Hub id).
 pub fn pipeline(task: &str, model: impl AsRef<str>) -> Result<Pipeline> {
@@ -178,6 +195,16 @@ pub fn pipeline(task: &str, model: impl AsRef<str>) -> Result<Pipeline> {
             AutoModel::from_pretrained(id)?,
             tokenizer,
         )),
+        "text-classification" | "sentiment-analysis" => {
+            Pipeline::TextClassification(TextClassificationPipeline::new(
+                AutoModelForSequenceClassification::from_pretrained(id)?,
+                tokenizer,
+            ))
+        }
+        "question-answering" => Pipeline::QuestionAnswering(QuestionAnsweringPipeline::new(
+            AutoModelForQuestionAnswering::from_pretrained(id)?,
+            tokenizer,
+        )),
         other => {
             return Err(Error::InvalidArgument(format!(
                 "unknown pipeline task `{other}`; tasks: {}",
@@ -188,13 +215,31 @@ pub fn pipeline(task: &str, model: impl AsRef<str>) -> Result<Pipeline> {
 }
 
 impl Pipeline {
-    /// Runs the pipeline on one text.
+    /// Runs the pipeline on one text (question answering: use [`answer`](Self::answer)).
     pub fn call(&self, text: &str) -> Result<PipelineOutput> {
         Ok(match self {
             Pipeline::TextGeneration(p) => PipelineOutput::TextGeneration(p.call(text)?),
             Pipeline::FillMask(p) => PipelineOutput::FillMask(p.call(text)?),
             Pipeline::FeatureExtraction(p) => PipelineOutput::FeatureExtraction(p.call(text)?),
+            Pipeline::TextClassification(p) => PipelineOutput::TextClassification(p.call(text)?),
+            Pipeline::QuestionAnswering(_) => {
+                return Err(Error::InvalidArgument(
+                    "question-answering takes a question and a context: call .answer(question, context)".into(),
+                ));
+            }
         })
+    }
+
+    /// Question answering: the best spans of `context` answering `question`.
+    pub fn answer(&self, question: &str, context: &str) -> Result<PipelineOutput> {
+        match self {
+            Pipeline::QuestionAnswering(p) => {
+                Ok(PipelineOutput::QuestionAnswering(p.call(question, context)?))
+            }
+            _ => Err(Error::InvalidArgument(
+                "answer(question, context) is for pipeline(\"question-answering\", ..); call .call(text) on this one".into(),
+            )),
+        }
     }
 }
 
@@ -228,6 +273,8 @@ impl PipelineOutput {
                 h.len(),
                 h.first().map_or(0, Vec::len)
             ),
+            PipelineOutput::TextClassification(l) => labels_html(l),
+            PipelineOutput::QuestionAnswering(a) => answers_html(a),
         }
     }
 
@@ -260,6 +307,18 @@ impl fmt::Display for PipelineOutput {
                     h.len(),
                     h.first().map_or(0, Vec::len)
                 )
+            }
+            PipelineOutput::TextClassification(labels) => {
+                for l in labels {
+                    writeln!(f, "{:>12} {:.4}", l.label, l.score)?;
+                }
+                Ok(())
+            }
+            PipelineOutput::QuestionAnswering(answers) => {
+                for a in answers {
+                    writeln!(f, "{:.4}  {:?} ({}..{})", a.score, a.answer, a.start, a.end)?;
+                }
+                Ok(())
             }
         }
     }

@@ -5,7 +5,8 @@
 //! - [`corpus_chrf`] / [`Chrf`]: sacrebleu's chrF and chrF++.
 //! - [`RougeScorer`]: Google's rouge-score 0.1.2 (rouge1..9, rougeL, rougeLsum, optional NLTK Porter
 //!   stemmer), with corpus means and a seeded bootstrap aggregate.
-//! - [`accuracy`].
+//! - [`accuracy`]; [`precision_recall_f1`] / [`f1_score`] (scikit-learn's binary, micro,
+//!   macro and weighted averages); [`squad`] exact match and F1 (the official v1.1 script).
 //!
 //! Scores are on the reference tools' own scales: BLEU and chrF 0–100 (sacrebleu), ROUGE 0–1
 //! (rouge-score). Every result renders itself as a small HTML table in an evcxr notebook.
@@ -23,17 +24,22 @@
 mod accuracy;
 mod bleu;
 mod chrf;
+mod classification;
 pub mod cli;
 pub mod evaluator;
 pub mod perplexity;
 pub mod perplexity_cli;
 pub mod porter;
 mod rouge;
+mod squad;
 mod tokenizers;
 
 pub use accuracy::accuracy;
 pub use bleu::{Bleu, BleuScore, Smoothing, corpus_bleu, sentence_bleu};
 pub use chrf::{Chrf, ChrfScore, corpus_chrf, sentence_chrf};
+pub use classification::{
+    Average, PrecisionRecallF1, f1_score, precision_recall_f1, precision_score, recall_score,
+};
 pub use evaluator::{EvalAccumulator, EvalResult, Evaluator, IGNORE_INDEX};
 pub use perplexity::{
     MeanPerplexity, MeanPerplexityOptions, Perplexity, SlidingWindow, load_causal_lm,
@@ -44,6 +50,7 @@ pub use rouge::{
     AggregateScore, BootstrapAggregator, RougeAggregate, RougeCorpusScore, RougeScore, RougeScorer,
     RougeScores, rouge_tokenize,
 };
+pub use squad::{SquadScore, squad, squad_exact_match, squad_f1, squad_normalize_answer};
 pub use tokenizers::Tokenize;
 
 use crate::{Error, Result};

@@ -20,7 +20,10 @@ use serde_json::Value;
 use super::config::ModelConfig;
 use super::core::{DropoutStream, KvCache, mean_pooling};
 use super::heads::Task;
-use super::model::{BaseModelOutput, DEFAULT_SEED, ForwardArgs, Model, ModelOutput};
+use super::labels::{LabelConfig, ProblemType};
+use super::model::{
+    BaseModelOutput, DEFAULT_SEED, ForwardArgs, Model, ModelOutput, QuestionAnsweringModelOutput,
+};
 use super::pretrained::PreTrainedModel;
 use crate::{Result, hub};
 
@@ -194,7 +197,140 @@ pub struct AutoModelForMaskedLM(Model);
 #[derive(Clone)]
 pub struct AutoModel(Model);
 
+/// A model with a sequence-classification head (BERT: pooler + dropout + `classifier`;
+/// RoBERTa: `classifier.dense` + tanh + `classifier.out_proj` on `<s>`; GPT-2: `score` on the
+/// last real token). `num_labels`, `id2label` and `problem_type` come from `config.json` or a
+/// [`LabelConfig`]; a checkpoint without the head (a bare BERT, a sentence-transformers model)
+/// gets a new one, initialised as transformers does, and a warning naming its weights.
+///
+/// ```
+/// use massivetext::prelude::*;
+/// use massivetext::models::LabelConfig;
+/// let config = BertConfig { num_hidden_layers: 1, hidden_size: 32, num_attention_heads: 2, intermediate_size: 64, ..BertConfig::small(50) };
+/// let model = AutoModelForSequenceClassification::from_config_with_labels(
+///     &config, LabelConfig::from_names(&["neg", "pos"]), &Device::Cpu)?;
+/// let ids = Tensor::new(&[[2u32, 7, 9], [2, 5, 0]], &Device::Cpu)?;
+/// let labels = Tensor::new(&[1u32, 0], &Device::Cpu)?;
+/// let out = model.forward_with(&ForwardArgs::new(&ids).labels(&labels))?;
+/// assert_eq!(out.logits.dims(), &[2, 2]);
+/// assert!(out.loss.is_some());
+/// # Ok::<(), massivetext::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct AutoModelForSequenceClassification(Model);
+
+/// An encoder with an extractive question-answering head (`qa_outputs`: a start and an end
+/// logit per token), BERT or RoBERTa.
+#[derive(Clone)]
+pub struct AutoModelForQuestionAnswering(Model);
+
 common!(AutoModelForCausalLM, Task::CausalLm);
+common!(
+    AutoModelForSequenceClassification,
+    Task::SequenceClassification
+);
+common!(AutoModelForQuestionAnswering, Task::QuestionAnswering);
+
+macro_rules! labelled {
+    ($ty:ident, $task:expr) => {
+        impl $ty {
+            /// As `from_pretrained`, with these labels instead of the checkpoint's
+            /// (transformers' `from_pretrained(id, num_labels=4)`).
+            pub fn from_pretrained_with_labels(
+                id: impl AsRef<OsStr>,
+                labels: LabelConfig,
+            ) -> Result<Self> {
+                let id = hub::id_string(id.as_ref());
+                let dir = hub::resolve_model_with(&id, &hub::HubOptions::from_env())?;
+                let device = super::device::best_device();
+                Ok(Self(Model::load_labels(
+                    &dir,
+                    &device,
+                    DType::F32,
+                    $task,
+                    Some(labels),
+                )?))
+            }
+
+            /// As `from_config`, with these labels (else transformers' default: 2).
+            pub fn from_config_with_labels(
+                config: impl Into<ModelConfig>,
+                labels: LabelConfig,
+                device: &Device,
+            ) -> Result<Self> {
+                Ok(Self(Model::from_config_labels(
+                    config.into(),
+                    device,
+                    ($task, labels),
+                    DEFAULT_SEED,
+                )?))
+            }
+
+            /// `num_labels`, `id2label`, `problem_type`.
+            pub fn labels(&self) -> &LabelConfig {
+                &self.0.labels
+            }
+
+            pub fn num_labels(&self) -> usize {
+                self.0.labels.num_labels()
+            }
+        }
+    };
+}
+
+labelled!(
+    AutoModelForSequenceClassification,
+    Task::SequenceClassification
+);
+labelled!(AutoModelForQuestionAnswering, Task::QuestionAnswering);
+
+impl AutoModelForSequenceClassification {
+    /// Logits `[batch, num_labels]` for `input_ids` (u32 `[batch, seq]`).
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+    ) -> Result<ModelOutput> {
+        let mut args = ForwardArgs::new(input_ids);
+        args.attention_mask = attention_mask.cloned();
+        self.0.forward_classification(&args)
+    }
+
+    /// The full call: `labels` → loss by `problem_type` (cross-entropy for class ids `[batch]`,
+    /// MSE for regression, BCE-with-logits for multi-label `[batch, num_labels]` floats).
+    pub fn forward_with(&self, args: &ForwardArgs) -> Result<ModelOutput> {
+        self.0.forward_classification(args)
+    }
+
+    /// Fixes the loss (`None`: inferred per call from `num_labels` and the labels' dtype, as
+    /// transformers does the first time).
+    pub fn set_problem_type(&mut self, problem_type: Option<ProblemType>) {
+        self.0.labels.problem_type = problem_type;
+    }
+
+    /// The name of label `id` (`id2label`).
+    pub fn id2label(&self, id: usize) -> String {
+        self.0.labels.label(id)
+    }
+}
+
+impl AutoModelForQuestionAnswering {
+    /// Start and end logits `[batch, seq]` for `input_ids` (u32 `[batch, seq]`).
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+    ) -> Result<QuestionAnsweringModelOutput> {
+        let mut args = ForwardArgs::new(input_ids);
+        args.attention_mask = attention_mask.cloned();
+        self.0.forward_qa(&args)
+    }
+
+    /// The full call: `start_positions` / `end_positions` → loss.
+    pub fn forward_with(&self, args: &ForwardArgs) -> Result<QuestionAnsweringModelOutput> {
+        self.0.forward_qa(args)
+    }
+}
 common!(AutoModelForMaskedLM, Task::MaskedLm);
 common!(AutoModel, Task::Base);
 
@@ -332,3 +468,62 @@ macro_rules! pretrained {
 
 pretrained!(AutoModelForCausalLM);
 pretrained!(AutoModelForMaskedLM);
+
+/// The parts of `PreTrainedModel` every task model shares (no KV cache).
+macro_rules! pretrained_task {
+    ($ty:ident, |$m:ident, $args:ident| $forward:expr) => {
+        impl PreTrainedModel for $ty {
+            fn forward_with(&self, $args: &ForwardArgs) -> Result<ModelOutput> {
+                let $m = &self.0;
+                $forward
+            }
+            fn task(&self) -> Task {
+                self.0.task
+            }
+            fn varmap(&self) -> &VarMap {
+                &self.0.varmap
+            }
+            fn device(&self) -> &Device {
+                &self.0.device
+            }
+            fn save_pretrained(&self, dir: &Path) -> Result<()> {
+                self.0.save(dir)
+            }
+            fn config_json(&self) -> Value {
+                let mut v = self.0.config.to_value();
+                if let Some(o) = v.as_object_mut() {
+                    self.0.labels.write_to(o);
+                }
+                v
+            }
+            fn vocab_size(&self) -> Option<usize> {
+                Some(self.0.config.vocab_size())
+            }
+            fn max_positions(&self) -> Option<usize> {
+                Some(self.0.config.max_positions())
+            }
+            fn set_training(&mut self, training: bool) {
+                self.0.training = training;
+            }
+            fn set_seed(&mut self, seed: u64) {
+                self.0.dropout = DropoutStream::new(seed);
+            }
+            fn named_parameters(&self) -> Vec<(String, Var)> {
+                self.0.named_parameters()
+            }
+        }
+    };
+}
+
+pretrained_task!(AutoModelForSequenceClassification, |m, args| m
+    .forward_classification(args));
+// The trainer sees one logits tensor: start and end stacked as `[batch, seq, 2]`.
+pretrained_task!(AutoModelForQuestionAnswering, |m, args| {
+    let out = m.forward_qa(args)?;
+    Ok(ModelOutput {
+        logits: Tensor::stack(&[&out.start_logits, &out.end_logits], 2)?,
+        loss: out.loss,
+        attentions: out.attentions,
+        hidden_states: out.hidden_states,
+    })
+});

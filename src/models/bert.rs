@@ -9,6 +9,7 @@ use super::core::{
     Attention, Block, Embeddings, LayerNorm, Linear, Mlp, Positions, Qkv, Transformer,
 };
 use super::heads::{Head, Task};
+use super::labels::LabelConfig;
 use super::params::{Init, Params};
 use crate::Result;
 
@@ -34,18 +35,32 @@ pub(crate) fn layer_norm(p: &mut Params, name: &str, d: usize, eps: f64) -> Resu
     })
 }
 
-/// Names of the MLM head pieces: (dense, LayerNorm, bias).
+/// Names of the MLM head pieces (dense, LayerNorm, bias), and which classification head the
+/// architecture has.
 pub(crate) struct HeadNames {
     pub dense: &'static str,
     pub ln: &'static str,
     pub bias: &'static str,
+    /// RoBERTa's `classifier.dense` / `classifier.out_proj` on `<s>` rather than BERT's pooler
+    /// and `classifier`.
+    pub roberta_classifier: bool,
 }
 
 pub(crate) const BERT_HEAD: HeadNames = HeadNames {
     dense: "cls.predictions.transform.dense",
     ln: "cls.predictions.transform.LayerNorm",
     bias: "cls.predictions.bias",
+    roberta_classifier: false,
 };
+
+/// A task head's dense layer: loaded, or initialised when the checkpoint lacks it.
+fn head_linear(p: &mut Params, name: &str, d_in: usize, d_out: usize, std: f64) -> Result<Linear> {
+    Ok(Linear {
+        weight: p.get_or_init(&format!("{name}.weight"), &[d_out, d_in], Init::Normal(std))?,
+        bias: Some(p.get_or_init(&format!("{name}.bias"), &[d_out], Init::Zeros)?),
+        conv1d: false,
+    })
+}
 
 /// Builds the encoder shared by BERT and RoBERTa; `prefix` is `bert.` or `roberta.`.
 pub(crate) fn build_encoder(
@@ -55,6 +70,7 @@ pub(crate) fn build_encoder(
     prefix: &str,
     positions: Positions,
     head_names: &HeadNames,
+    labels: &LabelConfig,
 ) -> Result<(Transformer, Head)> {
     p.set_prefix(prefix);
     let pre = if task == Task::Base { "" } else { prefix };
@@ -129,7 +145,28 @@ pub(crate) fn build_encoder(
             act,
             bias: p.get(head_names.bias, &[c.vocab_size], Init::Zeros)?,
         },
-        _ => {
+        Task::SequenceClassification => {
+            let n = labels.num_labels();
+            let dropout = labels.classifier_dropout.unwrap_or(c.hidden_dropout_prob);
+            if head_names.roberta_classifier {
+                Head::RobertaClassifier {
+                    dense: head_linear(p, "classifier.dense", h, h, std)?,
+                    out_proj: head_linear(p, "classifier.out_proj", h, n, std)?,
+                    dropout,
+                }
+            } else {
+                Head::BertClassifier {
+                    pooler: head_linear(p, &format!("{prefix}pooler.dense"), h, h, std)?,
+                    classifier: head_linear(p, "classifier", h, n, std)?,
+                    dropout,
+                }
+            }
+        }
+        // transformers' QA models have no pooler; qa_outputs gives 2 logits per token
+        Task::QuestionAnswering => Head::QaOutputs {
+            qa_outputs: head_linear(p, "qa_outputs", h, 2, std)?,
+        },
+        Task::Base | Task::CausalLm => {
             // the pooler exists in BertModel checkpoints, not in BertForMaskedLM ones
             let pooler = if p.contains("pooler.dense.weight") {
                 Some(linear(p, "pooler.dense", h, h, std)?)
@@ -148,6 +185,11 @@ pub(crate) fn build_encoder(
     Ok((core, head))
 }
 
-pub(crate) fn build(c: &BertConfig, p: &mut Params, task: Task) -> Result<(Transformer, Head)> {
-    build_encoder(c, p, task, "bert.", Positions::Absolute, &BERT_HEAD)
+pub(crate) fn build(
+    c: &BertConfig,
+    p: &mut Params,
+    task: Task,
+    labels: &LabelConfig,
+) -> Result<(Transformer, Head)> {
+    build_encoder(c, p, task, "bert.", Positions::Absolute, &BERT_HEAD, labels)
 }

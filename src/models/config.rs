@@ -30,6 +30,10 @@ pub struct Gpt2Config {
     pub initializer_range: f64,
     pub bos_token_id: Option<u32>,
     pub eos_token_id: Option<u32>,
+    /// The padding id; GPT-2 has none, and `GPT2ForSequenceClassification` needs one to find
+    /// the last real token of each row of a padded batch (set it to the eos id, as is usual).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad_token_id: Option<u32>,
 }
 
 impl Gpt2Config {
@@ -62,6 +66,7 @@ impl Gpt2Config {
             initializer_range: 0.02,
             bos_token_id: Some(50256),
             eos_token_id: Some(50256),
+            pad_token_id: None,
         }
     }
 
@@ -427,6 +432,7 @@ impl ModelConfig {
                 initializer_range: r.f64_or("initializer_range", 0.02)?,
                 bos_token_id: r.opt_u32("bos_token_id")?,
                 eos_token_id: r.opt_u32("eos_token_id")?,
+                pad_token_id: r.opt_u32("pad_token_id")?,
             }),
             "bert" | "roberta" => {
                 let roberta = model_type == "roberta";

@@ -7,6 +7,7 @@ use super::core::{
     Attention, Block, Embeddings, LayerNorm, Linear, Mlp, Positions, Qkv, Transformer,
 };
 use super::heads::{Head, Task};
+use super::labels::LabelConfig;
 use super::params::{Init, Params};
 use crate::Result;
 
@@ -28,7 +29,12 @@ fn layer_norm(p: &mut Params, name: &str, d: usize, eps: f64) -> Result<LayerNor
     })
 }
 
-pub(crate) fn build(c: &Gpt2Config, p: &mut Params, task: Task) -> Result<(Transformer, Head)> {
+pub(crate) fn build(
+    c: &Gpt2Config,
+    p: &mut Params,
+    task: Task,
+    labels: &LabelConfig,
+) -> Result<(Transformer, Head)> {
     p.set_prefix(PREFIX);
     let pre = if task == Task::Base { "" } else { PREFIX };
     let (h, std) = (c.n_embd, c.initializer_range);
@@ -80,7 +86,20 @@ pub(crate) fn build(c: &Gpt2Config, p: &mut Params, task: Task) -> Result<(Trans
     )?);
     let head = match task {
         Task::CausalLm => Head::TiedLm { bias: None },
-        _ => Head::Base { pooler: None },
+        // `score` has no bias; loaded, or initialised when the checkpoint lacks it
+        Task::SequenceClassification => Head::Gpt2Score {
+            score: Linear {
+                weight: p.get_or_init(
+                    "score.weight",
+                    &[labels.num_labels(), h],
+                    Init::Normal(std),
+                )?,
+                bias: None,
+                conv1d: false,
+            },
+            pad_token_id: c.pad_token_id,
+        },
+        Task::Base | Task::MaskedLm | Task::QuestionAnswering => Head::Base { pooler: None },
     };
     let core = Transformer {
         embeddings,

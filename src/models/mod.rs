@@ -4,7 +4,9 @@
 //! - `core`: embeddings, attention, MLP, blocks, masks, KV cache, dropout.
 //! - `gpt2`, `bert`, `roberta`: Hugging Face names and configs mapped onto the core;
 //!   `heads`: what sits on top (LM heads, pooler); `params`: weights loaded or initialised.
-//! - [`auto`]: `AutoModelForCausalLM`, `AutoModelForMaskedLM`, `AutoModel`.
+//! - [`auto`]: `AutoModelForCausalLM`, `AutoModelForMaskedLM`, `AutoModel`,
+//!   `AutoModelForSequenceClassification`, `AutoModelForQuestionAnswering`; `labels`: their
+//!   `num_labels` / `id2label` / `problem_type`; `losses`: their losses.
 //! - [`PreTrainedModel`]: the one trait the Trainer, the Evaluator, perplexity and generation
 //!   use.
 mod activation;
@@ -13,6 +15,8 @@ pub mod config;
 pub mod core;
 pub mod device;
 mod heads;
+mod labels;
+mod losses;
 mod pretrained;
 
 mod bert;
@@ -24,12 +28,19 @@ mod roberta;
 mod summary;
 
 pub use activation::Activation;
-pub use auto::{AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM};
+pub use auto::{
+    AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+};
 pub use config::{BertConfig, Gpt2Config, ModelConfig, RobertaConfig, SUPPORTED_MODEL_TYPES};
 pub use core::{KvCache, mean_pooling};
 pub use device::{DeviceExt, best_device};
 pub use heads::Task;
-pub use model::{BaseModelOutput, ForwardArgs, ModelOutput, check_weights};
+pub use labels::{LabelConfig, ProblemType};
+pub use model::{
+    BaseModelOutput, ForwardArgs, ModelOutput, QuestionAnsweringModelOutput,
+    SequenceClassifierOutput, check_weights,
+};
 pub use params::LoadReport;
 pub use pretrained::PreTrainedModel;
 

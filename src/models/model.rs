@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 use super::config::ModelConfig;
 use super::core::{CoreInput, CoreOutput, Ctx, DropoutStream, KvCache, Transformer};
 use super::heads::{Head, Task};
+use super::labels::LabelConfig;
+use super::losses::{classification_loss, question_answering_loss};
 use super::params::{LoadReport, Params};
 use super::{bert, gpt2, roberta};
 use crate::kernels::{self, IGNORE_INDEX};
@@ -28,9 +30,16 @@ pub struct ForwardArgs {
     /// counted from the padding (RoBERTa). Generation with left padding sets them from the
     /// attention mask, as transformers does.
     pub position_ids: Option<Tensor>,
-    /// Integer `[batch, seq]`; -100 marks positions left out of the loss. Causal models shift
-    /// them inside (position t predicts label t+1), as transformers does.
+    /// Language models: integer `[batch, seq]`; -100 marks positions left out of the loss.
+    /// Causal models shift them inside (position t predicts label t+1), as transformers does.
+    /// Sequence classifiers: one class id per example (u32 or i64 `[batch]`), floats `[batch]`
+    /// for regression, or floats `[batch, num_labels]` for multi-label classification.
     pub labels: Option<Tensor>,
+    /// Question answering: the token index where each example's answer starts, `[batch]`
+    /// (with `end_positions`, gives the loss). Indices past the sequence are ignored.
+    pub start_positions: Option<Tensor>,
+    /// Question answering: the token index where each example's answer ends, `[batch]`.
+    pub end_positions: Option<Tensor>,
     pub output_attentions: bool,
     pub output_hidden_states: bool,
 }
@@ -43,6 +52,8 @@ impl ForwardArgs {
             token_type_ids: None,
             position_ids: None,
             labels: None,
+            start_positions: None,
+            end_positions: None,
             output_attentions: false,
             output_hidden_states: false,
         }
@@ -63,6 +74,16 @@ impl ForwardArgs {
         self.labels = Some(labels.clone());
         self
     }
+    /// Question answering: where each answer starts (integer `[batch]`).
+    pub fn start_positions(mut self, positions: &Tensor) -> Self {
+        self.start_positions = Some(positions.clone());
+        self
+    }
+    /// Question answering: where each answer ends (integer `[batch]`).
+    pub fn end_positions(mut self, positions: &Tensor) -> Self {
+        self.end_positions = Some(positions.clone());
+        self
+    }
     pub fn output_attentions(mut self, yes: bool) -> Self {
         self.output_attentions = yes;
         self
@@ -73,16 +94,35 @@ impl ForwardArgs {
     }
 }
 
-/// Output of a language model (`CausalLMOutput` / `MaskedLMOutput` in transformers).
+/// Output of a language model (`CausalLMOutput` / `MaskedLMOutput` in transformers) or a
+/// sequence classifier (`SequenceClassifierOutput`).
 #[derive(Clone, Debug)]
 pub struct ModelOutput {
-    /// `[batch, seq, vocab]`.
+    /// `[batch, seq, vocab]` for a language model, `[batch, num_labels]` for a sequence
+    /// classifier, `[batch, seq, 2]` (start, end) for a QA model seen through
+    /// `PreTrainedModel`.
     pub logits: Tensor,
-    /// Scalar mean cross-entropy when labels were given.
+    /// The scalar loss when labels (or answer positions) were given.
     pub loss: Option<Tensor>,
     /// Per layer, `[batch, heads, seq, keys]`, when asked for.
     pub attentions: Option<Vec<Tensor>>,
     /// Embedding output then each layer's output (`n_layer + 1` tensors), when asked for.
+    pub hidden_states: Option<Vec<Tensor>>,
+}
+
+/// transformers' name for a sequence classifier's output: logits `[batch, num_labels]`.
+pub type SequenceClassifierOutput = ModelOutput;
+
+/// Output of an extractive question-answering model (`QuestionAnsweringModelOutput`).
+#[derive(Clone, Debug)]
+pub struct QuestionAnsweringModelOutput {
+    /// The mean of the start and end cross-entropies, when positions were given.
+    pub loss: Option<Tensor>,
+    /// `[batch, seq]`: how likely each token is to start the answer.
+    pub start_logits: Tensor,
+    /// `[batch, seq]`: how likely each token is to end the answer.
+    pub end_logits: Tensor,
+    pub attentions: Option<Vec<Tensor>>,
     pub hidden_states: Option<Vec<Tensor>>,
 }
 
@@ -111,6 +151,8 @@ pub(crate) struct Model {
     pub dropout: DropoutStream,
     /// `generation_config.json` of the folder the model was loaded from, if it had one.
     pub generation: Option<Value>,
+    /// The labels of a task head (`num_labels`, `id2label`, `problem_type`).
+    pub labels: LabelConfig,
 }
 
 /// Seed of `from_config`'s initialisation and of the dropout stream unless set otherwise.
@@ -119,8 +161,10 @@ pub(crate) const DEFAULT_SEED: u64 = 42;
 fn check_task(config: &ModelConfig, task: Task) -> Result<()> {
     let ok = match task {
         Task::CausalLm => matches!(config, ModelConfig::Gpt2(_)),
-        Task::MaskedLm => matches!(config, ModelConfig::Bert(_) | ModelConfig::Roberta(_)),
-        Task::Base => true,
+        Task::MaskedLm | Task::QuestionAnswering => {
+            matches!(config, ModelConfig::Bert(_) | ModelConfig::Roberta(_))
+        }
+        Task::Base | Task::SequenceClassification => true,
     };
     if ok {
         Ok(())
@@ -138,10 +182,10 @@ impl Model {
         config: ModelConfig,
         extra: Map<String, Value>,
         p: Params,
-        task: Task,
+        (task, labels): (Task, LabelConfig),
         device: &Device,
     ) -> Result<Self> {
-        Ok(Self::build_reported(config, extra, p, task, device)?.0)
+        Ok(Self::build_reported(config, extra, p, (task, labels), device)?.0)
     }
 
     /// `build`, and what the checkpoint held that the model did not ask for.
@@ -149,14 +193,14 @@ impl Model {
         config: ModelConfig,
         extra: Map<String, Value>,
         mut p: Params,
-        task: Task,
+        (task, labels): (Task, LabelConfig),
         device: &Device,
     ) -> Result<(Self, LoadReport)> {
         check_task(&config, task)?;
         let (core, head) = match &config {
-            ModelConfig::Gpt2(c) => gpt2::build(c, &mut p, task)?,
-            ModelConfig::Bert(c) => bert::build(c, &mut p, task)?,
-            ModelConfig::Roberta(c) => roberta::build(c, &mut p, task)?,
+            ModelConfig::Gpt2(c) => gpt2::build(c, &mut p, task, &labels)?,
+            ModelConfig::Bert(c) => bert::build(c, &mut p, task, &labels)?,
+            ModelConfig::Roberta(c) => roberta::build(c, &mut p, task, &labels)?,
         };
         let report = p.report();
         let model = Self {
@@ -170,6 +214,7 @@ impl Model {
             training: false,
             dropout: DropoutStream::new(DEFAULT_SEED),
             generation: None,
+            labels,
         };
         Ok((model, report))
     }
@@ -180,9 +225,20 @@ impl Model {
         task: Task,
         seed: u64,
     ) -> Result<Self> {
+        Self::from_config_labels(config, device, (task, LabelConfig::default()), seed)
+    }
+
+    /// `from_config` with the task head's labels.
+    pub fn from_config_labels(
+        config: ModelConfig,
+        device: &Device,
+        (task, labels): (Task, LabelConfig),
+        seed: u64,
+    ) -> Result<Self> {
         config.validate(Path::new("<config>"))?;
+        labels.validate(Path::new("<labels>"))?;
         let p = Params::init(seed, device, DType::F32);
-        let mut m = Self::build(config, Map::new(), p, task, device)?;
+        let mut m = Self::build(config, Map::new(), p, (task, labels), device)?;
         // from_config starts in training mode, like a freshly constructed torch module
         m.training = true;
         Ok(m)
@@ -192,9 +248,28 @@ impl Model {
     /// `model.safetensors.index.json`). Weights of the file the model does not use are named in
     /// a warning on stderr, as transformers warns (see [`check_weights`] for the list itself).
     pub fn load(dir: &Path, device: &Device, dtype: DType, task: Task) -> Result<Self> {
-        let (model, report) = Self::load_reported(dir, device, dtype, task)?;
+        Self::load_labels(dir, device, dtype, task, None)
+    }
+
+    /// `load`, with the task head's labels replacing those of `config.json` when given
+    /// (transformers' `from_pretrained(dir, num_labels=4)`). Head weights the checkpoint lacks
+    /// are initialised and named in a warning on stderr, as transformers warns.
+    pub fn load_labels(
+        dir: &Path,
+        device: &Device,
+        dtype: DType,
+        task: Task,
+        labels: Option<LabelConfig>,
+    ) -> Result<Self> {
+        let (model, report) = Self::load_reported_labels(dir, device, dtype, task, labels)?;
         if !report.unused.is_empty() {
             eprintln!("warning: {}", report.warning(model.architecture()));
+        }
+        if !report.newly_initialized.is_empty() {
+            eprintln!(
+                "warning: {}",
+                report.new_weights_warning(model.architecture())
+            );
         }
         Ok(model)
     }
@@ -205,6 +280,16 @@ impl Model {
         device: &Device,
         dtype: DType,
         task: Task,
+    ) -> Result<(Self, LoadReport)> {
+        Self::load_reported_labels(dir, device, dtype, task, None)
+    }
+
+    fn load_reported_labels(
+        dir: &Path,
+        device: &Device,
+        dtype: DType,
+        task: Task,
+        labels: Option<LabelConfig>,
     ) -> Result<(Self, LoadReport)> {
         let cfg_path = dir.join("config.json");
         let text = io::read_to_string(&cfg_path)?;
@@ -224,9 +309,16 @@ impl Model {
         };
         let config = ModelConfig::from_map(&extra, &cfg_path)?;
         check_task(&config, task)?;
+        let labels = match labels {
+            Some(l) => {
+                l.validate(&cfg_path)?;
+                l
+            }
+            None => LabelConfig::from_config_map(&extra, &cfg_path)?,
+        };
         let (tensors, skipped, path) = read_weights(dir)?;
         let p = Params::loaded(tensors, skipped, &path, device, dtype);
-        let mut model = Self::build_reported(config, extra, p, task, device)?;
+        let mut model = Self::build_reported(config, extra, p, (task, labels), device)?;
         let gen_path = dir.join("generation_config.json");
         if gen_path.is_file() {
             model.0.generation = Some(io::read_json(&gen_path)?);
@@ -237,10 +329,17 @@ impl Model {
     pub fn architecture(&self) -> &'static str {
         match (&self.config, self.task) {
             (ModelConfig::Gpt2(_), Task::Base) => "GPT2Model",
+            (ModelConfig::Gpt2(_), Task::SequenceClassification) => "GPT2ForSequenceClassification",
             (ModelConfig::Gpt2(_), _) => "GPT2LMHeadModel",
             (ModelConfig::Bert(_), Task::Base) => "BertModel",
+            (ModelConfig::Bert(_), Task::SequenceClassification) => "BertForSequenceClassification",
+            (ModelConfig::Bert(_), Task::QuestionAnswering) => "BertForQuestionAnswering",
             (ModelConfig::Bert(_), _) => "BertForMaskedLM",
             (ModelConfig::Roberta(_), Task::Base) => "RobertaModel",
+            (ModelConfig::Roberta(_), Task::SequenceClassification) => {
+                "RobertaForSequenceClassification"
+            }
+            (ModelConfig::Roberta(_), Task::QuestionAnswering) => "RobertaForQuestionAnswering",
             (ModelConfig::Roberta(_), _) => "RobertaForMaskedLM",
         }
     }
@@ -258,7 +357,14 @@ impl Model {
         if let Some(g) = &self.generation {
             io::write_json(&dir.join("generation_config.json"), g)?;
         }
-        let json = self.config.to_json(self.architecture(), &self.extra)?;
+        let mut extra = self.extra.clone();
+        if matches!(
+            self.task,
+            Task::SequenceClassification | Task::QuestionAnswering
+        ) {
+            self.labels.write_to(&mut extra);
+        }
+        let json = self.config.to_json(self.architecture(), &extra)?;
         io::write_atomic(&dir.join("config.json"), json.as_bytes())
     }
 
@@ -326,7 +432,7 @@ impl Model {
                 let x = ln.forward(&act.forward(&dense.forward(h)?)?)?;
                 kernels::linear(&x, word, Some(bias), false)?
             }
-            Head::Base { .. } => {
+            _ => {
                 return Err(Error::InvalidArgument(
                     "this model has no language-model head; use AutoModelForCausalLM or AutoModelForMaskedLM".into(),
                 ));
@@ -369,6 +475,52 @@ impl Model {
             &logits.to_dtype(DType::F32)?,
             &labels,
         )?)
+    }
+
+    /// A sequence classifier's logits `[b, num_labels]`, and its loss when `args.labels` is set.
+    pub fn forward_classification(&self, args: &ForwardArgs) -> Result<ModelOutput> {
+        let out = self.run_core(args, None)?;
+        let logits = self
+            .head
+            .classify(&out.last_hidden_state, &args.input_ids, &self.ctx())?;
+        let loss = match &args.labels {
+            None => None,
+            Some(labels) => Some(classification_loss(
+                &logits,
+                labels,
+                self.labels.problem_type,
+            )?),
+        };
+        Ok(ModelOutput {
+            logits,
+            loss,
+            attentions: out.attentions,
+            hidden_states: out.hidden_states,
+        })
+    }
+
+    /// A QA model's start and end logits `[b, t]`, and its loss when both
+    /// `args.start_positions` and `args.end_positions` are set.
+    pub fn forward_qa(&self, args: &ForwardArgs) -> Result<QuestionAnsweringModelOutput> {
+        let out = self.run_core(args, None)?;
+        let (start_logits, end_logits) = self.head.answer_span(&out.last_hidden_state)?;
+        let loss = match (&args.start_positions, &args.end_positions) {
+            (Some(s), Some(e)) => Some(question_answering_loss(&start_logits, &end_logits, s, e)?),
+            (None, None) => None,
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "give both start_positions and end_positions for the QA loss, or neither"
+                        .into(),
+                ));
+            }
+        };
+        Ok(QuestionAnsweringModelOutput {
+            loss,
+            start_logits,
+            end_logits,
+            attentions: out.attentions,
+            hidden_states: out.hidden_states,
+        })
     }
 
     pub fn forward_base(&self, args: &ForwardArgs) -> Result<BaseModelOutput> {

@@ -32,8 +32,16 @@ enum Source {
         skipped: Vec<(String, String)>,
         /// Names of the file's tensors the model asked for.
         used: HashSet<String>,
+        /// Head weights the file lacked, initialised instead (in the order asked).
+        new: Vec<String>,
+        /// Draws the initial values of those.
+        rng: Box<ChaCha8Rng>,
     },
 }
+
+/// Seed of the initialisation of head weights a checkpoint lacks (transformers draws them from
+/// torch's global generator; we use a fixed seed so a load is repeatable).
+const NEW_WEIGHT_SEED: u64 = 42;
 
 /// What loading a checkpoint found besides the weights the model asked for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,6 +52,11 @@ pub struct LoadReport {
     /// weights of the model checkpoint at X were not used" lists them; known buffers
     /// (`attn.bias`, `attn.masked_bias`, `position_ids`) are left out, as transformers does.
     pub unused: Vec<String>,
+    /// Weights of the model's task head that the file lacked and that were initialised as
+    /// transformers initialises them (normal(0, initializer_range), zero bias), as
+    /// transformers' "Some weights of X were not initialized from the model checkpoint"
+    /// lists them: e.g. `classifier.weight` when a bare BERT becomes a classifier.
+    pub newly_initialized: Vec<String>,
 }
 
 impl LoadReport {
@@ -53,6 +66,15 @@ impl LoadReport {
             "Some weights of the model checkpoint at {} were not used when initializing {architecture}: {}; check that config.json matches the weights (n_layer, the architecture), or ignore this if you meant to drop them",
             self.path.display(),
             self.unused.join(", ")
+        )
+    }
+
+    /// transformers' warning, naming the newly initialised weights.
+    pub fn new_weights_warning(&self, architecture: &str) -> String {
+        format!(
+            "Some weights of {architecture} were not initialized from the model checkpoint at {} and are newly initialized: {}; you should probably train this model on a down-stream task to be able to use it for predictions and inference",
+            self.path.display(),
+            self.newly_initialized.join(", ")
         )
     }
 }
@@ -112,6 +134,8 @@ impl Params {
                 path: path.to_path_buf(),
                 skipped,
                 used: HashSet::new(),
+                new: Vec::new(),
+                rng: Box::new(ChaCha8Rng::seed_from_u64(NEW_WEIGHT_SEED)),
             },
             device: device.clone(),
             dtype,
@@ -140,6 +164,8 @@ impl Params {
                 path,
                 skipped,
                 used,
+                new,
+                ..
             } => {
                 let mut unused: Vec<String> = tensors
                     .keys()
@@ -152,33 +178,39 @@ impl Params {
                 LoadReport {
                     path: path.clone(),
                     unused,
+                    newly_initialized: new.clone(),
                 }
             }
         }
     }
 
+    /// A head weight: loaded when the checkpoint has it, else initialised (and listed in
+    /// [`LoadReport::newly_initialized`]), as transformers treats a task head missing from a
+    /// base-model checkpoint.
+    pub fn get_or_init(&mut self, name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
+        if self.contains(name) {
+            return self.get(name, shape, init);
+        }
+        let t = match &mut self.source {
+            Source::Init(rng) => sample(rng, shape, init, &self.device)?,
+            Source::Loaded { rng, new, .. } => {
+                new.push(name.to_string());
+                sample(rng, shape, init, &self.device)?
+            }
+        };
+        self.register(name, t)
+    }
+
     /// The weight `name` of shape `shape`, registered in the VarMap.
     pub fn get(&mut self, name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
         let t = match &mut self.source {
-            Source::Init(rng) => match init {
-                Init::Zeros => Tensor::zeros(shape, DType::F32, &self.device)?,
-                Init::Ones => Tensor::ones(shape, DType::F32, &self.device)?,
-                Init::Normal(std) | Init::NormalZeroRow(std, _) => {
-                    let n: usize = shape.iter().product();
-                    let mut v: Vec<f32> = (0..n).map(|_| (normal(rng) * std) as f32).collect();
-                    if let (Init::NormalZeroRow(_, row), [rows, cols]) = (init, shape)
-                        && row < *rows
-                    {
-                        v[row * cols..(row + 1) * cols].fill(0.0);
-                    }
-                    Tensor::from_vec(v, shape, &self.device)?
-                }
-            },
+            Source::Init(rng) => sample(rng, shape, init, &self.device)?,
             Source::Loaded {
                 tensors,
                 path,
                 skipped,
                 used,
+                ..
             } => {
                 let Some((key, t)) = lookup(tensors, &self.prefix, name) else {
                     // There, but not floating point: say so rather than "missing".
@@ -213,6 +245,10 @@ impl Params {
                 t.to_device(&self.device)?
             }
         };
+        self.register(name, t)
+    }
+
+    fn register(&mut self, name: &str, t: Tensor) -> Result<Tensor> {
         let t = t.to_dtype(self.dtype)?;
         let var = Var::from_tensor(&t)?;
         let out = var.as_tensor().clone();
@@ -223,6 +259,24 @@ impl Params {
             .insert(name.to_string(), var);
         Ok(out)
     }
+}
+
+/// Hugging Face's initialisation of one weight, drawn from `rng`.
+fn sample(rng: &mut ChaCha8Rng, shape: &[usize], init: Init, device: &Device) -> Result<Tensor> {
+    Ok(match init {
+        Init::Zeros => Tensor::zeros(shape, DType::F32, device)?,
+        Init::Ones => Tensor::ones(shape, DType::F32, device)?,
+        Init::Normal(std) | Init::NormalZeroRow(std, _) => {
+            let n: usize = shape.iter().product();
+            let mut v: Vec<f32> = (0..n).map(|_| (normal(rng) * std) as f32).collect();
+            if let (Init::NormalZeroRow(_, row), [rows, cols]) = (init, shape)
+                && row < *rows
+            {
+                v[row * cols..(row + 1) * cols].fill(0.0);
+            }
+            Tensor::from_vec(v, shape, device)?
+        }
+    })
 }
 
 /// The checkpoint's key for `name` (as is, without or with the prefix) and its tensor.

@@ -123,7 +123,7 @@ impl Model {
         let bias = match &self.head {
             Head::MaskedLm { bias, .. } => Some(bias.clone()),
             Head::TiedLm { bias } => bias.clone(),
-            Head::Base { .. } => None,
+            _ => None,
         };
         if let Some(bias) = bias {
             let new_bias = resize_rows(&bias, new_size)?;
@@ -131,7 +131,7 @@ impl Model {
             match &mut self.head {
                 Head::MaskedLm { bias, .. } => *bias = new_bias,
                 Head::TiedLm { bias } => *bias = Some(new_bias),
-                Head::Base { .. } => {}
+                _ => {}
             }
         }
         self.config.set_vocab_size(new_size);

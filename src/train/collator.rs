@@ -1,5 +1,7 @@
 //! Turning examples (lists of token ids) into padded batches with labels: causal LM (labels =
-//! inputs, padding ignored) and masked LM (`DataCollatorForLanguageModeling`, 80/10/10).
+//! inputs, padding ignored), masked LM (`DataCollatorForLanguageModeling`, 80/10/10), and
+//! task examples with one label each (`DataCollatorWithPadding`: sequence classification,
+//! question answering).
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -10,11 +12,41 @@ use crate::{Error, Result};
 /// The label value the loss ignores (PyTorch's `ignore_index`).
 pub use crate::kernels::IGNORE_INDEX;
 
-/// One example: token ids, and optionally labels of the same length (else derived).
+/// One example: token ids, and optionally labels of the same length (else derived) for a
+/// language model, or one [`TaskLabel`] for a task model.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Example {
     pub input_ids: Vec<u32>,
+    /// Language modelling: one label per token (-100: no loss there).
     pub labels: Option<Vec<i64>>,
+    /// BERT's segment ids (question 0, context 1), the length of `input_ids`.
+    pub token_type_ids: Option<Vec<u32>>,
+    /// A task model's target: a class, floats, or an answer span.
+    pub label: Option<TaskLabel>,
+}
+
+impl Example {
+    /// A sequence-classification example: token ids and a class id.
+    pub fn classification(input_ids: Vec<u32>, class: i64) -> Self {
+        Self {
+            input_ids,
+            label: Some(TaskLabel::Class(class)),
+            ..Self::default()
+        }
+    }
+}
+
+/// The target of one task example (what `DataCollatorWithPadding` turns into `labels`, or
+/// `start_positions` / `end_positions`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum TaskLabel {
+    /// A class id (single-label classification).
+    Class(i64),
+    /// One float (regression) or one per label (multi-label classification, or regression with
+    /// several outputs).
+    Floats(Vec<f32>),
+    /// Extractive QA: the token indices where the answer starts and ends.
+    Span { start: i64, end: i64 },
 }
 
 /// A model-ready batch. `input_ids` are `u32 [batch, seq]`, `attention_mask` `u32 [batch, seq]`
@@ -32,14 +64,236 @@ pub struct Batch {
     /// A seed for this batch's dropout masks, derived from the run's seed and the batch's
     /// position in the run, so that a resumed run draws the same masks.
     pub dropout_seed: u64,
+    /// Segment ids, when the examples had them.
+    pub token_type_ids: Option<Tensor>,
+    /// Question answering: `labels` is `[batch, 2]` (start, end) and the model gets these
+    /// two columns as `start_positions` / `end_positions`.
+    pub answer_spans: bool,
+    /// Whether the examples had labels; task examples without any (to predict) give a batch
+    /// whose `labels` are zeros that are not passed to the model.
+    pub labelled: bool,
 }
 
 impl Batch {
-    /// The model call for this batch: ids, attention mask and labels (all on the batch's device).
+    /// The model call for this batch: ids, attention mask, segment ids and labels (or answer
+    /// positions), all on the batch's device.
     pub fn forward_args(&self) -> ForwardArgs {
-        ForwardArgs::new(&self.input_ids)
-            .attention_mask(&self.attention_mask)
-            .labels(&self.labels)
+        let mut args = ForwardArgs::new(&self.input_ids).attention_mask(&self.attention_mask);
+        if let Some(t) = &self.token_type_ids {
+            args = args.token_type_ids(t);
+        }
+        if !self.labelled {
+            return args;
+        }
+        if self.answer_spans {
+            // narrow of a [b, 2] tensor: cannot fail
+            if let (Ok(s), Ok(e)) = (self.labels.narrow(1, 0, 1), self.labels.narrow(1, 1, 1)) {
+                return args.start_positions(&s).end_positions(&e);
+            }
+        }
+        args.labels(&self.labels)
+    }
+}
+
+/// Hugging Face's `DataCollatorWithPadding` for task examples (one [`TaskLabel`] each): pads
+/// `input_ids` with `pad_token_id` (and `token_type_ids` with 0) to the longest example, masks
+/// the padding, and stacks the labels: class ids as i64 `[batch]`, floats as f32 `[batch]`
+/// (one each) or `[batch, n]`, answer spans as i64 `[batch, 2]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataCollatorWithPadding {
+    pub pad_token_id: u32,
+    /// Pad on the left (GPT-2 classifiers find the last real token either way).
+    pub left_padding: bool,
+    pub seed: u64,
+}
+
+impl DataCollatorWithPadding {
+    pub fn new(pad_token_id: u32) -> Self {
+        Self {
+            pad_token_id,
+            left_padding: false,
+            seed: 42,
+        }
+    }
+
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Pads `examples` and stacks their labels. `stream` seeds the batch's dropout.
+    pub fn collate(&self, examples: &[Example], stream: u64, device: &Device) -> Result<Batch> {
+        if examples.is_empty() {
+            return Err(Error::InvalidArgument(
+                "cannot collate an empty batch".into(),
+            ));
+        }
+        let b = examples.len();
+        let s = examples
+            .iter()
+            .map(|e| e.input_ids.len())
+            .max()
+            .unwrap_or(0);
+        if s == 0 {
+            return Err(Error::InvalidArgument(
+                "every example in the batch is empty; filter out empty rows first".into(),
+            ));
+        }
+        let mut ids = vec![self.pad_token_id; b * s];
+        let mut mask = vec![0u32; b * s];
+        let with_types = examples.iter().any(|e| e.token_type_ids.is_some());
+        let mut types = vec![0u32; b * s];
+        let mut n_inputs = 0;
+        for (r, e) in examples.iter().enumerate() {
+            let n = e.input_ids.len();
+            let off = if self.left_padding { s - n } else { 0 };
+            n_inputs += n;
+            ids[r * s + off..r * s + off + n].copy_from_slice(&e.input_ids);
+            mask[r * s + off..r * s + off + n].fill(1);
+            if let Some(t) = &e.token_type_ids {
+                if t.len() != n {
+                    return Err(Error::InvalidArgument(format!(
+                        "example {r} has {} token_type_ids for {n} input_ids; they must be the same length",
+                        t.len()
+                    )));
+                }
+                types[r * s + off..r * s + off + n].copy_from_slice(t);
+            }
+        }
+        let batch = |labels: Tensor, answer_spans: bool, labelled: bool| -> Result<Batch> {
+            Ok(Batch {
+                input_ids: Tensor::from_vec(ids.clone(), (b, s), device)?,
+                attention_mask: Tensor::from_vec(mask.clone(), (b, s), device)?,
+                labels,
+                num_label_tokens: if labelled { b } else { 0 },
+                num_input_tokens: n_inputs,
+                dropout_seed: self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ stream,
+                token_type_ids: if with_types {
+                    Some(Tensor::from_vec(types.clone(), (b, s), device)?)
+                } else {
+                    None
+                },
+                answer_spans,
+                labelled,
+            })
+        };
+        if examples.iter().all(|e| e.label.is_none()) {
+            // nothing to learn from: inputs only (Trainer::predict on unlabelled data)
+            return batch(
+                Tensor::zeros(b, candle_core::DType::I64, device)?,
+                false,
+                false,
+            );
+        }
+        let labels: Vec<&TaskLabel> = examples
+            .iter()
+            .enumerate()
+            .map(|(r, e)| {
+                e.label.as_ref().ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "example {r} has no label while others have one; DataCollatorWithPadding needs one per example (a `label` column, or `start_positions` / `end_positions` for QA) or none at all"
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        let mixed = || {
+            Error::InvalidArgument(
+                "the batch mixes kinds of labels (class ids, floats, answer spans, or float lists of different lengths); give every example the same kind".into(),
+            )
+        };
+        let (labels, answer_spans) = match labels[0] {
+            TaskLabel::Class(_) => {
+                let v = labels
+                    .iter()
+                    .map(|l| match l {
+                        TaskLabel::Class(c) => Ok(*c),
+                        _ => Err(mixed()),
+                    })
+                    .collect::<Result<Vec<i64>>>()?;
+                (Tensor::from_vec(v, b, device)?, false)
+            }
+            TaskLabel::Floats(first) => {
+                let k = first.len();
+                let mut v = Vec::with_capacity(b * k);
+                for l in &labels {
+                    match l {
+                        TaskLabel::Floats(f) if f.len() == k => v.extend_from_slice(f),
+                        _ => return Err(mixed()),
+                    }
+                }
+                let t = if k == 1 {
+                    Tensor::from_vec(v, b, device)?
+                } else {
+                    Tensor::from_vec(v, (b, k), device)?
+                };
+                (t, false)
+            }
+            TaskLabel::Span { .. } => {
+                let mut v = Vec::with_capacity(b * 2);
+                for (r, l) in labels.iter().enumerate() {
+                    match l {
+                        TaskLabel::Span { start, end } => {
+                            // left padding moves the tokens, and the answer with them
+                            let off = if self.left_padding {
+                                (s - examples[r].input_ids.len()) as i64
+                            } else {
+                                0
+                            };
+                            v.extend_from_slice(&[start + off, end + off]);
+                        }
+                        _ => return Err(mixed()),
+                    }
+                }
+                (Tensor::from_vec(v, (b, 2), device)?, true)
+            }
+        };
+        batch(labels, answer_spans, true)
+    }
+}
+
+/// The collator a Trainer batches with: language modelling or task examples.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Collator {
+    LanguageModeling(DataCollatorForLanguageModeling),
+    WithPadding(DataCollatorWithPadding),
+}
+
+impl From<DataCollatorForLanguageModeling> for Collator {
+    fn from(c: DataCollatorForLanguageModeling) -> Self {
+        Self::LanguageModeling(c)
+    }
+}
+
+impl From<DataCollatorWithPadding> for Collator {
+    fn from(c: DataCollatorWithPadding) -> Self {
+        Self::WithPadding(c)
+    }
+}
+
+impl Collator {
+    pub fn collate(&self, examples: &[Example], stream: u64, device: &Device) -> Result<Batch> {
+        match self {
+            Self::LanguageModeling(c) => c.collate(examples, stream, device),
+            Self::WithPadding(c) => c.collate(examples, stream, device),
+        }
+    }
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Self::LanguageModeling(c) => c.validate(),
+            Self::WithPadding(_) => Ok(()),
+        }
+    }
+    pub fn seed(&self) -> u64 {
+        match self {
+            Self::LanguageModeling(c) => c.seed,
+            Self::WithPadding(c) => c.seed,
+        }
+    }
+    pub fn with_seed(self, seed: u64) -> Self {
+        match self {
+            Self::LanguageModeling(c) => Self::LanguageModeling(c.with_seed(seed)),
+            Self::WithPadding(c) => Self::WithPadding(c.with_seed(seed)),
+        }
     }
 }
 
@@ -208,6 +462,9 @@ impl DataCollatorForLanguageModeling {
             num_label_tokens,
             num_input_tokens: n_inputs,
             dropout_seed: self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ stream,
+            token_type_ids: None,
+            answer_spans: false,
+            labelled: true,
         })
     }
 

@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
-use super::collator::Example;
+use super::collator::{Example, TaskLabel};
 use crate::data::Dataset;
 use crate::{Error, Result};
 
@@ -72,7 +72,7 @@ impl TokenWindows {
     fn window(&self, start: usize) -> Example {
         Example {
             input_ids: self.tokens[start..start + self.block_size].to_vec(),
-            labels: None,
+            ..Example::default()
         }
     }
 }
@@ -126,11 +126,72 @@ fn int_list(v: &Value, col: &str, row: usize) -> Result<Vec<i64>> {
         .collect()
 }
 
+/// One task label from a `label` / `labels` cell: an integer is a class id, a float a
+/// regression target, a list of numbers a multi-label (or multi-output) target.
+fn task_label(v: &Value, col: &str, row: usize) -> Result<TaskLabel> {
+    let bad = || {
+        Error::InvalidArgument(format!(
+            "row {row} of column `{col}` is {}, not a label: give a class id (0, 1, ...), a float, or a list of floats; map label names to ids first (label2id)",
+            crate::display::truncate(&v.to_string(), 60)
+        ))
+    };
+    match v {
+        Value::Number(n) if n.is_i64() || n.is_u64() => {
+            Ok(TaskLabel::Class(n.as_i64().ok_or_else(bad)?))
+        }
+        Value::Number(n) => Ok(TaskLabel::Floats(vec![n.as_f64().ok_or_else(bad)? as f32])),
+        Value::Bool(b) => Ok(TaskLabel::Class(*b as i64)),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| x.as_f64().map(|f| f as f32).ok_or_else(bad))
+            .collect::<Result<Vec<f32>>>()
+            .map(TaskLabel::Floats),
+        _ => Err(bad()),
+    }
+}
+
+fn position(v: &Value, col: &str, row: usize) -> Result<i64> {
+    v.as_i64().ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "row {row} of column `{col}` is {}, not a token index",
+            crate::display::truncate(&v.to_string(), 60)
+        ))
+    })
+}
+
 impl TrainData {
-    /// Reads the `input_ids` column (lists of token ids) and, when present, `labels`.
+    /// Reads the `input_ids` column (lists of token ids) and, when present, `token_type_ids`
+    /// and the targets: `labels` holding lists the length of the ids (language modelling);
+    /// a `label` (or `labels`) column of class ids, floats or float lists (sequence
+    /// classification, as `DataCollatorWithPadding` reads it); or `start_positions` and
+    /// `end_positions` (question answering).
     pub fn from_dataset(ds: &Dataset) -> Result<Self> {
         let ids = ds.column("input_ids")?;
-        let labels = ds.column("labels").ok();
+        let types = ds.column("token_type_ids").ok();
+        let lm_labels = ds
+            .column("labels")
+            .ok()
+            .filter(|l| l.first().is_some_and(|v| v.is_array()) && ds.column("label").is_err());
+        let class_labels = ds.column("label").ok().or_else(|| {
+            ds.column("labels")
+                .ok()
+                .filter(|l| l.first().is_some_and(|v| !v.is_array()))
+        });
+        let class_col = if ds.column("label").is_ok() {
+            "label"
+        } else {
+            "labels"
+        };
+        let spans = match (ds.column("start_positions"), ds.column("end_positions")) {
+            (Ok(s), Ok(e)) => Some((s, e)),
+            (Ok(_), Err(_)) | (Err(_), Ok(_)) => {
+                return Err(Error::InvalidArgument(
+                    "the dataset has only one of `start_positions` / `end_positions`; question answering needs both".into(),
+                ));
+            }
+            _ => None,
+        };
+        let labels = lm_labels;
         let mut out = Vec::with_capacity(ids.len());
         for (i, v) in ids.iter().enumerate() {
             let input_ids = int_list(v, "input_ids", i)?
@@ -147,7 +208,29 @@ impl TrainData {
                 Some(l) => Some(int_list(&l[i], "labels", i)?),
                 None => None,
             };
-            out.push(Example { input_ids, labels });
+            let token_type_ids = match types {
+                Some(t) => Some(
+                    int_list(&t[i], "token_type_ids", i)?
+                        .into_iter()
+                        .map(|x| x.max(0) as u32)
+                        .collect(),
+                ),
+                None => None,
+            };
+            let label = match (&spans, class_labels) {
+                (Some((s, e)), _) => Some(TaskLabel::Span {
+                    start: position(&s[i], "start_positions", i)?,
+                    end: position(&e[i], "end_positions", i)?,
+                }),
+                (None, Some(c)) => Some(task_label(&c[i], class_col, i)?),
+                (None, None) => None,
+            };
+            out.push(Example {
+                input_ids,
+                labels,
+                token_type_ids,
+                label,
+            });
         }
         if out.is_empty() {
             return Err(Error::InvalidArgument(

@@ -26,17 +26,24 @@ pub mod cli;
 mod collator;
 mod data;
 mod optimizer;
+mod predict;
 mod progress;
+mod qa;
 mod schedule;
 mod state;
 mod trainer;
 
 pub use crate::models::{PreTrainedModel, uses_weight_decay};
 pub use args::{IntervalStrategy, SchedulerType, TrainingArguments};
-pub use collator::{Batch, DataCollatorForLanguageModeling, Example, IGNORE_INDEX};
+pub use collator::{
+    Batch, Collator, DataCollatorForLanguageModeling, DataCollatorWithPadding, Example,
+    IGNORE_INDEX, TaskLabel,
+};
 pub use data::{TokenWindows, TrainData};
 pub use optimizer::{AdamW, AdamWConfig, Grads};
+pub use predict::{ComputeMetrics, EvalPrediction, Metrics, PredictionOutput};
 pub use progress::ProgressMode;
+pub use qa::question_answering_example;
 pub use schedule::LrScheduler;
 pub use state::{
     LogEntry, TrainerState, checkpoint_step, get_last_checkpoint, rotate_checkpoints,

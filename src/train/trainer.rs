@@ -10,9 +10,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::args::{IntervalStrategy, TrainingArguments, interval};
-use super::collator::{Batch, DataCollatorForLanguageModeling, Example};
+use super::collator::{
+    Batch, Collator, DataCollatorForLanguageModeling, DataCollatorWithPadding, Example,
+};
 use super::data::{EpochOrder, TokenWindows, TrainData};
 use super::optimizer::{AdamW, AdamWConfig, Grads};
+use super::predict::{ComputeMetrics, EvalPrediction, Metrics, PredictionOutput, concat_padded};
 use super::progress::{Progress, ProgressMode, fmt_rate};
 use super::schedule::LrScheduler;
 use super::state::{
@@ -63,6 +66,25 @@ fn default_collator<M: PreTrainedModel>(model: &M) -> DataCollatorForLanguageMod
     }
 }
 
+/// Whether the model predicts one target per example (a class, an answer span), so that
+/// batches come from [`DataCollatorWithPadding`].
+fn is_task_model<M: PreTrainedModel>(model: &M) -> bool {
+    matches!(
+        model.task(),
+        Task::SequenceClassification | Task::QuestionAnswering
+    )
+}
+
+/// `DataCollatorWithPadding` with the config's `pad_token_id` (0 when it has none).
+fn default_padding_collator<M: PreTrainedModel>(model: &M) -> DataCollatorWithPadding {
+    let pad = model
+        .config_json()
+        .get("pad_token_id")
+        .and_then(Value::as_u64)
+        .unwrap_or(0) as u32;
+    DataCollatorWithPadding::new(pad)
+}
+
 fn collator_for_tokenizer<M: PreTrainedModel>(
     model: &M,
     tok: &crate::tokenizer::Tokenizer,
@@ -99,11 +121,16 @@ fn collator_for_tokenizer<M: PreTrainedModel>(
 pub const EVAL_METRICS: [&str; 2] = ["eval_loss", "eval_perplexity"];
 
 /// Rejects a `metric_for_best_model` that evaluation never produces: it would never pick a
-/// best checkpoint. Accepted as Hugging Face does, with or without the `eval_` prefix.
-fn check_best_metric(args: &TrainingArguments) -> Result<()> {
+/// best checkpoint. Accepted as Hugging Face does, with or without the `eval_` prefix. A task
+/// model's `compute_metrics` may produce any name, so its metric is checked at the first
+/// evaluation instead.
+fn check_best_metric(args: &TrainingArguments, task_model: bool) -> Result<()> {
     let Some(name) = &args.metric_for_best_model else {
         return Ok(());
     };
+    if task_model {
+        return Ok(());
+    }
     let key = args.best_metric_key();
     if EVAL_METRICS.contains(&key.as_str()) {
         return Ok(());
@@ -167,7 +194,10 @@ pub struct StepOutput {
 #[derive(Clone, Debug, PartialEq)]
 pub struct EvalOutput {
     pub eval_loss: f64,
+    /// `exp(eval_loss)`; logged for language models only.
     pub eval_perplexity: f64,
+    /// What `compute_metrics` returned, each name with the `eval_` prefix (`eval_accuracy`).
+    pub metrics: Metrics,
     pub eval_runtime: f64,
     pub eval_samples: usize,
     pub eval_tokens: usize,
@@ -203,6 +233,9 @@ pub struct Trainer<M: PreTrainedModel> {
     train_data: TrainData,
     eval_data: Option<TrainData>,
     collator: DataCollatorForLanguageModeling,
+    /// Task models (classification, QA) batch with this instead.
+    padding_collator: Option<DataCollatorWithPadding>,
+    compute_metrics: Option<ComputeMetrics>,
     optimizer: AdamW,
     scheduler: LrScheduler,
     state: TrainerState,
@@ -268,14 +301,18 @@ impl<M: PreTrainedModel> Trainer<M> {
             train_batch_size: bs,
             ..Default::default()
         };
-        check_best_metric(&args)?;
+        check_best_metric(&args, is_task_model(&model))?;
         let collator = default_collator(&model).with_seed(args.seed);
+        let padding_collator =
+            is_task_model(&model).then(|| default_padding_collator(&model).with_seed(args.seed));
         Ok(Trainer {
             model,
             args,
             train_data,
             eval_data: None,
             collator,
+            padding_collator,
+            compute_metrics: None,
             optimizer,
             scheduler,
             state,
@@ -305,22 +342,79 @@ impl<M: PreTrainedModel> Trainer<M> {
     /// Builds the collator for the model's task from the tokenizer: for a masked LM, the MLM
     /// collator with the tokenizer's mask and padding ids and its special tokens never masked;
     /// for a causal LM, the causal collator padding with the tokenizer's pad (else eos) id.
+    /// For a task model (classification, QA), `DataCollatorWithPadding` with the tokenizer's
+    /// pad (else eos) id.
     pub fn with_tokenizer(self, tokenizer: &crate::tokenizer::Tokenizer) -> Result<Self> {
+        if is_task_model(&self.model) {
+            let pad = tokenizer
+                .pad_token_id()
+                .or_else(|| tokenizer.eos_token_id())
+                .unwrap_or(0);
+            return self.with_collator(DataCollatorWithPadding::new(pad));
+        }
         let collator = collator_for_tokenizer(&self.model, tokenizer)?;
         self.with_collator(collator)
     }
 
-    /// Replaces the collator (e.g. the MLM one). Its seed is taken from `args.seed`
-    /// unless you changed it from the default 42.
-    pub fn with_collator(mut self, collator: DataCollatorForLanguageModeling) -> Result<Self> {
+    /// Replaces the collator: a [`DataCollatorForLanguageModeling`] (e.g. the MLM one) or a
+    /// [`DataCollatorWithPadding`] (task examples). Its seed is taken from `args.seed` unless
+    /// you changed it from the default 42.
+    pub fn with_collator(mut self, collator: impl Into<Collator>) -> Result<Self> {
+        let collator = collator.into();
         collator.validate()?;
-        let seed = if collator.seed == 42 {
+        let seed = if collator.seed() == 42 {
             self.args.seed
         } else {
-            collator.seed
+            collator.seed()
         };
-        self.collator = collator.with_seed(seed);
+        match collator.with_seed(seed) {
+            Collator::LanguageModeling(c) => {
+                self.collator = c;
+                self.padding_collator = None;
+            }
+            Collator::WithPadding(c) => self.padding_collator = Some(c),
+        }
         Ok(self)
+    }
+
+    /// Metrics computed at each evaluation and by [`predict`](Self::predict) from every
+    /// example's predictions (logits) and labels, as transformers' `compute_metrics`; they are
+    /// logged with the `eval_` prefix, and `metric_for_best_model` may name any of them.
+    ///
+    /// ```no_run
+    /// # use massivetext::prelude::*;
+    /// # use massivetext::train::EvalPrediction;
+    /// # fn f(trainer: Trainer<AutoModelForSequenceClassification>) -> Result<()> {
+    /// let trainer = trainer.with_compute_metrics(|p: &EvalPrediction| {
+    ///     let (preds, labels) = (p.argmax()?, p.labels()?);
+    ///     Ok([("accuracy".to_string(), accuracy(&preds, &labels)?)].into())
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn with_compute_metrics(
+        mut self,
+        f: impl Fn(&EvalPrediction) -> Result<Metrics> + Send + Sync + 'static,
+    ) -> Self {
+        self.compute_metrics = Some(std::sync::Arc::new(f));
+        self
+    }
+
+    /// Collates with the task collator when there is one.
+    fn collate(
+        &self,
+        examples: &[Example],
+        stream: u64,
+        device: &candle_core::Device,
+    ) -> Result<Batch> {
+        match &self.padding_collator {
+            Some(c) => c.collate(examples, stream, device),
+            None => self.collator.collate(examples, stream, device),
+        }
+    }
+
+    /// The collator a task model batches with (`None` for language models).
+    pub fn padding_collator(&self) -> Option<&DataCollatorWithPadding> {
+        self.padding_collator.as_ref()
     }
 
     pub fn model(&self) -> &M {
@@ -386,7 +480,7 @@ impl<M: PreTrainedModel> Trainer<M> {
         let batches = self
             .micro_batches(step)
             .into_iter()
-            .map(|(ex, stream)| self.collator.collate(&ex, stream, &device))
+            .map(|(ex, stream)| self.collate(&ex, stream, &device))
             .collect::<Result<Vec<Batch>>>()?;
         let total: usize = batches.iter().map(|b| b.num_label_tokens).sum();
         if total == 0 {
@@ -678,7 +772,23 @@ impl<M: PreTrainedModel> Trainer<M> {
         let key = self.args.best_metric_key();
         let mut e = LogEntry::new();
         e.insert("eval_loss".into(), json!(ev.eval_loss));
-        e.insert("eval_perplexity".into(), json!(ev.eval_perplexity));
+        if !is_task_model(&self.model) {
+            e.insert("eval_perplexity".into(), json!(ev.eval_perplexity));
+        }
+        for (k, v) in &ev.metrics {
+            e.insert(k.clone(), json!(v));
+        }
+        if self.args.metric_for_best_model.is_some() && !e.contains_key(&key) {
+            let mut have: Vec<&String> = e.keys().collect();
+            have.sort();
+            return Err(Error::InvalidArgument(format!(
+                "TrainingArguments.metric_for_best_model is `{key}`, which evaluation did not produce; it produced {}; name one of them, or return it from compute_metrics",
+                have.iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         e.insert("eval_runtime".into(), json!(ev.eval_runtime));
         e.insert(
             "eval_samples_per_second".into(),
@@ -704,36 +814,102 @@ impl<M: PreTrainedModel> Trainer<M> {
         Ok(ev)
     }
 
-    /// Evaluates on any data without touching the log.
+    /// Evaluates on any data without touching the log: the loss, and with `compute_metrics`
+    /// its metrics (with the `eval_` prefix).
     pub fn evaluate_on(&self, data: &TrainData) -> Result<EvalOutput> {
         let t0 = Instant::now();
-        let device = self.model.device().clone();
         let examples = data.eval_examples();
-        let bs = self.args.per_device_eval_batch_size;
-        let mut sum = 0.0f64;
-        let mut n = 0usize;
-        for (k, chunk) in examples.chunks(bs).enumerate() {
-            let b = self.collator.collate(chunk, u64::MAX - k as u64, &device)?;
-            if b.num_label_tokens == 0 {
-                continue;
-            }
-            let loss = compute_loss(&self.model, &b, false)?.detach();
-            let v = loss.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
-            sum += v * b.num_label_tokens as f64;
-            n += b.num_label_tokens;
-        }
+        let want = self.compute_metrics.is_some();
+        let run = self.run_eval(&examples, want)?;
+        let n = run.loss_weight;
         if n == 0 {
             return Err(Error::InvalidArgument(
                 "the evaluation data has no labelled tokens".into(),
             ));
         }
-        let eval_loss = sum / n as f64;
+        let eval_loss = run.loss_sum / n as f64;
+        let metrics = match (&self.compute_metrics, run.predictions, run.labels) {
+            (Some(f), Some(predictions), Some(label_ids)) => f(&EvalPrediction {
+                predictions,
+                label_ids,
+            })?
+            .into_iter()
+            .map(|(k, v)| (prefixed("eval", &k), v))
+            .collect(),
+            _ => Metrics::new(),
+        };
         Ok(EvalOutput {
             eval_loss,
             eval_perplexity: eval_loss.exp(),
+            metrics,
             eval_runtime: t0.elapsed().as_secs_f64(),
             eval_samples: examples.len(),
             eval_tokens: n,
+        })
+    }
+
+    /// One pass over `examples` in evaluation mode: the label-weighted loss sum, and (when
+    /// `gather`) every example's logits and labels on the CPU.
+    fn run_eval(&self, examples: &[Example], gather: bool) -> Result<EvalRun> {
+        let device = self.model.device().clone();
+        let bs = self.args.per_device_eval_batch_size;
+        let model = self.model.eval_copy();
+        let mut run = EvalRun::default();
+        let (mut preds, mut labels) = (Vec::new(), Vec::new());
+        for (k, chunk) in examples.chunks(bs).enumerate() {
+            let b = self.collate(chunk, u64::MAX - k as u64, &device)?;
+            let out = model.forward_with(&b.forward_args())?;
+            if b.num_label_tokens > 0
+                && let Some(loss) = out.loss
+            {
+                let v = loss.detach().to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
+                run.loss_sum += v * b.num_label_tokens as f64;
+                run.loss_weight += b.num_label_tokens;
+            }
+            if gather {
+                let cpu = candle_core::Device::Cpu;
+                preds.push(out.logits.detach().to_dtype(DType::F32)?.to_device(&cpu)?);
+                run.unlabelled |= !b.labelled;
+                labels.push(b.labels.to_device(&cpu)?);
+            }
+        }
+        if gather && !preds.is_empty() {
+            run.predictions = Some(concat_padded(&preds)?);
+            if !run.unlabelled {
+                run.labels = Some(concat_padded(&labels)?);
+            }
+        }
+        Ok(run)
+    }
+
+    /// Predictions on `data` (transformers' `Trainer.predict`): every example's logits, its
+    /// labels, and `test_loss` plus `compute_metrics`'s metrics with the `test_` prefix.
+    pub fn predict(&self, data: impl IntoTrainData) -> Result<PredictionOutput> {
+        let t0 = Instant::now();
+        let data = data.into_train_data()?;
+        check_vocab(&self.model, &data)?;
+        let examples = data.eval_examples();
+        let run = self.run_eval(&examples, true)?;
+        let predictions = run
+            .predictions
+            .ok_or_else(|| Error::InvalidArgument("no examples to predict".into()))?;
+        let label_ids = run.labels;
+        let mut metrics = Metrics::new();
+        if run.loss_weight > 0 && label_ids.is_some() {
+            metrics.insert("test_loss".into(), run.loss_sum / run.loss_weight as f64);
+        }
+        if let (Some(f), Some(l)) = (&self.compute_metrics, &label_ids) {
+            let m = f(&EvalPrediction {
+                predictions: predictions.clone(),
+                label_ids: l.clone(),
+            })?;
+            metrics.extend(m.into_iter().map(|(k, v)| (prefixed("test", &k), v)));
+        }
+        metrics.insert("test_runtime".into(), t0.elapsed().as_secs_f64());
+        Ok(PredictionOutput {
+            predictions,
+            label_ids,
+            metrics,
         })
     }
 
@@ -939,6 +1115,26 @@ impl<M: PreTrainedModel> Trainer<M> {
         }
         html += "</div>";
         crate::display::emit("text/html", &html);
+    }
+}
+
+/// What one evaluation pass gathered.
+#[derive(Default)]
+struct EvalRun {
+    /// Some batch had no labels.
+    unlabelled: bool,
+    loss_sum: f64,
+    loss_weight: usize,
+    predictions: Option<Tensor>,
+    labels: Option<Tensor>,
+}
+
+/// `eval_accuracy` from `accuracy` (a name already prefixed is kept).
+fn prefixed(prefix: &str, name: &str) -> String {
+    if name.starts_with(&format!("{prefix}_")) {
+        name.to_string()
+    } else {
+        format!("{prefix}_{name}")
     }
 }
 

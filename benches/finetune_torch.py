@@ -1,0 +1,55 @@
+"""transformers side of benches/finetune.rs: all-MiniLM-L6-v2 as BertForSequenceClassification
+(4 labels, new classifier), fine-tuned with transformers' Trainer on the token ids the Rust side
+wrote (same split, same truncation), with the same batch size, learning rate (linear decay, no
+warmup), weight decay, steps, seed and thread count; then accuracy on the held-out ids. Prints
+one JSON line: accuracy, train_s, eval_s."""
+import json
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+from transformers import (
+    AutoTokenizer,
+    BertForSequenceClassification,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainingArguments,
+)
+from transformers.utils import logging
+
+logging.set_verbosity_error()
+cfg = json.load(open(sys.argv[1]))
+torch.set_num_threads(cfg["threads"])
+labels = cfg["labels"]
+model = BertForSequenceClassification.from_pretrained(
+    cfg["model"], num_labels=len(labels),
+    id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
+)
+tok = AutoTokenizer.from_pretrained(cfg["model"])
+
+
+def rows(xs):
+    return [{"input_ids": x["input_ids"], "labels": x["label"]} for x in xs]
+
+
+train, held_out = rows(cfg["train"]), rows(cfg["eval"])
+with tempfile.TemporaryDirectory() as out:
+    args = TrainingArguments(
+        output_dir=out, per_device_train_batch_size=cfg["batch"], per_device_eval_batch_size=64,
+        learning_rate=cfg["lr"], weight_decay=cfg["weight_decay"], warmup_steps=0,
+        lr_scheduler_type="linear", max_steps=cfg["steps"], seed=cfg["seed"],
+        save_strategy="no", eval_strategy="no", logging_steps=50, report_to=[],
+        disable_tqdm=True, use_cpu=True, dataloader_num_workers=0,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=train,
+                      data_collator=DataCollatorWithPadding(tok))
+    t0 = time.perf_counter()
+    trainer.train()
+    train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pred = trainer.predict(held_out)
+    eval_s = time.perf_counter() - t0
+acc = float((np.argmax(pred.predictions, axis=-1) == pred.label_ids).mean())
+print(json.dumps({"accuracy": acc, "train_s": train_s, "eval_s": eval_s}))
