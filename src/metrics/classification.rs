@@ -6,6 +6,7 @@
 //! precision 0 and a class that never occurs has recall 0.
 use std::collections::BTreeMap;
 
+use super::accuracy::check_lengths;
 use crate::{Error, Result};
 
 /// How per-class scores become one number (scikit-learn's `average`).
@@ -68,23 +69,6 @@ impl Counts {
             f1: ratio(2.0 * self.tp, self.pred + self.truth),
         }
     }
-}
-
-fn check_lengths(n_pred: usize, n_ref: usize) -> Result<()> {
-    if n_pred == 0 {
-        return Err(Error::EmptyMetricInput {
-            what: "the prediction list".into(),
-        });
-    }
-    if n_pred != n_ref {
-        return Err(Error::MetricLengthMismatch {
-            what: "the reference list".into(),
-            found: n_ref,
-            expected_what: "the predictions".into(),
-            expected: n_pred,
-        });
-    }
-    Ok(())
 }
 
 /// Precision, recall and F1 of `predictions` against `references` (class ids), averaged as

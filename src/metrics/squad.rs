@@ -7,6 +7,7 @@
 //! because the script's F1 counts common tokens and there are none.
 use std::collections::HashMap;
 
+use super::accuracy::check_lengths;
 use super::py_split;
 use crate::{Error, Result};
 
@@ -98,19 +99,7 @@ pub fn squad<P: AsRef<str>, G: AsRef<str>>(
     predictions: &[P],
     references: &[Vec<G>],
 ) -> Result<SquadScore> {
-    if predictions.is_empty() {
-        return Err(Error::EmptyMetricInput {
-            what: "the prediction list".into(),
-        });
-    }
-    if predictions.len() != references.len() {
-        return Err(Error::MetricLengthMismatch {
-            what: "the reference list".into(),
-            found: references.len(),
-            expected_what: "the predictions".into(),
-            expected: predictions.len(),
-        });
-    }
+    check_lengths(predictions.len(), references.len())?;
     let (mut em, mut f1) = (0.0, 0.0);
     for (i, (p, gts)) in predictions.iter().zip(references).enumerate() {
         if gts.is_empty() {
