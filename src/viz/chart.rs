@@ -2,14 +2,17 @@
 //! text/plain description), and saving as SVG or PNG. PNG goes through resvg with DejaVu Sans
 //! embedded in the crate, so a PNG looks the same on every machine and needs no system fonts.
 use std::path::Path;
+#[cfg(feature = "png")]
 use std::sync::{Arc, OnceLock};
 
+#[cfg(feature = "png")]
 use resvg::{tiny_skia, usvg};
 
 use crate::{Error, Result};
 
 /// DejaVu Sans (Bitstream Vera licence, `assets/fonts/DejaVuSans-LICENSE.txt`): covers the marks
 /// used for byte-level tokens (`␣`, `↵`, `…`) as well as Latin, Greek and Cyrillic text.
+#[cfg(feature = "png")]
 static FONT_DATA: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 /// Size and title of a chart.
@@ -41,6 +44,7 @@ impl ChartOptions {
     }
 }
 
+#[cfg(feature = "png")]
 fn fontdb() -> Arc<usvg::fontdb::Database> {
     static DB: OnceLock<Arc<usvg::fontdb::Database>> = OnceLock::new();
     DB.get_or_init(|| {
@@ -53,6 +57,7 @@ fn fontdb() -> Arc<usvg::fontdb::Database> {
 }
 
 /// Rasterises an SVG to PNG bytes at its own size (1 SVG unit = 1 pixel).
+#[cfg(feature = "png")]
 pub fn svg_to_png(svg: &str) -> Result<Vec<u8>> {
     let opt = usvg::Options {
         font_family: "DejaVu Sans".into(),
@@ -78,6 +83,17 @@ pub fn svg_to_png(svg: &str) -> Result<Vec<u8>> {
     pixmap
         .encode_png()
         .map_err(|e| Error::InvalidArgument(format!("cannot encode the chart as PNG: {e}")))
+}
+
+/// Without the `png` feature (a notebook's lean build), PNG output is refused with what to do.
+#[cfg(not(feature = "png"))]
+pub fn svg_to_png(_svg: &str) -> Result<Vec<u8>> {
+    Err(Error::InvalidArgument(
+        "saving a chart as PNG needs massivetext's `png` feature, which this build leaves out \
+         (as in the notebooks' `massivetext-notebook`): add `features = [\"png\"]` to \
+         the `:dep` line, or save as SVG"
+            .into(),
+    ))
 }
 
 /// Writes `bytes` to a temporary name beside `path`, then renames it: a reader never sees half a
