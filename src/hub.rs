@@ -224,6 +224,22 @@ pub fn resolve(id: &str, opts: &HubOptions, kind: RepoKind) -> Result<PathBuf> {
     })
 }
 
+/// Without the `download` feature (a notebook's lean build): says how to get the files instead.
+#[cfg(not(feature = "download"))]
+fn download(
+    _id: &str,
+    _opts: &HubOptions,
+    _kind: RepoKind,
+) -> std::result::Result<PathBuf, String> {
+    Err(
+        "not found locally, and this build of massivetext cannot download: it was built without \
+         the `download` feature (as in the notebooks' `massivetext-notebook`); add \
+         `features = [\"download\"]` to the `:dep` line, or pass a local folder"
+            .into(),
+    )
+}
+
+#[cfg(feature = "download")]
 fn download(id: &str, opts: &HubOptions, kind: RepoKind) -> std::result::Result<PathBuf, String> {
     use hf_hub::api::sync::ApiBuilder;
     use hf_hub::{Repo, RepoType};

@@ -13,6 +13,7 @@
 //! assert_eq!(split["test"].num_rows(), 2);
 //! # Ok::<(), massivetext::Error>(())
 //! ```
+#[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod cli;
 pub mod corpus;

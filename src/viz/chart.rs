@@ -2,15 +2,20 @@
 //! text/plain description), and saving as SVG or PNG. PNG goes through resvg with DejaVu Sans
 //! embedded in the crate, so a PNG looks the same on every machine and needs no system fonts.
 use std::path::Path;
+#[cfg(feature = "png")]
 use std::sync::{Arc, OnceLock};
 
+#[cfg(feature = "png")]
 use resvg::{tiny_skia, usvg};
 
-use super::svg::{Drawing, Raster};
+use super::svg::Drawing;
+#[cfg(feature = "png")]
+use super::svg::Raster;
 use crate::{Error, Result};
 
 /// DejaVu Sans (Bitstream Vera licence, `assets/fonts/DejaVuSans-LICENSE.txt`): covers the marks
 /// used for byte-level tokens (`␣`, `↵`, `…`) as well as Latin, Greek and Cyrillic text.
+#[cfg(feature = "png")]
 static FONT_DATA: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 /// Size and title of a chart.
@@ -42,6 +47,7 @@ impl ChartOptions {
     }
 }
 
+#[cfg(feature = "png")]
 fn fontdb() -> Arc<usvg::fontdb::Database> {
     static DB: OnceLock<Arc<usvg::fontdb::Database>> = OnceLock::new();
     DB.get_or_init(|| {
@@ -54,15 +60,18 @@ fn fontdb() -> Arc<usvg::fontdb::Database> {
 }
 
 /// Rasterises an SVG to PNG bytes at its own size (1 SVG unit = 1 pixel).
+#[cfg(feature = "png")]
 pub fn svg_to_png(svg: &str) -> Result<Vec<u8>> {
     render_png(svg, &[])
 }
 
 /// A drawing as PNG bytes: the bitmaps first, then the SVG on top of them.
+#[cfg(feature = "png")]
 pub(crate) fn drawing_to_png(drawing: &Drawing) -> Result<Vec<u8>> {
     render_png(&drawing.svg, &drawing.rasters)
 }
 
+#[cfg(feature = "png")]
 fn render_png(svg: &str, rasters: &[Raster]) -> Result<Vec<u8>> {
     let opt = usvg::Options {
         font_family: "DejaVu Sans".into(),
@@ -96,6 +105,7 @@ fn render_png(svg: &str, rasters: &[Raster]) -> Result<Vec<u8>> {
 /// Stretches a one-pixel-per-cell bitmap over its place. Cells at least a pixel wide keep hard
 /// edges (nearest neighbour); smaller cells are averaged (bilinear), as an antialiased rectangle
 /// per cell would be.
+#[cfg(feature = "png")]
 fn paint_raster(pixmap: &mut tiny_skia::Pixmap, r: &Raster) -> Result<()> {
     let size = tiny_skia::IntSize::from_wh(r.cols, r.rows);
     let cells = size
@@ -116,6 +126,23 @@ fn paint_raster(pixmap: &mut tiny_skia::Pixmap, r: &Raster) -> Result<()> {
     let at = tiny_skia::Transform::from_row(sx as f32, 0.0, 0.0, sy as f32, r.x as f32, r.y as f32);
     pixmap.draw_pixmap(0, 0, cells.as_ref(), &paint, at, None);
     Ok(())
+}
+
+/// Without the `png` feature (a notebook's lean build), PNG output is refused with what to do.
+#[cfg(not(feature = "png"))]
+pub fn svg_to_png(_svg: &str) -> Result<Vec<u8>> {
+    Err(Error::InvalidArgument(
+        "saving a chart as PNG needs massivetext's `png` feature, which this build leaves out \
+         (as in the notebooks' `massivetext-notebook`): add `features = [\"png\"]` to \
+         the `:dep` line, or save as SVG"
+            .into(),
+    ))
+}
+
+/// Without the `png` feature, as [`svg_to_png`].
+#[cfg(not(feature = "png"))]
+pub(crate) fn drawing_to_png(drawing: &Drawing) -> Result<Vec<u8>> {
+    svg_to_png(&drawing.svg)
 }
 
 /// Writes `bytes` to a temporary name beside `path`, then renames it: a reader never sees half a

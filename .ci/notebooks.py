@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""Executes the notebooks under Jupyter with the evcxr kernel and checks every cell positively.
+
+Run through `.ci/notebooks` (which installs the kernel and this script's Python packages):
+
+    .ci/notebooks                       # run every notebooks/*.ipynb, compare with the committed ones
+    .ci/notebooks --refresh             # the same, then write the fresh outputs into the notebooks
+    .ci/notebooks notebooks/01-quickstart.ipynb   # only these
+
+evcxr ends a cell that panicked, or whose `?` met an `Err`, with status "ok" and nothing but
+stderr text (which it sometimes loses), so a cell passes only when all of these hold:
+
+- no `error` output (compile errors and kernel errors arrive as one);
+- no "panicked at" in any stream, and nothing on stderr unless the cell is tagged `allow-stderr`
+  (a `?` on an `Err` prints the error's message to stderr and nothing else);
+- the cell finished: the runner adds `let __massivetext_cell_N: u32 = N;` to the code the kernel
+  runs (never to the notebook) and asks the kernel's `:vars` afterwards. evcxr stores a cell's new
+  variables only when the whole cell ran, so a panic or an early `?` return loses it, even when
+  its stderr text was lost;
+- a cell tagged `expect-svg` has an `image/svg+xml` output, one tagged `expect-html` a
+  `text/html` output, one tagged `expect-stdout` some stdout.
+
+A notebook passes when every cell passes and, without `--refresh`, its structure matches the
+committed file: the same cells (type and source), and for each code cell the same kinds of rich
+output (MIME types). Outputs are compared by kind, never byte for byte (timings and losses vary).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+RICH = ("image/svg+xml", "text/html", "image/png")
+TAG_MIME = {"expect-svg": "image/svg+xml", "expect-html": "text/html"}
+
+
+def source_of(cell) -> str:
+    return cell.source if isinstance(cell.source, str) else "".join(cell.source)
+
+
+def is_command_only(src: str) -> bool:
+    """A cell of evcxr commands (`:dep`, `:opt`...) and comments only: nothing to run."""
+    for line in src.splitlines():
+        s = line.strip()
+        if s and not s.startswith(":") and not s.startswith("//"):
+            return False
+    return True
+
+
+def with_sentinel(src: str, index: int) -> tuple[str, str | None]:
+    """The cell's code with a sentinel variable after its leading `:` command lines."""
+    if is_command_only(src):
+        return src, None
+    name = f"__massivetext_cell_{index}"
+    lines = src.splitlines()
+    at = 0
+    while at < len(lines) and (lines[at].strip().startswith(":") or not lines[at].strip()):
+        at += 1
+    lines.insert(at, f"#[allow(unused_variables)] let {name}: u32 = {index};")
+    return "\n".join(lines), name
+
+
+def stream_text(cell, name: str) -> str:
+    return "".join(
+        o.get("text", "")
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == "stream" and o.get("name") == name
+    )
+
+
+def rich_kinds(cell) -> set[str]:
+    kinds = set()
+    for o in cell.get("outputs", []):
+        if o.get("output_type") in ("display_data", "execute_result"):
+            kinds.update(k for k in o.get("data", {}) if k in RICH)
+    return kinds
+
+
+def excerpt(text: str, limit: int = 800) -> str:
+    """The start of a message (where an error says what went wrong), cut at `limit`."""
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def check_cell(cell, tags: set[str], vars_text: str | None, sentinel: str | None) -> list[str]:
+    problems = []
+    for o in cell.get("outputs", []):
+        if o.get("output_type") == "error":
+            problems.append(
+                f"error output: {o.get('ename', '')}: {excerpt(o.get('evalue', ''))}"
+            )
+    for name in ("stdout", "stderr"):
+        text = stream_text(cell, name)
+        if "panicked at" in text:
+            problems.append(f"a panic on {name}: {excerpt(text)}")
+    err = stream_text(cell, "stderr")
+    if err.strip() and "allow-stderr" not in tags and "panicked at" not in err:
+        problems.append(
+            f"stderr output (an `Err` from `?`, or a warning; tag the cell `allow-stderr` if it "
+            f"is expected): {excerpt(err)}"
+        )
+    if sentinel is not None and vars_text is not None and sentinel not in vars_text:
+        problems.append(
+            "the cell did not run to its end (its variables were not stored: a panic or an `Err` "
+            "from `?`, whose message evcxr may have lost)"
+        )
+    kinds = rich_kinds(cell)
+    for tag, mime in TAG_MIME.items():
+        if tag in tags and mime not in kinds:
+            problems.append(f"tagged `{tag}` but has no {mime} output (has: {sorted(kinds) or 'none'})")
+    if "expect-stdout" in tags and not stream_text(cell, "stdout").strip():
+        problems.append("tagged `expect-stdout` but printed nothing")
+    return problems
+
+
+def compare_structure(committed, fresh) -> list[str]:
+    """The committed notebook against the fresh run: same cells, same kinds of rich output."""
+    problems = []
+    if len(committed.cells) != len(fresh.cells):
+        return [f"{len(committed.cells)} cells committed, {len(fresh.cells)} run"]
+    for i, (a, b) in enumerate(zip(committed.cells, fresh.cells)):
+        if a.cell_type != b.cell_type or source_of(a) != source_of(b):
+            problems.append(f"cell {i}: source differs")
+        elif a.cell_type == "code" and rich_kinds(a) != rich_kinds(b):
+            problems.append(
+                f"cell {i}: committed outputs {sorted(rich_kinds(a)) or 'none'}, "
+                f"this run {sorted(rich_kinds(b)) or 'none'}"
+            )
+        elif a.cell_type == "code" and bool(a.get("outputs")) != bool(b.get("outputs")):
+            problems.append(
+                f"cell {i}: committed {'with' if a.get('outputs') else 'without'} outputs, "
+                f"this run {'with' if b.get('outputs') else 'without'}"
+            )
+    if problems:
+        problems.append("run `.ci/notebooks --refresh` and commit the notebooks")
+    return problems
+
+
+def run_code(client, code: str, index: int) -> list:
+    """Runs `code` in the kernel without keeping it in the notebook; returns its outputs.
+    (nbclient stores the cell it ran at `index`: the cell that was there is put back.)"""
+    kept = client.nb.cells[index]
+    probe = nbformat.v4.new_code_cell(code)
+    try:
+        client.execute_cell(probe, index, store_history=False)
+    finally:
+        client.nb.cells[index] = kept
+    return probe.outputs
+
+
+def run_notebook(path: Path, timeout: int, cold_timeout: int) -> tuple[object, list[str], float]:
+    nb = nbformat.read(path, as_version=4)
+    work = copy.deepcopy(nb)
+    client = NotebookClient(
+        work,
+        kernel_name="rust",
+        timeout=cold_timeout,
+        allow_errors=True,
+        record_timing=True,
+        coalesce_streams=True,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    problems: list[str] = []
+    start = time.monotonic()
+    with client.setup_kernel():
+        for i, cell in enumerate(work.cells):
+            if cell.cell_type != "code":
+                continue
+            src = source_of(cell)
+            tags = set(cell.get("metadata", {}).get("tags", []))
+            code, sentinel = with_sentinel(src, i)
+            # The first cell compiles the crate (cold: many minutes); later cells are quick.
+            client.timeout = cold_timeout if ":dep" in src else timeout
+            t0 = time.monotonic()
+            cell.source = code
+            try:
+                client.execute_cell(cell, i)
+            except Exception as e:  # a timeout or a dead kernel
+                cell.source = src
+                problems.append(f"cell {i}: {type(e).__name__}: {excerpt(str(e))}")
+                break
+            cell.source = src
+            vars_text = None
+            if sentinel is not None:
+                out = run_code(client, ":vars", i)
+                vars_text = "".join(
+                    o.get("text", "") + "".join(str(v) for v in o.get("data", {}).values())
+                    for o in out
+                )
+            cell_problems = check_cell(cell, tags, vars_text, sentinel)
+            took = time.monotonic() - t0
+            cell.setdefault("metadata", {}).setdefault("massivetext", {})["seconds"] = round(took, 1)
+            if cell_problems:
+                first_line = src.strip().splitlines()[0] if src.strip() else ""
+                problems += [f"cell {i} (`{first_line[:60]}`): {p}" for p in cell_problems]
+                break  # later cells depend on this one
+    return work, problems, time.monotonic() - start
+
+
+def strip_for_commit(nb) -> None:
+    """Keeps outputs; drops what changes every run and carries nothing (execution timing)."""
+    for cell in nb.cells:
+        md = cell.get("metadata", {})
+        md.pop("execution", None)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("notebooks", nargs="*", type=Path)
+    ap.add_argument("--refresh", action="store_true", help="write the fresh outputs into the notebooks")
+    ap.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
+    ap.add_argument(
+        "--cold-timeout", type=int, default=3600, help="seconds for a cell with :dep (default 3600)"
+    )
+    ap.add_argument("--no-compare", action="store_true", help="do not compare with the committed file")
+    ap.add_argument("--print-stdout", action="store_true", help="print what each cell printed")
+    args = ap.parse_args()
+    paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    if not paths:
+        print("no notebooks found", file=sys.stderr)
+        return 1
+    passed, failed = 0, 0
+    for path in paths:
+        path = path.resolve()
+        rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        print(f"== {rel}", flush=True)
+        fresh, problems, took = run_notebook(path, args.timeout, args.cold_timeout)
+        if args.print_stdout:
+            for c in fresh.cells:
+                if c.cell_type == "code" and stream_text(c, "stdout").strip():
+                    print(stream_text(c, "stdout").rstrip())
+        if not problems and not args.refresh and not args.no_compare:
+            problems = compare_structure(nbformat.read(path, as_version=4), fresh)
+        if problems:
+            failed += 1
+            print(f"FAIL {rel} ({took:.0f}s)")
+            for p in problems:
+                print(f"  {p}")
+        else:
+            passed += 1
+            seconds = [c.metadata.get("massivetext", {}).get("seconds", 0) for c in fresh.cells]
+            print(f"ok   {rel} ({took:.0f}s; slowest cell {max(seconds, default=0):.0f}s)")
+            if args.refresh:
+                strip_for_commit(fresh)
+                fresh.metadata.setdefault("massivetext", {})["quick"] = (
+                    os.environ.get("MASSIVETEXT_QUICK", "") not in ("", "0")
+                )
+                nbformat.write(fresh, path)
+                print(f"     wrote {rel}")
+        sys.stdout.flush()
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
