@@ -39,6 +39,8 @@ pub(crate) enum Target {
 
 /// A block of cells painted as pixels, one per cell, stretched over `w × h` at `(x, y)`;
 /// `rgba` is premultiplied RGBA, row by row (transparent where the SVG draws something itself).
+// Read only by the PNG renderer, which the lean (no `png`) build leaves out.
+#[cfg_attr(not(feature = "png"), allow(dead_code))]
 pub(crate) struct Raster {
     pub x: f64,
     pub y: f64,
@@ -52,6 +54,7 @@ pub(crate) struct Raster {
 /// A finished picture: the SVG, and for a PNG the bitmaps painted beneath it.
 pub(crate) struct Drawing {
     pub svg: String,
+    #[cfg_attr(not(feature = "png"), allow(dead_code))]
     pub rasters: Vec<Raster>,
 }
 
