@@ -263,6 +263,17 @@ fn datasets_with_a_label_column_or_answer_positions_become_task_examples() {
     };
     assert_eq!(ex[0].label, Some(TaskLabel::Class(1)));
     assert!(ex[0].labels.is_none());
+    // A label column read from CSV as text: digits are class ids (as `datasets` types them).
+    let ds = Dataset::from_columns(vec![
+        Column::new("input_ids", vec![json!([1, 2, 3]), json!([4, 5])]),
+        Column::new("label", vec![json!("1"), json!("0")]),
+    ])
+    .unwrap();
+    let TrainData::Examples(ex) = TrainData::from_dataset(&ds).unwrap() else {
+        panic!("rows")
+    };
+    assert_eq!(ex[0].label, Some(TaskLabel::Class(1)));
+    assert_eq!(ex[1].label, Some(TaskLabel::Class(0)));
     let ds = Dataset::from_columns(vec![
         Column::new("input_ids", vec![json!([1, 2, 3])]),
         Column::new("token_type_ids", vec![json!([0, 1, 1])]),

@@ -127,7 +127,9 @@ fn int_list(v: &Value, col: &str, row: usize) -> Result<Vec<i64>> {
 }
 
 /// One task label from a `label` / `labels` cell: an integer is a class id, a float a
-/// regression target, a list of numbers a multi-label (or multi-output) target.
+/// regression target, a list of numbers a multi-label (or multi-output) target. A string of
+/// digits (a CSV or TSV column read as text) is a class id too, as `datasets` would have typed
+/// that column as integers.
 fn task_label(v: &Value, col: &str, row: usize) -> Result<TaskLabel> {
     let bad = || {
         Error::InvalidArgument(format!(
@@ -141,6 +143,11 @@ fn task_label(v: &Value, col: &str, row: usize) -> Result<TaskLabel> {
         }
         Value::Number(n) => Ok(TaskLabel::Floats(vec![n.as_f64().ok_or_else(bad)? as f32])),
         Value::Bool(b) => Ok(TaskLabel::Class(*b as i64)),
+        Value::String(t) => t
+            .trim()
+            .parse::<i64>()
+            .map(TaskLabel::Class)
+            .map_err(|_| bad()),
         Value::Array(a) => a
             .iter()
             .map(|x| x.as_f64().map(|f| f as f32).ok_or_else(bad))
