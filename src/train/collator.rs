@@ -123,22 +123,7 @@ impl DataCollatorWithPadding {
 
     /// Pads `examples` and stacks their labels. `stream` seeds the batch's dropout.
     pub fn collate(&self, examples: &[Example], stream: u64, device: &Device) -> Result<Batch> {
-        if examples.is_empty() {
-            return Err(Error::InvalidArgument(
-                "cannot collate an empty batch".into(),
-            ));
-        }
-        let b = examples.len();
-        let s = examples
-            .iter()
-            .map(|e| e.input_ids.len())
-            .max()
-            .unwrap_or(0);
-        if s == 0 {
-            return Err(Error::InvalidArgument(
-                "every example in the batch is empty; filter out empty rows first".into(),
-            ));
-        }
+        let (b, s) = batch_shape(examples)?;
         let mut ids = vec![self.pad_token_id; b * s];
         let mut mask = vec![0u32; b * s];
         let with_types = examples.iter().any(|e| e.token_type_ids.is_some());
@@ -397,22 +382,7 @@ impl DataCollatorForLanguageModeling {
     /// after a resume).
     pub fn collate(&self, examples: &[Example], stream: u64, device: &Device) -> Result<Batch> {
         self.validate()?;
-        if examples.is_empty() {
-            return Err(Error::InvalidArgument(
-                "cannot collate an empty batch".into(),
-            ));
-        }
-        let b = examples.len();
-        let s = examples
-            .iter()
-            .map(|e| e.input_ids.len())
-            .max()
-            .unwrap_or(0);
-        if s == 0 {
-            return Err(Error::InvalidArgument(
-                "every example in the batch is empty; filter out empty rows first".into(),
-            ));
-        }
+        let (b, s) = batch_shape(examples)?;
         let mut ids = vec![self.pad_token_id; b * s];
         let mut mask = vec![0u32; b * s];
         let mut labels = vec![IGNORE_INDEX; b * s];
@@ -499,4 +469,24 @@ impl Default for DataCollatorForLanguageModeling {
     fn default() -> Self {
         Self::causal(0)
     }
+}
+
+/// `(rows, longest row)` of a batch to pad; an error for an empty batch or all-empty rows.
+fn batch_shape(examples: &[Example]) -> Result<(usize, usize)> {
+    if examples.is_empty() {
+        return Err(Error::InvalidArgument(
+            "cannot collate an empty batch".into(),
+        ));
+    }
+    let s = examples
+        .iter()
+        .map(|e| e.input_ids.len())
+        .max()
+        .unwrap_or(0);
+    if s == 0 {
+        return Err(Error::InvalidArgument(
+            "every example in the batch is empty; filter out empty rows first".into(),
+        ));
+    }
+    Ok((examples.len(), s))
 }

@@ -62,17 +62,17 @@ fn fontdb() -> Arc<usvg::fontdb::Database> {
 /// Rasterises an SVG to PNG bytes at its own size (1 SVG unit = 1 pixel).
 #[cfg(feature = "png")]
 pub fn svg_to_png(svg: &str) -> Result<Vec<u8>> {
-    render_png(svg, &[])
+    render_png(svg, Vec::new())
 }
 
 /// A drawing as PNG bytes: the bitmaps first, then the SVG on top of them.
 #[cfg(feature = "png")]
-pub(crate) fn drawing_to_png(drawing: &Drawing) -> Result<Vec<u8>> {
-    render_png(&drawing.svg, &drawing.rasters)
+pub(crate) fn drawing_to_png(drawing: Drawing) -> Result<Vec<u8>> {
+    render_png(&drawing.svg, drawing.rasters)
 }
 
 #[cfg(feature = "png")]
-fn render_png(svg: &str, rasters: &[Raster]) -> Result<Vec<u8>> {
+fn render_png(svg: &str, rasters: Vec<Raster>) -> Result<Vec<u8>> {
     let opt = usvg::Options {
         font_family: "DejaVu Sans".into(),
         fontdb: fontdb(),
@@ -106,10 +106,10 @@ fn render_png(svg: &str, rasters: &[Raster]) -> Result<Vec<u8>> {
 /// edges (nearest neighbour); smaller cells are averaged (bilinear), as an antialiased rectangle
 /// per cell would be.
 #[cfg(feature = "png")]
-fn paint_raster(pixmap: &mut tiny_skia::Pixmap, r: &Raster) -> Result<()> {
+fn paint_raster(pixmap: &mut tiny_skia::Pixmap, r: Raster) -> Result<()> {
     let size = tiny_skia::IntSize::from_wh(r.cols, r.rows);
     let cells = size
-        .and_then(|size| tiny_skia::Pixmap::from_vec(r.rgba.clone(), size))
+        .and_then(|size| tiny_skia::Pixmap::from_vec(r.rgba, size))
         .ok_or_else(|| {
             Error::InvalidArgument(format!("cannot build a {}×{} cell bitmap", r.cols, r.rows))
         })?;
@@ -141,7 +141,7 @@ pub fn svg_to_png(_svg: &str) -> Result<Vec<u8>> {
 
 /// Without the `png` feature, as [`svg_to_png`].
 #[cfg(not(feature = "png"))]
-pub(crate) fn drawing_to_png(drawing: &Drawing) -> Result<Vec<u8>> {
+pub(crate) fn drawing_to_png(drawing: Drawing) -> Result<Vec<u8>> {
     svg_to_png(&drawing.svg)
 }
 
@@ -216,7 +216,7 @@ macro_rules! impl_chart_io {
             /// The chart as PNG bytes, `width × height` pixels.
             pub fn to_png(&self) -> $crate::Result<Vec<u8>> {
                 self.opts.check()?;
-                super::chart::drawing_to_png(&self.render(super::svg::Target::Png)?)
+                super::chart::drawing_to_png(self.render(super::svg::Target::Png)?)
             }
             /// Writes the SVG (atomically: temporary name, then rename).
             pub fn save(&self, path: impl AsRef<std::path::Path>) -> $crate::Result<()> {
