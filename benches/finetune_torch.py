@@ -1,8 +1,9 @@
 """transformers side of benches/finetune.rs: all-MiniLM-L6-v2 as BertForSequenceClassification
-(4 labels, new classifier), fine-tuned with transformers' Trainer on the token ids the Rust side
-wrote (same split, same truncation), with the same batch size, learning rate (linear decay, no
-warmup), weight decay, steps, seed and thread count; then accuracy on the held-out ids. Prints
-one JSON line: accuracy, train_s, eval_s."""
+(4 labels), fine-tuned with transformers' Trainer from the very weights the Rust side started
+from (its classifier included: `cfg["model"]` is the folder it saved before training) on the
+token ids it wrote, in the order its Trainer drew them (read sequentially), with the same batch
+size, learning rate (linear decay, no warmup), weight decay, steps, seed and thread count; then
+accuracy on the held-out ids. Prints one JSON line: accuracy, train_s, eval_s."""
 import json
 import sys
 import tempfile
@@ -23,11 +24,9 @@ logging.set_verbosity_error()
 cfg = json.load(open(sys.argv[1]))
 torch.set_num_threads(cfg["threads"])
 labels = cfg["labels"]
-model = BertForSequenceClassification.from_pretrained(
-    cfg["model"], num_labels=len(labels),
-    id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
-)
-tok = AutoTokenizer.from_pretrained(cfg["model"])
+model = BertForSequenceClassification.from_pretrained(cfg["model"])
+assert model.config.num_labels == len(labels), model.config
+tok = AutoTokenizer.from_pretrained(cfg["tokenizer"])
 
 
 def rows(xs):
@@ -42,6 +41,8 @@ with tempfile.TemporaryDirectory() as out:
         lr_scheduler_type="linear", max_steps=cfg["steps"], seed=cfg["seed"],
         save_strategy="no", eval_strategy="no", logging_steps=50, report_to=[],
         disable_tqdm=True, use_cpu=True, dataloader_num_workers=0,
+        # the batches in the order the Rust side drew them
+        train_sampling_strategy="sequential",
     )
     trainer = Trainer(model=model, args=args, train_dataset=train,
                       data_collator=DataCollatorWithPadding(tok))

@@ -39,7 +39,7 @@ pub use collator::{
     Batch, Collator, DataCollatorForLanguageModeling, DataCollatorWithPadding, Example,
     IGNORE_INDEX, TaskLabel,
 };
-pub use data::{TokenWindows, TrainData};
+pub use data::{EpochOrder, TokenWindows, TrainData};
 pub use optimizer::{AdamW, AdamWConfig, Grads};
 pub use predict::{ComputeMetrics, EvalPrediction, Metrics, PredictionOutput};
 pub use progress::ProgressMode;
