@@ -6,6 +6,9 @@ Run through `.ci/notebooks` (which installs the kernel and this script's Python 
     .ci/notebooks                       # run every notebooks/*.ipynb, compare with the committed ones
     .ci/notebooks --refresh             # the same, then write the fresh outputs into the notebooks
     .ci/notebooks notebooks/01-quickstart.ipynb   # only these
+    .ci/notebooks --prepare             # install, then run only the first notebook's `:dep` cell
+                                        # (warms the kernel's build folder; .ci/run starts this
+                                        # early, beside the Rust checks)
 
 evcxr ends a cell that panicked, or whose `?` met an `Err`, with status "ok" and nothing but
 stderr text (which it sometimes loses), so a cell passes only when all of these hold:
@@ -155,9 +158,16 @@ def run_code(client, code: str, index: int) -> list:
     return probe.outputs
 
 
-def run_notebook(path: Path, timeout: int, cold_timeout: int) -> tuple[object, list[str], float]:
+def run_notebook(
+    path: Path, timeout: int, cold_timeout: int, dep_only: bool = False
+) -> tuple[object, list[str], float]:
     nb = nbformat.read(path, as_version=4)
     work = copy.deepcopy(nb)
+    if dep_only:
+        # the cells up to the first `:dep`, from the notebook's own folder, so that the build
+        # is the very one the notebooks' first cells reuse
+        first_dep = next(i for i, c in enumerate(work.cells) if ":dep" in source_of(c))
+        work.cells = work.cells[: first_dep + 1]
     client = NotebookClient(
         work,
         kernel_name="rust",
@@ -221,11 +231,22 @@ def main() -> int:
     )
     ap.add_argument("--no-compare", action="store_true", help="do not compare with the committed file")
     ap.add_argument("--print-stdout", action="store_true", help="print what each cell printed")
+    ap.add_argument(
+        "--warm", action="store_true",
+        help="run only the first notebook's cells up to its `:dep` (builds the kernel's dependencies)",
+    )
     args = ap.parse_args()
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
     if not paths:
         print("no notebooks found", file=sys.stderr)
         return 1
+    if args.warm:
+        path = paths[0].resolve()
+        _, problems, took = run_notebook(path, args.timeout, args.cold_timeout, dep_only=True)
+        for p in problems:
+            print(f"  {p}")
+        print(f"{'FAIL' if problems else 'ok  '} warming the kernel's build folder with the first cell of {path.name} ({took:.0f}s)")
+        return 1 if problems else 0
     passed, failed = 0, 0
     for path in paths:
         path = path.resolve()
