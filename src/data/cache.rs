@@ -7,7 +7,7 @@
 //! `$XDG_CACHE_HOME/massivetext/datasets`, else `~/.cache/massivetext/datasets`. Setting the
 //! variable to `off` (or an empty string) disables it, as `LoadOptions::keep_in_memory` does.
 use super::Dataset;
-use super::disk::Fnv;
+use super::disk::{Fnv, load_trusted};
 use crate::Result;
 use std::path::{Path, PathBuf};
 
@@ -59,7 +59,7 @@ pub(crate) fn cached(
     };
     let dir = root.join(kind).join(&key);
     if dir.join("state.json").is_file() {
-        if let Ok(ds) = Dataset::load_from_disk(&dir) {
+        if let Ok(ds) = load_trusted(&dir) {
             return Ok(ds);
         }
         // A damaged entry is rebuilt.
@@ -81,5 +81,5 @@ pub(crate) fn cached(
         let _ = std::fs::remove_dir_all(&tmp);
     }
     let _ = crate::io::sync_dir(&root.join(kind));
-    Ok(Dataset::load_from_disk(&dir).unwrap_or(ds))
+    Ok(load_trusted(&dir).unwrap_or(ds))
 }

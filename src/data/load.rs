@@ -123,7 +123,7 @@ fn load_split(kind: &str, files: &[PathBuf], options: &LoadOptions) -> Result<Da
     match kind {
         "parquet" => load_parquet(files, options),
         "arrow" => {
-            let ds = read_arrow_files(files)?;
+            let ds = read_arrow_files(files, false)?;
             match &options.columns {
                 Some(cols) => select_columns(&ds, cols, &files[0]),
                 None => Ok(ds),

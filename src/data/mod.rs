@@ -112,6 +112,12 @@ struct Inner {
     columns: OnceLock<Vec<Column>>,
 }
 
+// Arrow's `dyn Array` does not declare these, but its arrays are immutable once built and the
+// lazily filled caches are `OnceLock`s, so a panic cannot leave a dataset half-changed; datasets
+// stay usable across `catch_unwind`, as they were when columns were `Vec<Value>`.
+impl std::panic::UnwindSafe for Dataset {}
+impl std::panic::RefUnwindSafe for Dataset {}
+
 impl Default for Dataset {
     fn default() -> Self {
         Dataset::from_table(Table::empty(), None)
