@@ -249,9 +249,10 @@ fn read_arrow(path: &Path, trusted: bool) -> Result<(SchemaRef, Vec<RecordBatch>
     };
     // SAFETY: `ptr..ptr + len` is the mapping, which the buffer keeps alive through its owner.
     let mut buffer = unsafe { Buffer::from_custom_allocation(ptr, len, Arc::new(mmap)) };
-    // SAFETY: validation is skipped only for files our writer produced (see `load_trusted`).
-    let mut decoder =
-        unsafe { arrow_ipc::reader::StreamDecoder::new().with_skip_validation(trusted) };
+    if trusted {
+        return decode_trusted(buffer).map_err(bad);
+    }
+    let mut decoder = arrow_ipc::reader::StreamDecoder::new();
     let mut batches = Vec::new();
     while !buffer.is_empty() {
         if let Some(b) = decoder.decode(&mut buffer).map_err(bad)? {
@@ -263,6 +264,81 @@ fn read_arrow(path: &Path, trusted: bool) -> Result<(SchemaRef, Vec<RecordBatch>
         .schema()
         .ok_or_else(|| bad(arrow_schema::ArrowError::IpcError("no schema".into())))?;
     Ok((schema, batches))
+}
+
+/// Decodes an IPC stream of our own writing without validating the arrays (`StreamDecoder`
+/// validates every record batch, which reads all the data): message by message, each batch's
+/// buffers slices of `buffer`. Dictionaries never occur in what our writer writes.
+fn decode_trusted(
+    buffer: Buffer,
+) -> std::result::Result<(SchemaRef, Vec<RecordBatch>), arrow_schema::ArrowError> {
+    use arrow_schema::ArrowError;
+    let err = |m: &str| ArrowError::IpcError(m.to_string());
+    let mut skip = arrow_data::UnsafeFlag::new();
+    // SAFETY: only called for files this crate wrote from valid arrays (see `load_trusted`).
+    unsafe { skip.set(true) };
+    let dictionaries = std::collections::HashMap::new();
+    let mut schema: Option<SchemaRef> = None;
+    let mut batches = Vec::new();
+    let mut at = 0usize;
+    let word = |at: usize| -> std::result::Result<u32, ArrowError> {
+        let b = buffer
+            .get(at..at + 4)
+            .ok_or_else(|| err("truncated stream"))?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    while at + 4 <= buffer.len() {
+        let mut len = word(at)?;
+        at += 4;
+        if len == 0xFFFF_FFFF {
+            len = word(at)?;
+            at += 4;
+        }
+        if len == 0 {
+            break;
+        }
+        let meta = buffer
+            .get(at..at + len as usize)
+            .ok_or_else(|| err("truncated message"))?;
+        let message = arrow_ipc::root_as_message(meta)
+            .map_err(|e| ArrowError::ParseError(format!("bad message: {e}")))?;
+        at += len as usize;
+        let body_len = message.bodyLength() as usize;
+        if at + body_len > buffer.len() {
+            return Err(err("truncated body"));
+        }
+        let body = buffer.slice_with_length(at, body_len);
+        at += body_len;
+        match message.header_type() {
+            arrow_ipc::MessageHeader::Schema => {
+                let s = message
+                    .header_as_schema()
+                    .ok_or_else(|| err("bad schema message"))?;
+                schema = Some(Arc::new(arrow_ipc::convert::try_fb_to_schema(s)?));
+            }
+            arrow_ipc::MessageHeader::RecordBatch => {
+                let b = message
+                    .header_as_record_batch()
+                    .ok_or_else(|| err("bad record batch message"))?;
+                let s = schema
+                    .clone()
+                    .ok_or_else(|| err("record batch before schema"))?;
+                let version = message.version();
+                let batch = arrow_ipc::reader::RecordBatchDecoder::try_new(
+                    &body,
+                    b,
+                    s,
+                    &dictionaries,
+                    &version,
+                )?
+                .with_skip_validation(skip.clone())
+                .read_record_batch()?;
+                batches.push(batch);
+            }
+            _ => return Err(err("unexpected message in a cache file")),
+        }
+    }
+    Ok((schema.ok_or_else(|| err("no schema"))?, batches))
 }
 
 /// Writes an IPC stream, cutting batches to about [`WRITE_BATCH_BYTES`].
