@@ -480,9 +480,10 @@ fn invalid_utf8_names_byte_offset() {
 
 #[test]
 fn unknown_kind_lists_supported() {
-    let err = load_dataset("parquet", "x").unwrap_err();
+    let err = load_dataset("xml", "x").unwrap_err();
     assert!(
-        err.to_string().contains("supported kinds: text, csv, json"),
+        err.to_string()
+            .contains("supported kinds: text, csv, json, parquet, arrow"),
         "{err}"
     );
 }
@@ -551,7 +552,7 @@ fn cli_errors_exit_nonzero_with_message() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("missing.txt"), "{err}");
-    let out = cli(&["dataset", "info", "--kind", "parquet", "x"]);
+    let out = cli(&["dataset", "info", "--kind", "xml", "x"]);
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("text, csv, json"), "{err}");

@@ -1,5 +1,7 @@
 //! `massivetext dataset info|head`.
-use crate::data::{DatasetDict, LoadOptions, SampleBy, load_dataset_with};
+use crate::data::{
+    DatasetDict, LoadOptions, Row, SampleBy, load_dataset_with, load_streaming_with,
+};
 use crate::{Error, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
@@ -15,7 +17,8 @@ pub enum DatasetCommand {
         #[arg(long)]
         json: bool,
     },
-    /// The first rows, one JSON object per line.
+    /// The first rows, one JSON object per line. Text, CSV and JSON Lines are read only as far
+    /// as the rows printed (CSV types are then guessed per cell, from those rows alone).
     Head {
         #[command(flatten)]
         source: Source,
@@ -30,12 +33,14 @@ pub enum Kind {
     Text,
     Csv,
     Json,
+    Parquet,
+    Arrow,
 }
 
 /// Which files, and how to read them.
 #[derive(Debug, Args)]
 pub struct Source {
-    /// The loader: text, csv or json.
+    /// The loader: text, csv, json, parquet or arrow.
     #[arg(long, value_enum)]
     kind: Kind,
     /// json: the key of the list of rows in a top-level object.
@@ -50,18 +55,30 @@ pub struct Source {
     /// text: line, paragraph or document.
     #[arg(long, default_value = "line")]
     sample_by: String,
+    /// parquet / arrow: the columns to read, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    columns: Option<Vec<String>>,
     /// Files or globs; all go into split `train`.
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
 
 impl Source {
-    fn load(&self) -> Result<DatasetDict> {
-        let kind = match self.kind {
+    fn kind(&self) -> &'static str {
+        match self.kind {
             Kind::Text => "text",
             Kind::Csv => "csv",
             Kind::Json => "json",
-        };
+            Kind::Parquet => "parquet",
+            Kind::Arrow => "arrow",
+        }
+    }
+
+    fn load(&self) -> Result<DatasetDict> {
+        load_dataset_with(self.kind(), self.files.clone(), &self.options()?)
+    }
+
+    fn options(&self) -> Result<LoadOptions> {
         let delimiter = match self.delimiter.as_bytes() {
             [b] => *b,
             _ => {
@@ -81,14 +98,24 @@ impl Source {
                 )));
             }
         };
-        let options = LoadOptions {
+        Ok(LoadOptions {
             sample_by,
             delimiter,
             has_header: !self.no_header,
             field: self.field.clone(),
+            columns: self.columns.clone(),
             ..LoadOptions::default()
+        })
+    }
+
+    /// The first `n` rows read lazily, when the files stream (line text, CSV, JSON Lines).
+    fn head_streaming(&self, n: usize) -> Option<Result<Vec<Row>>> {
+        let options = match self.options() {
+            Ok(o) => o,
+            Err(e) => return Some(Err(e)),
         };
-        load_dataset_with(kind, self.files.clone(), &options)
+        let stream = load_streaming_with(self.kind(), self.files.clone(), &options).ok()?;
+        Some(stream.take(n).iter().collect())
     }
 }
 
@@ -103,6 +130,15 @@ pub fn run(cmd: DatasetCommand) -> Result<String> {
             })
         }
         DatasetCommand::Head { source, rows } => {
+            if let Some(head) = source.head_streaming(rows) {
+                let head = head?;
+                let mut out = format!("# split train: first {} rows\n", head.len());
+                for row in head {
+                    out += &Value::Object(row).to_string();
+                    out.push('\n');
+                }
+                return Ok(out.trim_end().to_string());
+            }
             let dd = source.load()?;
             let mut out = String::new();
             for (name, ds) in dd.iter() {
@@ -144,7 +180,7 @@ fn info_text(dd: &DatasetDict) -> String {
         out += &format!(
             "split {name}: {} rows, {} columns\n",
             ds.num_rows(),
-            ds.columns().len()
+            ds.num_columns()
         );
         for (col, dtype) in ds.features() {
             out += &format!("  {col}: {dtype}\n");

@@ -49,7 +49,7 @@ impl Dataset {
         let mut h = format!(
             "<div><b>Dataset</b>: {} rows × {} columns<table><thead><tr>",
             self.num_rows(),
-            self.columns().len()
+            self.num_columns()
         );
         for (name, dtype) in self.features() {
             h += &format!("<th>{}<br><small>{dtype}</small></th>", escape_html(&name));
@@ -57,10 +57,10 @@ impl Dataset {
         h += "</tr></thead><tbody>";
         for i in 0..self.num_rows().min(PREVIEW_ROWS) {
             h += "<tr>";
-            for c in self.columns() {
+            for c in 0..self.num_columns() {
                 h += &format!(
                     "<td>{}</td>",
-                    escape_html(&truncate(&cell_text(&c.values[i]), CELL_CHARS))
+                    escape_html(&truncate(&cell_text(&self.cell(i, c)), CELL_CHARS))
                 );
             }
             h += "</tr>";
@@ -68,7 +68,7 @@ impl Dataset {
         if self.num_rows() > PREVIEW_ROWS {
             h += &format!(
                 "<tr><td colspan=\"{}\">… {} more rows</td></tr>",
-                self.columns().len().max(1),
+                self.num_columns().max(1),
                 self.num_rows() - PREVIEW_ROWS
             );
         }

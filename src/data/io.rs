@@ -24,7 +24,7 @@ impl Dataset {
             let mut out = csv::Writer::from_writer(w);
             out.write_record(self.column_names())?;
             for i in 0..self.num_rows() {
-                out.write_record(self.columns().iter().map(|c| cell(&c.values[i])))?;
+                out.write_record((0..self.num_columns()).map(|c| cell(&self.cell(i, c))))?;
             }
             out.flush()?;
             Ok(())

@@ -1,11 +1,22 @@
 //! `load_dataset` for text, CSV and JSON files, with Hugging Face `datasets` semantics.
+use super::arrow::strings;
+use super::cache::cached;
+use super::disk::read_arrow_files;
+use super::table::Table;
+use super::text::{load_lines, splitlines_into};
 use super::{Column, DataFiles, Dataset, DatasetDict, Row};
 use crate::{Error, Result};
+use arrow_array::Array;
+use arrow_schema::{Field, Schema};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The kinds `load_dataset` understands.
-pub const KINDS: [&str; 3] = ["text", "csv", "json"];
+pub const KINDS: [&str; 5] = ["text", "csv", "json", "parquet", "arrow"];
+
+/// The kinds that are parsed (and so cached as Arrow) and that stream.
+pub(crate) const PARSED_KINDS: [&str; 3] = ["text", "csv", "json"];
 
 /// How the `text` loader cuts a file into rows (HF's `sample_by`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,6 +46,13 @@ pub struct LoadOptions {
     pub column_names: Option<Vec<String>>,
     /// json: the key of the list of rows inside a top-level object.
     pub field: Option<String>,
+    /// parquet / arrow: the columns to read, in this order (`None`: all). Parquet decodes
+    /// only these.
+    pub columns: Option<Vec<String>>,
+    /// text / csv / json: parse into memory every time instead of writing the Arrow form to
+    /// the cache once and memory-mapping it on later loads (see the cache folder in the
+    /// module doc of `load_dataset`).
+    pub keep_in_memory: bool,
 }
 
 impl Default for LoadOptions {
@@ -46,12 +64,22 @@ impl Default for LoadOptions {
             has_header: true,
             column_names: None,
             field: None,
+            columns: None,
+            keep_in_memory: false,
         }
     }
 }
 
-/// Loads a dataset of `kind` (`"text"`, `"csv"` or `"json"`) from `data_files`: a path, a list
-/// of paths or globs (split `train`), or a [`DataFiles`] map of named splits.
+/// Loads a dataset of `kind` (`"text"`, `"csv"`, `"json"`, `"parquet"` or `"arrow"`) from
+/// `data_files`: a path, a list of paths or globs (split `train`), or a [`DataFiles`] map of
+/// named splits.
+///
+/// The columns are Arrow arrays. Text, CSV and JSON are parsed once and their Arrow form written
+/// to a cache folder (`$MASSIVETEXT_DATASETS_CACHE`, default `~/.cache/massivetext/datasets`;
+/// `off` disables it), keyed by the files' paths, sizes and modification times; later loads
+/// memory-map it, so they take neither the parse time nor the data's size in memory. Parquet is
+/// decoded into memory; Arrow IPC files (`"arrow"`, as `datasets` caches and saves them) are
+/// memory-mapped.
 ///
 /// ```
 /// # use massivetext::prelude::*;
@@ -93,12 +121,85 @@ pub(crate) fn check_kind(kind: &str) -> Result<()> {
 
 fn load_split(kind: &str, files: &[PathBuf], options: &LoadOptions) -> Result<Dataset> {
     match kind {
+        "parquet" => load_parquet(files, options),
+        "arrow" => {
+            let ds = read_arrow_files(files, false)?;
+            match &options.columns {
+                Some(cols) => select_columns(&ds, cols, &files[0]),
+                None => Ok(ds),
+            }
+        }
+        _ if options.keep_in_memory => parse_split(kind, files, options),
+        _ => cached(kind, files, &format!("{options:?}"), || {
+            parse_split(kind, files, options)
+        }),
+    }
+}
+
+/// The columns `cols`, in that order, or an error naming the file and its columns.
+fn select_columns(ds: &Dataset, cols: &[String], path: &Path) -> Result<Dataset> {
+    let mut keep = Vec::with_capacity(cols.len());
+    for c in cols {
+        keep.push(ds.column_index(c).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "{}: no column `{c}` to select; the file's columns are: {}",
+                path.display(),
+                ds.column_names().join(", ")
+            ))
+        })?);
+    }
+    Ok(Dataset::from_table(ds.table().project(&keep)?, None))
+}
+
+#[cfg(feature = "parquet")]
+fn load_parquet(files: &[PathBuf], options: &LoadOptions) -> Result<Dataset> {
+    let mut tables = Vec::with_capacity(files.len());
+    for path in files {
+        let t = super::parquet::read_parquet(path, options.columns.as_deref())?;
+        if let Some(first) = tables.first().map(|t: &Table| t.schema.clone())
+            && first.fields() != t.schema.fields()
+        {
+            return Err(Error::InvalidArgument(format!(
+                "{} has columns {:?} but the first file has {:?}; all files of a split need the same columns and types",
+                path.display(),
+                t.schema.fields(),
+                first.fields()
+            )));
+        }
+        tables.push(t);
+    }
+    let schema = tables[0].schema.clone();
+    let batches = tables.into_iter().flat_map(|t| t.batches).collect();
+    Dataset::from_record_batches(schema, batches)
+}
+
+#[cfg(not(feature = "parquet"))]
+fn load_parquet(_files: &[PathBuf], _options: &LoadOptions) -> Result<Dataset> {
+    Err(Error::InvalidArgument(
+        "load_dataset(\"parquet\") needs massivetext's `parquet` feature (on by default; builds with default-features = false, such as the notebooks', leave it out): add features = [\"parquet\"]".into(),
+    ))
+}
+
+/// Parses text, CSV or JSON files into one dataset.
+fn parse_split(kind: &str, files: &[PathBuf], options: &LoadOptions) -> Result<Dataset> {
+    match kind {
+        "text" if options.sample_by == SampleBy::Line => Ok(Dataset::from_table(
+            load_lines(files, options.keep_linebreaks)?,
+            None,
+        )),
         "text" => {
             let mut rows = Vec::new();
             for path in files {
-                rows.extend(split_text(&read_utf8(path)?, options).map(Value::String));
+                rows.extend(split_text(&read_utf8(path)?, options));
             }
-            Dataset::from_columns(vec![Column::new("text", rows)])
+            let array = strings(rows.iter().map(|s| Some(s.as_str())));
+            drop(rows);
+            let field = Field::new("text", array.data_type().clone(), true);
+            let n = array.len();
+            Ok(Dataset::from_table(
+                Table::from_arrays(Arc::new(Schema::new(vec![field])), vec![array], n)?,
+                None,
+            ))
         }
         "csv" => {
             let mut table: Option<(Vec<String>, Vec<Vec<String>>)> = None;
@@ -172,7 +273,15 @@ pub(crate) fn split_text<'a>(
         text.into()
     };
     match options.sample_by {
-        SampleBy::Line => Box::new(splitlines(&text, options.keep_linebreaks).into_iter()),
+        SampleBy::Line => {
+            let mut ranges = Vec::new();
+            splitlines_into(&text, options.keep_linebreaks, &mut ranges);
+            let lines: Vec<String> = ranges
+                .iter()
+                .map(|&(s, e)| text[s..e].to_string())
+                .collect();
+            Box::new(lines.into_iter())
+        }
         SampleBy::Paragraph => {
             let paras: Vec<String> = text
                 .split("\n\n")
@@ -183,27 +292,6 @@ pub(crate) fn split_text<'a>(
         }
         SampleBy::Document => Box::new((!text.is_empty()).then(|| text.into_owned()).into_iter()),
     }
-}
-
-/// Python's `str.splitlines`, which HF's text builder uses: `\n` and the other Unicode line
-/// boundaries (`\x0b`, `\x0c`, `\x1c`-`\x1e`, `\u{85}`, `\u{2028}`, `\u{2029}`) end a line.
-fn splitlines(text: &str, keep_ends: bool) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for (i, c) in text.char_indices() {
-        if matches!(
-            c,
-            '\n' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}'
-        ) {
-            let end = i + c.len_utf8();
-            out.push(text[start..if keep_ends { end } else { i }].to_string());
-            start = end;
-        }
-    }
-    if start < text.len() {
-        out.push(text[start..].to_string());
-    }
-    out
 }
 
 /// Parses one CSV file (RFC 4180 quoting, quoted newlines, CRLF) into names and raw cells.

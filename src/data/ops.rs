@@ -1,13 +1,17 @@
 //! Dataset operations with Hugging Face names: `select`, `shuffle`, `filter`, `map`,
 //! `train_test_split`, `concatenate`, column renames and removals.
-use super::{Column, Dataset, DatasetDict, Row};
+use super::table::Table;
+use super::{Column, Dataset, DatasetDict, Row, arrow_column};
 use crate::{Error, Result};
+use arrow_schema::{Field, Schema};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde_json::Value;
+use std::sync::Arc;
 
 impl Dataset {
-    /// The rows at `indices`, in that order (indices may repeat).
+    /// The rows at `indices`, in that order (indices may repeat). The arrays are kept and an
+    /// indices mapping recorded (a contiguous range is a zero-copy slice), as `datasets` does.
     pub fn select(&self, indices: &[usize]) -> Result<Dataset> {
         let n = self.num_rows();
         if let Some(&bad) = indices.iter().find(|&&i| i >= n) {
@@ -15,23 +19,12 @@ impl Dataset {
                 "select: index {bad} is out of range for a dataset of {n} rows"
             )));
         }
-        let columns = self
-            .columns()
-            .iter()
-            .map(|c| {
-                Column::new(
-                    &c.name,
-                    indices.iter().map(|&i| c.values[i].clone()).collect(),
-                )
-            })
-            .collect();
-        Dataset::from_columns(columns)
+        Ok(self.take_permutation(indices))
     }
 
     /// The first `n` rows (fewer if the dataset is shorter).
     pub fn take(&self, n: usize) -> Dataset {
-        let idx: Vec<usize> = (0..n.min(self.num_rows())).collect();
-        self.select(&idx).unwrap_or_default()
+        self.take_permutation(&(0..n.min(self.num_rows())).collect::<Vec<_>>())
     }
 
     /// The rows in a seeded random order; the same seed gives the same order on every machine.
@@ -39,9 +32,27 @@ impl Dataset {
         self.take_permutation(&permutation(self.num_rows(), seed))
     }
 
+    /// `idx` are in range (checked by the caller or built from `0..num_rows`).
     fn take_permutation(&self, idx: &[usize]) -> Dataset {
-        // Indices come from a permutation of 0..num_rows, so they are always in range.
-        self.select(idx).unwrap_or_default()
+        let contiguous = idx.windows(2).all(|w| w[1] == w[0] + 1);
+        match self.indices() {
+            Some(old) => Dataset::from_table(
+                self.table().clone(),
+                Some(idx.iter().map(|&i| old[i]).collect()),
+            ),
+            None if contiguous => Dataset::from_table(
+                self.table()
+                    .slice(idx.first().copied().unwrap_or(0), idx.len()),
+                None,
+            ),
+            None => Dataset::from_table(self.table().clone(), Some(idx.to_vec())),
+        }
+    }
+
+    /// The rows in dataset order in fresh arrays, without an indices mapping (HF's
+    /// `flatten_indices`): later row reads are sequential again.
+    pub fn flatten_indices(&self) -> Result<Dataset> {
+        Ok(Dataset::from_table(self.flat_table()?, None))
     }
 
     /// The rows for which `keep(row)` is true.
@@ -104,55 +115,72 @@ impl Dataset {
         ]))
     }
 
-    /// Renames one column.
+    /// Renames one column (the arrays are shared).
     pub fn rename_column(&self, from: &str, to: &str) -> Result<Dataset> {
         let i = self.column_index(from)?;
-        let mut columns = self.columns().to_vec();
-        columns[i].name = to.to_string();
-        Dataset::from_columns(columns)
+        if from != to && self.column_index(to).is_ok() {
+            return Err(Error::InvalidArgument(format!(
+                "column `{to}` appears twice; column names must be unique"
+            )));
+        }
+        let schema = self.arrow_schema();
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields[i] = fields[i].clone().with_name(to);
+        let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+        Ok(self.with_table(self.table().with_schema(schema)?))
     }
 
-    /// Removes the named columns.
+    /// The same rows (and indices mapping) over another table of the same row count.
+    fn with_table(&self, table: Table) -> Dataset {
+        Dataset::from_table(table, self.indices().map(<[usize]>::to_vec))
+    }
+
+    /// Removes the named columns (the others' arrays are shared).
     pub fn remove_columns(&self, names: &[&str]) -> Result<Dataset> {
         for n in names {
             self.column_index(n)?;
         }
-        let columns = self
-            .columns()
+        let keep: Vec<usize> = self
+            .column_names()
             .iter()
-            .filter(|c| !names.contains(&c.name.as_str()))
-            .cloned()
+            .enumerate()
+            .filter(|(_, c)| !names.contains(&c.as_str()))
+            .map(|(i, _)| i)
             .collect();
-        Dataset::from_columns(columns)
+        Ok(self.with_table(self.table().project(&keep)?))
     }
 
-    /// Adds a column (or replaces one of the same name).
+    /// Adds a column (or replaces one of the same name); the other columns are shared unless
+    /// an indices mapping has to be applied first.
     pub fn with_column(&self, name: &str, values: Vec<Value>) -> Result<Dataset> {
-        let mut columns = self.columns().to_vec();
-        match columns.iter_mut().find(|c| c.name == name) {
-            Some(c) => c.values = values,
-            None => columns.push(Column::new(name, values)),
-        }
-        if self.columns().is_empty() {
-            return Dataset::from_columns(columns);
-        }
         let n = self.num_rows();
-        if columns.iter().any(|c| c.values.len() != n) {
+        if self.num_columns() > 0 && values.len() != n {
             return Err(Error::InvalidArgument(format!(
                 "with_column: `{name}` needs {n} values, one per row"
             )));
         }
-        Dataset::from_columns(columns)
+        let (field, array) = arrow_column(name, &values);
+        let base = if self.indices().is_some() {
+            self.flatten_indices()?
+        } else {
+            self.clone()
+        };
+        let replace = base.column_index(name).ok();
+        Ok(Dataset::from_table(
+            base.table().with_array(Arc::new(field), array, replace)?,
+            None,
+        ))
     }
 }
 
-/// Stacks datasets with the same columns (HF's `concatenate_datasets`).
+/// Stacks datasets with the same columns (HF's `concatenate_datasets`). When the columns
+/// also have the same Arrow types the record batches are appended (no copy) and indices
+/// mappings are offset and joined; otherwise the values are re-typed together.
 pub fn concatenate(parts: &[Dataset]) -> Result<Dataset> {
     let Some(first) = parts.first() else {
         return Ok(Dataset::default());
     };
     let names = first.column_names();
-    let mut columns: Vec<Column> = names.iter().map(|n| Column::new(n, Vec::new())).collect();
     for (k, part) in parts.iter().enumerate() {
         if part.column_names() != names {
             return Err(Error::InvalidArgument(format!(
@@ -161,10 +189,39 @@ pub fn concatenate(parts: &[Dataset]) -> Result<Dataset> {
                 names.join(", ")
             )));
         }
-        for (c, p) in columns.iter_mut().zip(part.columns()) {
-            c.values.extend(p.values.iter().cloned());
-        }
     }
+    let schema = first.arrow_schema();
+    if parts
+        .iter()
+        .all(|p| p.arrow_schema().fields() == schema.fields())
+    {
+        let mut batches = Vec::new();
+        let mut indices: Option<Vec<usize>> = None;
+        let mut offset = 0;
+        for part in parts {
+            batches.extend(part.table().batches.iter().cloned());
+            if part.indices().is_some() && indices.is_none() {
+                indices = Some((0..offset).collect());
+            }
+            if let Some(idx) = &mut indices {
+                match part.indices() {
+                    Some(p) => idx.extend(p.iter().map(|&i| i + offset)),
+                    None => idx.extend(offset..offset + part.table().num_rows()),
+                }
+            }
+            offset += part.table().num_rows();
+        }
+        return Ok(Dataset::from_table(Table::new(schema, batches), indices));
+    }
+    let columns = (0..names.len())
+        .map(|c| {
+            let values = parts
+                .iter()
+                .flat_map(|p| p.column(&names[c]).unwrap_or_default().iter().cloned())
+                .collect();
+            Column::new(&names[c], values)
+        })
+        .collect();
     Dataset::from_columns(columns)
 }
 

@@ -1,6 +1,6 @@
 //! Streaming datasets (HF's `streaming=True`): rows are read lazily, file by file, so a corpus
 //! larger than memory is iterated with bounded memory.
-use super::load::{KINDS, LoadOptions, SampleBy, check_kind, json_error};
+use super::load::{KINDS, LoadOptions, PARSED_KINDS, SampleBy, check_kind, json_error};
 use super::{DataFiles, Row};
 use crate::{Error, Result};
 use serde_json::Value;
@@ -53,6 +53,12 @@ pub fn load_streaming_with(
     options: &LoadOptions,
 ) -> Result<IterableDataset> {
     check_kind(kind)?;
+    if !PARSED_KINDS.contains(&kind) {
+        return Err(Error::InvalidArgument(format!(
+            "streaming reads {}; open {kind} files with load_dataset (Arrow files are memory-mapped, so they need no streaming)",
+            PARSED_KINDS.join(", ")
+        )));
+    }
     if kind == "json" && options.field.is_some() {
         return Err(Error::InvalidArgument(
             "streaming reads JSON Lines; a `field` inside one JSON document needs load_dataset"

@@ -22,23 +22,32 @@ impl Dataset {
     /// `ds.map(lambda b: tok(b["text"], return_special_tokens_mask=True), batched=True)` does.
     /// The other columns are kept; existing token columns are replaced.
     pub fn tokenize(&self, tok: &Tokenizer, column: &str) -> Result<Dataset> {
-        let values = self.column(column)?;
-        let mut texts = Vec::with_capacity(values.len());
-        for (row, v) in values.iter().enumerate() {
-            match v {
-                Value::String(s) => texts.push(s.as_str()),
-                other => {
-                    return Err(Error::ColumnType {
-                        column: column.to_string(),
-                        row,
-                        expected: "a string to tokenize".into(),
-                        found: json_kind(other).into(),
-                    });
-                }
+        // Borrowed from the Arrow string buffers; the JSON values are only built to name the
+        // first cell that is not a string.
+        let texts = match self.column_str(column) {
+            Ok(texts) => texts,
+            Err(_) => {
+                let values = self.column(column)?;
+                let (row, v) = values
+                    .iter()
+                    .enumerate()
+                    .find(|(_, v)| !v.is_string())
+                    .unwrap_or((0, &Value::Null));
+                return Err(Error::ColumnType {
+                    column: column.to_string(),
+                    row,
+                    expected: "a string to tokenize".into(),
+                    found: json_kind(v).into(),
+                });
             }
-        }
+        };
         let encodings = tok.encode_batch_with(&texts, &Default::default())?;
-        let mut columns = self.owned_columns(&TOKEN_COLUMNS)?;
+        let present: Vec<&str> = TOKEN_COLUMNS
+            .iter()
+            .copied()
+            .filter(|c| self.column_index(c).is_ok())
+            .collect();
+        let mut out = self.remove_columns(&present)?;
         let mut ids = Vec::with_capacity(encodings.len());
         let mut attention = Vec::with_capacity(encodings.len());
         let mut special = Vec::with_capacity(encodings.len());
@@ -48,12 +57,9 @@ impl Dataset {
             special.push(int_array(&e.special_tokens_mask));
         }
         for (name, values) in TOKEN_COLUMNS.iter().zip([ids, attention, special]) {
-            columns.push(Column {
-                name: name.to_string(),
-                values,
-            });
+            out = out.with_column(name, values)?;
         }
-        Dataset::from_columns(columns)
+        Ok(out)
     }
 
     /// Fixed-length blocks for causal-LM training, as run_clm.py's `group_texts`: per batch of
@@ -132,16 +138,6 @@ impl Dataset {
             values: labels,
         });
         Dataset::from_columns(columns)
-    }
-
-    /// Copies of every column except `skip`.
-    fn owned_columns(&self, skip: &[&str]) -> Result<Vec<Column>> {
-        Ok(self
-            .columns()
-            .iter()
-            .filter(|c| !skip.contains(&c.name.as_str()))
-            .cloned()
-            .collect())
     }
 }
 

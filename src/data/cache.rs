@@ -1,0 +1,85 @@
+//! The Arrow cache of `load_dataset`: the first load of text, CSV or JSON files writes the
+//! parsed dataset in the `save_to_disk` layout under a key made of the loader, its options and
+//! each file's path, size and modification time (as `datasets` fingerprints data files); the
+//! next load with the same key memory-maps it instead of parsing again.
+//!
+//! The cache folder is `$MASSIVETEXT_DATASETS_CACHE` (like `HF_DATASETS_CACHE`), else
+//! `$XDG_CACHE_HOME/massivetext/datasets`, else `~/.cache/massivetext/datasets`. Setting the
+//! variable to `off` (or an empty string) disables it, as `LoadOptions::keep_in_memory` does.
+use super::Dataset;
+use super::disk::{Fnv, load_trusted};
+use crate::Result;
+use std::path::{Path, PathBuf};
+
+/// The cache folder, or `None` when caching is turned off or there is no home folder.
+pub(crate) fn cache_dir() -> Option<PathBuf> {
+    match std::env::var_os("MASSIVETEXT_DATASETS_CACHE") {
+        Some(v) if v.is_empty() || v == "off" || v == "0" => None,
+        Some(v) => Some(PathBuf::from(v)),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+            .map(|c| c.join("massivetext").join("datasets")),
+    }
+}
+
+/// The key of one split: loader, options, and every file's absolute path, size and mtime.
+/// `None` when a file's metadata cannot be read (the load then reports the file itself).
+fn key(kind: &str, files: &[PathBuf], options: &str) -> Option<String> {
+    let mut h = Fnv::default();
+    h.update(kind.as_bytes());
+    h.update(options.as_bytes());
+    for f in files {
+        let abs = std::fs::canonicalize(f).ok()?;
+        let meta = std::fs::metadata(&abs).ok()?;
+        let mtime = meta
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        h.update(abs.to_string_lossy().as_bytes());
+        h.update(&meta.len().to_le_bytes());
+        h.update(&mtime.as_nanos().to_le_bytes());
+    }
+    Some(format!("{:016x}", h.finish()))
+}
+
+/// The cached dataset for these files, or `build()`'s result, written to the cache first and
+/// opened memory-mapped from there. A cache that cannot be written (read-only, full disk) only
+/// costs the speed-up: the built dataset is returned as it is.
+pub(crate) fn cached(
+    kind: &str,
+    files: &[PathBuf],
+    options: &str,
+    build: impl FnOnce() -> Result<Dataset>,
+) -> Result<Dataset> {
+    let (Some(root), Some(key)) = (cache_dir(), key(kind, files, options)) else {
+        return build();
+    };
+    let dir = root.join(kind).join(&key);
+    if dir.join("state.json").is_file() {
+        if let Ok(ds) = load_trusted(&dir) {
+            return Ok(ds);
+        }
+        // A damaged entry is rebuilt.
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let ds = build()?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = root
+        .join(kind)
+        .join(format!("{key}.tmp-{}-{nanos}", std::process::id()));
+    if ds.save_to_disk(&tmp).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Ok(ds);
+    }
+    // Another process may have finished the same entry first; either copy is good.
+    if std::fs::rename(&tmp, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    let _ = crate::io::sync_dir(&root.join(kind));
+    Ok(load_trusted(&dir).unwrap_or(ds))
+}

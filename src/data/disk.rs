@@ -1,0 +1,478 @@
+//! `save_to_disk` / `load_from_disk` in the folder layout of Hugging Face `datasets`, so a
+//! dataset saved by Python opens here and ours opens with `datasets.load_from_disk`:
+//!
+//! - a dataset: `data-00000-of-00001.arrow` ... (Arrow IPC *stream* files, contiguous shards of
+//!   at most ~500 MB as `datasets` cuts them), `dataset_info.json` (the `features`), `state.json`
+//!   (the shard list and a fingerprint);
+//! - a dataset dict: `dataset_dict.json` (`{"splits": [...]}`) and one such folder per split.
+//!
+//! Loading memory-maps the shards: the arrays point into the mapped files, so opening costs
+//! neither the data's size in memory nor time proportional to it. Writing is deterministic (the
+//! same dataset gives the same bytes, the fingerprint is a hash of them) and atomic per file.
+use super::{Dataset, DatasetDict};
+use crate::io::{create_dir_all, write_atomic, write_atomic_with};
+use crate::{Error, Result};
+use arrow_array::RecordBatch;
+use arrow_buffer::Buffer;
+use arrow_schema::{DataType, Schema, SchemaRef};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+/// `datasets`' default `max_shard_size`.
+const MAX_SHARD_BYTES: usize = 500_000_000;
+/// Rows per record batch written are chosen so a batch holds about this much data: the IPC
+/// writer copies a batch into one message, so this bounds the memory writing takes.
+const WRITE_BATCH_BYTES: usize = 16 << 20;
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(io_error(path))?;
+    serde_json::from_str(&text).map_err(|e| Error::Parse {
+        path: path.to_path_buf(),
+        line: e.line() as u64,
+        column: e.column() as u64,
+        message: format!("malformed JSON: {e}"),
+    })
+}
+
+impl Dataset {
+    /// Writes the dataset as `datasets.Dataset.save_to_disk` does (see the module doc); an
+    /// indices mapping is applied first, as there.
+    pub fn save_to_disk(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        create_dir_all(dir)?;
+        let table = self.flat_table()?;
+        let schema = hf_schema(&table.schema);
+        let n = table.num_rows();
+        let bytes: usize = table
+            .batches
+            .iter()
+            .map(|b| b.get_array_memory_size())
+            .sum();
+        let shards = (bytes / MAX_SHARD_BYTES + 1).min(n.max(1));
+        let mut files = Vec::new();
+        let mut hash = Fnv::default();
+        for k in 0..shards {
+            // `datasets.Dataset.shard(num_shards, index, contiguous=True)`
+            let (div, rem) = (n / shards, n % shards);
+            let start = div * k + k.min(rem);
+            let len = div + usize::from(k < rem);
+            let name = format!("data-{k:05}-of-{shards:05}.arrow");
+            let part = table.slice(start, len);
+            let path = dir.join(&name);
+            write_atomic_with(&path, |w| {
+                let mut w = HashingWriter {
+                    inner: w,
+                    hash: &mut hash,
+                };
+                write_stream(&mut w, &schema, &part.batches).map_err(std::io::Error::other)
+            })?;
+            files.push(json!({ "filename": name }));
+        }
+        let state = json!({
+            "_data_files": files,
+            "_fingerprint": format!("{:016x}", hash.finish()),
+            "_format_columns": null,
+            "_format_kwargs": {},
+            "_format_type": null,
+            "_output_all_columns": false,
+            "_split": null,
+        });
+        let info = json!({
+            "citation": "",
+            "description": "",
+            "features": features(&table.schema),
+            "homepage": "",
+            "license": "",
+        });
+        write_atomic(&dir.join("dataset_info.json"), pretty(&info).as_bytes())?;
+        write_atomic(&dir.join("state.json"), pretty(&state).as_bytes())
+    }
+
+    /// Opens a folder written by `save_to_disk` (ours or `datasets`'), memory-mapping its
+    /// shards. The arrays are validated (offsets in bounds, text valid UTF-8), which reads the
+    /// data once: the pages it touches are the file's, which the kernel can drop again.
+    pub fn load_from_disk(dir: impl AsRef<Path>) -> Result<Dataset> {
+        load_dir(dir.as_ref(), false)
+    }
+}
+
+/// Opens a cache entry this crate wrote, without validating the arrays: nothing but the
+/// schema and batch headers is read, so opening a gigabyte touches kilobytes. Only for files
+/// our own writer produced (complete, as they are renamed into place after an fsync).
+pub(crate) fn load_trusted(dir: &Path) -> Result<Dataset> {
+    load_dir(dir, true)
+}
+
+fn load_dir(dir: &Path, trusted: bool) -> Result<Dataset> {
+    let state_path = dir.join("state.json");
+    if !state_path.is_file() {
+        let hint = if dir.join("dataset_dict.json").is_file() {
+            "it holds a dataset dict (dataset_dict.json): open it with DatasetDict::load_from_disk"
+        } else {
+            "expected a folder written by save_to_disk (state.json, dataset_info.json, data-*.arrow)"
+        };
+        return Err(Error::Io {
+            path: state_path,
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, hint),
+        });
+    }
+    let state = read_json(&state_path)?;
+    let names: Vec<String> = state["_data_files"]
+        .as_array()
+        .map(|files| {
+            files
+                .iter()
+                .filter_map(|f| f["filename"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "{}: `_data_files` lists no file; the folder is not a saved dataset",
+            state_path.display()
+        )));
+    }
+    let paths: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
+    read_arrow_files(&paths, trusted)
+}
+
+impl DatasetDict {
+    /// Writes every split into its own folder under `dir`, with `dataset_dict.json`, as
+    /// `datasets.DatasetDict.save_to_disk` does.
+    pub fn save_to_disk(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        create_dir_all(dir)?;
+        for (name, ds) in self.iter() {
+            ds.save_to_disk(dir.join(name))?;
+        }
+        let splits = json!({ "splits": self.split_names() });
+        write_atomic(
+            &dir.join("dataset_dict.json"),
+            splits.to_string().as_bytes(),
+        )
+    }
+
+    /// Opens a folder written by `DatasetDict.save_to_disk` (ours or `datasets`').
+    pub fn load_from_disk(dir: impl AsRef<Path>) -> Result<DatasetDict> {
+        let dir = dir.as_ref();
+        let path = dir.join("dataset_dict.json");
+        if !path.is_file() && dir.join("state.json").is_file() {
+            return Err(Error::Io {
+                path,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "it holds a single dataset (state.json): open it with Dataset::load_from_disk",
+                ),
+            });
+        }
+        let splits = read_json(&path)?;
+        let names = splits["splits"].as_array().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{}: expected {{\"splits\": [names]}}",
+                path.display()
+            ))
+        })?;
+        let mut dd = DatasetDict::default();
+        for name in names.iter().filter_map(Value::as_str) {
+            dd.insert(name, Dataset::load_from_disk(dir.join(name))?);
+        }
+        Ok(dd)
+    }
+}
+
+/// Opens Arrow IPC files (stream format, as `datasets` writes them, or file format) as one
+/// dataset; the files must share their columns.
+pub(crate) fn read_arrow_files(paths: &[PathBuf], trusted: bool) -> Result<Dataset> {
+    let mut schema: Option<SchemaRef> = None;
+    let mut batches = Vec::new();
+    for path in paths {
+        let (s, b) = read_arrow(path, trusted)?;
+        match &schema {
+            None => schema = Some(s),
+            Some(first) if first.fields() != s.fields() => {
+                return Err(Error::InvalidArgument(format!(
+                    "{} has columns {:?} but the first file has {:?}; all files of a dataset need the same columns and types",
+                    path.display(),
+                    s.fields(),
+                    first.fields()
+                )));
+            }
+            Some(_) => {}
+        }
+        batches.extend(b);
+    }
+    let schema = schema.unwrap_or_else(|| Arc::new(Schema::empty()));
+    Dataset::from_record_batches(schema, batches).map_err(|e| match e {
+        Error::InvalidArgument(m) => Error::InvalidArgument(format!("{}: {m}", paths[0].display())),
+        other => other,
+    })
+}
+
+/// Memory-maps one Arrow IPC file and decodes its batches in place (no copy of the data).
+fn read_arrow(path: &Path, trusted: bool) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let file = std::fs::File::open(path).map_err(io_error(path))?;
+    // SAFETY: the map is read-only; as with `datasets`' memory-mapped tables, changing the file
+    // while it is open is not supported (our writers replace files by rename, never in place).
+    let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(io_error(path))?;
+    let bad = |e: arrow_schema::ArrowError| Error::Parse {
+        path: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!(
+            "not a readable Arrow IPC file ({e}); expected a file written by save_to_disk or pyarrow"
+        ),
+    };
+    if mmap.starts_with(b"ARROW1") {
+        let reader = arrow_ipc::reader::FileReader::try_new(std::io::Cursor::new(&mmap[..]), None)
+            .map_err(bad)?;
+        let schema = reader.schema();
+        let batches = reader
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        return Ok((schema, batches));
+    }
+    let len = mmap.len();
+    let Some(ptr) = NonNull::new(mmap.as_ptr() as *mut u8).filter(|_| len > 0) else {
+        return Err(bad(arrow_schema::ArrowError::IpcError(
+            "the file is empty".into(),
+        )));
+    };
+    // SAFETY: `ptr..ptr + len` is the mapping, which the buffer keeps alive through its owner.
+    let mut buffer = unsafe { Buffer::from_custom_allocation(ptr, len, Arc::new(mmap)) };
+    if trusted {
+        return decode_trusted(buffer).map_err(bad);
+    }
+    let mut decoder = arrow_ipc::reader::StreamDecoder::new();
+    let mut batches = Vec::new();
+    while !buffer.is_empty() {
+        if let Some(b) = decoder.decode(&mut buffer).map_err(bad)? {
+            batches.push(b);
+        }
+    }
+    decoder.finish().map_err(bad)?;
+    let schema = decoder
+        .schema()
+        .ok_or_else(|| bad(arrow_schema::ArrowError::IpcError("no schema".into())))?;
+    Ok((schema, batches))
+}
+
+/// Decodes an IPC stream of our own writing without validating the arrays (`StreamDecoder`
+/// validates every record batch, which reads all the data): message by message, each batch's
+/// buffers slices of `buffer`. Dictionaries never occur in what our writer writes.
+fn decode_trusted(
+    buffer: Buffer,
+) -> std::result::Result<(SchemaRef, Vec<RecordBatch>), arrow_schema::ArrowError> {
+    use arrow_schema::ArrowError;
+    let err = |m: &str| ArrowError::IpcError(m.to_string());
+    let mut skip = arrow_data::UnsafeFlag::new();
+    // SAFETY: only called for files this crate wrote from valid arrays (see `load_trusted`).
+    unsafe { skip.set(true) };
+    let dictionaries = std::collections::HashMap::new();
+    let mut schema: Option<SchemaRef> = None;
+    let mut batches = Vec::new();
+    let mut at = 0usize;
+    let word = |at: usize| -> std::result::Result<u32, ArrowError> {
+        let b = buffer
+            .get(at..at + 4)
+            .ok_or_else(|| err("truncated stream"))?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    while at + 4 <= buffer.len() {
+        let mut len = word(at)?;
+        at += 4;
+        if len == 0xFFFF_FFFF {
+            len = word(at)?;
+            at += 4;
+        }
+        if len == 0 {
+            break;
+        }
+        let meta = buffer
+            .get(at..at + len as usize)
+            .ok_or_else(|| err("truncated message"))?;
+        let message = arrow_ipc::root_as_message(meta)
+            .map_err(|e| ArrowError::ParseError(format!("bad message: {e}")))?;
+        at += len as usize;
+        let body_len = message.bodyLength() as usize;
+        if at + body_len > buffer.len() {
+            return Err(err("truncated body"));
+        }
+        let body = buffer.slice_with_length(at, body_len);
+        at += body_len;
+        match message.header_type() {
+            arrow_ipc::MessageHeader::Schema => {
+                let s = message
+                    .header_as_schema()
+                    .ok_or_else(|| err("bad schema message"))?;
+                schema = Some(Arc::new(arrow_ipc::convert::try_fb_to_schema(s)?));
+            }
+            arrow_ipc::MessageHeader::RecordBatch => {
+                let b = message
+                    .header_as_record_batch()
+                    .ok_or_else(|| err("bad record batch message"))?;
+                let s = schema
+                    .clone()
+                    .ok_or_else(|| err("record batch before schema"))?;
+                let version = message.version();
+                let batch = arrow_ipc::reader::RecordBatchDecoder::try_new(
+                    &body,
+                    b,
+                    s,
+                    &dictionaries,
+                    &version,
+                )?
+                .with_skip_validation(skip.clone())
+                .read_record_batch()?;
+                batches.push(batch);
+            }
+            _ => return Err(err("unexpected message in a cache file")),
+        }
+    }
+    Ok((schema.ok_or_else(|| err("no schema"))?, batches))
+}
+
+/// Writes an IPC stream, cutting batches to about [`WRITE_BATCH_BYTES`].
+pub(crate) fn write_stream(
+    w: &mut impl Write,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> std::result::Result<(), arrow_schema::ArrowError> {
+    let mut writer = arrow_ipc::writer::StreamWriter::try_new(w, schema)?;
+    for b in batches {
+        let bytes = b.get_array_memory_size().max(1);
+        let rows = (b.num_rows() * WRITE_BATCH_BYTES / bytes).clamp(1, b.num_rows().max(1));
+        let mut start = 0;
+        while start < b.num_rows() {
+            let len = rows.min(b.num_rows() - start);
+            let part =
+                RecordBatch::try_new(schema.clone(), b.slice(start, len).columns().to_vec())?;
+            writer.write(&part)?;
+            start += len;
+        }
+    }
+    writer.finish()
+}
+
+/// The schema with `datasets`' own metadata (`{"huggingface": {"info": {"features": ...}}}`),
+/// which `datasets` reads the features from.
+fn hf_schema(schema: &SchemaRef) -> SchemaRef {
+    let mut metadata = schema.metadata().clone();
+    let info = json!({ "info": { "features": features(schema) } });
+    metadata.insert("huggingface", info.to_string());
+    Arc::new(Schema::new_with_metadata(schema.fields().clone(), metadata))
+}
+
+/// `datasets.Features` as JSON for a schema: `Value` for scalars, `List` for lists, a plain
+/// dict for a struct.
+pub(crate) fn features(schema: &Schema) -> Value {
+    Value::Object(
+        schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), feature(f.data_type())))
+            .collect::<serde_json::Map<_, _>>(),
+    )
+}
+
+fn feature(t: &DataType) -> Value {
+    use DataType::*;
+    let value = |dtype: &str| json!({ "dtype": dtype, "_type": "Value" });
+    match t {
+        List(f) => json!({ "feature": feature(f.data_type()), "_type": "List" }),
+        LargeList(f) => json!({ "feature": feature(f.data_type()), "_type": "LargeList" }),
+        FixedSizeList(f, n) => {
+            json!({ "feature": feature(f.data_type()), "length": n, "_type": "List" })
+        }
+        Struct(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|f| (f.name().clone(), feature(f.data_type())))
+                .collect::<serde_json::Map<_, _>>(),
+        ),
+        Utf8View => value("string_view"),
+        LargeBinary => value("large_binary"),
+        other => value(super::arrow::dtype_name(other)),
+    }
+}
+
+/// JSON with two-space indents, as Python's `json.dump(indent=2)` writes it.
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+/// A fingerprint of the bytes written, stable across platforms and versions and independent
+/// of how the writes are cut: eight interleaved 64-bit FNV-1a lanes (byte `i` goes to lane
+/// `i % 8`), so hashing a gigabyte is not one long chain of multiplications.
+#[derive(Clone)]
+pub(crate) struct Fnv {
+    lanes: [u64; 8],
+    pos: usize,
+}
+
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv {
+            lanes: [0xcbf2_9ce4_8422_2325; 8],
+            pos: 0,
+        }
+    }
+}
+
+impl Fnv {
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        while !self.pos.is_multiple_of(8) && !bytes.is_empty() {
+            self.byte(bytes[0]);
+            bytes = &bytes[1..];
+        }
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            for (lane, &b) in self.lanes.iter_mut().zip(w) {
+                *lane = (*lane ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+            }
+        }
+        self.pos += bytes.len() - words.remainder().len();
+        for &b in words.remainder() {
+            self.byte(b);
+        }
+    }
+
+    fn byte(&mut self, b: u8) {
+        let lane = &mut self.lanes[self.pos % 8];
+        *lane = (*lane ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+        self.pos += 1;
+    }
+
+    pub fn finish(&self) -> u64 {
+        self.lanes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &l| {
+            (h ^ l).wrapping_mul(FNV_PRIME)
+        })
+    }
+}
+
+struct HashingWriter<'a, W: Write> {
+    inner: W,
+    hash: &'a mut Fnv,
+}
+
+impl<W: Write> Write for HashingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -1,0 +1,94 @@
+//! Parquet, the format of most datasets on the Hugging Face Hub: `load_dataset("parquet", ...)`
+//! (reading only the selected columns) and [`Dataset::to_parquet`]. Behind the default
+//! `parquet` feature: the notebook build leaves the decoder out.
+use super::Dataset;
+use super::table::Table;
+use crate::io::write_atomic_with;
+use crate::{Error, Result};
+use arrow_array::RecordBatchReader;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use std::path::Path;
+
+/// Rows per decoded record batch.
+const BATCH_ROWS: usize = 8192;
+
+fn parse_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Parse {
+        path: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("not a readable Parquet file: {e}"),
+    }
+}
+
+/// Reads one Parquet file; `columns` picks (and orders) the columns, decoding only those.
+pub(crate) fn read_parquet(path: &Path, columns: Option<&[String]>) -> Result<Table> {
+    let file = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| parse_error(path, e))?
+        .with_batch_size(BATCH_ROWS);
+    let mut order = None;
+    if let Some(columns) = columns {
+        let schema = builder.schema().clone();
+        let mut roots = Vec::with_capacity(columns.len());
+        for c in columns {
+            roots.push(schema.index_of(c).map_err(|_| {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                Error::InvalidArgument(format!(
+                    "{}: no column `{c}` to select; the file's columns are: {}",
+                    path.display(),
+                    names.join(", ")
+                ))
+            })?);
+        }
+        let mut sorted = roots.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        // The reader returns the columns in file order; put them back in the order asked for.
+        order = Some(
+            roots
+                .iter()
+                .map(|r| sorted.binary_search(r).unwrap_or(0))
+                .collect::<Vec<_>>(),
+        );
+        let mask = ProjectionMask::roots(builder.parquet_schema(), sorted);
+        builder = builder.with_projection(mask);
+    }
+    let reader = builder.build().map_err(|e| parse_error(path, e))?;
+    let schema = reader.schema();
+    let batches = reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| parse_error(path, e))?;
+    let table = Table::new(schema, batches);
+    match order {
+        Some(order) => table.project(&order),
+        None => Ok(table),
+    }
+}
+
+impl Dataset {
+    /// Writes a Parquet file (Snappy-compressed, as pandas and `datasets.to_parquet` write
+    /// by default), atomically.
+    pub fn to_parquet(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let table = self.flat_table()?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        write_atomic_with(path, |w| {
+            let mut writer = ArrowWriter::try_new(w, table.schema.clone(), Some(props))
+                .map_err(std::io::Error::other)?;
+            for b in &table.batches {
+                writer.write(b).map_err(std::io::Error::other)?;
+            }
+            writer.close().map_err(std::io::Error::other)?;
+            Ok(())
+        })
+    }
+}

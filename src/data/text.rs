@@ -1,0 +1,151 @@
+//! The `text` loader, line by line, straight into Arrow string arrays: each file is read in
+//! blocks that end at a newline and its lines are appended to one buffer of text and one of
+//! offsets, so the peak memory is the text itself plus 4 bytes a line (a `String` per line, as
+//! before, cost 24 bytes and an allocation each, and the whole file was held besides).
+use super::table::Table;
+use crate::{Error, Result};
+use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use arrow_schema::{DataType, Field, Schema};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Bytes read per block.
+const BLOCK: usize = 8 << 20;
+/// A record batch ends after this much text (Arrow `string` offsets are 32-bit).
+const BATCH_TEXT: usize = 1 << 30;
+
+/// Text and line offsets of the batch being filled.
+struct Lines {
+    text: Vec<u8>,
+    offsets: Vec<i32>,
+}
+
+impl Lines {
+    fn new(capacity: usize) -> Self {
+        let mut text = Vec::new();
+        text.reserve_exact(capacity.min(BATCH_TEXT));
+        Lines {
+            text,
+            offsets: vec![0],
+        }
+    }
+
+    fn push(&mut self, line: &str) {
+        self.text.extend_from_slice(line.as_bytes());
+        self.offsets.push(self.text.len() as i32);
+    }
+
+    fn finish(self) -> ArrayRef {
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
+        // SAFETY: every offset ends a `&str` appended whole, so the offsets are increasing
+        // char boundaries of valid UTF-8 and fit the buffer.
+        Arc::new(unsafe { StringArray::new_unchecked(offsets, Buffer::from_vec(self.text), None) })
+    }
+}
+
+/// Loads text files one row per line (HF's `sample_by="line"`), as one `text` column.
+pub(crate) fn load_lines(files: &[PathBuf], keep_linebreaks: bool) -> Result<Table> {
+    let schema = Arc::new(Schema::new(vec![Field::new("text", DataType::Utf8, true)]));
+    let total: u64 = files
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum();
+    let mut batches = Vec::new();
+    let mut lines = Lines::new(total as usize);
+    let mut done = 0usize;
+    for path in files {
+        read_file(path, keep_linebreaks, |line| {
+            if lines.text.len() + line.len() > BATCH_TEXT && lines.offsets.len() > 1 {
+                done += lines.text.len();
+                let full = std::mem::replace(
+                    &mut lines,
+                    Lines::new((total as usize).saturating_sub(done)),
+                );
+                batches.push(full.finish());
+            }
+            lines.push(line);
+        })?;
+    }
+    batches.push(lines.finish());
+    let batches = batches
+        .into_iter()
+        .map(|a| RecordBatch::try_new(schema.clone(), vec![a]))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| super::table::arrow_error("building the text column", e))?;
+    Ok(Table::new(schema, batches))
+}
+
+/// Calls `each` on every line of one file: blocks cut after their last `\n`, checked as UTF-8
+/// (errors give the byte offset in the file), newlines made universal, then split as Python's
+/// `str.splitlines` does.
+fn read_file(path: &Path, keep_linebreaks: bool, mut each: impl FnMut(&str)) -> Result<()> {
+    let io_error = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io_error)?;
+    let mut pending: Vec<u8> = Vec::with_capacity(BLOCK);
+    let mut file_offset = 0usize; // offset of pending[0] in the file
+    let mut first = true;
+    let mut eof = false;
+    let mut lines = Vec::new();
+    while !eof {
+        let have = pending.len();
+        pending.resize(have + BLOCK, 0);
+        let n = file.read(&mut pending[have..]).map_err(io_error)?;
+        pending.truncate(have + n);
+        eof = n == 0;
+        let cut = if eof {
+            pending.len()
+        } else {
+            match pending.iter().rposition(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None => continue,
+            }
+        };
+        let mut start = 0;
+        if first && pending.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            start = 3;
+        }
+        first = false;
+        let block = std::str::from_utf8(&pending[start..cut]).map_err(|e| Error::InvalidUtf8 {
+            path: path.to_path_buf(),
+            offset: file_offset + start + e.valid_up_to(),
+        })?;
+        let block: std::borrow::Cow<str> = if block.contains('\r') {
+            block.replace("\r\n", "\n").replace('\r', "\n").into()
+        } else {
+            block.into()
+        };
+        lines.clear();
+        splitlines_into(&block, keep_linebreaks, &mut lines);
+        for &(s, e) in &lines {
+            each(&block[s..e]);
+        }
+        pending.drain(..cut);
+        file_offset += cut;
+    }
+    Ok(())
+}
+
+/// Python's `str.splitlines`, which HF's text builder uses: `\n` and the other Unicode line
+/// boundaries (`\x0b`, `\x0c`, `\x1c`-`\x1e`, `\u{85}`, `\u{2028}`, `\u{2029}`) end a line.
+/// Pushes each line's byte range (with its end when `keep_ends`).
+pub(crate) fn splitlines_into(text: &str, keep_ends: bool, out: &mut Vec<(usize, usize)>) {
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if matches!(
+            c,
+            '\n' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}'
+        ) {
+            let end = i + c.len_utf8();
+            out.push((start, if keep_ends { end } else { i }));
+            start = end;
+        }
+    }
+    if start < text.len() {
+        out.push((start, text.len()));
+    }
+}
