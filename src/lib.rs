@@ -29,6 +29,7 @@ pub mod models;
 pub mod prelude;
 pub mod tokenizer;
 pub mod train;
+pub mod translate;
 pub mod viz;
 
 pub use error::{Error, Result};

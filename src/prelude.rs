@@ -19,9 +19,10 @@ pub use crate::tokenizer::{
 // models
 pub use crate::models::{
     AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForQuestionAnswering,
-    AutoModelForSequenceClassification, BaseModelOutput, BertConfig, DeviceExt, ForwardArgs,
-    Gpt2Config, KvCache, LabelConfig, ModelConfig, ModelOutput, PreTrainedModel, ProblemType,
-    QuestionAnsweringModelOutput, RobertaConfig, Task, best_device, mean_pooling,
+    AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, BaseModelOutput, BertConfig,
+    DeviceExt, ForwardArgs, Gpt2Config, KvCache, LabelConfig, MarianConfig, ModelConfig,
+    ModelOutput, PreTrainedModel, ProblemType, QuestionAnsweringModelOutput, RobertaConfig, Task,
+    best_device, mean_pooling,
 };
 // train
 pub use crate::train::{

@@ -13,6 +13,8 @@
 //!                      [--top-p P] [--temperature T] [--num-beams B] [--seed S]
 //! massivetext perplexity --model DIR --data FILE [--stride N] [--max-length N] [--json]
 //! massivetext metrics bleu|chrf|rouge --hyp FILE --ref FILE [--ref FILE]... [--json]
+//! massivetext translate-train [--quick] [--config job.toml] [--data-dir DIR] [--max-steps N]
+//!                             [--num-beams B] [--output-dir DIR] [--print-config]
 //! ```
 //! `massivetext SUBCOMMAND --help` lists every flag.
 pub mod dataset;
@@ -21,6 +23,7 @@ pub mod metrics;
 pub mod perplexity;
 pub mod tokenizer;
 pub mod train;
+pub mod translate;
 mod values;
 
 use crate::{Error, Result};
@@ -54,6 +57,9 @@ pub enum Command {
     /// Score line-aligned files like sacrebleu / rouge-score: bleu, chrf or rouge.
     #[command(subcommand)]
     Metrics(metrics::MetricsCommand),
+    /// Train a Marian translation model from scratch (Multi30k en-de by default) and score its
+    /// beam-search translations of the test set with BLEU and chrF.
+    TranslateTrain(Box<translate::TranslateArgs>),
 }
 
 /// Runs a parsed command line and returns what to print.
@@ -66,6 +72,7 @@ pub fn run(cli: Cli) -> Result<String> {
         Command::Generate(a) => a.run(),
         Command::Perplexity(a) => a.run(),
         Command::Metrics(cmd) => metrics::run(&cmd),
+        Command::TranslateTrain(a) => a.run(),
     }
 }
 

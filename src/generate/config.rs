@@ -102,6 +102,13 @@ pub struct GenerationConfig {
     pub decoder_start_token_id: Option<u32>,
     /// Forced as the last token when `max_new_tokens` is reached.
     pub forced_eos_token_id: Option<u32>,
+    /// Token sequences never generated (transformers' `bad_words_ids`): a one-token entry is
+    /// never chosen, the last token of a longer one not after the others. opus-mt checkpoints
+    /// ban their padding token this way (`[[pad]]`).
+    pub bad_words_ids: Vec<Vec<u32>>,
+    /// Beam search: the processed log-probabilities are normalised again (log-softmax) before
+    /// they add to the beams' scores, as transformers' `renormalize_logits` (opus-mt sets it).
+    pub renormalize_logits: bool,
     /// Seed of the sampling stream: the same seed gives the same text.
     pub seed: u64,
     /// A prompt longer than the model's context is cut from the left to fit (else an error).
@@ -128,6 +135,8 @@ impl Default for GenerationConfig {
             bos_token_id: None,
             decoder_start_token_id: None,
             forced_eos_token_id: None,
+            bad_words_ids: vec![],
+            renormalize_logits: false,
             seed: 42,
             truncate_prompt: false,
         }
@@ -153,6 +162,8 @@ const CONFIG_KEYS: &[&str] = &[
     "bos_token_id",
     "decoder_start_token_id",
     "forced_eos_token_id",
+    "bad_words_ids",
+    "renormalize_logits",
 ];
 
 impl GenerationConfig {

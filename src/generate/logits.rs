@@ -1,6 +1,6 @@
 //! The logits processors and warpers of transformers' `generate`, one row at a time, in its
-//! order: repetition penalty, no-repeat n-grams, minimum new tokens, forced EOS; then, when
-//! sampling, temperature, top-k, top-p.
+//! order: repetition penalty, no-repeat n-grams, bad words, minimum new tokens, forced EOS;
+//! then, when sampling, temperature, top-k, top-p (and, for beam search, `renormalize_logits`).
 use super::config::GenerationConfig;
 
 /// Where the row stands: its whole sequence (prompt, with any left padding, and new tokens),
@@ -42,6 +42,25 @@ fn no_repeat_ngram(scores: &mut [f32], tokens: &[u32], n: usize) {
     }
 }
 
+/// `NoBadWordsLogitsProcessor`: a one-token bad word is never chosen; the last token of a
+/// longer one is banned where the sequence ends with the others. Bad words that are exactly an
+/// EOS token are left out, as transformers leaves them out.
+fn bad_words(scores: &mut [f32], tokens: &[u32], words: &[Vec<u32>], eos: &[u32]) {
+    for w in words {
+        let Some((&last, prefix)) = w.split_last() else {
+            continue;
+        };
+        if prefix.is_empty() && eos.contains(&last) {
+            continue;
+        }
+        if tokens.ends_with(prefix)
+            && let Some(s) = scores.get_mut(last as usize)
+        {
+            *s = f32::NEG_INFINITY;
+        }
+    }
+}
+
 /// The processors every decoding runs (`scores` are logits for greedy and sampling,
 /// log-probabilities for beam search, as in transformers).
 pub(crate) fn process(scores: &mut [f32], row: &RowState<'_>, c: &GenerationConfig) {
@@ -50,6 +69,9 @@ pub(crate) fn process(scores: &mut [f32], row: &RowState<'_>, c: &GenerationConf
     }
     if c.no_repeat_ngram_size > 0 {
         no_repeat_ngram(scores, row.tokens, c.no_repeat_ngram_size);
+    }
+    if !c.bad_words_ids.is_empty() {
+        bad_words(scores, row.tokens, &c.bad_words_ids, &c.eos_token_id);
     }
     if row.new_tokens < c.min_new_tokens {
         for &e in &c.eos_token_id {
@@ -151,6 +173,17 @@ mod tests {
         no_repeat_ngram(&mut s, &[1, 2, 3, 1], 2);
         assert_eq!(s[2], f32::NEG_INFINITY);
         assert!(s.iter().filter(|v| v.is_infinite()).count() == 1);
+    }
+
+    #[test]
+    fn bad_words_ban_single_tokens_and_completions_but_not_eos() {
+        let mut s = vec![0.0; 6];
+        let words = vec![vec![5], vec![1, 2], vec![3, 4], vec![0]];
+        bad_words(&mut s, &[7, 1], &words, &[0]);
+        assert_eq!(s[5], f32::NEG_INFINITY);
+        assert_eq!(s[2], f32::NEG_INFINITY);
+        assert_eq!(s[4], 0.0, "prefix 3 does not end the sequence");
+        assert_eq!(s[0], 0.0, "a bad word that is the EOS token is ignored");
     }
 
     #[test]

@@ -36,6 +36,8 @@ use std::path::Path;
 
 use candle_core::{DType, Tensor};
 
+use serde_json::Value;
+
 use crate::models::{ForwardArgs, PreTrainedModel, Task};
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
@@ -46,21 +48,44 @@ pub trait GenerationMixin: PreTrainedModel {
     /// The checkpoint's own generation settings (`generation_config.json`, else `config.json`,
     /// else the defaults), as an owned value to start from:
     /// `GenerationConfig { max_new_tokens: 50, ..model.generation_config() }`.
+    ///
+    /// For an encoder–decoder, `max_length` (which counts the decoder start token) becomes
+    /// `max_new_tokens = max_length - 1` when the settings do not name `max_new_tokens`, and a
+    /// missing `decoder_start_token_id` comes from `config.json`.
     fn generation_config(&self) -> GenerationConfig {
         let v = self.generation_config_json();
-        GenerationConfig::from_value(&v, Path::new("generation_config.json"))
+        let mut c = GenerationConfig::from_value(&v, Path::new("generation_config.json"))
             .or_else(|_| GenerationConfig::from_config_json(&v, Path::new("config.json")))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if self.is_encoder_decoder() {
+            let max_length = v.get("max_length").and_then(Value::as_u64);
+            if let (Some(n), None) = (max_length, v.get("max_new_tokens")) {
+                c.max_new_tokens = (n as usize).saturating_sub(1).max(1);
+            }
+            if c.decoder_start_token_id.is_none() {
+                c.decoder_start_token_id = self
+                    .config_json()
+                    .get("decoder_start_token_id")
+                    .and_then(Value::as_u64)
+                    .map(|x| x as u32);
+            }
+        }
+        c
     }
 
     /// The full sequences (prompt + new tokens) as a u32 tensor `[batch * n, len]` for prompts
-    /// `input_ids [batch, t]`; finished rows are padded with `pad_token_id`.
+    /// `input_ids [batch, t]`; finished rows are padded with `pad_token_id`. For an
+    /// encoder–decoder, `input_ids` are the sources and the sequences are the decoder's,
+    /// starting with `decoder_start_token_id`.
     fn generate(&self, input_ids: &Tensor, config: &GenerationConfig) -> Result<Tensor> {
         self.generate_with(&ForwardArgs::new(input_ids), config)
     }
 
     /// As [`generate`](Self::generate), with an attention mask for left-padded prompts: the
-    /// positions follow the mask, so a padded prompt gives the tokens it gives alone.
+    /// positions follow the mask, so a padded prompt gives the tokens it gives alone. For an
+    /// encoder–decoder, the sources are encoded once (with their `attention_mask`; without one,
+    /// padding tokens are masked, as transformers infers) and `args.decoder_input_ids`, when
+    /// given, start every decoder sequence instead of the decoder start token alone.
     fn generate_with(&self, args: &ForwardArgs, config: &GenerationConfig) -> Result<Tensor> {
         run(self, args, config, true, |_| Ok(()))
     }
@@ -189,18 +214,92 @@ fn run<M: PreTrainedModel>(
     on_step: impl FnMut(&[Vec<u32>]) -> Result<()>,
 ) -> Result<Tensor> {
     c.validate()?;
+    let mut model = model.clone();
+    model.set_training(false);
+    let n = search::rows_per_input(c);
+    if model.is_encoder_decoder() {
+        let (p, mut dec) = seq2seq_start(&model, args, c, n)?;
+        return if c.num_beams > 1 {
+            search::beam_search(&mut dec, p, c)
+        } else {
+            search::sample(&mut dec, p, c, on_step)
+        };
+    }
     if model.task() != Task::CausalLm {
         return Err(Error::InvalidArgument(format!(
-            "generate needs a causal language model (AutoModelForCausalLM); this is a {:?} model — a masked LM fills masks instead: use pipeline(\"fill-mask\", ..)",
+            "generate needs a causal language model (AutoModelForCausalLM) or an encoder-decoder (AutoModelForSeq2SeqLM); this is a {:?} model — a masked LM fills masks instead: use pipeline(\"fill-mask\", ..)",
             model.task()
         )));
     }
-    let mut model = model.clone();
-    model.set_training(false);
     let p = prompts(&model, args, c)?;
+    let capacity = p.ids[0].len() + c.max_new_tokens;
+    let mut dec = search::Decoder::new(&model, use_cache && model.has_kv_cache(), capacity);
+    let p = p.expand(n);
     if c.num_beams > 1 {
-        search::beam_search(&model, &p, c, use_cache)
+        search::beam_search(&mut dec, p, c)
     } else {
-        search::sample(&model, &p, c, use_cache, on_step)
+        search::sample(&mut dec, p, c, on_step)
     }
+}
+
+/// An encoder–decoder's start: the decoder prompts (the decoder start token, or
+/// `args.decoder_input_ids`), each repeated `n` times, and the sources encoded once.
+fn seq2seq_start<'a, M: PreTrainedModel>(
+    model: &'a M,
+    args: &ForwardArgs,
+    c: &GenerationConfig,
+    n: usize,
+) -> Result<(Prompts, search::Seq2SeqDecoder<'a, M>)> {
+    let (b, _) = args.input_ids.dims2().map_err(|_| {
+        Error::InvalidArgument(format!(
+            "input_ids (the sources) must be [batch, seq], got shape {:?}",
+            args.input_ids.dims()
+        ))
+    })?;
+    let rows: Vec<Vec<u32>> = match &args.decoder_input_ids {
+        Some(d) => {
+            if d.dims2()?.0 != b {
+                return Err(Error::InvalidArgument(format!(
+                    "decoder_input_ids has shape {:?}, expected {b} rows like input_ids",
+                    d.dims()
+                )));
+            }
+            d.to_dtype(DType::U32)?.to_vec2()?
+        }
+        None => {
+            let start = c.decoder_start_token_id.or(c.bos_token_id).ok_or_else(|| {
+                Error::InvalidArgument(
+                    "the generation config has no decoder_start_token_id (nor bos_token_id) to start the decoder from; set it (Marian: the padding id)".into(),
+                )
+            })?;
+            vec![vec![start]; b]
+        }
+    };
+    let len = rows[0].len();
+    if let Some(max) = model.max_positions()
+        && len + c.max_new_tokens > max
+    {
+        return Err(Error::InvalidArgument(format!(
+            "the decoder prompt ({len} tokens) plus max_new_tokens ({}) exceeds the model's {max} positions; lower max_new_tokens",
+            c.max_new_tokens
+        )));
+    }
+    let mut enc_args = args.clone();
+    enc_args.decoder_input_ids = None;
+    if enc_args.attention_mask.is_none()
+        && let Some(pad) = c.pad_token_id.filter(|p| !c.eos_token_id.contains(p))
+    {
+        // transformers infers the sources' mask from the padding token
+        let keep = args.input_ids.to_dtype(DType::U32)?.ne(pad)?;
+        if keep.min_all()?.to_scalar::<u8>()? == 0 {
+            enc_args.attention_mask = Some(keep.to_dtype(DType::U32)?);
+        }
+    }
+    let dec = search::Seq2SeqDecoder::new(model, &enc_args, n, len + c.max_new_tokens)?;
+    let p = Prompts {
+        mask: vec![vec![1; len]; b],
+        ids: rows,
+    }
+    .expand(n);
+    Ok((p, dec))
 }

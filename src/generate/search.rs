@@ -1,16 +1,18 @@
 //! The decoding loops of transformers' `generate`: greedy and multinomial sampling (`_sample`)
-//! and beam search (`_beam_search`), over any [`PreTrainedModel`] with a causal-LM head.
+//! and beam search (`_beam_search`), over a [`Step`]: what gives the next token's logits for
+//! every row. Two steps exist: [`Decoder`], a causal LM over its prompts (through a
+//! [`KvCache`] allocated once for the whole generation, or, for models without a cache, on the
+//! whole prefix each step), and [`Seq2SeqDecoder`], an encoder–decoder's decoder over sources
+//! encoded once (its sequences start with the decoder start token).
 //!
-//! Sequences live on the host (the logits processors read them); the model runs on its device
-//! through a [`KvCache`] allocated once for the whole generation, or, for models without a
-//! cache, on the whole prefix each step.
-use candle_core::{DType, Tensor};
+//! Sequences live on the host (the logits processors read them).
+use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::config::{EarlyStopping, GenerationConfig};
 use super::logits::{RowState, argmax, log_softmax, process, softmax, warp};
-use crate::models::{ForwardArgs, KvCache, PreTrainedModel};
+use crate::models::{EncoderDecoderCache, ForwardArgs, KvCache, PreTrainedModel};
 use crate::{Error, Result};
 
 /// Prompts ready to decode: one row per sequence, left padding marked in `mask`.
@@ -21,7 +23,7 @@ pub(crate) struct Prompts {
 
 impl Prompts {
     /// Each row repeated `n` times in place (transformers' `repeat_interleave`).
-    fn expand(&self, n: usize) -> Prompts {
+    pub(crate) fn expand(&self, n: usize) -> Prompts {
         let rep = |v: &Vec<Vec<u32>>| {
             v.iter()
                 .flat_map(|r| std::iter::repeat_n(r.clone(), n))
@@ -34,8 +36,30 @@ impl Prompts {
     }
 }
 
-/// The model side of decoding: feeds new tokens and returns the last position's logits.
-struct Decoder<'a, M: PreTrainedModel> {
+/// How many rows each input becomes: its beams, or its sampled sequences.
+pub(crate) fn rows_per_input(c: &GenerationConfig) -> usize {
+    if c.num_beams > 1 {
+        c.num_beams
+    } else if c.do_sample {
+        c.num_return_sequences
+    } else {
+        1
+    }
+}
+
+/// The model side of decoding, one step at a time.
+pub(crate) trait Step {
+    /// Logits `[rows][vocab]` (f32) of the last position of every row, after feeding what the
+    /// rows hold beyond the tokens already fed.
+    fn next_logits(&mut self, seqs: &[Vec<u32>], mask: &[Vec<u32>]) -> Result<Vec<Vec<f32>>>;
+    /// Beam search: row `i` continues from old row `rows[i]`.
+    fn reorder(&mut self, rows: &[u32]) -> Result<()>;
+    /// Where the sequences are returned.
+    fn device(&self) -> &Device;
+}
+
+/// A causal LM's step: feeds new tokens and returns the last position's logits.
+pub(crate) struct Decoder<'a, M: PreTrainedModel> {
     model: &'a M,
     cache: Option<KvCache>,
     /// Tokens already fed (the cache's length).
@@ -43,16 +67,16 @@ struct Decoder<'a, M: PreTrainedModel> {
 }
 
 impl<'a, M: PreTrainedModel> Decoder<'a, M> {
-    fn new(model: &'a M, use_cache: bool, capacity: usize) -> Self {
+    pub(crate) fn new(model: &'a M, use_cache: bool, capacity: usize) -> Self {
         Decoder {
             model,
             cache: use_cache.then(|| KvCache::with_capacity(capacity)),
             fed: 0,
         }
     }
+}
 
-    /// Logits `[rows][vocab]` (f32) of the last position of every row, after feeding what the
-    /// rows hold beyond the tokens already fed.
+impl<M: PreTrainedModel> Step for Decoder<'_, M> {
     fn next_logits(&mut self, seqs: &[Vec<u32>], mask: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
         let rows = seqs.len();
         let len = seqs[0].len();
@@ -88,21 +112,76 @@ impl<'a, M: PreTrainedModel> Decoder<'a, M> {
             None => self.model.forward_with(&args)?,
         };
         self.fed = len;
-        let last = out.logits.narrow(1, t - 1, 1)?.squeeze(1)?;
-        Ok(last.to_dtype(DType::F32)?.to_vec2()?)
+        last_position(&out.logits)
     }
 
-    /// Beam search: row `i` continues from old row `rows[i]`.
     fn reorder(&mut self, rows: &[u32]) -> Result<()> {
         if let Some(c) = self.cache.as_mut() {
             c.reorder(rows)?;
         }
         Ok(())
     }
+
+    fn device(&self) -> &Device {
+        self.model.device()
+    }
+}
+
+/// The logits of the last position of `[rows, t, vocab]`, on the host.
+fn last_position(logits: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let t = logits.dim(1)?;
+    let last = logits.narrow(1, t - 1, 1)?.squeeze(1)?;
+    Ok(last.to_dtype(DType::F32)?.to_vec2()?)
+}
+
+/// An encoder–decoder's step: the sources encoded once (each repeated per row), then the
+/// decoder fed one token a step through its cache.
+pub(crate) struct Seq2SeqDecoder<'a, M: PreTrainedModel> {
+    model: &'a M,
+    cache: EncoderDecoderCache,
+}
+
+impl<'a, M: PreTrainedModel> Seq2SeqDecoder<'a, M> {
+    /// Encodes the sources of `args`, each repeated `rows_per_source` times, with room for
+    /// `capacity` decoder tokens.
+    pub(crate) fn new(
+        model: &'a M,
+        args: &ForwardArgs,
+        rows_per_source: usize,
+        capacity: usize,
+    ) -> Result<Self> {
+        Ok(Self {
+            model,
+            cache: model.encode(args, rows_per_source, capacity)?,
+        })
+    }
+}
+
+impl<M: PreTrainedModel> Step for Seq2SeqDecoder<'_, M> {
+    fn next_logits(&mut self, seqs: &[Vec<u32>], _mask: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        let rows = seqs.len();
+        let start = self.cache.len();
+        let t = seqs[0].len() - start;
+        let flat: Vec<u32> = seqs
+            .iter()
+            .flat_map(|r| r[start..].iter().copied())
+            .collect();
+        let ids = Tensor::from_vec(flat, (rows, t), self.model.device())?;
+        let logits = self.model.decode_cached(&ids, &mut self.cache)?;
+        last_position(&logits)
+    }
+
+    fn reorder(&mut self, rows: &[u32]) -> Result<()> {
+        self.cache.reorder(rows)
+    }
+
+    fn device(&self) -> &Device {
+        self.model.device()
+    }
 }
 
 /// The finished sequences as one u32 tensor, rows padded on the right with `pad`.
-fn to_tensor<M: PreTrainedModel>(model: &M, rows: Vec<Vec<u32>>, pad: u32) -> Result<Tensor> {
+fn to_tensor(device: &Device, rows: Vec<Vec<u32>>, pad: u32) -> Result<Tensor> {
     let len = rows.iter().map(Vec::len).max().unwrap_or(0);
     let n = rows.len();
     let flat: Vec<u32> = rows
@@ -112,33 +191,22 @@ fn to_tensor<M: PreTrainedModel>(model: &M, rows: Vec<Vec<u32>>, pad: u32) -> Re
             r
         })
         .collect();
-    Ok(Tensor::from_vec(flat, (n, len), model.device())?)
+    Ok(Tensor::from_vec(flat, (n, len), device)?)
 }
 
-/// Greedy decoding or multinomial sampling (transformers' `_sample`).
-pub(crate) fn sample<M: PreTrainedModel>(
-    model: &M,
-    prompts: &Prompts,
+/// Greedy decoding or multinomial sampling (transformers' `_sample`) of the rows of `p`
+/// (already repeated per returned sequence).
+pub(crate) fn sample(
+    dec: &mut impl Step,
+    p: Prompts,
     c: &GenerationConfig,
-    use_cache: bool,
     mut on_step: impl FnMut(&[Vec<u32>]) -> Result<()>,
 ) -> Result<Tensor> {
-    let p = prompts.expand(if c.do_sample {
-        c.num_return_sequences
-    } else {
-        1
-    });
     let (mut seqs, mut mask) = (p.ids, p.mask);
-    let prompt_len = seqs[0].len();
     let pad = c.pad_id();
     let has_eos = !c.eos_token_id.is_empty();
     let mut unfinished = vec![true; seqs.len()];
     let mut rng = ChaCha8Rng::seed_from_u64(c.seed);
-    let mut dec = Decoder::new(
-        model,
-        use_cache && model.has_kv_cache(),
-        prompt_len + c.max_new_tokens,
-    );
     for step in 0..c.max_new_tokens {
         let logits = dec.next_logits(&seqs, &mask)?;
         for (i, mut scores) in logits.into_iter().enumerate() {
@@ -168,7 +236,7 @@ pub(crate) fn sample<M: PreTrainedModel>(
             break;
         }
     }
-    to_tensor(model, seqs, pad.unwrap_or(0))
+    to_tensor(dec.device(), seqs, pad.unwrap_or(0))
 }
 
 /// One draw from `probs` (a row summing to 1).
@@ -215,12 +283,9 @@ fn top_k(values: &[f32], k: usize) -> Vec<usize> {
 /// `max(2, 1 + n_eos) * num_beams` continuations of all beams, the best `num_beams` unfinished ones
 /// continue, finished ones compete for `num_beams` slots by `log p / new_len ** length_penalty`,
 /// and the early-stopping heuristic decides when no running beam can still win.
-pub(crate) fn beam_search<M: PreTrainedModel>(
-    model: &M,
-    prompts: &Prompts,
-    c: &GenerationConfig,
-    use_cache: bool,
-) -> Result<Tensor> {
+///
+/// `p` holds each input's row repeated `num_beams` times.
+pub(crate) fn beam_search(dec: &mut impl Step, p: Prompts, c: &GenerationConfig) -> Result<Tensor> {
     if c.do_sample {
         return Err(Error::InvalidArgument(
             "beam sampling (num_beams > 1 with do_sample) is not supported; use one or the other"
@@ -228,8 +293,7 @@ pub(crate) fn beam_search<M: PreTrainedModel>(
         ));
     }
     let nb = c.num_beams;
-    let batch = prompts.ids.len();
-    let p = prompts.expand(nb);
+    let batch = p.ids.len() / nb;
     let mut mask = p.mask;
     let prompt_len = p.ids[0].len();
     let max_length = prompt_len + c.max_new_tokens;
@@ -259,7 +323,6 @@ pub(crate) fn beam_search<M: PreTrainedModel>(
         })
         .collect();
     let mut unsatisfied = vec![true; batch];
-    let mut dec = Decoder::new(model, use_cache && model.has_kv_cache(), max_length);
     let mut cur_len = prompt_len;
     while cur_len < max_length {
         let seqs: Vec<Vec<u32>> = running
@@ -280,6 +343,9 @@ pub(crate) fn beam_search<M: PreTrainedModel>(
                     new_tokens: cur_len - prompt_len,
                 };
                 process(&mut lp_row, &row, c);
+                if c.renormalize_logits {
+                    lp_row = log_softmax(&lp_row);
+                }
                 acc.extend(lp_row.into_iter().map(|x| x + beam.score));
             }
             let top = top_k(&acc, keep);
@@ -378,5 +444,5 @@ pub(crate) fn beam_search<M: PreTrainedModel>(
                 .map(|h| h.tokens)
         })
         .collect();
-    to_tensor(model, rows, pad)
+    to_tensor(dec.device(), rows, pad)
 }

@@ -92,6 +92,20 @@ pub fn cached_attention(
     merge_heads(&attention_probs(&q, &k, mask)?.matmul(&v)?)
 }
 
+/// Attention of the queries `q [b, t, h]` over the first `len` positions of keys and values
+/// `kv [2, b, heads, cap, hd]` computed elsewhere (an encoder's, for cross-attention).
+pub fn cached_cross_attention(
+    q: &Tensor,
+    kv: &Tensor,
+    len: usize,
+    mask: Option<&Tensor>,
+    n_head: usize,
+) -> Result<Tensor> {
+    let q = split_heads(q, n_head)?;
+    let (k, v) = (cached(kv, 0, len)?, cached(kv, 1, len)?);
+    merge_heads(&attention_probs(&q, &k, mask)?.matmul(&v)?)
+}
+
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     let d = x.rank() - 1;
     let max = x.max_keepdim(d)?;

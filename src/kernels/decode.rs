@@ -21,15 +21,17 @@ struct Dims {
 }
 
 impl Dims {
-    fn of(qkv: &Layout, kv: &Layout, n_head: usize) -> Result<Self> {
+    /// The sizes of a call with `parts` projections side by side in `qkv` (3: queries, keys and
+    /// values; 1: queries alone).
+    fn of(qkv: &Layout, kv: &Layout, n_head: usize, parts: usize) -> Result<Self> {
         let (b, t, h3) = qkv.shape().dims3()?;
         let dims = kv.dims();
         if dims.len() != 5 || dims[0] != 2 || dims[1] != b || dims[2] != n_head {
             bail!("kv cache: shape {dims:?} does not fit qkv [{b}, {t}, {h3}] with {n_head} heads");
         }
         let hd = dims[4];
-        if h3 != 3 * n_head * hd {
-            bail!("kv cache: qkv width {h3} is not 3 x {n_head} heads x {hd}");
+        if h3 != parts * n_head * hd {
+            bail!("kv cache: qkv width {h3} is not {parts} x {n_head} heads x {hd}");
         }
         Ok(Dims {
             b,
@@ -64,7 +66,7 @@ impl InplaceOp2 for Write {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        let d = Dims::of(l2, l1, self.n_head)?;
+        let d = Dims::of(l2, l1, self.n_head, 3)?;
         if self.past + d.t > d.cap {
             bail!(
                 "kv cache: {} + {} tokens exceed its capacity {}",
@@ -108,10 +110,34 @@ pub(crate) fn cached_attention(
     mask: Option<&Tensor>,
     n_head: usize,
 ) -> Result<Tensor> {
-    let qkv = qkv.contiguous()?;
+    attend(qkv, 3, kv, len, mask, n_head)
+}
+
+/// As [`cached_attention`], for queries alone `q [b, t, h]` over keys and values computed
+/// elsewhere: an encoder–decoder's cross-attention over the encoder's keys and values.
+pub(crate) fn cached_cross_attention(
+    q: &Tensor,
+    kv: &Tensor,
+    len: usize,
+    mask: Option<&Tensor>,
+    n_head: usize,
+) -> Result<Tensor> {
+    attend(q, 1, kv, len, mask, n_head)
+}
+
+/// The queries are the first `h` columns of each row of `q [b, t, parts * h]`.
+fn attend(
+    q: &Tensor,
+    parts: usize,
+    kv: &Tensor,
+    len: usize,
+    mask: Option<&Tensor>,
+    n_head: usize,
+) -> Result<Tensor> {
+    let qkv = q.contiguous()?;
     let (qs, ql) = qkv.storage_and_layout();
     let (ks, kl) = kv.storage_and_layout();
-    let d = Dims::of(ql, kl, n_head)?;
+    let d = Dims::of(ql, kl, n_head, parts)?;
     if len > d.cap || len < d.t {
         bail!(
             "kv cache: attending over {len} positions with {} new tokens and capacity {}",
@@ -152,7 +178,7 @@ pub(crate) fn cached_attention(
             let keys = &kv_all[d.slot(0, bi, hh, 0)..][..len * hd];
             let values = &kv_all[d.slot(1, bi, hh, 0)..][..len * hd];
             for ti in 0..t {
-                let q = &q_all[(bi * t + ti) * 3 * h + hh * hd..][..hd];
+                let q = &q_all[(bi * t + ti) * parts * h + hh * hd..][..hd];
                 for (s, k) in scores.iter_mut().zip(keys.chunks_exact(hd)) {
                     *s = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
                 }

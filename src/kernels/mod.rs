@@ -154,6 +154,35 @@ pub fn cached_attention(
     }
 }
 
+/// Attention of the queries `q [b, t, h]` over the first `len` positions of keys and values
+/// computed elsewhere, `kv [2, b, heads, capacity, hd]` (an encoder's keys and values, for an
+/// encoder–decoder's cross-attention while decoding), with an optional additive mask
+/// `[b, 1, t, len]`; returns the merged heads `[b, t, h]`. Inference only (no backward).
+pub fn cached_cross_attention(
+    q: &Tensor,
+    kv: &Tensor,
+    len: usize,
+    mask: Option<&Tensor>,
+    n_head: usize,
+) -> Result<Tensor> {
+    if use_fused(kv) && use_fused(q) && mask.is_none_or(use_fused) {
+        decode::cached_cross_attention(q, kv, len, mask, n_head)
+    } else {
+        composed::cached_cross_attention(q, kv, len, mask, n_head)
+    }
+}
+
+/// SiLU (`swish`): `x sigmoid(x)`, element-wise, with its backward pass (candle's op on every
+/// device).
+pub fn silu(x: &Tensor) -> Result<Tensor> {
+    x.silu()
+}
+
+/// ReLU: `max(x, 0)`, element-wise.
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    x.relu()
+}
+
 /// GELU of either kind, element-wise.
 pub fn gelu(x: &Tensor, kind: Gelu) -> Result<Tensor> {
     if use_fused(x) {

@@ -12,24 +12,36 @@ pub enum Activation {
     GeluNew,
     /// `0.5 x (1 + erf(x / sqrt 2))`: BERT's and RoBERTa's `gelu`.
     GeluErf,
+    /// `x sigmoid(x)`: `swish` / `silu` (Marian's opus-mt checkpoints).
+    Silu,
+    /// `max(x, 0)`.
+    Relu,
 }
 
 impl Activation {
-    /// Parses a Hugging Face activation name (`gelu_new`, `gelu_pytorch_tanh`, `gelu`).
+    /// Parses a Hugging Face activation name (`gelu_new`, `gelu_pytorch_tanh`, `gelu`,
+    /// `swish`, `silu`, `relu`), as transformers' `ACT2FN` maps them.
     pub fn from_hf(name: &str) -> Option<Self> {
         match name {
             "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Some(Self::GeluNew),
             "gelu" => Some(Self::GeluErf),
+            "swish" | "silu" => Some(Self::Silu),
+            "relu" => Some(Self::Relu),
             _ => None,
         }
     }
 
+    /// The names [`from_hf`](Self::from_hf) accepts, for error messages.
+    pub const SUPPORTED: &'static str =
+        "gelu_new, gelu_pytorch_tanh, gelu_fast, gelu, swish, silu, relu";
+
     /// The activation applied element-wise.
     pub fn forward(self, x: &Tensor) -> Result<Tensor> {
-        let kind = match self {
-            Self::GeluNew => Gelu::Tanh,
-            Self::GeluErf => Gelu::Erf,
-        };
-        Ok(kernels::gelu(x, kind)?)
+        Ok(match self {
+            Self::GeluNew => kernels::gelu(x, Gelu::Tanh)?,
+            Self::GeluErf => kernels::gelu(x, Gelu::Erf)?,
+            Self::Silu => kernels::silu(x)?,
+            Self::Relu => kernels::relu(x)?,
+        })
     }
 }

@@ -166,7 +166,7 @@ pub(crate) fn build_encoder(
         Task::QuestionAnswering => Head::QaOutputs {
             qa_outputs: head_linear(p, "qa_outputs", h, 2, std)?,
         },
-        Task::Base | Task::CausalLm => {
+        Task::Base | Task::CausalLm | Task::Seq2SeqLm => {
             // the pooler exists in BertModel checkpoints, not in BertForMaskedLM ones
             let pooler = if p.contains("pooler.dense.weight") {
                 Some(linear(p, "pooler.dense", h, h, std)?)

@@ -459,6 +459,14 @@ impl ModelConfig {
                     Self::Bert(c)
                 }
             }
+            "marian" => {
+                return Err(Error::WrongTask {
+                    model_type: "marian".into(),
+                    task: "this kind of model (an encoder-decoder needs AutoModelForSeq2SeqLM)"
+                        .into(),
+                    supported,
+                });
+            }
             other => {
                 return Err(Error::UnsupportedModelType {
                     path: path.to_path_buf(),
@@ -490,7 +498,8 @@ impl ModelConfig {
         }
         if super::activation::Activation::from_hf(act).is_none() {
             return Err(err(format!(
-                "unsupported activation `{act}`; supported: gelu_new, gelu_pytorch_tanh, gelu"
+                "unsupported activation `{act}`; supported: {}",
+                super::activation::Activation::SUPPORTED
             )));
         }
         if let Self::Roberta(c) = self

@@ -373,8 +373,8 @@ impl Block {
 #[derive(Default)]
 pub struct KvCache {
     pub(crate) layers: Vec<Option<Tensor>>,
-    len: usize,
-    reserve: usize,
+    pub(crate) len: usize,
+    pub(crate) reserve: usize,
 }
 
 impl Clone for KvCache {
@@ -450,6 +450,69 @@ impl KvCache {
     }
 }
 
+/// The state of an encoder–decoder while it decodes: the encoder's output for every row (a
+/// source repeated once per beam or returned sequence), the additive padding mask of the
+/// sources, the decoder's self-attention [`KvCache`] (which grows by a token a step), and each
+/// decoder layer's cross-attention keys and values, computed from the encoder's output once per
+/// source at the first step. Made by `PreTrainedModel::encode`, fed by
+/// `PreTrainedModel::decode_cached`.
+pub struct EncoderDecoderCache {
+    /// `[rows, source_len, d_model]`.
+    pub(crate) encoder_hidden: Tensor,
+    /// The sources' attention mask `[rows, source_len]` (1 real, 0 padding), when padded.
+    pub(crate) encoder_mask: Option<Tensor>,
+    pub(crate) self_attn: KvCache,
+    /// Per decoder layer: keys and values `[2, rows, heads, source_len, head_dim]`.
+    pub(crate) cross: Vec<Option<Tensor>>,
+}
+
+impl EncoderDecoderCache {
+    pub(crate) fn new(
+        encoder_hidden: Tensor,
+        encoder_mask: Option<Tensor>,
+        capacity: usize,
+    ) -> Self {
+        Self {
+            encoder_hidden,
+            encoder_mask,
+            self_attn: KvCache::with_capacity(capacity),
+            cross: Vec::new(),
+        }
+    }
+    /// Decoder tokens already fed.
+    pub fn len(&self) -> usize {
+        self.self_attn.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.self_attn.is_empty()
+    }
+    /// Rows (sources times beams).
+    pub fn rows(&self) -> usize {
+        self.encoder_hidden.dims()[0]
+    }
+    /// The encoder's last hidden state, `[rows, source_len, d_model]`.
+    pub fn encoder_hidden_state(&self) -> &Tensor {
+        &self.encoder_hidden
+    }
+    /// Beam search: row `i` becomes old row `rows[i]`. The cross-attention keys and values
+    /// stay: beams only move among the rows of their own source, which hold the same ones.
+    pub fn reorder(&mut self, rows: &[u32]) -> Result<()> {
+        self.self_attn.reorder(rows)
+    }
+}
+
+impl std::fmt::Debug for EncoderDecoderCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "EncoderDecoderCache {{ rows: {}, source_len: {}, decoded: {} }}",
+            self.rows(),
+            self.encoder_hidden.dims().get(1).copied().unwrap_or(0),
+            self.len()
+        )
+    }
+}
+
 /// What the stack of blocks produced.
 pub(crate) struct CoreOutput {
     pub last_hidden_state: Tensor,
@@ -517,7 +580,7 @@ pub(crate) fn read_ids(input_ids: &Tensor, device: &Device) -> Result<(Tensor, (
 /// where not (a future key, or padding), applied once as transformers' eager attention does (so
 /// fully masked rows match too). Built with tensor ops; the one value read back says whether the
 /// attention mask has any padding at all (none and not causal: no mask).
-fn build_mask(
+pub(crate) fn build_mask(
     attention_mask: Option<&Tensor>,
     causal: bool,
     (b, t): (usize, usize),

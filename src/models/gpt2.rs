@@ -99,7 +99,9 @@ pub(crate) fn build(
             },
             pad_token_id: c.pad_token_id,
         },
-        Task::Base | Task::MaskedLm | Task::QuestionAnswering => Head::Base { pooler: None },
+        Task::Base | Task::MaskedLm | Task::QuestionAnswering | Task::Seq2SeqLm => {
+            Head::Base { pooler: None }
+        }
     };
     let core = Transformer {
         embeddings,

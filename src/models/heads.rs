@@ -21,6 +21,10 @@ pub enum Task {
     /// Extractive question answering (`AutoModelForQuestionAnswering`): a start and an end
     /// logit per token; `start_positions` / `end_positions` `[batch]` give the loss.
     QuestionAnswering,
+    /// An encoder–decoder with a language-model head on the decoder
+    /// (`AutoModelForSeq2SeqLM`): labels `[batch, target_seq]` are shifted right inside to
+    /// make the decoder's inputs.
+    Seq2SeqLm,
 }
 
 impl Task {
@@ -35,6 +39,7 @@ impl Task {
             Task::QuestionAnswering => {
                 "an extractive question-answering model (AutoModelForQuestionAnswering)"
             }
+            Task::Seq2SeqLm => "an encoder-decoder language model (AutoModelForSeq2SeqLM)",
         }
     }
     pub(crate) fn supported(self) -> &'static str {
@@ -43,6 +48,7 @@ impl Task {
             Task::MaskedLm => "bert, roberta",
             Task::Base | Task::SequenceClassification => "gpt2, bert, roberta",
             Task::QuestionAnswering => "bert, roberta",
+            Task::Seq2SeqLm => "marian",
         }
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! - `core`: embeddings, attention, MLP, blocks, masks, KV cache, dropout.
 //! - `gpt2`, `bert`, `roberta`: Hugging Face names and configs mapped onto the core;
+//!   `marian`: the encoder–decoder (`MarianMTModel`) in a file of its own, on the core's
+//!   attention, with [`AutoModelForSeq2SeqLM`] (`seq2seq`) in front;
 //!   `heads`: what sits on top (LM heads, pooler); `params`: weights loaded or initialised.
 //! - [`auto`]: `AutoModelForCausalLM`, `AutoModelForMaskedLM`, `AutoModel`,
 //!   `AutoModelForSequenceClassification`, `AutoModelForQuestionAnswering`; `labels`: their
@@ -22,9 +24,11 @@ mod pretrained;
 mod bert;
 mod gpt2;
 mod inputs;
+mod marian;
 mod model;
 mod params;
 mod roberta;
+mod seq2seq;
 mod summary;
 
 pub use activation::Activation;
@@ -33,16 +37,18 @@ pub use auto::{
     AutoModelForSequenceClassification,
 };
 pub use config::{BertConfig, Gpt2Config, ModelConfig, RobertaConfig, SUPPORTED_MODEL_TYPES};
-pub use core::{KvCache, mean_pooling};
+pub use core::{EncoderDecoderCache, KvCache, mean_pooling};
 pub use device::{DeviceExt, best_device};
 pub use heads::Task;
 pub use labels::{LabelConfig, ProblemType};
+pub use marian::MarianConfig;
 pub use model::{
     BaseModelOutput, ForwardArgs, ModelOutput, QuestionAnsweringModelOutput,
     SequenceClassifierOutput, check_weights,
 };
 pub use params::LoadReport;
 pub use pretrained::PreTrainedModel;
+pub use seq2seq::AutoModelForSeq2SeqLM;
 
 /// Whether AdamW gives the parameter `name` weight decay. Hugging Face's Trainer decays every
 /// parameter except biases and LayerNorm weights; our models have no module types to inspect,

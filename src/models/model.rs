@@ -40,6 +40,13 @@ pub struct ForwardArgs {
     pub start_positions: Option<Tensor>,
     /// Question answering: the token index where each example's answer ends, `[batch]`.
     pub end_positions: Option<Tensor>,
+    /// Encoder–decoder models: the decoder's input ids `[batch, target_seq]` (starting with
+    /// the decoder start token). When absent, the labels shifted right are used, as
+    /// transformers' `shift_tokens_right` makes them (-100 becomes the padding id).
+    pub decoder_input_ids: Option<Tensor>,
+    /// Encoder–decoder models: 1 for real decoder tokens, 0 for padding, `[batch, target_seq]`;
+    /// when absent only the causal mask applies (as in transformers).
+    pub decoder_attention_mask: Option<Tensor>,
     pub output_attentions: bool,
     pub output_hidden_states: bool,
 }
@@ -54,6 +61,8 @@ impl ForwardArgs {
             labels: None,
             start_positions: None,
             end_positions: None,
+            decoder_input_ids: None,
+            decoder_attention_mask: None,
             output_attentions: false,
             output_hidden_states: false,
         }
@@ -82,6 +91,16 @@ impl ForwardArgs {
     /// Question answering: where each answer ends (integer `[batch]`).
     pub fn end_positions(mut self, positions: &Tensor) -> Self {
         self.end_positions = Some(positions.clone());
+        self
+    }
+    /// Encoder–decoder models: the decoder's input ids (u32 or i64 `[batch, target_seq]`).
+    pub fn decoder_input_ids(mut self, ids: &Tensor) -> Self {
+        self.decoder_input_ids = Some(ids.clone());
+        self
+    }
+    /// Encoder–decoder models: the decoder inputs' padding mask `[batch, target_seq]`.
+    pub fn decoder_attention_mask(mut self, mask: &Tensor) -> Self {
+        self.decoder_attention_mask = Some(mask.clone());
         self
     }
     pub fn output_attentions(mut self, yes: bool) -> Self {
@@ -165,6 +184,7 @@ fn check_task(config: &ModelConfig, task: Task) -> Result<()> {
             matches!(config, ModelConfig::Bert(_) | ModelConfig::Roberta(_))
         }
         Task::Base | Task::SequenceClassification => true,
+        Task::Seq2SeqLm => false,
     };
     if ok {
         Ok(())

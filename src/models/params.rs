@@ -83,10 +83,15 @@ impl LoadReport {
 /// the copies of output embeddings tied to the input ones (GPT-2's `lm_head.weight`, BERT's and
 /// RoBERTa's decoder), which transformers fills from the embeddings.
 fn is_known_buffer(name: &str) -> bool {
-    const SUFFIXES: [&str; 8] = [
+    const SUFFIXES: [&str; 11] = [
         "attn.bias",
         "attn.masked_bias",
         "position_ids",
+        // Marian: the sinusoidal tables older checkpoints store (rebuilt, never trained), and
+        // the copies of the shared embedding under the encoder's and decoder's names
+        "embed_positions.weight",
+        "encoder.embed_tokens.weight",
+        "decoder.embed_tokens.weight",
         "lm_head.weight",
         "cls.predictions.decoder.weight",
         "cls.predictions.decoder.bias",
@@ -199,6 +204,33 @@ impl Params {
             }
         };
         self.register(name, t)
+    }
+
+    /// A buffer (a tensor the model keeps but does not train, as Marian's `final_logits_bias`):
+    /// the checkpoint's when it has one of shape `shape`, else `None`; never in the VarMap.
+    pub fn buffer(&mut self, name: &str, shape: &[usize]) -> Result<Option<Tensor>> {
+        let Source::Loaded {
+            tensors,
+            path,
+            used,
+            ..
+        } = &mut self.source
+        else {
+            return Ok(None);
+        };
+        let Some((key, t)) = lookup(tensors, &self.prefix, name) else {
+            return Ok(None);
+        };
+        if t.dims() != shape {
+            return Err(Error::WeightShape {
+                path: path.clone(),
+                name: name.to_string(),
+                expected: shape.to_vec(),
+                found: t.dims().to_vec(),
+            });
+        }
+        used.insert(key.to_string());
+        Ok(Some(t.to_device(&self.device)?.to_dtype(self.dtype)?))
     }
 
     /// The weight `name` of shape `shape`, registered in the VarMap.

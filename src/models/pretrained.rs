@@ -4,11 +4,11 @@
 //! (any candle code with named parameters) becomes trainable by implementing it.
 use std::path::Path;
 
-use candle_core::{Device, Var};
+use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
 use serde_json::Value;
 
-use super::core::KvCache;
+use super::core::{EncoderDecoderCache, KvCache};
 use super::heads::Task;
 use super::model::{ForwardArgs, ModelOutput};
 use crate::Result;
@@ -49,6 +49,35 @@ pub trait PreTrainedModel: Clone {
     /// feeds one token per step instead of the whole prefix).
     fn has_kv_cache(&self) -> bool {
         false
+    }
+    /// Whether the model is an encoder–decoder (generation then encodes the sources once with
+    /// [`encode`](Self::encode) and decodes with [`decode_cached`](Self::decode_cached)).
+    fn is_encoder_decoder(&self) -> bool {
+        false
+    }
+    /// Encoder–decoders: runs the encoder once over `args.input_ids` (and `attention_mask`)
+    /// and returns the decoding state, each source repeated `rows_per_source` times (beams, or
+    /// returned sequences), with room for `capacity` decoder tokens.
+    fn encode(
+        &self,
+        _args: &ForwardArgs,
+        _rows_per_source: usize,
+        _capacity: usize,
+    ) -> Result<EncoderDecoderCache> {
+        Err(crate::Error::InvalidArgument(
+            "this model has no encoder; encode is for encoder-decoder models (AutoModelForSeq2SeqLM)".into(),
+        ))
+    }
+    /// Encoder–decoders: the logits `[rows, t, vocab]` of the new decoder tokens
+    /// `decoder_input_ids [rows, t]` after those already in `cache` (which then holds theirs).
+    fn decode_cached(
+        &self,
+        _decoder_input_ids: &Tensor,
+        _cache: &mut EncoderDecoderCache,
+    ) -> Result<Tensor> {
+        Err(crate::Error::InvalidArgument(
+            "this model has no decoder over an encoder; decode_cached is for encoder-decoder models (AutoModelForSeq2SeqLM)".into(),
+        ))
     }
     /// The generation settings the checkpoint came with: `generation_config.json` when the folder
     /// had one, else `config.json`, as a JSON value (`GenerationConfig` parses it).

@@ -8,7 +8,7 @@ use super::model::Model;
 use crate::display;
 use crate::{Error, Result};
 
-fn device_name(loc: DeviceLocation) -> String {
+pub(crate) fn device_name(loc: DeviceLocation) -> String {
     match loc {
         DeviceLocation::Cpu => "cpu".into(),
         DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
@@ -17,7 +17,7 @@ fn device_name(loc: DeviceLocation) -> String {
 }
 
 /// `124439808` → `124.4M`.
-fn human_count(n: usize) -> String {
+pub(crate) fn human_count(n: usize) -> String {
     match n {
         n if n >= 1_000_000_000 => format!("{:.1}B", n as f64 / 1e9),
         n if n >= 1_000_000 => format!("{:.1}M", n as f64 / 1e6),

@@ -94,6 +94,16 @@ pub struct TrainingArguments {
     pub disable_tqdm: bool,
     /// Resume from this checkpoint folder, or from the latest in `output_dir` with `"latest"`.
     pub resume_from_checkpoint: Option<String>,
+    /// Encoder–decoder models: evaluation and `predict` generate each example's output
+    /// (`EvalPrediction::predictions` then holds the generated token ids, not logits), so
+    /// `compute_metrics` can score BLEU, chrF or ROUGE (transformers'
+    /// `Seq2SeqTrainingArguments.predict_with_generate`).
+    pub predict_with_generate: bool,
+    /// The `max_length` of those generations (the decoder start token included); the model's
+    /// generation config when unset.
+    pub generation_max_length: Option<usize>,
+    /// The `num_beams` of those generations; the model's generation config when unset.
+    pub generation_num_beams: Option<usize>,
 }
 
 impl Default for TrainingArguments {
@@ -132,6 +142,9 @@ impl Default for TrainingArguments {
             bf16: false,
             disable_tqdm: false,
             resume_from_checkpoint: None,
+            predict_with_generate: false,
+            generation_max_length: None,
+            generation_num_beams: None,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Turning examples (lists of token ids) into padded batches with labels: causal LM (labels =
 //! inputs, padding ignored), masked LM (`DataCollatorForLanguageModeling`, 80/10/10), and
 //! task examples with one label each (`DataCollatorWithPadding`: sequence classification,
-//! question answering).
+//! question answering), and sources with targets (`DataCollatorForSeq2Seq`).
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -236,11 +236,110 @@ impl DataCollatorWithPadding {
     }
 }
 
-/// The collator a Trainer batches with: language modelling or task examples.
+/// Hugging Face's `DataCollatorForSeq2Seq` for encoder–decoder examples (`input_ids`: the
+/// source; `labels`: the target, any length): pads the sources with `pad_token_id` on the right
+/// and masks the padding, and pads the labels with `label_pad_token_id` (-100, left out of the
+/// loss). The model shifts the labels right behind its decoder start token to make the
+/// decoder's inputs, as transformers' collator does with the model's
+/// `prepare_decoder_input_ids_from_labels`.
+///
+/// ```
+/// use massivetext::train::{DataCollatorForSeq2Seq, Example};
+/// use candle_core::Device;
+/// let ex = |src: Vec<u32>, tgt: Vec<i64>| Example { input_ids: src, labels: Some(tgt), ..Default::default() };
+/// let batch = DataCollatorForSeq2Seq::new(9)
+///     .collate(&[ex(vec![1, 2, 3], vec![4, 0]), ex(vec![5], vec![6, 7, 0])], 0, &Device::Cpu)?;
+/// assert_eq!(batch.input_ids.to_vec2::<u32>()?, [[1, 2, 3], [5, 9, 9]]);
+/// assert_eq!(batch.labels.to_vec2::<i64>()?, [[4, 0, -100], [6, 7, 0]]);
+/// assert_eq!(batch.num_label_tokens, 5);
+/// # Ok::<(), massivetext::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataCollatorForSeq2Seq {
+    pub pad_token_id: u32,
+    /// What pads the labels (Hugging Face: -100).
+    pub label_pad_token_id: i64,
+    pub seed: u64,
+}
+
+impl DataCollatorForSeq2Seq {
+    pub fn new(pad_token_id: u32) -> Self {
+        Self {
+            pad_token_id,
+            label_pad_token_id: IGNORE_INDEX,
+            seed: 42,
+        }
+    }
+
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Pads `examples` (sources and labels, each to its longest). Examples without labels (to
+    /// predict) give a batch whose labels are not passed to the model. `stream` seeds the
+    /// batch's dropout.
+    pub fn collate(&self, examples: &[Example], stream: u64, device: &Device) -> Result<Batch> {
+        let (b, s) = batch_shape(examples)?;
+        let mut ids = vec![self.pad_token_id; b * s];
+        let mut mask = vec![0u32; b * s];
+        let mut n_inputs = 0;
+        for (r, e) in examples.iter().enumerate() {
+            let n = e.input_ids.len();
+            n_inputs += n;
+            ids[r * s..r * s + n].copy_from_slice(&e.input_ids);
+            mask[r * s..r * s + n].fill(1);
+        }
+        let labelled = examples.iter().any(|e| e.labels.is_some());
+        let (labels, num_label_tokens) = if labelled {
+            let rows: Vec<&Vec<i64>> = examples
+                .iter()
+                .enumerate()
+                .map(|(r, e)| {
+                    e.labels.as_ref().filter(|l| !l.is_empty()).ok_or_else(|| {
+                        Error::InvalidArgument(format!(
+                            "example {r} has no labels (target tokens) while others have some; DataCollatorForSeq2Seq needs a target for every example, or none at all"
+                        ))
+                    })
+                })
+                .collect::<Result<_>>()?;
+            let t = rows.iter().map(|l| l.len()).max().unwrap_or(0);
+            let mut v = vec![self.label_pad_token_id; b * t];
+            for (r, l) in rows.iter().enumerate() {
+                v[r * t..r * t + l.len()].copy_from_slice(l);
+            }
+            let n = v.iter().filter(|&&l| l != IGNORE_INDEX).count();
+            (Tensor::from_vec(v, (b, t), device)?, n)
+        } else {
+            (Tensor::zeros((b, 1), candle_core::DType::I64, device)?, 0)
+        };
+        Ok(Batch {
+            input_ids: Tensor::from_vec(ids, (b, s), device)?,
+            attention_mask: Tensor::from_vec(mask, (b, s), device)?,
+            labels,
+            num_label_tokens,
+            num_input_tokens: n_inputs,
+            dropout_seed: self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ stream,
+            token_type_ids: None,
+            answer_spans: false,
+            labelled,
+        })
+    }
+}
+
+/// The collator a Trainer batches with: language modelling, task examples, or sources and
+/// targets of an encoder–decoder.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Collator {
     LanguageModeling(DataCollatorForLanguageModeling),
     WithPadding(DataCollatorWithPadding),
+    Seq2Seq(DataCollatorForSeq2Seq),
+}
+
+impl From<DataCollatorForSeq2Seq> for Collator {
+    fn from(c: DataCollatorForSeq2Seq) -> Self {
+        Self::Seq2Seq(c)
+    }
 }
 
 impl From<DataCollatorForLanguageModeling> for Collator {
@@ -260,24 +359,27 @@ impl Collator {
         match self {
             Self::LanguageModeling(c) => c.collate(examples, stream, device),
             Self::WithPadding(c) => c.collate(examples, stream, device),
+            Self::Seq2Seq(c) => c.collate(examples, stream, device),
         }
     }
     pub fn validate(&self) -> Result<()> {
         match self {
             Self::LanguageModeling(c) => c.validate(),
-            Self::WithPadding(_) => Ok(()),
+            Self::WithPadding(_) | Self::Seq2Seq(_) => Ok(()),
         }
     }
     pub fn seed(&self) -> u64 {
         match self {
             Self::LanguageModeling(c) => c.seed,
             Self::WithPadding(c) => c.seed,
+            Self::Seq2Seq(c) => c.seed,
         }
     }
     pub fn with_seed(self, seed: u64) -> Self {
         match self {
             Self::LanguageModeling(c) => Self::LanguageModeling(c.with_seed(seed)),
             Self::WithPadding(c) => Self::WithPadding(c.with_seed(seed)),
+            Self::Seq2Seq(c) => Self::Seq2Seq(c.with_seed(seed)),
         }
     }
 }

@@ -36,8 +36,8 @@ mod trainer;
 pub use crate::models::{PreTrainedModel, uses_weight_decay};
 pub use args::{IntervalStrategy, SchedulerType, TrainingArguments};
 pub use collator::{
-    Batch, Collator, DataCollatorForLanguageModeling, DataCollatorWithPadding, Example,
-    IGNORE_INDEX, TaskLabel,
+    Batch, Collator, DataCollatorForLanguageModeling, DataCollatorForSeq2Seq,
+    DataCollatorWithPadding, Example, IGNORE_INDEX, TaskLabel,
 };
 pub use data::{EpochOrder, TokenWindows, TrainData};
 pub use optimizer::{AdamW, AdamWConfig, Grads};

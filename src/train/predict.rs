@@ -44,6 +44,44 @@ impl EvalPrediction {
             .to_vec1::<i64>()?)
     }
 
+    /// Generated sequences (with `predict_with_generate`; `[n, len]` token ids): each row's
+    /// ids without the -100 that pads rows of different batches to one length.
+    pub fn sequences(&self) -> Result<Vec<Vec<u32>>> {
+        rows_of_ids(&self.predictions, "predictions")
+    }
+
+    /// Each example's label ids (`[n, seq]`: a seq2seq target, or a language model's labels)
+    /// without the -100 that pads them.
+    pub fn label_sequences(&self) -> Result<Vec<Vec<u32>>> {
+        rows_of_ids(&self.label_ids, "label_ids")
+    }
+
+    /// The generated texts and the reference texts (labels), decoded with `tokenizer`,
+    /// special tokens (padding, EOS, the decoder start) skipped: what BLEU, chrF and ROUGE
+    /// score, as `tokenizer.batch_decode(preds, skip_special_tokens=True)` in a transformers
+    /// `compute_metrics`.
+    ///
+    /// ```no_run
+    /// # use massivetext::prelude::*;
+    /// # use massivetext::train::EvalPrediction;
+    /// # fn f(trainer: Trainer<AutoModelForSeq2SeqLM>, tok: Tokenizer) -> Result<()> {
+    /// let trainer = trainer.with_compute_metrics(move |p: &EvalPrediction| {
+    ///     let (hyps, refs) = p.decode(&tok)?;
+    ///     let bleu = corpus_bleu(&hyps, &[refs])?;
+    ///     Ok([("bleu".to_string(), bleu.score)].into())
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn decode(
+        &self,
+        tokenizer: &crate::tokenizer::Tokenizer,
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        let dec = |rows: Vec<Vec<u32>>| -> Result<Vec<String>> {
+            rows.iter().map(|r| tokenizer.decode(r, true)).collect()
+        };
+        Ok((dec(self.sequences()?)?, dec(self.label_sequences()?)?))
+    }
+
     /// The label ids as integers, one per example (`[n]` labels).
     pub fn labels(&self) -> Result<Vec<i64>> {
         let l = &self.label_ids;
@@ -55,6 +93,27 @@ impl EvalPrediction {
         }
         Ok(l.to_dtype(DType::I64)?.to_vec1::<i64>()?)
     }
+}
+
+/// The rows of an integer `[n, len]` tensor without -100 (nor negative values).
+fn rows_of_ids(t: &Tensor, what: &str) -> Result<Vec<Vec<u32>>> {
+    if t.rank() != 2 || t.dtype().is_float() {
+        return Err(Error::InvalidArgument(format!(
+            "{what} must be token ids [examples, len] (set predict_with_generate for generated ids), got {:?} {:?}",
+            t.dtype(),
+            t.dims()
+        )));
+    }
+    Ok(t.to_dtype(DType::I64)?
+        .to_vec2::<i64>()?
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .filter(|&x| x >= 0)
+                .map(|x| x as u32)
+                .collect()
+        })
+        .collect())
 }
 
 /// What `Trainer::predict` returns (transformers' `PredictionOutput`).

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::args::{IntervalStrategy, TrainingArguments, interval};
 use super::collator::{
-    Batch, Collator, DataCollatorForLanguageModeling, DataCollatorWithPadding, Example,
+    Batch, Collator, DataCollatorForLanguageModeling, DataCollatorForSeq2Seq,
+    DataCollatorWithPadding, Example,
 };
 use super::data::{EpochOrder, TokenWindows, TrainData};
 use super::optimizer::{AdamW, AdamWConfig, Grads};
@@ -23,6 +24,7 @@ use super::state::{
     sweep_leftovers,
 };
 use crate::data::Dataset;
+use crate::generate::{GenerationConfig, GenerationMixin};
 use crate::io::{self, read_json, write_json};
 use crate::models::core::check_token_id;
 use crate::models::{PreTrainedModel, Task};
@@ -75,14 +77,24 @@ fn is_task_model<M: PreTrainedModel>(model: &M) -> bool {
     )
 }
 
-/// `DataCollatorWithPadding` with the config's `pad_token_id` (0 when it has none).
-fn default_padding_collator<M: PreTrainedModel>(model: &M) -> DataCollatorWithPadding {
-    let pad = model
+/// The config's `pad_token_id` (0 when it has none).
+fn config_pad<M: PreTrainedModel>(model: &M) -> u32 {
+    model
         .config_json()
         .get("pad_token_id")
         .and_then(Value::as_u64)
-        .unwrap_or(0) as u32;
-    DataCollatorWithPadding::new(pad)
+        .unwrap_or(0) as u32
+}
+
+/// `DataCollatorWithPadding` with the config's `pad_token_id` (0 when it has none).
+fn default_padding_collator<M: PreTrainedModel>(model: &M) -> DataCollatorWithPadding {
+    DataCollatorWithPadding::new(config_pad(model))
+}
+
+/// Whether `compute_metrics` may produce any metric (a task model's, a seq2seq model's BLEU),
+/// so `metric_for_best_model` is checked at the first evaluation instead of up front.
+fn metrics_are_free<M: PreTrainedModel>(model: &M) -> bool {
+    is_task_model(model) || model.task() == Task::Seq2SeqLm
 }
 
 fn collator_for_tokenizer<M: PreTrainedModel>(
@@ -235,6 +247,8 @@ pub struct Trainer<M: PreTrainedModel> {
     collator: DataCollatorForLanguageModeling,
     /// Task models (classification, QA) batch with this instead.
     padding_collator: Option<DataCollatorWithPadding>,
+    /// Encoder–decoder models batch with this instead.
+    seq2seq_collator: Option<DataCollatorForSeq2Seq>,
     compute_metrics: Option<ComputeMetrics>,
     optimizer: AdamW,
     scheduler: LrScheduler,
@@ -301,10 +315,12 @@ impl<M: PreTrainedModel> Trainer<M> {
             train_batch_size: bs,
             ..Default::default()
         };
-        check_best_metric(&args, is_task_model(&model))?;
+        check_best_metric(&args, metrics_are_free(&model))?;
         let collator = default_collator(&model).with_seed(args.seed);
         let padding_collator =
             is_task_model(&model).then(|| default_padding_collator(&model).with_seed(args.seed));
+        let seq2seq_collator = (model.task() == Task::Seq2SeqLm)
+            .then(|| DataCollatorForSeq2Seq::new(config_pad(&model)).with_seed(args.seed));
         Ok(Trainer {
             model,
             args,
@@ -312,6 +328,7 @@ impl<M: PreTrainedModel> Trainer<M> {
             eval_data: None,
             collator,
             padding_collator,
+            seq2seq_collator,
             compute_metrics: None,
             optimizer,
             scheduler,
@@ -343,8 +360,14 @@ impl<M: PreTrainedModel> Trainer<M> {
     /// collator with the tokenizer's mask and padding ids and its special tokens never masked;
     /// for a causal LM, the causal collator padding with the tokenizer's pad (else eos) id.
     /// For a task model (classification, QA), `DataCollatorWithPadding` with the tokenizer's
-    /// pad (else eos) id.
+    /// pad (else eos) id; for an encoder–decoder, `DataCollatorForSeq2Seq` with it.
     pub fn with_tokenizer(self, tokenizer: &crate::tokenizer::Tokenizer) -> Result<Self> {
+        if self.model.task() == Task::Seq2SeqLm {
+            let pad = tokenizer
+                .pad_token_id()
+                .unwrap_or_else(|| config_pad(&self.model));
+            return self.with_collator(DataCollatorForSeq2Seq::new(pad));
+        }
         if is_task_model(&self.model) {
             let pad = tokenizer
                 .pad_token_id()
@@ -371,8 +394,16 @@ impl<M: PreTrainedModel> Trainer<M> {
             Collator::LanguageModeling(c) => {
                 self.collator = c;
                 self.padding_collator = None;
+                self.seq2seq_collator = None;
             }
-            Collator::WithPadding(c) => self.padding_collator = Some(c),
+            Collator::WithPadding(c) => {
+                self.padding_collator = Some(c);
+                self.seq2seq_collator = None;
+            }
+            Collator::Seq2Seq(c) => {
+                self.seq2seq_collator = Some(c);
+                self.padding_collator = None;
+            }
         }
         Ok(self)
     }
@@ -406,10 +437,32 @@ impl<M: PreTrainedModel> Trainer<M> {
         stream: u64,
         device: &candle_core::Device,
     ) -> Result<Batch> {
+        if let Some(c) = &self.seq2seq_collator {
+            return c.collate(examples, stream, device);
+        }
         match &self.padding_collator {
             Some(c) => c.collate(examples, stream, device),
             None => self.collator.collate(examples, stream, device),
         }
+    }
+
+    /// The collator an encoder–decoder batches with (`None` for other models).
+    pub fn seq2seq_collator(&self) -> Option<&DataCollatorForSeq2Seq> {
+        self.seq2seq_collator.as_ref()
+    }
+
+    /// The settings `predict_with_generate` generates with: the model's generation config,
+    /// with `generation_max_length` and `generation_num_beams` from the arguments when set.
+    pub fn generation_config(&self) -> GenerationConfig {
+        let mut c = self.model.generation_config();
+        if let Some(n) = self.args.generation_max_length {
+            c.max_new_tokens = n.saturating_sub(1).max(1);
+        }
+        if let Some(n) = self.args.generation_num_beams {
+            c.num_beams = n.max(1);
+            c.num_return_sequences = 1;
+        }
+        c
     }
 
     /// The collator a task model batches with (`None` for language models).
@@ -849,18 +902,27 @@ impl<M: PreTrainedModel> Trainer<M> {
     }
 
     /// One pass over `examples` in evaluation mode: the label-weighted loss sum, and (when
-    /// `gather`) every example's logits and labels on the CPU.
+    /// `gather`) every example's logits (or, with `predict_with_generate`, generated token
+    /// ids) and labels on the CPU.
     fn run_eval(&self, examples: &[Example], gather: bool) -> Result<EvalRun> {
         let device = self.model.device().clone();
         let bs = self.args.per_device_eval_batch_size;
         let model = self.model.eval_copy();
         let mut run = EvalRun::default();
         let (mut preds, mut labels) = (Vec::new(), Vec::new());
+        let generate = gather && self.args.predict_with_generate && model.is_encoder_decoder();
+        let gen_config = generate.then(|| self.generation_config());
         for (k, chunk) in examples.chunks(bs).enumerate() {
             let b = self.collate(chunk, u64::MAX - k as u64, &device)?;
-            let out = model.forward_with(&b.forward_args())?;
+            let args = b.forward_args();
+            let out = if b.labelled || !model.is_encoder_decoder() {
+                Some(model.forward_with(&args)?)
+            } else {
+                // an encoder-decoder without targets has no decoder inputs to score
+                None
+            };
             if b.num_label_tokens > 0
-                && let Some(loss) = out.loss
+                && let Some(loss) = out.as_ref().and_then(|o| o.loss.as_ref())
             {
                 let v = loss.detach().to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
                 run.loss_sum += v * b.num_label_tokens as f64;
@@ -868,7 +930,20 @@ impl<M: PreTrainedModel> Trainer<M> {
             }
             if gather {
                 let cpu = candle_core::Device::Cpu;
-                preds.push(out.logits.detach().to_dtype(DType::F32)?.to_device(&cpu)?);
+                let p = match (&gen_config, &out) {
+                    (Some(g), _) => {
+                        let mut a = args.clone();
+                        a.labels = None;
+                        model.generate_with(&a, g)?.to_dtype(DType::I64)?
+                    }
+                    (None, Some(o)) => o.logits.detach().to_dtype(DType::F32)?,
+                    (None, None) => {
+                        return Err(Error::InvalidArgument(
+                            "an encoder-decoder predicts unlabelled examples by generating: set TrainingArguments.predict_with_generate".into(),
+                        ));
+                    }
+                };
+                preds.push(p.to_device(&cpu)?);
                 run.unlabelled |= !b.labelled;
                 labels.push(b.labels.to_device(&cpu)?);
             }
