@@ -496,8 +496,8 @@ pub fn run_translation(
         &dir.join("translations.txt"),
         (hyps.join("\n") + "\n").as_bytes(),
     )?;
-    let bleu = corpus_bleu(&hyps, &[test_tgt.clone()])?;
-    let chrf = corpus_chrf(&hyps, &[test_tgt.clone()])?;
+    let bleu = corpus_bleu(&hyps, std::slice::from_ref(&test_tgt))?;
+    let chrf = corpus_chrf(&hyps, std::slice::from_ref(&test_tgt))?;
     let examples = (0..job.decode.show_examples.min(hyps.len()))
         .map(|i| ExampleTranslation {
             source: test_src[i].clone(),

@@ -241,11 +241,12 @@ pub(crate) fn sinusoidal_positions(n_pos: usize, dim: usize, device: &Device) ->
     for pos in 0..n_pos {
         let row = &mut out[pos * dim..(pos + 1) * dim];
         let angle = |j: usize| pos as f64 / 10000f64.powf((2 * (j / 2)) as f64 / dim as f64);
-        for i in 0..sentinel {
-            row[i] = angle(2 * i).sin() as f32;
+        let (sines, cosines) = row.split_at_mut(sentinel);
+        for (i, x) in sines.iter_mut().enumerate() {
+            *x = angle(2 * i).sin() as f32;
         }
-        for i in 0..dim / 2 {
-            row[sentinel + i] = angle(2 * i + 1).cos() as f32;
+        for (i, x) in cosines.iter_mut().enumerate() {
+            *x = angle(2 * i + 1).cos() as f32;
         }
     }
     Ok(Tensor::from_vec(out, (n_pos, dim), device)?)
