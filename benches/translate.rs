@@ -130,7 +130,7 @@ fn main() -> massivetext::Result<()> {
     let t0 = Instant::now();
     let hyps = translate(&model, &tok, &test_src, &gen_cfg, job.decode.batch_size)?;
     let ours_translate = t0.elapsed().as_secs_f64();
-    let ours_bleu = corpus_bleu(&hyps, &[test_tgt.clone()])?;
+    let ours_bleu = corpus_bleu(&hyps, std::slice::from_ref(&test_tgt))?;
     println!(
         "massivetext: train {ours_train:.0} s ({:.0} tokens/s, final loss {:.3}), translate {ours_translate:.0} s, {ours_bleu}",
         tokens as f64 / ours_train,
@@ -187,7 +187,7 @@ fn main() -> massivetext::Result<()> {
         .iter()
         .map(|r| tok.decode(r, true))
         .collect::<massivetext::Result<Vec<_>>>()?;
-    let torch_bleu = corpus_bleu(&torch_hyps, &[test_tgt.clone()])?;
+    let torch_bleu = corpus_bleu(&torch_hyps, std::slice::from_ref(&test_tgt))?;
     let torch_train = torch["train_s"].as_f64().unwrap_or(f64::NAN);
     let torch_tokens = torch["tokens"].as_f64().unwrap_or(f64::NAN);
     println!(

@@ -444,7 +444,7 @@ fn trainer_learns_to_copy_and_scores_generations() {
             let hyps = text(p.sequences()?);
             let refs = text(p.label_sequences()?);
             let exact = hyps.iter().zip(&refs).filter(|(h, r)| h == r).count();
-            let bleu = corpus_bleu(&hyps, &[refs.clone()])?;
+            let bleu = corpus_bleu(&hyps, std::slice::from_ref(&refs))?;
             Ok([
                 ("exact".to_string(), exact as f64 / hyps.len() as f64),
                 ("bleu".to_string(), bleu.score),
