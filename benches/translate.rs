@@ -10,8 +10,8 @@
 //!     BENCH_STEPS=600 BENCH_TEST=200 cargo bench --bench translate   # a shorter run
 //!     BENCH_NO_TORCH=1 cargo bench --bench translate                  # ours only
 //!
-//! Settings: `TranslationJob::default()` (a 3 + 3 layer, 256-wide Marian, batches of 64,
-//! learning rate 1e-3 with 300 warmup steps, 4 beams), with `BENCH_STEPS`, `BENCH_TRAIN`
+//! Settings: `TranslationJob::default()` (a 2 + 2 layer, 128-wide Marian, batches of 64,
+//! learning rate 2e-3 with 100 warmup steps, 4 beams), with `BENCH_STEPS`, `BENCH_TRAIN`
 //! (training pairs), `BENCH_TEST` (test sentences), `BENCH_THREADS`, `BENCH_DATA` (default
 //! `../shared/data/multi30k`); the transformers side is benches/translate_torch.py, run with
 //! `BENCH_PYTHON` (default `python`).

@@ -17,7 +17,7 @@ pub struct TranslateArgs {
     /// A TOML job file with [data], [vocab], [model], [decode] and [training] tables.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Start from the one-minute settings (2,000 pairs, a 2 + 2 layer model, 150 steps).
+    /// Start from the one-minute settings (1,000 pairs, a 1 + 1 layer model, 60 steps).
     #[arg(long)]
     pub quick: bool,
     /// Print the settings as TOML (a job file for --config) and stop.
@@ -41,10 +41,10 @@ pub struct TranslateArgs {
     /// Train into a non-empty --output-dir anyway.
     #[arg(long)]
     pub overwrite_output_dir: bool,
-    /// Optimiser steps [default: 3000].
+    /// Optimiser steps [default: 1500].
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive_steps)]
     pub max_steps: Option<i64>,
-    /// Joint vocabulary size [default: 8000].
+    /// Joint vocabulary size [default: 4000].
     #[arg(long, value_name = "N", value_parser = positive_usize)]
     pub vocab_size: Option<usize>,
     /// Use only the first N training pairs.
