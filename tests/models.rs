@@ -498,6 +498,12 @@ fn fused_ops_match_composed_values_and_gradients() {
                 |t| composed::gelu(&t[0], act).unwrap(),
             );
         }
+        check_op(
+            "silu",
+            &[randn(&shape, 6)],
+            |t| ops::silu(&t[0]).unwrap(),
+            |t| composed::silu(&t[0]).unwrap(),
+        );
     }
     // dense layers: nn.Linear [out, in] and Conv1D [in, out], with and without bias; the large
     // one takes gemm's parallel path

@@ -2,6 +2,7 @@
 //! order: repetition penalty, no-repeat n-grams, bad words, minimum new tokens, forced EOS;
 //! then, when sampling, temperature, top-k, top-p (and, for beam search, `renormalize_logits`).
 use super::config::GenerationConfig;
+use crate::kernels::vmath;
 
 /// Where the row stands: its whole sequence (prompt, with any left padding, and new tokens),
 /// and how many tokens are new.
@@ -137,10 +138,11 @@ pub(crate) fn softmax(x: &[f32]) -> Vec<f32> {
     e.into_iter().map(|v| v / sum).collect()
 }
 
-/// Log-softmax of a row, in f32.
+/// Log-softmax of a row, in f32. The sum of exponentials runs on the kernels' vectorised `exp`:
+/// beam search takes this of every beam's row at every step.
 pub(crate) fn log_softmax(x: &[f32]) -> Vec<f32> {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = max + x.iter().map(|&v| (v - max).exp()).sum::<f32>().ln();
+    let lse = max + vmath::sum_exp_shifted(x, max).ln();
     x.iter().map(|&v| v - lse).collect()
 }
 

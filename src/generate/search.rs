@@ -271,11 +271,21 @@ struct Hyp {
     finished: bool,
 }
 
-/// Indices of the `k` largest values, largest first; equal values keep their order.
+/// Indices of the `k` largest values, largest first; equal values keep their order. A partial
+/// selection first (linear in `values`), then a sort of the `k` chosen: the order (value, then
+/// index) is total, so this is what a full sort truncated to `k` gives, at a fraction of its
+/// cost over `num_beams * vocab` scores every step.
 fn top_k(values: &[f32], k: usize) -> Vec<usize> {
+    let order = |&a: &usize, &b: &usize| values[b].total_cmp(&values[a]).then(a.cmp(&b));
     let mut idx: Vec<usize> = (0..values.len()).collect();
-    idx.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
-    idx.truncate(k);
+    if k == 0 {
+        return Vec::new();
+    }
+    if k < idx.len() {
+        idx.select_nth_unstable_by(k - 1, order);
+        idx.truncate(k);
+    }
+    idx.sort_by(order);
     idx
 }
 

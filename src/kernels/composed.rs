@@ -123,6 +123,11 @@ pub fn gelu(x: &Tensor, kind: Gelu) -> Result<Tensor> {
     }
 }
 
+/// SiLU: candle's op, which has its own backward pass on every device.
+pub fn silu(x: &Tensor) -> Result<Tensor> {
+    x.silu()
+}
+
 /// Mean cross-entropy of `logits [rows, vocab]` against i64 `labels [rows]`, `-100` left out.
 /// Labels are checked and picked on the logits' device: the only value read back is the count
 /// of out-of-range labels.

@@ -5,7 +5,7 @@
 //! values straight from the packed projections `qkv [b, t, 3h]` into their slots, in place, and
 //! [`cached_attention`] attends the new queries over the filled part: two calls per layer and
 //! step, no concatenation, no head-split copies. Inference only (no backward).
-use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor, bail};
+use candle_core::{CpuStorage, InplaceOp1, InplaceOp2, Layout, Result, Tensor, bail};
 
 use super::cpu::{OutPtr, par_for, slice, slice_mut};
 use super::vmath;
@@ -98,6 +98,69 @@ impl InplaceOp2 for Write {
 /// `kv [2, b, heads, capacity, hd]`, in place (CPU f32).
 pub(crate) fn cache_write(kv: &Tensor, qkv: &Tensor, n_head: usize, past: usize) -> Result<()> {
     kv.inplace_op2(&qkv.contiguous()?, &Write { n_head, past })
+}
+
+struct Reorder<'a> {
+    rows: &'a [u32],
+    len: usize,
+}
+
+impl InplaceOp1 for Reorder<'_> {
+    fn name(&self) -> &'static str {
+        "massivetext-kv-cache-reorder"
+    }
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> Result<()> {
+        let dims = l.dims();
+        if dims.len() != 5 || dims[0] != 2 || dims[1] != self.rows.len() || self.len > dims[3] {
+            bail!(
+                "kv cache reorder: cache {dims:?}, {} rows, {} filled positions",
+                self.rows.len(),
+                self.len
+            );
+        }
+        let (b, n_head, cap, hd) = (dims[1], dims[2], dims[3], dims[4]);
+        if let Some(&r) = self.rows.iter().find(|&&r| r as usize >= b) {
+            bail!("kv cache reorder: row {r} of a cache of {b} rows");
+        }
+        let d = Dims {
+            b,
+            t: 0,
+            n_head,
+            hd,
+            cap,
+        };
+        let kv = slice_mut(s, l, "kv cache reorder")?;
+        // Gather the filled positions of every source row first (a row may be copied to
+        // several others, so the writes cannot go straight in place), then write them back.
+        let span = self.len * hd;
+        let mut gathered = Vec::with_capacity(2 * b * n_head * span);
+        for which in 0..2 {
+            for &r in self.rows {
+                for hh in 0..n_head {
+                    let at = d.slot(which, r as usize, hh, 0);
+                    gathered.extend_from_slice(&kv[at..at + span]);
+                }
+            }
+        }
+        let mut src = gathered.chunks_exact(span.max(1));
+        for which in 0..2 {
+            for bi in 0..b {
+                for hh in 0..n_head {
+                    let at = d.slot(which, bi, hh, 0);
+                    if let Some(from) = src.next() {
+                        kv[at..at + span].copy_from_slice(from);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Beam search: row `i` of the cache `kv [2, b, heads, capacity, hd]` becomes old row
+/// `rows[i]`, in place, copying only the first `len` (filled) positions (CPU f32).
+pub(crate) fn cache_reorder(kv: &Tensor, rows: &[u32], len: usize) -> Result<()> {
+    kv.inplace_op1(&Reorder { rows, len })
 }
 
 /// `softmax(q kᵀ / sqrt(hd) + mask) v` for the queries of `qkv [b, t, 3h]` over the first `len`

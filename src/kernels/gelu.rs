@@ -1,4 +1,6 @@
-//! The two GELUs of Hugging Face, element-wise, with their derivatives.
+//! The smooth activations of Hugging Face configs, element-wise, with their derivatives: the
+//! two GELUs and SiLU (`swish`, Marian's). candle's own `silu` is four ops forward and six
+//! backward, each a pass over memory and a wake of the thread pool; here each direction is one.
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::cpu::{elementwise, slice};
@@ -50,6 +52,35 @@ fn gelu_grad(kind: Gelu, x: f32) -> f32 {
     }
 }
 
+/// `x sigmoid(x)`.
+#[inline(always)]
+fn silu_fwd(x: f32) -> f32 {
+    x * vmath::sigmoid(x)
+}
+
+/// `d/dx [x s(x)] = s (1 + x (1 - s))`.
+#[inline(always)]
+fn silu_grad(x: f32) -> f32 {
+    let s = vmath::sigmoid(x);
+    s * (1.0 + x * (1.0 - s))
+}
+
+vmath::multiversion! {
+    /// `o = silu(x)` over a chunk.
+    fn silu_chunk(x: &[f32], o: &mut [f32]) {
+        o.iter_mut().zip(x).for_each(|(o, &x)| *o = silu_fwd(x));
+    }
+}
+
+vmath::multiversion! {
+    /// `o = g * silu'(x)` over a chunk.
+    fn silu_grad_chunk(x: &[f32], g: &[f32], o: &mut [f32]) {
+        o.iter_mut()
+            .zip(x.iter().zip(g))
+            .for_each(|(o, (&x, &g))| *o = g * silu_grad(x));
+    }
+}
+
 vmath::multiversion! {
     /// `o = gelu_new(x)` over a chunk.
     fn gelu_new_chunk(x: &[f32], o: &mut [f32]) {
@@ -68,40 +99,46 @@ vmath::multiversion! {
     }
 }
 
-struct GeluOp(Gelu);
+/// The activation an op computes.
+#[derive(Clone, Copy)]
+enum Act {
+    Gelu(Gelu),
+    Silu,
+}
 
-impl CustomOp1 for GeluOp {
+struct ActOp(Act);
+
+impl CustomOp1 for ActOp {
     fn name(&self) -> &'static str {
-        "massivetext-gelu"
+        "massivetext-activation"
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = slice(s, l, "gelu")?;
+        let x = slice(s, l, "activation")?;
         let mut out = vec![0f32; x.len()];
         let kind = self.0;
         elementwise(&mut out, |start, o| {
             let x = &x[start..start + o.len()];
             match kind {
-                Gelu::Tanh => gelu_new_chunk(x, o),
-                Gelu::Erf => o
+                Act::Gelu(Gelu::Tanh) => gelu_new_chunk(x, o),
+                Act::Gelu(Gelu::Erf) => o
                     .iter_mut()
                     .zip(x)
                     .for_each(|(o, &x)| *o = gelu_fwd(Gelu::Erf, x)),
+                Act::Silu => silu_chunk(x, o),
             }
         });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
     fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(
-            x.apply_op2_no_bwd(&g.contiguous()?, &GeluBwd(self.0))?,
-        ))
+        Ok(Some(x.apply_op2_no_bwd(&g.contiguous()?, &ActBwd(self.0))?))
     }
 }
 
-struct GeluBwd(Gelu);
+struct ActBwd(Act);
 
-impl CustomOp2 for GeluBwd {
+impl CustomOp2 for ActBwd {
     fn name(&self) -> &'static str {
-        "massivetext-gelu-bwd"
+        "massivetext-activation-bwd"
     }
     fn cpu_fwd(
         &self,
@@ -110,17 +147,21 @@ impl CustomOp2 for GeluBwd {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, g) = (slice(s1, l1, "gelu_bwd")?, slice(s2, l2, "gelu_bwd")?);
+        let (x, g) = (
+            slice(s1, l1, "activation_bwd")?,
+            slice(s2, l2, "activation_bwd")?,
+        );
         let mut out = vec![0f32; x.len()];
         let kind = self.0;
         elementwise(&mut out, |start, o| {
             let (x, g) = (&x[start..start + o.len()], &g[start..start + o.len()]);
             match kind {
-                Gelu::Tanh => gelu_new_grad_chunk(x, g, o),
-                Gelu::Erf => o
+                Act::Gelu(Gelu::Tanh) => gelu_new_grad_chunk(x, g, o),
+                Act::Gelu(Gelu::Erf) => o
                     .iter_mut()
                     .zip(x.iter().zip(g))
                     .for_each(|(o, (&x, &g))| *o = g * gelu_grad(Gelu::Erf, x)),
+                Act::Silu => silu_grad_chunk(x, g, o),
             }
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
@@ -129,5 +170,10 @@ impl CustomOp2 for GeluBwd {
 
 /// GELU of either kind, element-wise.
 pub(crate) fn gelu(x: &Tensor, kind: Gelu) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(GeluOp(kind))
+    x.contiguous()?.apply_op1(ActOp(Act::Gelu(kind)))
+}
+
+/// SiLU, element-wise.
+pub(crate) fn silu(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(ActOp(Act::Silu))
 }

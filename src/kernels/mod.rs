@@ -137,6 +137,20 @@ pub fn kv_cache_write(kv: &Tensor, qkv: &Tensor, n_head: usize, past: usize) -> 
     }
 }
 
+/// Beam search: row `i` of a layer's KV cache `kv [2, b, heads, capacity, hd]` becomes old row
+/// `rows[i]` (`rows` has `b` entries). Returns the cache to use from now on: the same buffer,
+/// reordered in place over its first `len` positions, on the fused path; a reordered copy
+/// elsewhere.
+pub fn kv_cache_reorder(kv: &Tensor, rows: &[u32], len: usize) -> Result<Tensor> {
+    if use_fused(kv) && kv.is_contiguous() {
+        decode::cache_reorder(kv, rows, len)?;
+        Ok(kv.clone())
+    } else {
+        let idx = Tensor::from_slice(rows, rows.len(), kv.device())?;
+        kv.index_select(&idx, 1)
+    }
+}
+
 /// Attention of the queries of `qkv [b, t, 3h]` over the first `len` positions of the KV cache
 /// `kv [2, b, heads, capacity, hd]`, with an optional additive mask `[b, 1, t, len]`; returns the
 /// merged heads `[b, t, h]`. Inference only (no backward).
@@ -172,10 +186,13 @@ pub fn cached_cross_attention(
     }
 }
 
-/// SiLU (`swish`): `x sigmoid(x)`, element-wise, with its backward pass (candle's op on every
-/// device).
+/// SiLU (`swish`): `x sigmoid(x)`, element-wise, with its backward pass.
 pub fn silu(x: &Tensor) -> Result<Tensor> {
-    x.silu()
+    if use_fused(x) {
+        gelu::silu(x)
+    } else {
+        composed::silu(x)
+    }
 }
 
 /// ReLU: `max(x, 0)`, element-wise.

@@ -443,8 +443,7 @@ impl KvCache {
             return Ok(());
         }
         for t in self.layers.iter_mut().flatten() {
-            let idx = Tensor::from_slice(rows, rows.len(), t.device())?;
-            *t = t.index_select(&idx, 1)?;
+            *t = kernels::kv_cache_reorder(t, rows, self.len)?;
         }
         Ok(())
     }
