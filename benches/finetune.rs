@@ -22,6 +22,8 @@
 //! learning rate 1e-4 (linear decay, no warmup), weight decay 0.01, max 64 tokens, dropout as
 //! the checkpoint says, seed 42; the transformers side is benches/finetune_torch.py, run with
 //! `BENCH_PYTHON` (default `python`).
+mod common;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -33,6 +35,8 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
+
+use common::{bench_threads, env_or};
 
 const LABELS: [&str; 4] = ["World", "Sports", "Business", "Sci/Tech"];
 
@@ -57,23 +61,8 @@ fn csv_fields(line: &str) -> Vec<String> {
     out
 }
 
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() -> massivetext::Result<()> {
-    let threads: usize = env_or(
-        "BENCH_THREADS",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-    );
-    // SAFETY: no other thread is running yet.
-    unsafe {
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-        std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
-    }
+    let threads = bench_threads();
     let steps: usize = env_or("BENCH_STEPS", 200);
     let (batch, lr, max_len, seed) = (16usize, 1e-4, 64usize, 42u64);
     let seeds: Vec<u64> = std::env::var("BENCH_SEEDS")

@@ -10,16 +10,13 @@
 //!     BENCH_CASES=greedy_b1 BENCH_NO_UNCACHED=1 BENCH_NO_TORCH=1 cargo bench --bench generate  # to profile
 //!
 //! Needs a python with torch and transformers for the reference side (skipped if absent).
+mod common;
+
 use std::time::Instant;
 
 use massivetext::prelude::*;
 
-fn env_usize(k: &str, default: usize) -> usize {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::{bench_threads, env_or};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -27,17 +24,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> massivetext::Result<()> {
-    let threads = env_usize(
-        "BENCH_THREADS",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-    );
-    let runs = env_usize("BENCH_RUNS", 3);
-    let new_tokens = env_usize("BENCH_NEW_TOKENS", 256);
-    // SAFETY: no other thread is running yet.
-    unsafe {
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-        std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
-    }
+    let threads = bench_threads();
+    let runs = env_or("BENCH_RUNS", 3);
+    let new_tokens = env_or("BENCH_NEW_TOKENS", 256);
     let vocab = 8192;
     let cfg = Gpt2Config {
         vocab_size: vocab,

@@ -7,26 +7,18 @@
 //!     BENCH_MODEL=65,4,128,4,64,12 BENCH_STEPS=50 cargo bench --bench model   # nanoGPT CPU size
 //!
 //! Needs `python` with torch and transformers for the reference side (skipped if absent).
+mod common;
+
 use std::time::Instant;
 
 use massivetext::prelude::*;
 
+use common::{bench_threads, env_or};
+
 fn main() -> massivetext::Result<()> {
-    let threads: usize = std::env::var("BENCH_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let steps: usize = std::env::var("BENCH_STEPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    // candle sizes its CPU thread pool from CANDLE_NUM_THREADS / RAYON_NUM_THREADS at first
-    // use, and our fused ops run on rayon's global pool: set both before any tensor exists.
-    // SAFETY: no other thread is running yet.
-    unsafe {
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-        std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
-    }
+    // our fused ops also run on candle's pool: set the thread count before any tensor exists
+    let threads = bench_threads();
+    let steps: usize = env_or("BENCH_STEPS", 5);
     // BENCH_MODEL=vocab,layers,width,heads,ctx,batch (e.g. nanoGPT's CPU run: 65,4,128,4,64,12)
     let dims: Vec<usize> = std::env::var("BENCH_MODEL")
         .ok()

@@ -12,9 +12,12 @@
 //!
 //! Settings: `TranslationJob::default()` (a 2 + 2 layer, 128-wide Marian, batches of 64,
 //! learning rate 2e-3 with 100 warmup steps, 4 beams), with `BENCH_STEPS`, `BENCH_TRAIN`
-//! (training pairs), `BENCH_TEST` (test sentences), `BENCH_THREADS`, `BENCH_DATA` (default
+//! (training pairs), `BENCH_TEST` (test sentences), `BENCH_THREADS`, `BENCH_GROUP_BY_LENGTH`
+//! (`true` / `false`: batches of similar lengths, as the job's default), `BENCH_DATA` (default
 //! `../shared/data/multi30k`); the transformers side is benches/translate_torch.py, run with
 //! `BENCH_PYTHON` (default `python`).
+mod common;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -23,36 +26,24 @@ use massivetext::train::{DataCollatorForSeq2Seq, EpochOrder};
 use massivetext::translate::{TranslationJob, parallel_examples, train_tokenizer, translate};
 use serde_json::json;
 
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::{bench_threads, env_or};
 
 fn main() -> massivetext::Result<()> {
-    let threads: usize = env_or(
-        "BENCH_THREADS",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-    );
-    // SAFETY: no other thread is running yet.
-    unsafe {
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-        std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
-    }
+    let threads = bench_threads();
     let mut job = TranslationJob::default();
     job.data.dir = std::env::var("BENCH_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/multi30k")
         });
-    job.training.max_steps = env_or("BENCH_STEPS", 3000);
+    job.training.max_steps = env_or("BENCH_STEPS", job.training.max_steps);
     job.data.max_train_examples = std::env::var("BENCH_TRAIN")
         .ok()
         .and_then(|v| v.parse().ok());
     job.data.max_test_examples = std::env::var("BENCH_TEST")
         .ok()
         .and_then(|v| v.parse().ok());
+    job.training.group_by_length = env_or("BENCH_GROUP_BY_LENGTH", job.training.group_by_length);
     job.training.eval_strategy = IntervalStrategy::No;
     job.training.disable_tqdm = true;
     let work = tempfile::tempdir().map_err(|e| Error::InvalidArgument(e.to_string()))?;
@@ -86,7 +77,11 @@ fn main() -> massivetext::Result<()> {
             })
             .collect::<Vec<_>>(),
     );
-    let mut order = EpochOrder::default();
+    let mut order = if job.training.group_by_length {
+        EpochOrder::length_grouped(train.iter().map(|e| e.input_ids.len()).collect(), bs)
+    } else {
+        EpochOrder::default()
+    };
     let batches: Vec<Vec<usize>> = (0..steps)
         .map(|s| {
             index
@@ -116,33 +111,6 @@ fn main() -> massivetext::Result<()> {
         test_src.len()
     );
 
-    let mut trainer = Trainer::new(model, job.training.clone(), train.clone())?
-        .with_collator(DataCollatorForSeq2Seq::new(pad))?;
-    let t0 = Instant::now();
-    let out = trainer.train()?;
-    let ours_train = t0.elapsed().as_secs_f64();
-    let model = trainer.model().clone();
-    let gen_cfg = GenerationConfig {
-        num_beams: job.decode.num_beams,
-        max_new_tokens: job.decode.max_new_tokens,
-        ..model.generation_config()
-    };
-    let t0 = Instant::now();
-    let hyps = translate(&model, &tok, &test_src, &gen_cfg, job.decode.batch_size)?;
-    let ours_translate = t0.elapsed().as_secs_f64();
-    let ours_bleu = corpus_bleu(&hyps, std::slice::from_ref(&test_tgt))?;
-    println!(
-        "massivetext: train {ours_train:.0} s ({:.0} tokens/s, final loss {:.3}), translate {ours_translate:.0} s, {ours_bleu}",
-        tokens as f64 / ours_train,
-        out.training_loss
-    );
-    for i in 0..3.min(hyps.len()) {
-        println!("  {}\n  -> {}", test_src[i], hyps[i]);
-    }
-    if std::env::var("BENCH_NO_TORCH").is_ok() {
-        return Ok(());
-    }
-
     let eos_ids = |s: &str| -> massivetext::Result<Vec<u32>> {
         let mut v = tok.encode_plain(s)?;
         v.truncate(job.model.max_position_embeddings - 1);
@@ -161,9 +129,57 @@ fn main() -> massivetext::Result<()> {
         "batches": batches, "lr": a.learning_rate, "weight_decay": a.weight_decay,
         "beta1": a.adam_beta1, "beta2": a.adam_beta2, "eps": a.adam_epsilon,
         "warmup_steps": a.warmup_steps, "max_grad_norm": a.max_grad_norm,
-        "test": test_ids, "num_beams": gen_cfg.num_beams, "max_new_tokens": gen_cfg.max_new_tokens,
+        "test": test_ids, "num_beams": job.decode.num_beams, "max_new_tokens": job.decode.max_new_tokens,
         "decode_batch": job.decode.batch_size, "hyps_out": hyps_out,
     });
+    // BENCH_REFERENCE_ONLY=dir: write the reference side's input (settings, token ids, batch
+    // order, initial weights) to `dir` and stop, so `python benches/translate_torch.py
+    // dir/bench.json` reruns it alone (BENCH_TORCH_SEED there changes only its dropout draws)
+    if let Ok(dir) = std::env::var("BENCH_REFERENCE_ONLY") {
+        let dir = PathBuf::from(dir);
+        let mut cfg = cfg;
+        model.save_pretrained(dir.join("init"))?;
+        cfg["init"] = json!(dir.join("init"));
+        cfg["hyps_out"] = json!(dir.join("torch_hyps.json"));
+        std::fs::write(dir.join("bench.json"), cfg.to_string())
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        println!("wrote {}", dir.join("bench.json").display());
+        return Ok(());
+    }
+
+    let mut trainer = Trainer::new(model, job.training.clone(), train.clone())?
+        .with_collator(DataCollatorForSeq2Seq::new(pad))?;
+    let t0 = Instant::now();
+    let out = trainer.train()?;
+    let ours_train = t0.elapsed().as_secs_f64();
+    let model = trainer.model().clone();
+    let gen_cfg = GenerationConfig {
+        num_beams: job.decode.num_beams,
+        max_new_tokens: job.decode.max_new_tokens,
+        ..model.generation_config()
+    };
+    let t0 = Instant::now();
+    let hyps = translate(&model, &tok, &test_src, &gen_cfg, job.decode.batch_size)?;
+    let ours_translate = t0.elapsed().as_secs_f64();
+    let ours_bleu = corpus_bleu(&hyps, std::slice::from_ref(&test_tgt))?;
+    // the mean loss of the last logging interval (100 steps), as the reference side prints
+    let last_loss = trainer
+        .log_history()
+        .iter()
+        .rev()
+        .find_map(|e| e.get("loss").and_then(serde_json::Value::as_f64))
+        .unwrap_or(out.training_loss);
+    println!(
+        "massivetext: train {ours_train:.0} s ({:.0} tokens/s, loss over the last 100 steps {last_loss:.3}), translate {ours_translate:.0} s, {ours_bleu}",
+        tokens as f64 / ours_train,
+    );
+    for i in 0..3.min(hyps.len()) {
+        println!("  {}\n  -> {}", test_src[i], hyps[i]);
+    }
+    if std::env::var("BENCH_NO_TORCH").is_ok() {
+        return Ok(());
+    }
+
     let cfg_path = work.path().join("bench.json");
     std::fs::write(&cfg_path, cfg.to_string())
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
@@ -191,7 +207,7 @@ fn main() -> massivetext::Result<()> {
     let torch_train = torch["train_s"].as_f64().unwrap_or(f64::NAN);
     let torch_tokens = torch["tokens"].as_f64().unwrap_or(f64::NAN);
     println!(
-        "transformers: train {torch_train:.0} s ({:.0} tokens/s, final loss {:.3}), translate {:.0} s, {torch_bleu}",
+        "transformers: train {torch_train:.0} s ({:.0} tokens/s, loss over the last 100 steps {:.3}), translate {:.0} s, {torch_bleu}",
         torch_tokens / torch_train,
         torch["final_loss"].as_f64().unwrap_or(f64::NAN),
         torch["translate_s"].as_f64().unwrap_or(f64::NAN)

@@ -6,6 +6,7 @@ hyper-parameters and thread count; then beam search over the test sources with t
 generation config. Prints one JSON line: train_s, tokens (source + target tokens trained on,
 padding excluded), translate_s, final_loss, and the generated ids (written to a file)."""
 import json
+import os
 import sys
 import time
 
@@ -16,7 +17,7 @@ from transformers.utils import logging
 logging.set_verbosity_error()
 cfg = json.load(open(sys.argv[1]))
 torch.set_num_threads(cfg["threads"])
-torch.manual_seed(cfg["seed"])
+torch.manual_seed(int(os.environ.get("BENCH_TORCH_SEED", cfg["seed"])))
 model = MarianMTModel.from_pretrained(cfg["init"], attn_implementation="eager")
 model.train()
 pad = model.config.pad_token_id
@@ -57,7 +58,7 @@ for step, idx in enumerate(cfg["batches"]):
     sched.step()
     opt.zero_grad(set_to_none=True)
     losses.append(loss.item())
-    if (step + 1) % 500 == 0:
+    if (step + 1) % int(os.environ.get("BENCH_LOG_EVERY", 500)) == 0:
         print(f"torch step {step + 1}: loss {sum(losses[-100:]) / len(losses[-100:]):.3f}", file=sys.stderr)
 train_s = time.perf_counter() - t0
 

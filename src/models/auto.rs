@@ -102,50 +102,7 @@ macro_rules! common {
                 &self.0.config
             }
 
-            pub fn device(&self) -> &Device {
-                &self.0.device
-            }
-
-            /// The VarMap holding every parameter under its Hugging Face name. Clones of a
-            /// model share it (and so share weights).
-            pub fn varmap(&self) -> &VarMap {
-                &self.0.varmap
-            }
-
-            /// Every trainable parameter with its Hugging Face name, sorted by name.
-            pub fn named_parameters(&self) -> Vec<(String, Var)> {
-                self.0.named_parameters()
-            }
-
-            pub fn num_parameters(&self) -> usize {
-                self.named_parameters()
-                    .iter()
-                    .map(|(_, v)| v.elem_count())
-                    .sum()
-            }
-
-            /// Training mode: dropout on.
-            pub fn train(&mut self) {
-                self.0.training = true;
-            }
-
-            /// Evaluation mode: dropout off (what `from_pretrained` returns).
-            pub fn eval(&mut self) {
-                self.0.training = false;
-            }
-
-            pub fn set_training(&mut self, training: bool) {
-                self.0.training = training;
-            }
-
-            pub fn is_training(&self) -> bool {
-                self.0.training
-            }
-
-            /// Reseeds the dropout stream (for exactly repeatable training runs).
-            pub fn set_seed(&mut self, seed: u64) {
-                self.0.dropout = DropoutStream::new(seed);
-            }
+            super::accessors::weights_and_mode!();
 
             /// Resizes the token embeddings (and the tied LM head and its bias) to `new_size`
             /// rows, after `tokenizer.add_tokens` / `add_special_tokens`; returns the new size.

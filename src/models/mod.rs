@@ -11,6 +11,7 @@
 //!   `num_labels` / `id2label` / `problem_type`; `losses`: their losses.
 //! - [`PreTrainedModel`]: the one trait the Trainer, the Evaluator, perplexity and generation
 //!   use.
+mod accessors;
 mod activation;
 pub mod auto;
 pub mod config;

@@ -103,50 +103,7 @@ impl AutoModelForSeq2SeqLM {
         &self.0.config
     }
 
-    pub fn device(&self) -> &Device {
-        &self.0.device
-    }
-
-    /// The VarMap holding every parameter under its Hugging Face name (clones share it).
-    pub fn varmap(&self) -> &VarMap {
-        &self.0.varmap
-    }
-
-    /// Every trainable parameter with its Hugging Face name, sorted by name
-    /// (`final_logits_bias` is a buffer, not among them, as in transformers).
-    pub fn named_parameters(&self) -> Vec<(String, Var)> {
-        self.0.named_parameters()
-    }
-
-    pub fn num_parameters(&self) -> usize {
-        self.named_parameters()
-            .iter()
-            .map(|(_, v)| v.elem_count())
-            .sum()
-    }
-
-    /// Training mode: dropout on.
-    pub fn train(&mut self) {
-        self.0.training = true;
-    }
-
-    /// Evaluation mode: dropout off (what `from_pretrained` returns).
-    pub fn eval(&mut self) {
-        self.0.training = false;
-    }
-
-    pub fn set_training(&mut self, training: bool) {
-        self.0.training = training;
-    }
-
-    pub fn is_training(&self) -> bool {
-        self.0.training
-    }
-
-    /// Reseeds the dropout stream.
-    pub fn set_seed(&mut self, seed: u64) {
-        self.0.dropout = DropoutStream::new(seed);
-    }
+    super::accessors::weights_and_mode!();
 
     /// Logits `[batch, target_seq, vocab]` for sources `input_ids` and the decoder's inputs.
     pub fn forward(

@@ -259,6 +259,15 @@ impl TrainData {
         self.len() == 0
     }
 
+    /// Each example's length (its `input_ids`), for `group_by_length`; windows all have the
+    /// block size.
+    pub fn lengths(&self) -> Vec<usize> {
+        match self {
+            TrainData::Examples(e) => e.iter().map(|x| x.input_ids.len()).collect(),
+            TrainData::Windows(w) => vec![w.block_size; w.num_windows()],
+        }
+    }
+
     /// The largest token id, to check against the model's vocabulary.
     pub fn max_token_id(&self) -> Option<u32> {
         match self {
@@ -311,22 +320,140 @@ impl TrainData {
     }
 }
 
-/// The shuffled row order of the current epoch, cached.
+/// The shuffled row order of the current epoch, cached; grouped by length when made with
+/// [`EpochOrder::length_grouped`].
 #[derive(Clone, Debug, Default)]
 pub struct EpochOrder {
     key: Option<(u64, usize)>,
     perm: Vec<usize>,
+    /// Each row's length and the batch size, for `group_by_length`.
+    grouping: Option<(Arc<Vec<usize>>, usize)>,
 }
 
 impl EpochOrder {
+    /// The order of `TrainingArguments::group_by_length`: rows of `lengths` (one per row of
+    /// the data) in batches of `batch_size`.
+    pub fn length_grouped(lengths: Vec<usize>, batch_size: usize) -> Self {
+        Self {
+            grouping: Some((Arc::new(lengths), batch_size.max(1))),
+            ..Self::default()
+        }
+    }
+
     fn get(&mut self, seed: u64, epoch: usize, n: usize) -> &[usize] {
         if self.key != Some((seed, epoch)) || self.perm.len() != n {
             let mut perm: Vec<usize> = (0..n).collect();
             let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(epoch as u64));
             perm.shuffle(&mut rng);
+            if let Some((lengths, bs)) = &self.grouping
+                && lengths.len() == n
+            {
+                perm = length_grouped(perm, lengths, *bs);
+            }
             self.perm = perm;
             self.key = Some((seed, epoch));
         }
         &self.perm
+    }
+}
+
+/// transformers' `get_length_grouped_indices`: the shuffled `perm` cut into mega-batches of
+/// `min(n / (4 batch_size), 50)` (at least 1) batches, each sorted by length, longest first
+/// (stable, as Python's `sorted(reverse=True)`), then the first element of the mega-batch
+/// with the longest example swapped with the very first, so an out-of-memory shows at once.
+fn length_grouped(perm: Vec<usize>, lengths: &[usize], batch_size: usize) -> Vec<usize> {
+    let n = perm.len();
+    let mult = (n / (batch_size * 4)).clamp(1, 50);
+    let mut mega: Vec<Vec<usize>> = perm
+        .chunks(mult * batch_size)
+        .map(|c| {
+            let mut c = c.to_vec();
+            c.sort_by(|&a, &b| lengths[b].cmp(&lengths[a]));
+            c
+        })
+        .collect();
+    let mut longest = 0;
+    for (i, m) in mega.iter().enumerate() {
+        if lengths[m[0]] > lengths[mega[longest][0]] {
+            longest = i;
+        }
+    }
+    if longest != 0 {
+        let first = mega[0][0];
+        mega[0][0] = mega[longest][0];
+        mega[longest][0] = first;
+    }
+    mega.concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// transformers' `get_length_grouped_indices` on the same permutations
+    /// (tests/fixtures/make_length_grouped.py).
+    #[test]
+    fn length_grouping_matches_transformers() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/train/length_grouped.json"
+        );
+        let cases: Vec<serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(cases.len(), 6);
+        let list = |v: &serde_json::Value| -> Vec<usize> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as usize)
+                .collect()
+        };
+        for case in &cases {
+            let (perm, lengths) = (list(&case["perm"]), list(&case["lengths"]));
+            let bs = case["batch_size"].as_u64().unwrap() as usize;
+            assert_eq!(
+                length_grouped(perm, &lengths, bs),
+                list(&case["expected"]),
+                "{} rows, batches of {bs}",
+                lengths.len()
+            );
+        }
+    }
+
+    #[test]
+    fn grouped_epochs_visit_every_row_once_in_batches_of_similar_length() {
+        let lengths: Vec<usize> = (0..500).map(|i| 1 + (i * 37) % 60).collect();
+        let data = TrainData::from(
+            lengths
+                .iter()
+                .map(|&n| Example {
+                    input_ids: vec![1; n],
+                    ..Default::default()
+                })
+                .collect::<Vec<_>>(),
+        );
+        let mut order = EpochOrder::length_grouped(data.lengths(), 8);
+        let mut spread = (0usize, 0usize);
+        for epoch in 0..2 {
+            let mut seen = vec![0; 500];
+            for micro in 0..500usize.div_ceil(8) {
+                let batch = data.train_batch(3, epoch, micro, 8, &mut order);
+                let l: Vec<usize> = batch.iter().map(|e| e.input_ids.len()).collect();
+                spread.0 += l.iter().max().unwrap() - l.iter().min().unwrap();
+                spread.1 += 1;
+            }
+            let perm = order.get(3, epoch, 500).to_vec();
+            for &i in &perm {
+                seen[i] += 1;
+            }
+            assert!(seen.iter().all(|&c| c == 1), "epoch {epoch}");
+            assert_eq!(lengths[perm[0]], 60, "the longest row comes first");
+        }
+        // random batches of 8 from lengths 1..=60 spread over ~45 tokens; sorted mega-batches of
+        // 120 rows over 60 lengths, by about 4
+        assert!(spread.0 as f64 / (spread.1 as f64) < 8.0, "{spread:?}");
+        let first = order.get(3, 0, 500).to_vec();
+        assert_ne!(first, order.get(3, 1, 500).to_vec(), "a new order each epoch");
+        assert_eq!(first, EpochOrder::length_grouped(lengths, 8).get(3, 0, 500));
     }
 }

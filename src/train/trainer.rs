@@ -321,6 +321,11 @@ impl<M: PreTrainedModel> Trainer<M> {
             is_task_model(&model).then(|| default_padding_collator(&model).with_seed(args.seed));
         let seq2seq_collator = (model.task() == Task::Seq2SeqLm)
             .then(|| DataCollatorForSeq2Seq::new(config_pad(&model)).with_seed(args.seed));
+        let order = if args.group_by_length {
+            EpochOrder::length_grouped(train_data.lengths(), bs)
+        } else {
+            EpochOrder::default()
+        };
         Ok(Trainer {
             model,
             args,
@@ -333,7 +338,7 @@ impl<M: PreTrainedModel> Trainer<M> {
             optimizer,
             scheduler,
             state,
-            order: EpochOrder::default(),
+            order,
             micro_per_epoch,
             updates_per_epoch,
             max_steps,
