@@ -453,7 +453,11 @@ mod tests {
         // 120 rows over 60 lengths, by about 4
         assert!(spread.0 as f64 / (spread.1 as f64) < 8.0, "{spread:?}");
         let first = order.get(3, 0, 500).to_vec();
-        assert_ne!(first, order.get(3, 1, 500).to_vec(), "a new order each epoch");
+        assert_ne!(
+            first,
+            order.get(3, 1, 500).to_vec(),
+            "a new order each epoch"
+        );
         assert_eq!(first, EpochOrder::length_grouped(lengths, 8).get(3, 0, 500));
     }
 }
