@@ -13,7 +13,8 @@
 //! Settings: `TranslationJob::default()` (a 2 + 2 layer, 128-wide Marian, batches of 64,
 //! learning rate 2e-3 with 100 warmup steps, 4 beams), with `BENCH_STEPS`, `BENCH_TRAIN`
 //! (training pairs), `BENCH_TEST` (test sentences), `BENCH_THREADS`, `BENCH_GROUP_BY_LENGTH`
-//! (`true` / `false`: batches of similar lengths, as the job's default), `BENCH_DATA` (default
+//! (`true` / `false`: batches of similar lengths; the job's own setting, off, by default),
+//! `BENCH_REFERENCE_ONLY=dir` (write the transformers side's input there and stop), `BENCH_DATA` (default
 //! `../shared/data/multi30k`); the transformers side is benches/translate_torch.py, run with
 //! `BENCH_PYTHON` (default `python`).
 mod common;
@@ -49,10 +50,8 @@ fn main() -> massivetext::Result<()> {
     let work = tempfile::tempdir().map_err(|e| Error::InvalidArgument(e.to_string()))?;
     job.training.output_dir = work.path().join("run");
     let d = job.data.clone();
-    let train_src = job.read_split(&d.train_split, &d.source_lang, d.max_train_examples)?;
-    let train_tgt = job.read_split(&d.train_split, &d.target_lang, d.max_train_examples)?;
-    let test_src = job.read_split(&d.test_split, &d.source_lang, d.max_test_examples)?;
-    let test_tgt = job.read_split(&d.test_split, &d.target_lang, d.max_test_examples)?;
+    let (train_src, train_tgt) = job.read_pairs(&d.train_split, d.max_train_examples)?;
+    let (test_src, test_tgt) = job.read_pairs(&d.test_split, d.max_test_examples)?;
     let tok = train_tokenizer(&job, &train_src, &train_tgt)?;
     let (pad, eos) = (
         tok.pad_token_id().unwrap_or(0),

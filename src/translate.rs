@@ -248,7 +248,6 @@ impl TranslationJob {
         }
     }
 
-    /// The split's lines of one language, at most `max`.
     /// The source and target sentences of `split` (`max` pairs at most), checked to be
     /// line-aligned: an error names both files and their line counts otherwise, or the split
     /// when it is empty.
@@ -260,7 +259,7 @@ impl TranslationJob {
         let d = &self.data;
         let src = self.read_split(split, &d.source_lang, max)?;
         let tgt = self.read_split(split, &d.target_lang, max)?;
-        let path = |lang: &str| d.dir.join(format!("{split}.{lang}")).display().to_string();
+        let path = |lang: &str| self.split_path(split, lang).display().to_string();
         if src.len() != tgt.len() {
             return Err(Error::InvalidArgument(format!(
                 "{} has {} lines but {} has {}: the two sides of a split must be line-aligned, one sentence pair per line",
@@ -280,9 +279,14 @@ impl TranslationJob {
         Ok((src, tgt))
     }
 
+    /// `{dir}/{split}.{lang}`, Multi30k's layout.
+    fn split_path(&self, split: &str, lang: &str) -> PathBuf {
+        self.data.dir.join(format!("{split}.{lang}"))
+    }
+
+    /// The split's lines of one language, at most `max`.
     pub fn read_split(&self, split: &str, lang: &str, max: Option<usize>) -> Result<Vec<String>> {
-        let path = self.data.dir.join(format!("{split}.{lang}"));
-        let text = io::read_to_string(&path)?;
+        let text = io::read_to_string(&self.split_path(split, lang))?;
         Ok(text
             .lines()
             .take(max.unwrap_or(usize::MAX))

@@ -276,11 +276,11 @@ struct Hyp {
 /// index) is total, so this is what a full sort truncated to `k` gives, at a fraction of its
 /// cost over `num_beams * vocab` scores every step.
 fn top_k(values: &[f32], k: usize) -> Vec<usize> {
-    let order = |&a: &usize, &b: &usize| values[b].total_cmp(&values[a]).then(a.cmp(&b));
-    let mut idx: Vec<usize> = (0..values.len()).collect();
     if k == 0 {
         return Vec::new();
     }
+    let order = |&a: &usize, &b: &usize| values[b].total_cmp(&values[a]).then(a.cmp(&b));
+    let mut idx: Vec<usize> = (0..values.len()).collect();
     if k < idx.len() {
         idx.select_nth_unstable_by(k - 1, order);
         idx.truncate(k);

@@ -142,16 +142,11 @@ impl InplaceOp1 for Reorder<'_> {
                 }
             }
         }
-        let mut src = gathered.chunks_exact(span.max(1));
-        for which in 0..2 {
-            for bi in 0..b {
-                for hh in 0..n_head {
-                    let at = d.slot(which, bi, hh, 0);
-                    if let Some(from) = src.next() {
-                        kv[at..at + span].copy_from_slice(from);
-                    }
-                }
-            }
+        // `gathered` holds (which, new row, head) blocks in slot order
+        for (k, from) in gathered.chunks_exact(span.max(1)).enumerate() {
+            let (which, bi, hh) = (k / (b * n_head), (k / n_head) % b, k % n_head);
+            let at = d.slot(which, bi, hh, 0);
+            kv[at..at + span].copy_from_slice(from);
         }
         Ok(())
     }

@@ -332,7 +332,8 @@ pub struct EpochOrder {
 
 impl EpochOrder {
     /// The order of `TrainingArguments::group_by_length`: rows of `lengths` (one per row of
-    /// the data) in batches of `batch_size`.
+    /// the data) in batches of `batch_size`. Data of another number of rows gets the plain
+    /// shuffled order (a `Trainer` always passes its own data's lengths).
     pub fn length_grouped(lengths: Vec<usize>, batch_size: usize) -> Self {
         Self {
             grouping: Some((Arc::new(lengths), batch_size.max(1))),
