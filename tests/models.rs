@@ -197,14 +197,21 @@ fn gpt2_gradients_match_torch() {
     let m = AutoModelForCausalLM::from_dir(fixture("gpt2"), &Device::Cpu).unwrap();
     // composed attention (probabilities requested), the fused kernels, and every kernel
     // composed (MASSIVETEXT_FUSED=0, the GPU's path)
+    // and the training step's `loss_with`, whose head sees only the labelled rows
     for (path, args, fused) in [
         ("composed attention", inputs(&e), true),
         ("fused", fused_inputs(&e), true),
         ("all composed", fused_inputs(&e), false),
+        ("loss_with", fused_inputs(&e), true),
+        ("loss_with, all composed", fused_inputs(&e), false),
     ] {
         let grads = massivetext::kernels::with_fused(fused, || {
-            let out = m.forward_with(&args).unwrap();
-            out.loss.unwrap().backward().unwrap()
+            let loss = if path.starts_with("loss_with") {
+                m.loss_with(&args).unwrap()
+            } else {
+                m.forward_with(&args).unwrap().loss.unwrap()
+            };
+            loss.backward().unwrap()
         });
         let params = m.named_parameters();
         assert_eq!(params.len(), 28);
@@ -222,6 +229,52 @@ fn gpt2_gradients_match_torch() {
             );
         }
         println!("gpt2 ({path}): worst relative gradient difference vs torch = {worst:.2e}");
+    }
+}
+
+/// The training step's loss (`loss_with`: the head over the labelled rows only) equals the
+/// full forward pass's and transformers', with the same gradient for every parameter, for the
+/// masked LMs (5 labelled positions of 18) and GPT-2 (13 of 18).
+#[test]
+fn training_loss_skips_unlabelled_rows_exactly() {
+    for name in ["bert", "roberta", "gpt2"] {
+        let e = expected(name);
+        let args = fused_inputs(&e);
+        let (loss, full) = if name == "gpt2" {
+            let m = AutoModelForCausalLM::from_dir(fixture(name), &Device::Cpu).unwrap();
+            let full = m.forward_with(&args).unwrap().loss.unwrap();
+            (m.loss_with(&args).unwrap(), (full, m.named_parameters()))
+        } else {
+            let m = AutoModelForMaskedLM::from_dir(fixture(name), &Device::Cpu).unwrap();
+            let full = m.forward_with(&args).unwrap().loss.unwrap();
+            (m.loss_with(&args).unwrap(), (full, m.named_parameters()))
+        };
+        let (full, params) = full;
+        let want = e["loss"].to_vec1::<f32>().unwrap()[0];
+        let got = loss.to_scalar::<f32>().unwrap();
+        assert!(
+            (got - want).abs() <= 1e-5,
+            "{name}: loss_with {got} vs transformers {want}"
+        );
+        let (g, gf) = (loss.backward().unwrap(), full.backward().unwrap());
+        let mut worst = 0f32;
+        for (pname, var) in &params {
+            let (Some(a), Some(b)) = (g.get(var), gf.get(var)) else {
+                panic!("{name}: {pname} has a gradient on one path only");
+            };
+            if pname.ends_with("key.bias") {
+                // softmax ignores what the key bias adds to every score of a row: its true
+                // gradient is 0, and both paths hold rounding noise
+                assert!(max_abs(a) < 1e-6 && max_abs(b) < 1e-6, "{name}: {pname}");
+                continue;
+            }
+            let rel = max_abs_diff(a, b) / max_abs(b).max(1e-6);
+            worst = worst.max(rel);
+            assert!(rel <= 1e-5, "{name}: gradient of {pname} differs by {rel}");
+        }
+        println!(
+            "{name}: loss_with vs forward_with, worst relative gradient difference {worst:.2e}"
+        );
     }
 }
 

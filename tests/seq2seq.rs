@@ -123,10 +123,23 @@ fn marian_gradients_match_torch() {
     for name in MODELS {
         let e = expected(name);
         let m = load(name);
-        for fused in [true, false] {
+        // the full forward pass, and the training step's loss_with (head over labelled rows)
+        for (fused, loss_with) in [(true, false), (false, false), (true, true), (false, true)] {
             let grads = kernels::with_fused(fused, || {
-                let out = m.forward_with(&with_labels(&e)).unwrap();
-                out.loss.unwrap().backward().unwrap()
+                let args = with_labels(&e);
+                let loss = if loss_with {
+                    let l = m.loss_with(&args).unwrap();
+                    let want = e["loss"].to_vec1::<f32>().unwrap()[0];
+                    let got = l.to_scalar::<f32>().unwrap();
+                    assert!(
+                        (got - want).abs() <= 1e-5,
+                        "{name}: loss_with {got} vs {want}"
+                    );
+                    l
+                } else {
+                    m.forward_with(&args).unwrap().loss.unwrap()
+                };
+                loss.backward().unwrap()
             });
             let params = m.named_parameters();
             assert_eq!(
@@ -152,11 +165,11 @@ fn marian_gradients_match_torch() {
                 worst = worst.max(rel);
                 assert!(
                     rel <= 1e-5,
-                    "{name} (fused {fused}): gradient of {pname}: relative difference {rel}"
+                    "{name} (fused {fused}, loss_with {loss_with}): gradient of {pname}: relative difference {rel}"
                 );
             }
             println!(
-                "{name} (fused {fused}): worst relative gradient difference vs torch = {worst:.2e}"
+                "{name} (fused {fused}, loss_with {loss_with}): worst relative gradient difference vs torch = {worst:.2e}"
             );
         }
     }

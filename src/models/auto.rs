@@ -376,6 +376,9 @@ macro_rules! pretrained {
             fn forward_with(&self, args: &ForwardArgs) -> Result<ModelOutput> {
                 self.0.forward_lm(args, None)
             }
+            fn loss_with(&self, args: &ForwardArgs) -> Result<Tensor> {
+                self.0.loss_lm(args)
+            }
             fn task(&self) -> Task {
                 self.0.task
             }

@@ -121,3 +121,49 @@ pub(crate) fn question_answering_loss(
     let le = kernels::cross_entropy(&end_logits.to_dtype(DType::F32)?, &e)?;
     Ok(((ls + le)? / 2.0)?)
 }
+
+/// A language model's loss from its last hidden states `h [b, t, d]`, `labels [b, t]` (already
+/// aligned with `h`: -100 where no token is predicted) and its `head` (hidden rows → logits):
+/// the mean cross-entropy over the labelled rows, as transformers computes it.
+///
+/// Why not logits for every row: transformers runs the vocabulary projection, the largest
+/// matrix product in a small model, over every position, then ignores the -100 ones. Padding in
+/// a translation batch (a third of the decoder rows) and the unmasked 85% of a masked-LM batch
+/// are such rows. Here the head and the cross-entropy see only the labelled rows, so the loss
+/// and every gradient are the same and that work is skipped. Gathering copies the kept rows and
+/// scatters their gradient back, which pays only when a real share of rows is ignored: a causal
+/// LM ignores just the last position of each row and keeps the plain path.
+pub(crate) fn lm_loss(
+    h: &Tensor,
+    labels: &Tensor,
+    head: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let labels = labels.to_dtype(DType::I64)?.flatten_all()?;
+    let d = h.dim(candle_core::D::Minus1)?;
+    let rows = h.elem_count() / d.max(1);
+    if labels.elem_count() != rows {
+        return Err(Error::InvalidArgument(format!(
+            "{} labels for {rows} hidden rows {:?}",
+            labels.elem_count(),
+            h.dims()
+        )));
+    }
+    let host: Vec<i64> = labels.to_vec1()?;
+    let kept: Vec<u32> = (0..host.len() as u32)
+        .filter(|&i| host[i as usize] != IGNORE_INDEX)
+        .collect();
+    // gather when at least one row in 8 is ignored (and some row is not)
+    let (h, labels) = if !kept.is_empty() && kept.len() * 8 <= rows * 7 {
+        let n = kept.len();
+        let kept = Tensor::from_vec(kept, n, h.device())?;
+        let h = h.reshape((rows, d))?.index_select(&kept, 0)?;
+        (h, labels.index_select(&kept, 0)?)
+    } else {
+        (h.clone(), labels)
+    };
+    let logits = head(&h)?;
+    Ok(kernels::cross_entropy(
+        &logits.to_dtype(DType::F32)?,
+        &labels,
+    )?)
+}

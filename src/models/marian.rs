@@ -29,6 +29,7 @@ use super::core::{
     Attention, CacheSlot, Ctx, DropoutStream, EncoderDecoderCache, LayerNorm, Linear, Qkv,
     build_mask, check_token_id, read_ids,
 };
+use super::losses::lm_loss;
 use super::model::{DEFAULT_SEED, ForwardArgs, ModelOutput, read_weights};
 use super::params::{Init, LoadReport, Params};
 use crate::kernels::{self, IGNORE_INDEX, composed};
@@ -788,7 +789,8 @@ impl Marian {
         Ok(x)
     }
 
-    /// `[b, t, vocab]` logits: the tied (or own) head plus `final_logits_bias`.
+    /// `[..., vocab]` logits of `[..., d]` hidden states: the tied (or own) head plus
+    /// `final_logits_bias`.
     fn logits(&self, h: &Tensor) -> Result<Tensor> {
         Ok(kernels::linear(
             h,
@@ -802,6 +804,33 @@ impl Marian {
     /// cross-entropy over labels that are not -100; the decoder's inputs are
     /// `args.decoder_input_ids`, else the labels shifted right).
     pub fn forward(&self, args: &ForwardArgs) -> Result<ModelOutput> {
+        let (h, labels) = self.decoder_states(args)?;
+        let logits = self.logits(&h)?;
+        let loss = labels
+            .map(|l| kernels::cross_entropy(&logits.to_dtype(DType::F32)?, &l))
+            .transpose()?;
+        Ok(ModelOutput {
+            logits,
+            loss,
+            attentions: None,
+            hidden_states: None,
+        })
+    }
+
+    /// The loss of [`forward`](Self::forward) alone, the head run only over the labelled
+    /// decoder positions (a training step's work; padding is skipped).
+    pub fn loss(&self, args: &ForwardArgs) -> Result<Tensor> {
+        match self.decoder_states(args)? {
+            (h, Some(labels)) => lm_loss(&h, &labels, |x| self.logits(x)),
+            (_, None) => Err(Error::InvalidArgument(
+                "the loss needs labels: set ForwardArgs::labels".into(),
+            )),
+        }
+    }
+
+    /// The decoder's last hidden states `[b, t, d]` for `args`, and its labels (i64, checked
+    /// to match the decoder's inputs) when set.
+    fn decoder_states(&self, args: &ForwardArgs) -> Result<(Tensor, Option<Tensor>)> {
         let dec = match (&args.decoder_input_ids, &args.labels) {
             (Some(d), _) => read_ids(d, &self.device)?.0,
             (None, Some(l)) => shift_tokens_right(
@@ -816,6 +845,16 @@ impl Marian {
             }
         };
         let (b, t) = dec.dims2()?;
+        let labels = match &args.labels {
+            None => None,
+            Some(labels) if labels.dims() != [b, t] => {
+                return Err(Error::InvalidArgument(format!(
+                    "labels have shape {:?}, expected [{b}, {t}] like the decoder's inputs",
+                    labels.dims()
+                )));
+            }
+            Some(labels) => Some(labels.to_device(&self.device)?.to_dtype(DType::I64)?),
+        };
         let (enc, src_mask) = self.encode(args)?;
         if enc.dim(0)? != b {
             return Err(Error::InvalidArgument(format!(
@@ -830,29 +869,7 @@ impl Marian {
             .map(|m| m.to_device(&self.device))
             .transpose()?;
         let h = self.decode(&dec, dmask.as_ref(), (&enc, src_mask.as_ref()), &ctx)?;
-        let logits = self.logits(&h)?;
-        let loss = match &args.labels {
-            None => None,
-            Some(labels) => {
-                if labels.dims() != [b, t] {
-                    return Err(Error::InvalidArgument(format!(
-                        "labels have shape {:?}, expected [{b}, {t}] like the decoder's inputs",
-                        labels.dims()
-                    )));
-                }
-                let labels = labels.to_device(&self.device)?.to_dtype(DType::I64)?;
-                Some(kernels::cross_entropy(
-                    &logits.to_dtype(DType::F32)?,
-                    &labels,
-                )?)
-            }
-        };
-        Ok(ModelOutput {
-            logits,
-            loss,
-            attentions: None,
-            hidden_states: None,
-        })
+        Ok((h, labels))
     }
 
     /// The decoding state for generation: the encoder run once, each source repeated

@@ -10,7 +10,7 @@ use super::config::ModelConfig;
 use super::core::{CoreInput, CoreOutput, Ctx, DropoutStream, KvCache, Transformer};
 use super::heads::{Head, Task};
 use super::labels::LabelConfig;
-use super::losses::{classification_loss, question_answering_loss};
+use super::losses::{classification_loss, lm_loss, question_answering_loss};
 use super::params::{LoadReport, Params};
 use super::{bert, gpt2, roberta};
 use crate::kernels::{self, IGNORE_INDEX};
@@ -439,9 +439,44 @@ impl Model {
         let out = self.run_core(args, cache)?;
         let h = &out.last_hidden_state;
         let (b, t, _) = h.dims3()?;
+        let logits = self.lm_head(h)?;
+        let loss = match &args.labels {
+            None => None,
+            Some(labels) => {
+                let labels = self.lm_labels(labels, h.device(), (b, t))?;
+                Some(kernels::cross_entropy(
+                    &logits.to_dtype(DType::F32)?,
+                    &labels,
+                )?)
+            }
+        };
+        Ok(ModelOutput {
+            logits,
+            loss,
+            attentions: out.attentions,
+            hidden_states: out.hidden_states,
+        })
+    }
+
+    /// The loss of [`forward_lm`](Self::forward_lm) alone, with the head run only over the
+    /// labelled positions ([`lm_loss`]): what a training step needs.
+    pub fn loss_lm(&self, args: &ForwardArgs) -> Result<Tensor> {
+        let Some(labels) = &args.labels else {
+            return Err(Error::InvalidArgument(
+                "the loss needs labels: set ForwardArgs::labels".into(),
+            ));
+        };
+        let h = self.run_core(args, None)?.last_hidden_state;
+        let (b, t, _) = h.dims3()?;
+        let labels = self.lm_labels(labels, h.device(), (b, t))?;
+        lm_loss(&h, &labels, |x| self.lm_head(x))
+    }
+
+    /// Logits `[..., vocab]` of hidden states `[..., hidden]` through the language-model head,
+    /// straight from the fused linear kernel: no reshape, whose backward would copy.
+    fn lm_head(&self, h: &Tensor) -> Result<Tensor> {
         let word = &self.core.embeddings.word;
-        // [b, t, vocab] straight from the fused head: no reshape, whose backward would copy
-        let logits = match &self.head {
+        Ok(match &self.head {
             Head::TiedLm { bias } => kernels::linear(h, word, bias.as_ref(), false)?,
             Head::MaskedLm {
                 dense,
@@ -457,32 +492,26 @@ impl Model {
                     "this model has no language-model head; use AutoModelForCausalLM or AutoModelForMaskedLM".into(),
                 ));
             }
-        };
-        let loss = match &args.labels {
-            None => None,
-            Some(labels) => Some(self.loss(&logits, labels, (b, t))?),
-        };
-        Ok(ModelOutput {
-            logits,
-            loss,
-            attentions: out.attentions,
-            hidden_states: out.hidden_states,
         })
     }
 
-    /// Hugging Face's loss: mean cross-entropy over labels that are not -100; a causal model's
-    /// labels are shifted left inside (position t predicts token t+1). Built on the logits'
-    /// device; the kernel checks the labels' range.
-    fn loss(&self, logits: &Tensor, labels: &Tensor, (b, t): (usize, usize)) -> Result<Tensor> {
+    /// Hugging Face's labels, aligned with the hidden states on `device`: -100 is ignored; a
+    /// causal model's labels are shifted left inside (position t predicts token t+1).
+    fn lm_labels(
+        &self,
+        labels: &Tensor,
+        device: &Device,
+        (b, t): (usize, usize),
+    ) -> Result<Tensor> {
         if labels.dims() != [b, t] {
             return Err(Error::InvalidArgument(format!(
                 "labels have shape {:?}, expected [{b}, {t}] like input_ids",
                 labels.dims()
             )));
         }
-        let labels = labels.to_device(logits.device())?.to_dtype(DType::I64)?;
-        let labels = if self.task == Task::CausalLm {
-            let end = Tensor::full(IGNORE_INDEX, (b, 1), logits.device())?;
+        let labels = labels.to_device(device)?.to_dtype(DType::I64)?;
+        Ok(if self.task == Task::CausalLm {
+            let end = Tensor::full(IGNORE_INDEX, (b, 1), device)?;
             if t > 1 {
                 Tensor::cat(&[&labels.narrow(1, 1, t - 1)?, &end], 1)?
             } else {
@@ -490,11 +519,7 @@ impl Model {
             }
         } else {
             labels
-        };
-        Ok(kernels::cross_entropy(
-            &logits.to_dtype(DType::F32)?,
-            &labels,
-        )?)
+        })
     }
 
     /// A sequence classifier's logits `[b, num_labels]`, and its loss when `args.labels` is set.

@@ -19,6 +19,16 @@ pub trait PreTrainedModel: Clone {
     /// `args.labels` is set (Hugging Face semantics: -100 ignored; a causal model shifts its
     /// labels inside).
     fn forward_with(&self, args: &ForwardArgs) -> Result<ModelOutput>;
+    /// The mean loss of `args.labels` alone, as `forward_with(args).loss`: what a training
+    /// step needs. Language models override it to skip the logits of positions the loss
+    /// ignores (padding, unmasked tokens), which no one reads in training.
+    fn loss_with(&self, args: &ForwardArgs) -> Result<Tensor> {
+        self.forward_with(args)?.loss.ok_or_else(|| {
+            crate::Error::InvalidArgument(
+                "the model returned no loss: set labels (ForwardArgs::labels) for a loss".into(),
+            )
+        })
+    }
     /// What the model predicts: causal LM, masked LM, ...
     fn task(&self) -> Task;
     /// The parameters, by Hugging Face name (clones of a model share them).

@@ -202,6 +202,9 @@ impl PreTrainedModel for AutoModelForSeq2SeqLM {
     fn forward_with(&self, args: &ForwardArgs) -> Result<ModelOutput> {
         self.0.forward(args)
     }
+    fn loss_with(&self, args: &ForwardArgs) -> Result<Tensor> {
+        self.0.loss(args)
+    }
     fn task(&self) -> Task {
         Task::Seq2SeqLm
     }

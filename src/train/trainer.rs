@@ -39,9 +39,7 @@ pub fn compute_loss<M: PreTrainedModel>(model: &M, batch: &Batch, train: bool) -
     if train {
         m.set_seed(batch.dropout_seed);
     }
-    m.forward_with(&batch.forward_args())?
-        .loss
-        .ok_or_else(|| Error::InvalidArgument("the model returned no loss for the labels".into()))
+    m.loss_with(&batch.forward_args())
 }
 
 /// The collator a model's task calls for, from what the model knows: the causal collator for a
