@@ -2,7 +2,8 @@
 //! massivetext with its KV cache and without (recomputing the prefix), against transformers'
 //! `generate` on the same weights, prompts and thread count; also a batch of 8 and beam search
 //! with 4 beams. One run prints tokens/s of each and the ratios, and checks that both sides
-//! produced the same tokens.
+//! produced the same tokens. Then the same with the weights stored in bf16
+//! (`with_weight_dtype`, computed in f32) against transformers in f32 and in bfloat16.
 //!
 //!     cargo bench --bench generate                       # threads = all cores
 //!     BENCH_THREADS=1 BENCH_RUNS=5 cargo bench --bench generate
@@ -80,35 +81,27 @@ fn main() -> massivetext::Result<()> {
         })
         .collect();
     let uncached_too = std::env::var("BENCH_NO_UNCACHED").is_err();
-    let mut ours = serde_json::Map::new();
-    for (name, b, c) in &cases {
-        let ids = Tensor::from_vec(prompts[..*b].concat(), (*b, 16), &Device::Cpu)?;
-        let args = ForwardArgs::new(&ids);
-        let mut seqs = model.generate_with(&args, c)?;
-        let times: Vec<f64> = (0..runs)
-            .map(|_| {
-                let t0 = Instant::now();
-                seqs = model.generate_with(&args, c)?;
-                Ok(t0.elapsed().as_secs_f64())
-            })
-            .collect::<massivetext::Result<_>>()?;
-        let tps = (*b * new_tokens) as f64 / median(times);
-        if uncached_too {
-            let t0 = Instant::now();
-            let uncached = model.generate_without_cache(&args, c)?;
-            let tps_nc = (*b * new_tokens) as f64 / t0.elapsed().as_secs_f64();
-            let same = uncached.to_vec2::<u32>()? == seqs.to_vec2::<u32>()?;
-            println!(
-                "massivetext {name}: {tps:.0} tokens/s with the KV cache, {tps_nc:.0} without ({:.1}x); same tokens: {same}",
-                tps / tps_nc
-            );
-        } else {
-            println!("massivetext {name}: {tps:.0} tokens/s with the KV cache");
-        }
-        ours.insert(
-            name.to_string(),
-            serde_json::json!({"tps": tps, "sequences": seqs.to_vec2::<u32>()?}),
-        );
+    let ours = measure(
+        &model,
+        &cases,
+        &prompts,
+        (runs, new_tokens),
+        uncached_too,
+        "",
+    )?;
+    // the same weights stored in bf16, computed in f32 (`with_weight_dtype`)
+    let bf16 = model.with_weight_dtype(DType::BF16)?;
+    let ours_bf16 = measure(
+        &bf16,
+        &cases,
+        &prompts,
+        (runs, new_tokens),
+        false,
+        " bf16 weights",
+    )?;
+    for (name, _, _) in &cases {
+        let same = ours[*name]["sequences"] == ours_bf16[*name]["sequences"];
+        println!("massivetext {name}: bf16 weights give the f32 tokens: {same}");
     }
     if std::env::var("BENCH_NO_TORCH").is_ok() {
         return Ok(());
@@ -127,12 +120,23 @@ fn main() -> massivetext::Result<()> {
             let v: serde_json::Value =
                 serde_json::from_str(text.trim().lines().last().unwrap_or("")).unwrap_or_default();
             for (name, _, _) in &cases {
-                let theirs = v[name]["tokens_per_s"].as_f64().unwrap_or(f64::NAN);
+                let theirs = v["float32"][name]["tokens_per_s"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN);
                 let mine = ours[*name]["tps"].as_f64().unwrap_or(f64::NAN);
-                let same = v[name]["sequences"] == ours[*name]["sequences"];
+                let same = v["float32"][name]["sequences"] == ours[*name]["sequences"];
                 println!(
                     "transformers {name}: {theirs:.0} tokens/s; ratio ours/transformers {:.2}x; same tokens: {same}",
                     mine / theirs
+                );
+                let theirs_bf16 = v["bfloat16"][name]["tokens_per_s"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN);
+                let mine_bf16 = ours_bf16[*name]["tps"].as_f64().unwrap_or(f64::NAN);
+                println!(
+                    "transformers {name} in bfloat16: {theirs_bf16:.0} tokens/s; ratio ours (bf16 weights) / transformers f32 {:.2}x, / transformers bf16 {:.2}x",
+                    mine_bf16 / theirs,
+                    mine_bf16 / theirs_bf16
                 );
             }
         }
@@ -143,4 +147,46 @@ fn main() -> massivetext::Result<()> {
         Err(e) => println!("transformers reference not run (python missing?): {e}"),
     }
     Ok(())
+}
+
+/// Tokens/s (median of `runs`) and the sequences of each case, printed as they come.
+fn measure(
+    model: &AutoModelForCausalLM,
+    cases: &[(&str, usize, GenerationConfig)],
+    prompts: &[Vec<u32>],
+    (runs, new_tokens): (usize, usize),
+    uncached_too: bool,
+    label: &str,
+) -> massivetext::Result<serde_json::Map<String, serde_json::Value>> {
+    let mut out = serde_json::Map::new();
+    for (name, b, c) in cases {
+        let ids = Tensor::from_vec(prompts[..*b].concat(), (*b, 16), &Device::Cpu)?;
+        let args = ForwardArgs::new(&ids);
+        let mut seqs = model.generate_with(&args, c)?;
+        let times: Vec<f64> = (0..runs)
+            .map(|_| {
+                let t0 = Instant::now();
+                seqs = model.generate_with(&args, c)?;
+                Ok(t0.elapsed().as_secs_f64())
+            })
+            .collect::<massivetext::Result<_>>()?;
+        let tps = (*b * new_tokens) as f64 / median(times);
+        if uncached_too {
+            let t0 = Instant::now();
+            let uncached = model.generate_without_cache(&args, c)?;
+            let tps_nc = (*b * new_tokens) as f64 / t0.elapsed().as_secs_f64();
+            let same = uncached.to_vec2::<u32>()? == seqs.to_vec2::<u32>()?;
+            println!(
+                "massivetext{label} {name}: {tps:.0} tokens/s with the KV cache, {tps_nc:.0} without ({:.1}x); same tokens: {same}",
+                tps / tps_nc
+            );
+        } else {
+            println!("massivetext{label} {name}: {tps:.0} tokens/s with the KV cache");
+        }
+        out.insert(
+            name.to_string(),
+            serde_json::json!({"tps": tps, "sequences": seqs.to_vec2::<u32>()?}),
+        );
+    }
+    Ok(out)
 }

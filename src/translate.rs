@@ -152,8 +152,8 @@ impl Default for TranslationJob {
     /// The full run: all 29,000 training pairs, a joint vocabulary of 4,000, a 2 + 2 layer,
     /// 128-wide Marian (1.4M parameters), batches of 64 random pairs, AdamW at 2e-3 with 100
     /// warmup steps and a linear decay over 1,500 steps (3.3 epochs), beam search with 4 beams
-    /// on the 1,000 test sentences: about 17 minutes of training on 2 cores. Set
-    /// `training.group_by_length` for batches of similar length: 10 minutes, less padding
+    /// on the 1,000 test sentences: about 12 minutes of training on 2 cores. Set
+    /// `training.group_by_length` for batches of similar length: less padding, faster
     /// (docs/benchmarks.md has both runs).
     fn default() -> Self {
         Self {

@@ -476,3 +476,104 @@ fn generate_command_continues_a_prompt_like_the_library() {
     .to_string();
     assert!(e.contains("top_p"), "{e}");
 }
+
+fn bf16_expected() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture("generate/bf16_weights.json")).unwrap())
+        .unwrap()
+}
+
+fn flat(v: &Value) -> Vec<f32> {
+    match v {
+        Value::Array(a) => a.iter().flat_map(flat).collect(),
+        x => vec![x.as_f64().unwrap() as f32],
+    }
+}
+
+fn max_diff(a: &Tensor, want: &[f32]) -> f32 {
+    let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(a.len(), want.len());
+    a.iter()
+        .zip(want)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn dtype_of(params: &[(String, candle_core::Var)], suffix: &str) -> DType {
+    params
+        .iter()
+        .find(|(n, _)| n.ends_with(suffix))
+        .unwrap_or_else(|| panic!("no parameter {suffix}"))
+        .1
+        .dtype()
+}
+
+/// `with_weight_dtype(BF16)`: matrices stored in bf16, everything computed in f32, equal to
+/// transformers in f32 on the bf16-rounded weights (tests/fixtures/make_bf16_weights.py): every
+/// generate case token for token, and logits both through the bf16 kernel (≤ 8 rows: a prompt
+/// of 4, a decoding step) and through the widened f32 product (12 and 18 rows).
+#[test]
+fn bf16_weights_equal_transformers_on_the_rounded_weights() {
+    let full = gpt2();
+    let m = full.with_weight_dtype(DType::BF16).unwrap();
+    let params = m.named_parameters();
+    assert_eq!(dtype_of(&params, "wte.weight"), DType::BF16);
+    assert_eq!(dtype_of(&params, "h.0.attn.c_attn.weight"), DType::BF16);
+    assert_eq!(dtype_of(&params, "h.0.mlp.c_proj.weight"), DType::BF16);
+    assert_eq!(dtype_of(&params, "wpe.weight"), DType::F32);
+    assert_eq!(dtype_of(&params, "h.0.attn.c_attn.bias"), DType::F32);
+    assert_eq!(dtype_of(&params, "ln_f.weight"), DType::F32);
+    let exp = bf16_expected();
+    let cases = expected();
+    let seqs = exp["sequences"].as_object().unwrap();
+    assert_eq!(seqs.len(), cases.as_object().unwrap().len());
+    for (name, want) in seqs {
+        let got = run_case(&m, name, &cases[name], true);
+        assert_eq!(got, rows(want), "{name}: bf16 weights vs transformers");
+    }
+    let back = m.with_weight_dtype(DType::F32).unwrap();
+    assert_eq!(dtype_of(&back.named_parameters(), "wte.weight"), DType::F32);
+    for name in ["gpt2_4", "gpt2_12"] {
+        let case = &exp["logits"][name];
+        let ids = tensor(&rows(&case["input_ids"]));
+        let want = flat(&case["logits"]);
+        let logits = m.forward(&ids, None).unwrap().logits;
+        let d = max_diff(&logits, &want);
+        println!("{name}: max |logits - transformers (bf16-rounded weights)| = {d:.2e}");
+        assert!(d <= 1e-4, "{name}: logits differ by {d}");
+        // back in f32, the rounded weights give the same logits
+        let d = max_diff(&back.forward(&ids, None).unwrap().logits, &want);
+        assert!(
+            d <= 1e-4,
+            "{name}: with_weight_dtype(F32) logits differ by {d}"
+        );
+    }
+    let bert = AutoModelForMaskedLM::from_dir(fixture("models/bert"), &Device::Cpu)
+        .unwrap()
+        .with_weight_dtype(DType::BF16)
+        .unwrap();
+    assert_eq!(
+        dtype_of(&bert.named_parameters(), "token_type_embeddings.weight"),
+        DType::F32
+    );
+    for name in ["bert_2x9", "bert_1x5"] {
+        let case = &exp["logits"][name];
+        let args = ForwardArgs::new(&tensor(&rows(&case["input_ids"])))
+            .attention_mask(&tensor(&rows(&case["attention_mask"])));
+        let logits = bert.forward_with(&args).unwrap().logits;
+        let d = max_diff(&logits, &flat(&case["logits"]));
+        println!("{name}: max |logits - transformers (bf16-rounded weights)| = {d:.2e}");
+        assert!(d <= 1e-4, "{name}: logits differ by {d}");
+    }
+    // a copy for decoding is not trainable, and only bf16 or f32 weights are offered
+    let err = massivetext::train::AdamW::new(m.varmap(), Default::default())
+        .err()
+        .expect("training a bf16-weight copy must be refused")
+        .to_string();
+    assert!(err.contains("with_weight_dtype"), "{err}");
+    let err = full
+        .with_weight_dtype(DType::F16)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("bf16"), "{err}");
+}

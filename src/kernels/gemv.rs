@@ -69,73 +69,140 @@ pub(super) unsafe fn gemv(
     }
 }
 
-/// Row `r` of a view whose rows are `len` contiguous floats `stride` apart.
-///
-/// # Safety
-/// The row lies in a live buffer for as long as the slice is used.
-#[inline(always)]
-unsafe fn row<'a>(v: View, r: usize, stride: usize, len: usize) -> &'a [f32] {
-    unsafe { std::slice::from_raw_parts(v.ptr.add(r * stride), len) }
+/// A weight element the products read: f32 as is, or bf16 (its 16 bits, [`Bf16Bits`]) widened
+/// on the fly, so a bf16 weight streams half the bytes and every sum stays f32.
+pub(super) trait Weight: Copy {
+    fn get(self) -> f32;
 }
 
-vmath::multiversion! {
-    /// The axpy form: for each block of columns, `dst_i[c] += Σ_k x_ik · W_k[c]`, four weight
-    /// rows per pass over `dst_i`.
-    ///
-    /// # Safety
-    /// `w` has `k` rows of `rows[i].len()` contiguous floats, `w.rs` apart.
-    unsafe fn axpy_rows(x: &[f32], k: usize, w: View, rows: &mut [&mut [f32]]) {
-        let n = rows.first().map_or(0, |r| r.len());
-        // SAFETY: the function's contract.
-        let w = |kk: usize| unsafe { row(w, kk, w.rs, n) };
-        for c0 in (0..n).step_by(AXPY_COLS) {
-            let c1 = n.min(c0 + AXPY_COLS);
-            let mut kk = 0;
-            while kk + 4 <= k {
-                let (w0, w1, w2, w3) = (
-                    &w(kk)[c0..c1],
-                    &w(kk + 1)[c0..c1],
-                    &w(kk + 2)[c0..c1],
-                    &w(kk + 3)[c0..c1],
-                );
-                for (i, row) in rows.iter_mut().enumerate() {
-                    let a = &x[i * k + kk..i * k + kk + 4];
-                    let (a0, a1, a2, a3) = (a[0], a[1], a[2], a[3]);
-                    let d = &mut row[c0..c1];
-                    for ((((o, &v0), &v1), &v2), &v3) in
-                        d.iter_mut().zip(w0).zip(w1).zip(w2).zip(w3)
-                    {
-                        *o += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3;
-                    }
+impl Weight for f32 {
+    #[inline(always)]
+    fn get(self) -> f32 {
+        self
+    }
+}
+
+/// The bits of a bf16: the top half of an f32, so widening is a shift, which vectorises (the
+/// `half` crate's conversion also canonicalises NaNs, a branch that does not).
+pub(super) type Bf16Bits = u16;
+
+impl Weight for Bf16Bits {
+    #[inline(always)]
+    fn get(self) -> f32 {
+        f32::from_bits((self as u32) << 16)
+    }
+}
+
+/// The axpy form: for each block of columns, `dst_i[c] += Σ_k x_ik · W_k[c]`, four weight rows
+/// per pass over `dst_i`.
+///
+/// # Safety
+/// `w` points at `k` rows of `rows[i].len()` contiguous elements, `w_rs` apart.
+#[inline(always)]
+unsafe fn axpy<T: Weight>(x: &[f32], k: usize, w: *const T, w_rs: usize, rows: &mut [&mut [f32]]) {
+    let n = rows.first().map_or(0, |r| r.len());
+    // SAFETY: the function's contract.
+    let w = |kk: usize| unsafe { std::slice::from_raw_parts(w.add(kk * w_rs), n) };
+    for c0 in (0..n).step_by(AXPY_COLS) {
+        let c1 = n.min(c0 + AXPY_COLS);
+        let mut kk = 0;
+        while kk + 4 <= k {
+            let (w0, w1, w2, w3) = (
+                &w(kk)[c0..c1],
+                &w(kk + 1)[c0..c1],
+                &w(kk + 2)[c0..c1],
+                &w(kk + 3)[c0..c1],
+            );
+            for (i, row) in rows.iter_mut().enumerate() {
+                let a = &x[i * k + kk..i * k + kk + 4];
+                let (a0, a1, a2, a3) = (a[0], a[1], a[2], a[3]);
+                let d = &mut row[c0..c1];
+                for ((((o, &v0), &v1), &v2), &v3) in d.iter_mut().zip(w0).zip(w1).zip(w2).zip(w3) {
+                    *o += a0 * v0.get() + a1 * v1.get() + a2 * v2.get() + a3 * v3.get();
                 }
-                kk += 4;
             }
-            for kk in kk..k {
-                let wk = &w(kk)[c0..c1];
-                for (i, row) in rows.iter_mut().enumerate() {
-                    let a = x[i * k + kk];
-                    for (o, &v) in row[c0..c1].iter_mut().zip(wk) {
-                        *o += a * v;
-                    }
+            kk += 4;
+        }
+        for kk in kk..k {
+            let wk = &w(kk)[c0..c1];
+            for (i, row) in rows.iter_mut().enumerate() {
+                let a = x[i * k + kk];
+                for (o, &v) in row[c0..c1].iter_mut().zip(wk) {
+                    *o += a * v.get();
                 }
             }
         }
     }
 }
 
+/// The dot form: `dst_i[j] += x_i · W_j` for `j < n`, each weight row applied to every `x_i`
+/// while it is in L1.
+///
+/// # Safety
+/// `w` points at `n` rows of `k` contiguous elements, `w_rs` apart.
+#[inline(always)]
+unsafe fn dots<T: Weight>(
+    x: &[f32],
+    k: usize,
+    n: usize,
+    w: *const T,
+    w_rs: usize,
+    rows: &mut [&mut [f32]],
+) {
+    for j in 0..n {
+        // SAFETY: the function's contract.
+        let wj = unsafe { std::slice::from_raw_parts(w.add(j * w_rs), k) };
+        for (i, row) in rows.iter_mut().enumerate() {
+            row[j] += dot(&x[i * k..(i + 1) * k], wj);
+        }
+    }
+}
+
 vmath::multiversion! {
-    /// The dot form: `dst_i[j] += x_i · W_j`, each weight row applied to every `x_i` while it
-    /// is in L1.
+    /// [`axpy`] on an f32 view whose rows run along `n`.
+    ///
+    /// # Safety
+    /// `w` has `k` rows of `rows[i].len()` contiguous floats, `w.rs` apart.
+    unsafe fn axpy_rows(x: &[f32], k: usize, w: View, rows: &mut [&mut [f32]]) {
+        // SAFETY: the function's contract.
+        unsafe { axpy(x, k, w.ptr, w.rs, rows) }
+    }
+}
+
+vmath::multiversion! {
+    /// [`dots`] on an f32 view whose columns are contiguous.
     ///
     /// # Safety
     /// `w` has `n` columns of `k` contiguous floats, `w.cs` apart.
     unsafe fn dot_rows(x: &[f32], k: usize, n: usize, w: View, rows: &mut [&mut [f32]]) {
         // SAFETY: the function's contract.
-        let w = |j: usize| unsafe { row(w, j, w.cs, k) };
-        for j in 0..n {
-            let wj = w(j);
-            for (i, row) in rows.iter_mut().enumerate() {
-                row[j] += dot(&x[i * k..(i + 1) * k], wj);
+        unsafe { dots(x, k, n, w.ptr, w.cs, rows) }
+    }
+}
+
+vmath::multiversion! {
+    /// `rows_i += x_i · W[:, cols]` for a contiguous bf16 weight: `W [k, n]` (`conv1d`, axpy
+    /// form) or `[n, k]` (`nn.Linear`, dot form), only the columns `c0..c0 + rows[i].len()`.
+    /// `x` holds the `m = rows.len()` input rows, `k` floats each.
+    ///
+    /// # Safety
+    /// `w` holds `k · n` elements and `c0 + rows[i].len() ≤ n`.
+    pub(super) unsafe fn gemv_bf16(
+        x: &[f32],
+        nk: (usize, usize),
+        w: &[Bf16Bits],
+        conv1d: bool,
+        c0: usize,
+        rows: &mut [&mut [f32]],
+    ) {
+        let (n, k) = nk;
+        let cols = rows.first().map_or(0, |r| r.len());
+        // SAFETY: the columns lie inside `w` (the function's contract).
+        unsafe {
+            if conv1d {
+                axpy(x, k, w.as_ptr().add(c0), n, rows)
+            } else {
+                dots(x, k, cols, w.as_ptr().add(c0 * k), k, rows)
             }
         }
     }
@@ -143,18 +210,18 @@ vmath::multiversion! {
 
 /// `a · b` accumulated in 8 lanes (so the loop vectorises).
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+fn dot<T: Weight>(a: &[f32], b: &[T]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca
         .remainder()
         .iter()
         .zip(cb.remainder())
-        .map(|(p, q)| p * q)
+        .map(|(p, q)| p * q.get())
         .sum();
     for (p, q) in ca.zip(cb) {
         for l in 0..8 {
-            acc[l] += p[l] * q[l];
+            acc[l] += p[l] * q[l].get();
         }
     }
     acc.iter().sum::<f32>() + tail
@@ -222,6 +289,46 @@ mod tests {
                         dst[i * dst_rs + n..(i + 1) * dst_rs],
                         init[i * dst_rs + n..(i + 1) * dst_rs]
                     );
+                }
+            }
+        }
+    }
+
+    /// The bf16 form gives the f32 product of the widened weight, both layouts, on column
+    /// ranges (a parallel task's share).
+    #[test]
+    fn bf16_weights_match_the_widened_f32_product() {
+        let (m, n, k) = (3, 70, 37);
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 29 % 17) as f32 - 8.0) / 9.0)
+            .collect();
+        let bits: Vec<Bf16Bits> = (0..k * n)
+            .map(|i| (half::bf16::from_f32(((i * 53 % 13) as f32 - 6.0) / 5.0)).to_bits())
+            .collect();
+        let wide: Vec<f32> = bits.iter().map(|b| b.get()).collect();
+        for conv1d in [true, false] {
+            // conv1d: W [k, n]; else W [n, k] (the same numbers read transposed)
+            let w_at = |kk: usize, j: usize| {
+                if conv1d {
+                    wide[kk * n + j]
+                } else {
+                    wide[j * k + kk]
+                }
+            };
+            for (c0, c1) in [(0, n), (5, 41)] {
+                let mut dst = vec![1f32; m * (c1 - c0)];
+                let mut rows: Vec<&mut [f32]> = dst.chunks_mut(c1 - c0).collect();
+                // SAFETY: `bits` holds k · n elements and c1 ≤ n.
+                unsafe { gemv_bf16(&x, (n, k), &bits, conv1d, c0, &mut rows) };
+                for i in 0..m {
+                    for j in c0..c1 {
+                        let want: f64 = 1.0
+                            + (0..k)
+                                .map(|kk| x[i * k + kk] as f64 * w_at(kk, j) as f64)
+                                .sum::<f64>();
+                        let got = dst[i * (c1 - c0) + j - c0] as f64;
+                        assert!((got - want).abs() < 1e-4, "conv1d {conv1d} [{i},{j}]");
+                    }
                 }
             }
         }

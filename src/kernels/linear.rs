@@ -15,13 +15,13 @@ use super::view::View;
 
 /// `x [.., d]` as a matrix: `(rows, d)`. Leading dimensions are taken as rows here rather than
 /// reshaped away by the caller, because every reshape in the graph costs a gradient copy.
-fn matrix(l: &Layout) -> (usize, usize) {
+pub(super) fn matrix(l: &Layout) -> (usize, usize) {
     let d = l.dims().last().copied().unwrap_or(1).max(1);
     (l.shape().elem_count() / d, d)
 }
 
 /// `dims` with the last dimension replaced by `last`.
-fn with_last(l: &Layout, last: usize) -> Shape {
+pub(super) fn with_last(l: &Layout, last: usize) -> Shape {
     let mut dims = l.dims().to_vec();
     if let Some(d) = dims.last_mut() {
         *d = last;
@@ -30,7 +30,7 @@ fn with_last(l: &Layout, last: usize) -> Shape {
 }
 
 /// `(rows, d_in, d_out)` of `x [.., d_in]` times the weight.
-fn dims(x: &Layout, w: &Layout, conv1d: bool) -> Result<(usize, usize, usize)> {
+pub(super) fn dims(x: &Layout, w: &Layout, conv1d: bool) -> Result<(usize, usize, usize)> {
     let (rows, d_in) = matrix(x);
     let (a, b) = w.shape().dims2()?;
     let (w_in, d_out) = if conv1d { (a, b) } else { (b, a) };

@@ -31,6 +31,7 @@ mod gelu;
 mod gemm;
 mod gemv;
 mod linear;
+mod linear_bf16;
 mod malloc;
 mod norm;
 mod reduce;
@@ -108,7 +109,21 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 
 /// A dense layer over `x [.., in]`: `x Wᵀ + b` for `nn.Linear` (`W [out, in]`), `x W + b`
 /// for GPT-2's `Conv1D` (`conv1d`, `W [in, out]`).
+///
+/// A bf16 weight with f32 inputs (a model with bf16 weights, see
+/// `AutoModelForCausalLM::with_weight_dtype`) is multiplied in f32: straight from its bf16
+/// bits for the few rows of a decoding step on the CPU, else widened to f32 first.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv1d: bool) -> Result<Tensor> {
+    if weight.dtype() == DType::BF16 && x.dtype() == DType::F32 {
+        if use_fused(x)
+            && weight.device().is_cpu()
+            && bias.is_none_or(use_fused)
+            && linear_bf16::applies(x)
+        {
+            return linear_bf16::linear_bf16(x, weight, bias, conv1d);
+        }
+        return linear(x, &weight.to_dtype(DType::F32)?, bias, conv1d);
+    }
     if use_fused(x) && use_fused(weight) && bias.is_none_or(use_fused) {
         linear::linear(x, weight, bias, conv1d)
     } else {

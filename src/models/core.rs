@@ -140,7 +140,12 @@ impl Embeddings {
             });
         }
         let h = self.word.dim(1)?;
-        let mut x = self.word.index_select(&ids.flatten_all()?, 0)?;
+        // in the position table's dtype: the compute dtype, also when the word embeddings are
+        // stored in bf16 as the LM head (`with_weight_dtype`)
+        let mut x = self
+            .word
+            .index_select(&ids.flatten_all()?, 0)?
+            .to_dtype(self.position.dtype())?;
         let pos = match (position_ids, self.positions) {
             (Some(p), _) => {
                 if p.dims() != [b, t] {

@@ -1,5 +1,6 @@
 //! The model behind every `AutoModel*`: config, core, head, parameters and mode, plus loading
 //! and saving in Hugging Face's layout.
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, Var};
@@ -237,6 +238,40 @@ impl Model {
             labels,
         };
         Ok((model, report))
+    }
+
+    /// A copy for inference whose weight matrices are stored in `dtype` (bf16; or f32 to
+    /// undo), computed in f32 ([`Params::with_weight_dtype`] says which weights). It shares no
+    /// storage with `self` and has no gradients: train the f32 model.
+    pub fn with_weight_dtype(&self, dtype: DType) -> Result<Self> {
+        if !matches!(dtype, DType::BF16 | DType::F32) {
+            return Err(Error::InvalidArgument(format!(
+                "with_weight_dtype takes bf16 (weights in half the bytes, computed in f32) or f32, not {dtype:?}"
+            )));
+        }
+        let tensors = self
+            .named_parameters()
+            .into_iter()
+            .map(|(n, v)| Ok((n, v.as_tensor().to_dtype(DType::F32)?)))
+            .collect::<Result<HashMap<_, _>>>()?;
+        let p = Params::loaded(
+            tensors,
+            Vec::new(),
+            Path::new("<in memory>"),
+            &self.device,
+            DType::F32,
+        )
+        .with_weight_dtype(dtype);
+        let task = (self.task, self.labels.clone());
+        let mut m = Self::build(
+            self.config.clone(),
+            self.extra.clone(),
+            p,
+            task,
+            &self.device,
+        )?;
+        m.generation = self.generation.clone();
+        Ok(m)
     }
 
     pub fn from_config(

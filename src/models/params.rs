@@ -109,6 +109,9 @@ pub(crate) struct Params {
     source: Source,
     device: Device,
     dtype: DType,
+    /// The dtype of the matrices the model multiplies by, when it differs from `dtype`
+    /// ([`Params::with_weight_dtype`]).
+    weight_dtype: Option<DType>,
     /// The base-model prefix (`transformer.`, `bert.`, `roberta.`): checkpoints of the bare model
     /// omit it, those of a head model carry it; either loads into either.
     prefix: String,
@@ -121,6 +124,7 @@ impl Params {
             source: Source::Init(Box::new(ChaCha8Rng::seed_from_u64(seed))),
             device: device.clone(),
             dtype,
+            weight_dtype: None,
             prefix: String::new(),
         }
     }
@@ -144,7 +148,30 @@ impl Params {
             },
             device: device.clone(),
             dtype,
+            weight_dtype: None,
             prefix: String::new(),
+        }
+    }
+
+    /// Stores the matrices the model multiplies by (dense layers, and the word embeddings
+    /// that double as the LM head) in `dtype`; position and token-type tables, read one row per
+    /// token, and every vector (biases, norms) keep the model's dtype, which is also the dtype
+    /// activations are computed in.
+    pub fn with_weight_dtype(mut self, dtype: DType) -> Self {
+        self.weight_dtype = Some(dtype);
+        self
+    }
+
+    /// The dtype weight `name` of rank `rank` is stored in.
+    fn dtype_of(&self, name: &str, rank: usize) -> DType {
+        const TABLES: [&str; 3] = [
+            "wpe.weight",
+            "position_embeddings.weight",
+            "token_type_embeddings.weight",
+        ];
+        match self.weight_dtype {
+            Some(d) if rank == 2 && !TABLES.iter().any(|t| name.ends_with(t)) => d,
+            _ => self.dtype,
         }
     }
 
@@ -281,7 +308,7 @@ impl Params {
     }
 
     fn register(&mut self, name: &str, t: Tensor) -> Result<Tensor> {
-        let t = t.to_dtype(self.dtype)?;
+        let t = t.to_dtype(self.dtype_of(name, t.rank()))?;
         let var = Var::from_tensor(&t)?;
         let out = var.as_tensor().clone();
         self.varmap

@@ -141,6 +141,17 @@ impl AdamW {
         let mut named: Vec<(String, Var)> =
             data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
+        // weights in two dtypes: a copy made for decoding, whose bf16 products have no backward
+        if let (Some((a, va)), Some((b, vb))) = (
+            named.first(),
+            named.iter().find(|(_, v)| v.dtype() != named[0].1.dtype()),
+        ) {
+            return Err(Error::InvalidArgument(format!(
+                "the model's weights mix dtypes (`{a}` is {:?}, `{b}` {:?}): a model from with_weight_dtype is for inference; train the f32 model (with_weight_dtype(DType::F32) converts back)",
+                va.dtype(),
+                vb.dtype()
+            )));
+        }
         let params = named
             .into_iter()
             .map(|(name, var)| {
