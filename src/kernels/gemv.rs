@@ -11,6 +11,9 @@
 //!   time (axpy form);
 //! - weight rows along `k` (`nn.Linear [out, in]`, the tied LM head): `dst_ij = x_i · W_j` (dot
 //!   form, 8 lanes).
+use std::ops::Range;
+
+use super::cpu::OutPtr;
 use super::view::View;
 use super::vmath;
 
@@ -41,14 +44,8 @@ pub(super) unsafe fn gemv(
     rhs: View,
     scale: f32,
 ) {
-    // `lhs` rows as contiguous, pre-scaled vectors (m · k floats: a few KB).
-    let mut x = vec![0f32; m * k];
-    for i in 0..m {
-        for kk in 0..k {
-            // SAFETY: (i, kk) lies inside `lhs` (caller's contract).
-            x[i * k + kk] = scale * unsafe { *lhs.ptr.add(i * lhs.rs + kk * lhs.cs) };
-        }
-    }
+    // SAFETY: forwarded from the caller's contract on `lhs`.
+    let x = unsafe { scaled_rows(m, k, lhs, scale) };
     let mut rows: Vec<&mut [f32]> = (0..m)
         // SAFETY: row i of `dst` has n elements, rows do not overlap (dst_rs ≥ n), no one else
         // writes them during the call.
@@ -62,9 +59,95 @@ pub(super) unsafe fn gemv(
     // SAFETY: forwarded from the caller's contract on `rhs`.
     unsafe {
         if rhs.cs == 1 {
-            axpy_rows(&x, k, rhs, &mut rows);
+            axpy_rows(&x, k, 0..k, rhs, &mut rows);
         } else {
             dot_rows(&x, k, n, rhs, &mut rows);
+        }
+    }
+}
+
+/// `lhs [m, k]` as contiguous, pre-scaled rows (m · k floats: a few KB).
+///
+/// # Safety
+/// Every `(i, kk)` of `lhs` lies in a live buffer.
+unsafe fn scaled_rows(m: usize, k: usize, lhs: View, scale: f32) -> Vec<f32> {
+    let mut x = vec![0f32; m * k];
+    for i in 0..m {
+        for kk in 0..k {
+            // SAFETY: (i, kk) lies inside `lhs` (the function's contract).
+            x[i * k + kk] = scale * unsafe { *lhs.ptr.add(i * lhs.rs + kk * lhs.cs) };
+        }
+    }
+    x
+}
+
+/// Weight rows per band of [`split_k`], at least: below this, one band's partial sums cost
+/// more than the band.
+const MIN_BAND: usize = 64;
+
+/// `dst[m, n] = Σ_bands band(k0..k1)`: the axpy form over candle's thread pool, each task
+/// streaming one contiguous band of weight rows into its own zeroed partial `[m, n]`, the
+/// partials then summed. Splitting the columns instead (as the dot form and `gemm` do) hands
+/// each task a short piece of every weight row, `n` elements apart, an access pattern the
+/// hardware prefetcher follows far worse than one long stream: the products of a decoding
+/// step ran at about half the machine's bandwidth that way.
+pub(super) fn split_k(
+    (m, n, k): (usize, usize, usize),
+    band: impl Fn(Range<usize>, &mut [&mut [f32]]) + Sync,
+) -> Vec<f32> {
+    let threads = candle_core::utils::get_num_threads().max(1);
+    let size = k.div_ceil(threads.min(k / MIN_BAND).max(1));
+    let bands = k.div_ceil(size.max(1));
+    let mut partial = vec![0f32; bands.max(1) * m * n];
+    let p = OutPtr(partial.as_mut_ptr());
+    let run = |b: usize| {
+        let mut rows: Vec<&mut [f32]> = (0..m)
+            // SAFETY: band b writes only its own partial, rows of n floats inside `partial`.
+            .map(|i| unsafe { p.slice((b * m + i) * n, n) })
+            .collect();
+        band(b * size..k.min((b + 1) * size), &mut rows);
+    };
+    if bands > 1 {
+        candle_core::utils::barrier_pool().execute_chunked(bands, |r| r.for_each(run));
+    } else if bands == 1 {
+        run(0);
+    }
+    let (first, rest) = partial.split_at_mut(m * n);
+    for part in rest.chunks_exact(m * n) {
+        for (a, b) in first.iter_mut().zip(part) {
+            *a += b;
+        }
+    }
+    partial.truncate(m * n);
+    partial
+}
+
+/// [`gemv`] for the axpy form (`rhs.cs == 1`) with the weight rows split over the pool
+/// ([`split_k`]).
+///
+/// # Safety
+/// As for [`gemv`].
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn gemv_split_k(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: View,
+    rhs: View,
+    scale: f32,
+) {
+    // SAFETY: forwarded from the caller's contract on `lhs`.
+    let x = unsafe { scaled_rows(m, k, lhs, scale) };
+    // SAFETY: each band reads rows of `rhs` inside it (caller's contract).
+    let sum = split_k((m, n, k), |band, rows| unsafe {
+        axpy_rows(&x, k, band, rhs, rows)
+    });
+    for (i, s) in sum.chunks_exact(n).enumerate() {
+        // SAFETY: row i of `dst` has n elements that no one else writes (caller's contract).
+        let d = unsafe { std::slice::from_raw_parts_mut(dst.add(i * dst_rs), n) };
+        for (o, &v) in d.iter_mut().zip(s) {
+            *o = if accumulate { *o + v } else { v };
         }
     }
 }
@@ -72,10 +155,13 @@ pub(super) unsafe fn gemv(
 /// A weight element the products read: f32 as is, or bf16 (its 16 bits, [`Bf16Bits`]) widened
 /// on the fly, so a bf16 weight streams half the bytes and every sum stays f32.
 pub(super) trait Weight: Copy {
+    /// Whether reading it costs a conversion (worth doing once when several rows use it).
+    const WIDENS: bool;
     fn get(self) -> f32;
 }
 
 impl Weight for f32 {
+    const WIDENS: bool = false;
     #[inline(always)]
     fn get(self) -> f32 {
         self
@@ -87,6 +173,7 @@ impl Weight for f32 {
 pub(super) type Bf16Bits = u16;
 
 impl Weight for Bf16Bits {
+    const WIDENS: bool = true;
     #[inline(always)]
     fn get(self) -> f32 {
         f32::from_bits((self as u32) << 16)
@@ -96,41 +183,75 @@ impl Weight for Bf16Bits {
 /// The axpy form: for each block of columns, `dst_i[c] += Σ_k x_ik · W_k[c]`, four weight rows
 /// per pass over `dst_i`.
 ///
+/// `x` holds row `i` at `x[i * x_rs..]` (its first `k` elements are used).
+///
 /// # Safety
 /// `w` points at `k` rows of `rows[i].len()` contiguous elements, `w_rs` apart.
 #[inline(always)]
-unsafe fn axpy<T: Weight>(x: &[f32], k: usize, w: *const T, w_rs: usize, rows: &mut [&mut [f32]]) {
+unsafe fn axpy<T: Weight>(
+    (x, x_rs): (&[f32], usize),
+    k: usize,
+    w: *const T,
+    w_rs: usize,
+    rows: &mut [&mut [f32]],
+) {
     let n = rows.first().map_or(0, |r| r.len());
     // SAFETY: the function's contract.
     let w = |kk: usize| unsafe { std::slice::from_raw_parts(w.add(kk * w_rs), n) };
+    let mut wide = if T::WIDENS && rows.len() > 1 {
+        vec![vec![0f32; AXPY_COLS]; 4]
+    } else {
+        Vec::new()
+    };
     for c0 in (0..n).step_by(AXPY_COLS) {
         let c1 = n.min(c0 + AXPY_COLS);
         let mut kk = 0;
         while kk + 4 <= k {
-            let (w0, w1, w2, w3) = (
-                &w(kk)[c0..c1],
-                &w(kk + 1)[c0..c1],
-                &w(kk + 2)[c0..c1],
-                &w(kk + 3)[c0..c1],
-            );
-            for (i, row) in rows.iter_mut().enumerate() {
-                let a = &x[i * k + kk..i * k + kk + 4];
-                let (a0, a1, a2, a3) = (a[0], a[1], a[2], a[3]);
-                let d = &mut row[c0..c1];
-                for ((((o, &v0), &v1), &v2), &v3) in d.iter_mut().zip(w0).zip(w1).zip(w2).zip(w3) {
-                    *o += a0 * v0.get() + a1 * v1.get() + a2 * v2.get() + a3 * v3.get();
+            let ws = [0, 1, 2, 3].map(|q| &w(kk + q)[c0..c1]);
+            if T::WIDENS && rows.len() > 1 {
+                // widen once for all rows of `x`, not once per row
+                for (b, wq) in wide.iter_mut().zip(ws) {
+                    for (o, v) in b.iter_mut().zip(wq) {
+                        *o = v.get();
+                    }
                 }
+                let len = c1 - c0;
+                let ws = [0, 1, 2, 3].map(|q| &wide[q][..len]);
+                axpy4((x, x_rs), kk, ws, rows, c0);
+            } else {
+                axpy4((x, x_rs), kk, ws, rows, c0);
             }
             kk += 4;
         }
         for kk in kk..k {
             let wk = &w(kk)[c0..c1];
             for (i, row) in rows.iter_mut().enumerate() {
-                let a = x[i * k + kk];
+                let a = x[i * x_rs + kk];
                 for (o, &v) in row[c0..c1].iter_mut().zip(wk) {
                     *o += a * v.get();
                 }
             }
+        }
+    }
+}
+
+/// `dst_i[c0 + c] += Σ_q x_i,kk+q · w_q[c]` for the four weight rows `w` (`dst_i` from column
+/// `c0`, as long as they are).
+#[inline(always)]
+fn axpy4<T: Weight>(
+    (x, x_rs): (&[f32], usize),
+    kk: usize,
+    w: [&[T]; 4],
+    rows: &mut [&mut [f32]],
+    c0: usize,
+) {
+    let [w0, w1, w2, w3] = w;
+    for (i, row) in rows.iter_mut().enumerate() {
+        let a = &x[i * x_rs + kk..i * x_rs + kk + 4];
+        let (a0, a1, a2, a3) = (a[0], a[1], a[2], a[3]);
+        let d = &mut row[c0..c0 + w0.len()];
+        for ((((o, &v0), &v1), &v2), &v3) in d.iter_mut().zip(w0).zip(w1).zip(w2).zip(w3) {
+            *o += a0 * v0.get() + a1 * v1.get() + a2 * v2.get() + a3 * v3.get();
         }
     }
 }
@@ -149,23 +270,35 @@ unsafe fn dots<T: Weight>(
     w_rs: usize,
     rows: &mut [&mut [f32]],
 ) {
+    let mut wide = vec![0f32; if T::WIDENS && rows.len() > 1 { k } else { 0 }];
     for j in 0..n {
         // SAFETY: the function's contract.
         let wj = unsafe { std::slice::from_raw_parts(w.add(j * w_rs), k) };
-        for (i, row) in rows.iter_mut().enumerate() {
-            row[j] += dot(&x[i * k..(i + 1) * k], wj);
+        if wide.is_empty() {
+            for (i, row) in rows.iter_mut().enumerate() {
+                row[j] += dot(&x[i * k..(i + 1) * k], wj);
+            }
+        } else {
+            // widen once for all rows of `x`, not once per row
+            for (o, v) in wide.iter_mut().zip(wj) {
+                *o = v.get();
+            }
+            for (i, row) in rows.iter_mut().enumerate() {
+                row[j] += dot(&x[i * k..(i + 1) * k], &wide);
+            }
         }
     }
 }
 
 vmath::multiversion! {
-    /// [`axpy`] on an f32 view whose rows run along `n`.
+    /// [`axpy`] on an f32 view whose rows run along `n`, over the weight rows (and `x`
+    /// columns) `band`; `x` rows are `x_rs` apart.
     ///
     /// # Safety
-    /// `w` has `k` rows of `rows[i].len()` contiguous floats, `w.rs` apart.
-    unsafe fn axpy_rows(x: &[f32], k: usize, w: View, rows: &mut [&mut [f32]]) {
+    /// `w` has the rows `band` of `rows[i].len()` contiguous floats, `w.rs` apart.
+    unsafe fn axpy_rows(x: &[f32], x_rs: usize, band: Range<usize>, w: View, rows: &mut [&mut [f32]]) {
         // SAFETY: the function's contract.
-        unsafe { axpy(x, k, w.ptr, w.rs, rows) }
+        unsafe { axpy((&x[band.start..], x_rs), band.len(), w.at(band.start * w.rs).ptr, w.rs, rows) }
     }
 }
 
@@ -181,28 +314,29 @@ vmath::multiversion! {
 }
 
 vmath::multiversion! {
-    /// `rows_i += x_i · W[:, cols]` for a contiguous bf16 weight: `W [k, n]` (`conv1d`, axpy
-    /// form) or `[n, k]` (`nn.Linear`, dot form), only the columns `c0..c0 + rows[i].len()`.
-    /// `x` holds the `m = rows.len()` input rows, `k` floats each.
+    /// `rows_i += x_i · W` for a contiguous bf16 weight: `W [k, n]` (`conv1d`, axpy form: the
+    /// weight rows `band` only, every column) or `[n, k]` (`nn.Linear`, dot form: the columns
+    /// `band` only, every weight row). `x` holds the `m = rows.len()` input rows, `k` floats
+    /// each; `rows[i]` is as long as the columns computed.
     ///
     /// # Safety
-    /// `w` holds `k · n` elements and `c0 + rows[i].len() ≤ n`.
+    /// `w` holds `k · n` elements and `band` lies inside `0..k` (axpy) or `0..n` (dot).
     pub(super) unsafe fn gemv_bf16(
         x: &[f32],
         nk: (usize, usize),
         w: &[Bf16Bits],
         conv1d: bool,
-        c0: usize,
+        band: Range<usize>,
         rows: &mut [&mut [f32]],
     ) {
         let (n, k) = nk;
-        let cols = rows.first().map_or(0, |r| r.len());
-        // SAFETY: the columns lie inside `w` (the function's contract).
+        // SAFETY: the band lies inside `w` (the function's contract).
         unsafe {
             if conv1d {
-                axpy(x, k, w.as_ptr().add(c0), n, rows)
+                let w = w.as_ptr().add(band.start * n);
+                axpy((&x[band.start..], k), band.len(), w, n, rows)
             } else {
-                dots(x, k, cols, w.as_ptr().add(c0 * k), k, rows)
+                dots(x, k, band.len(), w.as_ptr().add(band.start * k), k, rows)
             }
         }
     }
@@ -315,21 +449,53 @@ mod tests {
                     wide[j * k + kk]
                 }
             };
-            for (c0, c1) in [(0, n), (5, 41)] {
-                let mut dst = vec![1f32; m * (c1 - c0)];
-                let mut rows: Vec<&mut [f32]> = dst.chunks_mut(c1 - c0).collect();
-                // SAFETY: `bits` holds k · n elements and c1 ≤ n.
-                unsafe { gemv_bf16(&x, (n, k), &bits, conv1d, c0, &mut rows) };
-                for i in 0..m {
-                    for j in c0..c1 {
-                        let want: f64 = 1.0
-                            + (0..k)
-                                .map(|kk| x[i * k + kk] as f64 * w_at(kk, j) as f64)
-                                .sum::<f64>();
-                        let got = dst[i * (c1 - c0) + j - c0] as f64;
-                        assert!((got - want).abs() < 1e-4, "conv1d {conv1d} [{i},{j}]");
-                    }
+            let want = |i: usize, j: usize| -> f64 {
+                1.0 + (0..k)
+                    .map(|kk| x[i * k + kk] as f64 * w_at(kk, j) as f64)
+                    .sum::<f64>()
+            };
+            // axpy: two bands of weight rows summed into every column; dot: columns 5..41
+            let (cols, bands) = if conv1d {
+                (0..n, vec![0..20, 20..k])
+            } else {
+                (5..41, vec![5..41])
+            };
+            let mut dst = vec![1f32; m * cols.len()];
+            for band in bands {
+                let mut rows: Vec<&mut [f32]> = dst.chunks_mut(cols.len()).collect();
+                // SAFETY: `bits` holds k · n elements; the bands lie inside k (axpy), n (dot).
+                unsafe { gemv_bf16(&x, (n, k), &bits, conv1d, band, &mut rows) };
+            }
+            for i in 0..m {
+                for j in cols.clone() {
+                    let got = dst[i * cols.len() + j - cols.start] as f64;
+                    assert!((got - want(i, j)).abs() < 1e-4, "conv1d {conv1d} [{i},{j}]");
                 }
+            }
+        }
+    }
+
+    /// The weight rows split in bands over the pool give the single-band product.
+    #[test]
+    fn split_k_matches_one_band() {
+        let (m, n, k) = (2, 50, 300);
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37 % 11) as f32 - 5.0) / 7.0)
+            .collect();
+        let w: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 53 % 13) as f32 - 6.0) / 5.0)
+            .collect();
+        let init: Vec<f32> = (0..m * n).map(|i| (i % 5) as f32).collect();
+        for accumulate in [false, true] {
+            let (mut one, mut split) = (init.clone(), init.clone());
+            let (lhs, rhs) = (View::rows(&a, k), View::rows(&w, n));
+            // SAFETY: the views cover their buffers; the outputs are separate.
+            unsafe {
+                gemv((m, n, k), one.as_mut_ptr(), n, accumulate, lhs, rhs, 0.5);
+                gemv_split_k((m, n, k), split.as_mut_ptr(), n, accumulate, lhs, rhs, 0.5);
+            }
+            for (p, q) in one.iter().zip(&split) {
+                assert!((p - q).abs() < 1e-4, "{p} vs {q}");
             }
         }
     }

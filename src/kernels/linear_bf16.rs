@@ -9,7 +9,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use half::slice::HalfFloatSliceExt;
 
 use super::cpu::{OutPtr, slice};
-use super::gemv::{Bf16Bits, GEMV_MAX_ROWS, gemv_bf16};
+use super::gemv::{Bf16Bits, GEMV_MAX_ROWS, gemv_bf16, split_k};
 use super::linear::{dims, with_last};
 
 /// Columns of the output per parallel task: at least this many.
@@ -39,6 +39,17 @@ fn forward(
         Some(b) => b.repeat(rows),
         None => vec![0f32; rows * d_out],
     };
+    if conv1d {
+        // SAFETY: `w` holds `d_in · d_out` elements (checked by `dims`); bands lie inside d_in.
+        let sum = split_k((rows, d_out, d_in), |band, r| unsafe {
+            gemv_bf16(x, (d_out, d_in), w, true, band, r)
+        });
+        for (o, s) in out.iter_mut().zip(&sum) {
+            *o += s;
+        }
+        return Ok(out);
+    }
+    // the dot form: each task streams whole weight rows (its columns of the output)
     let dst = OutPtr(out.as_mut_ptr());
     let cols = |c: std::ops::Range<usize>| {
         let mut r: Vec<&mut [f32]> = (0..rows)
@@ -46,7 +57,7 @@ fn forward(
             .map(|i| unsafe { dst.slice(i * d_out + c.start, c.len()) })
             .collect();
         // SAFETY: `w` holds `d_in · d_out` elements (checked by `dims`), `c.end ≤ d_out`.
-        unsafe { gemv_bf16(x, (d_out, d_in), w, conv1d, c.start, &mut r) };
+        unsafe { gemv_bf16(x, (d_out, d_in), w, false, c, &mut r) };
     };
     let threads = candle_core::utils::get_num_threads().max(1);
     let blocks = (threads * BLOCKS_PER_THREAD).min(d_out / MIN_COLS);
