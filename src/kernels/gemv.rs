@@ -458,7 +458,7 @@ mod tests {
             let (cols, bands) = if conv1d {
                 (0..n, vec![0..20, 20..k])
             } else {
-                (5..41, vec![5..41])
+                (5..41, std::iter::once(5..41).collect())
             };
             let mut dst = vec![1f32; m * cols.len()];
             for band in bands {

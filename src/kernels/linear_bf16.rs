@@ -1,7 +1,7 @@
 //! A dense layer whose weight is stored in bf16 and multiplied in f32, for decoding: each step
-//! streams every weight from memory once per token, so half the bytes is close to twice the
-//! tokens per second, while activations, biases, norms, the KV cache and every sum stay f32
-//! (the "weight-only" half precision of CPU inference engines). Inference only: no backward.
+//! streams every weight from memory once per token, so half the bytes lifts the bound the
+//! memory sets, while activations, biases, norms, the KV cache and every sum stay f32 (the
+//! "weight-only" half precision of CPU inference engines). Inference only: no backward.
 //!
 //! Only products with a handful of rows come here (a decoding step); a prompt's longer
 //! product widens the weight to f32 first ([`super::linear`]), where gemm's blocking pays.
