@@ -64,6 +64,7 @@ pub(super) unsafe fn matmul(
                     lhs.at(r0 * lhs.rs),
                     rhs.at(c0 * rhs.cs),
                     scale,
+                    false,
                 )
             };
             return;
@@ -94,15 +95,15 @@ pub(super) unsafe fn matmul(
         }
     };
     let threads = candle_core::utils::get_num_threads().max(1);
-    if parallel && threads > 1 && m * n * k >= PAR_MIN_MACS && gemv::applies(m, rhs) && rhs.cs == 1
-    {
-        // a decoding step's Conv1D: contiguous bands of weight rows per thread (gemv::split_k)
+    let parallel = parallel && threads > 1 && m * n * k >= PAR_MIN_MACS;
+    if parallel && gemv::applies(m, rhs) && rhs.cs == 1 {
+        // a decoding step's Conv1D: gemv gives each thread a band of whole weight rows
         // SAFETY: forwarded from the caller's contract.
-        unsafe { gemv::gemv_split_k((m, n, k), dst, dst_rs, accumulate, lhs, rhs, scale) };
+        unsafe { gemv::gemv((m, n, k), dst, dst_rs, accumulate, lhs, rhs, scale, true) };
         return;
     }
     let dst = Dst(dst);
-    if parallel && threads > 1 && m * n * k >= PAR_MIN_MACS && m.max(n) >= 2 * MIN_BLOCK {
+    if parallel && m.max(n) >= 2 * MIN_BLOCK {
         // Each block packs the operand it does not split again: split rows when `rhs`
         // (`k x n`) is the smaller one to repeat, columns otherwise. A few blocks per thread
         // let the others make up for a thread held up by another process.

@@ -13,7 +13,7 @@
 //!   form, 8 lanes).
 use std::ops::Range;
 
-use super::cpu::OutPtr;
+use super::cpu::{OutPtr, par_for};
 use super::view::View;
 use super::vmath;
 
@@ -29,7 +29,9 @@ pub(super) fn applies(m: usize, rhs: View) -> bool {
 }
 
 /// `dst[m, n] = scale · lhs · rhs`, or `dst += …` when `accumulate`; rows of `dst` are `dst_rs`
-/// apart. Requires [`applies`].
+/// apart. Requires [`applies`]. With `parallel`, the axpy form splits its weight rows over
+/// candle's pool ([`split_k`]); the dot form runs on the calling thread either way (callers
+/// split its columns, whole weight rows each).
 ///
 /// # Safety
 /// As for `gemm::matmul`: the views and `dst` address live buffers, `dst` does not alias them,
@@ -43,6 +45,7 @@ pub(super) unsafe fn gemv(
     lhs: View,
     rhs: View,
     scale: f32,
+    parallel: bool,
 ) {
     // SAFETY: forwarded from the caller's contract on `lhs`.
     let x = unsafe { scaled_rows(m, k, lhs, scale) };
@@ -58,7 +61,14 @@ pub(super) unsafe fn gemv(
     }
     // SAFETY: forwarded from the caller's contract on `rhs`.
     unsafe {
-        if rhs.cs == 1 {
+        if rhs.cs == 1 && parallel {
+            let sum = split_k((m, n, k), |band, r| axpy_rows(&x, k, band, rhs, r));
+            for (row, s) in rows.iter_mut().zip(sum.chunks_exact(n.max(1))) {
+                for (o, v) in row.iter_mut().zip(s) {
+                    *o += v;
+                }
+            }
+        } else if rhs.cs == 1 {
             axpy_rows(&x, k, 0..k, rhs, &mut rows);
         } else {
             dot_rows(&x, k, n, rhs, &mut rows);
@@ -107,49 +117,15 @@ pub(super) fn split_k(
             .collect();
         band(b * size..k.min((b + 1) * size), &mut rows);
     };
-    if bands > 1 {
-        candle_core::utils::barrier_pool().execute_chunked(bands, |r| r.for_each(run));
-    } else if bands == 1 {
-        run(0);
-    }
+    par_for(bands, k * n, |r| r.for_each(run));
     let (first, rest) = partial.split_at_mut(m * n);
-    for part in rest.chunks_exact(m * n) {
+    for part in rest.chunks_exact((m * n).max(1)) {
         for (a, b) in first.iter_mut().zip(part) {
             *a += b;
         }
     }
     partial.truncate(m * n);
     partial
-}
-
-/// [`gemv`] for the axpy form (`rhs.cs == 1`) with the weight rows split over the pool
-/// ([`split_k`]).
-///
-/// # Safety
-/// As for [`gemv`].
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn gemv_split_k(
-    (m, n, k): (usize, usize, usize),
-    dst: *mut f32,
-    dst_rs: usize,
-    accumulate: bool,
-    lhs: View,
-    rhs: View,
-    scale: f32,
-) {
-    // SAFETY: forwarded from the caller's contract on `lhs`.
-    let x = unsafe { scaled_rows(m, k, lhs, scale) };
-    // SAFETY: each band reads rows of `rhs` inside it (caller's contract).
-    let sum = split_k((m, n, k), |band, rows| unsafe {
-        axpy_rows(&x, k, band, rhs, rows)
-    });
-    for (i, s) in sum.chunks_exact(n).enumerate() {
-        // SAFETY: row i of `dst` has n elements that no one else writes (caller's contract).
-        let d = unsafe { std::slice::from_raw_parts_mut(dst.add(i * dst_rs), n) };
-        for (o, &v) in d.iter_mut().zip(s) {
-            *o = if accumulate { *o + v } else { v };
-        }
-    }
 }
 
 /// A weight element the products read: f32 as is, or bf16 (its 16 bits, [`Bf16Bits`]) widened
@@ -208,7 +184,7 @@ unsafe fn axpy<T: Weight>(
         let mut kk = 0;
         while kk + 4 <= k {
             let ws = [0, 1, 2, 3].map(|q| &w(kk + q)[c0..c1]);
-            if T::WIDENS && rows.len() > 1 {
+            if !wide.is_empty() {
                 // widen once for all rows of `x`, not once per row
                 for (b, wq) in wide.iter_mut().zip(ws) {
                     for (o, v) in b.iter_mut().zip(wq) {
@@ -403,6 +379,7 @@ mod tests {
                         View::rows(&a, k),
                         rhs,
                         0.5,
+                        false,
                     )
                 };
                 for i in 0..m {
@@ -491,8 +468,26 @@ mod tests {
             let (lhs, rhs) = (View::rows(&a, k), View::rows(&w, n));
             // SAFETY: the views cover their buffers; the outputs are separate.
             unsafe {
-                gemv((m, n, k), one.as_mut_ptr(), n, accumulate, lhs, rhs, 0.5);
-                gemv_split_k((m, n, k), split.as_mut_ptr(), n, accumulate, lhs, rhs, 0.5);
+                gemv(
+                    (m, n, k),
+                    one.as_mut_ptr(),
+                    n,
+                    accumulate,
+                    lhs,
+                    rhs,
+                    0.5,
+                    false,
+                );
+                gemv(
+                    (m, n, k),
+                    split.as_mut_ptr(),
+                    n,
+                    accumulate,
+                    lhs,
+                    rhs,
+                    0.5,
+                    true,
+                );
             }
             for (p, q) in one.iter().zip(&split) {
                 assert!((p - q).abs() < 1e-4, "{p} vs {q}");

@@ -15,7 +15,7 @@ use super::view::View;
 
 /// `x [.., d]` as a matrix: `(rows, d)`. Leading dimensions are taken as rows here rather than
 /// reshaped away by the caller, because every reshape in the graph costs a gradient copy.
-pub(super) fn matrix(l: &Layout) -> (usize, usize) {
+fn matrix(l: &Layout) -> (usize, usize) {
     let d = l.dims().last().copied().unwrap_or(1).max(1);
     (l.shape().elem_count() / d, d)
 }

@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use half::slice::HalfFloatSliceExt;
 
-use super::cpu::{OutPtr, slice};
+use super::cpu::{OutPtr, par_for, slice};
 use super::gemv::{Bf16Bits, GEMV_MAX_ROWS, gemv_bf16, split_k};
 use super::linear::{dims, with_last};
 
@@ -60,17 +60,13 @@ fn forward(
         unsafe { gemv_bf16(x, (d_out, d_in), w, false, c, &mut r) };
     };
     let threads = candle_core::utils::get_num_threads().max(1);
-    let blocks = (threads * BLOCKS_PER_THREAD).min(d_out / MIN_COLS);
-    if threads > 1 && blocks > 1 {
-        let size = d_out.div_ceil(blocks);
-        candle_core::utils::barrier_pool().execute_chunked(d_out.div_ceil(size), |range| {
-            for i in range {
-                cols(i * size..d_out.min((i + 1) * size));
-            }
-        });
-    } else {
-        cols(0..d_out);
-    }
+    let blocks = (threads * BLOCKS_PER_THREAD).min(d_out / MIN_COLS).max(1);
+    let size = d_out.div_ceil(blocks).max(1);
+    par_for(d_out.div_ceil(size), d_in * d_out, |range| {
+        for i in range {
+            cols(i * size..d_out.min((i + 1) * size));
+        }
+    });
     Ok(out)
 }
 
