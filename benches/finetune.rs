@@ -126,7 +126,7 @@ fn main() -> massivetext::Result<()> {
     let (train, eval) = (encode(train_idx)?, encode(eval_idx)?);
 
     println!(
-        "AG News ({} train / {} held out), all-MiniLM-L6-v2, {steps} steps x batch {batch}, lr {lr}, {threads} threads",
+        "AG News ({} train / {} held out), all-MiniLM-L6-v2, {steps} steps x batch {batch}, lr {lr}, {threads}",
         train.len(),
         eval.len()
     );
@@ -172,7 +172,7 @@ struct Run<'a> {
     steps: usize,
     batch: usize,
     lr: f64,
-    threads: usize,
+    threads: common::Threads,
 }
 
 /// One seed's outcome: accuracy of both sides and ours / theirs training time.
@@ -253,7 +253,7 @@ impl Run<'_> {
             &data_json,
             &json!({"train": ids(&ordered), "eval": ids(self.eval), "labels": LABELS,
                     "steps": self.steps, "batch": self.batch, "lr": self.lr,
-                    "weight_decay": 0.01, "seed": seed, "threads": self.threads,
+                    "weight_decay": 0.01, "seed": seed, "threads": self.threads.torch_arg(),
                     "model": init_dir.display().to_string(),
                     "tokenizer": self.minilm.display().to_string()}),
         )?;

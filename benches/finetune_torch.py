@@ -22,7 +22,8 @@ from transformers.utils import logging
 
 logging.set_verbosity_error()
 cfg = json.load(open(sys.argv[1]))
-torch.set_num_threads(cfg["threads"])
+if cfg["threads"] > 0:  # 0: torch's own default, as a user runs it
+    torch.set_num_threads(cfg["threads"])
 labels = cfg["labels"]
 model = BertForSequenceClassification.from_pretrained(cfg["model"])
 assert model.config.num_labels == len(labels), model.config

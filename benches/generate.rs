@@ -5,7 +5,7 @@
 //! produced the same tokens. Then the same with the weights stored in bf16
 //! (`with_weight_dtype`, computed in f32) against transformers in f32 and in bfloat16.
 //!
-//!     cargo bench --bench generate                       # threads = all cores
+//!     cargo bench --bench generate                       # default threads, no variable set (as a user runs it)
 //!     BENCH_THREADS=1 BENCH_RUNS=5 cargo bench --bench generate
 //!     BENCH_PYTHON=/path/to/venv/bin/python cargo bench --bench generate
 //!     BENCH_CASES=greedy_b1 BENCH_NO_UNCACHED=1 BENCH_NO_TORCH=1 cargo bench --bench generate  # to profile
@@ -70,7 +70,7 @@ fn main() -> massivetext::Result<()> {
         ),
     ];
     println!(
-        "GPT-2 6 layers, 384 wide, vocab {vocab}; prompt 16 tokens, {new_tokens} new tokens; {threads} threads; median of {runs} runs"
+        "GPT-2 6 layers, 384 wide, vocab {vocab}; prompt 16 tokens, {new_tokens} new tokens; {threads}; median of {runs} runs"
     );
     let only = std::env::var("BENCH_CASES").ok();
     let cases: Vec<_> = cases
@@ -111,7 +111,11 @@ fn main() -> massivetext::Result<()> {
     let out = std::process::Command::new(python)
         .arg(script)
         .arg(dir.path())
-        .args([threads, new_tokens, runs].iter().map(|v| v.to_string()))
+        .args(
+            [threads.torch_arg(), new_tokens, runs]
+                .iter()
+                .map(|v| v.to_string()),
+        )
         .arg(serde_json::to_string(&prompts).unwrap_or_default())
         .output();
     match out {

@@ -12,7 +12,8 @@ from transformers import AutoModelForCausalLM
 
 model_dir, threads, new_tokens, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 prompts = json.loads(sys.argv[5])
-torch.set_num_threads(threads)
+if threads > 0:  # 0: torch's own default, as a user runs it
+    torch.set_num_threads(threads)
 cases = {
     "greedy_b1": (prompts[:1], dict(num_beams=1)),
     "greedy_b8": (prompts[:8], dict(num_beams=1)),

@@ -2,9 +2,10 @@
 //! massivetext against the same model in PyTorch (transformers' GPT2LMHeadModel, eager
 //! attention) with the same thread count, and forward latency of one sequence.
 //!
-//!     cargo bench --bench model                      # threads = all cores
+//!     cargo bench --bench model                      # default threads, no variable set (as a user runs it)
 //!     BENCH_THREADS=1 cargo bench --bench model
 //!     BENCH_MODEL=65,4,128,4,64,12 BENCH_STEPS=50 cargo bench --bench model   # nanoGPT CPU size
+//!     BENCH_BUSY=2 cargo bench --bench model        # beside two busy loops (CPU contention)
 //!
 //! Needs `python` with torch and transformers for the reference side (skipped if absent).
 mod common;
@@ -13,7 +14,7 @@ use std::time::Instant;
 
 use massivetext::prelude::*;
 
-use common::{bench_threads, env_or};
+use common::{bench_threads, busy_loops, env_or};
 
 fn main() -> massivetext::Result<()> {
     // our fused ops also run on candle's pool: set the thread count before any tensor exists
@@ -39,6 +40,8 @@ fn main() -> massivetext::Result<()> {
         ..Gpt2Config::small(vocab)
     };
     let dev = Device::Cpu;
+    // BENCH_BUSY=2: two processes spinning beside both sides (a shared machine)
+    let busy = busy_loops();
     let mut model = AutoModelForCausalLM::from_config(&cfg, &dev)?;
     let ids: Vec<u32> = (0..batch * ctx)
         .map(|i| ((i * 7919) % vocab) as u32)
@@ -67,7 +70,8 @@ fn main() -> massivetext::Result<()> {
     let ours_ms = t0.elapsed().as_secs_f64() * 1e3 / steps as f64;
 
     println!(
-        "GPT-2 {layers} layers, {width} wide, {heads} heads, context {ctx}, vocab {vocab}, batch {batch}, {threads} threads"
+        "GPT-2 {layers} layers, {width} wide, {heads} heads, context {ctx}, vocab {vocab}, batch {batch}, {threads}, {} busy loops beside",
+        busy.count()
     );
     println!("massivetext: train {ours_tps:.0} tokens/s, forward (1 x {ctx}) {ours_ms:.1} ms");
     if std::env::var("BENCH_NO_TORCH").is_ok() {
@@ -77,9 +81,18 @@ fn main() -> massivetext::Result<()> {
     let out = std::process::Command::new("python")
         .arg(script)
         .args(
-            [threads, vocab, layers, width, heads, ctx, batch, steps]
-                .iter()
-                .map(|v| v.to_string()),
+            [
+                threads.torch_arg(),
+                vocab,
+                layers,
+                width,
+                heads,
+                ctx,
+                batch,
+                steps,
+            ]
+            .iter()
+            .map(|v| v.to_string()),
         )
         .output();
     match out {

@@ -8,7 +8,8 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 threads, vocab, layers, width, heads, ctx, batch, steps = map(int, sys.argv[1:9])
-torch.set_num_threads(threads)
+if threads > 0:  # 0: torch's own default, as a user runs it
+    torch.set_num_threads(threads)
 torch.manual_seed(0)
 cfg = GPT2Config(vocab_size=vocab, n_positions=ctx, n_embd=width, n_layer=layers, n_head=heads,
                  resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, attn_implementation="eager")

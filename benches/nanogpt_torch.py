@@ -14,7 +14,8 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, get_scheduler
 
 iters, threads, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-torch.set_num_threads(threads)
+if threads > 0:  # 0: torch's own default, as a user runs it
+    torch.set_num_threads(threads)
 torch.manual_seed(1337)
 text = open(path).read()
 chars = sorted(set(text))

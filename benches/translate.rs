@@ -102,7 +102,7 @@ fn main() -> massivetext::Result<()> {
         .map(|&i| train[i].input_ids.len() + train[i].labels.as_ref().map_or(0, Vec::len))
         .sum();
     println!(
-        "translate bench: {} training pairs, {} steps of {bs}, vocabulary {}, {} parameters, {threads} threads, {} test sentences",
+        "translate bench: {} training pairs, {} steps of {bs}, vocabulary {}, {} parameters, {threads}, {} test sentences",
         train.len(),
         steps,
         tok.vocab_size(),
@@ -123,7 +123,7 @@ fn main() -> massivetext::Result<()> {
     let hyps_out = work.path().join("torch_hyps.json");
     let a = &job.training;
     let cfg = json!({
-        "init": init, "threads": threads, "seed": a.seed,
+        "init": init, "threads": threads.torch_arg(), "seed": a.seed,
         "examples": train.iter().map(|e| json!({"input_ids": e.input_ids, "labels": e.labels})).collect::<Vec<_>>(),
         "batches": batches, "lr": a.learning_rate, "weight_decay": a.weight_decay,
         "beta1": a.adam_beta1, "beta2": a.adam_beta2, "eps": a.adam_epsilon,

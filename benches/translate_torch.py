@@ -16,7 +16,8 @@ from transformers.utils import logging
 
 logging.set_verbosity_error()
 cfg = json.load(open(sys.argv[1]))
-torch.set_num_threads(cfg["threads"])
+if cfg["threads"] > 0:  # 0: torch's own default, as a user runs it
+    torch.set_num_threads(cfg["threads"])
 torch.manual_seed(int(os.environ.get("BENCH_TORCH_SEED", cfg["seed"])))
 model = MarianMTModel.from_pretrained(cfg["init"], attn_implementation="eager")
 model.train()

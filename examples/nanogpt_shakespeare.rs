@@ -26,6 +26,12 @@ fn data(p: &str) -> PathBuf {
 }
 
 fn main() -> massivetext::Result<()> {
+    // Threads pinned by the user (CANDLE_NUM_THREADS / RAYON_NUM_THREADS) pin torch too; else 0:
+    // each side runs its own default. Read first: massivetext's first call may set the latter.
+    let pinned_threads: usize = ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().and_then(|v| v.parse().ok()))
+        .unwrap_or(0);
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let iters: usize = argv.iter().find_map(|a| a.parse().ok()).unwrap_or(2000);
     let path = data("tinyshakespeare/input.txt");
@@ -82,11 +88,7 @@ fn main() -> massivetext::Result<()> {
         ev.eval_loss
     );
     if argv.iter().any(|a| a == "--torch") {
-        // The same thread count as candle's pool: CANDLE_NUM_THREADS, else all cores.
-        let threads = std::env::var("CANDLE_NUM_THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let threads = pinned_threads;
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/nanogpt_torch.py");
         let o = std::process::Command::new("python")
             .arg(&script)

@@ -27,6 +27,7 @@ pub mod kernels;
 pub mod metrics;
 pub mod models;
 pub mod prelude;
+pub mod threads;
 pub mod tokenizer;
 pub mod train;
 pub mod translate;

@@ -4,6 +4,8 @@ use massivetext::cli::{Cli, run};
 use std::io::Write;
 
 fn main() {
+    // First, while this is the process's only thread (see the module's docs).
+    massivetext::threads::init();
     match run(Cli::parse()) {
         Ok(out) => {
             if !out.is_empty() {

@@ -100,6 +100,7 @@ pub fn load_dataset_with(
     data_files: impl Into<DataFiles>,
     options: &LoadOptions,
 ) -> Result<DatasetDict> {
+    crate::threads::init();
     check_kind(kind)?;
     let mut dd = DatasetDict::default();
     for (split, files) in data_files.into().resolve()? {

@@ -94,7 +94,7 @@ pub(super) unsafe fn matmul(
             )
         }
     };
-    let threads = candle_core::utils::get_num_threads().max(1);
+    let threads = crate::threads::num_threads();
     let parallel = parallel && threads > 1 && m * n * k >= PAR_MIN_MACS;
     if parallel && gemv::applies(m, rhs) && rhs.cs == 1 {
         // a decoding step's Conv1D: gemv gives each thread a band of whole weight rows

@@ -105,7 +105,7 @@ pub(super) fn split_k(
     (m, n, k): (usize, usize, usize),
     band: impl Fn(Range<usize>, &mut [&mut [f32]]) + Sync,
 ) -> Vec<f32> {
-    let threads = candle_core::utils::get_num_threads().max(1);
+    let threads = crate::threads::num_threads();
     let size = k.div_ceil(threads.min(k / MIN_BAND).max(1));
     let bands = k.div_ceil(size.max(1));
     let mut partial = vec![0f32; bands.max(1) * m * n];

@@ -59,7 +59,7 @@ fn forward(
         // SAFETY: `w` holds `d_in · d_out` elements (checked by `dims`), `c.end ≤ d_out`.
         unsafe { gemv_bf16(x, (d_out, d_in), w, false, c, &mut r) };
     };
-    let threads = candle_core::utils::get_num_threads().max(1);
+    let threads = crate::threads::num_threads();
     let blocks = (threads * BLOCKS_PER_THREAD).min(d_out / MIN_COLS).max(1);
     let size = d_out.div_ceil(blocks).max(1);
     par_for(d_out.div_ceil(size), d_in * d_out, |range| {

@@ -84,6 +84,7 @@ pub fn with_fused<T>(enabled: bool, f: impl FnOnce() -> T) -> T {
 /// Whether `x` takes the fused path: f32 on the CPU, fused kernels enabled. The first call also
 /// tunes the allocator once ([`malloc`]), since every op allocates its output afresh.
 pub(crate) fn use_fused(x: &Tensor) -> bool {
+    crate::threads::init();
     malloc::keep_freed_buffers();
     x.device().is_cpu() && x.dtype() == DType::F32 && fused_enabled()
 }

@@ -4,6 +4,7 @@ use candle_core::Device;
 
 /// The best available device (see the module docs).
 pub fn best_device() -> Device {
+    crate::threads::init();
     #[cfg(feature = "cuda")]
     {
         if let Ok(d) = Device::new_cuda(0) {

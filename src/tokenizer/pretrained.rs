@@ -61,6 +61,7 @@ impl Tokenizer {
     /// As [`from_pretrained`](Self::from_pretrained) with explicit hub options (cache folder,
     /// offline, revision, endpoint).
     pub fn from_pretrained_hub(dir_or_id: impl AsRef<OsStr>, opts: &HubOptions) -> Result<Self> {
+        crate::threads::init();
         let given = Path::new(dir_or_id.as_ref());
         let dir = resolve_dir(given, opts)?;
         let named = given.is_file().then(|| given.to_path_buf());

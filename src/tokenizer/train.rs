@@ -121,6 +121,7 @@ impl Tokenizer {
         column: &str,
         opts: &TrainOptions,
     ) -> Result<Self> {
+        crate::threads::init();
         let values = ds.column(column)?;
         let mut texts = Vec::with_capacity(values.len());
         for (row, v) in values.iter().enumerate() {
