@@ -34,6 +34,7 @@ mod linear;
 mod linear_bf16;
 mod malloc;
 mod norm;
+mod pool;
 mod reduce;
 mod softmax;
 mod view;
