@@ -228,12 +228,17 @@ impl Drop for DirLock {
     }
 }
 
-/// Reads a whole text file, with an error naming it.
-pub fn read_to_string(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| Error::Io {
+/// The `Error::Io` for a failed read of `path`.
+pub fn read_error(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
         path: path.to_path_buf(),
         source,
-    })
+    }
+}
+
+/// Reads a whole text file, with an error naming it.
+pub fn read_to_string(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| read_error(path, source))
 }
 
 /// Writes `value` as pretty JSON, atomically.

@@ -1,12 +1,12 @@
-//! The job behind `massivetext perplexity` (flags parsed in `crate::cli::perplexity`): the
-//! sliding-window perplexity of a text file under a causal LM.
+//! `massivetext perplexity`: the sliding-window perplexity of a text file under a causal LM;
+//! returns what to print.
 //!
 //! The whole file is one text (as the transformers guide joins WikiText), tokenized as
 //! `tokenizer(text)`; the tokenizer defaults to the model folder. `--max-length` defaults to the
 //! model's `n_positions` and `--stride` to `--max-length` (no overlap).
 use std::path::PathBuf;
 
-use super::perplexity::{SlidingWindow, load_causal_lm, perplexity_of_text};
+use crate::metrics::perplexity::{SlidingWindow, load_causal_lm, perplexity_of_text};
 use crate::models::PreTrainedModel;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};

@@ -2,7 +2,7 @@
 //! joint Unigram tokenizer trained by our tokenizers, a small Marian trained from scratch with
 //! the [`Trainer`] (`DataCollatorForSeq2Seq`), beam search over the test set and sacreBLEU /
 //! chrF++ scores with our metrics, plus example translations. `massivetext translate-train` runs
-//! it (flags in `crate::cli::translate`); notebook 08 walks through the same steps.
+//! it; notebook 08 walks through the same steps.
 //!
 //! Files read: `DIR/{split}.{lang}` for the train, eval and test splits (`train`, `val`,
 //! `test_2016_flickr` by default, as in `../shared/data/multi30k/`). Files written to
@@ -15,6 +15,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::data::read_lines;
 use crate::generate::{GenerationConfig, GenerationMixin};
 use crate::io;
 use crate::metrics::{corpus_bleu, corpus_chrf};
@@ -286,12 +287,9 @@ impl TranslationJob {
 
     /// The split's lines of one language, at most `max`.
     pub fn read_split(&self, split: &str, lang: &str, max: Option<usize>) -> Result<Vec<String>> {
-        let text = io::read_to_string(&self.split_path(split, lang))?;
-        Ok(text
-            .lines()
-            .take(max.unwrap_or(usize::MAX))
-            .map(str::to_string)
-            .collect())
+        let mut lines = read_lines(&self.split_path(split, lang))?;
+        lines.truncate(max.unwrap_or(usize::MAX));
+        Ok(lines)
     }
 }
 
