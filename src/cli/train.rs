@@ -33,7 +33,7 @@ impl DeviceArg {
             DeviceArg::Cpu => Ok(Device::Cpu),
             DeviceArg::Cuda => {
                 if !cfg!(feature = "cuda") {
-                    return Err(Error::InvalidArgument(
+                    return Err(Error::Unsupported(
                         "--device cuda: this massivetext was built without the `cuda` feature; rebuild with `cargo build --release --features cuda`, or use --device cpu".into(),
                     ));
                 }

@@ -132,14 +132,14 @@ impl TrainJob {
                 .into_iter()
                 .find(|t| v[*t].get(&key).is_some())
                 .ok_or_else(|| {
-                    Error::InvalidArgument(format!(
+                    Error::InvalidConfig(format!(
                         "unknown setting `{key}`; use a key of the [training] (TrainingArguments), [model] or [corpus] table, e.g. max_steps, n_layer, train_stories (`massivetext train --print-config` lists them all)"
                     ))
                 })?;
             v[table][&key] = value.clone();
         }
         let job: TrainJob = serde_json::from_value(v).map_err(|e| {
-            Error::InvalidArgument(format!(
+            Error::InvalidConfig(format!(
                 "bad setting value: {e}; `massivetext train --print-config` shows each setting with a value of the right type"
             ))
         })?;
@@ -207,7 +207,7 @@ impl TrainJob {
 
     fn validate(&self) -> Result<()> {
         let m = &self.model;
-        let bad = |msg: String| Err(Error::InvalidArgument(msg));
+        let bad = |msg: String| Err(Error::InvalidConfig(msg));
         if m.n_layer == 0 || m.n_head == 0 || m.n_embd == 0 || m.block_size < 2 {
             return bad(
                 "model: n_layer, n_head and n_embd must be at least 1 and block_size at least 2"

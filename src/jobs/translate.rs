@@ -153,9 +153,8 @@ impl Default for TranslationJob {
     /// The full run: all 29,000 training pairs, a joint vocabulary of 4,000, a 2 + 2 layer,
     /// 128-wide Marian (1.4M parameters), batches of 64 random pairs, AdamW at 2e-3 with 100
     /// warmup steps and a linear decay over 1,500 steps (3.3 epochs), beam search with 4 beams
-    /// on the 1,000 test sentences: about 12 minutes of training on 2 cores. Set
-    /// `training.group_by_length` for batches of similar length: less padding, faster
-    /// (docs/benchmarks.md has both runs).
+    /// on the 1,000 test sentences. Set `training.group_by_length` for batches of similar
+    /// length: less padding, faster (docs/benchmarks.md has both runs and their times).
     fn default() -> Self {
         Self {
             data: DataSpec::default(),
@@ -184,9 +183,8 @@ impl Default for TranslationJob {
 }
 
 impl TranslationJob {
-    /// A run of about a minute on a 2-core CPU: 1,000 training pairs, a 1 + 1 layer 64-wide
-    /// model, 60 steps, 50 test sentences with 2 beams. It does not translate; it shows every
-    /// step.
+    /// A run of a minute or so: 1,000 training pairs, a 1 + 1 layer 64-wide model, 60 steps,
+    /// 50 test sentences with 2 beams. It does not translate; it shows every step.
     pub fn quick() -> Self {
         let mut job = Self::default();
         job.data.max_train_examples = Some(1000);

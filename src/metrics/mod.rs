@@ -7,6 +7,7 @@ pub mod evaluator;
 pub mod perplexity;
 pub mod porter;
 mod rouge;
+mod segments;
 mod squad;
 mod tokenizers;
 
@@ -155,8 +156,3 @@ pub(crate) fn check_streams<H: AsRef<str>, R: AsRef<str>, V: AsRef<[R]>>(
 }
 
 pub(crate) use crate::display::html_table;
-
-/// Wraps HTML in the markers evcxr reads from stdout.
-pub(crate) fn evcxr_html(html: &str) {
-    println!("EVCXR_BEGIN_CONTENT text/html\n{html}\nEVCXR_END_CONTENT");
-}

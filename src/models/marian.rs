@@ -469,7 +469,7 @@ fn self_attention(p: &mut Params, n: &str, c: &MarianConfig, n_head: usize) -> R
 
 fn feed_forward(p: &mut Params, n: &str, c: &MarianConfig, ffn: usize) -> Result<FeedForward> {
     let act = Activation::from_hf(&c.activation_function).ok_or_else(|| {
-        Error::InvalidArgument(format!(
+        Error::Unsupported(format!(
             "unsupported activation `{}`; supported: {}",
             c.activation_function,
             Activation::SUPPORTED

@@ -574,7 +574,7 @@ impl Model {
             (Some(s), Some(e)) => Some(question_answering_loss(&start_logits, &end_logits, s, e)?),
             (None, None) => None,
             _ => {
-                return Err(Error::InvalidArgument(
+                return Err(Error::ConflictingArguments(
                     "give both start_positions and end_positions for the QA loss, or neither"
                         .into(),
                 ));
