@@ -404,10 +404,14 @@ fn the_check_finds_loops_it_is_shown() {
         check(src),
         ["import loop between files: low/a.rs -> low/b.rs -> low/a.rs"]
     );
-    // folders: low imports high (through the #[path] alias), which imports low
+    // folders: low imports high (through the #[path] alias), which imports low; the files
+    // a -> b -> c -> a close a loop too
     write("low/b.rs", "use crate::high_layer::c;\n");
     assert_eq!(
         check(src),
-        ["import loop between folders: high -> low -> high"]
+        [
+            "import loop between files: high/c.rs -> low/a.rs -> low/b.rs -> high/c.rs",
+            "import loop between folders: high -> low -> high"
+        ]
     );
 }

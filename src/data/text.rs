@@ -136,14 +136,7 @@ fn read_file(path: &Path, keep_linebreaks: bool, mut each: impl FnMut(&str)) -> 
 /// the `text` loader's `splitlines` stay inside their line (so line `k` of two files pairs up as
 /// those tools pair it). Errors name the file, and the byte offset of invalid UTF-8.
 pub fn read_lines(path: &Path) -> Result<Vec<String>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let text = String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
-        path: path.to_path_buf(),
-        offset: e.utf8_error().valid_up_to(),
-    })?;
+    let text = crate::io::read_utf8(path)?;
     if text.is_empty() {
         return Ok(Vec::new());
     }
