@@ -13,8 +13,9 @@
 //! assert_eq!(split["test"].num_rows(), 2);
 //! # Ok::<(), massivetext::Error>(())
 //! ```
-// The layers, from the bottom up (docs/architecture.md): a module imports only from the ones
-// listed before it.
+// The modules; docs/architecture.md lists them as layers, bottom up: each imports only from the
+// layers below it (tests/architecture.rs checks that no files or folders import in a loop).
+// `train` and `metrics` are private `*_layer` modules behind their public faces below.
 #[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod cli;
@@ -38,9 +39,9 @@ pub mod viz;
 
 pub use error::{Error, Result};
 
-// Public faces. `train` and `metrics` are assembled here, above the layers, so that the paths
-// their jobs had before they moved to `jobs` keep working without an import from a layer up to
-// `jobs`.
+// Public faces. `train` and `metrics` are assembled here, at the crate root above every layer,
+// so that the paths their jobs had before they moved to `jobs` (used by existing code and
+// notebooks) keep working without a layer importing `jobs`.
 
 pub mod train {
     //! Training: [`TrainingArguments`] and a [`Trainer`] with Hugging Face's vocabulary — AdamW with

@@ -108,7 +108,7 @@ pub struct Trainer<M: PreTrainedModel> {
     pub(super) train_data: TrainData,
     pub(super) eval_data: Option<TrainData>,
     /// What batches are built with: chosen from the model's task when the trainer is built
-    /// ([`super::policy`]), replaced whole by `with_tokenizer` / `with_collator`.
+    /// (`train/policy.rs`), replaced whole by `with_tokenizer` / `with_collator`.
     pub(super) collator: Collator,
     pub(super) compute_metrics: Option<ComputeMetrics>,
     pub(super) optimizer: AdamW,
@@ -137,7 +137,7 @@ impl<M: PreTrainedModel> Trainer<M> {
     /// causal LM; for a masked LM an MLM collator that still needs the mask token's id, so
     /// chain [`with_tokenizer`](Self::with_tokenizer) or [`with_collator`](Self::with_collator)
     /// (the first step says so otherwise). A `metric_for_best_model` that evaluation never
-    /// produces ([`EVAL_METRICS`], with or without `eval_`) is an error here.
+    /// produces ([`EVAL_METRICS`](super::EVAL_METRICS), with or without `eval_`) is an error here.
     pub fn new(
         model: M,
         args: TrainingArguments,
@@ -217,7 +217,7 @@ impl<M: PreTrainedModel> Trainer<M> {
     }
 
     /// Builds the collator for the model's task from the tokenizer (see
-    /// [`super::policy`]): for a masked LM, the MLM collator with the tokenizer's mask and
+    /// `train/policy.rs`): for a masked LM, the MLM collator with the tokenizer's mask and
     /// padding ids and its special tokens never masked; for a causal LM, the causal collator
     /// padding with the tokenizer's pad (else eos) id. For a task model (classification, QA),
     /// `DataCollatorWithPadding` with the tokenizer's pad (else eos) id; for an encoder–decoder,
