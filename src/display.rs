@@ -1,12 +1,18 @@
 //! Inline display in evcxr notebooks: a value that is the last expression of a cell is shown
 //! through its `evcxr_display` method, which prints a MIME block to stdout.
 
-/// Prints `content` as one evcxr output block of type `mime` (e.g. `text/html`, `image/svg+xml`).
-pub fn emit(mime: &str, content: &str) {
-    println!("EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT");
+/// One evcxr output block of type `mime` (e.g. `text/html`, `image/svg+xml`), as evcxr reads
+/// it from stdout; a value showing several blocks prints them together.
+pub fn block(mime: &str, content: &str) -> String {
+    format!("EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT\n")
 }
 
-/// Escapes text for HTML.
+/// Prints `content` as one evcxr output block of type `mime`.
+pub fn emit(mime: &str, content: &str) {
+    print!("{}", block(mime, content));
+}
+
+/// Escapes text for HTML (and, with [`escape_xml`], for SVG).
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -19,6 +25,11 @@ pub fn escape_html(s: &str) -> String {
         }
     }
     out
+}
+
+/// Escapes text for SVG/XML content and attribute values: [`escape_html`] and `'`.
+pub fn escape_xml(s: &str) -> String {
+    escape_html(s).replace('\'', "&apos;")
 }
 
 /// Shortens `s` to at most `max` characters, marking the cut with `…`.

@@ -53,11 +53,20 @@ pub enum Error {
     /// A value the caller passed is not usable; the message says which and what is expected.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A setting of a configuration (`TrainingArguments`, `GenerationConfig`, a job file) has a
+    /// value that cannot work; the message names the key and what to give instead.
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// Two settings or inputs that each make sense cannot be given together (or one needs the
+    /// other); the message names both.
+    #[error("{0}")]
+    ConflictingArguments(String),
+    /// What was asked needs something this build or this model does not have (a cargo
+    /// feature, a decoding mode, an activation); the message says what to do instead.
+    #[error("{0}")]
+    Unsupported(String),
     #[error("unknown split `{split}`; available splits: {available}")]
     UnknownSplit { split: String, available: String },
-    // -- tokenizer --
-    // -- models --
-    // -- train --
     #[error(
         "output folder {dir} is not empty (it holds {found}); resume that run with --resume-from-checkpoint latest (resume_from_checkpoint = \"latest\"), start over in it with --overwrite-output-dir (overwrite_output_dir = true; its checkpoints are deleted), or choose another --output-dir"
     )]
@@ -73,7 +82,6 @@ pub enum Error {
         step: usize,
         last_checkpoint: String,
     },
-    // -- metrics --
     #[error(
         "{what} has {found} lines but {expected_what} has {expected}; give one line per segment in both"
     )]

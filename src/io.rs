@@ -228,11 +228,26 @@ impl Drop for DirLock {
     }
 }
 
-/// Reads a whole text file, with an error naming it.
-pub fn read_to_string(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| Error::Io {
+/// The `Error::Io` for a failed read of `path`.
+pub fn read_error(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// Reads a whole text file, with an error naming it.
+pub fn read_to_string(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| read_error(path, source))
+}
+
+/// Reads a whole file as UTF-8 text; errors name the file, and the byte offset where the text
+/// stops being UTF-8.
+pub fn read_utf8(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|source| read_error(path, source))?;
+    String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
+        path: path.to_path_buf(),
+        offset: e.utf8_error().valid_up_to(),
     })
 }
 

@@ -1,10 +1,8 @@
-//! `massivetext dataset info|head`.
-use crate::data::{
-    DatasetDict, LoadOptions, Row, SampleBy, load_dataset_with, load_streaming_with,
-};
+//! `massivetext dataset info|head`: the flags; the job is [`crate::jobs::dataset`].
+use crate::data::{LoadOptions, SampleBy};
+use crate::jobs::dataset::{DatasetSource, dataset_head, dataset_info};
 use crate::{Error, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
@@ -74,8 +72,13 @@ impl Source {
         }
     }
 
-    fn load(&self) -> Result<DatasetDict> {
-        load_dataset_with(self.kind(), self.files.clone(), &self.options()?)
+    /// The files and the loader these flags name, checked.
+    fn source(&self) -> Result<DatasetSource> {
+        Ok(DatasetSource {
+            kind: self.kind().to_string(),
+            files: self.files.clone(),
+            options: self.options()?,
+        })
     }
 
     fn options(&self) -> Result<LoadOptions> {
@@ -107,84 +110,11 @@ impl Source {
             ..LoadOptions::default()
         })
     }
-
-    /// The first `n` rows read lazily, when the files stream (line text, CSV, JSON Lines).
-    fn head_streaming(&self, n: usize) -> Option<Result<Vec<Row>>> {
-        let options = match self.options() {
-            Ok(o) => o,
-            Err(e) => return Some(Err(e)),
-        };
-        let stream = load_streaming_with(self.kind(), self.files.clone(), &options).ok()?;
-        Some(stream.take(n).iter().collect())
-    }
 }
 
 pub fn run(cmd: DatasetCommand) -> Result<String> {
     match cmd {
-        DatasetCommand::Info { source, json } => {
-            let dd = source.load()?;
-            Ok(if json {
-                info_json(&dd).to_string()
-            } else {
-                info_text(&dd)
-            })
-        }
-        DatasetCommand::Head { source, rows } => {
-            if let Some(head) = source.head_streaming(rows) {
-                let head = head?;
-                let mut out = format!("# split train: first {} rows\n", head.len());
-                for row in head {
-                    out += &Value::Object(row).to_string();
-                    out.push('\n');
-                }
-                return Ok(out.trim_end().to_string());
-            }
-            let dd = source.load()?;
-            let mut out = String::new();
-            for (name, ds) in dd.iter() {
-                out += &format!(
-                    "# split {name}: first {} of {} rows\n",
-                    rows.min(ds.num_rows()),
-                    ds.num_rows()
-                );
-                for row in ds.iter().take(rows) {
-                    out += &Value::Object(row).to_string();
-                    out.push('\n');
-                }
-            }
-            Ok(out.trim_end().to_string())
-        }
+        DatasetCommand::Info { source, json } => dataset_info(&source.source()?, json),
+        DatasetCommand::Head { source, rows } => dataset_head(&source.source()?, rows),
     }
-}
-
-/// `{"splits": {"train": {"num_rows": N, "columns": {"name": "type"}}}}`
-pub fn info_json(dd: &DatasetDict) -> Value {
-    let mut splits = Map::new();
-    for (name, ds) in dd.iter() {
-        let columns: Map<String, Value> = ds
-            .features()
-            .into_iter()
-            .map(|(n, t)| (n, Value::from(t)))
-            .collect();
-        splits.insert(
-            name.clone(),
-            json!({"num_rows": ds.num_rows(), "columns": columns}),
-        );
-    }
-    json!({ "splits": splits })
-}
-
-fn info_text(dd: &DatasetDict) -> String {
-    let mut out = String::new();
-    for (name, ds) in dd.iter() {
-        out += &format!(
-            "split {name}: {} rows, {} columns\n",
-            ds.num_rows(),
-            ds.num_columns()
-        );
-        for (col, dtype) in ds.features() {
-            out += &format!("  {col}: {dtype}\n");
-        }
-    }
-    out.trim_end().to_string()
 }

@@ -1,10 +1,7 @@
-//! `massivetext generate`: the flags; decoding is [`crate::generate`].
+//! `massivetext generate`: the flags; the job is [`crate::jobs::generate`].
 use super::values::positive_usize;
-use crate::generate::{GenerationConfig, GenerationMixin};
-use crate::models::AutoModelForCausalLM;
-use crate::tokenizer::Tokenizer;
-use crate::{Error, Result};
-use candle_core::Tensor;
+use crate::Result;
+use crate::jobs::generate::{GenerateOptions, generate_text};
 use clap::Args;
 
 /// `massivetext generate --model DIR --prompt TEXT`
@@ -52,50 +49,26 @@ pub struct GenerateArgs {
 }
 
 impl GenerateArgs {
-    /// The checkpoint's generation settings with the flags on top.
-    pub fn config(&self, model: &AutoModelForCausalLM) -> GenerationConfig {
-        let mut c = model.generation_config();
-        c.do_sample |= self.do_sample;
-        macro_rules! set {
-            ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
+    /// The job these flags describe.
+    pub fn options(&self) -> GenerateOptions {
+        GenerateOptions {
+            model: self.model.clone(),
+            prompt: self.prompt.clone(),
+            tokenizer: self.tokenizer.clone(),
+            max_new_tokens: self.max_new_tokens,
+            do_sample: self.do_sample,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            temperature: self.temperature,
+            num_beams: self.num_beams,
+            num_return_sequences: self.num_return_sequences,
+            repetition_penalty: self.repetition_penalty,
+            no_repeat_ngram_size: self.no_repeat_ngram_size,
+            seed: self.seed,
         }
-        set!(
-            max_new_tokens,
-            top_k,
-            top_p,
-            temperature,
-            num_beams,
-            num_return_sequences
-        );
-        set!(repetition_penalty, no_repeat_ngram_size, seed);
-        c
     }
 
     pub fn run(&self) -> Result<String> {
-        let model = AutoModelForCausalLM::from_pretrained(&self.model)?;
-        let tok = Tokenizer::from_pretrained(self.tokenizer.as_deref().unwrap_or(&self.model))?;
-        let config = self.config(&model);
-        let ids = tok.encode_plain(&self.prompt)?;
-        if ids.is_empty() && config.bos_token_id.is_none() {
-            return Err(Error::InvalidArgument(
-                "--prompt is empty and the model has no bos_token_id to start from; give a prompt"
-                    .into(),
-            ));
-        }
-        let input = Tensor::from_vec(ids.clone(), (1, ids.len()), model.device())?;
-        let out: Vec<Vec<u32>> = model.generate(&input, &config)?.to_vec2()?;
-        let pad = config.pad_id();
-        let texts = out
-            .iter()
-            .map(|row| {
-                let new: Vec<u32> = row[ids.len().min(row.len())..]
-                    .iter()
-                    .copied()
-                    .filter(|&t| Some(t) != pad || config.eos_token_id.contains(&t))
-                    .collect();
-                Ok(format!("{}{}", self.prompt, tok.decode(&new, true)?))
-            })
-            .collect::<Result<Vec<String>>>()?;
-        Ok(texts.join("\n---\n"))
+        generate_text(&self.options())
     }
 }

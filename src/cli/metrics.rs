@@ -1,7 +1,7 @@
-//! `massivetext metrics bleu|chrf|rouge`: the flags; the scoring is [`crate::metrics::cli`].
+//! `massivetext metrics bleu|chrf|rouge`: the flags; the job is [`crate::jobs::metrics`].
 use super::values::number;
 use crate::Result;
-use crate::metrics::cli::{ScoreFiles, score_bleu, score_chrf, score_rouge};
+use crate::jobs::metrics::{ScoreFiles, score_bleu, score_chrf, score_rouge};
 use crate::metrics::{Bleu, Chrf, RougeScorer, Smoothing, Tokenize};
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Subcommand};

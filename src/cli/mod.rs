@@ -1,7 +1,7 @@
 //! The `massivetext` command line, on clap: one module per subcommand with its flags (their doc
-//! comments are the `--help` text); the jobs themselves live in the library modules and return
-//! the text to print, so tests and notebooks can run a command line without a process
-//! ([`run_from`]).
+//! comments are the `--help` text) and the dispatch; the jobs themselves live in
+//! [`crate::jobs`] and return the text to print, so tests and notebooks can run a command line
+//! without a process ([`run_from`]).
 //!
 //! ```text
 //! massivetext train [--config job.toml] [--device auto|cpu|cuda] [--max-steps N] [--n-layer N] ...

@@ -1,7 +1,7 @@
-//! `massivetext perplexity`: the flags; the job is [`crate::metrics::perplexity_cli`].
+//! `massivetext perplexity`: the flags; the job is [`crate::jobs::perplexity`].
 use super::values::{positive_usize, whole_number};
 use crate::Result;
-use crate::metrics::perplexity_cli::{PerplexityOptions, perplexity_of_file};
+use crate::jobs::perplexity::{PerplexityOptions, perplexity_of_file};
 use clap::Args;
 use std::path::PathBuf;
 

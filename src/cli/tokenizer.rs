@@ -1,11 +1,10 @@
 //! `massivetext train-tokenizer` and `massivetext tokenize`: the flags; the jobs are
-//! [`crate::tokenizer::cli`].
+//! [`crate::jobs::train_tokenizer`] and [`crate::jobs::tokenize`].
 use super::values::{positive, positive_u64, positive_usize};
 use crate::Result;
+use crate::jobs::tokenize::{TokenizeOptions, tokenize_files};
+use crate::jobs::train_tokenizer::{TrainTokenizerOptions, train_tokenizer};
 use crate::tokenizer::TokenizerKind;
-use crate::tokenizer::cli::{
-    TokenizeOptions, TrainTokenizerOptions, tokenize_files, train_tokenizer,
-};
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! `massivetext train`: the flags; the job is [`crate::train::cli`].
+//! `massivetext train`: the flags; the job is [`crate::jobs::train`].
 //!
 //! Settings come from the job's defaults, then `--config job.toml`, then the named flags, then
 //! each `--set KEY=VALUE` in order. Every key of the `[training]` (TrainingArguments), `[model]`
@@ -6,7 +6,7 @@
 use super::values::{
     at_least_two, non_negative, positive, positive_steps, positive_usize, probability,
 };
-use crate::train::cli::{TrainJob, run_job};
+use crate::jobs::train::{TrainJob, run_job};
 use crate::{Error, Result};
 use candle_core::Device;
 use clap::{Args, ValueEnum};
@@ -33,7 +33,7 @@ impl DeviceArg {
             DeviceArg::Cpu => Ok(Device::Cpu),
             DeviceArg::Cuda => {
                 if !cfg!(feature = "cuda") {
-                    return Err(Error::InvalidArgument(
+                    return Err(Error::Unsupported(
                         "--device cuda: this massivetext was built without the `cuda` feature; rebuild with `cargo build --release --features cuda`, or use --device cpu".into(),
                     ));
                 }

@@ -1,4 +1,4 @@
-//! `massivetext translate-train`: the flags; the job is [`crate::translate`].
+//! `massivetext translate-train`: the flags; the job is [`crate::jobs::translate`].
 //!
 //! Settings come from the job's defaults (or `--quick`), then `--config job.toml` (tables
 //! `[data]`, `[vocab]`, `[model]`, `[decode]`, `[training]`), then the flags.
@@ -9,7 +9,7 @@ use clap::Args;
 use super::train::DeviceArg;
 use super::values::{positive_steps, positive_usize};
 use crate::Result;
-use crate::translate::{TranslationJob, run_translation};
+use crate::jobs::translate::{TranslationJob, run_translation};
 
 /// `massivetext translate-train [--data-dir DIR] [--output-dir DIR] [--max-steps N] ...`
 #[derive(Debug, Default, Args)]

@@ -176,7 +176,7 @@ fn load_parquet(files: &[PathBuf], options: &LoadOptions) -> Result<Dataset> {
 
 #[cfg(not(feature = "parquet"))]
 fn load_parquet(_files: &[PathBuf], _options: &LoadOptions) -> Result<Dataset> {
-    Err(Error::InvalidArgument(
+    Err(Error::Unsupported(
         "load_dataset(\"parquet\") needs massivetext's `parquet` feature (on by default; builds with default-features = false, such as the notebooks', leave it out): add features = [\"parquet\"]".into(),
     ))
 }

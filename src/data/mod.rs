@@ -6,6 +6,7 @@
 //! notebook variable costs nothing. A [`DatasetDict`] maps split names to datasets.
 mod arrow;
 mod cache;
+pub mod corpus;
 mod disk;
 mod display;
 mod files;
@@ -25,6 +26,7 @@ pub use files::DataFiles;
 pub use load::{LoadOptions, SampleBy, load_dataset, load_dataset_with};
 pub use ops::concatenate;
 pub use stream::{IterableDataset, load_streaming, load_streaming_with};
+pub use text::read_lines;
 
 use crate::{Error, Result};
 use arrow_array::{Array, ArrayRef, RecordBatch};

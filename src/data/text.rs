@@ -130,6 +130,23 @@ fn read_file(path: &Path, keep_linebreaks: bool, mut each: impl FnMut(&str)) -> 
     Ok(())
 }
 
+/// Reads a text file as one line per element, as line-aligned files (sacrebleu's hypotheses and
+/// references, Multi30k's sentence pairs) are read: `\n` or `\r\n` endings, a final newline
+/// starts no other line, an empty file has no lines, and the other Unicode line boundaries of
+/// the `text` loader's `splitlines` stay inside their line (so line `k` of two files pairs up as
+/// those tools pair it). Errors name the file, and the byte offset of invalid UTF-8.
+pub fn read_lines(path: &Path) -> Result<Vec<String>> {
+    let text = crate::io::read_utf8(path)?;
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let body = text.strip_suffix('\n').unwrap_or(&text);
+    Ok(body
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
+        .collect())
+}
+
 /// Python's `str.splitlines`, which HF's text builder uses: `\n` and the other Unicode line
 /// boundaries (`\x0b`, `\x0c`, `\x1c`-`\x1e`, `\u{85}`, `\u{2028}`, `\u{2029}`) end a line.
 /// Pushes each line's byte range (with its end when `keep_ends`).

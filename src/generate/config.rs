@@ -217,7 +217,7 @@ impl GenerationConfig {
 
     /// Checks the settings, with an error naming the setting and what is allowed.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::InvalidArgument(m));
+        let bad = |m: String| Err(Error::InvalidConfig(m));
         if self.num_beams == 0 {
             return bad("num_beams must be at least 1 (1 is greedy or sampling)".into());
         }

@@ -297,7 +297,7 @@ fn top_k(values: &[f32], k: usize) -> Vec<usize> {
 /// `p` holds each input's row repeated `num_beams` times.
 pub(crate) fn beam_search(dec: &mut impl Step, p: Prompts, c: &GenerationConfig) -> Result<Tensor> {
     if c.do_sample {
-        return Err(Error::InvalidArgument(
+        return Err(Error::Unsupported(
             "beam sampling (num_beams > 1 with do_sample) is not supported; use one or the other"
                 .into(),
         ));

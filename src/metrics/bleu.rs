@@ -4,9 +4,9 @@
 //! segment, word n-grams of orders 1..=4 clipped by the maximum count over the references, the
 //! closest reference length (shorter wins ties), corpus sums of the statistics, and
 //! `compute_bleu` with its smoothing and effective-order rules.
-use super::{FxHashMap, Interner, SACREBLEU_VERSION, Tokenize, check_streams, py_split};
+use super::segments::SegmentMetric;
+use super::{FxHashMap, Interner, SACREBLEU_VERSION, Tokenize, py_split};
 use crate::{Error, Result};
-use rayon::prelude::*;
 use serde::Serialize;
 use std::fmt;
 
@@ -107,7 +107,7 @@ pub struct BleuScore {
 
 /// Sufficient statistics of one segment: `[hyp_len, ref_len, correct.., total..]`.
 #[derive(Clone, Copy, Debug, Default)]
-struct SegmentStats {
+pub(super) struct SegmentStats {
     hyp_len: u64,
     ref_len: u64,
     correct: [u64; 4],
@@ -143,17 +143,6 @@ fn my_log(x: f64) -> f64 {
 }
 
 impl Bleu {
-    fn validate(&self) -> Result<()> {
-        if !(1..=4).contains(&self.max_ngram_order) {
-            return Err(Error::UnknownMetricOption {
-                option: "BLEU max_ngram_order".into(),
-                value: self.max_ngram_order.to_string(),
-                valid: "1, 2, 3, 4".into(),
-            });
-        }
-        Ok(())
-    }
-
     fn preprocess(&self, s: &str) -> String {
         let s = if self.lowercase {
             s.to_lowercase()
@@ -175,20 +164,111 @@ impl Bleu {
         )
     }
 
-    /// Per-segment statistics, computed in parallel over chunks of segments (n-grams are only
-    /// compared within a segment, so each chunk has its own token interner).
-    fn segment_stats<H: AsRef<str> + Sync, R: AsRef<str> + Sync, V: AsRef<[R]> + Sync>(
+    /// sacrebleu's `BLEU.compute_bleu` on summed statistics (the signature is left empty).
+    pub fn compute_bleu(
+        &self,
+        correct: &[u64],
+        total: &[u64],
+        sys_len: u64,
+        ref_len: u64,
+    ) -> BleuScore {
+        let order = correct.len();
+        let mut bp = 1.0;
+        if sys_len < ref_len {
+            bp = if sys_len > 0 {
+                (1.0 - ref_len as f64 / sys_len as f64).exp()
+            } else {
+                0.0
+            };
+        }
+        let mut precisions = vec![0.0; order];
+        let ratio = if ref_len > 0 {
+            sys_len as f64 / ref_len as f64
+        } else {
+            0.0
+        };
+        let mut result = BleuScore {
+            score: 0.0,
+            counts: correct.to_vec(),
+            totals: total.to_vec(),
+            precisions: precisions.clone(),
+            bp,
+            ratio,
+            sys_len,
+            ref_len,
+            signature: String::new(),
+        };
+        if correct.iter().all(|&c| c == 0) {
+            return result;
+        }
+        let mut corr: Vec<f64> = correct.iter().map(|&c| c as f64).collect();
+        let mut tot: Vec<f64> = total.iter().map(|&c| c as f64).collect();
+        let mut smooth_mteval = 1.0;
+        let mut eff_order = order;
+        for n in 1..=order {
+            if let Smoothing::AddK(k) = self.smoothing
+                && n > 1
+            {
+                corr[n - 1] += k;
+                tot[n - 1] += k;
+            }
+            if tot[n - 1] == 0.0 {
+                break;
+            }
+            if self.effective_order {
+                eff_order = n;
+            }
+            if corr[n - 1] == 0.0 {
+                match self.smoothing {
+                    Smoothing::Exp => {
+                        smooth_mteval *= 2.0;
+                        precisions[n - 1] = 100.0 / (smooth_mteval * tot[n - 1]);
+                    }
+                    Smoothing::Floor(v) => precisions[n - 1] = 100.0 * v / tot[n - 1],
+                    _ => {}
+                }
+            } else {
+                precisions[n - 1] = 100.0 * corr[n - 1] / tot[n - 1];
+            }
+        }
+        let mut log_sum = 0.0;
+        for &p in &precisions[..eff_order] {
+            log_sum += my_log(p);
+        }
+        result.score = bp * (log_sum / eff_order as f64).exp();
+        result.precisions = precisions;
+        result
+    }
+
+    /// Corpus BLEU: `hyps[i]` is scored against `refs[r][i]` for every reference stream `r`
+    /// (sacrebleu's layout: one list per reference set, each aligned with the hypotheses).
+    pub fn corpus_score<H: AsRef<str> + Sync, R: AsRef<str> + Sync, V: AsRef<[R]> + Sync>(
         &self,
         hyps: &[H],
         refs: &[V],
-    ) -> Vec<SegmentStats> {
-        const CHUNK: usize = 128;
-        let starts: Vec<usize> = (0..hyps.len()).step_by(CHUNK).collect();
-        let parts: Vec<Vec<SegmentStats>> = starts
-            .into_par_iter()
-            .map(|s| self.segment_stats_range(hyps, refs, s..(s + CHUNK).min(hyps.len())))
-            .collect();
-        parts.into_iter().flatten().collect()
+    ) -> Result<BleuScore> {
+        self.corpus(hyps, refs)
+    }
+
+    /// BLEU of one hypothesis against one or more references.
+    pub fn sentence_score<R: AsRef<str>>(&self, hyp: &str, refs: &[R]) -> Result<BleuScore> {
+        self.sentence(hyp, refs)
+    }
+}
+
+impl SegmentMetric for Bleu {
+    type Stats = SegmentStats;
+    type Score = BleuScore;
+
+    fn validate(&self) -> Result<()> {
+        if !(1..=4).contains(&self.max_ngram_order) {
+            return Err(Error::UnknownMetricOption {
+                option: "BLEU max_ngram_order".into(),
+                value: self.max_ngram_order.to_string(),
+                valid: "1, 2, 3, 4".into(),
+            });
+        }
+        Ok(())
     }
 
     fn segment_stats_range<H: AsRef<str>, R: AsRef<str>, V: AsRef<[R]>>(
@@ -290,108 +370,6 @@ impl Bleu {
         score.signature = self.signature(nrefs);
         score
     }
-
-    /// sacrebleu's `BLEU.compute_bleu` on summed statistics (the signature is left empty).
-    pub fn compute_bleu(
-        &self,
-        correct: &[u64],
-        total: &[u64],
-        sys_len: u64,
-        ref_len: u64,
-    ) -> BleuScore {
-        let order = correct.len();
-        let mut bp = 1.0;
-        if sys_len < ref_len {
-            bp = if sys_len > 0 {
-                (1.0 - ref_len as f64 / sys_len as f64).exp()
-            } else {
-                0.0
-            };
-        }
-        let mut precisions = vec![0.0; order];
-        let ratio = if ref_len > 0 {
-            sys_len as f64 / ref_len as f64
-        } else {
-            0.0
-        };
-        let mut result = BleuScore {
-            score: 0.0,
-            counts: correct.to_vec(),
-            totals: total.to_vec(),
-            precisions: precisions.clone(),
-            bp,
-            ratio,
-            sys_len,
-            ref_len,
-            signature: String::new(),
-        };
-        if correct.iter().all(|&c| c == 0) {
-            return result;
-        }
-        let mut corr: Vec<f64> = correct.iter().map(|&c| c as f64).collect();
-        let mut tot: Vec<f64> = total.iter().map(|&c| c as f64).collect();
-        let mut smooth_mteval = 1.0;
-        let mut eff_order = order;
-        for n in 1..=order {
-            if let Smoothing::AddK(k) = self.smoothing
-                && n > 1
-            {
-                corr[n - 1] += k;
-                tot[n - 1] += k;
-            }
-            if tot[n - 1] == 0.0 {
-                break;
-            }
-            if self.effective_order {
-                eff_order = n;
-            }
-            if corr[n - 1] == 0.0 {
-                match self.smoothing {
-                    Smoothing::Exp => {
-                        smooth_mteval *= 2.0;
-                        precisions[n - 1] = 100.0 / (smooth_mteval * tot[n - 1]);
-                    }
-                    Smoothing::Floor(v) => precisions[n - 1] = 100.0 * v / tot[n - 1],
-                    _ => {}
-                }
-            } else {
-                precisions[n - 1] = 100.0 * corr[n - 1] / tot[n - 1];
-            }
-        }
-        let mut log_sum = 0.0;
-        for &p in &precisions[..eff_order] {
-            log_sum += my_log(p);
-        }
-        result.score = bp * (log_sum / eff_order as f64).exp();
-        result.precisions = precisions;
-        result
-    }
-
-    /// Corpus BLEU: `hyps[i]` is scored against `refs[r][i]` for every reference stream `r`
-    /// (sacrebleu's layout: one list per reference set, each aligned with the hypotheses).
-    pub fn corpus_score<H: AsRef<str> + Sync, R: AsRef<str> + Sync, V: AsRef<[R]> + Sync>(
-        &self,
-        hyps: &[H],
-        refs: &[V],
-    ) -> Result<BleuScore> {
-        self.validate()?;
-        check_streams(hyps, refs)?;
-        let stats = self.segment_stats(hyps, refs);
-        Ok(self.score_from_stats(&stats, refs.len()))
-    }
-
-    /// BLEU of one hypothesis against one or more references.
-    pub fn sentence_score<R: AsRef<str>>(&self, hyp: &str, refs: &[R]) -> Result<BleuScore> {
-        self.validate()?;
-        if refs.is_empty() {
-            return Err(Error::EmptyMetricInput {
-                what: "the reference list".into(),
-            });
-        }
-        let streams: Vec<[&str; 1]> = refs.iter().map(|r| [r.as_ref()]).collect();
-        let stats = self.segment_stats(&[hyp], &streams);
-        Ok(self.score_from_stats(&stats, refs.len()))
-    }
 }
 
 /// `sacrebleu.corpus_bleu(hyps, refs)` with default settings (13a, exp smoothing, cased).
@@ -446,7 +424,7 @@ impl BleuScore {
 
     /// Renders the result as an HTML table in an evcxr notebook.
     pub fn evcxr_display(&self) {
-        super::evcxr_html(&self.to_html());
+        crate::display::emit("text/html", &self.to_html());
     }
 }
 

@@ -4,9 +4,9 @@
 //! word unigrams and bigrams after sacrebleu's punctuation split; per segment the reference with
 //! the best F-score is kept; the corpus score is the F-beta of the precision and recall averaged
 //! over the n-gram orders that occur on both sides ("effective order", sacrebleu's default).
-use super::{Interner, SACREBLEU_VERSION, check_streams, py_split};
+use super::segments::SegmentMetric;
+use super::{Interner, SACREBLEU_VERSION, py_split};
 use crate::{Error, Result};
-use rayon::prelude::*;
 use serde::Serialize;
 use std::fmt;
 
@@ -137,24 +137,6 @@ impl Chrf {
 
     fn order(&self) -> usize {
         self.char_order + self.word_order
-    }
-
-    fn validate(&self) -> Result<()> {
-        if !(1..=6).contains(&self.char_order) {
-            return Err(Error::UnknownMetricOption {
-                option: "chrF char_order".into(),
-                value: self.char_order.to_string(),
-                valid: "1, 2, 3, 4, 5, 6".into(),
-            });
-        }
-        if self.word_order > 4 {
-            return Err(Error::UnknownMetricOption {
-                option: "chrF word_order".into(),
-                value: self.word_order.to_string(),
-                valid: "0, 1, 2, 3, 4".into(),
-            });
-        }
-        Ok(())
     }
 
     /// sacrebleu's signature for this configuration and number of references.
@@ -298,20 +280,41 @@ impl Chrf {
         }
     }
 
-    /// Per-segment statistics, computed in parallel over chunks of segments (n-grams are only
-    /// compared within a segment, so each chunk has its own token interner).
-    fn segment_stats<H: AsRef<str> + Sync, R: AsRef<str> + Sync, V: AsRef<[R]> + Sync>(
+    /// Corpus chrF; `refs` holds one stream per reference set, aligned with `hyps`.
+    pub fn corpus_score<H: AsRef<str> + Sync, R: AsRef<str> + Sync, V: AsRef<[R]> + Sync>(
         &self,
         hyps: &[H],
         refs: &[V],
-    ) -> Vec<Vec<[u64; 3]>> {
-        const CHUNK: usize = 128;
-        let starts: Vec<usize> = (0..hyps.len()).step_by(CHUNK).collect();
-        let parts: Vec<Vec<Vec<[u64; 3]>>> = starts
-            .into_par_iter()
-            .map(|s| self.segment_stats_range(hyps, refs, s..(s + CHUNK).min(hyps.len())))
-            .collect();
-        parts.into_iter().flatten().collect()
+    ) -> Result<ChrfScore> {
+        self.corpus(hyps, refs)
+    }
+
+    /// chrF of one hypothesis against one or more references.
+    pub fn sentence_score<R: AsRef<str>>(&self, hyp: &str, refs: &[R]) -> Result<ChrfScore> {
+        self.sentence(hyp, refs)
+    }
+}
+
+impl SegmentMetric for Chrf {
+    type Stats = Vec<[u64; 3]>;
+    type Score = ChrfScore;
+
+    fn validate(&self) -> Result<()> {
+        if !(1..=6).contains(&self.char_order) {
+            return Err(Error::UnknownMetricOption {
+                option: "chrF char_order".into(),
+                value: self.char_order.to_string(),
+                valid: "1, 2, 3, 4, 5, 6".into(),
+            });
+        }
+        if self.word_order > 4 {
+            return Err(Error::UnknownMetricOption {
+                option: "chrF word_order".into(),
+                value: self.word_order.to_string(),
+                valid: "0, 1, 2, 3, 4".into(),
+            });
+        }
+        Ok(())
     }
 
     fn segment_stats_range<H: AsRef<str>, R: AsRef<str>, V: AsRef<[R]>>(
@@ -365,31 +368,6 @@ impl Chrf {
             signature: self.signature(nrefs),
         }
     }
-
-    /// Corpus chrF; `refs` holds one stream per reference set, aligned with `hyps`.
-    pub fn corpus_score<H: AsRef<str> + Sync, R: AsRef<str> + Sync, V: AsRef<[R]> + Sync>(
-        &self,
-        hyps: &[H],
-        refs: &[V],
-    ) -> Result<ChrfScore> {
-        self.validate()?;
-        check_streams(hyps, refs)?;
-        let stats = self.segment_stats(hyps, refs);
-        Ok(self.score_from_stats(&stats, refs.len()))
-    }
-
-    /// chrF of one hypothesis against one or more references.
-    pub fn sentence_score<R: AsRef<str>>(&self, hyp: &str, refs: &[R]) -> Result<ChrfScore> {
-        self.validate()?;
-        if refs.is_empty() {
-            return Err(Error::EmptyMetricInput {
-                what: "the reference list".into(),
-            });
-        }
-        let streams: Vec<[&str; 1]> = refs.iter().map(|r| [r.as_ref()]).collect();
-        let stats = self.segment_stats(&[hyp], &streams);
-        Ok(self.score_from_stats(&stats, refs.len()))
-    }
 }
 
 /// `sacrebleu.corpus_chrf(hyps, refs)` with default settings (chrF2, character order 6).
@@ -418,7 +396,7 @@ impl ChrfScore {
 
     /// Renders the result as an HTML table in an evcxr notebook.
     pub fn evcxr_display(&self) {
-        super::evcxr_html(&self.to_html());
+        crate::display::emit("text/html", &self.to_html());
     }
 }
 

@@ -204,7 +204,7 @@ impl EvalResult {
 
     /// Renders the result as an HTML table in an evcxr notebook.
     pub fn evcxr_display(&self) {
-        super::evcxr_html(&self.to_html());
+        crate::display::emit("text/html", &self.to_html());
     }
 }
 

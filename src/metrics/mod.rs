@@ -1,36 +1,13 @@
-//! Evaluation metrics that give the same numbers as the reference tools.
-//!
-//! - [`corpus_bleu`] / [`sentence_bleu`]: sacrebleu 2.x BLEU (tokenizers `13a`, `intl`, `zh`,
-//!   `char`, `none`; smoothing `exp`, `floor`, `add-k`, `none`), with sacrebleu's signature string.
-//! - [`corpus_chrf`] / [`Chrf`]: sacrebleu's chrF and chrF++.
-//! - [`RougeScorer`]: Google's rouge-score 0.1.2 (rouge1..9, rougeL, rougeLsum, optional NLTK Porter
-//!   stemmer), with corpus means and a seeded bootstrap aggregate.
-//! - [`accuracy`]; [`precision_recall_f1`] / [`f1_score`] (scikit-learn's binary, micro,
-//!   macro and weighted averages); [`squad`] exact match and F1 (the official v1.1 script).
-//!
-//! Scores are on the reference tools' own scales: BLEU and chrF 0–100 (sacrebleu), ROUGE 0–1
-//! (rouge-score). Every result renders itself as a small HTML table in an evcxr notebook.
-//!
-//! ```
-//! use massivetext::metrics::{corpus_bleu, corpus_chrf};
-//! let hyps = ["The cat sat on the mat."];
-//! let refs = [vec!["The cat sat on the mat."]];
-//! let bleu = corpus_bleu(&hyps, &refs).unwrap();
-//! assert!((bleu.score - 100.0).abs() < 1e-9);
-//! assert_eq!(bleu.signature, "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0");
-//! let chrf = corpus_chrf(&hyps, &refs).unwrap();
-//! assert!((chrf.score - 100.0).abs() < 1e-9);
-//! ```
+//! The metrics layer; its public face, with the docs, is `crate::metrics` in lib.rs.
 mod accuracy;
 mod bleu;
 mod chrf;
 mod classification;
-pub mod cli;
 pub mod evaluator;
 pub mod perplexity;
-pub mod perplexity_cli;
 pub mod porter;
 mod rouge;
+mod segments;
 mod squad;
 mod tokenizers;
 
@@ -179,8 +156,3 @@ pub(crate) fn check_streams<H: AsRef<str>, R: AsRef<str>, V: AsRef<[R]>>(
 }
 
 pub(crate) use crate::display::html_table;
-
-/// Wraps HTML in the markers evcxr reads from stdout.
-pub(crate) fn evcxr_html(html: &str) {
-    println!("EVCXR_BEGIN_CONTENT text/html\n{html}\nEVCXR_END_CONTENT");
-}

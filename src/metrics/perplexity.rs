@@ -178,7 +178,7 @@ impl Perplexity {
 
     /// Renders the result as an HTML table in an evcxr notebook.
     pub fn evcxr_display(&self) {
-        super::evcxr_html(&self.to_html());
+        crate::display::emit("text/html", &self.to_html());
     }
 }
 
@@ -438,7 +438,7 @@ impl MeanPerplexity {
 
     /// Renders the result as an HTML table in an evcxr notebook.
     pub fn evcxr_display(&self) {
-        super::evcxr_html(&self.to_html());
+        crate::display::emit("text/html", &self.to_html());
     }
 }
 

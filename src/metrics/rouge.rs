@@ -100,7 +100,7 @@ impl RougeScores {
 
     /// Renders the scores as an HTML table in an evcxr notebook.
     pub fn evcxr_display(&self) {
-        super::evcxr_html(&self.to_html());
+        crate::display::emit("text/html", &self.to_html());
     }
 }
 
@@ -658,7 +658,7 @@ impl RougeAggregate {
 
     /// Renders the aggregate as an HTML table in an evcxr notebook.
     pub fn evcxr_display(&self) {
-        super::evcxr_html(&self.to_html());
+        crate::display::emit("text/html", &self.to_html());
     }
 }
 

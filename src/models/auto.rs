@@ -41,9 +41,8 @@ macro_rules! common {
 
             /// A copy for inference with its weight matrices stored in bf16 (`DType::BF16`)
             /// and every product, activation and the KV cache in f32: decoding on a CPU reads
-            /// each weight once per token, and this halves those bytes (about 10% more tokens/s
-            /// for a 55 MB GPT-2 on 2 cores, where f32 already runs near the memory's speed).
-            /// Outputs then follow the bf16-rounded weights (about 3 significant digits), not
+            /// each weight once per token, and this halves those bytes (the measured gain is in
+            /// docs/benchmarks.md, Generation). Outputs then follow the bf16-rounded weights (about 3 significant digits), not
             /// the f32 ones; `DType::F32` converts back. Train the f32 model, not this copy.
             pub fn with_weight_dtype(&self, dtype: DType) -> Result<Self> {
                 Ok(Self(self.0.with_weight_dtype(dtype)?))

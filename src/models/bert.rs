@@ -5,35 +5,13 @@
 //! RoBERTa reuses all of it with other names for the head (see `roberta.rs`).
 use super::activation::Activation;
 use super::config::BertConfig;
-use super::core::{
-    Attention, Block, Embeddings, LayerNorm, Linear, Mlp, Positions, Qkv, Transformer,
-};
+use super::core::{Attention, Block, Embeddings, Linear, Mlp, Positions, Qkv, Transformer};
 use super::heads::{Head, Task};
 use super::labels::LabelConfig;
 use super::params::{Init, Params};
 use crate::Result;
 
-pub(crate) fn linear(
-    p: &mut Params,
-    name: &str,
-    d_in: usize,
-    d_out: usize,
-    std: f64,
-) -> Result<Linear> {
-    Ok(Linear {
-        weight: p.get(&format!("{name}.weight"), &[d_out, d_in], Init::Normal(std))?,
-        bias: Some(p.get(&format!("{name}.bias"), &[d_out], Init::Zeros)?),
-        conv1d: false,
-    })
-}
-
-pub(crate) fn layer_norm(p: &mut Params, name: &str, d: usize, eps: f64) -> Result<LayerNorm> {
-    Ok(LayerNorm {
-        weight: p.get(&format!("{name}.weight"), &[d], Init::Ones)?,
-        bias: p.get(&format!("{name}.bias"), &[d], Init::Zeros)?,
-        eps,
-    })
-}
+pub(crate) use super::core::{layer_norm, linear};
 
 /// Names of the MLM head pieces (dense, LayerNorm, bias), and which classification head the
 /// architecture has.

@@ -381,20 +381,7 @@ impl ModelConfig {
 
     /// Parses `config.json` text; `path` is only used in error messages.
     pub fn from_json_str(text: &str, path: &Path) -> Result<Self> {
-        let value: Value = serde_json::from_str(text).map_err(|e| Error::Config {
-            path: path.to_path_buf(),
-            message: format!(
-                "invalid JSON at line {}, column {}: {e}",
-                e.line(),
-                e.column()
-            ),
-        })?;
-        let Value::Object(map) = value else {
-            return Err(Error::Config {
-                path: path.to_path_buf(),
-                message: "config.json must hold a JSON object".into(),
-            });
-        };
+        let map = parse_config_object(text, path)?;
         Self::from_map(&map, path)
     }
 
@@ -536,4 +523,29 @@ impl ModelConfig {
         serde_json::to_string_pretty(&Value::Object(map))
             .map_err(|e| Error::InvalidArgument(format!("cannot serialise the config: {e}")))
     }
+}
+
+/// `config.json` text as its JSON object (every model's config is one); `path` names the file
+/// in errors. The one reader of a config file's shape, for every model family.
+pub(crate) fn parse_config_object(text: &str, path: &Path) -> Result<Map<String, Value>> {
+    let value: Value = serde_json::from_str(text).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        message: format!(
+            "invalid JSON at line {}, column {}: {e}",
+            e.line(),
+            e.column()
+        ),
+    })?;
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(Error::Config {
+            path: path.to_path_buf(),
+            message: "config.json must hold a JSON object".into(),
+        }),
+    }
+}
+
+/// Reads `path` (a `config.json`) as its JSON object.
+pub(crate) fn read_config_object(path: &Path) -> Result<Map<String, Value>> {
+    parse_config_object(&crate::io::read_to_string(path)?, path)
 }

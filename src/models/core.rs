@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use candle_core::{D, DType, Device, Tensor};
 
 use super::activation::Activation;
+use super::params::{Init, Params};
 use crate::kernels;
 use crate::{Error, Result};
 
@@ -69,6 +70,31 @@ impl Linear {
             self.conv1d,
         )?)
     }
+}
+
+/// An `nn.Linear` (`[out, in]` weight drawn from normal(0, `std`), zero bias) named `name`,
+/// loaded or drawn by `p`: the one builder every model file uses.
+pub(crate) fn linear(
+    p: &mut Params,
+    name: &str,
+    d_in: usize,
+    d_out: usize,
+    std: f64,
+) -> Result<Linear> {
+    Ok(Linear {
+        weight: p.get(&format!("{name}.weight"), &[d_out, d_in], Init::Normal(std))?,
+        bias: Some(p.get(&format!("{name}.bias"), &[d_out], Init::Zeros)?),
+        conv1d: false,
+    })
+}
+
+/// An `nn.LayerNorm` of width `d` (ones and zeros when drawn) named `name`.
+pub(crate) fn layer_norm(p: &mut Params, name: &str, d: usize, eps: f64) -> Result<LayerNorm> {
+    Ok(LayerNorm {
+        weight: p.get(&format!("{name}.weight"), &[d], Init::Ones)?,
+        bias: p.get(&format!("{name}.bias"), &[d], Init::Zeros)?,
+        eps,
+    })
 }
 
 #[derive(Clone)]

@@ -4,7 +4,7 @@
 use super::activation::Activation;
 use super::config::Gpt2Config;
 use super::core::{
-    Attention, Block, Embeddings, LayerNorm, Linear, Mlp, Positions, Qkv, Transformer,
+    Attention, Block, Embeddings, Linear, Mlp, Positions, Qkv, Transformer, layer_norm,
 };
 use super::heads::{Head, Task};
 use super::labels::LabelConfig;
@@ -18,14 +18,6 @@ fn conv1d(p: &mut Params, name: &str, d_in: usize, d_out: usize, std: f64) -> Re
         weight: p.get(&format!("{name}.weight"), &[d_in, d_out], Init::Normal(std))?,
         bias: Some(p.get(&format!("{name}.bias"), &[d_out], Init::Zeros)?),
         conv1d: true,
-    })
-}
-
-fn layer_norm(p: &mut Params, name: &str, d: usize, eps: f64) -> Result<LayerNorm> {
-    Ok(LayerNorm {
-        weight: p.get(&format!("{name}.weight"), &[d], Init::Ones)?,
-        bias: p.get(&format!("{name}.bias"), &[d], Init::Zeros)?,
-        eps,
     })
 }
 

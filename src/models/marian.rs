@@ -25,9 +25,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::activation::Activation;
+use super::config::read_config_object;
 use super::core::{
     Attention, CacheSlot, Ctx, DropoutStream, EncoderDecoderCache, LayerNorm, Linear, Qkv,
-    build_mask, check_token_id, read_ids,
+    build_mask, check_token_id, layer_norm, linear, read_ids,
 };
 use super::losses::lm_loss;
 use super::model::{DEFAULT_SEED, ForwardArgs, ModelOutput, read_weights};
@@ -449,21 +450,8 @@ pub(crate) struct Marian {
 
 pub(crate) const ARCHITECTURE: &str = "MarianMTModel";
 
-fn linear(p: &mut Params, name: &str, d_in: usize, d_out: usize, std: f64) -> Result<Linear> {
-    Ok(Linear {
-        weight: p.get(&format!("{name}.weight"), &[d_out, d_in], Init::Normal(std))?,
-        bias: Some(p.get(&format!("{name}.bias"), &[d_out], Init::Zeros)?),
-        conv1d: false,
-    })
-}
-
-fn layer_norm(p: &mut Params, name: &str, d: usize) -> Result<LayerNorm> {
-    Ok(LayerNorm {
-        weight: p.get(&format!("{name}.weight"), &[d], Init::Ones)?,
-        bias: p.get(&format!("{name}.bias"), &[d], Init::Zeros)?,
-        eps: 1e-5,
-    })
-}
+/// Marian's LayerNorms all use PyTorch's default epsilon.
+const LAYER_NORM_EPS: f64 = 1e-5;
 
 fn self_attention(p: &mut Params, n: &str, c: &MarianConfig, n_head: usize) -> Result<Attention> {
     let (d, std) = (c.d_model, c.init_std);
@@ -481,7 +469,7 @@ fn self_attention(p: &mut Params, n: &str, c: &MarianConfig, n_head: usize) -> R
 
 fn feed_forward(p: &mut Params, n: &str, c: &MarianConfig, ffn: usize) -> Result<FeedForward> {
     let act = Activation::from_hf(&c.activation_function).ok_or_else(|| {
-        Error::InvalidArgument(format!(
+        Error::Unsupported(format!(
             "unsupported activation `{}`; supported: {}",
             c.activation_function,
             Activation::SUPPORTED
@@ -541,9 +529,19 @@ impl Marian {
                     c,
                     c.encoder_attention_heads,
                 )?,
-                self_attn_layer_norm: layer_norm(&mut p, &format!("{n}.self_attn_layer_norm"), d)?,
+                self_attn_layer_norm: layer_norm(
+                    &mut p,
+                    &format!("{n}.self_attn_layer_norm"),
+                    d,
+                    LAYER_NORM_EPS,
+                )?,
                 ff: feed_forward(&mut p, &n, c, c.encoder_ffn_dim)?,
-                final_layer_norm: layer_norm(&mut p, &format!("{n}.final_layer_norm"), d)?,
+                final_layer_norm: layer_norm(
+                    &mut p,
+                    &format!("{n}.final_layer_norm"),
+                    d,
+                    LAYER_NORM_EPS,
+                )?,
                 dropout: c.dropout,
             });
         }
@@ -558,7 +556,12 @@ impl Marian {
                     c,
                     c.decoder_attention_heads,
                 )?,
-                self_attn_layer_norm: layer_norm(&mut p, &format!("{n}.self_attn_layer_norm"), d)?,
+                self_attn_layer_norm: layer_norm(
+                    &mut p,
+                    &format!("{n}.self_attn_layer_norm"),
+                    d,
+                    LAYER_NORM_EPS,
+                )?,
                 encoder_attn: CrossAttention {
                     q: linear(&mut p, &format!("{a}.q_proj"), d, d, std)?,
                     k: linear(&mut p, &format!("{a}.k_proj"), d, d, std)?,
@@ -571,9 +574,15 @@ impl Marian {
                     &mut p,
                     &format!("{n}.encoder_attn_layer_norm"),
                     d,
+                    LAYER_NORM_EPS,
                 )?,
                 ff: feed_forward(&mut p, &n, c, c.decoder_ffn_dim)?,
-                final_layer_norm: layer_norm(&mut p, &format!("{n}.final_layer_norm"), d)?,
+                final_layer_norm: layer_norm(
+                    &mut p,
+                    &format!("{n}.final_layer_norm"),
+                    d,
+                    LAYER_NORM_EPS,
+                )?,
                 dropout: c.dropout,
             });
         }
@@ -613,13 +622,7 @@ impl Marian {
     /// Loads `dir/config.json`, the weights, and `generation_config.json` when there is one.
     pub fn load_reported(dir: &Path, device: &Device, dtype: DType) -> Result<(Self, LoadReport)> {
         let cfg_path = dir.join("config.json");
-        let value: Value = io::read_json(&cfg_path)?;
-        let Value::Object(extra) = value else {
-            return Err(Error::Config {
-                path: cfg_path,
-                message: "config.json must hold a JSON object".into(),
-            });
-        };
+        let extra = read_config_object(&cfg_path)?;
         let config = MarianConfig::from_map(&extra, &cfg_path)?;
         let (tensors, skipped, path) = read_weights(dir)?;
         let p = Params::loaded(tensors, skipped, &path, device, dtype);

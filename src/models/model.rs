@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use serde_json::{Map, Value};
 
-use super::config::ModelConfig;
+use super::config::{ModelConfig, read_config_object};
 use super::core::{CoreInput, CoreOutput, Ctx, DropoutStream, KvCache, Transformer};
 use super::heads::{Head, Task};
 use super::labels::LabelConfig;
@@ -347,21 +347,7 @@ impl Model {
         labels: Option<LabelConfig>,
     ) -> Result<(Self, LoadReport)> {
         let cfg_path = dir.join("config.json");
-        let text = io::read_to_string(&cfg_path)?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| Error::Config {
-            path: cfg_path.clone(),
-            message: format!(
-                "invalid JSON at line {}, column {}: {e}",
-                e.line(),
-                e.column()
-            ),
-        })?;
-        let Value::Object(extra) = value else {
-            return Err(Error::Config {
-                path: cfg_path,
-                message: "config.json must hold a JSON object".into(),
-            });
-        };
+        let extra = read_config_object(&cfg_path)?;
         let config = ModelConfig::from_map(&extra, &cfg_path)?;
         check_task(&config, task)?;
         let labels = match labels {
@@ -588,7 +574,7 @@ impl Model {
             (Some(s), Some(e)) => Some(question_answering_loss(&start_logits, &end_logits, s, e)?),
             (None, None) => None,
             _ => {
-                return Err(Error::InvalidArgument(
+                return Err(Error::ConflictingArguments(
                     "give both start_positions and end_positions for the QA loss, or neither"
                         .into(),
                 ));

@@ -14,7 +14,6 @@
 //! `transformers.AutoTokenizer` builds, so the ids match Python's exactly.
 mod added;
 mod batch;
-pub mod cli;
 pub mod dataset;
 mod encode;
 mod pretrained;
@@ -273,4 +272,10 @@ pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
+}
+
+/// `peak_rss_bytes` under its former path; it lives in [`crate::sys`].
+#[doc(hidden)]
+pub mod cli {
+    pub use crate::sys::peak_rss_bytes;
 }

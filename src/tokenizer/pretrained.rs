@@ -278,12 +278,7 @@ fn max_length_and_class(config: &Map<String, Value>) -> (Option<usize>, Option<S
     (model_max_length, class)
 }
 
-pub(crate) fn io_err(path: &Path, source: std::io::Error) -> Error {
-    Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
+pub(crate) use crate::io::read_error as io_err;
 
 /// A folder (or a file in it), or a model id resolved through [`crate::hub`].
 fn resolve_dir(p: &Path, opts: &HubOptions) -> Result<PathBuf> {

@@ -262,7 +262,7 @@ impl TrainingArguments {
     /// Checks values that would make training meaningless, naming the key and what to do.
     pub fn validate(&self) -> Result<()> {
         let bad = |key: &str, msg: String| {
-            Err(Error::InvalidArgument(format!(
+            Err(Error::InvalidConfig(format!(
                 "TrainingArguments.{key}: {msg}"
             )))
         };

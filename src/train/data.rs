@@ -192,7 +192,7 @@ impl TrainData {
         let spans = match (ds.column("start_positions"), ds.column("end_positions")) {
             (Ok(s), Ok(e)) => Some((s, e)),
             (Ok(_), Err(_)) | (Err(_), Ok(_)) => {
-                return Err(Error::InvalidArgument(
+                return Err(Error::ConflictingArguments(
                     "the dataset has only one of `start_positions` / `end_positions`; question answering needs both".into(),
                 ));
             }

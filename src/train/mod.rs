@@ -1,31 +1,12 @@
-//! Training: [`TrainingArguments`] and a [`Trainer`] with Hugging Face's vocabulary — AdamW with
-//! no-decay groups, learning-rate schedules, clipping, gradient accumulation normalised by token
-//! count, collators for causal and masked LM, evaluation, checkpoints that resume exactly, and
-//! progress for terminals and notebooks.
-//!
-//! The Trainer knows models only through [`PreTrainedModel`]: a forward pass with labels that
-//! returns the loss, a `VarMap` of named parameters, the device, and `save_pretrained`.
-//!
-//! ```
-//! use massivetext::train::{LrScheduler, SchedulerType, TrainingArguments};
-//! let args = TrainingArguments {
-//!     output_dir: "out".into(),
-//!     learning_rate: 1e-3,
-//!     warmup_steps: 10,
-//!     lr_scheduler_type: SchedulerType::Cosine,
-//!     ..Default::default()
-//! };
-//! let sched = LrScheduler::from_args(&args, 100)?;
-//! assert_eq!(sched.lr_at(0), 0.0);
-//! assert_eq!(sched.lr_at(10), 1e-3);
-//! # Ok::<(), massivetext::Error>(())
-//! ```
+//! The training layer; its public face, with the docs, is `crate::train` in lib.rs.
 mod args;
 mod args_show;
-pub mod cli;
+mod checkpoint;
 mod collator;
 mod data;
+mod evaluate;
 mod optimizer;
+mod policy;
 mod predict;
 mod progress;
 mod qa;
@@ -40,7 +21,9 @@ pub use collator::{
     DataCollatorWithPadding, Example, IGNORE_INDEX, TaskLabel,
 };
 pub use data::{EpochOrder, TokenWindows, TrainData};
+pub use evaluate::EvalOutput;
 pub use optimizer::{AdamW, AdamWConfig, Grads};
+pub use policy::EVAL_METRICS;
 pub use predict::{ComputeMetrics, EvalPrediction, Metrics, PredictionOutput};
 pub use progress::ProgressMode;
 pub use qa::question_answering_example;
@@ -49,6 +32,4 @@ pub use state::{
     LogEntry, TrainerState, checkpoint_step, get_last_checkpoint, rotate_checkpoints,
     sorted_checkpoints, sweep_leftovers,
 };
-pub use trainer::{
-    EVAL_METRICS, EvalOutput, IntoTrainData, StepOutput, TrainOutput, Trainer, compute_loss,
-};
+pub use trainer::{IntoTrainData, StepOutput, TrainOutput, Trainer, compute_loss};

@@ -54,7 +54,7 @@ impl LrScheduler {
                 match kw.get(k) {
                     None => Ok(None),
                     Some(v) => v.as_f64().map(Some).ok_or_else(|| {
-                        Error::InvalidArgument(format!(
+                        Error::InvalidConfig(format!(
                             "TrainingArguments.lr_scheduler_kwargs.{k} must be a number, got {v}"
                         ))
                     }),
@@ -62,7 +62,7 @@ impl LrScheduler {
             };
             s.min_lr_rate = match (get("min_lr")?, get("min_lr_rate")?) {
                 (Some(_), Some(_)) => {
-                    return Err(Error::InvalidArgument(
+                    return Err(Error::ConflictingArguments(
                         "TrainingArguments.lr_scheduler_kwargs: give only one of min_lr and min_lr_rate".into(),
                     ));
                 }
@@ -70,7 +70,7 @@ impl LrScheduler {
                 (Some(_), None) => 0.0,
                 (None, Some(r)) => r,
                 (None, None) => {
-                    return Err(Error::InvalidArgument(
+                    return Err(Error::InvalidConfig(
                         "TrainingArguments.lr_scheduler_kwargs: cosine_with_min_lr needs min_lr or min_lr_rate".into(),
                     ));
                 }

@@ -1,13 +1,11 @@
 //! The [`Trainer`]: one optimiser step at a time (`step`), or a whole run (`train`) with
 //! logging, evaluation, checkpoints and progress.
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use candle_core::{DType, Tensor};
-use candle_nn::VarMap;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::args::{IntervalStrategy, TrainingArguments, interval};
 use super::collator::{
@@ -16,19 +14,15 @@ use super::collator::{
 };
 use super::data::{EpochOrder, TokenWindows, TrainData};
 use super::optimizer::{AdamW, AdamWConfig, Grads};
-use super::predict::{ComputeMetrics, EvalPrediction, Metrics, PredictionOutput, concat_padded};
+use super::policy::{check_best_metric, collator_for, collator_for_tokenizer, metrics_are_free};
+use super::predict::{ComputeMetrics, EvalPrediction, Metrics};
 use super::progress::{Progress, ProgressMode, fmt_rate};
 use super::schedule::LrScheduler;
-use super::state::{
-    LogEntry, TrainerState, checkpoint_step, get_last_checkpoint, rotate_checkpoints,
-    sweep_leftovers,
-};
+use super::state::{LogEntry, TrainerState, get_last_checkpoint};
 use crate::data::Dataset;
-use crate::generate::{GenerationConfig, GenerationMixin};
-use crate::io::{self, read_json, write_json};
+use crate::models::PreTrainedModel;
 use crate::models::core::check_token_id;
-use crate::models::{PreTrainedModel, Task};
-use crate::viz::TrainingCurves;
+use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
 /// The batch's mean loss: the model in training (dropout on, seeded by the batch, so a resumed
@@ -40,115 +34,6 @@ pub fn compute_loss<M: PreTrainedModel>(model: &M, batch: &Batch, train: bool) -
         m.set_seed(batch.dropout_seed);
     }
     m.loss_with(&batch.forward_args())
-}
-
-/// The collator a model's task calls for, from what the model knows: the causal collator for a
-/// causal LM; for a masked LM an MLM collator with the config's vocabulary size and padding id
-/// but no mask id (nothing in a model names its mask token), which refuses to collate with an
-/// error saying to pass `with_tokenizer` or `with_collator` — never a causal collator, which
-/// would teach a masked LM to copy its input.
-fn default_collator<M: PreTrainedModel>(model: &M) -> DataCollatorForLanguageModeling {
-    let config = model.config_json();
-    let pad = config
-        .get("pad_token_id")
-        .and_then(Value::as_u64)
-        .map(|p| p as u32);
-    match model.task() {
-        Task::MaskedLm => {
-            let mut c = DataCollatorForLanguageModeling::causal(pad.unwrap_or(0));
-            c.mlm = true;
-            c.shift_labels = false;
-            c.vocab_size = model.vocab_size().unwrap_or(0);
-            c.special_token_ids = pad.into_iter().collect();
-            c
-        }
-        _ => DataCollatorForLanguageModeling::causal(pad.unwrap_or(0)),
-    }
-}
-
-/// Whether the model predicts one target per example (a class, an answer span), so that
-/// batches come from [`DataCollatorWithPadding`].
-fn is_task_model<M: PreTrainedModel>(model: &M) -> bool {
-    matches!(
-        model.task(),
-        Task::SequenceClassification | Task::QuestionAnswering
-    )
-}
-
-/// The config's `pad_token_id` (0 when it has none).
-fn config_pad<M: PreTrainedModel>(model: &M) -> u32 {
-    model
-        .config_json()
-        .get("pad_token_id")
-        .and_then(Value::as_u64)
-        .unwrap_or(0) as u32
-}
-
-/// `DataCollatorWithPadding` with the config's `pad_token_id` (0 when it has none).
-fn default_padding_collator<M: PreTrainedModel>(model: &M) -> DataCollatorWithPadding {
-    DataCollatorWithPadding::new(config_pad(model))
-}
-
-/// Whether `compute_metrics` may produce any metric (a task model's, a seq2seq model's BLEU),
-/// so `metric_for_best_model` is checked at the first evaluation instead of up front.
-fn metrics_are_free<M: PreTrainedModel>(model: &M) -> bool {
-    is_task_model(model) || model.task() == Task::Seq2SeqLm
-}
-
-fn collator_for_tokenizer<M: PreTrainedModel>(
-    model: &M,
-    tok: &crate::tokenizer::Tokenizer,
-) -> Result<DataCollatorForLanguageModeling> {
-    let base = default_collator(model);
-    let pad = tok
-        .pad_token_id()
-        .or_else(|| tok.eos_token_id())
-        .unwrap_or(base.pad_token_id);
-    if model.task() != Task::MaskedLm {
-        return Ok(DataCollatorForLanguageModeling::causal(pad));
-    }
-    let mask = tok.mask_token_id().ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "the model is a masked language model but the tokenizer ({}) has no mask token; give it one (`add_special_tokens`) or pass `.with_collator(DataCollatorForLanguageModeling::mlm(..))`",
-            tok.tokenizer_class()
-        ))
-    })?;
-    let mut special: Vec<u32> = tok
-        .special_tokens()
-        .all()
-        .iter()
-        .filter_map(|t| tok.token_to_id(t))
-        .collect();
-    special.sort_unstable();
-    special.dedup();
-    let vocab = model.vocab_size().unwrap_or_else(|| tok.vocab_size());
-    Ok(DataCollatorForLanguageModeling::mlm(
-        mask, pad, vocab, special,
-    ))
-}
-
-/// The metrics `evaluate()` logs, under which `metric_for_best_model` may name one.
-pub const EVAL_METRICS: [&str; 2] = ["eval_loss", "eval_perplexity"];
-
-/// Rejects a `metric_for_best_model` that evaluation never produces: it would never pick a
-/// best checkpoint. Accepted as Hugging Face does, with or without the `eval_` prefix. A task
-/// model's `compute_metrics` may produce any name, so its metric is checked at the first
-/// evaluation instead.
-fn check_best_metric(args: &TrainingArguments, task_model: bool) -> Result<()> {
-    let Some(name) = &args.metric_for_best_model else {
-        return Ok(());
-    };
-    if task_model {
-        return Ok(());
-    }
-    let key = args.best_metric_key();
-    if EVAL_METRICS.contains(&key.as_str()) {
-        return Ok(());
-    }
-    Err(Error::InvalidArgument(format!(
-        "TrainingArguments.metric_for_best_model: evaluation never produces `{name}`; it produces {} (also accepted without the `eval_` prefix: loss, perplexity)",
-        EVAL_METRICS.join(", ")
-    )))
 }
 
 /// Anything the Trainer can read examples from.
@@ -200,19 +85,6 @@ pub struct StepOutput {
     pub num_tokens: usize,
 }
 
-/// The result of `evaluate()`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EvalOutput {
-    pub eval_loss: f64,
-    /// `exp(eval_loss)`; logged for language models only.
-    pub eval_perplexity: f64,
-    /// What `compute_metrics` returned, each name with the `eval_` prefix (`eval_accuracy`).
-    pub metrics: Metrics,
-    pub eval_runtime: f64,
-    pub eval_samples: usize,
-    pub eval_tokens: usize,
-}
-
 /// The result of `train()`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainOutput {
@@ -227,45 +99,36 @@ pub struct TrainOutput {
     pub tokens_per_second: f64,
 }
 
-#[derive(Serialize, Deserialize)]
-struct RngState {
-    seed: u64,
-    global_step: usize,
-    model: Option<Value>,
-}
-
 /// Trains a [`PreTrainedModel`] with [`TrainingArguments`]: AdamW, a schedule, clipping,
 /// accumulation, logging, evaluation and checkpoints.
 #[derive(Clone)]
 pub struct Trainer<M: PreTrainedModel> {
-    model: M,
-    args: TrainingArguments,
-    train_data: TrainData,
-    eval_data: Option<TrainData>,
-    collator: DataCollatorForLanguageModeling,
-    /// Task models (classification, QA) batch with this instead.
-    padding_collator: Option<DataCollatorWithPadding>,
-    /// Encoder–decoder models batch with this instead.
-    seq2seq_collator: Option<DataCollatorForSeq2Seq>,
-    compute_metrics: Option<ComputeMetrics>,
-    optimizer: AdamW,
-    scheduler: LrScheduler,
-    state: TrainerState,
-    order: EpochOrder,
-    micro_per_epoch: usize,
-    updates_per_epoch: usize,
-    max_steps: usize,
+    pub(super) model: M,
+    pub(super) args: TrainingArguments,
+    pub(super) train_data: TrainData,
+    pub(super) eval_data: Option<TrainData>,
+    /// What batches are built with: chosen from the model's task when the trainer is built
+    /// (`train/policy.rs`), replaced whole by `with_tokenizer` / `with_collator`.
+    pub(super) collator: Collator,
+    pub(super) compute_metrics: Option<ComputeMetrics>,
+    pub(super) optimizer: AdamW,
+    pub(super) scheduler: LrScheduler,
+    pub(super) state: TrainerState,
+    pub(super) order: EpochOrder,
+    pub(super) micro_per_epoch: usize,
+    pub(super) updates_per_epoch: usize,
+    pub(super) max_steps: usize,
     // since the last log
-    log_loss_sum: f64,
-    log_steps: usize,
-    log_tokens: usize,
-    log_start: Option<Instant>,
-    last_tokens_per_s: f64,
-    last_eval_improved: bool,
+    pub(super) log_loss_sum: f64,
+    pub(super) log_steps: usize,
+    pub(super) log_tokens: usize,
+    pub(super) log_start: Option<Instant>,
+    pub(super) last_tokens_per_s: f64,
+    pub(super) last_eval_improved: bool,
     /// Whether `prepare_output_dir` ran (train() runs it once, first).
-    output_dir_ready: bool,
+    pub(super) output_dir_ready: bool,
     /// The checkpoint `prepare_output_dir` resumed from.
-    resumed_from: Option<PathBuf>,
+    pub(super) resumed_from: Option<PathBuf>,
 }
 
 impl<M: PreTrainedModel> Trainer<M> {
@@ -274,7 +137,7 @@ impl<M: PreTrainedModel> Trainer<M> {
     /// causal LM; for a masked LM an MLM collator that still needs the mask token's id, so
     /// chain [`with_tokenizer`](Self::with_tokenizer) or [`with_collator`](Self::with_collator)
     /// (the first step says so otherwise). A `metric_for_best_model` that evaluation never
-    /// produces ([`EVAL_METRICS`], with or without `eval_`) is an error here.
+    /// produces ([`EVAL_METRICS`](super::EVAL_METRICS), with or without `eval_`) is an error here.
     pub fn new(
         model: M,
         args: TrainingArguments,
@@ -314,11 +177,7 @@ impl<M: PreTrainedModel> Trainer<M> {
             ..Default::default()
         };
         check_best_metric(&args, metrics_are_free(&model))?;
-        let collator = default_collator(&model).with_seed(args.seed);
-        let padding_collator =
-            is_task_model(&model).then(|| default_padding_collator(&model).with_seed(args.seed));
-        let seq2seq_collator = (model.task() == Task::Seq2SeqLm)
-            .then(|| DataCollatorForSeq2Seq::new(config_pad(&model)).with_seed(args.seed));
+        let collator = collator_for(&model, args.seed);
         let order = if args.group_by_length {
             EpochOrder::length_grouped(train_data.lengths(), bs)
         } else {
@@ -330,8 +189,6 @@ impl<M: PreTrainedModel> Trainer<M> {
             train_data,
             eval_data: None,
             collator,
-            padding_collator,
-            seq2seq_collator,
             compute_metrics: None,
             optimizer,
             scheduler,
@@ -359,25 +216,13 @@ impl<M: PreTrainedModel> Trainer<M> {
         Ok(self)
     }
 
-    /// Builds the collator for the model's task from the tokenizer: for a masked LM, the MLM
-    /// collator with the tokenizer's mask and padding ids and its special tokens never masked;
-    /// for a causal LM, the causal collator padding with the tokenizer's pad (else eos) id.
-    /// For a task model (classification, QA), `DataCollatorWithPadding` with the tokenizer's
-    /// pad (else eos) id; for an encoder–decoder, `DataCollatorForSeq2Seq` with it.
-    pub fn with_tokenizer(self, tokenizer: &crate::tokenizer::Tokenizer) -> Result<Self> {
-        if self.model.task() == Task::Seq2SeqLm {
-            let pad = tokenizer
-                .pad_token_id()
-                .unwrap_or_else(|| config_pad(&self.model));
-            return self.with_collator(DataCollatorForSeq2Seq::new(pad));
-        }
-        if is_task_model(&self.model) {
-            let pad = tokenizer
-                .pad_token_id()
-                .or_else(|| tokenizer.eos_token_id())
-                .unwrap_or(0);
-            return self.with_collator(DataCollatorWithPadding::new(pad));
-        }
+    /// Builds the collator for the model's task from the tokenizer (see
+    /// `train/policy.rs`): for a masked LM, the MLM collator with the tokenizer's mask and
+    /// padding ids and its special tokens never masked; for a causal LM, the causal collator
+    /// padding with the tokenizer's pad (else eos) id. For a task model (classification, QA),
+    /// `DataCollatorWithPadding` with the tokenizer's pad (else eos) id; for an encoder–decoder,
+    /// `DataCollatorForSeq2Seq` with it.
+    pub fn with_tokenizer(self, tokenizer: &Tokenizer) -> Result<Self> {
         let collator = collator_for_tokenizer(&self.model, tokenizer)?;
         self.with_collator(collator)
     }
@@ -393,21 +238,7 @@ impl<M: PreTrainedModel> Trainer<M> {
         } else {
             collator.seed()
         };
-        match collator.with_seed(seed) {
-            Collator::LanguageModeling(c) => {
-                self.collator = c;
-                self.padding_collator = None;
-                self.seq2seq_collator = None;
-            }
-            Collator::WithPadding(c) => {
-                self.padding_collator = Some(c);
-                self.seq2seq_collator = None;
-            }
-            Collator::Seq2Seq(c) => {
-                self.seq2seq_collator = Some(c);
-                self.padding_collator = None;
-            }
-        }
+        self.collator = collator.with_seed(seed);
         Ok(self)
     }
 
@@ -433,51 +264,40 @@ impl<M: PreTrainedModel> Trainer<M> {
         self
     }
 
-    /// Collates with the task collator when there is one.
-    fn collate(
-        &self,
-        examples: &[Example],
-        stream: u64,
-        device: &candle_core::Device,
-    ) -> Result<Batch> {
-        if let Some(c) = &self.seq2seq_collator {
-            return c.collate(examples, stream, device);
-        }
-        match &self.padding_collator {
-            Some(c) => c.collate(examples, stream, device),
-            None => self.collator.collate(examples, stream, device),
-        }
-    }
-
     /// The collator an encoder–decoder batches with (`None` for other models).
     pub fn seq2seq_collator(&self) -> Option<&DataCollatorForSeq2Seq> {
-        self.seq2seq_collator.as_ref()
-    }
-
-    /// The settings `predict_with_generate` generates with: the model's generation config,
-    /// with `generation_max_length` and `generation_num_beams` from the arguments when set.
-    pub fn generation_config(&self) -> GenerationConfig {
-        let mut c = self.model.generation_config();
-        if let Some(n) = self.args.generation_max_length {
-            c.max_new_tokens = n.saturating_sub(1).max(1);
+        match &self.collator {
+            Collator::Seq2Seq(c) => Some(c),
+            _ => None,
         }
-        if let Some(n) = self.args.generation_num_beams {
-            c.num_beams = n.max(1);
-            c.num_return_sequences = 1;
-        }
-        c
     }
 
     /// The collator a task model batches with (`None` for language models).
     pub fn padding_collator(&self) -> Option<&DataCollatorWithPadding> {
-        self.padding_collator.as_ref()
+        match &self.collator {
+            Collator::WithPadding(c) => Some(c),
+            _ => None,
+        }
     }
 
     pub fn model(&self) -> &M {
         &self.model
     }
-    /// The collator batches are built with (see [`with_collator`](Self::with_collator)).
+    /// The language-modelling collator batches are built with (see
+    /// [`with_collator`](Self::with_collator)). A trainer that batches with another collator
+    /// ([`padding_collator`](Self::padding_collator), [`seq2seq_collator`](Self::seq2seq_collator),
+    /// or any through [`data_collator`](Self::data_collator)) has none, and shows the causal
+    /// collator that no batch of it uses.
     pub fn collator(&self) -> &DataCollatorForLanguageModeling {
+        static UNUSED: OnceLock<DataCollatorForLanguageModeling> = OnceLock::new();
+        match &self.collator {
+            Collator::LanguageModeling(c) => c,
+            _ => UNUSED.get_or_init(|| DataCollatorForLanguageModeling::causal(0)),
+        }
+    }
+    /// The collator batches are built with, whichever kind it is (transformers'
+    /// `data_collator`).
+    pub fn data_collator(&self) -> &Collator {
         &self.collator
     }
     pub fn args(&self) -> &TrainingArguments {
@@ -536,7 +356,7 @@ impl<M: PreTrainedModel> Trainer<M> {
         let batches = self
             .micro_batches(step)
             .into_iter()
-            .map(|(ex, stream)| self.collate(&ex, stream, &device))
+            .map(|(ex, stream)| self.collator.collate(&ex, stream, &device))
             .collect::<Result<Vec<Batch>>>()?;
         let total: usize = batches.iter().map(|b| b.num_label_tokens).sum();
         if total == 0 {
@@ -667,68 +487,6 @@ impl<M: PreTrainedModel> Trainer<M> {
         Ok(())
     }
 
-    /// What `train()` does first, before it writes anything (call it yourself to write files of
-    /// your own into `output_dir` after the check): removes what a killed or failed run left
-    /// (`tmp-checkpoint-*`, `.deleting-*`, `*.tmp`); then resumes from
-    /// `args.resume_from_checkpoint` when set, or else refuses an `output_dir` that is not empty
-    /// ([`Error::OutputDirNotEmpty`]) unless `args.overwrite_output_dir`, which deletes its
-    /// `checkpoint-N` folders (so `"latest"` can only mean this run's). A trainer that already
-    /// stepped is left as it is. Returns the checkpoint resumed from.
-    pub fn prepare_output_dir(&mut self) -> Result<Option<PathBuf>> {
-        if self.output_dir_ready {
-            return Ok(self.resumed_from.clone());
-        }
-        let out = self.args.output_dir.clone();
-        let swept = sweep_leftovers(&out)?;
-        if !swept.is_empty() && !self.args.disable_tqdm {
-            eprintln!(
-                "removed what an interrupted run left in {}: {}",
-                out.display(),
-                swept
-                    .iter()
-                    .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        if self.state.global_step == 0 {
-            if let Some(r) = self.args.resume_from_checkpoint.clone() {
-                let dir = self.resume_from_checkpoint(&r)?;
-                self.resumed_from = Some(dir);
-            } else {
-                let mut found: Vec<String> = std::fs::read_dir(&out)
-                    .map(|rd| {
-                        rd.flatten()
-                            .map(|e| {
-                                let n = e.file_name().to_string_lossy().into_owned();
-                                if e.path().is_dir() { n + "/" } else { n }
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if !found.is_empty() {
-                    if !self.args.overwrite_output_dir {
-                        found.sort();
-                        let shown = found.len().min(6);
-                        let mut list = found[..shown].join(", ");
-                        if found.len() > shown {
-                            list += &format!(" and {} more", found.len() - shown);
-                        }
-                        return Err(Error::OutputDirNotEmpty {
-                            dir: out,
-                            found: list,
-                        });
-                    }
-                    for cp in super::state::sorted_checkpoints(&out) {
-                        io::remove_dir_atomic(&cp)?;
-                    }
-                }
-            }
-        }
-        self.output_dir_ready = true;
-        Ok(self.resumed_from.clone())
-    }
-
     /// Runs `step()` until `max_steps`, with progress. First (once) [`prepare_output_dir`]
     /// (Self::prepare_output_dir): leftovers swept, then a resume when
     /// `args.resume_from_checkpoint` is set, else a non-empty `output_dir` refused unless
@@ -816,345 +574,6 @@ impl<M: PreTrainedModel> Trainer<M> {
         out
     }
 
-    /// Evaluates on the eval dataset: token-weighted mean loss (`eval_loss`) and its
-    /// exponential (`eval_perplexity`); appended to `log_history`.
-    pub fn evaluate(&mut self) -> Result<EvalOutput> {
-        let data = self.eval_data.clone().ok_or_else(|| {
-            Error::InvalidArgument(
-                "no evaluation dataset; add one with Trainer::with_eval_dataset".into(),
-            )
-        })?;
-        let ev = self.evaluate_on(&data)?;
-        let key = self.args.best_metric_key();
-        let mut e = LogEntry::new();
-        e.insert("eval_loss".into(), json!(ev.eval_loss));
-        if !is_task_model(&self.model) {
-            e.insert("eval_perplexity".into(), json!(ev.eval_perplexity));
-        }
-        for (k, v) in &ev.metrics {
-            e.insert(k.clone(), json!(v));
-        }
-        if self.args.metric_for_best_model.is_some() && !e.contains_key(&key) {
-            let mut have: Vec<&String> = e.keys().collect();
-            have.sort();
-            return Err(Error::InvalidArgument(format!(
-                "TrainingArguments.metric_for_best_model is `{key}`, which evaluation did not produce; it produced {}; name one of them, or return it from compute_metrics",
-                have.iter()
-                    .map(|k| k.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-        e.insert("eval_runtime".into(), json!(ev.eval_runtime));
-        e.insert(
-            "eval_samples_per_second".into(),
-            json!(ev.eval_samples as f64 / ev.eval_runtime.max(1e-9)),
-        );
-        e.insert("epoch".into(), json!(self.state.epoch));
-        e.insert("step".into(), json!(self.state.global_step));
-        let metric = e.get(&key).and_then(|v| v.as_f64());
-        self.state.log_history.push(e);
-        self.last_eval_improved = false;
-        if let Some(m) = metric {
-            let better = match self.state.best_metric {
-                None => true,
-                Some(b) if self.args.greater_is_better() => m > b,
-                Some(b) => m < b,
-            };
-            if better {
-                self.state.best_metric = Some(m);
-                self.state.best_global_step = Some(self.state.global_step);
-                self.last_eval_improved = true;
-            }
-        }
-        Ok(ev)
-    }
-
-    /// Evaluates on any data without touching the log: the loss, and with `compute_metrics`
-    /// its metrics (with the `eval_` prefix).
-    pub fn evaluate_on(&self, data: &TrainData) -> Result<EvalOutput> {
-        let t0 = Instant::now();
-        let examples = data.eval_examples();
-        let want = self.compute_metrics.is_some();
-        let run = self.run_eval(&examples, want)?;
-        let n = run.loss_weight;
-        if n == 0 {
-            return Err(Error::InvalidArgument(
-                "the evaluation data has no labelled tokens".into(),
-            ));
-        }
-        let eval_loss = run.loss_sum / n as f64;
-        let metrics = match (&self.compute_metrics, run.predictions, run.labels) {
-            (Some(f), Some(predictions), Some(label_ids)) => f(&EvalPrediction {
-                predictions,
-                label_ids,
-            })?
-            .into_iter()
-            .map(|(k, v)| (prefixed("eval", &k), v))
-            .collect(),
-            _ => Metrics::new(),
-        };
-        Ok(EvalOutput {
-            eval_loss,
-            eval_perplexity: eval_loss.exp(),
-            metrics,
-            eval_runtime: t0.elapsed().as_secs_f64(),
-            eval_samples: examples.len(),
-            eval_tokens: n,
-        })
-    }
-
-    /// One pass over `examples` in evaluation mode: the label-weighted loss sum, and (when
-    /// `gather`) every example's logits (or, with `predict_with_generate`, generated token
-    /// ids) and labels on the CPU.
-    fn run_eval(&self, examples: &[Example], gather: bool) -> Result<EvalRun> {
-        let device = self.model.device().clone();
-        let bs = self.args.per_device_eval_batch_size;
-        let model = self.model.eval_copy();
-        let mut run = EvalRun::default();
-        let (mut preds, mut labels) = (Vec::new(), Vec::new());
-        let generate = gather && self.args.predict_with_generate && model.is_encoder_decoder();
-        let gen_config = generate.then(|| self.generation_config());
-        for (k, chunk) in examples.chunks(bs).enumerate() {
-            let b = self.collate(chunk, u64::MAX - k as u64, &device)?;
-            let args = b.forward_args();
-            let out = if b.labelled || !model.is_encoder_decoder() {
-                Some(model.forward_with(&args)?)
-            } else {
-                // an encoder-decoder without targets has no decoder inputs to score
-                None
-            };
-            if b.num_label_tokens > 0
-                && let Some(loss) = out.as_ref().and_then(|o| o.loss.as_ref())
-            {
-                let v = loss.detach().to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
-                run.loss_sum += v * b.num_label_tokens as f64;
-                run.loss_weight += b.num_label_tokens;
-            }
-            if gather {
-                let cpu = candle_core::Device::Cpu;
-                let p = match (&gen_config, &out) {
-                    (Some(g), _) => {
-                        let mut a = args.clone();
-                        a.labels = None;
-                        model.generate_with(&a, g)?.to_dtype(DType::I64)?
-                    }
-                    (None, Some(o)) => o.logits.detach().to_dtype(DType::F32)?,
-                    (None, None) => {
-                        return Err(Error::InvalidArgument(
-                            "an encoder-decoder predicts unlabelled examples by generating: set TrainingArguments.predict_with_generate".into(),
-                        ));
-                    }
-                };
-                preds.push(p.to_device(&cpu)?);
-                run.unlabelled |= !b.labelled;
-                labels.push(b.labels.to_device(&cpu)?);
-            }
-        }
-        if gather && !preds.is_empty() {
-            run.predictions = Some(concat_padded(&preds)?);
-            if !run.unlabelled {
-                run.labels = Some(concat_padded(&labels)?);
-            }
-        }
-        Ok(run)
-    }
-
-    /// Predictions on `data` (transformers' `Trainer.predict`): every example's logits, its
-    /// labels, and `test_loss` plus `compute_metrics`'s metrics with the `test_` prefix.
-    pub fn predict(&self, data: impl IntoTrainData) -> Result<PredictionOutput> {
-        let t0 = Instant::now();
-        let data = data.into_train_data()?;
-        check_vocab(&self.model, &data)?;
-        let examples = data.eval_examples();
-        let run = self.run_eval(&examples, true)?;
-        let predictions = run
-            .predictions
-            .ok_or_else(|| Error::InvalidArgument("no examples to predict".into()))?;
-        let label_ids = run.labels;
-        let mut metrics = Metrics::new();
-        if run.loss_weight > 0 && label_ids.is_some() {
-            metrics.insert("test_loss".into(), run.loss_sum / run.loss_weight as f64);
-        }
-        if let (Some(f), Some(l)) = (&self.compute_metrics, &label_ids) {
-            let m = f(&EvalPrediction {
-                predictions: predictions.clone(),
-                label_ids: l.clone(),
-            })?;
-            metrics.extend(m.into_iter().map(|(k, v)| (prefixed("test", &k), v)));
-        }
-        metrics.insert("test_runtime".into(), t0.elapsed().as_secs_f64());
-        Ok(PredictionOutput {
-            predictions,
-            label_ids,
-            metrics,
-        })
-    }
-
-    /// Saves the model (`config.json`, `model.safetensors`) to `output_dir`.
-    pub fn save_model(&self) -> Result<()> {
-        self.save_model_to(&self.args.output_dir)
-    }
-
-    /// Saves the model to `dir` (created if needed).
-    pub fn save_model_to(&self, dir: &Path) -> Result<()> {
-        create_dir(dir)?;
-        self.model.save_pretrained(dir)?;
-        write_json(&dir.join("training_args.json"), &self.args)
-    }
-
-    /// Writes `output_dir/trainer_state.json`, and `log_history.json` (the list of log entries,
-    /// for a loss-curve plotter) to `logging_dir` when it is set.
-    pub fn save_state(&self) -> Result<()> {
-        create_dir(&self.args.output_dir)?;
-        self.state
-            .save_to_json(&self.args.output_dir.join("trainer_state.json"))?;
-        if let Some(dir) = &self.args.logging_dir {
-            create_dir(dir)?;
-            write_json(&dir.join("log_history.json"), &self.state.log_history)?;
-        }
-        Ok(())
-    }
-
-    /// Writes `output_dir/checkpoint-N/` (through `tmp-checkpoint-N` and a rename) and prunes
-    /// old checkpoints by `save_total_limit`, keeping the newest and the best. A failed write
-    /// removes `tmp-checkpoint-N` and leaves the checkpoints already there as they were; no
-    /// folder named `checkpoint-N` is ever incomplete (a replaced or pruned one is renamed to
-    /// `.deleting-checkpoint-N` before it is removed).
-    pub fn save_checkpoint(&mut self) -> Result<PathBuf> {
-        let out = self.args.output_dir.clone();
-        create_dir(&out)?;
-        let name = format!("checkpoint-{}", self.state.global_step);
-        let tmp = out.join(format!("tmp-{name}"));
-        let dir = out.join(&name);
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(|source| io::write_error(&tmp, source))?;
-        }
-        let previous_best = self.state.best_model_checkpoint.clone();
-        if self.last_eval_improved {
-            self.state.best_model_checkpoint = Some(dir.display().to_string());
-        }
-        let written = create_dir(&tmp).and_then(|_| self.write_checkpoint_files(&tmp));
-        if let Err(e) = written {
-            let _ = std::fs::remove_dir_all(&tmp);
-            self.state.best_model_checkpoint = previous_best;
-            return Err(e);
-        }
-        self.last_eval_improved = false;
-        let aside = out.join(format!(".deleting-{name}"));
-        let replaced = dir.exists();
-        if replaced {
-            io::rename(&dir, &aside)?;
-        }
-        io::rename(&tmp, &dir)?;
-        if replaced {
-            std::fs::remove_dir_all(&aside).map_err(|source| io::write_error(&aside, source))?;
-        }
-        if let Some(limit) = self.args.save_total_limit {
-            let best = self.state.best_model_checkpoint.clone().map(PathBuf::from);
-            rotate_checkpoints(&out, limit, best.as_deref())?;
-        }
-        Ok(dir)
-    }
-
-    /// The files of a checkpoint, into `tmp`.
-    fn write_checkpoint_files(&self, tmp: &Path) -> Result<()> {
-        self.model.save_pretrained(tmp)?;
-        self.optimizer.save(&tmp.join("optimizer.safetensors"))?;
-        write_json(&tmp.join("scheduler.json"), &self.scheduler)?;
-        write_json(
-            &tmp.join("rng_state.json"),
-            &RngState {
-                seed: self.args.seed,
-                global_step: self.state.global_step,
-                // dropout masks follow each batch's seed: nothing else to restore
-                model: None,
-            },
-        )?;
-        write_json(&tmp.join("training_args.json"), &self.args)?;
-        self.state.save_to_json(&tmp.join("trainer_state.json"))
-    }
-
-    /// Restores model, optimiser, scheduler, RNG and trainer state from `checkpoint`: a
-    /// `checkpoint-N` folder, or `"latest"` for the newest in `output_dir`. Training then
-    /// continues exactly as if it had not stopped.
-    pub fn resume_from_checkpoint(&mut self, checkpoint: &str) -> Result<PathBuf> {
-        let dir = if checkpoint == "latest" || checkpoint == "true" {
-            get_last_checkpoint(&self.args.output_dir).ok_or_else(|| Error::Checkpoint {
-                path: self.args.output_dir.clone(),
-                message: "no checkpoint-N folder to resume from; train with save_steps first"
-                    .into(),
-            })?
-        } else {
-            PathBuf::from(checkpoint)
-        };
-        if !dir.is_dir() {
-            return Err(Error::Checkpoint {
-                path: dir,
-                message: "is not a checkpoint folder; give output_dir/checkpoint-N or \"latest\""
-                    .into(),
-            });
-        }
-        let state = TrainerState::load_from_json(&dir.join("trainer_state.json"))?;
-        let sched: LrScheduler = read_json(&dir.join("scheduler.json"))?;
-        // read to check the checkpoint is whole; dropout follows each batch's own seed
-        let rng: RngState = read_json(&dir.join("rng_state.json"))?;
-        // Checked before anything changes: a step count the folder's files disagree on, or
-        // nothing left to train.
-        let step = state.global_step;
-        let named = checkpoint_step(&dir);
-        if named.is_some_and(|n| n != step) || rng.global_step != step || sched.last_step != step {
-            return Err(Error::Checkpoint {
-                path: dir.join("trainer_state.json"),
-                message: format!(
-                    "global_step {step} disagrees with the checkpoint (folder step {}, rng_state.json {}, scheduler.json {}); the checkpoint is damaged: resume from another checkpoint-N folder, or start over with --overwrite-output-dir",
-                    named.map_or("-".to_string(), |n| n.to_string()),
-                    rng.global_step,
-                    sched.last_step
-                ),
-            });
-        }
-        if step >= self.max_steps {
-            return Err(Error::Checkpoint {
-                path: dir.clone(),
-                message: format!(
-                    "this checkpoint is at step {step} and max_steps is {}: nothing is left to train, so nothing was changed; raise --max-steps (max_steps) above {step} to train further (the model of that run is in this folder)",
-                    self.max_steps
-                ),
-            });
-        }
-        self.load_model_weights(&dir.join("model.safetensors"))?;
-        self.optimizer.load(&dir.join("optimizer.safetensors"))?;
-        self.scheduler.last_step = sched.last_step;
-        self.state = TrainerState {
-            max_steps: self.max_steps,
-            ..state
-        };
-        self.log_loss_sum = 0.0;
-        self.log_steps = 0;
-        self.log_tokens = 0;
-        self.log_start = None;
-        Ok(dir)
-    }
-
-    /// Sets every model parameter from a safetensors file, by name.
-    fn load_model_weights(&self, path: &Path) -> Result<()> {
-        let device = self.model.device().clone();
-        let tensors =
-            candle_core::safetensors::load(path, &device).map_err(|e| Error::Checkpoint {
-                path: path.to_path_buf(),
-                message: format!("cannot read the weights: {e}"),
-            })?;
-        load_varmap(self.model.varmap(), &tensors, path)
-    }
-
-    /// The training curves of `log_history` (loss raw and smoothed, eval loss, learning rate,
-    /// grad norm; renders inline in a notebook). The same chart as
-    /// [`TrainingCurves::from_state`], so it takes the same options (`log_scale`, `title`, …).
-    pub fn loss_curve(&self) -> Result<TrainingCurves> {
-        Ok(TrainingCurves::from_state(&self.state))
-    }
-
     /// A one-line summary of where training stands.
     pub fn summary(&self) -> String {
         let last = |k: &str| {
@@ -1179,78 +598,9 @@ impl<M: PreTrainedModel> Trainer<M> {
         }
         s
     }
-
-    /// Renders a summary and the loss curve inline in evcxr.
-    pub fn evcxr_display(&self) {
-        let mut html = format!(
-            "<div><b>{}</b>",
-            crate::display::escape_html(&self.summary())
-        );
-        if let Ok(svg) = self.loss_curve().and_then(|c| c.to_svg())
-            && !self.state.log_history.is_empty()
-        {
-            html += &svg;
-        }
-        html += "</div>";
-        crate::display::emit("text/html", &html);
-    }
 }
 
-/// What one evaluation pass gathered.
-#[derive(Default)]
-struct EvalRun {
-    /// Some batch had no labels.
-    unlabelled: bool,
-    loss_sum: f64,
-    loss_weight: usize,
-    predictions: Option<Tensor>,
-    labels: Option<Tensor>,
-}
-
-/// `eval_accuracy` from `accuracy` (a name already prefixed is kept).
-fn prefixed(prefix: &str, name: &str) -> String {
-    if name.starts_with(&format!("{prefix}_")) {
-        name.to_string()
-    } else {
-        format!("{prefix}_{name}")
-    }
-}
-
-/// Sets each `VarMap` variable from `tensors` by name (shapes checked).
-pub(crate) fn load_varmap(
-    varmap: &VarMap,
-    tensors: &HashMap<String, Tensor>,
-    path: &Path,
-) -> Result<()> {
-    let data = varmap
-        .data()
-        .lock()
-        .map_err(|_| Error::InvalidArgument("the model's VarMap lock is poisoned".into()))?;
-    for (name, var) in data.iter() {
-        let t = tensors.get(name).ok_or_else(|| Error::Checkpoint {
-            path: path.to_path_buf(),
-            message: format!("weight `{name}` is missing; the checkpoint belongs to another model"),
-        })?;
-        if t.dims() != var.dims() {
-            return Err(Error::Checkpoint {
-                path: path.to_path_buf(),
-                message: format!(
-                    "weight `{name}` has shape {:?}, the model expects {:?}",
-                    t.dims(),
-                    var.dims()
-                ),
-            });
-        }
-        var.set(&t.to_dtype(var.dtype())?)?;
-    }
-    Ok(())
-}
-
-fn create_dir(dir: &Path) -> Result<()> {
-    io::create_dir_all(dir)
-}
-
-fn check_vocab<M: PreTrainedModel>(model: &M, data: &TrainData) -> Result<()> {
+pub(super) fn check_vocab<M: PreTrainedModel>(model: &M, data: &TrainData) -> Result<()> {
     match (model.vocab_size(), data.max_token_id()) {
         (Some(v), Some(max)) => check_token_id(max, v),
         _ => Ok(()),

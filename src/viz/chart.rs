@@ -131,7 +131,7 @@ fn paint_raster(pixmap: &mut tiny_skia::Pixmap, r: Raster) -> Result<()> {
 /// Without the `png` feature (a notebook's lean build), PNG output is refused with what to do.
 #[cfg(not(feature = "png"))]
 pub fn svg_to_png(_svg: &str) -> Result<Vec<u8>> {
-    Err(Error::InvalidArgument(
+    Err(Error::Unsupported(
         "saving a chart as PNG needs massivetext's `png` feature, which this build leaves out \
          (as in the notebooks' `massivetext-notebook`): add `features = [\"png\"]` to \
          the `:dep` line, or save as SVG"
@@ -145,37 +145,18 @@ pub(crate) fn drawing_to_png(drawing: Drawing) -> Result<Vec<u8>> {
     svg_to_png(&drawing.svg)
 }
 
-/// Writes `bytes` to a temporary name beside `path`, then renames it: a reader never sees half a
-/// file, and an existing file survives a failed write.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if name.is_empty() {
+/// Writes a chart file through [`crate::io::write_atomic`], once `path` names a file.
+pub(crate) fn save_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    if path.file_name().is_none_or(|n| n.is_empty()) {
         return Err(Error::InvalidArgument(format!(
             "cannot save a chart to `{}`: give a file name such as chart.svg",
             path.display()
         )));
     }
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let fail = |e: std::io::Error| {
-        Error::InvalidArgument(format!(
-            "cannot write the chart to {}: {e}; check that the folder exists and is writable",
-            path.display()
-        ))
-    };
-    std::fs::write(&tmp, bytes).map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        fail(e)
-    })
+    crate::io::write_atomic(path, bytes)
 }
 
-/// One evcxr output block, exactly as `crate::display::emit` prints it.
-pub(crate) fn block(mime: &str, content: &str) -> String {
-    format!("EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT\n")
-}
+pub(crate) use crate::display::block;
 
 /// The evcxr blocks of a chart: the picture as `image/svg+xml` and a description as
 /// `text/plain` (what a screen reader, a terminal or a notebook diff shows). A drawing error is
@@ -218,13 +199,13 @@ macro_rules! impl_chart_io {
                 self.opts.check()?;
                 super::chart::drawing_to_png(self.render(super::svg::Target::Png)?)
             }
-            /// Writes the SVG (atomically: temporary name, then rename).
+            /// Writes the SVG (atomically, as every file of the crate).
             pub fn save(&self, path: impl AsRef<std::path::Path>) -> $crate::Result<()> {
-                super::chart::write_atomic(path.as_ref(), self.to_svg()?.as_bytes())
+                super::chart::save_file(path.as_ref(), self.to_svg()?.as_bytes())
             }
             /// Writes a PNG rendered with the embedded font (atomically).
             pub fn save_png(&self, path: impl AsRef<std::path::Path>) -> $crate::Result<()> {
-                super::chart::write_atomic(path.as_ref(), &self.to_png()?)
+                super::chart::save_file(path.as_ref(), &self.to_png()?)
             }
             /// A one-paragraph description of what the chart shows.
             pub fn describe(&self) -> String {

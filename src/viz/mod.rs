@@ -33,6 +33,7 @@ mod pca;
 mod style;
 mod svg;
 mod tokens;
+mod trainer;
 
 pub use attention::{AttentionMap, AttentionSource, HeadStats};
 pub use attention_view::{AttentionGrid, AttentionHeatmap, HeadOverview};

@@ -87,21 +87,7 @@ pub fn token_label(token: &str, max_chars: usize) -> String {
     crate::display::truncate(&shown, max_chars.max(2))
 }
 
-/// Escapes text for SVG/XML content and attribute values.
-pub(crate) fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+pub(crate) use crate::display::escape_xml as xml;
 
 /// Width in pixels of `s` in DejaVu Sans at `size` px, from coarse per-character classes (within
 /// about 10%): enough to size margins so labels are never clipped, without shaping text.

@@ -1,34 +1,24 @@
-//! The jobs behind `massivetext metrics bleu|chrf|rouge` (flags parsed in `crate::cli::metrics`):
-//! score line-aligned files like sacrebleu's and rouge-score's command lines.
+//! `massivetext metrics bleu|chrf|rouge`: score line-aligned files like sacrebleu's and
+//! rouge-score's command lines; each returns what to print.
 //!
 //! Files hold one segment (sentence or summary) per line. For ROUGE each line is one summary,
 //! so `rougeLsum` sees one sentence per summary there; use the library API for multi-sentence
 //! summaries.
-use super::{Bleu, Chrf, RougeCorpusScore, RougeScorer};
+use crate::data::read_lines;
+use crate::metrics::{Bleu, Chrf, RougeCorpusScore, RougeScorer};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 
-/// Reads a text file as one segment per line (`\n` or `\r\n` endings; a final newline does not
-/// start another segment).
-pub fn read_lines(path: &Path) -> Result<Vec<String>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let text = String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
-        path: path.to_path_buf(),
-        offset: e.utf8_error().valid_up_to(),
-    })?;
-    if text.is_empty() {
+/// Reads a text file as one segment per line ([`read_lines`]); an empty file is refused, as a
+/// metric needs a segment to score.
+pub fn read_segments(path: &Path) -> Result<Vec<String>> {
+    let lines = read_lines(path)?;
+    if lines.is_empty() {
         return Err(Error::EmptyMetricInput {
             what: format!("file {}", path.display()),
         });
     }
-    let body = text.strip_suffix('\n').unwrap_or(&text);
-    Ok(body
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
-        .collect())
+    Ok(lines)
 }
 
 /// The files a metric scores: one hypothesis file and one or more reference files, all with
@@ -48,10 +38,10 @@ impl ScoreFiles {
                 "at least one reference file is required (`--ref FILE`)".into(),
             ));
         }
-        let hyps = read_lines(&self.hyp)?;
+        let hyps = read_segments(&self.hyp)?;
         let mut refs = Vec::with_capacity(self.refs.len());
         for p in &self.refs {
-            let lines = read_lines(p)?;
+            let lines = read_segments(p)?;
             if lines.len() != hyps.len() {
                 return Err(Error::MetricLengthMismatch {
                     what: format!("reference file {}", p.display()),

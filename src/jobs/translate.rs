@@ -2,7 +2,7 @@
 //! joint Unigram tokenizer trained by our tokenizers, a small Marian trained from scratch with
 //! the [`Trainer`] (`DataCollatorForSeq2Seq`), beam search over the test set and sacreBLEU /
 //! chrF++ scores with our metrics, plus example translations. `massivetext translate-train` runs
-//! it (flags in `crate::cli::translate`); notebook 08 walks through the same steps.
+//! it; notebook 08 walks through the same steps.
 //!
 //! Files read: `DIR/{split}.{lang}` for the train, eval and test splits (`train`, `val`,
 //! `test_2016_flickr` by default, as in `../shared/data/multi30k/`). Files written to
@@ -15,6 +15,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::data::read_lines;
 use crate::generate::{GenerationConfig, GenerationMixin};
 use crate::io;
 use crate::metrics::{corpus_bleu, corpus_chrf};
@@ -152,9 +153,8 @@ impl Default for TranslationJob {
     /// The full run: all 29,000 training pairs, a joint vocabulary of 4,000, a 2 + 2 layer,
     /// 128-wide Marian (1.4M parameters), batches of 64 random pairs, AdamW at 2e-3 with 100
     /// warmup steps and a linear decay over 1,500 steps (3.3 epochs), beam search with 4 beams
-    /// on the 1,000 test sentences: about 12 minutes of training on 2 cores. Set
-    /// `training.group_by_length` for batches of similar length: less padding, faster
-    /// (docs/benchmarks.md has both runs).
+    /// on the 1,000 test sentences. Set `training.group_by_length` for batches of similar
+    /// length: less padding, faster (docs/benchmarks.md has both runs and their times).
     fn default() -> Self {
         Self {
             data: DataSpec::default(),
@@ -183,9 +183,8 @@ impl Default for TranslationJob {
 }
 
 impl TranslationJob {
-    /// A run of about a minute on a 2-core CPU: 1,000 training pairs, a 1 + 1 layer 64-wide
-    /// model, 60 steps, 50 test sentences with 2 beams. It does not translate; it shows every
-    /// step.
+    /// A run of a minute or so: 1,000 training pairs, a 1 + 1 layer 64-wide model, 60 steps,
+    /// 50 test sentences with 2 beams. It does not translate; it shows every step.
     pub fn quick() -> Self {
         let mut job = Self::default();
         job.data.max_train_examples = Some(1000);
@@ -286,12 +285,9 @@ impl TranslationJob {
 
     /// The split's lines of one language, at most `max`.
     pub fn read_split(&self, split: &str, lang: &str, max: Option<usize>) -> Result<Vec<String>> {
-        let text = io::read_to_string(&self.split_path(split, lang))?;
-        Ok(text
-            .lines()
-            .take(max.unwrap_or(usize::MAX))
-            .map(str::to_string)
-            .collect())
+        let mut lines = read_lines(&self.split_path(split, lang))?;
+        lines.truncate(max.unwrap_or(usize::MAX));
+        Ok(lines)
     }
 }
 

@@ -1,27 +1,26 @@
 //! `massivetext train`: the first command of the README. On a fresh machine it generates the
-//! embedded story corpus ([`crate::corpus`]), trains a small character-level GPT on it with the
-//! [`Trainer`], and writes `output_dir` with checkpoints, `trainer_state.json`, the final model,
-//! `loss_curve.svg` and `samples.txt` (greedy completions, checked against the stories' answers).
+//! embedded story corpus ([`crate::data::corpus`]), trains a small character-level GPT on it
+//! with the [`Trainer`], and writes `output_dir` with checkpoints, `trainer_state.json`, the
+//! final model, `loss_curve.svg` and `samples.txt` (greedy completions, checked against the
+//! stories' answers).
 //!
-//! The defaults (1,500 steps of a 3 × 96 GPT) took 8 minutes on a busy 2-core machine in the dev
-//! profile and get about two thirds of the held-out sums right; `--max-steps 600` takes a third
-//! of that and learns the sentences but not yet the sums. Settings come from the defaults, then a TOML file
-//! (`--config job.toml` with `[training]`, `[model]` and `[corpus]` tables), then overrides: any
-//! key of those tables ([`TrainJob::from_overrides`]). The flags are parsed in `crate::cli::train`.
+//! The defaults (1,500 steps of a 3 × 96 GPT) get about two thirds of the held-out sums right;
+//! `--max-steps 600` learns the sentences but not yet the sums (timings: docs/benchmarks.md).
+//! Settings come from the defaults, then a TOML file (`--config job.toml` with `[training]`,
+//! `[model]` and `[corpus]` tables), then overrides: any key of those tables
+//! ([`TrainJob::from_overrides`]).
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::args::{IntervalStrategy, SchedulerType, TrainingArguments};
-use super::data::TokenWindows;
-use super::trainer::Trainer;
-use crate::corpus::{CharVocab, Story, corpus_text, stories};
+use crate::data::corpus::{CharVocab, Story, corpus_text, stories};
 use crate::generate::{GenerationConfig, GenerationMixin};
 use crate::io::write_atomic;
 use crate::models::{AutoModelForCausalLM, Gpt2Config};
 use crate::tokenizer::Tokenizer;
+use crate::train::{IntervalStrategy, SchedulerType, TokenWindows, Trainer, TrainingArguments};
 use crate::{Error, Result};
 
 /// The model of the job: a GPT-2 with character vocabulary.
@@ -133,14 +132,14 @@ impl TrainJob {
                 .into_iter()
                 .find(|t| v[*t].get(&key).is_some())
                 .ok_or_else(|| {
-                    Error::InvalidArgument(format!(
+                    Error::InvalidConfig(format!(
                         "unknown setting `{key}`; use a key of the [training] (TrainingArguments), [model] or [corpus] table, e.g. max_steps, n_layer, train_stories (`massivetext train --print-config` lists them all)"
                     ))
                 })?;
             v[table][&key] = value.clone();
         }
         let job: TrainJob = serde_json::from_value(v).map_err(|e| {
-            Error::InvalidArgument(format!(
+            Error::InvalidConfig(format!(
                 "bad setting value: {e}; `massivetext train --print-config` shows each setting with a value of the right type"
             ))
         })?;
@@ -208,7 +207,7 @@ impl TrainJob {
 
     fn validate(&self) -> Result<()> {
         let m = &self.model;
-        let bad = |msg: String| Err(Error::InvalidArgument(msg));
+        let bad = |msg: String| Err(Error::InvalidConfig(msg));
         if m.n_layer == 0 || m.n_head == 0 || m.n_embd == 0 || m.block_size < 2 {
             return bad(
                 "model: n_layer, n_head and n_embd must be at least 1 and block_size at least 2"

@@ -1,12 +1,13 @@
-//! The job behind `massivetext perplexity` (flags parsed in `crate::cli::perplexity`): the
-//! sliding-window perplexity of a text file under a causal LM.
+//! `massivetext perplexity`: the sliding-window perplexity of a text file under a causal LM;
+//! returns what to print.
 //!
 //! The whole file is one text (as the transformers guide joins WikiText), tokenized as
 //! `tokenizer(text)`; the tokenizer defaults to the model folder. `--max-length` defaults to the
 //! model's `n_positions` and `--stride` to `--max-length` (no overlap).
 use std::path::PathBuf;
 
-use super::perplexity::{SlidingWindow, load_causal_lm, perplexity_of_text};
+use crate::io::read_utf8;
+use crate::metrics::perplexity::{SlidingWindow, load_causal_lm, perplexity_of_text};
 use crate::models::PreTrainedModel;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
@@ -70,14 +71,7 @@ pub fn perplexity_of_file(o: &PerplexityOptions) -> Result<String> {
     }
     // check the window before loading anything (the model's size is checked later)
     window.resolve(usize::MAX)?;
-    let bytes = std::fs::read(&data).map_err(|source| Error::Io {
-        path: data.clone(),
-        source,
-    })?;
-    let text = String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
-        path: data.clone(),
-        offset: e.utf8_error().valid_up_to(),
-    })?;
+    let text = read_utf8(&data)?;
     if text.trim().is_empty() {
         return Err(Error::EmptyMetricInput {
             what: format!("file {}", data.display()),

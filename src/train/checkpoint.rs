@@ -1,0 +1,277 @@
+//! The Trainer's files: the output folder prepared before a run, the model and state saved,
+//! and checkpoints written whole (through a temporary folder and a rename) and resumed exactly.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::Tensor;
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::schedule::LrScheduler;
+use super::state::{
+    TrainerState, checkpoint_step, get_last_checkpoint, rotate_checkpoints, sorted_checkpoints,
+    sweep_leftovers,
+};
+use super::trainer::Trainer;
+use crate::io::{self, read_json, write_json};
+use crate::models::PreTrainedModel;
+use crate::{Error, Result};
+
+#[derive(Serialize, Deserialize)]
+struct RngState {
+    seed: u64,
+    global_step: usize,
+    model: Option<Value>,
+}
+
+impl<M: PreTrainedModel> Trainer<M> {
+    /// What `train()` does first, before it writes anything (call it yourself to write files of
+    /// your own into `output_dir` after the check): removes what a killed or failed run left
+    /// (`tmp-checkpoint-*`, `.deleting-*`, `*.tmp`); then resumes from
+    /// `args.resume_from_checkpoint` when set, or else refuses an `output_dir` that is not empty
+    /// ([`Error::OutputDirNotEmpty`]) unless `args.overwrite_output_dir`, which deletes its
+    /// `checkpoint-N` folders (so `"latest"` can only mean this run's). A trainer that already
+    /// stepped is left as it is. Returns the checkpoint resumed from.
+    pub fn prepare_output_dir(&mut self) -> Result<Option<PathBuf>> {
+        if self.output_dir_ready {
+            return Ok(self.resumed_from.clone());
+        }
+        let out = self.args.output_dir.clone();
+        let swept = sweep_leftovers(&out)?;
+        if !swept.is_empty() && !self.args.disable_tqdm {
+            eprintln!(
+                "removed what an interrupted run left in {}: {}",
+                out.display(),
+                swept
+                    .iter()
+                    .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        if self.state.global_step == 0 {
+            if let Some(r) = self.args.resume_from_checkpoint.clone() {
+                let dir = self.resume_from_checkpoint(&r)?;
+                self.resumed_from = Some(dir);
+            } else {
+                let mut found: Vec<String> = std::fs::read_dir(&out)
+                    .map(|rd| {
+                        rd.flatten()
+                            .map(|e| {
+                                let n = e.file_name().to_string_lossy().into_owned();
+                                if e.path().is_dir() { n + "/" } else { n }
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !found.is_empty() {
+                    if !self.args.overwrite_output_dir {
+                        found.sort();
+                        let shown = found.len().min(6);
+                        let mut list = found[..shown].join(", ");
+                        if found.len() > shown {
+                            list += &format!(" and {} more", found.len() - shown);
+                        }
+                        return Err(Error::OutputDirNotEmpty {
+                            dir: out,
+                            found: list,
+                        });
+                    }
+                    for cp in sorted_checkpoints(&out) {
+                        io::remove_dir_atomic(&cp)?;
+                    }
+                }
+            }
+        }
+        self.output_dir_ready = true;
+        Ok(self.resumed_from.clone())
+    }
+
+    /// Saves the model (`config.json`, `model.safetensors`) to `output_dir`.
+    pub fn save_model(&self) -> Result<()> {
+        self.save_model_to(&self.args.output_dir)
+    }
+
+    /// Saves the model to `dir` (created if needed).
+    pub fn save_model_to(&self, dir: &Path) -> Result<()> {
+        create_dir(dir)?;
+        self.model.save_pretrained(dir)?;
+        write_json(&dir.join("training_args.json"), &self.args)
+    }
+
+    /// Writes `output_dir/trainer_state.json`, and `log_history.json` (the list of log entries,
+    /// for a loss-curve plotter) to `logging_dir` when it is set.
+    pub fn save_state(&self) -> Result<()> {
+        create_dir(&self.args.output_dir)?;
+        self.state
+            .save_to_json(&self.args.output_dir.join("trainer_state.json"))?;
+        if let Some(dir) = &self.args.logging_dir {
+            create_dir(dir)?;
+            write_json(&dir.join("log_history.json"), &self.state.log_history)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `output_dir/checkpoint-N/` (through `tmp-checkpoint-N` and a rename) and prunes
+    /// old checkpoints by `save_total_limit`, keeping the newest and the best. A failed write
+    /// removes `tmp-checkpoint-N` and leaves the checkpoints already there as they were; no
+    /// folder named `checkpoint-N` is ever incomplete (a replaced or pruned one is renamed to
+    /// `.deleting-checkpoint-N` before it is removed).
+    pub fn save_checkpoint(&mut self) -> Result<PathBuf> {
+        let out = self.args.output_dir.clone();
+        create_dir(&out)?;
+        let name = format!("checkpoint-{}", self.state.global_step);
+        let tmp = out.join(format!("tmp-{name}"));
+        let dir = out.join(&name);
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|source| io::write_error(&tmp, source))?;
+        }
+        let previous_best = self.state.best_model_checkpoint.clone();
+        if self.last_eval_improved {
+            self.state.best_model_checkpoint = Some(dir.display().to_string());
+        }
+        let written = create_dir(&tmp).and_then(|_| self.write_checkpoint_files(&tmp));
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&tmp);
+            self.state.best_model_checkpoint = previous_best;
+            return Err(e);
+        }
+        self.last_eval_improved = false;
+        let aside = out.join(format!(".deleting-{name}"));
+        let replaced = dir.exists();
+        if replaced {
+            io::rename(&dir, &aside)?;
+        }
+        io::rename(&tmp, &dir)?;
+        if replaced {
+            std::fs::remove_dir_all(&aside).map_err(|source| io::write_error(&aside, source))?;
+        }
+        if let Some(limit) = self.args.save_total_limit {
+            let best = self.state.best_model_checkpoint.clone().map(PathBuf::from);
+            rotate_checkpoints(&out, limit, best.as_deref())?;
+        }
+        Ok(dir)
+    }
+
+    /// The files of a checkpoint, into `tmp`.
+    fn write_checkpoint_files(&self, tmp: &Path) -> Result<()> {
+        self.model.save_pretrained(tmp)?;
+        self.optimizer.save(&tmp.join("optimizer.safetensors"))?;
+        write_json(&tmp.join("scheduler.json"), &self.scheduler)?;
+        write_json(
+            &tmp.join("rng_state.json"),
+            &RngState {
+                seed: self.args.seed,
+                global_step: self.state.global_step,
+                // dropout masks follow each batch's seed: nothing else to restore
+                model: None,
+            },
+        )?;
+        write_json(&tmp.join("training_args.json"), &self.args)?;
+        self.state.save_to_json(&tmp.join("trainer_state.json"))
+    }
+
+    /// Restores model, optimiser, scheduler, RNG and trainer state from `checkpoint`: a
+    /// `checkpoint-N` folder, or `"latest"` for the newest in `output_dir`. Training then
+    /// continues exactly as if it had not stopped.
+    pub fn resume_from_checkpoint(&mut self, checkpoint: &str) -> Result<PathBuf> {
+        let dir = if checkpoint == "latest" || checkpoint == "true" {
+            get_last_checkpoint(&self.args.output_dir).ok_or_else(|| Error::Checkpoint {
+                path: self.args.output_dir.clone(),
+                message: "no checkpoint-N folder to resume from; train with save_steps first"
+                    .into(),
+            })?
+        } else {
+            PathBuf::from(checkpoint)
+        };
+        if !dir.is_dir() {
+            return Err(Error::Checkpoint {
+                path: dir,
+                message: "is not a checkpoint folder; give output_dir/checkpoint-N or \"latest\""
+                    .into(),
+            });
+        }
+        let state = TrainerState::load_from_json(&dir.join("trainer_state.json"))?;
+        let sched: LrScheduler = read_json(&dir.join("scheduler.json"))?;
+        // read to check the checkpoint is whole; dropout follows each batch's own seed
+        let rng: RngState = read_json(&dir.join("rng_state.json"))?;
+        // Checked before anything changes: a step count the folder's files disagree on, or
+        // nothing left to train.
+        let step = state.global_step;
+        let named = checkpoint_step(&dir);
+        if named.is_some_and(|n| n != step) || rng.global_step != step || sched.last_step != step {
+            return Err(Error::Checkpoint {
+                path: dir.join("trainer_state.json"),
+                message: format!(
+                    "global_step {step} disagrees with the checkpoint (folder step {}, rng_state.json {}, scheduler.json {}); the checkpoint is damaged: resume from another checkpoint-N folder, or start over with --overwrite-output-dir",
+                    named.map_or("-".to_string(), |n| n.to_string()),
+                    rng.global_step,
+                    sched.last_step
+                ),
+            });
+        }
+        if step >= self.max_steps {
+            return Err(Error::Checkpoint {
+                path: dir.clone(),
+                message: format!(
+                    "this checkpoint is at step {step} and max_steps is {}: nothing is left to train, so nothing was changed; raise --max-steps (max_steps) above {step} to train further (the model of that run is in this folder)",
+                    self.max_steps
+                ),
+            });
+        }
+        self.load_model_weights(&dir.join("model.safetensors"))?;
+        self.optimizer.load(&dir.join("optimizer.safetensors"))?;
+        self.scheduler.last_step = sched.last_step;
+        self.state = TrainerState {
+            max_steps: self.max_steps,
+            ..state
+        };
+        self.log_loss_sum = 0.0;
+        self.log_steps = 0;
+        self.log_tokens = 0;
+        self.log_start = None;
+        Ok(dir)
+    }
+
+    /// Sets every model parameter from a safetensors file, by name.
+    pub(super) fn load_model_weights(&self, path: &Path) -> Result<()> {
+        let device = self.model.device().clone();
+        let tensors =
+            candle_core::safetensors::load(path, &device).map_err(|e| Error::Checkpoint {
+                path: path.to_path_buf(),
+                message: format!("cannot read the weights: {e}"),
+            })?;
+        load_varmap(self.model.varmap(), &tensors, path)
+    }
+}
+
+/// Sets each `VarMap` variable from `tensors` by name (shapes checked).
+fn load_varmap(varmap: &VarMap, tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| Error::InvalidArgument("the model's VarMap lock is poisoned".into()))?;
+    for (name, var) in data.iter() {
+        let t = tensors.get(name).ok_or_else(|| Error::Checkpoint {
+            path: path.to_path_buf(),
+            message: format!("weight `{name}` is missing; the checkpoint belongs to another model"),
+        })?;
+        if t.dims() != var.dims() {
+            return Err(Error::Checkpoint {
+                path: path.to_path_buf(),
+                message: format!(
+                    "weight `{name}` has shape {:?}, the model expects {:?}",
+                    t.dims(),
+                    var.dims()
+                ),
+            });
+        }
+        var.set(&t.to_dtype(var.dtype())?)?;
+    }
+    Ok(())
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
+    io::create_dir_all(dir)
+}
