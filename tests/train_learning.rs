@@ -1,6 +1,5 @@
 //! Learning tests: training lowers the loss on real text, well past simple baselines.
 //! Each runs in well under two minutes on two cores.
-use std::path::PathBuf;
 
 use candle_core::{D, Device, Tensor};
 use massivetext::corpus::CharVocab;
