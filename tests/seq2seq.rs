@@ -10,6 +10,9 @@ use massivetext::prelude::*;
 use massivetext::train::{DataCollatorForSeq2Seq, EvalPrediction};
 use serde_json::Value;
 
+#[path = "common/reference.rs"]
+mod reference;
+
 const MODELS: [&str; 2] = ["swish_tied", "gelu_untied"];
 
 fn fixture(name: &str) -> PathBuf {
@@ -309,10 +312,16 @@ fn marian_save_pretrained_round_trips() {
         assert!(d <= 1e-4, "{name}: {d}");
         assert_eq!(back.generation_config(), m.generation_config());
     }
-    println!(
-        "saved to {} (check with: python tests/fixtures/make_seq2seq.py --check {})",
-        saved_root().display(),
-        saved_root().display()
+    // transformers loads what we wrote: the committed logits (≤ 1e-4) and `generate` tokens
+    let report = reference::run_script(
+        "make_seq2seq.py",
+        &["--check".as_ref(), saved_root().as_os_str()],
+    );
+    println!("{report}");
+    assert_eq!(
+        report.matches("generate equal: True").count(),
+        MODELS.len(),
+        "{report}"
     );
 }
 

@@ -4,14 +4,9 @@ use massivetext::prelude::*;
 use massivetext::tokenizer::{Dtype, ShardBuildOptions, TokenShards};
 use std::path::{Path, PathBuf};
 
-fn data(p: &str) -> PathBuf {
-    let rel = Path::new("../shared/data").join(p);
-    if rel.exists() {
-        rel
-    } else {
-        Path::new("/work/shared/data").join(p)
-    }
-}
+#[path = "common/shared.rs"]
+mod shared;
+use shared::data;
 
 fn fixture_tok(name: &str) -> Tokenizer {
     Tokenizer::from_pretrained(

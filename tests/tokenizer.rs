@@ -169,14 +169,9 @@ fn save_then_load_tokenizer_json_gives_same_ids() {
     }
 }
 
-fn data(p: &str) -> PathBuf {
-    let rel = Path::new("../shared/data").join(p);
-    if rel.exists() {
-        rel
-    } else {
-        Path::new("/work/shared/data").join(p)
-    }
-}
+#[path = "common/shared.rs"]
+mod shared;
+use shared::data;
 
 fn lines(p: &str) -> Vec<String> {
     std::fs::read_to_string(data(p))

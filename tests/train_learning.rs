@@ -1,6 +1,5 @@
 //! Learning tests: training lowers the loss on real text, well past simple baselines.
 //! Each runs in well under two minutes on two cores.
-use std::path::PathBuf;
 
 use candle_core::{D, Device, Tensor};
 use massivetext::corpus::CharVocab;
@@ -12,14 +11,9 @@ use massivetext::tokenizer::Tokenizer;
 use massivetext::train::*;
 use serde_json::json;
 
-fn data(p: &str) -> PathBuf {
-    let rel = PathBuf::from("../shared/data").join(p);
-    if rel.exists() {
-        rel
-    } else {
-        PathBuf::from("/work/shared/data").join(p)
-    }
-}
+#[path = "common/shared.rs"]
+mod shared;
+use shared::data;
 
 /// nanoGPT's char-level Shakespeare, shortened (2 layers, 64 wide, 300 steps): the validation
 /// loss falls from ln(65) = 4.17 to well under the unigram entropy (3.31 nats).

@@ -15,9 +15,16 @@
 //! let docs = texts.iter().map(|s| s.to_string());
 //! TokenShards::build_from_texts(&tok, docs, dir.path().join("shards"), &Default::default()).unwrap();
 //! let shards = TokenShards::open(dir.path().join("shards"), &tok).unwrap();
+//! assert_eq!(shards.num_documents(), 3);
+//! // the ids start with the first document's, as the tokenizer encodes it
+//! let first = tok.encode_plain(texts[0]).unwrap();
+//! let mut head = vec![0u32; first.len()];
+//! shards.read_tokens(0, &mut head).unwrap();
+//! assert_eq!(head, first);
 //! let mut sampler = shards.sampler(8, 1234).unwrap();
 //! let mut window = vec![0u32; 9]; // block_size + 1: inputs and shifted targets
 //! sampler.next_window(&mut window).unwrap();
+//! assert!(window.iter().all(|&id| (id as usize) < tok.vocab_size()));
 //! ```
 use super::Tokenizer;
 use super::encode::WordCache;
