@@ -1,5 +1,5 @@
 //! What every fused CPU kernel shares: reading an f32 slice out of candle's storage, writing
-//! disjoint rows of an output from several threads, running work on the kernels' thread pool,
+//! disjoint rows of an output from several threads, running work on candle's own thread pool,
 //! and keeping a forward pass's buffers for the backward pass.
 use candle_core::{CpuStorage, Layout, Result, bail};
 
@@ -73,11 +73,11 @@ impl<T> OutPtr<T> {
     }
 }
 
-/// Runs `f` over `0..n_items` in chunks on the kernels' pool ([`super::pool`]), or inline when
-/// `work` (elements) is small.
+/// Runs `f` over `0..n_items` in chunks on candle's own CPU pool (the one its matmul uses, so no
+/// second pool competes for the cores), or inline when `work` (elements) is small.
 pub(crate) fn par_for(n_items: usize, work: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
     if work >= PAR_MIN && n_items > 1 {
-        super::pool::pool().execute_chunked(n_items, f);
+        candle_core::utils::barrier_pool().execute_chunked(n_items, f);
     } else {
         f(0..n_items);
     }

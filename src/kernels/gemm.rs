@@ -29,10 +29,10 @@ impl Dst {
 /// `dst[m, n] = scale * lhs[m, k] · rhs[k, n]`, or `dst += ...` when `accumulate`; `dst` rows are
 /// `dst_rs` apart.
 ///
-/// With `parallel`, large products are split into blocks of rows run on the kernels' thread
-/// pool (`pool.rs`, which every fused op uses), each block a single-threaded gemm. Using gemm's
-/// own rayon parallelism instead would wake another pool whose threads compete with ours for
-/// the same cores.
+/// With `parallel`, large products are split into blocks of rows run on candle's CPU thread pool
+/// (the one its element-wise ops and our fused ops use), each block a single-threaded gemm. Using
+/// gemm's own rayon parallelism instead would wake a second pool whose threads compete with
+/// candle's spinning workers for the same cores.
 ///
 /// # Safety
 /// Every element the views and `dst` address must lie in live buffers; `dst` must not alias
@@ -111,7 +111,7 @@ pub(super) unsafe fn matmul(
         let len = if by_rows { m } else { n };
         let blocks = (threads * BLOCKS_PER_THREAD).min(len / MIN_BLOCK);
         let size = len.div_ceil(blocks);
-        super::pool::pool().execute_chunked(len.div_ceil(size), |range| {
+        candle_core::utils::barrier_pool().execute_chunked(len.div_ceil(size), |range| {
             for i in range {
                 let part = i * size..len.min((i + 1) * size);
                 if by_rows {

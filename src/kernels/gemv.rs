@@ -30,7 +30,7 @@ pub(super) fn applies(m: usize, rhs: View) -> bool {
 
 /// `dst[m, n] = scale · lhs · rhs`, or `dst += …` when `accumulate`; rows of `dst` are `dst_rs`
 /// apart. Requires [`applies`]. With `parallel`, the axpy form splits its weight rows over
-/// the kernels' pool ([`split_k`]); the dot form runs on the calling thread either way (callers
+/// candle's pool ([`split_k`]); the dot form runs on the calling thread either way (callers
 /// split its columns, whole weight rows each).
 ///
 /// # Safety

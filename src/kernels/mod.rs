@@ -34,7 +34,6 @@ mod linear;
 mod linear_bf16;
 mod malloc;
 mod norm;
-mod pool;
 mod reduce;
 mod softmax;
 mod view;
