@@ -13,6 +13,8 @@
 //! picks the interpreter, default `python3`; `MASSIVETEXT_BENCH_SIZES=100,1024` the sizes in MB).
 //! The corpora (tinyshakespeare repeated) and both caches are written under /tmp and deleted at
 //! the end.
+mod common;
+
 use massivetext::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -46,13 +48,8 @@ print(rows, chars, load, it, after_load, rss("VmHWM:"))
 
 fn corpus(dir: &Path, mb: usize) -> PathBuf {
     let path = dir.join(format!("shakespeare_{mb}mb.txt"));
-    let src = [
-        "../shared/data/tinyshakespeare/input.txt",
-        "/work/shared/data/tinyshakespeare/input.txt",
-    ]
-    .iter()
-    .find_map(|p| std::fs::read(p).ok())
-    .expect("tinyshakespeare not found under ../shared/data");
+    let src = std::fs::read(common::data("tinyshakespeare/input.txt"))
+        .expect("tinyshakespeare not found under ../shared/data (or MASSIVETEXT_DATA)");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
     let mut written = 0;
     while written < mb << 20 {

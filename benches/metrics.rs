@@ -4,19 +4,14 @@
 //! German system against the reference), ROUGE-1/2/L/Lsum with the Porter stemmer on the 100
 //! CNN/DailyMail lead-3 summaries against their highlights. Each side is timed in-process
 //! (Python without interpreter start-up or imports), best of several runs, and the ratio printed.
+mod common;
+
 use massivetext::metrics::{Bleu, Chrf, RougeScorer};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-fn data(p: &str) -> PathBuf {
-    let rel = Path::new("../shared/data").join(p);
-    if rel.exists() {
-        rel
-    } else {
-        Path::new("/work/shared/data").join(p)
-    }
-}
+use common::data;
 
 fn fixture(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

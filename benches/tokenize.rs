@@ -7,6 +7,8 @@
 //!     MT_BENCH_MB=5 cargo bench --bench tokenize --profile dev   # a quick dry run
 //!
 //! Each side runs in its own process so that its peak memory (VmHWM / ru_maxrss) is its own.
+mod common;
+
 use massivetext::prelude::*;
 use massivetext::tokenizer::cli::peak_rss_bytes;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -60,14 +62,7 @@ kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
 print(f"{dt} {me} {kids}")
 "#;
 
-fn data(p: &str) -> PathBuf {
-    let rel = Path::new("../shared/data").join(p);
-    if rel.exists() {
-        rel
-    } else {
-        Path::new("/work/shared/data").join(p)
-    }
-}
+use common::data;
 
 fn tokenizer_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tokenizers/gpt2")

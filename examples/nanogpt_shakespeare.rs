@@ -16,13 +16,13 @@ use massivetext::corpus::CharVocab;
 use massivetext::models::{AutoModelForCausalLM, Gpt2Config};
 use massivetext::train::*;
 
+/// A corpus under the shared data folder: `MASSIVETEXT_DATA` when set, else `../shared/data`
+/// beside the repository.
 fn data(p: &str) -> PathBuf {
-    let rel = PathBuf::from("../shared/data").join(p);
-    if rel.exists() {
-        rel
-    } else {
-        PathBuf::from("/work/shared/data").join(p)
-    }
+    std::env::var_os("MASSIVETEXT_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+        .join(p)
 }
 
 fn main() -> massivetext::Result<()> {

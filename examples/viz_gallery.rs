@@ -15,13 +15,13 @@ use std::time::Instant;
 use massivetext::prelude::*;
 use massivetext::train::{IntervalStrategy, SchedulerType, TokenWindows};
 
+/// A corpus under the shared data folder: `MASSIVETEXT_DATA` when set, else `../shared/data`
+/// beside the repository.
 fn data(p: &str) -> PathBuf {
-    let rel = PathBuf::from("../shared/data").join(p);
-    if rel.exists() {
-        rel
-    } else {
-        PathBuf::from("/work/shared/data").join(p)
-    }
+    std::env::var_os("MASSIVETEXT_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+        .join(p)
 }
 
 fn main() -> massivetext::Result<()> {

@@ -103,3 +103,12 @@ impl Drop for BusyLoops {
         }
     }
 }
+
+/// A corpus under the shared data folder: `MASSIVETEXT_DATA` when set, else `../shared/data`
+/// beside the repository (where CI and the tests find it).
+pub fn data(p: &str) -> std::path::PathBuf {
+    std::env::var_os("MASSIVETEXT_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+        .join(p)
+}
