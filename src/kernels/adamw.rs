@@ -57,6 +57,21 @@ impl AdamWStep {
     }
 }
 
+#[cfg(feature = "cuda")]
+impl AdamWStep {
+    fn cuda(&self) -> super::cuda::AdamW {
+        super::cuda::AdamW {
+            one_minus_beta1: self.one_minus_beta1,
+            beta2: self.beta2,
+            one_minus_beta2: self.one_minus_beta2,
+            step_size: self.step_size,
+            bias_correction2_sqrt: self.bias_correction2_sqrt,
+            decay_mul: self.decay_mul,
+            eps: self.eps,
+        }
+    }
+}
+
 /// Moments `[2, n]` updated in place from the gradient.
 struct Moments(AdamWStep);
 
@@ -80,6 +95,16 @@ impl InplaceOp2 for Moments {
             *v = *v * s.beta2 + s.one_minus_beta2 * g * g;
         }
         Ok(())
+    }
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &mut candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<()> {
+        super::cuda::adamw_moments((s1, l1), (s2, l2), &self.0.cuda())
     }
 }
 
@@ -109,6 +134,16 @@ impl InplaceOp2 for Weight {
             *w += -s.step_size * m / denom;
         }
         Ok(())
+    }
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &mut candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<()> {
+        super::cuda::adamw_weight((s1, l1), (s2, l2), &self.0.cuda())
     }
 }
 

@@ -77,6 +77,18 @@ impl CustomOp2 for CrossEntropyOp {
         let loss = (total / count as f64) as f32;
         Ok((CpuStorage::F32(vec![loss]), Shape::from(())))
     }
+    /// The GPU's backward pass recomputes each row's log-sum-exp (one more pass over the row)
+    /// instead of keeping a device buffer in this op.
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::cross_entropy_fwd((s1, l1), (s2, l2))
+    }
     fn bwd(
         &self,
         x: &Tensor,
@@ -84,7 +96,11 @@ impl CustomOp2 for CrossEntropyOp {
         _res: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let lse = self.lse.get("cross_entropy")?;
+        let lse = if x.device().is_cpu() {
+            self.lse.get("cross_entropy")?
+        } else {
+            Default::default()
+        };
         let dx = x.apply_op3_no_bwd(t, &g.contiguous()?, &CrossEntropyBwd { lse })?;
         Ok((Some(dx), None))
     }
@@ -124,6 +140,18 @@ impl CustomOp3 for CrossEntropyBwd {
             o[ti as usize] -= scale;
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::cross_entropy_bwd((s1, l1), (s2, l2), (s3, l3))
     }
 }
 

@@ -106,6 +106,18 @@ enum Act {
     Silu,
 }
 
+impl Act {
+    /// The kernel's number for this activation (kernels/cuda/kernels.cu).
+    #[cfg(feature = "cuda")]
+    fn cuda_kind(self) -> i32 {
+        match self {
+            Act::Gelu(Gelu::Tanh) => super::cuda::GELU_TANH,
+            Act::Gelu(Gelu::Erf) => super::cuda::GELU_ERF,
+            Act::Silu => super::cuda::SILU,
+        }
+    }
+}
+
 struct ActOp(Act);
 
 impl CustomOp1 for ActOp {
@@ -128,6 +140,14 @@ impl CustomOp1 for ActOp {
             }
         });
         Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::act_fwd(s, l, self.0.cuda_kind())
     }
     fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(x.apply_op2_no_bwd(&g.contiguous()?, &ActBwd(self.0))?))
@@ -165,6 +185,16 @@ impl CustomOp2 for ActBwd {
             }
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::act_bwd(s1, l1, s2, l2, self.0.cuda_kind())
     }
 }
 

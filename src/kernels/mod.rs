@@ -5,8 +5,12 @@
 //! - a **fused** CPU kernel (f32) with its own backward pass, written on `gemm` and vectorised
 //!   row loops (`linear`, `attention`, `norm`, `softmax`, `gelu`, `cross_entropy`, `adamw`);
 //! - its **composed** twin ([`composed`]) from candle's differentiable ops, which runs on every
-//!   device and dtype. CUDA runs it; so does the CPU when `MASSIVETEXT_FUSED=0` is set (or inside
-//!   [`with_fused`]`(false, ..)`), which is how the GPU's path is tested on a machine without one.
+//!   device and dtype; the CPU runs it when `MASSIVETEXT_FUSED=0` is set (or inside
+//!   [`with_fused`]`(false, ..)`), which is how the tests hold the fused kernels to it;
+//! - with the `cuda` feature, a **CUDA** twin for the ops that dominate a GPU step besides the
+//!   matrix products (LayerNorm, softmax, the activations, cross-entropy, AdamW; `cuda.rs`, f32):
+//!   the same candle op as the CPU kernel with a `cuda_fwd`, so backward passes are shared. Other
+//!   ops, and other dtypes, run composed on the GPU (matrix products are cuBLAS's).
 //!
 //! Models call only the functions of this module, as candle-transformers calls candle-nn.
 //!
@@ -25,6 +29,8 @@ mod attention;
 pub mod composed;
 mod cpu;
 mod cross_entropy;
+#[cfg(feature = "cuda")]
+mod cuda;
 mod decode;
 mod dropout;
 mod gelu;
@@ -89,10 +95,21 @@ pub(crate) fn use_fused(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == DType::F32 && fused_enabled()
 }
 
+/// Whether `x` takes an op's own kernel on whichever device has one: the CPU's (see
+/// [`use_fused`]) or, built with the `cuda` feature, the GPU's twin (f32; kernels/cuda). Only
+/// the ops with a CUDA twin ask this: LayerNorm, softmax, the activations, cross-entropy, AdamW.
+pub(crate) fn use_own_kernel(x: &Tensor) -> bool {
+    use_fused(x)
+        || (cfg!(feature = "cuda")
+            && x.device().is_cuda()
+            && x.dtype() == DType::F32
+            && fused_enabled())
+}
+
 /// LayerNorm over the last dimension: `(x - mean) / sqrt(var + eps) * weight + bias`, biased
 /// variance as in PyTorch.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
-    if use_fused(x) && use_fused(weight) && use_fused(bias) {
+    if use_own_kernel(x) && use_own_kernel(weight) && use_own_kernel(bias) {
         norm::layer_norm(x, weight, bias, eps)
     } else {
         composed::layer_norm(x, weight, bias, eps)
@@ -101,7 +118,7 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
 
 /// Softmax over the last dimension.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    if use_fused(x) {
+    if use_own_kernel(x) {
         softmax::softmax_last_dim(x)
     } else {
         composed::softmax_last_dim(x)
@@ -204,7 +221,7 @@ pub fn cached_cross_attention(
 
 /// SiLU (`swish`): `x sigmoid(x)`, element-wise, with its backward pass.
 pub fn silu(x: &Tensor) -> Result<Tensor> {
-    if use_fused(x) {
+    if use_own_kernel(x) {
         gelu::silu(x)
     } else {
         composed::silu(x)
@@ -218,7 +235,7 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
 
 /// GELU of either kind, element-wise.
 pub fn gelu(x: &Tensor, kind: Gelu) -> Result<Tensor> {
-    if use_fused(x) {
+    if use_own_kernel(x) {
         gelu::gelu(x, kind)
     } else {
         composed::gelu(x, kind)
@@ -239,7 +256,7 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
             logits.dims()
         );
     }
-    if use_fused(logits) {
+    if use_own_kernel(logits) {
         cross_entropy::cross_entropy(&logits.contiguous()?, &labels)
     } else {
         composed::cross_entropy(&logits.reshape((rows, v))?, &labels)
@@ -270,7 +287,7 @@ pub fn adamw_step(
     moments: &mut Tensor,
 ) -> Result<()> {
     let w = weight.as_tensor();
-    if use_fused(w) && use_fused(grad) && use_fused(moments) {
+    if use_own_kernel(w) && use_own_kernel(grad) && use_own_kernel(moments) {
         adamw::fused(step, w, grad, moments)
     } else {
         let (new_w, new_m) = adamw::composed(step, w, grad, moments)?;

@@ -83,6 +83,18 @@ impl CustomOp3 for LayerNormOp {
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::layer_norm_fwd((s1, l1), (s2, l2), (s3, l3), self.eps)
+    }
     fn bwd(
         &self,
         x: &Tensor,
@@ -143,6 +155,18 @@ impl CustomOp3 for LayerNormBwd {
             }
         });
         Ok((CpuStorage::F32(out), Shape::from((2, n))))
+    }
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::layer_norm_bwd((s1, l1), (s2, l2), (s3, l3), self.eps)
     }
 }
 
