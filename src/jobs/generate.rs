@@ -52,6 +52,14 @@ impl GenerateOptions {
 
 /// `massivetext generate`: the prompt and each continuation, separated by `---` lines.
 pub fn generate_text(o: &GenerateOptions) -> Result<String> {
+    // A file is no model and no Hub id: say so instead of trying a download of its name.
+    let given = std::path::Path::new(&o.model);
+    if given.is_file() {
+        return Err(Error::InvalidArgument(format!(
+            "--model {}: is a file; give a model folder (config.json and model.safetensors, as `massivetext train` writes) or a Hugging Face Hub id",
+            given.display()
+        )));
+    }
     let model = AutoModelForCausalLM::from_pretrained(&o.model)?;
     let tok = Tokenizer::from_pretrained(o.tokenizer.as_deref().unwrap_or(&o.model))?;
     let config = o.config(&model);
