@@ -638,6 +638,65 @@ fn item_15_wording() {
         msg.contains("some.txt") && msg.contains("is a file") && !msg.contains("huggingface.co"),
         "{msg}"
     );
+    // a Marian folder given to `generate` is named as what it is
+    let marian = tmp.path().join("marian");
+    std::fs::create_dir_all(&marian).unwrap();
+    std::fs::write(
+        marian.join("config.json"),
+        r#"{"model_type": "marian", "is_encoder_decoder": true}"#,
+    )
+    .unwrap();
+    let e = run(&[
+        "generate",
+        "--model",
+        marian.to_str().unwrap(),
+        "--prompt",
+        "x",
+    ])
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("encoder-decoder") && e.to_string().contains("causal"),
+        "{e}"
+    );
+    // a prompt character the character vocabulary lacks is named
+    let model = tmp.path().join("chars");
+    train(&tiny_train(&model, 2), &[]).unwrap();
+    let e = run(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "\u{2603}",
+    ])
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("no token for '\u{2603}'") && !e.to_string().contains("WordLevel"),
+        "{e}"
+    );
+    // the advice for a prompt longer than the context names a flag `generate` has
+    let long = "Tom had 3 eggs. ".repeat(3);
+    let e = run(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        &long,
+        "--max-new-tokens",
+        "2",
+    ])
+    .unwrap_err();
+    assert!(e.to_string().contains("truncate_prompt"), "{e}");
+    run(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        &long,
+        "--truncate-prompt",
+        "--max-new-tokens",
+        "2",
+    ])
+    .unwrap();
     // `train-tokenizer --vocab-size` says its minimum
     let help = run(&["train-tokenizer", "--help"]).unwrap();
     let line = help

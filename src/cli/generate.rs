@@ -43,6 +43,9 @@ pub struct GenerateArgs {
     /// No n-gram of this size appears twice.
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_number)]
     pub no_repeat_ngram_size: Option<usize>,
+    /// Cut a prompt too long for the model's context from the left (by default refused).
+    #[arg(long)]
+    pub truncate_prompt: bool,
     /// Seed of the sampling stream (the same seed gives the same text).
     #[arg(long, value_name = "S", allow_negative_numbers = true)]
     pub seed: Option<u64>,
@@ -65,6 +68,7 @@ impl GenerateArgs {
             repetition_penalty: self.repetition_penalty,
             no_repeat_ngram_size: self.no_repeat_ngram_size,
             seed: self.seed,
+            truncate_prompt: self.truncate_prompt,
         }
     }
 
