@@ -638,6 +638,33 @@ fn item_15_wording() {
         msg.contains("some.txt") && msg.contains("is a file") && !msg.contains("huggingface.co"),
         "{msg}"
     );
+    // `train-tokenizer --vocab-size` says its minimum
+    let help = run(&["train-tokenizer", "--help"]).unwrap();
+    let line = help
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("--vocab-size"))
+        .take(4)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(line.contains("at least") && line.contains("256"), "{line}");
+    // `dataset info --kind arrow FOLDER` says it is a folder
+    let e = run(&[
+        "dataset",
+        "info",
+        "--kind",
+        "arrow",
+        tmp.path().to_str().unwrap(),
+    ])
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("is a folder") && !e.to_string().contains("os error 19"),
+        "{e}"
+    );
+}
+
+#[test]
+fn item_15_generate_names_an_encoder_decoder_folder() {
+    let tmp = tempfile::tempdir().unwrap();
     // a Marian folder given to `generate` is named as what it is
     let marian = tmp.path().join("marian");
     std::fs::create_dir_all(&marian).unwrap();
@@ -658,9 +685,14 @@ fn item_15_wording() {
         e.to_string().contains("encoder-decoder") && e.to_string().contains("causal"),
         "{e}"
     );
-    // a prompt character the character vocabulary lacks is named
+}
+
+#[test]
+fn item_15_generate_names_a_character_the_vocabulary_lacks() {
+    let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("chars");
     train(&tiny_train(&model, 2), &[]).unwrap();
+    // a prompt character the character vocabulary lacks is named
     let e = run(&[
         "generate",
         "--model",
@@ -673,6 +705,13 @@ fn item_15_wording() {
         e.to_string().contains("no token for '\u{2603}'") && !e.to_string().contains("WordLevel"),
         "{e}"
     );
+}
+
+#[test]
+fn item_15_generate_has_the_truncate_prompt_flag_its_advice_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("chars");
+    train(&tiny_train(&model, 2), &[]).unwrap();
     // the advice for a prompt longer than the context names a flag `generate` has
     let long = "Tom had 3 eggs. ".repeat(3);
     let e = run(&[
@@ -697,28 +736,6 @@ fn item_15_wording() {
         "2",
     ])
     .unwrap();
-    // `train-tokenizer --vocab-size` says its minimum
-    let help = run(&["train-tokenizer", "--help"]).unwrap();
-    let line = help
-        .lines()
-        .skip_while(|l| !l.trim_start().starts_with("--vocab-size"))
-        .take(4)
-        .collect::<Vec<_>>()
-        .join(" ");
-    assert!(line.contains("at least") && line.contains("256"), "{line}");
-    // `dataset info --kind arrow FOLDER` says it is a folder
-    let e = run(&[
-        "dataset",
-        "info",
-        "--kind",
-        "arrow",
-        tmp.path().to_str().unwrap(),
-    ])
-    .unwrap_err();
-    assert!(
-        e.to_string().contains("is a folder") && !e.to_string().contains("os error 19"),
-        "{e}"
-    );
 }
 
 #[test]
