@@ -63,6 +63,8 @@ fn main() -> massivetext::Result<()> {
     kwargs.insert("min_lr".into(), 1e-4.into());
     let args = TrainingArguments {
         output_dir: std::env::temp_dir().join("massivetext-nanogpt"),
+        // the example's own folder: each run replaces the last one's, so it runs again and again
+        overwrite_output_dir: true,
         max_steps: iters as i64,
         per_device_train_batch_size: 12,
         per_device_eval_batch_size: 64,

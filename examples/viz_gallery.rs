@@ -113,6 +113,8 @@ fn train(steps: i64, cache: &std::path::Path) -> massivetext::Result<()> {
     let model = AutoModelForCausalLM::from_config(config, &Device::Cpu)?;
     let args = TrainingArguments {
         output_dir: std::env::temp_dir().join("massivetext-viz-gallery"),
+        // the example's own folder: each run replaces the last one's, so it runs again and again
+        overwrite_output_dir: true,
         max_steps: steps,
         per_device_train_batch_size: 16,
         per_device_eval_batch_size: 64,

@@ -37,7 +37,7 @@ pub enum Error {
     InvalidUtf8 { path: PathBuf, offset: usize },
     #[error("unknown dataset kind `{kind}`; supported kinds: {supported}")]
     UnknownKind { kind: String, supported: String },
-    #[error("{path}:{line}:{column}: {message}")]
+    #[error("{}: {message}", position(.path, .line, .column))]
     Parse {
         path: PathBuf,
         line: u64,
@@ -74,12 +74,14 @@ pub enum Error {
     #[error("{path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
     #[error(
-        "training stopped at step {step}: the {what} is {value}; lower the learning_rate or raise warmup_steps, check the data, then resume from the last good checkpoint ({last_checkpoint})"
+        "training stopped at step {step}: the {what} is {value}; lower the learning_rate or raise warmup_steps, check the data, then {}",
+        resume_advice(.last_checkpoint)
     )]
     NonFiniteLoss {
         what: String,
         value: f64,
         step: usize,
+        /// The newest checkpoint folder; empty when none was saved.
         last_checkpoint: String,
     },
     #[error(
@@ -191,4 +193,24 @@ pub enum Error {
         expected: String,
         found: String,
     },
+}
+
+/// What to do after a non-finite loss: resume when a checkpoint exists, else start over
+/// (resume advice with nothing to resume from misleads).
+fn resume_advice(last_checkpoint: &str) -> String {
+    if last_checkpoint.is_empty() {
+        "train again: no checkpoint was saved yet (save_steps sets how often one is)".into()
+    } else {
+        format!("resume from the last good checkpoint ({last_checkpoint})")
+    }
+}
+
+/// `file:line:column`, or only the file when the reader knows no position (line 0): a
+/// `file:0:0` sends an editor to a line that does not exist.
+fn position(path: &std::path::Path, line: &u64, column: &u64) -> String {
+    match (*line, *column) {
+        (0, _) => path.display().to_string(),
+        (l, 0) => format!("{}:{l}", path.display()),
+        (l, c) => format!("{}:{l}:{c}", path.display()),
+    }
 }

@@ -170,6 +170,33 @@ pub struct DirLock {
 }
 
 impl DirLock {
+    /// Takes the lock `.NAME.lock` beside the folder `dir` (in its parent, created if needed):
+    /// outside the folder, so that the lock is none of the folder's files (a folder holding only
+    /// a lock is still empty) and a folder that does not exist yet can be locked before it is
+    /// made. `what` names the folder in the loser's error.
+    pub fn beside(dir: &Path, what: &str) -> Result<Self> {
+        let absolute;
+        let dir = if dir.file_name().is_none() {
+            // `.` or `..`: the folder's own name is needed for the lock's
+            absolute = std::fs::canonicalize(dir).map_err(|source| read_error(dir, source))?;
+            absolute.as_path()
+        } else {
+            dir
+        };
+        let name = dir.file_name().ok_or_else(|| {
+            Error::InvalidArgument(format!("{}: not a folder name", dir.display()))
+        })?;
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        create_dir_all(&parent)?;
+        let mut lock = std::ffi::OsString::from(".");
+        lock.push(name);
+        lock.push(".lock");
+        Self::acquire(&parent.join(lock), what)
+    }
+
     /// Takes the lock `path` for `what` (e.g. "the shard folder out/"), or an error saying which
     /// process holds it.
     pub fn acquire(path: &Path, what: &str) -> Result<Self> {

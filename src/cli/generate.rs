@@ -1,5 +1,5 @@
 //! `massivetext generate`: the flags; the job is [`crate::jobs::generate`].
-use super::values::positive_usize;
+use super::values::{positive, positive_usize, top_p, whole_number};
 use crate::Result;
 use crate::jobs::generate::{GenerateOptions, generate_text};
 use clap::Args;
@@ -23,13 +23,13 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub do_sample: bool,
     /// Sample among the K most likely tokens (0: all) [default: 50].
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", allow_negative_numbers = true, value_parser = whole_number)]
     pub top_k: Option<usize>,
     /// Sample from the smallest set of tokens whose probability reaches P, in (0, 1].
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", allow_negative_numbers = true, value_parser = top_p)]
     pub top_p: Option<f64>,
     /// Divide the logits by T before sampling (> 0).
-    #[arg(long, value_name = "T")]
+    #[arg(long, value_name = "T", allow_negative_numbers = true, value_parser = positive)]
     pub temperature: Option<f64>,
     /// Beam search with B beams.
     #[arg(long, value_name = "B", value_parser = positive_usize)]
@@ -38,13 +38,16 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "N", value_parser = positive_usize)]
     pub num_return_sequences: Option<usize>,
     /// > 1 discourages tokens already in the text.
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", allow_negative_numbers = true, value_parser = positive)]
     pub repetition_penalty: Option<f64>,
     /// No n-gram of this size appears twice.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_number)]
     pub no_repeat_ngram_size: Option<usize>,
+    /// Cut a prompt too long for the model's context from the left (by default refused).
+    #[arg(long)]
+    pub truncate_prompt: bool,
     /// Seed of the sampling stream (the same seed gives the same text).
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
     pub seed: Option<u64>,
 }
 
@@ -65,6 +68,7 @@ impl GenerateArgs {
             repetition_penalty: self.repetition_penalty,
             no_repeat_ngram_size: self.no_repeat_ngram_size,
             seed: self.seed,
+            truncate_prompt: self.truncate_prompt,
         }
     }
 

@@ -21,7 +21,9 @@ pub struct TrainTokenizerArgs {
             .try_map(|s| s.parse::<TokenizerKind>())
     )]
     pub kind: TokenizerKind,
-    /// Target vocabulary size, special tokens included.
+    /// Target vocabulary size, special tokens included: at least the alphabet (bpe: the 256
+    /// bytes plus the special tokens; wordpiece and unigram: the files' characters plus the
+    /// special tokens; a smaller size is refused with the figure).
     #[arg(long, value_name = "N", value_parser = positive_usize)]
     pub vocab_size: usize,
     /// The folder to write (tokenizer.json, tokenizer_config.json, special_tokens_map.json).
@@ -36,6 +38,9 @@ pub struct TrainTokenizerArgs {
     /// An extra special token, after the kind's own; repeat for several.
     #[arg(long = "special-token", value_name = "TOK")]
     pub special_tokens: Vec<String>,
+    /// Replace a tokenizer.json already in --out (refused without it).
+    #[arg(long)]
+    pub force: bool,
     /// Text files to train on, one document per non-empty line.
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
@@ -47,6 +52,7 @@ impl TrainTokenizerArgs {
             min_frequency: self.min_frequency,
             cased: self.cased,
             special_tokens: self.special_tokens.clone(),
+            force: self.force,
             ..TrainTokenizerOptions::new(
                 self.kind,
                 self.vocab_size,

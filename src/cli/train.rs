@@ -134,7 +134,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "BOOL", alias = "disable_tqdm", num_args = 0..=1,
           default_missing_value = "true", help_heading = "Training")]
     pub disable_tqdm: Option<bool>,
-    /// Seed of the corpus and of the training run (initialisation, shuffling, dropout) [default: 1].
+    /// Seed of the corpus and of the training run (initialisation, shuffling, dropout); sets
+    /// both [default: corpus 1, training 42].
     #[arg(
         long,
         value_name = "N",
@@ -244,7 +245,19 @@ impl TrainArgs {
 
     /// The job these flags describe (defaults, `--config`, flags, `--set`), checked.
     pub fn job(&self) -> Result<TrainJob> {
-        TrainJob::from_overrides(self.config.as_deref(), &self.overrides())
+        let mut job = TrainJob::from_overrides(self.config.as_deref(), &self.overrides())?;
+        // The overrides are JSON, which holds only text: the folder itself is kept as the
+        // system gave it (a name that is not UTF-8 stays byte for byte), unless a later
+        // `--set output_dir=...` replaced it.
+        if let Some(dir) = &self.output_dir
+            && !self
+                .set
+                .iter()
+                .any(|(k, _)| k.replace('-', "_") == "output_dir")
+        {
+            job.training.output_dir = dir.clone();
+        }
+        Ok(job)
     }
 
     /// Prints the settings (`--print-config`) or trains on `--device`; returns what to print.

@@ -41,6 +41,9 @@ pub struct TranslateArgs {
     /// Train into a non-empty --output-dir anyway.
     #[arg(long)]
     pub overwrite_output_dir: bool,
+    /// Resume from a checkpoint folder, or from the newest in --output-dir with `latest`.
+    #[arg(long, value_name = "DIR|latest")]
+    pub resume_from_checkpoint: Option<String>,
     /// Optimiser steps [default: 1500].
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive_steps)]
     pub max_steps: Option<i64>,
@@ -82,6 +85,9 @@ impl TranslateArgs {
             job.training.output_dir = d.clone();
         }
         job.training.overwrite_output_dir |= self.overwrite_output_dir;
+        if let Some(r) = &self.resume_from_checkpoint {
+            job.training.resume_from_checkpoint = Some(r.clone());
+        }
         job.training.disable_tqdm |= self.disable_tqdm;
         if let Some(n) = self.max_steps {
             job.training.max_steps = n;

@@ -1,6 +1,6 @@
 //! `massivetext dataset info|head`: what a dataset holds, from its files; returns what to print.
-use crate::Result;
 use crate::data::{DatasetDict, LoadOptions, Row, load_dataset_with, load_streaming_with};
+use crate::{Error, Result};
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 
@@ -15,11 +15,30 @@ pub struct DatasetSource {
 
 impl DatasetSource {
     fn load(&self) -> Result<DatasetDict> {
+        self.check_files()?;
         load_dataset_with(&self.kind, self.files.clone(), &self.options)
+    }
+
+    /// A folder among the files is refused by name (reading one fails with the system's "Is a
+    /// directory" or "No such device", which name neither the file nor what to do).
+    fn check_files(&self) -> Result<()> {
+        match self.files.iter().find(|f| f.is_dir()) {
+            Some(dir) => Err(Error::InvalidArgument(format!(
+                "{}: is a folder; `dataset` reads {} files, so name them (e.g. {}/*.{}); a folder written by save_to_disk loads with load_from_disk",
+                dir.display(),
+                self.kind,
+                dir.display(),
+                self.kind
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// The first `n` rows read lazily, when the files stream (line text, CSV, JSON Lines).
     fn head_streaming(&self, n: usize) -> Option<Result<Vec<Row>>> {
+        if let Err(e) = self.check_files() {
+            return Some(Err(e));
+        }
         let stream = load_streaming_with(&self.kind, self.files.clone(), &self.options).ok()?;
         Some(stream.take(n).iter().collect())
     }

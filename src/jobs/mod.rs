@@ -4,6 +4,7 @@
 //! tests and the notebooks run the same code. A new subcommand's work goes here.
 pub mod dataset;
 pub mod generate;
+pub mod memory;
 pub mod metrics;
 pub mod perplexity;
 pub mod tokenize;

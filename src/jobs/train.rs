@@ -1,8 +1,11 @@
 //! `massivetext train`: the first command of the README. On a fresh machine it generates the
 //! embedded story corpus ([`crate::data::corpus`]), trains a small character-level GPT on it
 //! with the [`Trainer`], and writes `output_dir` with checkpoints, `trainer_state.json`, the
-//! final model, `loss_curve.svg` and `samples.txt` (greedy completions, checked against the
-//! stories' answers).
+//! final model, `loss_curve.svg`, `samples.txt` (greedy completions, checked against the
+//! stories' answers) and last `train_results.json` (the mark of a finished run). Before anything
+//! is allocated the model and batch are checked to fit in the machine's memory
+//! ([`crate::jobs::memory`]); while it runs, the job holds the lock `.NAME.lock` beside the
+//! folder, so a second run into it is refused.
 //!
 //! The defaults (1,500 steps of a 3 × 96 GPT) get about two thirds of the held-out sums right;
 //! `--max-steps 600` learns the sentences but not yet the sums (timings: docs/benchmarks.md).
@@ -17,7 +20,8 @@ use serde_json::Value;
 
 use crate::data::corpus::{CharVocab, Story, corpus_text, stories};
 use crate::generate::{GenerationConfig, GenerationMixin};
-use crate::io::write_atomic;
+use crate::io::{DirLock, write_atomic};
+use crate::jobs::memory::{MachineMemory, TrainingMemory};
 use crate::models::{AutoModelForCausalLM, Gpt2Config};
 use crate::tokenizer::Tokenizer;
 use crate::train::{IntervalStrategy, SchedulerType, TokenWindows, Trainer, TrainingArguments};
@@ -317,6 +321,30 @@ fn stated_count(completion: &str) -> Option<u32> {
     if w == "no" { Some(0) } else { w.parse().ok() }
 }
 
+/// The job's last write: the run's figures, and the step it finished at. A run whose
+/// `train_results.json` names the step of its last checkpoint is finished; one without was
+/// stopped between that checkpoint and its final writes, and resuming finishes it.
+const RESULTS: &str = "train_results.json";
+
+/// Whether the run in `out_dir` finished at `step` (see [`RESULTS`]).
+fn finished_at(out_dir: &Path, step: usize) -> bool {
+    crate::io::read_json::<Value>(&out_dir.join(RESULTS))
+        .ok()
+        .and_then(|v| v.get("global_step").and_then(Value::as_u64))
+        == Some(step as u64)
+}
+
+/// The step of the checkpoint a resume names (`latest` or a folder), when it can be read; the
+/// trainer reports what cannot.
+fn resume_step(out_dir: &Path, resume: &str) -> Option<(PathBuf, usize)> {
+    let dir = match resume {
+        "latest" | "true" => crate::train::get_last_checkpoint(out_dir)?,
+        dir => PathBuf::from(dir),
+    };
+    let state = crate::train::TrainerState::load_from_json(&dir.join("trainer_state.json")).ok()?;
+    Some((dir, state.global_step))
+}
+
 /// Runs the job on `device`; returns the summary printed at the end.
 pub fn run_job(job: &TrainJob, device: &Device) -> Result<String> {
     let out_dir = job.training.output_dir.clone();
@@ -326,6 +354,28 @@ pub fn run_job(job: &TrainJob, device: &Device) -> Result<String> {
     let check: Vec<Story> = stories(c.check_stories, c.seed.wrapping_add(2_000_003));
     let vocab = CharVocab::from_text(&train_text);
     let m = &job.model;
+    if device.is_cpu() {
+        let t = &job.training;
+        TrainingMemory::gpt2(
+            vocab.len(),
+            m.block_size,
+            m.n_embd,
+            m.n_layer,
+            m.n_head,
+            t.per_device_train_batch_size
+                .max(t.per_device_eval_batch_size),
+            m.block_size,
+        )
+        .check(
+            MachineMemory::read(),
+            "lower --block-size, --n-embd, --n-layer or --per-device-train-batch-size",
+        )?;
+    }
+    // One run at a time in a folder: a second one waits for nothing and writes nothing.
+    let _lock = DirLock::beside(
+        &out_dir,
+        &format!("the training folder {}", out_dir.display()),
+    )?;
     let config = Gpt2Config {
         vocab_size: vocab.len(),
         n_positions: m.block_size,
@@ -345,6 +395,22 @@ pub fn run_job(job: &TrainJob, device: &Device) -> Result<String> {
     let eval = TokenWindows::new(vocab.encode(&eval_text)?, m.block_size)?;
     let mut trainer =
         Trainer::new(model.clone(), job.training.clone(), train)?.with_eval_dataset(eval)?;
+    if let Some((dir, step)) = job
+        .training
+        .resume_from_checkpoint
+        .as_deref()
+        .and_then(|r| resume_step(&out_dir, r))
+        && step == trainer.max_steps()
+        && finished_at(&out_dir, step)
+    {
+        return Err(Error::Checkpoint {
+            path: dir,
+            message: format!(
+                "this checkpoint is at step {step} and max_steps is {step}: the run is finished and nothing is left to train, so nothing was changed; raise --max-steps (max_steps) above {step} to train further (the finished model is in {})",
+                out_dir.display()
+            ),
+        });
+    }
     // Before anything is written: leftovers swept, the resume checked (or a non-empty folder
     // refused without --overwrite-output-dir).
     let resumed = trainer.prepare_output_dir()?;
@@ -385,9 +451,13 @@ pub fn run_job(job: &TrainJob, device: &Device) -> Result<String> {
     }
     let res = trainer.train()?;
     let ev = trainer.evaluate()?;
-    if !out_dir
-        .join(format!("checkpoint-{}", trainer.global_step()))
-        .is_dir()
+    // The last step as a checkpoint, to resume from with a larger max_steps. Not after
+    // load_best_model_at_end: the trainer then holds the best checkpoint's weights, not the
+    // last step's (a resume goes on from the last checkpoint saved).
+    if !job.training.load_best_model_at_end
+        && !out_dir
+            .join(format!("checkpoint-{}", trainer.global_step()))
+            .is_dir()
     {
         trainer.save_checkpoint()?;
     }
@@ -431,7 +501,27 @@ pub fn run_job(job: &TrainJob, device: &Device) -> Result<String> {
         accuracy * 100.0
     );
     write("samples.txt", &(header.clone() + &samples))?;
+    // last: what marks the run as finished (see RESULTS)
+    crate::io::write_json(
+        &out_dir.join(RESULTS),
+        &serde_json::json!({
+            "global_step": res.global_step,
+            "epoch": trainer.state().epoch,
+            "train_loss": res.training_loss,
+            "train_runtime": res.train_runtime,
+            "train_tokens_per_second": res.tokens_per_second,
+            "eval_loss": ev.eval_loss,
+            "eval_perplexity": ev.eval_perplexity,
+            "answers_right": right,
+            "answers_checked": check.len(),
+        }),
+    )?;
     let resumed_line = match &res.resumed_from {
+        Some(dir) if res.steps_run == 0 => format!(
+            "finished the run stopped after {} (step {}; no steps were left to train); ",
+            dir.file_name().unwrap_or(dir.as_os_str()).to_string_lossy(),
+            res.global_step
+        ),
         Some(dir) => format!(
             "resumed from {} at step {}; ",
             dir.file_name().unwrap_or(dir.as_os_str()).to_string_lossy(),
@@ -453,7 +543,7 @@ pub fn run_job(job: &TrainJob, device: &Device) -> Result<String> {
         summary.push('\n');
     }
     summary += &format!(
-        "wrote {}: checkpoint-N/, model.safetensors, config.json, tokenizer.json, trainer_state.json, loss_curve.svg, samples.txt",
+        "wrote {}: checkpoint-N/, model.safetensors, config.json, tokenizer.json, trainer_state.json, loss_curve.svg, samples.txt, train_results.json",
         out_dir.display()
     );
     Ok(summary)

@@ -78,6 +78,9 @@ pub struct TrainTokenizerOptions {
     pub special_tokens: Vec<String>,
     /// Text files, one document per non-empty line.
     pub files: Vec<PathBuf>,
+    /// Replace a `tokenizer.json` already in `out` (by default refused: it is often a model
+    /// folder's own tokenizer, which a new one would silently replace).
+    pub force: bool,
 }
 
 impl TrainTokenizerOptions {
@@ -90,6 +93,7 @@ impl TrainTokenizerOptions {
             cased: false,
             special_tokens: Vec::new(),
             files,
+            force: false,
         }
     }
 }
@@ -104,6 +108,13 @@ pub fn train_tokenizer(o: &TrainTokenizerOptions) -> Result<String> {
     }
     for f in &o.files {
         std::fs::metadata(f).map_err(|e| io_err(f, e))?;
+    }
+    let existing = o.out.join("tokenizer.json");
+    if !o.force && existing.exists() {
+        return Err(Error::InvalidArgument(format!(
+            "{} already exists (the folder may hold a model whose tokenizer it is); pass --force (TrainTokenizerOptions::force) to replace it, or choose another --out folder",
+            existing.display()
+        )));
     }
     let kind = o.kind;
     let out = &o.out;

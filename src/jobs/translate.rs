@@ -256,8 +256,10 @@ impl TranslationJob {
         max: Option<usize>,
     ) -> Result<(Vec<String>, Vec<String>)> {
         let d = &self.data;
-        let src = self.read_split(split, &d.source_lang, max)?;
-        let tgt = self.read_split(split, &d.target_lang, max)?;
+        // Whole files first: the alignment is checked on every line, then cut to `max` (a line
+        // missing past `max` still shifts every pair after it).
+        let mut src = self.read_split(split, &d.source_lang, None)?;
+        let mut tgt = self.read_split(split, &d.target_lang, None)?;
         let path = |lang: &str| self.split_path(split, lang).display().to_string();
         if src.len() != tgt.len() {
             return Err(Error::InvalidArgument(format!(
@@ -275,6 +277,9 @@ impl TranslationJob {
                 path(&d.target_lang)
             )));
         }
+        let max = max.unwrap_or(usize::MAX);
+        src.truncate(max);
+        tgt.truncate(max);
         Ok((src, tgt))
     }
 
@@ -466,6 +471,12 @@ pub fn run_translation(
 ) -> Result<TranslationReport> {
     let d = &job.data;
     let (src, tgt) = (&d.source_lang, &d.target_lang);
+    let out_dir = &job.training.output_dir;
+    // One run at a time in a folder (the lock sits beside it; see io::DirLock::beside).
+    let _lock = io::DirLock::beside(
+        out_dir,
+        &format!("the training folder {}", out_dir.display()),
+    )?;
     let (train_src, train_tgt) = job.read_pairs(&d.train_split, d.max_train_examples)?;
     let (eval_src, eval_tgt) = job.read_pairs(&d.eval_split, d.max_eval_examples)?;
     let (test_src, test_tgt) = job.read_pairs(&d.test_split, d.max_test_examples)?;

@@ -840,20 +840,7 @@ fn check_replaceable(out: &Path) -> Result<()> {
 
 /// The lock `.NAME.lock` beside the shard folder `out`: one build at a time writes it.
 fn lock(out: &Path) -> Result<DirLock> {
-    let name = out
-        .file_name()
-        .ok_or_else(|| Error::InvalidArgument(format!("{}: not a folder name", out.display())))?
-        .to_string_lossy()
-        .into_owned();
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    crate::io::create_dir_all(&parent)?;
-    DirLock::acquire(
-        &parent.join(format!(".{name}.lock")),
-        &format!("the shard folder {}", out.display()),
-    )
+    DirLock::beside(out, &format!("the shard folder {}", out.display()))
 }
 
 /// Remove `.NAME.partial-PID` / `.NAME.old-PID` folders left by builds that died.

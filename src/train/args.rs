@@ -43,7 +43,10 @@ pub enum IntervalStrategy {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainingArguments {
-    /// Where checkpoints, `trainer_state.json`, the final model and the loss curve go.
+    /// Where checkpoints, `trainer_state.json`, the final model and the loss curve go. Any path
+    /// the system allows, UTF-8 or not (files such as `training_args.json` show a non-UTF-8
+    /// one with U+FFFD, as JSON and TOML hold only text; the folder itself keeps its bytes).
+    #[serde(serialize_with = "path_as_text")]
     pub output_dir: PathBuf,
     /// Start from a fresh `output_dir` even if it holds checkpoints (resuming is explicit anyway).
     pub overwrite_output_dir: bool,
@@ -69,6 +72,7 @@ pub struct TrainingArguments {
     /// Warmup as a ratio of all steps; used when `warmup_steps` is 0.
     pub warmup_ratio: f64,
     /// Where `train()` also writes `log_history.json` (Hugging Face writes TensorBoard logs here).
+    #[serde(serialize_with = "opt_path_as_text")]
     pub logging_dir: Option<PathBuf>,
     pub logging_strategy: IntervalStrategy,
     #[serde(deserialize_with = "steps_or_ratio_f")]
@@ -152,6 +156,22 @@ impl Default for TrainingArguments {
             generation_max_length: None,
             generation_num_beams: None,
         }
+    }
+}
+
+/// A path as JSON/TOML text: serde refuses a path that is not UTF-8, which would make a run
+/// into such a folder fail when it writes `training_args.json`; the text shows it lossily.
+fn path_as_text<S: serde::Serializer>(p: &Path, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&p.to_string_lossy())
+}
+
+fn opt_path_as_text<S: serde::Serializer>(
+    p: &Option<PathBuf>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match p {
+        Some(p) => s.serialize_some(&*p.to_string_lossy()),
+        None => s.serialize_none(),
     }
 }
 
@@ -275,6 +295,25 @@ impl TrainingArguments {
         if self.gradient_accumulation_steps == 0 {
             return bad("gradient_accumulation_steps", "must be at least 1".into());
         }
+        // NaN and infinity first: the range checks below would let some through (NaN fails
+        // every comparison) and an infinite epoch count is a run that never ends.
+        for (key, v) in [
+            ("num_train_epochs", self.num_train_epochs),
+            ("learning_rate", self.learning_rate),
+            ("weight_decay", self.weight_decay),
+            ("adam_beta1", self.adam_beta1),
+            ("adam_beta2", self.adam_beta2),
+            ("adam_epsilon", self.adam_epsilon),
+            ("max_grad_norm", self.max_grad_norm),
+            ("warmup_ratio", self.warmup_ratio),
+            ("logging_steps", self.logging_steps),
+            ("save_steps", self.save_steps),
+            ("eval_steps", self.eval_steps.unwrap_or(0.0)),
+        ] {
+            if !v.is_finite() {
+                return bad(key, format!("must be a finite number, got {v}"));
+            }
+        }
         if !(self.learning_rate.is_finite() && self.learning_rate >= 0.0) {
             return bad(
                 "learning_rate",
@@ -355,6 +394,9 @@ impl TrainingArguments {
                     ),
                 );
             }
+            if self.eval_strategy == IntervalStrategy::Steps {
+                self.check_save_on_eval_steps()?;
+            }
         }
         if matches!(self.lr_scheduler_type, SchedulerType::CosineWithMinLr)
             && !self.lr_scheduler_kwargs.contains_key("min_lr")
@@ -367,6 +409,39 @@ impl TrainingArguments {
             );
         }
         Ok(())
+    }
+
+    /// transformers' rule for `load_best_model_at_end` with `"steps"`: every save must come
+    /// right after an evaluation, so that the checkpoint named best holds the weights that
+    /// were scored. `save_steps` must be a whole multiple of `eval_steps` (both step counts, or
+    /// both ratios of the run).
+    fn check_save_on_eval_steps(&self) -> Result<()> {
+        let (save, eval) = (
+            self.save_steps,
+            self.eval_steps.unwrap_or(self.logging_steps),
+        );
+        let fix = "set save_steps to a multiple of eval_steps (e.g. save_steps = eval_steps), so that each checkpoint is saved right after an evaluation and the best one holds the weights that scored best";
+        let msg = if (save < 1.0) != (eval < 1.0) {
+            format!(
+                "save_steps ({save}) and eval_steps ({eval}) mix a ratio of the run with a step count, so the saves cannot be guaranteed to fall on evaluations; give both as steps or both as ratios, and {fix}"
+            )
+        } else {
+            // ratios compared in millionths, as transformers does, against float noise
+            let (s, e) = if save < 1.0 {
+                ((save * 1e6).round() as u64, (eval * 1e6).round() as u64)
+            } else {
+                (save as u64, eval as u64)
+            };
+            if e > 0 && s.is_multiple_of(e) {
+                return Ok(());
+            }
+            format!(
+                "save_steps ({save}) is not a multiple of eval_steps ({eval}): some checkpoints would hold weights that were never evaluated; {fix}"
+            )
+        };
+        Err(Error::InvalidConfig(format!(
+            "TrainingArguments.load_best_model_at_end: {msg}"
+        )))
     }
 
     /// The warmup length for a run of `num_training_steps` (Hugging Face `get_warmup_steps`).

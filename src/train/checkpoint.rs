@@ -128,7 +128,9 @@ impl<M: PreTrainedModel> Trainer<M> {
             std::fs::remove_dir_all(&tmp).map_err(|source| io::write_error(&tmp, source))?;
         }
         let previous_best = self.state.best_model_checkpoint.clone();
-        if self.last_eval_improved {
+        // Best only when these weights are the ones that scored best: evaluated at this very
+        // step (a save some steps after the evaluation holds other weights).
+        if self.last_eval_improved && self.state.best_global_step == Some(self.state.global_step) {
             self.state.best_model_checkpoint = Some(dir.display().to_string());
         }
         let written = create_dir(&tmp).and_then(|_| self.write_checkpoint_files(&tmp));
@@ -148,10 +150,18 @@ impl<M: PreTrainedModel> Trainer<M> {
             std::fs::remove_dir_all(&aside).map_err(|source| io::write_error(&aside, source))?;
         }
         if let Some(limit) = self.args.save_total_limit {
-            let best = self.state.best_model_checkpoint.clone().map(PathBuf::from);
+            let best = self.best_checkpoint_dir();
             rotate_checkpoints(&out, limit, best.as_deref())?;
         }
         Ok(dir)
+    }
+
+    /// The folder `state.best_model_checkpoint` names, in `output_dir`. The state holds it as
+    /// text (Hugging Face's `trainer_state.json`), which cannot hold a path that is not UTF-8;
+    /// the folder's own name, `checkpoint-N`, always can.
+    pub(super) fn best_checkpoint_dir(&self) -> Option<PathBuf> {
+        let best = PathBuf::from(self.state.best_model_checkpoint.as_ref()?);
+        Some(self.args.output_dir.join(best.file_name()?))
     }
 
     /// The files of a checkpoint, into `tmp`.
@@ -174,7 +184,10 @@ impl<M: PreTrainedModel> Trainer<M> {
 
     /// Restores model, optimiser, scheduler, RNG and trainer state from `checkpoint`: a
     /// `checkpoint-N` folder, or `"latest"` for the newest in `output_dir`. Training then
-    /// continues exactly as if it had not stopped.
+    /// continues exactly as if it had not stopped. Refused, before anything changes: a
+    /// checkpoint of another architecture (its `config.json`), one past `max_steps`, one whose
+    /// files disagree on the step. A checkpoint at exactly `max_steps` loads and leaves nothing
+    /// to train (as in transformers), so `train()` does only its end.
     pub fn resume_from_checkpoint(&mut self, checkpoint: &str) -> Result<PathBuf> {
         let dir = if checkpoint == "latest" || checkpoint == "true" {
             get_last_checkpoint(&self.args.output_dir).ok_or_else(|| Error::Checkpoint {
@@ -211,15 +224,19 @@ impl<M: PreTrainedModel> Trainer<M> {
                 ),
             });
         }
-        if step >= self.max_steps {
+        // At max_steps exactly the run resumes with nothing left to train, as transformers
+        // does: train() then does only its end (the best model loaded, the state written), which
+        // finishes a run that was stopped between its last checkpoint and its last writes.
+        if step > self.max_steps {
             return Err(Error::Checkpoint {
                 path: dir.clone(),
                 message: format!(
-                    "this checkpoint is at step {step} and max_steps is {}: nothing is left to train, so nothing was changed; raise --max-steps (max_steps) above {step} to train further (the model of that run is in this folder)",
+                    "this checkpoint is at step {step} and max_steps is {}: it is past the end of this run, so nothing was changed; raise --max-steps (max_steps) to {step} or more to continue it",
                     self.max_steps
                 ),
             });
         }
+        self.check_same_architecture(&dir)?;
         self.load_model_weights(&dir.join("model.safetensors"))?;
         self.optimizer.load(&dir.join("optimizer.safetensors"))?;
         self.scheduler.last_step = sched.last_step;
@@ -232,6 +249,29 @@ impl<M: PreTrainedModel> Trainer<M> {
         self.log_tokens = 0;
         self.log_start = None;
         Ok(dir)
+    }
+
+    /// Refuses a checkpoint whose `config.json` describes another architecture than the
+    /// model's (layers, widths, heads, vocabulary, positions: the whole numbers of the config,
+    /// token ids aside): loading it by name would silently drop the layers this model lacks,
+    /// and the run would then overwrite the finished model and rotate the checkpoint away.
+    fn check_same_architecture(&self, dir: &Path) -> Result<()> {
+        let path = dir.join("config.json");
+        if !path.is_file() {
+            return Ok(()); // a model of one's own may save none; the weights are still checked
+        }
+        let saved: Value = read_json(&path)?;
+        let diffs = architecture_differences(&saved, &self.model.config_json());
+        if diffs.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Checkpoint {
+            path: dir.to_path_buf(),
+            message: format!(
+                "this checkpoint was saved by another architecture ({}): resuming would drop or misplace weights, so nothing was changed; resume with the checkpoint's settings (its config.json), or train the new architecture in another --output-dir (output_dir)",
+                diffs.join("; ")
+            ),
+        })
     }
 
     /// Sets every model parameter from a safetensors file, by name.
@@ -270,6 +310,25 @@ fn load_varmap(varmap: &VarMap, tensors: &HashMap<String, Tensor>, path: &Path) 
         var.set(&t.to_dtype(var.dtype())?)?;
     }
     Ok(())
+}
+
+/// The architecture keys on which two `config.json` objects differ, as
+/// `"n_layer 2 in the checkpoint, n_layer 1 in this run"`: the whole numbers (sizes and counts)
+/// and `model_type`; token ids, rates and flags may change between runs.
+fn architecture_differences(saved: &Value, ours: &Value) -> Vec<String> {
+    let (Some(a), Some(b)) = (saved.as_object(), ours.as_object()) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<&String> = a.keys().filter(|k| b.contains_key(*k)).collect();
+    keys.sort();
+    keys.into_iter()
+        .filter(|k| !k.contains("token_id"))
+        .filter_map(|k| {
+            let (x, y) = (&a[k], &b[k]);
+            let sized = x.is_u64() || y.is_u64() || k.as_str() == "model_type";
+            (sized && x != y).then(|| format!("{k} {x} in the checkpoint, {k} {y} in this run"))
+        })
+        .collect()
 }
 
 fn create_dir(dir: &Path) -> Result<()> {

@@ -177,6 +177,7 @@ impl<M: PreTrainedModel> Trainer<M> {
             ..Default::default()
         };
         check_best_metric(&args, metrics_are_free(&model))?;
+        check_saves_follow_evals(&args, &state)?;
         let collator = collator_for(&model, args.seed);
         let order = if args.group_by_length {
             EpochOrder::length_grouped(train_data.lengths(), bs)
@@ -348,9 +349,18 @@ impl<M: PreTrainedModel> Trainer<M> {
     /// micro-batches (each weighted by its share of the labelled tokens, so the update equals
     /// that of one big batch), clipping, AdamW at the scheduled learning rate, then logging,
     /// evaluation and saving as the arguments ask. A NaN or infinite loss stops with an error
-    /// before any parameter changes.
+    /// before any parameter changes. A step at `max_steps` or past it is refused: the schedule
+    /// ends there (build a Trainer with a larger `max_steps` and resume to go on).
     pub fn step(&mut self) -> Result<StepOutput> {
         let step = self.state.global_step;
+        if step >= self.max_steps {
+            // The schedule ends at max_steps (its learning rate is at its floor from there on):
+            // a step past it would be a silent extra update, not a planned one.
+            return Err(Error::InvalidArgument(format!(
+                "step(): the run is complete at step {step} of max_steps {}; nothing was changed. To train further, build a Trainer with a larger TrainingArguments.max_steps (the schedule is planned for it) and resume_from_checkpoint from this run's checkpoint, or keep this one's weights with save_model()",
+                self.max_steps
+            )));
+        }
         let device = self.model.device().clone();
         let started = Instant::now();
         let batches = self
@@ -417,7 +427,7 @@ impl<M: PreTrainedModel> Trainer<M> {
             step,
             last_checkpoint: get_last_checkpoint(&self.args.output_dir)
                 .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "none saved yet".to_string()),
+                .unwrap_or_default(),
         }
     }
 
@@ -528,10 +538,10 @@ impl<M: PreTrainedModel> Trainer<M> {
             0.0
         };
         if self.args.load_best_model_at_end
-            && let Some(best) = self.state.best_model_checkpoint.clone()
+            && let Some(best) = self.best_checkpoint_dir()
         {
-            self.load_model_weights(&PathBuf::from(&best).join("model.safetensors"))?;
-            progress.message(&format!("loaded the best model from {best}"));
+            self.load_model_weights(&best.join("model.safetensors"))?;
+            progress.message(&format!("loaded the best model from {}", best.display()));
         }
         let mut e = LogEntry::new();
         e.insert("train_runtime".into(), json!(runtime));
@@ -598,6 +608,26 @@ impl<M: PreTrainedModel> Trainer<M> {
         }
         s
     }
+}
+
+/// With `load_best_model_at_end`, every save must fall on an evaluation in this run's step
+/// counts too: ratios that are multiples of each other can round to counts that are not (11
+/// steps: 0.2 evaluates every 3, 0.6 saves every 7).
+fn check_saves_follow_evals(args: &TrainingArguments, state: &TrainerState) -> Result<()> {
+    if args.load_best_model_at_end
+        && args.eval_strategy == IntervalStrategy::Steps
+        && !state.save_steps.is_multiple_of(state.eval_steps.max(1))
+    {
+        return Err(Error::InvalidConfig(format!(
+            "TrainingArguments.load_best_model_at_end: in this run of {} steps, save_steps ({}) saves every {} steps and eval_steps ({}) evaluates every {} steps, so some checkpoints would hold weights that were never evaluated; give save_steps and eval_steps as step counts, save_steps a multiple of eval_steps",
+            state.max_steps,
+            args.save_steps,
+            state.save_steps,
+            args.eval_steps.unwrap_or(args.logging_steps),
+            state.eval_steps
+        )));
+    }
+    Ok(())
 }
 
 pub(super) fn check_vocab<M: PreTrainedModel>(model: &M, data: &TrainData) -> Result<()> {
