@@ -9,7 +9,8 @@
 //! Checks, each recorded with its figures and `ok`, none stopping the others:
 //! - `golden.*`: the fixture models (tests/fixtures/models: GPT-2, BERT, RoBERTa) on the device
 //!   against transformers' committed float32 outputs: logits and loss (≤ 1e-4, ≤ 1e-5 as the
-//!   suite), and the same models with bf16 weights against the float32 logits (≤ 2e-2);
+//!   suite), and the same models loaded in bf16 against the float32 logits (≤ 2e-2 of the
+//!   largest logit);
 //! - `gradients.gpt2`: every parameter's gradient on the device against torch's (≤ 1e-4
 //!   relative to its largest entry, as tests/models.rs);
 //! - `kernels`: each op with its own kernel on the device (LayerNorm, softmax, both GELUs, SiLU,
@@ -155,12 +156,13 @@ fn golden(o: &Options, name: &str) -> Check {
         .to_device(&Device::Cpu)
         .and_then(|l| l.to_vec1::<f32>())
         .map_err(s)?[0];
-    let bf16 = max_abs_diff(&forward(DType::BF16)?.logits, &out.logits)?;
+    // bf16 keeps ~3 significant digits: its logits are held relative to the largest f32 logit.
+    let bf16 = max_abs_diff(&forward(DType::BF16)?.logits, &out.logits)? / max_abs(&out.logits)?;
     Ok(json!({
         "ok": logits <= 1e-4 && (loss - want).abs() <= 1e-5 && bf16 <= 2e-2,
         "max_abs_logits_vs_torch_f32": logits,
         "abs_loss_vs_torch": (loss - want).abs(),
-        "max_abs_bf16_weights_vs_f32": bf16,
+        "max_relative_bf16_vs_f32": bf16,
     }))
 }
 
@@ -443,11 +445,11 @@ fn decode_speed(o: &Options) -> Check {
     };
     let m = AutoModelForCausalLM::from_config(config, &o.device).map_err(s)?;
     let new_tokens = if o.quick { 16 } else { 128 };
-    let prompt = Tensor::new(
-        &[[464u32, 2068, 7586, 21831, 18045, 625, 262, 16931]],
-        &o.device,
-    )
-    .map_err(s)?;
+    // GPT-2's ids of "The quick brown fox jumps over the lazy", folded into the quick vocabulary
+    // as decode_torch.py folds them.
+    let vocab = if o.quick { 1000 } else { 50257 };
+    let ids = [464u32, 2068, 7586, 21831, 18045, 625, 262, 16931].map(|i| i % vocab);
+    let prompt = Tensor::new(&[ids], &o.device).map_err(s)?;
     let mut c = m.generation_config();
     c.max_new_tokens = new_tokens;
     c.min_new_tokens = new_tokens;
