@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 type RowIter = Box<dyn Iterator<Item = Result<Row>> + Send>;
+/// A recorded filter: whether to keep a row, or why that cannot be told.
+type Keep = Arc<dyn Fn(&Row) -> Result<bool> + Send + Sync>;
 
 #[derive(Clone)]
 enum Step {
     Map(Arc<dyn Fn(Row) -> Result<Row> + Send + Sync>),
-    Filter(Arc<dyn Fn(&Row) -> Result<bool> + Send + Sync>),
+    Filter(Keep),
     Take(usize),
     Skip(usize),
 }
