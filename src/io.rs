@@ -117,11 +117,13 @@ pub fn create_dir_all(dir: &Path) -> Result<()> {
 /// out. Called before work that would end by writing into `dir`.
 pub fn check_no_file_in_the_way(dir: &Path) -> Result<()> {
     match dir.ancestors().find(|p| p.is_file()) {
-        Some(file) => Err(Error::InvalidArgument(format!(
-            "cannot use {} as a folder: {} is a file, not a folder; choose another folder or move the file away",
-            dir.display(),
-            file.display()
-        ))),
+        Some(file) => Err(Error::Write {
+            path: dir.to_path_buf(),
+            source: std::io::Error::other(format!(
+                "{} is a file, not a folder; choose another folder or move the file away",
+                file.display()
+            )),
+        }),
         None => Ok(()),
     }
 }
