@@ -442,7 +442,6 @@ fn item_30_14_dataset_columns_apply_to_csv_and_json() {
                 f,
             ])
             .unwrap();
-            assert!(out.contains("\"b\"") || out.contains("b"), "{out}");
             if cmd == "head" {
                 let first = out.lines().nth(1).unwrap();
                 let row: serde_json::Map<String, Value> = serde_json::from_str(first).unwrap();
