@@ -155,7 +155,7 @@ fn main() -> massivetext::Result<()> {
     let gen_cfg = GenerationConfig {
         num_beams: job.decode.num_beams,
         max_new_tokens: job.decode.max_new_tokens,
-        ..model.generation_config()
+        ..model.generation_config()?
     };
     let t0 = Instant::now();
     let hyps = translate(&model, &tok, &test_src, &gen_cfg, job.decode.batch_size)?;

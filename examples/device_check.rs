@@ -298,7 +298,7 @@ fn generation_config(
     m: &AutoModelForCausalLM,
     settings: &Value,
 ) -> std::result::Result<GenerationConfig, String> {
-    let mut c = m.generation_config();
+    let mut c = m.generation_config().map_err(s)?;
     let int = |v: &Value| v.as_u64().ok_or(format!("{v}: expected a whole number"));
     let float = |v: &Value| v.as_f64().ok_or(format!("{v}: expected a number"));
     for (k, v) in settings.as_object().ok_or("settings: expected an object")? {
@@ -450,7 +450,7 @@ fn decode_speed(o: &Options) -> Check {
     let vocab = if o.quick { 1000 } else { 50257 };
     let ids = [464u32, 2068, 7586, 21831, 18045, 625, 262, 16931].map(|i| i % vocab);
     let prompt = Tensor::new(&[ids], &o.device).map_err(s)?;
-    let mut c = m.generation_config();
+    let mut c = m.generation_config().map_err(s)?;
     c.max_new_tokens = new_tokens;
     c.min_new_tokens = new_tokens;
     c.eos_token_id = vec![];

@@ -20,7 +20,19 @@ fn io_hint(e: &std::io::Error, writing: bool) -> &'static str {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+/// candle's message without the backtrace it carries when `RUST_BACKTRACE` is set (20 lines of
+/// frames inside candle that tell a user nothing about what to change).
+fn candle_message(e: &candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => candle_message(inner),
+        e => e.to_string(),
+    }
+}
+
+/// The crate's error. Its `Debug` form is its message, as `anyhow`'s is: that is what a
+/// notebook shows for `?` on a cell's last line and what `main` prints for an `Err`, so it must
+/// say what went wrong and what to do, not dump the enum.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     #[error("cannot read {path}: {source}{}", io_hint(source, false))]
@@ -107,7 +119,7 @@ pub enum Error {
         "{what} is a `{model_type}` model, not a causal language model: perplexity needs left-to-right next-token probabilities (model types: gpt2); score a masked LM (bert, roberta) with Evaluator on masked tokens instead"
     )]
     NotCausalLm { what: String, model_type: String },
-    #[error("tensor error: {0}")]
+    #[error("tensor error: {}", candle_message(.0))]
     Candle(#[from] candle_core::Error),
     #[error("{path}: {message}")]
     Config { path: PathBuf, message: String },
@@ -212,5 +224,11 @@ fn position(path: &std::path::Path, line: &u64, column: &u64) -> String {
         (0, _) => path.display().to_string(),
         (l, 0) => format!("{}:{l}", path.display()),
         (l, c) => format!("{}:{l}:{c}", path.display()),
+    }
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }

@@ -104,10 +104,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Creates `dir` and its parents, with an error naming it.
 pub fn create_dir_all(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
-        path: dir.to_path_buf(),
-        source,
+    std::fs::create_dir_all(dir).map_err(|source| {
+        check_no_file_in_the_way(dir).err().unwrap_or(Error::Write {
+            path: dir.to_path_buf(),
+            source,
+        })
     })
+}
+
+/// An error when `dir` or one of its parents is a file, so that a folder cannot be made there:
+/// the OS says only "File exists" or "Not a directory", naming neither the file nor the way
+/// out. Called before work that would end by writing into `dir`.
+pub fn check_no_file_in_the_way(dir: &Path) -> Result<()> {
+    match dir.ancestors().find(|p| p.is_file()) {
+        Some(file) => Err(Error::Write {
+            path: dir.to_path_buf(),
+            source: std::io::Error::other(format!(
+                "{} is a file, not a folder; choose another folder or move the file away",
+                file.display()
+            )),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The `Error::Write` for `path`.

@@ -5,7 +5,7 @@
 // data
 pub use crate::data::{
     Column, DataFiles, Dataset, DatasetDict, IterableDataset, LoadOptions, Row, RowExt, SampleBy,
-    concatenate, load_dataset, load_dataset_with, load_streaming, load_streaming_with,
+    TestSize, concatenate, load_dataset, load_dataset_with, load_streaming, load_streaming_with,
 };
 pub use crate::hub::HubOptions;
 pub use crate::{Error, Result};

@@ -568,8 +568,11 @@ fn batch_encode_pads_either_side_to_multiples_and_feeds_a_model() {
     let rows: Vec<Vec<u32>> = right.input_ids.to_vec2().unwrap();
     assert_eq!(tok.batch_decode(&rows, true).unwrap(), back);
     // -100 labels are dropped, not decoded as garbage
-    let labels = Tensor::new(&[[-100i64, 7592, -100]], &Device::Cpu).unwrap();
+    let labels = Tensor::new(&[[-100i64, rows[1][1] as i64, -100]], &Device::Cpu).unwrap();
     assert_eq!(tok.batch_decode(&labels, false).unwrap().len(), 1);
+    // an id outside this tokenizer's vocabulary is an error, not dropped (issue 35, item 6)
+    let foreign = Tensor::new(&[[-100i64, 7592]], &Device::Cpu).unwrap();
+    assert!(tok.batch_decode(&foreign, false).is_err());
 }
 
 // ---------------------------------------------------------------- add tokens + resize

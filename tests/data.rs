@@ -402,7 +402,7 @@ fn display_in_terminal_and_notebook() {
         "{html}"
     );
     assert!(html.contains("… 2 more rows"), "{html}");
-    let dd = ds.train_test_split(2.0, 0).unwrap();
+    let dd = ds.train_test_split(2, 0).unwrap();
     assert!(dd.to_string().contains("test: Dataset({"), "{dd}");
     assert!(dd.to_html().contains("<h4>train</h4>"));
 }

@@ -58,7 +58,7 @@ fn pa_type(t: &DataType) -> String {
 }
 
 fn rows_json(ds: &Dataset) -> Value {
-    Value::Array(ds.iter().map(Value::Object).collect())
+    Value::Array(ds.iter().map(Value::from).collect())
 }
 
 fn types_json(ds: &Dataset) -> Value {
@@ -280,15 +280,15 @@ fn operations_on_memory_mapped_data_match_the_rows() {
     );
     let kept = ds.filter(|r| r["flag"] == json!(true));
     assert_eq!(labels(&kept), [json!(0), json!(-5)]);
-    let dd = ds.train_test_split(2.0, 0).unwrap();
+    let dd = ds.train_test_split(2, 0).unwrap();
     let both = concatenate(&[dd["train"].clone(), dd["test"].clone(), ds.take(1)]).unwrap();
     assert_eq!(both.num_rows(), 6);
     let mut got: Vec<String> = both
         .iter()
         .take(5)
-        .map(|r| Value::Object(r).to_string())
+        .map(|r| Value::from(r).to_string())
         .collect();
-    let mut all: Vec<String> = ds.iter().map(|r| Value::Object(r).to_string()).collect();
+    let mut all: Vec<String> = ds.iter().map(|r| Value::from(r).to_string()).collect();
     got.sort();
     all.sort();
     assert_eq!(got, all);

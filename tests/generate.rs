@@ -33,7 +33,7 @@ fn tensor(r: &[Vec<u32>]) -> Tensor {
 
 /// The model's own settings with the case's keyword arguments on top, as transformers merges.
 fn config(model: &AutoModelForCausalLM, settings: &Value) -> GenerationConfig {
-    let mut c = model.generation_config();
+    let mut c = model.generation_config().unwrap();
     for (k, v) in settings.as_object().unwrap() {
         match k.as_str() {
             "max_new_tokens" => c.max_new_tokens = v.as_u64().unwrap() as usize,
@@ -320,7 +320,7 @@ fn bad_input_gets_a_clear_error() {
     assert_eq!(m.generate(&long, &cut).unwrap().dims(), &[1, 40]);
     // an empty prompt starts from BOS, or fails without one
     let empty = Tensor::zeros((1, 0), DType::U32, &Device::Cpu).unwrap();
-    let with_bos = m.generation_config();
+    let with_bos = m.generation_config().unwrap();
     assert_eq!(with_bos.bos_token_id, Some(0));
     assert!(
         m.generate(
@@ -355,7 +355,7 @@ fn bad_input_gets_a_clear_error() {
 #[test]
 fn generation_config_comes_from_the_checkpoint() {
     let m = gpt2();
-    let c = m.generation_config();
+    let c = m.generation_config().unwrap();
     assert_eq!(c.eos_token_id, vec![0]);
     assert_eq!(c.bos_token_id, Some(0));
     assert_eq!(c.pad_id(), Some(0));
@@ -363,7 +363,7 @@ fn generation_config_comes_from_the_checkpoint() {
     let beam = GenerationConfig {
         max_new_tokens: 5,
         num_beams: 4,
-        ..m.generation_config()
+        ..m.generation_config().unwrap()
     };
     assert_eq!(beam.eos_token_id, vec![0]);
     // saved with the model and read back

@@ -606,7 +606,8 @@ fn item_15_wording() {
     // translate-train has the flag its advice names
     let help = run(&["translate-train", "--help"]).unwrap();
     assert!(help.contains("--resume-from-checkpoint"), "{help}");
-    // `--temperature -1` is a value, not a flag
+    // `--temperature -1` is a value, not a flag (whether it is refused depends on --do-sample,
+    // as in transformers: tests/library_safety.rs)
     let tmp = tempfile::tempdir().unwrap();
     let e = run(&[
         "generate",
@@ -618,10 +619,7 @@ fn item_15_wording() {
         "-1",
     ])
     .unwrap_err();
-    assert!(
-        !e.to_string().contains("unexpected argument") && e.to_string().contains("temperature"),
-        "{e}"
-    );
+    assert!(!e.to_string().contains("unexpected argument"), "{e}");
     // `generate --model FILE` names the file, no Hub download
     let file = tmp.path().join("some.txt");
     std::fs::write(&file, "hello").unwrap();

@@ -53,7 +53,7 @@ pub struct Source {
     /// text: line, paragraph or document.
     #[arg(long, default_value = "line")]
     sample_by: String,
-    /// parquet / arrow: the columns to read, comma-separated.
+    /// The columns to keep, comma-separated, in this order (every kind).
     #[arg(long, value_delimiter = ',')]
     columns: Option<Vec<String>>,
     /// Files or globs; all go into split `train`.

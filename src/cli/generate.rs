@@ -4,7 +4,8 @@ use crate::Result;
 use crate::jobs::generate::{GenerateOptions, generate_text};
 use clap::Args;
 
-/// `massivetext generate --model DIR --prompt TEXT`
+/// `massivetext generate --model DIR --prompt TEXT`. Numbers may be negative (`--temperature -1`
+/// is a value, refused or warned about by the job, not an unknown flag).
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// The causal language model: a folder with config.json and model.safetensors, or a Hub id.
@@ -17,7 +18,7 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "DIR")]
     pub tokenizer: Option<String>,
     /// New tokens to generate at most [default: the checkpoint's setting, else 20].
-    #[arg(long, value_name = "N", value_parser = positive_usize)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive_usize)]
     pub max_new_tokens: Option<usize>,
     /// Sample instead of taking the most likely token.
     #[arg(long)]
@@ -26,16 +27,16 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "K", allow_negative_numbers = true, value_parser = whole_number)]
     pub top_k: Option<usize>,
     /// Sample from the smallest set of tokens whose probability reaches P, in (0, 1].
-    #[arg(long, value_name = "P", allow_negative_numbers = true, value_parser = top_p)]
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
     pub top_p: Option<f64>,
     /// Divide the logits by T before sampling (> 0).
-    #[arg(long, value_name = "T", allow_negative_numbers = true, value_parser = positive)]
+    #[arg(long, value_name = "T", allow_negative_numbers = true)]
     pub temperature: Option<f64>,
     /// Beam search with B beams.
-    #[arg(long, value_name = "B", value_parser = positive_usize)]
+    #[arg(long, value_name = "B", allow_negative_numbers = true, value_parser = positive_usize)]
     pub num_beams: Option<usize>,
     /// Sequences to print (≤ --num-beams for beam search).
-    #[arg(long, value_name = "N", value_parser = positive_usize)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive_usize)]
     pub num_return_sequences: Option<usize>,
     /// > 1 discourages tokens already in the text.
     #[arg(long, value_name = "R", allow_negative_numbers = true, value_parser = positive)]

@@ -73,12 +73,3 @@ pub fn probability(s: &str) -> Result<f64, String> {
     }
     Ok(x)
 }
-
-/// A probability in (0, 1] (`top_p`).
-pub fn top_p(s: &str) -> Result<f64, String> {
-    let x = number(s)?;
-    if !(x > 0.0 && x <= 1.0) {
-        return Err(format!("must be in (0, 1], got {x}"));
-    }
-    Ok(x)
-}

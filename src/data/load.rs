@@ -46,8 +46,9 @@ pub struct LoadOptions {
     pub column_names: Option<Vec<String>>,
     /// json: the key of the list of rows inside a top-level object.
     pub field: Option<String>,
-    /// parquet / arrow: the columns to read, in this order (`None`: all). Parquet decodes
-    /// only these.
+    /// The columns to keep, in this order (`None`: all); a name the files lack is an error.
+    /// Parquet decodes only these; text, CSV and JSON are parsed (and cached) whole, then these
+    /// are kept.
     pub columns: Option<Vec<String>>,
     /// text / csv / json: parse into memory every time instead of writing the Arrow form to
     /// the cache once and memory-mapping it on later loads (see the cache folder in the
@@ -130,10 +131,24 @@ fn load_split(kind: &str, files: &[PathBuf], options: &LoadOptions) -> Result<Da
                 None => Ok(ds),
             }
         }
-        _ if options.keep_in_memory => parse_split(kind, files, options),
-        _ => cached(kind, files, &format!("{options:?}"), || {
-            parse_split(kind, files, options)
-        }),
+        _ => {
+            // the whole file is parsed (and cached) once; `columns` picks from it
+            let parse = LoadOptions {
+                columns: None,
+                ..options.clone()
+            };
+            let ds = if options.keep_in_memory {
+                parse_split(kind, files, &parse)?
+            } else {
+                cached(kind, files, &format!("{parse:?}"), || {
+                    parse_split(kind, files, &parse)
+                })?
+            };
+            match &options.columns {
+                Some(cols) => select_columns(&ds, cols, &files[0]),
+                None => Ok(ds),
+            }
+        }
     }
 }
 
@@ -489,7 +504,7 @@ fn parse_json(path: &Path, text: &str, field: Option<&str>) -> Result<Vec<Row>> 
         .into_iter()
         .enumerate()
         .map(|(i, v)| match v {
-            Value::Object(row) => Ok(row),
+            Value::Object(row) => Ok(Row::from(row)),
             other => Err(Error::InvalidArgument(format!(
                 "{}: row {} is {}, expected a JSON object; for a top-level object holding the rows use the `field` option",
                 path.display(),

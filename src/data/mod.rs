@@ -15,6 +15,7 @@ mod load;
 mod ops;
 #[cfg(feature = "parquet")]
 mod parquet;
+mod row;
 mod stream;
 mod table;
 mod text;
@@ -24,7 +25,8 @@ pub use arrow_array;
 pub use arrow_schema;
 pub use files::DataFiles;
 pub use load::{LoadOptions, SampleBy, load_dataset, load_dataset_with};
-pub use ops::concatenate;
+pub use ops::{TestSize, concatenate};
+pub use row::{Row, RowExt};
 pub use stream::{IterableDataset, load_streaming, load_streaming_with};
 pub use text::read_lines;
 
@@ -35,24 +37,6 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use table::Table;
-
-/// One row: column name → value, in column order.
-pub type Row = serde_json::Map<String, Value>;
-
-/// `row.try_get("text")?`: a row's value by column name, or an error naming the columns the
-/// row has (indexing a `Row` with a missing key panics, as a map's index does).
-pub trait RowExt {
-    fn try_get(&self, key: &str) -> Result<&Value>;
-}
-
-impl RowExt for Row {
-    fn try_get(&self, key: &str) -> Result<&Value> {
-        self.get(key).ok_or_else(|| Error::UnknownColumn {
-            column: key.to_string(),
-            available: self.keys().cloned().collect::<Vec<_>>().join(", "),
-        })
-    }
-}
 
 /// One named column of values: how columns are given to [`Dataset::from_columns`] (they are
 /// stored as Arrow arrays) and how [`Dataset::columns`] hands them back.
@@ -252,9 +236,11 @@ impl Dataset {
 
     /// Builds a dataset from rows; the columns are the union of the rows' keys in first-seen
     /// order, with null where a row lacks a key.
-    pub fn from_rows(rows: impl IntoIterator<Item = Row>) -> Self {
+    /// Rows may be [`Row`]s or JSON maps (`json!({..}).as_object()`).
+    pub fn from_rows(rows: impl IntoIterator<Item = impl Into<Row>>) -> Self {
         let mut columns: Vec<Column> = Vec::new();
         for (i, row) in rows.into_iter().enumerate() {
+            let row: Row = row.into();
             for key in row.keys() {
                 if !columns.iter().any(|c| &c.name == key) {
                     columns.push(Column::new(key.clone(), vec![Value::Null; i]));
@@ -503,11 +489,14 @@ impl DatasetDict {
 
 impl std::ops::Index<&str> for DatasetDict {
     type Output = Dataset;
-    /// Panics on an unknown split, as indexing a map does; [`DatasetDict::get`] returns a `Result`.
+    /// Panics on an unknown split, as indexing a map does, with a message that names the splits
+    /// and points to [`DatasetDict::get`], which returns a `Result` (in a notebook a panic loses
+    /// the cell's new variables; `ds.get("test")?` gives an error and keeps them).
+    #[track_caller]
     fn index(&self, name: &str) -> &Dataset {
         match self.get(name) {
             Ok(ds) => ds,
-            Err(e) => panic!("{e}"),
+            Err(e) => panic!("{e}; use `ds.get(\"{name}\")?` for an error instead of a panic"),
         }
     }
 }

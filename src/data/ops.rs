@@ -9,6 +9,56 @@ use rand::seq::SliceRandom;
 use serde_json::Value;
 use std::sync::Arc;
 
+/// The size of [`Dataset::train_test_split`]'s test split, typed where `datasets` takes a float
+/// or an int: `0.2` (an `f64`) is a fraction, `20` (a `usize`) a count, so `1.5` cannot be read
+/// as one row.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TestSize {
+    /// A fraction of the rows, in (0, 1); the count is rounded up.
+    Fraction(f64),
+    /// A number of rows, at least 1 and fewer than the dataset has.
+    Count(usize),
+}
+
+impl From<f64> for TestSize {
+    fn from(x: f64) -> Self {
+        TestSize::Fraction(x)
+    }
+}
+
+impl From<usize> for TestSize {
+    fn from(n: usize) -> Self {
+        TestSize::Count(n)
+    }
+}
+
+impl TestSize {
+    /// The test split's row count for a dataset of `n` rows; an error when the size is not a
+    /// fraction in (0, 1) or a count, or when a split would be empty.
+    fn rows(self, n: usize) -> Result<usize> {
+        let n_test = match self {
+            TestSize::Fraction(f) if f > 0.0 && f < 1.0 => (f * n as f64).ceil() as usize,
+            TestSize::Fraction(f) => {
+                return Err(Error::InvalidArgument(format!(
+                    "train_test_split: test_size {f} is a fraction and must be in (0, 1); for a number of rows give an integer (`train_test_split({}, seed)`)",
+                    if f.is_finite() && f >= 1.0 {
+                        f as usize
+                    } else {
+                        1
+                    }
+                )));
+            }
+            TestSize::Count(c) => c,
+        };
+        if n_test == 0 || n_test >= n {
+            return Err(Error::InvalidArgument(format!(
+                "train_test_split: test_size {self:?} gives {n_test} test rows of {n}, leaving an empty split; use a fraction in (0, 1) or a count in 1..{n}"
+            )));
+        }
+        Ok(n_test)
+    }
+}
+
 impl Dataset {
     /// The rows at `indices`, in that order (indices may repeat). The arrays are kept and an
     /// indices mapping recorded (a contiguous range is a zero-copy slice), as `datasets` does.
@@ -55,7 +105,9 @@ impl Dataset {
         Ok(Dataset::from_table(self.flat_table()?, None))
     }
 
-    /// The rows for which `keep(row)` is true.
+    /// The rows for which `keep(row)` is true. Index a row by its columns (`row["label"]`);
+    /// when the closure can fail, [`try_filter`](Self::try_filter) takes one that returns a
+    /// `Result`.
     pub fn filter(&self, mut keep: impl FnMut(&Row) -> bool) -> Dataset {
         let idx: Vec<usize> = self
             .iter()
@@ -64,6 +116,19 @@ impl Dataset {
             .map(|(i, _)| i)
             .collect();
         self.take_permutation(&idx)
+    }
+
+    /// As [`filter`](Self::filter), with a closure that may fail: the first error is returned,
+    /// so `ds.try_filter(|r| Ok(r.try_get("label")? == "1"))?` names a missing column instead of
+    /// panicking.
+    pub fn try_filter(&self, mut keep: impl FnMut(&Row) -> Result<bool>) -> Result<Dataset> {
+        let mut idx = Vec::new();
+        for (i, row) in self.iter().enumerate() {
+            if keep(&row)? {
+                idx.push(i);
+            }
+        }
+        Ok(self.take_permutation(&idx))
     }
 
     /// Maps every row to a new row (which may add, change or drop columns).
@@ -94,20 +159,16 @@ impl Dataset {
         concatenate(&parts)
     }
 
-    /// Splits into `train` and `test` after a seeded shuffle. `test_size` below 1 is a fraction
-    /// (rounded up, as HF does), otherwise a row count.
-    pub fn train_test_split(&self, test_size: f64, seed: u64) -> Result<DatasetDict> {
+    /// Splits into `train` and `test` after a seeded shuffle. `test_size` is a fraction of the
+    /// rows in (0, 1) (`0.2`, rounded up, as `datasets` does) or a count of rows (`20`), see
+    /// [`TestSize`]; a fraction of 1 or more is an error, as in `datasets`.
+    pub fn train_test_split(
+        &self,
+        test_size: impl Into<TestSize>,
+        seed: u64,
+    ) -> Result<DatasetDict> {
         let n = self.num_rows();
-        let n_test = if test_size > 0.0 && test_size < 1.0 {
-            (test_size * n as f64).ceil() as usize
-        } else {
-            test_size as usize
-        };
-        if test_size <= 0.0 || n_test == 0 || n_test >= n {
-            return Err(Error::InvalidArgument(format!(
-                "train_test_split: test_size {test_size} leaves an empty split of a dataset of {n} rows; use a fraction in (0, 1) or a count in 1..{n}"
-            )));
-        }
+        let n_test = test_size.into().rows(n)?;
         let perm = permutation(n, seed);
         Ok(DatasetDict::from_splits([
             ("train".to_string(), self.take_permutation(&perm[n_test..])),

@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 type RowIter = Box<dyn Iterator<Item = Result<Row>> + Send>;
+/// A recorded filter: whether to keep a row, or why that cannot be told.
+type Keep = Arc<dyn Fn(&Row) -> Result<bool> + Send + Sync>;
 
 #[derive(Clone)]
 enum Step {
     Map(Arc<dyn Fn(Row) -> Result<Row> + Send + Sync>),
-    Filter(Arc<dyn Fn(&Row) -> bool + Send + Sync>),
+    Filter(Keep),
     Take(usize),
     Skip(usize),
 }
@@ -78,12 +80,42 @@ pub fn load_streaming_with(
             split: "train".into(),
             available: files.keys().cloned().collect::<Vec<_>>().join(", "),
         })?;
+    let first = files.first().cloned().unwrap_or_default();
+    let steps = match options.columns.clone() {
+        Some(cols) => vec![Step::Map(Arc::new(move |row| select(row, &cols, &first)))],
+        None => Vec::new(),
+    };
     Ok(IterableDataset {
         kind: kind.to_string(),
         files,
         options: options.clone(),
-        steps: Vec::new(),
+        steps,
     })
+}
+
+/// `LoadOptions::columns` on one streamed row: those columns in that order, or an error naming
+/// the missing one and the file's columns.
+fn select(mut row: Row, cols: &[String], path: &Path) -> Result<Row> {
+    let mut out = Row::new();
+    for c in cols {
+        match row.remove(c) {
+            Some(v) => {
+                out.insert(c.clone(), v);
+            }
+            None => {
+                return Err(Error::InvalidArgument(format!(
+                    "{}: no column `{c}` to select; the file's columns are: {}",
+                    path.display(),
+                    out.keys()
+                        .chain(row.keys())
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl IterableDataset {
@@ -100,6 +132,12 @@ impl IterableDataset {
 
     /// Keeps the rows for which `keep` is true.
     pub fn filter(&self, keep: impl Fn(&Row) -> bool + Send + Sync + 'static) -> Self {
+        self.with(Step::Filter(Arc::new(move |r| Ok(keep(r)))))
+    }
+
+    /// As [`filter`](Self::filter), with a closure that may fail (`Ok(r.try_get("label")? ==
+    /// "1")`): its error is yielded in the row's place and ends the iteration.
+    pub fn try_filter(&self, keep: impl Fn(&Row) -> Result<bool> + Send + Sync + 'static) -> Self {
         self.with(Step::Filter(Arc::new(keep)))
     }
 
@@ -126,9 +164,13 @@ impl IterableDataset {
         for step in self.steps.clone() {
             rows = match step {
                 Step::Map(f) => Box::new(rows.map(move |r| r.and_then(|r| f(r)))),
-                Step::Filter(keep) => Box::new(rows.filter(move |r| match r {
-                    Ok(row) => keep(row),
-                    Err(_) => true,
+                Step::Filter(keep) => Box::new(rows.filter_map(move |r| match r {
+                    Ok(row) => match keep(&row) {
+                        Ok(true) => Some(Ok(row)),
+                        Ok(false) => None,
+                        Err(e) => Some(Err(e)),
+                    },
+                    Err(e) => Some(Err(e)),
                 })),
                 Step::Take(n) => Box::new(rows.take(n)),
                 Step::Skip(n) => Box::new(rows.skip(n)),
@@ -179,7 +221,7 @@ fn open_rows(kind: &str, path: PathBuf, options: &LoadOptions) -> RowIter {
                     return None;
                 }
                 Some(match serde_json::from_str::<Value>(&line) {
-                    Ok(Value::Object(row)) => Ok(row),
+                    Ok(Value::Object(row)) => Ok(Row::from(row)),
                     Ok(_) => Err(Error::Parse {
                         path: path.clone(),
                         line: number,

@@ -43,13 +43,14 @@ fn ids<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<u32>, D::Erro
         Value::Null => Ok(vec![]),
         Value::Number(n) => n
             .as_u64()
-            .map(|x| vec![x as u32])
+            .and_then(|x| u32::try_from(x).ok())
+            .map(|x| vec![x])
             .ok_or_else(|| serde::de::Error::custom(format!("not a token id: {n}"))),
         Value::Array(a) => a
             .iter()
             .map(|v| {
                 v.as_u64()
-                    .map(|x| x as u32)
+                    .and_then(|x| u32::try_from(x).ok())
                     .ok_or_else(|| serde::de::Error::custom(format!("not a token id: {v}")))
             })
             .collect(),
@@ -197,17 +198,22 @@ impl GenerationConfig {
         Self::from_value(&Value::Object(picked), path)
     }
 
-    /// Parses a `generation_config.json` value; unknown keys are ignored, wrong types named.
+    /// Parses a `generation_config.json` value; unknown keys are ignored, a wrong type or value
+    /// is an error naming the file and the key (`"temperature": "hot"`, `"max_new_tokens": -5`).
     pub fn from_value(v: &Value, path: &Path) -> Result<Self> {
         let mut v = v.clone();
-        if let Some(o) = v.as_object_mut() {
-            // keys whose null means "unset" in transformers' files
-            o.retain(|k, val| !(val.is_null() && k != "eos_token_id"));
-        }
-        serde_json::from_value(v).map_err(|e| Error::Config {
-            path: path.to_path_buf(),
-            message: format!("invalid generation setting: {e}"),
-        })
+        let Some(o) = v.as_object_mut() else {
+            return Err(Error::Config {
+                path: path.to_path_buf(),
+                message: format!(
+                    "expected a JSON object of generation settings, got {}",
+                    kind_of(&v)
+                ),
+            });
+        };
+        // keys whose null means "unset" in transformers' files
+        o.retain(|k, val| !(val.is_null() && k != "eos_token_id"));
+        serde_json::from_value(v.clone()).map_err(|e| bad_key(&v, path, e))
     }
 
     /// The token that fills finished rows: `pad_token_id`, else the first EOS token.
@@ -215,9 +221,31 @@ impl GenerationConfig {
         self.pad_token_id.or(self.eos_token_id.first().copied())
     }
 
-    /// Checks the settings, with an error naming the setting and what is allowed.
+    /// Every float setting is a number (NaN or an infinity would stop beam search early or make
+    /// every score NaN): an error naming the first that is not.
+    fn check_floats(&self) -> Result<()> {
+        for (name, x) in [
+            ("temperature", self.temperature),
+            ("top_p", self.top_p),
+            ("repetition_penalty", self.repetition_penalty),
+            ("length_penalty", self.length_penalty),
+        ] {
+            if !x.is_finite() {
+                return Err(Error::InvalidConfig(format!(
+                    "{name} must be a finite number, got {x}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the settings, with an error naming the setting and what is allowed. Settings that
+    /// only sampling reads (`temperature`, `top_p`) are checked for range when `do_sample` is
+    /// set; otherwise an unusable value is only a [warning](Self::warnings), as transformers
+    /// does.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidConfig(m));
+        self.check_floats()?;
         if self.num_beams == 0 {
             return bad("num_beams must be at least 1 (1 is greedy or sampling)".into());
         }
@@ -236,7 +264,7 @@ impl GenerationConfig {
             );
         }
         if self.do_sample {
-            if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            if self.temperature <= 0.0 {
                 return bad(format!(
                     "temperature must be > 0 when sampling, got {}; use do_sample: false for greedy decoding",
                     self.temperature
@@ -246,12 +274,67 @@ impl GenerationConfig {
                 return bad(format!("top_p must be in (0, 1], got {}", self.top_p));
             }
         }
-        if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
+        if self.repetition_penalty <= 0.0 {
             return bad(format!(
                 "repetition_penalty must be > 0, got {}",
                 self.repetition_penalty
             ));
         }
         Ok(())
+    }
+
+    /// Settings that have no effect as set, in transformers' words: `temperature`, `top_p` or
+    /// `top_k` set without `do_sample` (greedy and beam search never read them).
+    pub fn warnings(&self) -> Vec<String> {
+        let d = Self::default();
+        let mut out = Vec::new();
+        if !self.do_sample {
+            for (name, value, default) in [
+                ("temperature", self.temperature, d.temperature),
+                ("top_p", self.top_p, d.top_p),
+                ("top_k", self.top_k as f64, d.top_k as f64),
+            ] {
+                if value != default {
+                    out.push(format!(
+                        "`do_sample` is not set, so `{name}` ({value}) is not used: it only affects sampling; set do_sample (--do-sample) or leave {name} unset"
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The error for a settings value that does not parse: the first key that fails on its own,
+/// with serde's reason, and the file.
+fn bad_key(v: &Value, path: &Path, whole: serde_json::Error) -> Error {
+    let failing = v.as_object().and_then(|o| {
+        o.iter().find_map(|(k, val)| {
+            let one = Value::Object([(k.clone(), val.clone())].into_iter().collect());
+            serde_json::from_value::<GenerationConfig>(one)
+                .err()
+                .map(|e| (k.clone(), val.clone(), e))
+        })
+    });
+    let message = match failing {
+        Some((k, val, e)) => {
+            format!("key `{k}` = {val} is not a valid setting ({e}); fix or remove the key")
+        }
+        None => format!("invalid generation setting: {whole}"),
+    };
+    Error::Config {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
     }
 }

@@ -34,10 +34,11 @@ pub use pipeline_tasks::{
 
 use std::path::Path;
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use serde_json::Value;
 
+use crate::models::core::read_ids;
 use crate::models::{ForwardArgs, PreTrainedModel, Task};
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
@@ -47,16 +48,23 @@ use search::Prompts;
 pub trait GenerationMixin: PreTrainedModel {
     /// The checkpoint's own generation settings (`generation_config.json`, else `config.json`,
     /// else the defaults), as an owned value to start from:
-    /// `GenerationConfig { max_new_tokens: 50, ..model.generation_config() }`.
+    /// `GenerationConfig { max_new_tokens: 50, ..model.generation_config()? }`.
+    ///
+    /// A setting of the wrong type or value (`"temperature": "hot"`, `"max_new_tokens": -5`) is
+    /// an error naming the file and the key: dropping the file's settings for the defaults would
+    /// decode differently from what the checkpoint asks, without a word.
     ///
     /// For an encoder–decoder, `max_length` (which counts the decoder start token) becomes
     /// `max_new_tokens = max_length - 1` when the settings do not name `max_new_tokens`, and a
     /// missing `decoder_start_token_id` comes from `config.json`.
-    fn generation_config(&self) -> GenerationConfig {
+    fn generation_config(&self) -> Result<GenerationConfig> {
         let v = self.generation_config_json();
-        let mut c = GenerationConfig::from_value(&v, Path::new("generation_config.json"))
-            .or_else(|_| GenerationConfig::from_config_json(&v, Path::new("config.json")))
-            .unwrap_or_default();
+        // a model's config.json names its model_type; generation_config.json does not
+        let mut c = if v.get("model_type").is_some() {
+            GenerationConfig::from_config_json(&v, Path::new("config.json"))?
+        } else {
+            GenerationConfig::from_value(&v, Path::new("generation_config.json"))?
+        };
         if self.is_encoder_decoder() {
             let max_length = v.get("max_length").and_then(Value::as_u64);
             if let (Some(n), None) = (max_length, v.get("max_new_tokens")) {
@@ -70,7 +78,7 @@ pub trait GenerationMixin: PreTrainedModel {
                     .map(|x| x as u32);
             }
         }
-        c
+        Ok(c)
     }
 
     /// The full sequences (prompt + new tokens) as a u32 tensor `[batch * n, len]` for prompts
@@ -143,13 +151,11 @@ fn prompts<M: PreTrainedModel>(
     if b == 0 {
         return Err(Error::InvalidArgument("input_ids has no rows".into()));
     }
-    let mut rows: Vec<Vec<u32>> = match ids.dtype() {
-        DType::I64 => ids
-            .to_vec2::<i64>()?
-            .into_iter()
-            .map(|r| r.into_iter().map(|x| x.max(0) as u32).collect())
-            .collect(),
-        _ => ids.to_dtype(DType::U32)?.to_vec2()?,
+    // the one check of input_ids that forward_with makes (integer dtype, no negative ids)
+    let mut rows: Vec<Vec<u32>> = if t == 0 {
+        vec![Vec::new(); b]
+    } else {
+        read_ids(ids, &Device::Cpu)?.0.to_vec2()?
     };
     let mut mask: Vec<Vec<u32>> = match &args.attention_mask {
         Some(m) => {
@@ -264,7 +270,7 @@ fn seq2seq_start<'a, M: PreTrainedModel>(
                     d.dims()
                 )));
             }
-            d.to_dtype(DType::U32)?.to_vec2()?
+            read_ids(d, &Device::Cpu)?.0.to_vec2()?
         }
         None => {
             let start = c.decoder_start_token_id.or(c.bos_token_id).ok_or_else(|| {

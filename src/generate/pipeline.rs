@@ -14,18 +14,26 @@ use super::pipeline_tasks::{
 use crate::display::{emit, escape_html, html_table};
 use crate::models::{
     AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForQuestionAnswering,
-    AutoModelForSequenceClassification, ForwardArgs,
+    AutoModelForSequenceClassification, ForwardArgs, PreTrainedModel,
 };
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
 /// `pipeline("text-generation", ..)`: a prompt in, the prompt and its continuation out.
+///
+/// When the checkpoint's `max_new_tokens` (20 by default) cannot fit the model's context (a
+/// 16-position model), each call generates as many tokens as fit after its prompt instead of
+/// failing every time; set `config.max_new_tokens` to ask for an exact count (then a prompt
+/// that leaves too little room is an error).
 #[derive(Clone)]
 pub struct TextGenerationPipeline {
     pub model: AutoModelForCausalLM,
     pub tokenizer: Tokenizer,
     /// Starts from the checkpoint's own settings.
     pub config: GenerationConfig,
+    /// The checkpoint's `max_new_tokens` when it cannot fit the context: while `config` still
+    /// holds it, calls generate what fits.
+    unfitting_default: Option<usize>,
 }
 
 /// What the text-generation pipeline returns (transformers' `generated_text`).
@@ -36,18 +44,34 @@ pub struct GeneratedText {
 }
 
 impl TextGenerationPipeline {
-    pub fn new(model: AutoModelForCausalLM, tokenizer: Tokenizer) -> Self {
-        let config = model.generation_config();
-        Self {
+    /// A pipeline over the model's own generation settings; an error when they are unusable
+    /// (a bad value in `generation_config.json`).
+    pub fn new(model: AutoModelForCausalLM, tokenizer: Tokenizer) -> Result<Self> {
+        let config = model.generation_config()?;
+        let unfitting_default = model
+            .max_positions()
+            .filter(|&max| config.max_new_tokens >= max)
+            .map(|_| config.max_new_tokens);
+        Ok(Self {
             model,
             tokenizer,
             config,
-        }
+            unfitting_default,
+        })
     }
+
     pub fn call(&self, prompt: &str) -> Result<GeneratedText> {
-        let new = self
-            .model
-            .generate_text(&self.tokenizer, prompt, &self.config)?;
+        let mut config = self.config.clone();
+        if let (Some(max), true) = (
+            self.model.max_positions(),
+            self.unfitting_default == Some(config.max_new_tokens),
+        ) {
+            let len = self.tokenizer.encode_plain(prompt)?.len().max(1);
+            if len < max {
+                config.max_new_tokens = max - len;
+            }
+        }
+        let new = self.model.generate_text(&self.tokenizer, prompt, &config)?;
         Ok(GeneratedText {
             generated_text: format!("{prompt}{new}"),
         })
@@ -186,7 +210,7 @@ pub fn pipeline(task: &str, model: impl AsRef<str>) -> Result<Pipeline> {
         "text-generation" => Pipeline::TextGeneration(TextGenerationPipeline::new(
             AutoModelForCausalLM::from_pretrained(id)?,
             tokenizer,
-        )),
+        )?),
         "fill-mask" => Pipeline::FillMask(FillMaskPipeline::new(
             AutoModelForMaskedLM::from_pretrained(id)?,
             tokenizer,

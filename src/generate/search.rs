@@ -127,11 +127,19 @@ impl<M: PreTrainedModel> Step for Decoder<'_, M> {
     }
 }
 
-/// The logits of the last position of `[rows, t, vocab]`, on the host.
+/// The logits of the last position of `[rows, t, vocab]`, on the host. Logits that are not
+/// finite are an error: no token can be chosen from NaN (greedy would take token 0 every time,
+/// sampling nothing), and they come from weights that are not finite.
 fn last_position(logits: &Tensor) -> Result<Vec<Vec<f32>>> {
     let t = logits.dim(1)?;
     let last = logits.narrow(1, t - 1, 1)?.squeeze(1)?;
-    Ok(last.to_dtype(DType::F32)?.to_vec2()?)
+    let rows: Vec<Vec<f32>> = last.to_dtype(DType::F32)?.to_vec2()?;
+    if let Some(x) = rows.iter().flatten().find(|x| !x.is_finite()) {
+        return Err(Error::InvalidArgument(format!(
+            "the model's next-token logits hold {x}, so no token can be chosen: its weights or outputs are not finite; check its weights (a run that diverged writes NaN weights) and generate with an earlier checkpoint"
+        )));
+    }
+    Ok(rows)
 }
 
 /// An encoder–decoder's step: the sources encoded once (each repeated per row), then the

@@ -62,7 +62,7 @@ pub fn dataset_head(source: &DatasetSource, rows: usize) -> Result<String> {
         let head = head?;
         let mut out = format!("# split train: first {} rows\n", head.len());
         for row in head {
-            out += &Value::Object(row).to_string();
+            out += &Value::from(row).to_string();
             out.push('\n');
         }
         return Ok(out.trim_end().to_string());
@@ -76,7 +76,7 @@ pub fn dataset_head(source: &DatasetSource, rows: usize) -> Result<String> {
             ds.num_rows()
         );
         for row in ds.iter().take(rows) {
-            out += &Value::Object(row).to_string();
+            out += &Value::from(row).to_string();
             out.push('\n');
         }
     }

@@ -5,6 +5,7 @@ use crate::models::AutoModelForCausalLM;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 use candle_core::Tensor;
+use std::path::Path;
 
 /// What `massivetext generate` decodes: the checkpoint's generation settings with each `Some`
 /// on top, so an unset flag keeps what the model was saved with.
@@ -33,9 +34,16 @@ pub struct GenerateOptions {
 }
 
 impl GenerateOptions {
-    /// The checkpoint's generation settings with the options on top.
-    pub fn config(&self, model: &AutoModelForCausalLM) -> GenerationConfig {
-        let mut c = model.generation_config();
+    /// The checkpoint's generation settings with the options on top; a bad setting in the
+    /// checkpoint's file is an error naming the file (in the model's folder) and the key.
+    pub fn config(&self, model: &AutoModelForCausalLM) -> Result<GenerationConfig> {
+        let mut c = model.generation_config().map_err(|e| match e {
+            Error::Config { path, message } if Path::new(&self.model).is_dir() => Error::Config {
+                path: Path::new(&self.model).join(path),
+                message,
+            },
+            e => e,
+        })?;
         c.do_sample |= self.do_sample;
         c.truncate_prompt |= self.truncate_prompt;
         macro_rules! set {
@@ -50,7 +58,7 @@ impl GenerateOptions {
             num_return_sequences
         );
         set!(repetition_penalty, no_repeat_ngram_size, seed);
-        c
+        Ok(c)
     }
 }
 
@@ -67,7 +75,10 @@ pub fn generate_text(o: &GenerateOptions) -> Result<String> {
     check_causal(given)?;
     let model = AutoModelForCausalLM::from_pretrained(&o.model)?;
     let tok = Tokenizer::from_pretrained(o.tokenizer.as_deref().unwrap_or(&o.model))?;
-    let config = o.config(&model);
+    let config = o.config(&model)?;
+    for w in config.warnings() {
+        eprintln!("warning: {w}");
+    }
     let ids = tok
         .encode_plain(&o.prompt)
         .map_err(|e| unknown_characters(&tok, &o.prompt, e))?;

@@ -523,7 +523,7 @@ pub fn run_translation(
         num_beams: job.decode.num_beams,
         max_new_tokens: job.decode.max_new_tokens,
         length_penalty: job.decode.length_penalty,
-        ..model.generation_config()
+        ..model.generation_config()?
     };
     log(&format!(
         "translating {} test sentences with {} beams",

@@ -18,7 +18,7 @@
 //! assert_eq!(out.logits.dims(), &[2, 3, 100]);
 //! assert!(out.loss.is_some());
 //! // translation: beam search from the decoder start token
-//! let gen_cfg = GenerationConfig { max_new_tokens: 5, num_beams: 2, ..model.generation_config() };
+//! let gen_cfg = GenerationConfig { max_new_tokens: 5, num_beams: 2, ..model.generation_config()? };
 //! let out = model.generate_with(&ForwardArgs::new(&src).attention_mask(&mask), &gen_cfg)?;
 //! assert_eq!(out.dim(0)?, 2);
 //! assert!(out.to_vec2::<u32>()?.iter().all(|row| row[0] == 99));

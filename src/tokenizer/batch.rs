@@ -98,6 +98,12 @@ pub trait TokenIds {
 
 impl TokenIds for Tensor {
     fn token_id_rows(&self) -> Result<Vec<Vec<u32>>> {
+        if self.dtype().is_float() {
+            return Err(Error::InvalidArgument(format!(
+                "batch_decode: token ids must be an integer tensor (u32 or i64), got {:?}; a float id would be truncated",
+                self.dtype()
+            )));
+        }
         let t = self.to_dtype(DType::I64)?;
         let rows: Vec<Vec<i64>> = match t.rank() {
             1 => vec![t.to_vec1()?],
@@ -180,6 +186,9 @@ impl Tokenizer {
         skip_special_tokens: bool,
     ) -> Result<Vec<String>> {
         let rows = ids.token_id_rows()?;
+        for row in &rows {
+            self.check_ids(row)?;
+        }
         let refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
         self.inner
             .decode_batch(&refs, skip_special_tokens)

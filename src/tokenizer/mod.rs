@@ -239,8 +239,25 @@ impl Tokenizer {
     }
 
     /// Decode ids to text, dropping special tokens when `skip_special_tokens`.
+    ///
+    /// An id outside the vocabulary is an error ([`Error::TokenOutOfVocab`]) where transformers
+    /// (and the `tokenizers` crate) drop it silently: such an id means the ids came from another
+    /// tokenizer or a model with a larger vocabulary, and text with pieces quietly missing
+    /// would hide that.
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
+        self.check_ids(ids)?;
         self.inner.decode(ids, skip_special_tokens).map_err(tk_err)
+    }
+
+    /// Every id names a token of the vocabulary (added tokens included).
+    pub(crate) fn check_ids(&self, ids: &[u32]) -> Result<()> {
+        match ids.iter().find(|&&id| self.inner.id_to_token(id).is_none()) {
+            Some(&id) => Err(Error::TokenOutOfVocab {
+                id,
+                vocab_size: self.vocab_size(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Which side padding goes on unless [`EncodeOptions::padding_side`] says otherwise:

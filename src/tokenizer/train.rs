@@ -163,6 +163,13 @@ impl Tokenizer {
             .iter()
             .map(|t| AddedToken::from(t.clone(), true))
             .collect();
+        // every kind needs room for its special tokens and at least one learned token
+        if opts.vocab_size <= specials.len() {
+            return Err(Error::VocabTooSmall {
+                vocab_size: opts.vocab_size,
+                alphabet: specials.len() + 1,
+            });
+        }
         let byte_alphabet = ByteLevel::alphabet();
         if kind == TokenizerKind::Bpe && opts.vocab_size < byte_alphabet.len() + specials.len() {
             return Err(Error::VocabTooSmall {

@@ -38,6 +38,7 @@ impl<M: PreTrainedModel> Trainer<M> {
             return Ok(self.resumed_from.clone());
         }
         let out = self.args.output_dir.clone();
+        io::check_no_file_in_the_way(&out)?;
         let swept = sweep_leftovers(&out)?;
         if !swept.is_empty() && !self.args.disable_tqdm {
             eprintln!(

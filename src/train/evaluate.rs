@@ -31,8 +31,8 @@ pub struct EvalOutput {
 impl<M: PreTrainedModel> Trainer<M> {
     /// The settings `predict_with_generate` generates with: the model's generation config,
     /// with `generation_max_length` and `generation_num_beams` from the arguments when set.
-    pub fn generation_config(&self) -> GenerationConfig {
-        let mut c = self.model.generation_config();
+    pub fn generation_config(&self) -> Result<GenerationConfig> {
+        let mut c = self.model.generation_config()?;
         if let Some(n) = self.args.generation_max_length {
             c.max_new_tokens = n.saturating_sub(1).max(1);
         }
@@ -40,7 +40,7 @@ impl<M: PreTrainedModel> Trainer<M> {
             c.num_beams = n.max(1);
             c.num_return_sequences = 1;
         }
-        c
+        Ok(c)
     }
 
     /// Evaluates on the eval dataset: token-weighted mean loss (`eval_loss`) and its
@@ -141,7 +141,7 @@ impl<M: PreTrainedModel> Trainer<M> {
         let mut run = EvalRun::default();
         let (mut preds, mut labels) = (Vec::new(), Vec::new());
         let generate = gather && self.args.predict_with_generate && model.is_encoder_decoder();
-        let gen_config = generate.then(|| self.generation_config());
+        let gen_config = generate.then(|| self.generation_config()).transpose()?;
         for (k, chunk) in examples.chunks(bs).enumerate() {
             let b = self.collator.collate(chunk, u64::MAX - k as u64, &device)?;
             let args = b.forward_args();
