@@ -1,5 +1,5 @@
 //! `massivetext generate`: the flags; the job is [`crate::jobs::generate`].
-use super::values::{positive, positive_usize, top_p, whole_number};
+use super::values::{positive, positive_usize, whole_number};
 use crate::Result;
 use crate::jobs::generate::{GenerateOptions, generate_text};
 use clap::Args;
