@@ -214,7 +214,7 @@ fn run<M: PreTrainedModel>(
     on_step: impl FnMut(&[Vec<u32>]) -> Result<()>,
 ) -> Result<Tensor> {
     c.validate()?;
-    let mut model = model.clone();
+    let mut model = model.share();
     model.set_training(false);
     let n = search::rows_per_input(c);
     if model.is_encoder_decoder() {

@@ -344,7 +344,7 @@ pub fn run_job(job: &TrainJob, device: &Device) -> Result<String> {
     let train = TokenWindows::new(vocab.encode(&train_text)?, m.block_size)?;
     let eval = TokenWindows::new(vocab.encode(&eval_text)?, m.block_size)?;
     let mut trainer =
-        Trainer::new(model.clone(), job.training.clone(), train)?.with_eval_dataset(eval)?;
+        Trainer::new(model.share(), job.training.clone(), train)?.with_eval_dataset(eval)?;
     // Before anything is written: leftovers swept, the resume checked (or a non-empty folder
     // refused without --overwrite-output-dir).
     let resumed = trainer.prepare_output_dir()?;
