@@ -43,5 +43,5 @@ pub use crate::generate::{EarlyStopping, GenerationConfig, GenerationMixin, pipe
 // viz
 pub use crate::viz::{
     AttentionGrid, AttentionHeatmap, AttentionMap, ConfusionMatrix, EmbeddingPlot, HeadOverview,
-    Normalize, Pca, TokenScores, TrainingCurves,
+    Normalize, Pca, TokenScores, TrainingCurves, TranslationAttention,
 };

@@ -104,6 +104,141 @@ fn check_forward(name: &str, path: &str) {
     );
 }
 
+/// The three kinds of attention against transformers' `output_attentions=True` on the padded
+/// batch with labels (tests/fixtures/make_seq2seq.py, attentions.safetensors), and the logits
+/// unchanged by asking for them (the composed path then runs instead of the fused one).
+#[test]
+fn marian_attentions_match_transformers() {
+    for name in MODELS {
+        let e = expected(name);
+        let want = candle_core::safetensors::load(
+            fixture(name).join("attentions.safetensors"),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let m = load(name);
+        let out = m
+            .forward_with(&with_labels(&e).output_attentions(true))
+            .unwrap();
+        let d = max_abs_diff(&out.logits, &e["logits"]);
+        assert!(d <= 1e-4, "{name}: logits with attentions differ by {d}");
+        let c = m.config();
+        for (kind, got, layers) in [
+            (
+                "encoder_attentions",
+                &out.encoder_attentions,
+                c.encoder_layers,
+            ),
+            (
+                "decoder_attentions",
+                &out.decoder_attentions,
+                c.decoder_layers,
+            ),
+            ("cross_attentions", &out.cross_attentions, c.decoder_layers),
+        ] {
+            let got = got.as_ref().unwrap_or_else(|| panic!("{name}: no {kind}"));
+            assert_eq!(got.len(), layers, "{name}: {kind} layers");
+            for (i, a) in got.iter().enumerate() {
+                let d = max_abs_diff(a, &want[&format!("{kind}.{i}")]);
+                println!(
+                    "{name}: {kind}.{i} {:?}, max |ours - transformers| = {d:.2e}",
+                    a.dims()
+                );
+                assert!(d <= 1e-5, "{name}: {kind}.{i} differs by {d}");
+            }
+        }
+        // without asking, none
+        let out = m.forward_with(&with_labels(&e)).unwrap();
+        assert!(out.encoder_attentions.is_none() && out.cross_attentions.is_none());
+    }
+}
+
+/// A translation's attention drawn: the cross-attention map has the target tokens as rows and
+/// the source tokens as columns, and its rows are the model's cross-attention probabilities.
+#[test]
+fn marian_translation_attention_map_draws_source_against_target() {
+    let e = expected("swish_tied");
+    let m = load("swish_tied");
+    let src: Vec<u32> = ids(&e["input_ids"]).to_vec2::<u32>().unwrap()[0].clone();
+    let tgt: Vec<u32> = ids(&e["decoder_input_ids"]).to_vec2::<u32>().unwrap()[0][..5].to_vec();
+    let src_tokens: Vec<String> = src.iter().map(|i| format!("s{i}")).collect();
+    let tgt_tokens: Vec<String> = tgt.iter().map(|i| format!("t{i}")).collect();
+    let maps = AttentionMap::translation(&m, (&src, &src_tokens), (&tgt, &tgt_tokens)).unwrap();
+    assert_eq!(maps.cross.num_queries(), 5);
+    assert_eq!(maps.cross.num_keys(), src.len());
+    assert!(maps.cross.is_cross() && !maps.cross.is_causal());
+    assert_eq!(maps.cross.query_tokens(), &tgt_tokens[..]);
+    assert_eq!(maps.cross.tokens(), &src_tokens[..]);
+    assert!(maps.decoder.is_causal() && !maps.encoder.is_causal());
+    assert_eq!(maps.encoder.num_layers(), 2);
+    // the map's numbers are the model's cross-attention of the last layer
+    let srct = Tensor::from_slice(&src, (1, src.len()), &Device::Cpu).unwrap();
+    let tgtt = Tensor::from_slice(&tgt, (1, tgt.len()), &Device::Cpu).unwrap();
+    let out = m
+        .forward_with(
+            &ForwardArgs::new(&srct)
+                .decoder_input_ids(&tgtt)
+                .output_attentions(true),
+        )
+        .unwrap();
+    let last = out.cross_attentions.unwrap()[1]
+        .get(0)
+        .unwrap()
+        .get(2)
+        .unwrap();
+    let want: Vec<f32> = last.flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(maps.cross.probs(1, 2).unwrap(), &want[..]);
+    for row in want.chunks(src.len()) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+    let svg = maps.cross.head(1, 2).unwrap().to_svg().unwrap();
+    assert!(svg.contains("t82") && svg.contains(&src_tokens[0]), "{svg}");
+    let grid = maps.cross.layer_grid(0).unwrap().to_svg().unwrap();
+    assert!(grid.contains("<svg"));
+}
+
+/// The encoder–decoder has the face every `Auto*` has (issue 26: its own copy had drifted):
+/// `with_weight_dtype` (bf16 weights, f32 compute, close to the f32 logits, translating) and
+/// `from_pretrained_revision` (a local folder resolves at any revision).
+#[test]
+fn marian_face_has_weight_dtype_and_revision() {
+    let e = expected("swish_tied");
+    let m = load("swish_tied");
+    let bf16 = m.with_weight_dtype(DType::BF16).unwrap();
+    assert!(!bf16.is_training());
+    let dtypes: Vec<DType> = bf16
+        .named_parameters()
+        .iter()
+        .map(|(_, v)| v.dtype())
+        .collect();
+    assert!(dtypes.contains(&DType::BF16) && dtypes.contains(&DType::F32));
+    let a = m.forward_with(&with_labels(&e)).unwrap().logits;
+    let b = bf16.forward_with(&with_labels(&e)).unwrap().logits;
+    let d = max_abs_diff(&a, &b);
+    println!(
+        "bf16 weights: max |logits - f32| = {d:.2e} (max |logits| {:.2})",
+        max_abs(&a)
+    );
+    assert!(
+        d > 0.0 && d <= 0.05 * max_abs(&a),
+        "bf16 logits differ by {d}"
+    );
+    let gen_cfg = GenerationConfig {
+        max_new_tokens: 4,
+        ..bf16.generation_config()
+    };
+    let out = bf16
+        .generate_with(
+            &ForwardArgs::new(&ids(&e["input_ids"])).attention_mask(&e["attention_mask"]),
+            &gen_cfg,
+        )
+        .unwrap();
+    assert_eq!(out.dim(0).unwrap(), 3);
+    let dir = fixture("swish_tied");
+    let r = AutoModelForSeq2SeqLM::from_pretrained_revision(dir.to_str().unwrap(), "main").unwrap();
+    assert_eq!(r.config(), m.config());
+}
+
 #[test]
 fn marian_logits_and_loss_match_transformers() {
     for name in MODELS {

@@ -1017,7 +1017,7 @@ fn gpt2_with_dropout_resumes_exactly() {
             output_dir: dir.path().join(sub),
             ..args.clone()
         };
-        let mut t = Trainer::new(m.clone(), a, windows(5)).unwrap();
+        let mut t = Trainer::new(m.share(), a, windows(5)).unwrap();
         if resume {
             t.resume_from_checkpoint("latest").unwrap();
         }

@@ -194,7 +194,7 @@ fn mlm_learns(roberta: bool) {
         disable_tqdm: true,
         ..Default::default()
     };
-    let mut t = Trainer::new(model.clone(), args, train)
+    let mut t = Trainer::new(model.share(), args, train)
         .unwrap()
         .with_collator(collator.clone())
         .unwrap();

@@ -38,7 +38,7 @@ use candle_core::{DType, Device, Tensor};
 
 use serde_json::Value;
 
-use crate::models::core::read_ids;
+use crate::models::layers::read_ids;
 use crate::models::{ForwardArgs, PreTrainedModel, Task};
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
@@ -220,7 +220,7 @@ fn run<M: PreTrainedModel>(
     on_step: impl FnMut(&[Vec<u32>]) -> Result<()>,
 ) -> Result<Tensor> {
     c.validate()?;
-    let mut model = model.clone();
+    let mut model = model.share();
     model.set_training(false);
     let n = search::rows_per_input(c);
     if model.is_encoder_decoder() {

@@ -394,7 +394,7 @@ pub fn run_job(job: &TrainJob, device: &Device) -> Result<String> {
     let train = TokenWindows::new(vocab.encode(&train_text)?, m.block_size)?;
     let eval = TokenWindows::new(vocab.encode(&eval_text)?, m.block_size)?;
     let mut trainer =
-        Trainer::new(model.clone(), job.training.clone(), train)?.with_eval_dataset(eval)?;
+        Trainer::new(model.share(), job.training.clone(), train)?.with_eval_dataset(eval)?;
     if let Some((dir, step)) = job
         .training
         .resume_from_checkpoint

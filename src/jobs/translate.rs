@@ -515,7 +515,7 @@ pub fn run_translation(
         .iter()
         .rev()
         .find_map(|e| e.get("eval_loss").and_then(|v| v.as_f64()));
-    let model = trainer.model().clone();
+    let model = trainer.model().share();
     let dir = &job.training.output_dir;
     model.save_pretrained(dir)?;
     tok.save_pretrained(dir)?;

@@ -10,8 +10,8 @@ macro_rules! weights_and_mode {
             &self.0.device
         }
 
-        /// The VarMap holding every parameter under its Hugging Face name. Clones of a
-        /// model share it (and so share weights).
+        /// The VarMap holding every parameter under its Hugging Face name. Handles made by
+        /// `share()` hold the same one; a `clone()` has its own.
         pub fn varmap(&self) -> &candle_nn::VarMap {
             &self.0.varmap
         }
@@ -49,7 +49,7 @@ macro_rules! weights_and_mode {
 
         /// Reseeds the dropout stream (for exactly repeatable training runs).
         pub fn set_seed(&mut self, seed: u64) {
-            self.0.dropout = $crate::models::core::DropoutStream::new(seed);
+            self.0.dropout = $crate::models::layers::DropoutStream::new(seed);
         }
     };
 }

@@ -1,5 +1,7 @@
-//! `AutoModelForCausalLM`, `AutoModelForMaskedLM` and `AutoModel`: Hugging Face's entry points,
-//! dispatching on `model_type`.
+//! The `AutoModel*` faces — Hugging Face's entry points — written once for every family and
+//! task: loading (folder, Hub, revision, dtype), `from_config`, saving, `with_weight_dtype`, the
+//! summary, parameters and mode come from one macro; each face then adds the calls of its task.
+//! The registry picks the family from `config.json`'s `model_type`.
 //!
 //! ```
 //! use massivetext::prelude::*;
@@ -17,14 +19,14 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use serde_json::Value;
 
-use super::config::ModelConfig;
-use super::core::{DropoutStream, KvCache, mean_pooling};
+use super::args::{BaseModelOutput, ForwardArgs, ModelOutput, QuestionAnsweringModelOutput};
 use super::heads::Task;
 use super::labels::{LabelConfig, ProblemType};
-use super::model::{
-    BaseModelOutput, DEFAULT_SEED, ForwardArgs, Model, ModelOutput, QuestionAnsweringModelOutput,
-};
+use super::layers::{DropoutStream, EncoderDecoderCache, KvCache, mean_pooling};
+use super::model::{DEFAULT_SEED, Model};
+use super::params::LoadReport;
 use super::pretrained::PreTrainedModel;
+use super::registry::ModelConfig;
 use crate::{Result, hub};
 
 macro_rules! common {
@@ -73,12 +75,29 @@ macro_rules! common {
             ) -> Result<Self> {
                 let id = hub::id_string(id.as_ref());
                 let dir = hub::resolve_model_with(&id, opts)?;
-                Ok(Self(Model::load(&dir, device, dtype, $task)?))
+                Ok(Self(Model::load(&dir, device, dtype, $task, None)?))
             }
 
             /// Loads from a folder holding `config.json` and `model.safetensors`.
             pub fn from_dir(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
-                Ok(Self(Model::load(dir.as_ref(), device, DType::F32, $task)?))
+                Ok(Self(Model::load(
+                    dir.as_ref(),
+                    device,
+                    DType::F32,
+                    $task,
+                    None,
+                )?))
+            }
+
+            /// Loads from a folder and also returns what its weights file holds that the model
+            /// does not use (transformers' "Some weights of the model checkpoint were not
+            /// used") and the head weights it lacked.
+            pub fn from_dir_reported(
+                dir: impl AsRef<Path>,
+                device: &Device,
+            ) -> Result<(Self, LoadReport)> {
+                let (m, r) = Model::load_reported(dir.as_ref(), device, DType::F32, $task, None)?;
+                Ok((Self(m), r))
             }
 
             /// A new model with Hugging Face's initialisation (normal(0, initializer_range)
@@ -107,11 +126,21 @@ macro_rules! common {
                 self.0.save(dir.as_ref())
             }
 
-            pub fn config(&self) -> &ModelConfig {
-                &self.0.config
+            super::accessors::weights_and_mode!();
+
+            /// A second handle on the same weights (nothing copied): training through one
+            /// trains the other, as Python's `model` and `trainer.model` are one object. Pass
+            /// `model.share()` to the `Trainer` to keep using `model` as it trains; `clone()`
+            /// is an independent copy. Mode and dropout seed are each handle's own.
+            pub fn share(&self) -> Self {
+                Self(self.0.clone())
             }
 
-            super::accessors::weights_and_mode!();
+            /// An independent copy, as `clone()`, with the error instead of a panic should the
+            /// device fail to allocate the copy.
+            pub fn try_clone(&self) -> Result<Self> {
+                Ok(Self(self.0.deep_copy()?))
+            }
 
             /// Resizes the token embeddings (and the tied LM head and its bias) to `new_size`
             /// rows, after `tokenizer.add_tokens` / `add_special_tokens`; returns the new size.
@@ -136,6 +165,16 @@ macro_rules! common {
             }
         }
 
+        impl Clone for $ty {
+            /// An independent copy: new parameters with the same values, so training the copy
+            /// (or the original) leaves the other as it was. [`share`](Self::share) is the
+            /// handle on the same weights.
+            fn clone(&self) -> Self {
+                // copying tensors fails only when the device cannot allocate them
+                Self(self.0.deep_copy().expect("copying the model's parameters"))
+            }
+        }
+
         impl std::fmt::Debug for $ty {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 self.0.fmt_debug(stringify!($ty), f)
@@ -151,17 +190,22 @@ macro_rules! common {
 }
 
 /// A decoder with a language-model head (GPT-2).
-#[derive(Clone)]
 pub struct AutoModelForCausalLM(Model);
 
 /// An encoder with a masked-language-model head (BERT, RoBERTa).
-#[derive(Clone)]
 pub struct AutoModelForMaskedLM(Model);
 
 /// The bare model: hidden states (and BERT's pooler output), for features and sentence
 /// embeddings.
-#[derive(Clone)]
 pub struct AutoModel(Model);
+
+/// An encoder–decoder with a language-model head on the decoder (`MarianMTModel`):
+/// translation and summarization models. `forward_with` takes the sources as `input_ids`
+/// (with their `attention_mask`) and the targets as `labels` (shifted right inside to make the
+/// decoder's inputs) or as `decoder_input_ids`; `generate_with` (from
+/// [`GenerationMixin`](crate::generate::GenerationMixin)) returns the decoder's sequences,
+/// each starting with the decoder start token. Its own calls are in `seq2seq.rs`.
+pub struct AutoModelForSeq2SeqLM(pub(super) Model);
 
 /// A model with a sequence-classification head (BERT: pooler + dropout + `classifier`;
 /// RoBERTa: `classifier.dense` + tanh + `classifier.out_proj` on `<s>`; GPT-2: `score` on the
@@ -182,12 +226,10 @@ pub struct AutoModel(Model);
 /// assert!(out.loss.is_some());
 /// # Ok::<(), massivetext::Error>(())
 /// ```
-#[derive(Clone)]
 pub struct AutoModelForSequenceClassification(Model);
 
 /// An encoder with an extractive question-answering head (`qa_outputs`: a start and an end
 /// logit per token), BERT or RoBERTa.
-#[derive(Clone)]
 pub struct AutoModelForQuestionAnswering(Model);
 
 common!(AutoModelForCausalLM, Task::CausalLm);
@@ -209,7 +251,7 @@ macro_rules! labelled {
                 let id = hub::id_string(id.as_ref());
                 let dir = hub::resolve_model_with(&id, &hub::HubOptions::from_env())?;
                 let device = super::device::best_device();
-                Ok(Self(Model::load_labels(
+                Ok(Self(Model::load(
                     &dir,
                     &device,
                     DType::F32,
@@ -299,6 +341,25 @@ impl AutoModelForQuestionAnswering {
 }
 common!(AutoModelForMaskedLM, Task::MaskedLm);
 common!(AutoModel, Task::Base);
+common!(AutoModelForSeq2SeqLM, Task::Seq2SeqLm);
+
+/// `config()` of the faces whose models may be of any family with the head: the tagged config.
+macro_rules! any_config {
+    ($($ty:ident),*) => {$(
+        impl $ty {
+            pub fn config(&self) -> &ModelConfig {
+                &self.0.config
+            }
+        }
+    )*};
+}
+any_config!(
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoModelForQuestionAnswering
+);
 
 impl AutoModelForCausalLM {
     /// Logits `[batch, seq, vocab]` for `input_ids` (u32 `[batch, seq]`).
@@ -379,14 +440,23 @@ impl AutoModel {
     }
 }
 
+/// `PreTrainedModel` for a face: one impl, each face saying how its forward pass reads.
 macro_rules! pretrained {
-    ($ty:ident) => {
+    ($ty:ident, |$m:ident, $args:ident| $forward:expr) => {
         impl PreTrainedModel for $ty {
-            fn forward_with(&self, args: &ForwardArgs) -> Result<ModelOutput> {
-                self.0.forward_lm(args, None)
+            fn forward_with(&self, $args: &ForwardArgs) -> Result<ModelOutput> {
+                let $m = &self.0;
+                $forward
             }
             fn loss_with(&self, args: &ForwardArgs) -> Result<Tensor> {
-                self.0.loss_lm(args)
+                match self.0.task {
+                    Task::CausalLm | Task::MaskedLm | Task::Seq2SeqLm => self.0.loss_lm(args),
+                    _ => self.forward_with(args)?.loss.ok_or_else(|| {
+                        crate::Error::InvalidArgument(
+                            "the model returned no loss: set labels (ForwardArgs::labels) for a loss".into(),
+                        )
+                    }),
+                }
             }
             fn task(&self) -> Task {
                 self.0.task
@@ -401,7 +471,7 @@ macro_rules! pretrained {
                 self.0.save(dir)
             }
             fn config_json(&self) -> Value {
-                self.0.config.to_value()
+                self.0.config_json()
             }
             fn vocab_size(&self) -> Option<usize> {
                 Some(self.0.config.vocab_size())
@@ -423,71 +493,51 @@ macro_rules! pretrained {
                 args: &ForwardArgs,
                 cache: &mut KvCache,
             ) -> Result<ModelOutput> {
+                if !self.has_kv_cache() {
+                    return Err(crate::Error::InvalidArgument(
+                        "this model has no KV cache; generate without one".into(),
+                    ));
+                }
                 self.0.forward_lm(args, Some(cache))
             }
             fn has_kv_cache(&self) -> bool {
-                true
+                self.0.task == Task::CausalLm && self.0.net.has_kv_cache()
+            }
+            fn is_encoder_decoder(&self) -> bool {
+                self.0.task == Task::Seq2SeqLm
+            }
+            fn encode(
+                &self,
+                args: &ForwardArgs,
+                rows_per_source: usize,
+                capacity: usize,
+            ) -> Result<EncoderDecoderCache> {
+                self.0.start_decoding(args, rows_per_source, capacity)
+            }
+            fn decode_cached(
+                &self,
+                decoder_input_ids: &Tensor,
+                cache: &mut EncoderDecoderCache,
+            ) -> Result<Tensor> {
+                self.0.decode_cached(decoder_input_ids, cache)
             }
             fn generation_config_json(&self) -> Value {
                 self.0.generation_config_json()
             }
-        }
-    };
-}
-
-pretrained!(AutoModelForCausalLM);
-pretrained!(AutoModelForMaskedLM);
-
-/// The parts of `PreTrainedModel` every task model shares (no KV cache).
-macro_rules! pretrained_task {
-    ($ty:ident, |$m:ident, $args:ident| $forward:expr) => {
-        impl PreTrainedModel for $ty {
-            fn forward_with(&self, $args: &ForwardArgs) -> Result<ModelOutput> {
-                let $m = &self.0;
-                $forward
-            }
-            fn task(&self) -> Task {
-                self.0.task
-            }
-            fn varmap(&self) -> &VarMap {
-                &self.0.varmap
-            }
-            fn device(&self) -> &Device {
-                &self.0.device
-            }
-            fn save_pretrained(&self, dir: &Path) -> Result<()> {
-                self.0.save(dir)
-            }
-            fn config_json(&self) -> Value {
-                let mut v = self.0.config.to_value();
-                if let Some(o) = v.as_object_mut() {
-                    self.0.labels.write_to(o);
-                }
-                v
-            }
-            fn vocab_size(&self) -> Option<usize> {
-                Some(self.0.config.vocab_size())
-            }
-            fn max_positions(&self) -> Option<usize> {
-                Some(self.0.config.max_positions())
-            }
-            fn set_training(&mut self, training: bool) {
-                self.0.training = training;
-            }
-            fn set_seed(&mut self, seed: u64) {
-                self.0.dropout = DropoutStream::new(seed);
-            }
-            fn named_parameters(&self) -> Vec<(String, Var)> {
-                self.0.named_parameters()
+            fn share(&self) -> Self {
+                Self(self.0.clone())
             }
         }
     };
 }
 
-pretrained_task!(AutoModelForSequenceClassification, |m, args| m
+pretrained!(AutoModelForCausalLM, |m, args| m.forward_lm(args, None));
+pretrained!(AutoModelForMaskedLM, |m, args| m.forward_lm(args, None));
+pretrained!(AutoModelForSeq2SeqLM, |m, args| m.forward_lm(args, None));
+pretrained!(AutoModelForSequenceClassification, |m, args| m
     .forward_classification(args));
 // The trainer sees one logits tensor: start and end stacked as `[batch, seq, 2]`.
-pretrained_task!(AutoModelForQuestionAnswering, |m, args| {
+pretrained!(AutoModelForQuestionAnswering, |m, args| {
     let out = m.forward_qa(args)?;
     Ok(ModelOutput {
         logits: Tensor::stack(&[&out.start_logits, &out.end_logits], 2)?,

@@ -1,35 +1,263 @@
-//! BERT on the transformer core: post-LN blocks, separate query/key/value, erf GELU,
-//! token-type embeddings, and the MLM head (transform + LayerNorm + decoder tied to the word
-//! embeddings + bias). Names follow transformers' `BertForMaskedLM`
+//! BERT: post-LN encoder layers, separate query/key/value, erf GELU, token-type embeddings, and
+//! its heads — the MLM head (transform + LayerNorm + decoder tied to the word embeddings + bias),
+//! the pooler (dense + tanh on `[CLS]`), `BertForSequenceClassification`'s classifier and the
+//! QA span head. Names follow transformers' `BertForMaskedLM`
 //! (`bert.encoder.layer.0.attention.self.query.weight`, `cls.predictions.transform.dense.weight`).
-//! RoBERTa reuses all of it with other names for the head (see `roberta.rs`).
+//! RoBERTa is this encoder under other names (see `roberta.rs`, which passes its [`Names`]).
+use std::sync::Arc;
+
+use candle_core::{DType, Tensor};
+use serde::{Deserialize, Serialize};
+
 use super::activation::Activation;
-use super::config::BertConfig;
-use super::core::{Attention, Block, Embeddings, Linear, Mlp, Positions, Qkv, Transformer};
-use super::heads::{Head, Task};
+use super::args::ForwardArgs;
+use super::family::{
+    Body, Family, Network, divisible, in_vocab, known_activation, positive, probability,
+};
+use super::heads::{Task, answer_span};
 use super::labels::LabelConfig;
+use super::layers::{
+    Attention, Collect, Ctx, Embeddings, KvCache, LayerNorm, Linear, Mlp, Positions, Qkv,
+    build_mask, layer_norm, linear, read_ids, run_layers,
+};
 use super::params::{Init, Params};
-use crate::Result;
+use crate::{Error, Result, kernels};
 
-pub(crate) use super::core::{layer_norm, linear};
+/// BERT and RoBERTa hyper-parameters, with Hugging Face's key names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub hidden_act: String,
+    pub hidden_dropout_prob: f64,
+    pub attention_probs_dropout_prob: f64,
+    pub max_position_embeddings: usize,
+    pub type_vocab_size: usize,
+    pub initializer_range: f64,
+    pub layer_norm_eps: f64,
+    pub pad_token_id: u32,
+}
 
-/// Names of the MLM head pieces (dense, LayerNorm, bias), and which classification head the
-/// architecture has.
-pub(crate) struct HeadNames {
-    pub dense: &'static str,
-    pub ln: &'static str,
-    pub bias: &'static str,
+impl BertConfig {
+    /// A small BERT for training from scratch: 4 layers, 4 heads, 256 wide, 512 positions.
+    pub fn small(vocab_size: usize) -> Self {
+        Self {
+            vocab_size,
+            hidden_size: 256,
+            num_hidden_layers: 4,
+            num_attention_heads: 4,
+            intermediate_size: 1024,
+            hidden_act: "gelu".into(),
+            hidden_dropout_prob: 0.1,
+            attention_probs_dropout_prob: 0.1,
+            max_position_embeddings: 512,
+            type_vocab_size: 2,
+            initializer_range: 0.02,
+            layer_norm_eps: 1e-12,
+            pad_token_id: 0,
+        }
+    }
+}
+
+/// The BERT family.
+pub(crate) struct Bert;
+
+/// The keys a BERT or RoBERTa `config.json` must hold.
+pub(crate) const REQUIRED_KEYS: &[&str] = &[
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+];
+
+/// The checks BERT and RoBERTa share, each naming the field.
+pub(crate) fn validate(c: &BertConfig) -> std::result::Result<(), String> {
+    positive(&[
+        ("vocab_size", c.vocab_size),
+        ("hidden_size", c.hidden_size),
+        ("num_attention_heads", c.num_attention_heads),
+        ("intermediate_size", c.intermediate_size),
+        ("max_position_embeddings", c.max_position_embeddings),
+    ])?;
+    divisible(
+        ("hidden_size", c.hidden_size),
+        ("num_attention_heads", c.num_attention_heads),
+    )?;
+    probability(&[
+        ("hidden_dropout_prob", c.hidden_dropout_prob),
+        (
+            "attention_probs_dropout_prob",
+            c.attention_probs_dropout_prob,
+        ),
+    ])?;
+    known_activation("hidden_act", &c.hidden_act)?;
+    in_vocab("pad_token_id", Some(c.pad_token_id), c.vocab_size)
+}
+
+/// The summary rows BERT and RoBERTa share.
+pub(crate) fn summary_rows(c: &BertConfig, max_positions: usize) -> Vec<(String, String)> {
+    vec![
+        ("layers".into(), c.num_hidden_layers.to_string()),
+        ("hidden_size".into(), c.hidden_size.to_string()),
+        ("heads".into(), c.num_attention_heads.to_string()),
+        ("vocab_size".into(), c.vocab_size.to_string()),
+        ("max_positions".into(), max_positions.to_string()),
+    ]
+}
+
+/// `Family` methods BERT and RoBERTa answer the same way.
+macro_rules! bert_sizes {
+    () => {
+        fn dims(c: &BertConfig) -> (usize, usize, usize) {
+            (c.num_hidden_layers, c.hidden_size, c.num_attention_heads)
+        }
+        fn vocab_size(c: &BertConfig) -> usize {
+            c.vocab_size
+        }
+        fn set_vocab_size(c: &mut BertConfig, vocab_size: usize) {
+            c.vocab_size = vocab_size;
+        }
+        fn initializer_range(c: &BertConfig) -> f64 {
+            c.initializer_range
+        }
+        fn summary_rows(c: &BertConfig) -> Vec<(String, String)> {
+            $crate::models::bert::summary_rows(c, Self::max_positions(c))
+        }
+    };
+}
+pub(crate) use bert_sizes;
+
+impl Family for Bert {
+    type Config = BertConfig;
+    const MODEL_TYPE: &'static str = "bert";
+    const REQUIRED_KEYS: &'static [&'static str] = REQUIRED_KEYS;
+    const TASKS: &'static [Task] = &[
+        Task::MaskedLm,
+        Task::Base,
+        Task::SequenceClassification,
+        Task::QuestionAnswering,
+    ];
+
+    fn defaults() -> BertConfig {
+        BertConfig::small(0)
+    }
+
+    fn validate(c: &BertConfig) -> std::result::Result<(), String> {
+        validate(c)
+    }
+
+    fn architecture(_: &BertConfig, task: Task) -> &'static str {
+        match task {
+            Task::Base => "BertModel",
+            Task::SequenceClassification => "BertForSequenceClassification",
+            Task::QuestionAnswering => "BertForQuestionAnswering",
+            _ => "BertForMaskedLM",
+        }
+    }
+
+    bert_sizes!();
+
+    fn max_positions(c: &BertConfig) -> usize {
+        c.max_position_embeddings
+    }
+
+    fn build(
+        c: &BertConfig,
+        p: &mut Params,
+        task: Task,
+        labels: &LabelConfig,
+    ) -> Result<Arc<dyn Network>> {
+        build_encoder(c, p, task, &BERT_NAMES, labels)
+    }
+}
+
+/// The names and choices of a BERT-shaped family: its base-model prefix, how positions are
+/// counted, its MLM head's pieces and which classification head it has.
+pub(crate) struct Names {
+    /// `bert.` or `roberta.`
+    pub prefix: &'static str,
+    /// RoBERTa's positions, counted after the padding id (else BERT's `0, 1, 2, ...`).
+    pub positions_after_padding: bool,
+    pub mlm_dense: &'static str,
+    pub mlm_ln: &'static str,
+    pub mlm_bias: &'static str,
     /// RoBERTa's `classifier.dense` / `classifier.out_proj` on `<s>` rather than BERT's pooler
     /// and `classifier`.
     pub roberta_classifier: bool,
 }
 
-pub(crate) const BERT_HEAD: HeadNames = HeadNames {
-    dense: "cls.predictions.transform.dense",
-    ln: "cls.predictions.transform.LayerNorm",
-    bias: "cls.predictions.bias",
+const BERT_NAMES: Names = Names {
+    prefix: "bert.",
+    positions_after_padding: false,
+    mlm_dense: "cls.predictions.transform.dense",
+    mlm_ln: "cls.predictions.transform.LayerNorm",
+    mlm_bias: "cls.predictions.bias",
     roberta_classifier: false,
 };
+
+/// `ln_1(x + attn(x))`, then `ln_2(x + mlp(x))`: BERT's post-LN layer.
+#[derive(Clone)]
+struct Layer {
+    attn: Attention,
+    ln_1: LayerNorm,
+    mlp: Mlp,
+    ln_2: LayerNorm,
+    dropout: f64,
+}
+
+impl Layer {
+    fn forward(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        want_probs: bool,
+        ctx: &Ctx,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let (a, probs) = self.attn.forward(x, mask, None, want_probs, ctx)?;
+        let x = self.ln_1.forward(&(x + ctx.dropout(&a, self.dropout)?)?)?;
+        let m = self.mlp.forward(&x, ctx)?;
+        let x = self.ln_2.forward(&(&x + ctx.dropout(&m, self.dropout)?)?)?;
+        Ok((x, probs))
+    }
+}
+
+/// What sits on top of the encoder.
+enum Head {
+    /// dense → GELU → LayerNorm → decoder tied to the word embeddings + bias.
+    MaskedLm {
+        dense: Linear,
+        ln: LayerNorm,
+        act: Activation,
+        bias: Tensor,
+    },
+    /// No head; the pooler (dense + tanh on the first token) when the checkpoint has one.
+    Base { pooler: Option<Linear> },
+    /// `BertForSequenceClassification`: pooler → dropout → `classifier`.
+    BertClassifier {
+        pooler: Linear,
+        classifier: Linear,
+        dropout: f64,
+    },
+    /// `RobertaClassificationHead`: `<s>` → dropout → `dense` → tanh → dropout → `out_proj`.
+    RobertaClassifier {
+        dense: Linear,
+        out_proj: Linear,
+        dropout: f64,
+    },
+    /// `qa_outputs`: a start and an end logit per token.
+    Qa { qa_outputs: Linear },
+}
+
+struct Encoder {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    head: Head,
+}
 
 /// A task head's dense layer: loaded, or initialised when the checkpoint lacks it.
 fn head_linear(p: &mut Params, name: &str, d_in: usize, d_out: usize, std: f64) -> Result<Linear> {
@@ -40,25 +268,30 @@ fn head_linear(p: &mut Params, name: &str, d_in: usize, d_out: usize, std: f64) 
     })
 }
 
-/// Builds the encoder shared by BERT and RoBERTa; `prefix` is `bert.` or `roberta.`.
+/// The encoder and head of a BERT-shaped family, under `names`.
 pub(crate) fn build_encoder(
     c: &BertConfig,
     p: &mut Params,
     task: Task,
-    prefix: &str,
-    positions: Positions,
-    head_names: &HeadNames,
+    names: &Names,
     labels: &LabelConfig,
-) -> Result<(Transformer, Head)> {
+) -> Result<Arc<dyn Network>> {
+    let prefix = names.prefix;
     p.set_prefix(prefix);
     let pre = if task == Task::Base { "" } else { prefix };
     let (h, std, eps) = (c.hidden_size, c.initializer_range, c.layer_norm_eps);
     let act = Activation::from_hf(&c.hidden_act).unwrap_or(Activation::GeluErf);
     let pad = c.pad_token_id as usize;
     let e = format!("{pre}embeddings");
-    let pos_init = match positions {
-        Positions::PaddingOffset { padding_idx } => Init::NormalZeroRow(std, padding_idx as usize),
-        Positions::Absolute => Init::Normal(std),
+    let (positions, pos_init) = if names.positions_after_padding {
+        (
+            Positions::PaddingOffset {
+                padding_idx: c.pad_token_id,
+            },
+            Init::NormalZeroRow(std, pad),
+        )
+    } else {
+        (Positions::Absolute, Init::Normal(std))
     };
     let embeddings = Embeddings {
         word: p.get(
@@ -84,11 +317,11 @@ pub(crate) fn build_encoder(
         positions,
         dropout: c.hidden_dropout_prob,
     };
-    let mut blocks = Vec::with_capacity(c.num_hidden_layers);
+    let mut layers = Vec::with_capacity(c.num_hidden_layers);
     for i in 0..c.num_hidden_layers {
         let n = format!("{pre}encoder.layer.{i}");
         let a = format!("{n}.attention");
-        blocks.push(Block {
+        layers.push(Layer {
             attn: Attention {
                 qkv: Qkv::Split {
                     q: linear(p, &format!("{a}.self.query"), h, h, std)?,
@@ -99,7 +332,7 @@ pub(crate) fn build_encoder(
                 n_head: c.num_attention_heads,
                 attn_dropout: c.attention_probs_dropout_prob,
             },
-            ln1: layer_norm(p, &format!("{a}.output.LayerNorm"), h, eps)?,
+            ln_1: layer_norm(p, &format!("{a}.output.LayerNorm"), h, eps)?,
             mlp: Mlp {
                 fc: linear(
                     p,
@@ -110,23 +343,23 @@ pub(crate) fn build_encoder(
                 )?,
                 proj: linear(p, &format!("{n}.output.dense"), c.intermediate_size, h, std)?,
                 act,
+                act_dropout: 0.0,
             },
-            ln2: layer_norm(p, &format!("{n}.output.LayerNorm"), h, eps)?,
-            pre_ln: false,
-            resid_dropout: c.hidden_dropout_prob,
+            ln_2: layer_norm(p, &format!("{n}.output.LayerNorm"), h, eps)?,
+            dropout: c.hidden_dropout_prob,
         });
     }
     let head = match task {
         Task::MaskedLm => Head::MaskedLm {
-            dense: linear(p, head_names.dense, h, h, std)?,
-            ln: layer_norm(p, head_names.ln, h, eps)?,
+            dense: linear(p, names.mlm_dense, h, h, std)?,
+            ln: layer_norm(p, names.mlm_ln, h, eps)?,
             act,
-            bias: p.get(head_names.bias, &[c.vocab_size], Init::Zeros)?,
+            bias: p.get(names.mlm_bias, &[c.vocab_size], Init::Zeros)?,
         },
         Task::SequenceClassification => {
             let n = labels.num_labels();
             let dropout = labels.classifier_dropout.unwrap_or(c.hidden_dropout_prob);
-            if head_names.roberta_classifier {
+            if names.roberta_classifier {
                 Head::RobertaClassifier {
                     dense: head_linear(p, "classifier.dense", h, h, std)?,
                     out_proj: head_linear(p, "classifier.out_proj", h, n, std)?,
@@ -141,10 +374,10 @@ pub(crate) fn build_encoder(
             }
         }
         // transformers' QA models have no pooler; qa_outputs gives 2 logits per token
-        Task::QuestionAnswering => Head::QaOutputs {
+        Task::QuestionAnswering => Head::Qa {
             qa_outputs: head_linear(p, "qa_outputs", h, 2, std)?,
         },
-        Task::Base | Task::CausalLm | Task::Seq2SeqLm => {
+        _ => {
             // the pooler exists in BertModel checkpoints, not in BertForMaskedLM ones
             let pooler = if p.contains("pooler.dense.weight") {
                 Some(linear(p, "pooler.dense", h, h, std)?)
@@ -154,20 +387,113 @@ pub(crate) fn build_encoder(
             Head::Base { pooler }
         }
     };
-    let core = Transformer {
+    Ok(Arc::new(Encoder {
         embeddings,
-        blocks,
-        ln_f: None,
-        causal: false,
-    };
-    Ok((core, head))
+        layers,
+        head,
+    }))
 }
 
-pub(crate) fn build(
-    c: &BertConfig,
-    p: &mut Params,
-    task: Task,
-    labels: &LabelConfig,
-) -> Result<(Transformer, Head)> {
-    build_encoder(c, p, task, "bert.", Positions::Absolute, &BERT_HEAD, labels)
+fn first_token(h: &Tensor) -> Result<Tensor> {
+    Ok(h.narrow(1, 0, 1)?.squeeze(1)?)
+}
+
+impl Network for Encoder {
+    fn body(&self, args: &ForwardArgs, _cache: Option<&mut KvCache>, ctx: &Ctx) -> Result<Body> {
+        let dev = self.embeddings.word.device();
+        let (ids, (b, t)) = read_ids(&args.input_ids, dev)?;
+        let x = self.embeddings.forward(
+            &ids,
+            args.token_type_ids.as_ref(),
+            args.position_ids.as_ref(),
+            0,
+            ctx,
+        )?;
+        let mask = build_mask(args.attention_mask.as_ref(), false, (b, t), 0, dev)?
+            .map(|m| m.to_dtype(x.dtype()))
+            .transpose()?;
+        let collect = Collect {
+            hidden_states: args.output_hidden_states,
+            attentions: args.output_attentions,
+        };
+        let (x, states) = run_layers(x, self.layers.len(), None, collect, |i, x, _, want| {
+            self.layers[i].forward(x, mask.as_ref(), want, ctx)
+        })?;
+        let states = states.finish(&x);
+        Ok(Body::new(x, states.hidden_states, states.attentions))
+    }
+
+    fn lm_logits(&self, h: &Tensor) -> Result<Tensor> {
+        let Head::MaskedLm {
+            dense,
+            ln,
+            act,
+            bias,
+        } = &self.head
+        else {
+            return Err(Error::InvalidArgument(
+                "this model has no language-model head; use AutoModelForMaskedLM".into(),
+            ));
+        };
+        let x = ln.forward(&act.forward(&dense.forward(h)?)?)?;
+        Ok(kernels::linear(
+            &x,
+            &self.embeddings.word,
+            Some(bias),
+            false,
+        )?)
+    }
+
+    fn classify(&self, h: &Tensor, _input_ids: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        match &self.head {
+            Head::BertClassifier {
+                pooler,
+                classifier,
+                dropout,
+            } => {
+                let pooled = pooler.forward(&first_token(h)?)?.tanh()?;
+                classifier.forward(&ctx.dropout(&pooled, *dropout)?)
+            }
+            Head::RobertaClassifier {
+                dense,
+                out_proj,
+                dropout,
+            } => {
+                let x = ctx.dropout(&first_token(h)?, *dropout)?;
+                let x = dense.forward(&x)?.tanh()?;
+                out_proj.forward(&ctx.dropout(&x, *dropout)?)
+            }
+            _ => Err(Error::InvalidArgument(
+                "this model has no sequence-classification head; load it with AutoModelForSequenceClassification".into(),
+            )),
+        }
+    }
+
+    fn answer_span(&self, h: &Tensor) -> Result<(Tensor, Tensor)> {
+        match &self.head {
+            Head::Qa { qa_outputs } => answer_span(qa_outputs, h),
+            _ => Err(Error::InvalidArgument(
+                "this model has no question-answering head; load it with AutoModelForQuestionAnswering".into(),
+            )),
+        }
+    }
+
+    fn pooled(&self, h: &Tensor) -> Result<Option<Tensor>> {
+        match &self.head {
+            Head::Base { pooler: Some(p) } => Ok(Some(p.forward(&first_token(h)?)?.tanh()?)),
+            _ => Ok(None),
+        }
+    }
+
+    fn vocab_tensors(&self) -> Vec<Tensor> {
+        let mut v = vec![self.embeddings.word.clone()];
+        if let Head::MaskedLm { bias, .. } = &self.head {
+            v.push(bias.clone());
+        }
+        v
+    }
+
+    fn dtype(&self) -> DType {
+        self.embeddings.word.dtype()
+    }
 }

@@ -1,6 +1,6 @@
 //! Tokenizer output straight into a model: `ForwardArgs::from(&batch)` for a
 //! [`BatchEncoding`] from `Tokenizer::batch_encode`.
-use super::model::ForwardArgs;
+use super::args::ForwardArgs;
 use crate::tokenizer::BatchEncoding;
 
 impl From<&BatchEncoding> for ForwardArgs {

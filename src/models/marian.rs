@@ -1,5 +1,5 @@
 //! Marian (`MarianMTModel`), the encoder–decoder Transformer of the opus-mt translation models,
-//! in one file in candle-transformers' style and numerically identical to transformers:
+//! in one file on the shared layers and numerically identical to transformers:
 //!
 //! - token embeddings (one `model.shared` table, or one per side) scaled by `sqrt(d_model)`
 //!   when `scale_embedding`, plus sinusoidal positions that checkpoints do not store (sines in
@@ -12,31 +12,36 @@
 //! - `decoder_start_token_id` (the padding id): labels are shifted right behind it to make the
 //!   decoder's inputs, -100 becoming the padding id, as `shift_tokens_right`.
 //!
-//! The self-attention layers are the core's ([`Attention`]: the fused kernel in training, the KV
-//! cache while decoding); cross-attention is composed from the kernels' ops in training and
-//! runs over keys and values computed once per source while decoding
-//! ([`kernels::cached_cross_attention`]). As `torch.nn.Embedding(padding_idx=pad)`, the
-//! padding row of an embedding gets no gradient from the lookup.
+//! Self-attention is the shared layer's ([`Attention`]: the fused kernel in training, the KV
+//! cache while decoding); cross-attention ([`CrossAttention`]) is composed from the kernels' ops
+//! in training and runs over keys and values computed once per source while decoding. Asked for
+//! attentions, the model returns the encoder's, the decoder's and the cross-attentions, as
+//! transformers' `output_attentions=True`. As `torch.nn.Embedding(padding_idx=pad)`, the padding
+//! row of an embedding gets no gradient from the lookup.
 use std::path::Path;
+use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::VarMap;
+use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::activation::Activation;
-use super::config::read_config_object;
-use super::core::{
-    Attention, CacheSlot, Ctx, DropoutStream, EncoderDecoderCache, LayerNorm, Linear, Qkv,
-    build_mask, check_token_id, layer_norm, linear, read_ids,
+use super::args::ForwardArgs;
+use super::family::{
+    Body, EncoderSide, Family, Network, divisible, known_activation, positive, probability,
+    read_config,
 };
-use super::losses::lm_loss;
-use super::model::{DEFAULT_SEED, ForwardArgs, ModelOutput, read_weights};
-use super::params::{Init, LoadReport, Params};
-use crate::kernels::{self, IGNORE_INDEX, composed};
-use crate::{Error, Result, io};
+use super::heads::Task;
+use super::labels::LabelConfig;
+use super::layers::{
+    Attention, CacheSlot, Collect, CrossAttention, Ctx, EncoderDecoderCache, KvCache, LayerNorm,
+    Mlp, Qkv, build_mask, cross_mask, embed_tokens, layer_norm, linear, read_ids, run_layers,
+    sinusoidal_positions,
+};
+use super::params::{Init, Params};
+use crate::kernels::{self, IGNORE_INDEX};
+use crate::{Error, Result};
 
-/// Marian's hyper-parameters, with transformers' key names and defaults (`MarianConfig`, whose
 /// defaults are those of `Helsinki-NLP/opus-mt-en-de`).
 ///
 /// `encoder_layerdrop` / `decoder_layerdrop` are read and written back but not applied.
@@ -113,7 +118,7 @@ impl Default for MarianConfig {
 }
 
 /// Keys of `config.json` whose `null` means "none" (the other keys' `null` means "default").
-const OPTIONAL_KEYS: [&str; 3] = ["decoder_vocab_size", "bos_token_id", "forced_eos_token_id"];
+const OPTIONAL_KEYS: &[&str] = &["decoder_vocab_size", "bos_token_id", "forced_eos_token_id"];
 
 impl MarianConfig {
     /// A small Marian for training from scratch with a joint vocabulary whose padding id is
@@ -162,8 +167,8 @@ impl MarianConfig {
             Some(other) => {
                 return Err(Error::WrongTask {
                     model_type: other.to_string(),
-                    task: "an encoder-decoder language model (AutoModelForSeq2SeqLM)".into(),
-                    supported: "marian".into(),
+                    task: Task::Seq2SeqLm.describe().into(),
+                    supported: Marian::MODEL_TYPE.into(),
                 });
             }
             None => {
@@ -172,59 +177,17 @@ impl MarianConfig {
                 ));
             }
         }
-        let mut m = map.clone();
-        m.retain(|k, v| !v.is_null() || OPTIONAL_KEYS.contains(&k.as_str()));
-        let c: Self = serde_json::from_value(Value::Object(m))
-            .map_err(|e| err(format!("invalid Marian setting: {e}")))?;
+        let c = read_config::<Marian>(map).map_err(err)?;
         c.validate(path)?;
         Ok(c)
     }
 
     /// Checks the numbers fit together, with an error naming the key.
     pub fn validate(&self, path: &Path) -> Result<()> {
-        let err = |message: String| {
-            Err(Error::Config {
-                path: path.to_path_buf(),
-                message,
-            })
-        };
-        for (side, heads) in [
-            ("encoder", self.encoder_attention_heads),
-            ("decoder", self.decoder_attention_heads),
-        ] {
-            if heads == 0 || !self.d_model.is_multiple_of(heads) {
-                return err(format!(
-                    "d_model {} is not divisible by {side}_attention_heads {heads}",
-                    self.d_model
-                ));
-            }
-        }
-        if Activation::from_hf(&self.activation_function).is_none() {
-            return err(format!(
-                "unsupported activation `{}`; supported: {}",
-                self.activation_function,
-                Activation::SUPPORTED
-            ));
-        }
-        let (v, tv) = (self.vocab_size, self.target_vocab_size());
-        if v == 0 || tv == 0 {
-            return err("vocab_size is 0".into());
-        }
-        if self.max_position_embeddings == 0 {
-            return err("max_position_embeddings is 0".into());
-        }
-        for (key, id, n) in [
-            ("pad_token_id", self.pad_token_id, v.min(tv)),
-            ("decoder_start_token_id", self.decoder_start_token_id, tv),
-            ("eos_token_id", self.eos_token_id, tv),
-        ] {
-            if id as usize >= n {
-                return err(format!(
-                    "{key} {id} is outside the vocabulary of {n} tokens"
-                ));
-            }
-        }
-        Ok(())
+        Marian::validate(self).map_err(|message| Error::Config {
+            path: path.to_path_buf(),
+            message,
+        })
     }
 }
 
@@ -234,24 +197,146 @@ impl From<&MarianConfig> for MarianConfig {
     }
 }
 
-/// The sinusoidal table `[n_pos, dim]` of `MarianSinusoidalPositionalEmbedding`: angles
-/// `pos / 10000^(2 (j / 2) / dim)` in f64, the sines of the even `j` in the first half of each
-/// row, the cosines of the odd `j` in the second, rounded to f32.
-pub(crate) fn sinusoidal_positions(n_pos: usize, dim: usize, device: &Device) -> Result<Tensor> {
-    let sentinel = dim.div_ceil(2);
-    let mut out = vec![0f32; n_pos * dim];
-    for pos in 0..n_pos {
-        let row = &mut out[pos * dim..(pos + 1) * dim];
-        let angle = |j: usize| pos as f64 / 10000f64.powf((2 * (j / 2)) as f64 / dim as f64);
-        let (sines, cosines) = row.split_at_mut(sentinel);
-        for (i, x) in sines.iter_mut().enumerate() {
-            *x = angle(2 * i).sin() as f32;
-        }
-        for (i, x) in cosines.iter_mut().enumerate() {
-            *x = angle(2 * i + 1).cos() as f32;
-        }
+/// The Marian family.
+pub(crate) struct Marian;
+
+pub(crate) const ARCHITECTURE: &str = "MarianMTModel";
+
+/// Marian's LayerNorms all use PyTorch's default epsilon.
+const LAYER_NORM_EPS: f64 = 1e-5;
+
+impl Family for Marian {
+    type Config = MarianConfig;
+    const MODEL_TYPE: &'static str = "marian";
+    const REQUIRED_KEYS: &'static [&'static str] = &[];
+    const NULL_MEANS_NONE: &'static [&'static str] = OPTIONAL_KEYS;
+    const TASKS: &'static [Task] = &[Task::Seq2SeqLm];
+
+    fn defaults() -> MarianConfig {
+        MarianConfig::default()
     }
-    Ok(Tensor::from_vec(out, (n_pos, dim), device)?)
+
+    fn validate(c: &MarianConfig) -> std::result::Result<(), String> {
+        positive(&[
+            ("vocab_size", c.vocab_size),
+            ("decoder_vocab_size", c.target_vocab_size()),
+            ("d_model", c.d_model),
+            ("encoder_ffn_dim", c.encoder_ffn_dim),
+            ("decoder_ffn_dim", c.decoder_ffn_dim),
+            ("max_position_embeddings", c.max_position_embeddings),
+        ])?;
+        for heads in ["encoder_attention_heads", "decoder_attention_heads"] {
+            let n = if heads.starts_with("encoder") {
+                c.encoder_attention_heads
+            } else {
+                c.decoder_attention_heads
+            };
+            divisible(("d_model", c.d_model), (heads, n))?;
+        }
+        probability(&[
+            ("dropout", c.dropout),
+            ("attention_dropout", c.attention_dropout),
+            ("activation_dropout", c.activation_dropout),
+        ])?;
+        known_activation("activation_function", &c.activation_function)?;
+        let (v, tv) = (c.vocab_size, c.target_vocab_size());
+        for (key, id, n) in [
+            ("pad_token_id", c.pad_token_id, v.min(tv)),
+            ("decoder_start_token_id", c.decoder_start_token_id, tv),
+            ("eos_token_id", c.eos_token_id, tv),
+        ] {
+            if id as usize >= n {
+                return Err(format!(
+                    "`{key}` {id} is outside the vocabulary of {n} tokens"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn architecture(_: &MarianConfig, _: Task) -> &'static str {
+        ARCHITECTURE
+    }
+
+    fn summary_rows(c: &MarianConfig) -> Vec<(String, String)> {
+        vec![
+            (
+                "layers".into(),
+                format!(
+                    "{} encoder + {} decoder",
+                    c.encoder_layers, c.decoder_layers
+                ),
+            ),
+            ("d_model".into(), c.d_model.to_string()),
+            (
+                "heads".into(),
+                format!(
+                    "{} / {}",
+                    c.encoder_attention_heads, c.decoder_attention_heads
+                ),
+            ),
+            ("vocab_size".into(), c.vocab_size.to_string()),
+            (
+                "max_positions".into(),
+                c.max_position_embeddings.to_string(),
+            ),
+            ("activation".into(), c.activation_function.clone()),
+        ]
+    }
+
+    fn dims(c: &MarianConfig) -> (usize, usize, usize) {
+        (c.encoder_layers, c.d_model, c.encoder_attention_heads)
+    }
+    fn vocab_size(c: &MarianConfig) -> usize {
+        c.vocab_size
+    }
+    fn set_vocab_size(c: &mut MarianConfig, vocab_size: usize) {
+        c.vocab_size = vocab_size;
+    }
+    fn max_positions(c: &MarianConfig) -> usize {
+        c.max_position_embeddings
+    }
+    fn initializer_range(c: &MarianConfig) -> f64 {
+        c.init_std
+    }
+
+    /// As transformers writes it: the decoder's vocabulary spelled out, `is_encoder_decoder`.
+    fn to_json_value(c: &MarianConfig) -> Value {
+        let mut c = c.clone();
+        c.decoder_vocab_size = Some(c.target_vocab_size());
+        let mut v = serde_json::to_value(&c).unwrap_or(Value::Null);
+        if let Some(o) = v.as_object_mut() {
+            o.insert("is_encoder_decoder".into(), true.into());
+        }
+        v
+    }
+
+    /// Those transformers derives from the config, plus opus-mt's `bad_words_ids: [[pad]]` (the
+    /// padding id, which starts every decoder input, is never generated) and beam search with
+    /// 4 beams.
+    fn generation_defaults(c: &MarianConfig) -> Option<Value> {
+        let mut g = serde_json::json!({
+            "bad_words_ids": [[c.pad_token_id]],
+            "decoder_start_token_id": c.decoder_start_token_id,
+            "eos_token_id": c.eos_token_id,
+            "max_length": c.max_position_embeddings,
+            "num_beams": 4,
+            "pad_token_id": c.pad_token_id,
+        });
+        if let (Some(f), Some(o)) = (c.forced_eos_token_id, g.as_object_mut()) {
+            o.insert("forced_eos_token_id".into(), f.into());
+        }
+        Some(g)
+    }
+
+    fn build(
+        c: &MarianConfig,
+        p: &mut Params,
+        _task: Task,
+        _labels: &LabelConfig,
+    ) -> Result<Arc<dyn Network>> {
+        Ok(Arc::new(build(c, p)?))
+    }
 }
 
 /// transformers' `shift_tokens_right`: `[start, labels[.., :-1]]`, -100 replaced by `pad`
@@ -276,118 +361,32 @@ pub(crate) fn shift_tokens_right(labels: &Tensor, pad: u32, start: u32) -> Resul
     Ok(ids.to_dtype(DType::U32)?)
 }
 
-/// Token embeddings of `ids [b, t]` (u32), times `scale`. As `nn.Embedding(padding_idx=pad)`,
-/// the rows looked up for padding tokens pass no gradient back to the table.
-fn embed(table: &Tensor, ids: &Tensor, pad: u32, scale: f64) -> Result<Tensor> {
-    let (b, t) = ids.dims2()?;
-    let d = table.dim(1)?;
-    check_token_id(ids.max_all()?.to_scalar::<u32>()?, table.dim(0)?)?;
-    let flat = ids.flatten_all()?;
-    let rows = table.index_select(&flat, 0)?;
-    let real = flat.ne(pad)?.unsqueeze(1)?.broadcast_as(rows.shape())?;
-    let rows = real.where_cond(&rows, &rows.detach())?;
-    let x = rows.reshape((b, t, d))?;
-    Ok(if scale != 1.0 { (x * scale)? } else { x })
-}
-
-/// The additive cross-attention mask `[b, 1, t, s]` from the sources' 0/1 mask `[b, s]`:
-/// 0 where a source token is real, `f32::MIN` where it is padding (as transformers'
-/// bidirectional mask).
-fn cross_mask(src_mask: Option<&Tensor>, t: usize, dtype: DType) -> Result<Option<Tensor>> {
-    let Some(m) = src_mask else {
-        return Ok(None);
-    };
-    let (b, s) = m.dims2()?;
-    let keep = m.ne(0f32)?.to_dtype(DType::F32)?.reshape((b, 1, 1, s))?;
-    let blocked = ((1.0 - keep)? * f32::MIN as f64)?;
-    Ok(Some(
-        blocked
-            .broadcast_as((b, 1, t, s))?
-            .contiguous()?
-            .to_dtype(dtype)?,
-    ))
-}
-
-/// `dropout(act(fc1 x), activation_dropout)` then `fc2`.
-#[derive(Clone)]
-struct FeedForward {
-    fc1: Linear,
-    fc2: Linear,
-    act: Activation,
-    act_dropout: f64,
-}
-
-impl FeedForward {
-    fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-        let h = self.act.forward(&self.fc1.forward(x)?)?;
-        self.fc2.forward(&ctx.dropout(&h, self.act_dropout)?)
-    }
-}
-
 #[derive(Clone)]
 struct EncoderLayer {
     self_attn: Attention,
     self_attn_layer_norm: LayerNorm,
-    ff: FeedForward,
+    ff: Mlp,
     final_layer_norm: LayerNorm,
     dropout: f64,
 }
 
 impl EncoderLayer {
-    fn forward(&self, x: &Tensor, mask: Option<&Tensor>, ctx: &Ctx) -> Result<Tensor> {
-        let (a, _) = self.self_attn.forward(x, mask, None, false, ctx)?;
+    fn forward(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        want_probs: bool,
+        ctx: &Ctx,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let (a, probs) = self.self_attn.forward(x, mask, None, want_probs, ctx)?;
         let x = self
             .self_attn_layer_norm
             .forward(&(x + ctx.dropout(&a, self.dropout)?)?)?;
         let h = self.ff.forward(&x, ctx)?;
-        self.final_layer_norm
-            .forward(&(&x + ctx.dropout(&h, self.dropout)?)?)
-    }
-}
-
-/// Queries from the decoder, keys and values from the encoder's output.
-#[derive(Clone)]
-struct CrossAttention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
-    n_head: usize,
-    dropout: f64,
-}
-
-impl CrossAttention {
-    /// The keys and values of the encoder's output `[b, s, h]`, as `[2, b, heads, s, hd]`.
-    fn keys_values(&self, enc: &Tensor) -> Result<Tensor> {
-        let k = composed::split_heads(&self.k.forward(enc)?, self.n_head)?;
-        let v = composed::split_heads(&self.v.forward(enc)?, self.n_head)?;
-        Ok(Tensor::stack(&[k, v], 0)?)
-    }
-
-    /// `x [b, t, h]` attending over `kv` (from [`keys_values`](Self::keys_values)) with the
-    /// additive mask `[b, 1, t, s]`. Composed ops with a backward pass, or, while decoding
-    /// (`cached`), the decode kernel.
-    fn forward(
-        &self,
-        x: &Tensor,
-        kv: &Tensor,
-        mask: Option<&Tensor>,
-        cached: bool,
-        ctx: &Ctx,
-    ) -> Result<Tensor> {
-        let q = self.q.forward(x)?;
-        let s = kv.dim(3)?;
-        let no_dropout = !ctx.training || self.dropout <= 0.0;
-        if cached && no_dropout {
-            let y = kernels::cached_cross_attention(&q, kv, s, mask, self.n_head)?;
-            return self.out.forward(&y);
-        }
-        let q = composed::split_heads(&q, self.n_head)?;
-        let (k, v) = (kv.get(0)?, kv.get(1)?);
-        let probs = composed::attention_probs(&q, &k, mask)?;
-        let probs = ctx.dropout(&probs, self.dropout)?;
-        let y = composed::merge_heads(&probs.matmul(&v)?)?;
-        self.out.forward(&y)
+        let x = self
+            .final_layer_norm
+            .forward(&(&x + ctx.dropout(&h, self.dropout)?)?)?;
+        Ok((x, probs))
     }
 }
 
@@ -397,40 +396,53 @@ struct DecoderLayer {
     self_attn_layer_norm: LayerNorm,
     encoder_attn: CrossAttention,
     encoder_attn_layer_norm: LayerNorm,
-    ff: FeedForward,
+    ff: Mlp,
     final_layer_norm: LayerNorm,
     dropout: f64,
 }
 
+/// One decoder layer's view of the encoder: its cross-attention keys and values, the sources'
+/// mask, and whether the call is a cached decoding step.
+struct Source<'a> {
+    kv: &'a Tensor,
+    mask: Option<&'a Tensor>,
+    cached: bool,
+}
+
 impl DecoderLayer {
+    /// The layer's output, and (when `want_probs`) its self- and cross-attention probabilities.
     fn forward(
         &self,
         x: &Tensor,
         self_mask: Option<&Tensor>,
         cache: Option<CacheSlot<'_>>,
-        (kv, cross_mask, cached): (&Tensor, Option<&Tensor>, bool),
+        src: Source<'_>,
+        want_probs: bool,
         ctx: &Ctx,
-    ) -> Result<Tensor> {
-        let (a, _) = self.self_attn.forward(x, self_mask, cache, false, ctx)?;
+    ) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
+        let (a, self_probs) = self
+            .self_attn
+            .forward(x, self_mask, cache, want_probs, ctx)?;
         let x = self
             .self_attn_layer_norm
             .forward(&(x + ctx.dropout(&a, self.dropout)?)?)?;
-        let c = self.encoder_attn.forward(&x, kv, cross_mask, cached, ctx)?;
+        let (c, cross_probs) =
+            self.encoder_attn
+                .forward(&x, src.kv, src.mask, (src.cached, want_probs), ctx)?;
         let x = self
             .encoder_attn_layer_norm
             .forward(&(&x + ctx.dropout(&c, self.dropout)?)?)?;
         let h = self.ff.forward(&x, ctx)?;
-        self.final_layer_norm
-            .forward(&(&x + ctx.dropout(&h, self.dropout)?)?)
+        let x = self
+            .final_layer_norm
+            .forward(&(&x + ctx.dropout(&h, self.dropout)?)?)?;
+        Ok((x, self_probs.zip(cross_probs)))
     }
 }
 
-/// `MarianMTModel`: weights, mode and the settings it was loaded with.
-#[derive(Clone)]
-pub(crate) struct Marian {
-    pub config: MarianConfig,
-    /// Keys of the original config.json we do not model, written back on save.
-    pub extra: Map<String, Value>,
+/// `MarianMTModel`'s network.
+struct MarianNetwork {
+    config: MarianConfig,
     encoder_embed: Tensor,
     decoder_embed: Tensor,
     lm_head: Tensor,
@@ -440,18 +452,7 @@ pub(crate) struct Marian {
     positions: Tensor,
     encoder: Vec<EncoderLayer>,
     decoder: Vec<DecoderLayer>,
-    pub varmap: VarMap,
-    pub device: Device,
-    pub training: bool,
-    pub dropout: DropoutStream,
-    /// `generation_config.json` of the folder the model was loaded from, if it had one.
-    pub generation: Option<Value>,
 }
-
-pub(crate) const ARCHITECTURE: &str = "MarianMTModel";
-
-/// Marian's LayerNorms all use PyTorch's default epsilon.
-const LAYER_NORM_EPS: f64 = 1e-5;
 
 fn self_attention(p: &mut Params, n: &str, c: &MarianConfig, n_head: usize) -> Result<Attention> {
     let (d, std) = (c.d_model, c.init_std);
@@ -467,7 +468,7 @@ fn self_attention(p: &mut Params, n: &str, c: &MarianConfig, n_head: usize) -> R
     })
 }
 
-fn feed_forward(p: &mut Params, n: &str, c: &MarianConfig, ffn: usize) -> Result<FeedForward> {
+fn feed_forward(p: &mut Params, n: &str, c: &MarianConfig, ffn: usize) -> Result<Mlp> {
     let act = Activation::from_hf(&c.activation_function).ok_or_else(|| {
         Error::Unsupported(format!(
             "unsupported activation `{}`; supported: {}",
@@ -475,256 +476,89 @@ fn feed_forward(p: &mut Params, n: &str, c: &MarianConfig, ffn: usize) -> Result
             Activation::SUPPORTED
         ))
     })?;
-    Ok(FeedForward {
-        fc1: linear(p, &format!("{n}.fc1"), c.d_model, ffn, c.init_std)?,
-        fc2: linear(p, &format!("{n}.fc2"), ffn, c.d_model, c.init_std)?,
+    Ok(Mlp {
+        fc: linear(p, &format!("{n}.fc1"), c.d_model, ffn, c.init_std)?,
+        proj: linear(p, &format!("{n}.fc2"), ffn, c.d_model, c.init_std)?,
         act,
         act_dropout: c.activation_dropout,
     })
 }
 
-impl Marian {
-    /// The model from `p` (loaded or initialised), and what the checkpoint held that it did
-    /// not use.
-    fn build(
-        config: MarianConfig,
-        extra: Map<String, Value>,
-        mut p: Params,
-        device: &Device,
-    ) -> Result<(Self, LoadReport)> {
-        p.set_prefix("model.");
-        let c = &config;
-        let (d, std, pad) = (c.d_model, c.init_std, c.pad_token_id as usize);
-        let tv = c.target_vocab_size();
-        let table = Init::NormalZeroRow(std, pad);
-        let (encoder_embed, decoder_embed) = if c.share_encoder_decoder_embeddings {
-            let w = p.get("model.shared.weight", &[c.vocab_size, d], table)?;
-            (w.clone(), w)
-        } else {
-            (
-                p.get(
-                    "model.encoder.embed_tokens.weight",
-                    &[c.vocab_size, d],
-                    table,
-                )?,
-                p.get("model.decoder.embed_tokens.weight", &[tv, d], table)?,
-            )
-        };
-        let lm_head = if c.tie_word_embeddings {
-            decoder_embed.clone()
-        } else {
-            p.get("lm_head.weight", &[tv, d], Init::Normal(std))?
-        };
-        let final_logits_bias = match p.buffer("final_logits_bias", &[1, tv])? {
-            Some(b) => b.reshape(tv)?,
-            None => Tensor::zeros(tv, encoder_embed.dtype(), device)?,
-        };
-        let mut encoder = Vec::with_capacity(c.encoder_layers);
-        for i in 0..c.encoder_layers {
-            let n = format!("model.encoder.layers.{i}");
-            encoder.push(EncoderLayer {
-                self_attn: self_attention(
-                    &mut p,
-                    &format!("{n}.self_attn"),
-                    c,
-                    c.encoder_attention_heads,
-                )?,
-                self_attn_layer_norm: layer_norm(
-                    &mut p,
-                    &format!("{n}.self_attn_layer_norm"),
-                    d,
-                    LAYER_NORM_EPS,
-                )?,
-                ff: feed_forward(&mut p, &n, c, c.encoder_ffn_dim)?,
-                final_layer_norm: layer_norm(
-                    &mut p,
-                    &format!("{n}.final_layer_norm"),
-                    d,
-                    LAYER_NORM_EPS,
-                )?,
-                dropout: c.dropout,
-            });
-        }
-        let mut decoder = Vec::with_capacity(c.decoder_layers);
-        for i in 0..c.decoder_layers {
-            let n = format!("model.decoder.layers.{i}");
-            let a = format!("{n}.encoder_attn");
-            decoder.push(DecoderLayer {
-                self_attn: self_attention(
-                    &mut p,
-                    &format!("{n}.self_attn"),
-                    c,
-                    c.decoder_attention_heads,
-                )?,
-                self_attn_layer_norm: layer_norm(
-                    &mut p,
-                    &format!("{n}.self_attn_layer_norm"),
-                    d,
-                    LAYER_NORM_EPS,
-                )?,
-                encoder_attn: CrossAttention {
-                    q: linear(&mut p, &format!("{a}.q_proj"), d, d, std)?,
-                    k: linear(&mut p, &format!("{a}.k_proj"), d, d, std)?,
-                    v: linear(&mut p, &format!("{a}.v_proj"), d, d, std)?,
-                    out: linear(&mut p, &format!("{a}.out_proj"), d, d, std)?,
-                    n_head: c.decoder_attention_heads,
-                    dropout: c.attention_dropout,
-                },
-                encoder_attn_layer_norm: layer_norm(
-                    &mut p,
-                    &format!("{n}.encoder_attn_layer_norm"),
-                    d,
-                    LAYER_NORM_EPS,
-                )?,
-                ff: feed_forward(&mut p, &n, c, c.decoder_ffn_dim)?,
-                final_layer_norm: layer_norm(
-                    &mut p,
-                    &format!("{n}.final_layer_norm"),
-                    d,
-                    LAYER_NORM_EPS,
-                )?,
-                dropout: c.dropout,
-            });
-        }
-        let positions = sinusoidal_positions(c.max_position_embeddings, d, device)?
-            .to_dtype(encoder_embed.dtype())?;
-        let report = p.report();
-        let model = Self {
-            config,
-            extra,
-            encoder_embed,
-            decoder_embed,
-            lm_head,
-            final_logits_bias,
-            positions,
-            encoder,
-            decoder,
-            varmap: p.varmap,
-            device: device.clone(),
-            training: false,
-            dropout: DropoutStream::new(DEFAULT_SEED),
-            generation: None,
-        };
-        Ok((model, report))
-    }
-
-    /// A new model with transformers' initialisation (normal(0, `init_std`) weights and
-    /// embeddings with a zero padding row, zero biases and `final_logits_bias`, unit LayerNorm
-    /// weights), in training mode.
-    pub fn from_config(config: MarianConfig, device: &Device, seed: u64) -> Result<Self> {
-        config.validate(Path::new("<config>"))?;
-        let p = Params::init(seed, device, DType::F32);
-        let (mut m, _) = Self::build(config, Map::new(), p, device)?;
-        m.training = true;
-        Ok(m)
-    }
-
-    /// Loads `dir/config.json`, the weights, and `generation_config.json` when there is one.
-    pub fn load_reported(dir: &Path, device: &Device, dtype: DType) -> Result<(Self, LoadReport)> {
-        let cfg_path = dir.join("config.json");
-        let extra = read_config_object(&cfg_path)?;
-        let config = MarianConfig::from_map(&extra, &cfg_path)?;
-        let (tensors, skipped, path) = read_weights(dir)?;
-        let p = Params::loaded(tensors, skipped, &path, device, dtype);
-        let (mut model, report) = Self::build(config, extra, p, device)?;
-        let gen_path = dir.join("generation_config.json");
-        if gen_path.is_file() {
-            model.generation = Some(io::read_json(&gen_path)?);
-        }
-        Ok((model, report))
-    }
-
-    /// `load_reported`, naming unused weights in a warning on stderr as transformers does.
-    pub fn load(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
-        let (model, report) = Self::load_reported(dir, device, dtype)?;
-        if !report.unused.is_empty() {
-            eprintln!("warning: {}", report.warning(ARCHITECTURE));
-        }
-        Ok(model)
-    }
-
-    /// Every trainable parameter with its Hugging Face name, sorted by name.
-    pub fn named_parameters(&self) -> Vec<(String, Var)> {
-        let data = match self.varmap.data().lock() {
-            Ok(d) => d,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
-    }
-
-    /// The config as transformers writes it: ours over the original keys, with
-    /// `model_type`, `architectures` and `is_encoder_decoder`.
-    pub fn config_value(&self) -> Value {
-        let mut map = self.extra.clone();
-        let mut c = self.config.clone();
-        c.decoder_vocab_size = Some(c.target_vocab_size());
-        if let Ok(Value::Object(o)) = serde_json::to_value(&c) {
-            map.extend(o);
-        }
-        map.insert("model_type".into(), "marian".into());
-        map.insert("architectures".into(), Value::from(vec![ARCHITECTURE]));
-        map.insert("is_encoder_decoder".into(), true.into());
-        Value::Object(map)
-    }
-
-    /// The generation settings: `generation_config.json` when loaded with one, else those
-    /// transformers derives from the config, plus opus-mt's `bad_words_ids: [[pad]]` (the
-    /// padding id, which starts every decoder input, is never generated) and beam search with
-    /// 4 beams.
-    pub fn generation_config_json(&self) -> Value {
-        if let Some(g) = &self.generation {
-            return g.clone();
-        }
-        let c = &self.config;
-        let mut g = serde_json::json!({
-            "bad_words_ids": [[c.pad_token_id]],
-            "decoder_start_token_id": c.decoder_start_token_id,
-            "eos_token_id": c.eos_token_id,
-            "max_length": c.max_position_embeddings,
-            "num_beams": 4,
-            "pad_token_id": c.pad_token_id,
+fn build(c: &MarianConfig, p: &mut Params) -> Result<MarianNetwork> {
+    p.set_prefix("model.");
+    let (d, std, pad) = (c.d_model, c.init_std, c.pad_token_id as usize);
+    let tv = c.target_vocab_size();
+    let table = Init::NormalZeroRow(std, pad);
+    let (encoder_embed, decoder_embed) = if c.share_encoder_decoder_embeddings {
+        let w = p.get("model.shared.weight", &[c.vocab_size, d], table)?;
+        (w.clone(), w)
+    } else {
+        (
+            p.get(
+                "model.encoder.embed_tokens.weight",
+                &[c.vocab_size, d],
+                table,
+            )?,
+            p.get("model.decoder.embed_tokens.weight", &[tv, d], table)?,
+        )
+    };
+    let lm_head = if c.tie_word_embeddings {
+        decoder_embed.clone()
+    } else {
+        p.get("lm_head.weight", &[tv, d], Init::Normal(std))?
+    };
+    let final_logits_bias = match p.buffer("final_logits_bias", &[1, tv])? {
+        Some(b) => b.reshape(tv)?,
+        None => Tensor::zeros(tv, encoder_embed.dtype(), encoder_embed.device())?,
+    };
+    let ln = |p: &mut Params, name: String| layer_norm(p, &name, d, LAYER_NORM_EPS);
+    let mut encoder = Vec::with_capacity(c.encoder_layers);
+    for i in 0..c.encoder_layers {
+        let n = format!("model.encoder.layers.{i}");
+        encoder.push(EncoderLayer {
+            self_attn: self_attention(p, &format!("{n}.self_attn"), c, c.encoder_attention_heads)?,
+            self_attn_layer_norm: ln(p, format!("{n}.self_attn_layer_norm"))?,
+            ff: feed_forward(p, &n, c, c.encoder_ffn_dim)?,
+            final_layer_norm: ln(p, format!("{n}.final_layer_norm"))?,
+            dropout: c.dropout,
         });
-        if let (Some(f), Some(o)) = (c.forced_eos_token_id, g.as_object_mut()) {
-            o.insert("forced_eos_token_id".into(), f.into());
-        }
-        g
     }
-
-    /// Writes `config.json`, `generation_config.json` and `model.safetensors` (the parameters
-    /// and `final_logits_bias`; no position tables, as transformers saves them), each through a
-    /// temporary file and a rename.
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        io::create_dir_all(dir)?;
-        let tv = self.config.target_vocab_size();
-        let mut tensors: Vec<(String, Tensor)> = self
-            .named_parameters()
-            .into_iter()
-            .map(|(n, v)| (n, v.as_tensor().clone()))
-            .collect();
-        tensors.push((
-            "final_logits_bias".into(),
-            self.final_logits_bias.reshape((1, tv))?,
-        ));
-        let metadata = [("format".to_string(), "pt".to_string())].into();
-        io::write_safetensors(&dir.join("model.safetensors"), &tensors, metadata)?;
-        io::write_json(
-            &dir.join("generation_config.json"),
-            &self.generation_config_json(),
-        )?;
-        let json = serde_json::to_string_pretty(&self.config_value())
-            .map_err(|e| Error::InvalidArgument(format!("cannot serialise the config: {e}")))?;
-        io::write_atomic(&dir.join("config.json"), json.as_bytes())
+    let mut decoder = Vec::with_capacity(c.decoder_layers);
+    for i in 0..c.decoder_layers {
+        let n = format!("model.decoder.layers.{i}");
+        let a = format!("{n}.encoder_attn");
+        decoder.push(DecoderLayer {
+            self_attn: self_attention(p, &format!("{n}.self_attn"), c, c.decoder_attention_heads)?,
+            self_attn_layer_norm: ln(p, format!("{n}.self_attn_layer_norm"))?,
+            encoder_attn: CrossAttention {
+                q: linear(p, &format!("{a}.q_proj"), d, d, std)?,
+                k: linear(p, &format!("{a}.k_proj"), d, d, std)?,
+                v: linear(p, &format!("{a}.v_proj"), d, d, std)?,
+                out: linear(p, &format!("{a}.out_proj"), d, d, std)?,
+                n_head: c.decoder_attention_heads,
+                dropout: c.attention_dropout,
+            },
+            encoder_attn_layer_norm: ln(p, format!("{n}.encoder_attn_layer_norm"))?,
+            ff: feed_forward(p, &n, c, c.decoder_ffn_dim)?,
+            final_layer_norm: ln(p, format!("{n}.final_layer_norm"))?,
+            dropout: c.dropout,
+        });
     }
+    let positions = sinusoidal_positions(c.max_position_embeddings, d, encoder_embed.device())?
+        .to_dtype(final_logits_bias.dtype())?;
+    Ok(MarianNetwork {
+        config: c.clone(),
+        encoder_embed,
+        decoder_embed,
+        lm_head,
+        final_logits_bias,
+        positions,
+        encoder,
+        decoder,
+    })
+}
 
-    fn ctx(&self) -> Ctx {
-        Ctx {
-            training: self.training,
-            dropout: self.dropout.clone(),
-        }
-    }
-
+impl MarianNetwork {
     fn embed_scale(&self) -> f64 {
         if self.config.scale_embedding {
             (self.config.d_model as f64).sqrt()
@@ -740,56 +574,57 @@ impl Marian {
         if past + t > max {
             return Err(Error::SequenceTooLong { len: past + t, max });
         }
-        let x = embed(table, ids, self.config.pad_token_id, self.embed_scale())?;
+        let pad_scale = (self.config.pad_token_id, self.embed_scale());
+        let x = embed_tokens(table, ids, pad_scale, self.positions.dtype())?;
         let x = x.broadcast_add(&self.positions.narrow(0, past, t)?)?;
         ctx.dropout(&x, self.config.dropout)
     }
 
-    /// The encoder's last hidden state `[b, s, d]` for `args.input_ids`, and the sources'
-    /// 0/1 mask when any is padded.
-    pub fn encode(&self, args: &ForwardArgs) -> Result<(Tensor, Option<Tensor>)> {
-        let ctx = self.ctx();
-        let (ids, (b, s)) = read_ids(&args.input_ids, &self.device)?;
-        let mut x = self.embed(&self.encoder_embed, &ids, 0, &ctx)?;
-        let mask = build_mask(args.attention_mask.as_ref(), false, (b, s), 0, &self.device)?
+    /// The encoder over `args.input_ids`, and the sources' 0/1 mask when any is padded.
+    fn encode(
+        &self,
+        args: &ForwardArgs,
+        collect: Collect,
+        ctx: &Ctx,
+    ) -> Result<(EncoderSide, Option<Tensor>)> {
+        let dev = self.encoder_embed.device();
+        let (ids, (b, s)) = read_ids(&args.input_ids, dev)?;
+        let x = self.embed(&self.encoder_embed, &ids, 0, ctx)?;
+        let mask = build_mask(args.attention_mask.as_ref(), false, (b, s), 0, dev)?
             .map(|m| m.to_dtype(x.dtype()))
             .transpose()?;
         let src_mask = match (&mask, &args.attention_mask) {
-            (Some(_), Some(m)) => Some(m.to_device(&self.device)?.to_dtype(DType::F32)?),
+            (Some(_), Some(m)) => Some(m.to_device(dev)?.to_dtype(DType::F32)?),
             _ => None,
         };
-        for layer in &self.encoder {
-            x = layer.forward(&x, mask.as_ref(), &ctx)?;
-        }
-        Ok((x, src_mask))
+        let (x, states) = run_layers(x, self.encoder.len(), None, collect, |i, x, _, want| {
+            self.encoder[i].forward(x, mask.as_ref(), want, ctx)
+        })?;
+        let states = states.finish(&x);
+        let side = EncoderSide {
+            last_hidden_state: x,
+            hidden_states: states.hidden_states,
+            attentions: states.attentions,
+        };
+        Ok((side, src_mask))
     }
 
-    /// The decoder's last hidden states for `ids [b, t]` (u32 on the device) over the
-    /// encoder's output, without a cache.
-    fn decode(
-        &self,
-        ids: &Tensor,
-        decoder_mask: Option<&Tensor>,
-        (enc, src_mask): (&Tensor, Option<&Tensor>),
-        ctx: &Ctx,
-    ) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        let mut x = self.embed(&self.decoder_embed, ids, 0, ctx)?;
-        let self_mask = build_mask(decoder_mask, true, (b, t), 0, &self.device)?
-            .map(|m| m.to_dtype(x.dtype()))
-            .transpose()?;
-        let cross = cross_mask(src_mask, t, x.dtype())?;
-        for layer in &self.decoder {
-            let kv = layer.encoder_attn.keys_values(enc)?;
-            x = layer.forward(
-                &x,
-                self_mask.as_ref(),
-                None,
-                (&kv, cross.as_ref(), false),
-                ctx,
-            )?;
-        }
-        Ok(x)
+    /// The decoder's inputs: `args.decoder_input_ids`, else the labels shifted right.
+    fn decoder_inputs(&self, args: &ForwardArgs) -> Result<Tensor> {
+        let dev = self.encoder_embed.device();
+        Ok(match (&args.decoder_input_ids, &args.labels) {
+            (Some(d), _) => read_ids(d, dev)?.0,
+            (None, Some(l)) => shift_tokens_right(
+                &l.to_device(dev)?,
+                self.config.pad_token_id,
+                self.config.decoder_start_token_id,
+            )?,
+            (None, None) => {
+                return Err(Error::InvalidArgument(
+                    "an encoder-decoder model needs the decoder's inputs: give decoder_input_ids (starting with the decoder start token) or labels (shifted right inside)".into(),
+                ));
+            }
+        })
     }
 
     /// `[..., vocab]` logits of `[..., d]` hidden states: the tied (or own) head plus
@@ -802,94 +637,109 @@ impl Marian {
             false,
         )?)
     }
+}
 
-    /// The full forward pass: logits, and the loss when `args.labels` is set (mean
-    /// cross-entropy over labels that are not -100; the decoder's inputs are
-    /// `args.decoder_input_ids`, else the labels shifted right).
-    pub fn forward(&self, args: &ForwardArgs) -> Result<ModelOutput> {
-        let (h, labels) = self.decoder_states(args)?;
-        let logits = self.logits(&h)?;
-        let loss = labels
-            .map(|l| kernels::cross_entropy(&logits.to_dtype(DType::F32)?, &l))
-            .transpose()?;
-        Ok(ModelOutput {
-            logits,
-            loss,
-            attentions: None,
-            hidden_states: None,
-        })
-    }
-
-    /// The loss of [`forward`](Self::forward) alone, the head run only over the labelled
-    /// decoder positions (a training step's work; padding is skipped).
-    pub fn loss(&self, args: &ForwardArgs) -> Result<Tensor> {
-        match self.decoder_states(args)? {
-            (h, Some(labels)) => lm_loss(&h, &labels, |x| self.logits(x)),
-            (_, None) => Err(Error::InvalidArgument(
-                "the loss needs labels: set ForwardArgs::labels".into(),
-            )),
-        }
-    }
-
-    /// The decoder's last hidden states `[b, t, d]` for `args`, and its labels (i64, checked
-    /// to match the decoder's inputs) when set.
-    fn decoder_states(&self, args: &ForwardArgs) -> Result<(Tensor, Option<Tensor>)> {
-        let dec = match (&args.decoder_input_ids, &args.labels) {
-            (Some(d), _) => read_ids(d, &self.device)?.0,
-            (None, Some(l)) => shift_tokens_right(
-                &l.to_device(&self.device)?,
-                self.config.pad_token_id,
-                self.config.decoder_start_token_id,
-            )?,
-            (None, None) => {
-                return Err(Error::InvalidArgument(
-                    "an encoder-decoder model needs the decoder's inputs: give decoder_input_ids (starting with the decoder start token) or labels (shifted right inside)".into(),
-                ));
-            }
-        };
+impl Network for MarianNetwork {
+    /// The decoder's last hidden states over the encoder's output, without a cache; with the
+    /// encoder's side, and each side's attentions when asked for.
+    fn body(&self, args: &ForwardArgs, _cache: Option<&mut KvCache>, ctx: &Ctx) -> Result<Body> {
+        let dev = self.encoder_embed.device();
+        let dec = self.decoder_inputs(args)?;
         let (b, t) = dec.dims2()?;
-        let labels = match &args.labels {
-            None => None,
-            Some(labels) if labels.dims() != [b, t] => {
-                return Err(Error::InvalidArgument(format!(
-                    "labels have shape {:?}, expected [{b}, {t}] like the decoder's inputs",
-                    labels.dims()
-                )));
-            }
-            Some(labels) => Some(labels.to_device(&self.device)?.to_dtype(DType::I64)?),
-        };
-        let (enc, src_mask) = self.encode(args)?;
-        if enc.dim(0)? != b {
+        if let Some(labels) = &args.labels
+            && labels.dims() != [b, t]
+        {
             return Err(Error::InvalidArgument(format!(
-                "input_ids has {} rows, the decoder's inputs {b}",
-                enc.dim(0)?
+                "labels have shape {:?}, expected [{b}, {t}] like the decoder's inputs",
+                labels.dims()
             )));
         }
-        let ctx = self.ctx();
+        let collect = Collect {
+            hidden_states: args.output_hidden_states,
+            attentions: args.output_attentions,
+        };
+        let (enc, src_mask) = self.encode(args, collect, ctx)?;
+        if enc.last_hidden_state.dim(0)? != b {
+            return Err(Error::InvalidArgument(format!(
+                "input_ids has {} rows, the decoder's inputs {b}",
+                enc.last_hidden_state.dim(0)?
+            )));
+        }
         let dmask = args
             .decoder_attention_mask
             .as_ref()
-            .map(|m| m.to_device(&self.device))
+            .map(|m| m.to_device(dev))
             .transpose()?;
-        let h = self.decode(&dec, dmask.as_ref(), (&enc, src_mask.as_ref()), &ctx)?;
-        Ok((h, labels))
+        let x = self.embed(&self.decoder_embed, &dec, 0, ctx)?;
+        let self_mask = build_mask(dmask.as_ref(), true, (b, t), 0, dev)?
+            .map(|m| m.to_dtype(x.dtype()))
+            .transpose()?;
+        let cross = cross_mask(src_mask.as_ref(), t, x.dtype())?;
+        let mut cross_probs = collect.attentions.then(Vec::new);
+        let (x, states) = run_layers(x, self.decoder.len(), None, collect, |i, x, _, want| {
+            let layer = &self.decoder[i];
+            let kv = layer.encoder_attn.keys_values(&enc.last_hidden_state)?;
+            let src = Source {
+                kv: &kv,
+                mask: cross.as_ref(),
+                cached: false,
+            };
+            let (y, probs) = layer.forward(x, self_mask.as_ref(), None, src, want, ctx)?;
+            Ok(match probs {
+                Some((self_p, cross_p)) => {
+                    if let Some(c) = cross_probs.as_mut() {
+                        c.push(cross_p);
+                    }
+                    (y, Some(self_p))
+                }
+                None => (y, None),
+            })
+        })?;
+        let states = states.finish(&x);
+        Ok(Body {
+            last_hidden_state: x,
+            hidden_states: states.hidden_states,
+            attentions: states.attentions,
+            encoder: Some(enc),
+            cross_attentions: cross_probs,
+        })
     }
 
-    /// The decoding state for generation: the encoder run once, each source repeated
-    /// `rows_per_source` times.
-    pub fn start_decoding(
+    fn lm_logits(&self, h: &Tensor) -> Result<Tensor> {
+        self.logits(h)
+    }
+
+    fn buffers(&self) -> Vec<(String, Tensor)> {
+        let tv = self.final_logits_bias.dim(0).unwrap_or(0);
+        match self.final_logits_bias.reshape((1, tv)) {
+            Ok(b) => vec![("final_logits_bias".into(), b)],
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn dtype(&self) -> DType {
+        self.encoder_embed.dtype()
+    }
+
+    fn start_decoding(
         &self,
         args: &ForwardArgs,
         rows_per_source: usize,
         capacity: usize,
+        ctx: &Ctx,
     ) -> Result<EncoderDecoderCache> {
-        let (enc, mask) = self.encode(args)?;
+        let none = Collect {
+            hidden_states: false,
+            attentions: false,
+        };
+        let (enc, mask) = self.encode(args, none, ctx)?;
+        let enc = enc.last_hidden_state;
         let (enc, mask) = if rows_per_source > 1 {
             let b = enc.dim(0)?;
             let idx: Vec<u32> = (0..b as u32)
                 .flat_map(|i| std::iter::repeat_n(i, rows_per_source))
                 .collect();
-            let idx = Tensor::from_vec(idx, b * rows_per_source, &self.device)?;
+            let idx = Tensor::from_vec(idx, b * rows_per_source, enc.device())?;
             (
                 enc.index_select(&idx, 0)?,
                 mask.map(|m| m.index_select(&idx, 0)).transpose()?,
@@ -900,11 +750,14 @@ impl Marian {
         Ok(EncoderDecoderCache::new(enc, mask, capacity))
     }
 
-    /// Logits `[rows, t, vocab]` of the new decoder tokens `ids [rows, t]` after those in
-    /// `cache`; the cross-attention keys and values are computed at the first call.
-    pub fn decode_cached(&self, ids: &Tensor, cache: &mut EncoderDecoderCache) -> Result<Tensor> {
-        let ctx = self.ctx();
-        let (ids, (b, t)) = read_ids(ids, &self.device)?;
+    fn decode_cached(
+        &self,
+        ids: &Tensor,
+        cache: &mut EncoderDecoderCache,
+        ctx: &Ctx,
+    ) -> Result<Tensor> {
+        let dev = self.encoder_embed.device();
+        let (ids, (b, t)) = read_ids(ids, dev)?;
         if b != cache.rows() {
             return Err(Error::InvalidArgument(format!(
                 "the decoder cache holds {} rows, the input has {b}",
@@ -912,44 +765,46 @@ impl Marian {
             )));
         }
         let past = cache.self_attn.len;
-        let mut x = self.embed(&self.decoder_embed, &ids, past, &ctx)?;
-        let self_mask = build_mask(None, true, (b, t), past, &self.device)?
+        let x = self.embed(&self.decoder_embed, &ids, past, ctx)?;
+        let self_mask = build_mask(None, true, (b, t), past, dev)?
             .map(|m| m.to_dtype(x.dtype()))
             .transpose()?;
         let cross = cross_mask(cache.encoder_mask.as_ref(), t, x.dtype())?;
         let n = self.decoder.len();
-        if cache.self_attn.layers.len() != n {
-            cache.self_attn.layers = vec![None; n];
-        }
         if cache.cross.len() != n {
             cache.cross = vec![None; n];
         }
-        for (i, layer) in self.decoder.iter().enumerate() {
-            let kv = match &cache.cross[i] {
+        let EncoderDecoderCache {
+            encoder_hidden,
+            self_attn,
+            cross: cross_kv,
+            ..
+        } = cache;
+        let none = Collect {
+            hidden_states: false,
+            attentions: false,
+        };
+        let (x, _) = run_layers(x, n, Some(self_attn), none, |i, x, slot, _| {
+            let layer = &self.decoder[i];
+            let kv = match &cross_kv[i] {
                 Some(kv) => kv.clone(),
                 None => {
                     let kv = layer
                         .encoder_attn
-                        .keys_values(&cache.encoder_hidden)?
+                        .keys_values(encoder_hidden)?
                         .contiguous()?;
-                    cache.cross[i] = Some(kv.clone());
+                    cross_kv[i] = Some(kv.clone());
                     kv
                 }
             };
-            let slot = CacheSlot {
-                past,
-                reserve: cache.self_attn.reserve,
-                kv: &mut cache.self_attn.layers[i],
+            let src = Source {
+                kv: &kv,
+                mask: cross.as_ref(),
+                cached: true,
             };
-            x = layer.forward(
-                &x,
-                self_mask.as_ref(),
-                Some(slot),
-                (&kv, cross.as_ref(), true),
-                &ctx,
-            )?;
-        }
-        cache.self_attn.len = past + t;
+            let (y, _) = layer.forward(x, self_mask.as_ref(), slot, src, false, ctx)?;
+            Ok((y, None))
+        })?;
         self.logits(&x)
     }
 }

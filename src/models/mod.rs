@@ -1,55 +1,63 @@
-//! GPT-2, BERT and RoBERTa on one transformer core, numerically identical to Hugging Face
-//! transformers and trainable (every op has a backward pass, in [`crate::kernels`]).
+//! Model families on one contract, numerically identical to Hugging Face transformers and
+//! trainable (every op has a backward pass, in [`crate::kernels`]).
 //!
-//! - `core`: embeddings, attention, MLP, blocks, masks, KV cache, dropout.
-//! - `gpt2`, `bert`, `roberta`: Hugging Face names and configs mapped onto the core;
-//!   `marian`: the encoder–decoder (`MarianMTModel`) in a file of its own, on the core's
-//!   attention, with [`AutoModelForSeq2SeqLM`] (`seq2seq`) in front;
-//!   `heads`: what sits on top (LM heads, pooler); `params`: weights loaded or initialised.
-//! - [`auto`]: `AutoModelForCausalLM`, `AutoModelForMaskedLM`, `AutoModel`,
-//!   `AutoModelForSequenceClassification`, `AutoModelForQuestionAnswering`; `labels`: their
-//!   `num_labels` / `id2label` / `problem_type`; `losses`: their losses.
+//! - `family`: the contract ([`family::Family`]: config, `model_type`, tasks, architecture
+//!   names, builder; `Network`: what a built model computes); `registry`: `model_type` to the
+//!   family, and [`ModelConfig`], the config of any of them.
+//! - One file per family, owning its config, weight names and heads: `gpt2`, `bert`, `roberta`
+//!   (BERT's encoder under RoBERTa's names), `marian` (the encoder–decoder).
+//! - `layers`: the shared layers the families compose (attention, MLP, norms, embeddings and
+//!   positions, masks, KV caches), in candle-transformers' spirit.
+//! - Written once for every family: `model` (loading, saving, `with_weight_dtype`, the forward
+//!   pass of each task), [`auto`] (the `AutoModel*` faces; `seq2seq`: the encoder–decoder's own
+//!   calls), `summary`, `params` (weights loaded or initialised), `labels` and `losses` (task
+//!   heads' labels and losses), `args` (inputs and outputs).
 //! - [`PreTrainedModel`]: the one trait the Trainer, the Evaluator, perplexity and generation
 //!   use.
 mod accessors;
 mod activation;
+mod args;
 pub mod auto;
-pub mod config;
-pub mod core;
 pub mod device;
+pub(crate) mod family;
 mod heads;
-mod labels;
-mod losses;
-mod pretrained;
-
-mod bert;
-mod gpt2;
 mod inputs;
-mod marian;
+mod labels;
+pub mod layers;
+mod losses;
 mod model;
 mod params;
-mod roberta;
+mod pretrained;
+pub mod registry;
 mod seq2seq;
 mod summary;
 
+mod bert;
+mod gpt2;
+mod marian;
+mod roberta;
+
 pub use activation::Activation;
+pub use args::{
+    BaseModelOutput, ForwardArgs, ModelOutput, QuestionAnsweringModelOutput, Seq2SeqLMOutput,
+    SequenceClassifierOutput,
+};
 pub use auto::{
     AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForQuestionAnswering,
-    AutoModelForSequenceClassification,
+    AutoModelForSeq2SeqLM, AutoModelForSequenceClassification,
 };
-pub use config::{BertConfig, Gpt2Config, ModelConfig, RobertaConfig, SUPPORTED_MODEL_TYPES};
-pub use core::{EncoderDecoderCache, KvCache, mean_pooling};
+pub use bert::BertConfig;
 pub use device::{DeviceExt, best_device};
+pub use gpt2::Gpt2Config;
 pub use heads::Task;
 pub use labels::{LabelConfig, ProblemType};
+pub use layers::{EncoderDecoderCache, KvCache, mean_pooling};
 pub use marian::MarianConfig;
-pub use model::{
-    BaseModelOutput, ForwardArgs, ModelOutput, QuestionAnsweringModelOutput,
-    SequenceClassifierOutput, check_weights,
-};
+pub use model::check_weights;
 pub use params::LoadReport;
 pub use pretrained::PreTrainedModel;
-pub use seq2seq::AutoModelForSeq2SeqLM;
+pub use registry::{ModelConfig, SUPPORTED_MODEL_TYPES};
+pub use roberta::RobertaConfig;
 
 /// Whether AdamW gives the parameter `name` weight decay. Hugging Face's Trainer decays every
 /// parameter except biases and LayerNorm weights; our models have no module types to inspect,

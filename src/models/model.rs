@@ -1,172 +1,43 @@
-//! The model behind every `AutoModel*`: config, core, head, parameters and mode, plus loading
-//! and saving in Hugging Face's layout.
+//! The model behind every `AutoModel*`, written once for every family: its config, the network
+//! its family built, its parameters and mode; loading and saving in Hugging Face's layout,
+//! `with_weight_dtype`, and the forward pass of each task over the family's [`Network`].
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use serde_json::{Map, Value};
 
-use super::config::{ModelConfig, read_config_object};
-use super::core::{CoreInput, CoreOutput, Ctx, DropoutStream, KvCache, Transformer};
-use super::heads::{Head, Task};
+use super::args::{
+    BaseModelOutput, ForwardArgs, ModelOutput, QuestionAnsweringModelOutput, Seq2SeqLMOutput,
+};
+use super::family::{Body, Network};
+use super::heads::Task;
 use super::labels::LabelConfig;
+use super::layers::{Ctx, DropoutStream, EncoderDecoderCache, KvCache};
 use super::losses::{classification_loss, lm_loss, question_answering_loss};
 use super::params::{LoadReport, Params};
-use super::{bert, gpt2, roberta};
+use super::registry::{ModelConfig, read_config_object};
 use crate::kernels::{self, IGNORE_INDEX};
 use crate::{Error, Result, io};
 
-/// Arguments of a full forward pass. Owned tensors (cheap clones) so it can be built once and
-/// kept in a notebook variable.
-#[derive(Clone, Debug)]
-pub struct ForwardArgs {
-    /// Token ids, `u32` (or `i64`) `[batch, seq]`.
-    pub input_ids: Tensor,
-    /// 1 for real tokens, 0 for padding, `[batch, seq]` (`[batch, cached + seq]` with a cache).
-    pub attention_mask: Option<Tensor>,
-    /// BERT's segment ids, `[batch, seq]`; zeros when absent.
-    pub token_type_ids: Option<Tensor>,
-    /// Position of each token, `[batch, seq]`; when absent, `past..past + seq` (GPT-2, BERT) or
-    /// counted from the padding (RoBERTa). Generation with left padding sets them from the
-    /// attention mask, as transformers does.
-    pub position_ids: Option<Tensor>,
-    /// Language models: integer `[batch, seq]`; -100 marks positions left out of the loss.
-    /// Causal models shift them inside (position t predicts label t+1), as transformers does.
-    /// Sequence classifiers: one class id per example (u32 or i64 `[batch]`), floats `[batch]`
-    /// for regression, or floats `[batch, num_labels]` for multi-label classification.
-    pub labels: Option<Tensor>,
-    /// Question answering: the token index where each example's answer starts, `[batch]`
-    /// (with `end_positions`, gives the loss). Indices past the sequence are ignored.
-    pub start_positions: Option<Tensor>,
-    /// Question answering: the token index where each example's answer ends, `[batch]`.
-    pub end_positions: Option<Tensor>,
-    /// Encoder–decoder models: the decoder's input ids `[batch, target_seq]` (starting with
-    /// the decoder start token). When absent, the labels shifted right are used, as
-    /// transformers' `shift_tokens_right` makes them (-100 becomes the padding id).
-    pub decoder_input_ids: Option<Tensor>,
-    /// Encoder–decoder models: 1 for real decoder tokens, 0 for padding, `[batch, target_seq]`;
-    /// when absent only the causal mask applies (as in transformers).
-    pub decoder_attention_mask: Option<Tensor>,
-    pub output_attentions: bool,
-    pub output_hidden_states: bool,
-}
-
-impl ForwardArgs {
-    pub fn new(input_ids: &Tensor) -> Self {
-        Self {
-            input_ids: input_ids.clone(),
-            attention_mask: None,
-            token_type_ids: None,
-            position_ids: None,
-            labels: None,
-            start_positions: None,
-            end_positions: None,
-            decoder_input_ids: None,
-            decoder_attention_mask: None,
-            output_attentions: false,
-            output_hidden_states: false,
-        }
-    }
-    pub fn attention_mask(mut self, mask: &Tensor) -> Self {
-        self.attention_mask = Some(mask.clone());
-        self
-    }
-    pub fn token_type_ids(mut self, ids: &Tensor) -> Self {
-        self.token_type_ids = Some(ids.clone());
-        self
-    }
-    pub fn position_ids(mut self, ids: &Tensor) -> Self {
-        self.position_ids = Some(ids.clone());
-        self
-    }
-    pub fn labels(mut self, labels: &Tensor) -> Self {
-        self.labels = Some(labels.clone());
-        self
-    }
-    /// Question answering: where each answer starts (integer `[batch]`).
-    pub fn start_positions(mut self, positions: &Tensor) -> Self {
-        self.start_positions = Some(positions.clone());
-        self
-    }
-    /// Question answering: where each answer ends (integer `[batch]`).
-    pub fn end_positions(mut self, positions: &Tensor) -> Self {
-        self.end_positions = Some(positions.clone());
-        self
-    }
-    /// Encoder–decoder models: the decoder's input ids (u32 or i64 `[batch, target_seq]`).
-    pub fn decoder_input_ids(mut self, ids: &Tensor) -> Self {
-        self.decoder_input_ids = Some(ids.clone());
-        self
-    }
-    /// Encoder–decoder models: the decoder inputs' padding mask `[batch, target_seq]`.
-    pub fn decoder_attention_mask(mut self, mask: &Tensor) -> Self {
-        self.decoder_attention_mask = Some(mask.clone());
-        self
-    }
-    pub fn output_attentions(mut self, yes: bool) -> Self {
-        self.output_attentions = yes;
-        self
-    }
-    pub fn output_hidden_states(mut self, yes: bool) -> Self {
-        self.output_hidden_states = yes;
-        self
-    }
-}
-
-/// Output of a language model (`CausalLMOutput` / `MaskedLMOutput` in transformers) or a
-/// sequence classifier (`SequenceClassifierOutput`).
-#[derive(Clone, Debug)]
-pub struct ModelOutput {
-    /// `[batch, seq, vocab]` for a language model, `[batch, num_labels]` for a sequence
-    /// classifier, `[batch, seq, 2]` (start, end) for a QA model seen through
-    /// `PreTrainedModel`.
-    pub logits: Tensor,
-    /// The scalar loss when labels (or answer positions) were given.
-    pub loss: Option<Tensor>,
-    /// Per layer, `[batch, heads, seq, keys]`, when asked for.
-    pub attentions: Option<Vec<Tensor>>,
-    /// Embedding output then each layer's output (`n_layer + 1` tensors), when asked for.
-    pub hidden_states: Option<Vec<Tensor>>,
-}
-
-/// transformers' name for a sequence classifier's output: logits `[batch, num_labels]`.
-pub type SequenceClassifierOutput = ModelOutput;
-
-/// Output of an extractive question-answering model (`QuestionAnsweringModelOutput`).
-#[derive(Clone, Debug)]
-pub struct QuestionAnsweringModelOutput {
-    /// The mean of the start and end cross-entropies, when positions were given.
-    pub loss: Option<Tensor>,
-    /// `[batch, seq]`: how likely each token is to start the answer.
-    pub start_logits: Tensor,
-    /// `[batch, seq]`: how likely each token is to end the answer.
-    pub end_logits: Tensor,
-    pub attentions: Option<Vec<Tensor>>,
-    pub hidden_states: Option<Vec<Tensor>>,
-}
-
-/// Output of a bare model (`BaseModelOutputWithPooling`).
-#[derive(Clone, Debug)]
-pub struct BaseModelOutput {
-    /// `[batch, seq, hidden]`.
-    pub last_hidden_state: Tensor,
-    /// BERT's pooler output `[batch, hidden]`, when the model has a pooler.
-    pub pooler_output: Option<Tensor>,
-    pub attentions: Option<Vec<Tensor>>,
-    pub hidden_states: Option<Vec<Tensor>>,
-}
-
+/// A model of any family and task. `Clone` on `Model` shares the weights (the `VarMap` and the
+/// network are handles); the faces' `Clone` is [`deep_copy`](Model::deep_copy) and their
+/// `share` is this.
 #[derive(Clone)]
 pub(crate) struct Model {
     pub config: ModelConfig,
     /// Keys of the original config.json we do not model, written back on save.
     pub extra: Map<String, Value>,
-    pub core: Transformer,
-    pub head: Head,
+    /// What the family built; immutable, its tensors those of `varmap`.
+    pub net: Arc<dyn Network>,
     pub task: Task,
     pub varmap: VarMap,
     pub device: Device,
+    /// The dtype parameters were loaded or drawn in, and the one weight matrices are stored
+    /// in when it differs ([`Params::with_weight_dtype`]).
+    pub dtypes: (DType, Option<DType>),
     pub training: bool,
     pub dropout: DropoutStream,
     /// `generation_config.json` of the folder the model was loaded from, if it had one.
@@ -178,58 +49,25 @@ pub(crate) struct Model {
 /// Seed of `from_config`'s initialisation and of the dropout stream unless set otherwise.
 pub(crate) const DEFAULT_SEED: u64 = 42;
 
-fn check_task(config: &ModelConfig, task: Task) -> Result<()> {
-    let ok = match task {
-        Task::CausalLm => matches!(config, ModelConfig::Gpt2(_)),
-        Task::MaskedLm | Task::QuestionAnswering => {
-            matches!(config, ModelConfig::Bert(_) | ModelConfig::Roberta(_))
-        }
-        Task::Base | Task::SequenceClassification => true,
-        Task::Seq2SeqLm => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::WrongTask {
-            model_type: config.model_type().into(),
-            task: task.describe().into(),
-            supported: task.supported().into(),
-        })
-    }
-}
-
 impl Model {
+    /// The model `config`'s family builds for `task` from `p`, and what the checkpoint held
+    /// that the model did not ask for.
     fn build(
-        config: ModelConfig,
-        extra: Map<String, Value>,
-        p: Params,
-        (task, labels): (Task, LabelConfig),
-        device: &Device,
-    ) -> Result<Self> {
-        Ok(Self::build_reported(config, extra, p, (task, labels), device)?.0)
-    }
-
-    /// `build`, and what the checkpoint held that the model did not ask for.
-    fn build_reported(
         config: ModelConfig,
         extra: Map<String, Value>,
         mut p: Params,
         (task, labels): (Task, LabelConfig),
         device: &Device,
     ) -> Result<(Self, LoadReport)> {
-        check_task(&config, task)?;
-        let (core, head) = match &config {
-            ModelConfig::Gpt2(c) => gpt2::build(c, &mut p, task, &labels)?,
-            ModelConfig::Bert(c) => bert::build(c, &mut p, task, &labels)?,
-            ModelConfig::Roberta(c) => roberta::build(c, &mut p, task, &labels)?,
-        };
+        config.check_task(task)?;
+        let net = config.build(&mut p, task, &labels)?;
         let report = p.report();
         let model = Self {
             config,
             extra,
-            core,
-            head,
+            net,
             task,
+            dtypes: p.dtypes(),
             varmap: p.varmap,
             device: device.clone(),
             training: false,
@@ -238,6 +76,61 @@ impl Model {
             labels,
         };
         Ok((model, report))
+    }
+
+    /// The same model rebuilt over `tensors` (parameters and buffers by name), stored as
+    /// `dtypes` say. Tensors that are already this model's `Var`s are kept as they are (shared);
+    /// any other tensor becomes a new `Var`.
+    fn rebuilt(
+        &self,
+        tensors: HashMap<String, Tensor>,
+        dtypes: (DType, Option<DType>),
+    ) -> Result<Self> {
+        let mut p = Params::loaded(
+            tensors,
+            Vec::new(),
+            Path::new("<in memory>"),
+            &self.device,
+            dtypes.0,
+        );
+        if let Some(w) = dtypes.1 {
+            p = p.with_weight_dtype(w);
+        }
+        let task = (self.task, self.labels.clone());
+        let (mut m, _) = Self::build(
+            self.config.clone(),
+            self.extra.clone(),
+            p,
+            task,
+            &self.device,
+        )?;
+        m.training = self.training;
+        m.dropout = self.dropout.clone();
+        m.generation = self.generation.clone();
+        Ok(m)
+    }
+
+    /// An independent copy: every parameter copied into a new `Var` of a new `VarMap`, the
+    /// network rebuilt over them, the dropout stream forked; training one leaves the other as
+    /// it was.
+    pub fn deep_copy(&self) -> Result<Self> {
+        let tensors = self
+            .tensors()
+            .into_iter()
+            .map(|(n, t)| (n, t.detach()))
+            .collect();
+        let mut m = self.rebuilt(tensors, self.dtypes)?;
+        m.dropout = self.dropout.fork();
+        Ok(m)
+    }
+
+    /// Every parameter's tensor and every buffer, by name.
+    fn tensors(&self) -> HashMap<String, Tensor> {
+        self.named_parameters()
+            .into_iter()
+            .map(|(n, v)| (n, v.as_tensor().clone()))
+            .chain(self.net.buffers())
+            .collect()
     }
 
     /// A copy for inference whose weight matrices are stored in `dtype` (bf16; or f32 to
@@ -250,27 +143,13 @@ impl Model {
             )));
         }
         let tensors = self
-            .named_parameters()
+            .tensors()
             .into_iter()
-            .map(|(n, v)| Ok((n, v.as_tensor().to_dtype(DType::F32)?)))
+            .map(|(n, t)| Ok((n, t.to_dtype(DType::F32)?.detach())))
             .collect::<Result<HashMap<_, _>>>()?;
-        let p = Params::loaded(
-            tensors,
-            Vec::new(),
-            Path::new("<in memory>"),
-            &self.device,
-            DType::F32,
-        )
-        .with_weight_dtype(dtype);
-        let task = (self.task, self.labels.clone());
-        let mut m = Self::build(
-            self.config.clone(),
-            self.extra.clone(),
-            p,
-            task,
-            &self.device,
-        )?;
-        m.generation = self.generation.clone();
+        let mut m = self.rebuilt(tensors, (DType::F32, Some(dtype)))?;
+        m.training = false;
+        m.dropout = DropoutStream::new(DEFAULT_SEED);
         Ok(m)
     }
 
@@ -283,40 +162,36 @@ impl Model {
         Self::from_config_labels(config, device, (task, LabelConfig::default()), seed)
     }
 
-    /// `from_config` with the task head's labels.
+    /// `from_config` with the task head's labels; the config is checked first
+    /// (`InvalidConfig` naming the field).
     pub fn from_config_labels(
         config: ModelConfig,
         device: &Device,
         (task, labels): (Task, LabelConfig),
         seed: u64,
     ) -> Result<Self> {
-        config.validate(Path::new("<config>"))?;
+        config.validate_in_code()?;
         labels.validate(Path::new("<labels>"))?;
         let p = Params::init(seed, device, DType::F32);
-        let mut m = Self::build(config, Map::new(), p, (task, labels), device)?;
+        let (mut m, _) = Self::build(config, Map::new(), p, (task, labels), device)?;
         // from_config starts in training mode, like a freshly constructed torch module
         m.training = true;
         Ok(m)
     }
 
     /// Loads `dir/config.json` and `dir/model.safetensors` (or the shards of
-    /// `model.safetensors.index.json`). Weights of the file the model does not use are named in
-    /// a warning on stderr, as transformers warns (see [`check_weights`] for the list itself).
-    pub fn load(dir: &Path, device: &Device, dtype: DType, task: Task) -> Result<Self> {
-        Self::load_labels(dir, device, dtype, task, None)
-    }
-
-    /// `load`, with the task head's labels replacing those of `config.json` when given
-    /// (transformers' `from_pretrained(dir, num_labels=4)`). Head weights the checkpoint lacks
-    /// are initialised and named in a warning on stderr, as transformers warns.
-    pub fn load_labels(
+    /// `model.safetensors.index.json`), with the task head's labels replacing those of
+    /// `config.json` when given (transformers' `from_pretrained(dir, num_labels=4)`). Weights of
+    /// the file the model does not use, and head weights the checkpoint lacks (initialised), are
+    /// named in warnings on stderr, as transformers warns.
+    pub fn load(
         dir: &Path,
         device: &Device,
         dtype: DType,
         task: Task,
         labels: Option<LabelConfig>,
     ) -> Result<Self> {
-        let (model, report) = Self::load_reported_labels(dir, device, dtype, task, labels)?;
+        let (model, report) = Self::load_reported(dir, device, dtype, task, labels)?;
         if !report.unused.is_empty() {
             eprintln!("warning: {}", report.warning(model.architecture()));
         }
@@ -335,21 +210,12 @@ impl Model {
         device: &Device,
         dtype: DType,
         task: Task,
-    ) -> Result<(Self, LoadReport)> {
-        Self::load_reported_labels(dir, device, dtype, task, None)
-    }
-
-    fn load_reported_labels(
-        dir: &Path,
-        device: &Device,
-        dtype: DType,
-        task: Task,
         labels: Option<LabelConfig>,
     ) -> Result<(Self, LoadReport)> {
         let cfg_path = dir.join("config.json");
         let extra = read_config_object(&cfg_path)?;
         let config = ModelConfig::from_map(&extra, &cfg_path)?;
-        check_task(&config, task)?;
+        config.check_task(task)?;
         let labels = match labels {
             Some(l) => {
                 l.validate(&cfg_path)?;
@@ -359,7 +225,7 @@ impl Model {
         };
         let (tensors, skipped, path) = read_weights(dir)?;
         let p = Params::loaded(tensors, skipped, &path, device, dtype);
-        let mut model = Self::build_reported(config, extra, p, (task, labels), device)?;
+        let mut model = Self::build(config, extra, p, (task, labels), device)?;
         let gen_path = dir.join("generation_config.json");
         if gen_path.is_file() {
             model.0.generation = Some(io::read_json(&gen_path)?);
@@ -368,35 +234,27 @@ impl Model {
     }
 
     pub fn architecture(&self) -> &'static str {
-        match (&self.config, self.task) {
-            (ModelConfig::Gpt2(_), Task::Base) => "GPT2Model",
-            (ModelConfig::Gpt2(_), Task::SequenceClassification) => "GPT2ForSequenceClassification",
-            (ModelConfig::Gpt2(_), _) => "GPT2LMHeadModel",
-            (ModelConfig::Bert(_), Task::Base) => "BertModel",
-            (ModelConfig::Bert(_), Task::SequenceClassification) => "BertForSequenceClassification",
-            (ModelConfig::Bert(_), Task::QuestionAnswering) => "BertForQuestionAnswering",
-            (ModelConfig::Bert(_), _) => "BertForMaskedLM",
-            (ModelConfig::Roberta(_), Task::Base) => "RobertaModel",
-            (ModelConfig::Roberta(_), Task::SequenceClassification) => {
-                "RobertaForSequenceClassification"
-            }
-            (ModelConfig::Roberta(_), Task::QuestionAnswering) => "RobertaForQuestionAnswering",
-            (ModelConfig::Roberta(_), _) => "RobertaForMaskedLM",
-        }
+        self.config.architecture(self.task)
     }
 
-    /// Writes `config.json` and `model.safetensors`, each through a temporary file and a rename.
+    /// Writes `config.json`, `model.safetensors` (parameters and buffers) and, when there is
+    /// one, `generation_config.json`, each through a temporary file and a rename.
     pub fn save(&self, dir: &Path) -> Result<()> {
         io::create_dir_all(dir)?;
         let tensors: Vec<(String, Tensor)> = self
             .named_parameters()
             .into_iter()
             .map(|(n, v)| (n, v.as_tensor().clone()))
+            .chain(self.net.buffers())
             .collect();
         let metadata = [("format".to_string(), "pt".to_string())].into();
         io::write_safetensors(&dir.join("model.safetensors"), &tensors, metadata)?;
-        if let Some(g) = &self.generation {
-            io::write_json(&dir.join("generation_config.json"), g)?;
+        if let Some(g) = self
+            .generation
+            .clone()
+            .or_else(|| self.config.generation_defaults())
+        {
+            io::write_json(&dir.join("generation_config.json"), &g)?;
         }
         let mut extra = self.extra.clone();
         if matches!(
@@ -409,15 +267,33 @@ impl Model {
         io::write_atomic(&dir.join("config.json"), json.as_bytes())
     }
 
-    /// The generation settings: `generation_config.json` when loaded with one, else the full
-    /// `config.json` (its generation keys: `bos_token_id`, `eos_token_id`, ...).
+    /// The generation settings: `generation_config.json` when loaded with one, else the
+    /// family's (Marian's beam search), else the full `config.json` (its generation keys:
+    /// `bos_token_id`, `eos_token_id`, ...).
     pub fn generation_config_json(&self) -> Value {
-        if let Some(g) = &self.generation {
-            return g.clone();
+        if let Some(g) = self
+            .generation
+            .clone()
+            .or_else(|| self.config.generation_defaults())
+        {
+            return g;
         }
         let mut v = Value::Object(self.extra.clone());
         if let (Some(o), Value::Object(c)) = (v.as_object_mut(), self.config.to_value()) {
             o.extend(c);
+        }
+        v
+    }
+
+    /// The config as a value with `model_type` (and a task head's labels), for summaries.
+    pub fn config_json(&self) -> Value {
+        let mut v = self.config.to_value();
+        if matches!(
+            self.task,
+            Task::SequenceClassification | Task::QuestionAnswering
+        ) && let Some(o) = v.as_object_mut()
+        {
+            self.labels.write_to(o);
         }
         v
     }
@@ -440,27 +316,30 @@ impl Model {
         }
     }
 
-    fn run_core(&self, args: &ForwardArgs, cache: Option<&mut KvCache>) -> Result<CoreOutput> {
-        let input = CoreInput {
-            input_ids: &args.input_ids,
-            attention_mask: args.attention_mask.as_ref(),
-            token_type_ids: args.token_type_ids.as_ref(),
-            position_ids: args.position_ids.as_ref(),
-            output_attentions: args.output_attentions,
-            output_hidden_states: args.output_hidden_states,
-        };
-        self.core.forward(&input, cache, &self.ctx())
+    fn body(&self, args: &ForwardArgs, cache: Option<&mut KvCache>) -> Result<Body> {
+        self.net.body(args, cache, &self.ctx())
     }
 
+    /// A language model's logits (and loss with labels): causal, masked or encoder–decoder.
     pub fn forward_lm(
         &self,
         args: &ForwardArgs,
         cache: Option<&mut KvCache>,
     ) -> Result<ModelOutput> {
-        let out = self.run_core(args, cache)?;
+        let out = self.body(args, cache)?;
+        let (logits, loss) = self.logits_and_loss(args, &out)?;
+        Ok(ModelOutput {
+            logits,
+            loss,
+            attentions: out.attentions,
+            hidden_states: out.hidden_states,
+        })
+    }
+
+    fn logits_and_loss(&self, args: &ForwardArgs, out: &Body) -> Result<(Tensor, Option<Tensor>)> {
         let h = &out.last_hidden_state;
         let (b, t, _) = h.dims3()?;
-        let logits = self.lm_head(h)?;
+        let logits = self.net.lm_logits(h)?;
         let loss = match &args.labels {
             None => None,
             Some(labels) => {
@@ -471,11 +350,28 @@ impl Model {
                 )?)
             }
         };
-        Ok(ModelOutput {
+        Ok((logits, loss))
+    }
+
+    /// An encoder–decoder's full output: logits, loss, the encoder's last hidden state, and
+    /// the three kinds of attention when asked for.
+    pub fn forward_seq2seq(&self, args: &ForwardArgs) -> Result<Seq2SeqLMOutput> {
+        let out = self.body(args, None)?;
+        let (logits, loss) = self.logits_and_loss(args, &out)?;
+        let Some(enc) = out.encoder else {
+            return Err(Error::InvalidArgument(
+                "this model has no encoder; forward_seq2seq is for encoder-decoder models".into(),
+            ));
+        };
+        Ok(Seq2SeqLMOutput {
             logits,
             loss,
-            attentions: out.attentions,
-            hidden_states: out.hidden_states,
+            encoder_last_hidden_state: enc.last_hidden_state,
+            encoder_attentions: enc.attentions,
+            decoder_attentions: out.attentions,
+            cross_attentions: out.cross_attentions,
+            encoder_hidden_states: enc.hidden_states,
+            decoder_hidden_states: out.hidden_states,
         })
     }
 
@@ -487,33 +383,10 @@ impl Model {
                 "the loss needs labels: set ForwardArgs::labels".into(),
             ));
         };
-        let h = self.run_core(args, None)?.last_hidden_state;
+        let h = self.body(args, None)?.last_hidden_state;
         let (b, t, _) = h.dims3()?;
         let labels = self.lm_labels(labels, h.device(), (b, t))?;
-        lm_loss(&h, &labels, |x| self.lm_head(x))
-    }
-
-    /// Logits `[..., vocab]` of hidden states `[..., hidden]` through the language-model head,
-    /// straight from the fused linear kernel: no reshape, whose backward would copy.
-    fn lm_head(&self, h: &Tensor) -> Result<Tensor> {
-        let word = &self.core.embeddings.word;
-        Ok(match &self.head {
-            Head::TiedLm { bias } => kernels::linear(h, word, bias.as_ref(), false)?,
-            Head::MaskedLm {
-                dense,
-                ln,
-                act,
-                bias,
-            } => {
-                let x = ln.forward(&act.forward(&dense.forward(h)?)?)?;
-                kernels::linear(&x, word, Some(bias), false)?
-            }
-            _ => {
-                return Err(Error::InvalidArgument(
-                    "this model has no language-model head; use AutoModelForCausalLM or AutoModelForMaskedLM".into(),
-                ));
-            }
-        })
+        lm_loss(&h, &labels, |x| self.net.lm_logits(x))
     }
 
     /// Hugging Face's labels, aligned with the hidden states on `device`: -100 is ignored; a
@@ -525,8 +398,13 @@ impl Model {
         (b, t): (usize, usize),
     ) -> Result<Tensor> {
         if labels.dims() != [b, t] {
+            let like = if self.task == Task::Seq2SeqLm {
+                "the decoder's inputs"
+            } else {
+                "input_ids"
+            };
             return Err(Error::InvalidArgument(format!(
-                "labels have shape {:?}, expected [{b}, {t}] like input_ids",
+                "labels have shape {:?}, expected [{b}, {t}] like {like}",
                 labels.dims()
             )));
         }
@@ -545,9 +423,9 @@ impl Model {
 
     /// A sequence classifier's logits `[b, num_labels]`, and its loss when `args.labels` is set.
     pub fn forward_classification(&self, args: &ForwardArgs) -> Result<ModelOutput> {
-        let out = self.run_core(args, None)?;
+        let out = self.body(args, None)?;
         let logits = self
-            .head
+            .net
             .classify(&out.last_hidden_state, &args.input_ids, &self.ctx())?;
         let loss = match &args.labels {
             None => None,
@@ -568,8 +446,8 @@ impl Model {
     /// A QA model's start and end logits `[b, t]`, and its loss when both
     /// `args.start_positions` and `args.end_positions` are set.
     pub fn forward_qa(&self, args: &ForwardArgs) -> Result<QuestionAnsweringModelOutput> {
-        let out = self.run_core(args, None)?;
-        let (start_logits, end_logits) = self.head.answer_span(&out.last_hidden_state)?;
+        let out = self.body(args, None)?;
+        let (start_logits, end_logits) = self.net.answer_span(&out.last_hidden_state)?;
         let loss = match (&args.start_positions, &args.end_positions) {
             (Some(s), Some(e)) => Some(question_answering_loss(&start_logits, &end_logits, s, e)?),
             (None, None) => None,
@@ -590,14 +468,8 @@ impl Model {
     }
 
     pub fn forward_base(&self, args: &ForwardArgs) -> Result<BaseModelOutput> {
-        let out = self.run_core(args, None)?;
-        let pooler_output = match &self.head {
-            Head::Base { pooler: Some(p) } => {
-                let first = out.last_hidden_state.narrow(1, 0, 1)?.squeeze(1)?;
-                Some(p.forward(&first)?.tanh()?)
-            }
-            _ => None,
-        };
+        let out = self.body(args, None)?;
+        let pooler_output = self.net.pooled(&out.last_hidden_state)?;
         Ok(BaseModelOutput {
             last_hidden_state: out.last_hidden_state,
             pooler_output,
@@ -605,6 +477,79 @@ impl Model {
             hidden_states: out.hidden_states,
         })
     }
+
+    /// Encoder–decoders: the encoder run once for generation.
+    pub fn start_decoding(
+        &self,
+        args: &ForwardArgs,
+        rows_per_source: usize,
+        capacity: usize,
+    ) -> Result<EncoderDecoderCache> {
+        self.net
+            .start_decoding(args, rows_per_source, capacity, &self.ctx())
+    }
+
+    /// Encoder–decoders: logits of new decoder tokens after those in `cache`.
+    pub fn decode_cached(&self, ids: &Tensor, cache: &mut EncoderDecoderCache) -> Result<Tensor> {
+        self.net.decode_cached(ids, cache, &self.ctx())
+    }
+
+    /// See `AutoModel*::resize_token_embeddings`: every tensor with a row per token (the
+    /// family says which) resized, then the network rebuilt over the same parameters.
+    pub(crate) fn resize_token_embeddings(&mut self, new_size: usize) -> Result<()> {
+        if new_size == 0 {
+            return Err(Error::InvalidArgument(
+                "resize_token_embeddings: the new vocabulary size must be at least 1".into(),
+            ));
+        }
+        let resized = self.net.vocab_tensors();
+        if resized.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "resize_token_embeddings is not supported for {}",
+                self.architecture()
+            )));
+        }
+        let mut tensors = self.tensors();
+        for t in resized {
+            let name = tensors
+                .iter()
+                .find(|(_, v)| v.id() == t.id())
+                .map(|(n, _)| n.clone())
+                .ok_or_else(|| {
+                    Error::InvalidArgument(
+                        "resize_token_embeddings: the embedding table is not among the model's parameters".into(),
+                    )
+                })?;
+            tensors.insert(name, resize_rows(&t, new_size)?);
+        }
+        let mut config = self.config.clone();
+        config.set_vocab_size(new_size);
+        let old = std::mem::replace(&mut self.config, config);
+        match self.rebuilt(tensors, self.dtypes) {
+            Ok(m) => {
+                *self = m;
+                Ok(())
+            }
+            Err(e) => {
+                self.config = old;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The first `n` rows of `t` (`[rows, ..]`), or all of them followed by copies of their mean.
+fn resize_rows(t: &Tensor, n: usize) -> Result<Tensor> {
+    let rows = t.dim(0)?;
+    if n <= rows {
+        return Ok(t.narrow(0, 0, n)?.contiguous()?);
+    }
+    let dtype = t.dtype();
+    let mean = t.to_dtype(DType::F32)?.mean_keepdim(0)?;
+    let mut shape = t.dims().to_vec();
+    shape[0] = n - rows;
+    let extra = mean.broadcast_as(shape)?.to_dtype(dtype)?.contiguous()?;
+    Ok(Tensor::cat(&[t, &extra], 0)?)
 }
 
 /// A folder's tensors, the ones skipped (name, dtype) and the file read.
@@ -619,7 +564,7 @@ type Weights = (
 /// used"): e.g. the layers beyond `n_layer` of a config that says fewer layers than the weights
 /// have. Missing weights are an error, as when loading.
 pub fn check_weights(dir: impl AsRef<Path>, task: Task) -> Result<LoadReport> {
-    Ok(Model::load_reported(dir.as_ref(), &Device::Cpu, DType::F32, task)?.1)
+    Ok(Model::load_reported(dir.as_ref(), &Device::Cpu, DType::F32, task, None)?.1)
 }
 
 /// Reads the weights of a model folder: `model.safetensors`, or the shards named by

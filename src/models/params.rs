@@ -175,6 +175,12 @@ impl Params {
         }
     }
 
+    /// The dtype parameters are stored in, and the one weight matrices are stored in when it
+    /// differs.
+    pub fn dtypes(&self) -> (DType, Option<DType>) {
+        (self.dtype, self.weight_dtype)
+    }
+
     pub fn set_prefix(&mut self, prefix: &str) {
         self.prefix = prefix.to_string();
     }

@@ -8,9 +8,9 @@ use candle_core::{Device, Tensor, Var};
 use candle_nn::VarMap;
 use serde_json::Value;
 
-use super::core::{EncoderDecoderCache, KvCache};
+use super::args::{ForwardArgs, ModelOutput};
 use super::heads::Task;
-use super::model::{ForwardArgs, ModelOutput};
+use super::layers::{EncoderDecoderCache, KvCache};
 use crate::Result;
 
 /// A model the Trainer, the Evaluator, perplexity and generation can use.
@@ -31,7 +31,8 @@ pub trait PreTrainedModel: Clone {
     }
     /// What the model predicts: causal LM, masked LM, ...
     fn task(&self) -> Task;
-    /// The parameters, by Hugging Face name (clones of a model share them).
+    /// The parameters, by Hugging Face name (handles made by [`share`](Self::share) hold the
+    /// same ones).
     fn varmap(&self) -> &VarMap;
     /// Where the parameters live; inputs are moved there.
     fn device(&self) -> &Device;
@@ -108,10 +109,17 @@ pub trait PreTrainedModel: Clone {
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
-    /// A copy in evaluation mode that shares the weights, so scoring a model that is training
-    /// changes neither its mode nor its dropout stream.
+    /// A second handle on the same weights, with its own mode and dropout seed: what the
+    /// Trainer, the Evaluator and generation take per call (cheap, and training through it
+    /// trains the model). The crate's models override it (their `Clone` is an independent deep
+    /// copy); a model whose `Clone` already shares its weights keeps this default.
+    fn share(&self) -> Self {
+        self.clone()
+    }
+    /// A handle in evaluation mode on the same weights ([`share`](Self::share)), so scoring a
+    /// model that is training changes neither its mode nor its dropout stream.
     fn eval_copy(&self) -> Self {
-        let mut m = self.clone();
+        let mut m = self.share();
         m.set_training(false);
         m
     }

@@ -21,14 +21,15 @@ use super::schedule::LrScheduler;
 use super::state::{LogEntry, TrainerState, get_last_checkpoint};
 use crate::data::Dataset;
 use crate::models::PreTrainedModel;
-use crate::models::core::check_token_id;
+use crate::models::layers::check_token_id;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
 /// The batch's mean loss: the model in training (dropout on, seeded by the batch, so a resumed
-/// run draws the same masks) or evaluation mode. The clone shares the weights, so this is cheap.
+/// run draws the same masks) or evaluation mode. The handle shares the weights
+/// ([`PreTrainedModel::share`]), so this is cheap and the gradients reach the model's own.
 pub fn compute_loss<M: PreTrainedModel>(model: &M, batch: &Batch, train: bool) -> Result<Tensor> {
-    let mut m = model.clone();
+    let mut m = model.share();
     m.set_training(train);
     if train {
         m.set_seed(batch.dropout_seed);

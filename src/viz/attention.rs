@@ -4,7 +4,9 @@
 //! Padding is left out here, once, so no chart has to know about it.
 use candle_core::{DType, Device, Tensor};
 
-use crate::models::{AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, ForwardArgs};
+use crate::models::{
+    AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM, ForwardArgs,
+};
 use crate::tokenizer::{EncodeOptions, Tokenizer};
 use crate::{Error, Result};
 
@@ -29,9 +31,23 @@ pub struct AttentionMap {
     heads: usize,
     q: usize,
     k: usize,
-    /// One per key; the queries are the last `q` of them.
+    /// One per key; the queries are the last `q` of them, unless `queries` names them.
     tokens: Vec<String>,
+    /// Cross-attention (a decoder's tokens onto an encoder's): the query tokens, which are not
+    /// among the keys.
+    queries: Option<Vec<String>>,
     causal: bool,
+}
+
+/// The attention of an encoder–decoder on one translation ([`AttentionMap::translation`]): each
+/// side's self-attention and the cross-attention from the target onto the source, each drawn
+/// like any other map (`cross.head(layer, head)`: target tokens as rows, source tokens as
+/// columns).
+#[derive(Clone, Debug)]
+pub struct TranslationAttention {
+    pub encoder: AttentionMap,
+    pub decoder: AttentionMap,
+    pub cross: AttentionMap,
 }
 
 /// What one head does, summarised so interesting heads can be found among many.
@@ -141,6 +157,40 @@ impl AttentionMap {
         tokens: &[S],
         attention_mask: Option<&[u32]>,
     ) -> Result<Self> {
+        Self::from_layers(attentions, batch_index, tokens, None, attention_mask)
+    }
+
+    /// Cross-attention as an encoder–decoder returns it (`Seq2SeqLMOutput::cross_attentions`:
+    /// per decoder layer `[batch, heads, target, source]`), sequence `batch_index`: the rows are
+    /// the target (decoder) tokens, the columns the source (encoder) tokens. Source positions
+    /// where `source_mask` is 0 (padding) are left out.
+    pub fn from_cross_attentions<S: AsRef<str>, T: AsRef<str>>(
+        attentions: &[Tensor],
+        batch_index: usize,
+        source_tokens: &[S],
+        target_tokens: &[T],
+        source_mask: Option<&[u32]>,
+    ) -> Result<Self> {
+        let targets: Vec<String> = target_tokens
+            .iter()
+            .map(|t| t.as_ref().to_string())
+            .collect();
+        Self::from_layers(
+            attentions,
+            batch_index,
+            source_tokens,
+            Some(targets),
+            source_mask,
+        )
+    }
+
+    fn from_layers<S: AsRef<str>>(
+        attentions: &[Tensor],
+        batch_index: usize,
+        tokens: &[S],
+        queries: Option<Vec<String>>,
+        attention_mask: Option<&[u32]>,
+    ) -> Result<Self> {
         if attentions.is_empty() {
             return Err(Error::InvalidArgument(
                 "no attention tensors given; call the model with ForwardArgs::new(&ids).output_attentions(true)".into(),
@@ -193,9 +243,17 @@ impl AttentionMap {
             layers.push(v);
         }
         let (heads, q, k) = shape.unwrap_or((0, 0, 0));
-        if heads == 0 || q == 0 || k == 0 || q > k {
+        if heads == 0 || q == 0 || k == 0 || (q > k && queries.is_none()) {
             return Err(Error::InvalidArgument(format!(
                 "attention of shape [{heads}, {q}, {k}] cannot be drawn: need at least one head, query and key, and no more queries than keys"
+            )));
+        }
+        if let Some(qt) = &queries
+            && qt.len() != q
+        {
+            return Err(Error::InvalidArgument(format!(
+                "{} target tokens given for cross-attention over {q} query positions; give one token per decoder position",
+                qt.len()
             )));
         }
         if tokens.len() != k {
@@ -210,6 +268,7 @@ impl AttentionMap {
             q,
             k,
             tokens: tokens.iter().map(|s| s.as_ref().to_string()).collect(),
+            queries,
             causal: false,
         };
         if let Some(mask) = attention_mask {
@@ -255,11 +314,60 @@ impl AttentionMap {
         Self::from_attentions(&att, 0, tokens, None)
     }
 
-    /// Keeps the key positions (and the queries among them) where `mask` is non-zero.
+    /// Runs an encoder–decoder on one source (`source_ids`, labelled `source_tokens`) and the
+    /// decoder inputs `target_ids` (starting with the decoder start token, as `generate_with`
+    /// returns them; labelled `target_tokens`) and keeps its three kinds of attention: the
+    /// encoder's self-attention, the decoder's (causal) self-attention, and the cross-attention
+    /// of each target token onto the source: the translation's alignment.
+    pub fn translation<S: AsRef<str>, T: AsRef<str>>(
+        model: &AutoModelForSeq2SeqLM,
+        (source_ids, source_tokens): (&[u32], &[S]),
+        (target_ids, target_tokens): (&[u32], &[T]),
+    ) -> Result<TranslationAttention> {
+        for (what, ids, labels) in [
+            ("source", source_ids.len(), source_tokens.len()),
+            ("target", target_ids.len(), target_tokens.len()),
+        ] {
+            if ids == 0 {
+                return Err(Error::InvalidArgument(format!("no {what} token ids")));
+            }
+            if ids != labels {
+                return Err(Error::InvalidArgument(format!(
+                    "{ids} {what} token ids but {labels} {what} token labels; give one label per id"
+                )));
+            }
+        }
+        let dev = model.device();
+        let src = Tensor::from_slice(source_ids, (1, source_ids.len()), dev)?;
+        let tgt = Tensor::from_slice(target_ids, (1, target_ids.len()), dev)?;
+        let args = ForwardArgs::new(&src)
+            .decoder_input_ids(&tgt)
+            .output_attentions(true);
+        let out = model.forward_with(&args)?;
+        Ok(TranslationAttention {
+            encoder: Self::from_attentions(&need(out.encoder_attentions)?, 0, source_tokens, None)?,
+            decoder: Self::from_attentions(&need(out.decoder_attentions)?, 0, target_tokens, None)?,
+            cross: Self::from_cross_attentions(
+                &need(out.cross_attentions)?,
+                0,
+                source_tokens,
+                target_tokens,
+                None,
+            )?,
+        })
+    }
+
+    /// Keeps the key positions (and, unless the queries are another sequence's, the queries
+    /// among them) where `mask` is non-zero.
     fn keep_positions(self, mask: &[u32]) -> Result<Self> {
         let keep_k: Vec<usize> = (0..self.k).filter(|&j| mask[j] != 0).collect();
-        let off = self.k - self.q;
-        let keep_q: Vec<usize> = (0..self.q).filter(|&i| mask[off + i] != 0).collect();
+        let keep_q: Vec<usize> = match &self.queries {
+            Some(_) => (0..self.q).collect(),
+            None => {
+                let off = self.k - self.q;
+                (0..self.q).filter(|&i| mask[off + i] != 0).collect()
+            }
+        };
         if keep_k.is_empty() || keep_q.is_empty() {
             return Err(Error::InvalidArgument(
                 "the attention mask is all zeros: no real token is left to draw".into(),
@@ -287,6 +395,7 @@ impl AttentionMap {
             q: keep_q.len(),
             k: keep_k.len(),
             tokens: keep_k.iter().map(|&j| self.tokens[j].clone()).collect(),
+            queries: self.queries,
             causal: false,
         })
     }
@@ -294,6 +403,9 @@ impl AttentionMap {
     /// Causal when every query gives exactly zero to every later key, in every layer and head
     /// (what a decoder's mask produces after softmax).
     fn detect_causal(&self) -> bool {
+        if self.k < 2 || self.queries.is_some() {
+            return false;
+        }
         let off = self.k - self.q;
         if self.k < 2 {
             return false;
@@ -334,9 +446,18 @@ impl AttentionMap {
     pub fn tokens(&self) -> &[String] {
         &self.tokens
     }
-    /// The tokens of the query rows (the last `num_queries` tokens).
+    /// The tokens of the query rows (the last `num_queries` tokens; a cross-attention map's
+    /// target tokens).
     pub fn query_tokens(&self) -> &[String] {
-        &self.tokens[self.k - self.q..]
+        match &self.queries {
+            Some(q) => q,
+            None => &self.tokens[self.k - self.q..],
+        }
+    }
+
+    /// Whether the rows are another sequence's tokens (cross-attention).
+    pub fn is_cross(&self) -> bool {
+        self.queries.is_some()
     }
 
     fn check(&self, layer: usize, head: usize) -> Result<()> {
@@ -365,12 +486,14 @@ impl AttentionMap {
 
     /// True when cell (query `i`, key `j`) is masked: after the query in a causal map.
     pub fn is_masked(&self, i: usize, j: usize) -> bool {
-        self.causal && j > self.k - self.q + i
+        self.causal && self.queries.is_none() && j > self.k - self.q + i
     }
 
-    /// Entropy, previous-token and first-token attention of every head, layer by layer.
+    /// Entropy, previous-token and first-token attention of every head, layer by layer. In a
+    /// cross-attention map a query's "previous token" is the source token at its own position
+    /// less one (a diagonal, monotonic alignment reads high).
     pub fn head_stats(&self) -> Vec<HeadStats> {
-        let off = self.k - self.q;
+        let off = self.k.saturating_sub(self.q);
         let mut out = Vec::with_capacity(self.layers.len() * self.heads);
         for (l, v) in self.layers.iter().enumerate() {
             for h in 0..self.heads {
@@ -382,8 +505,8 @@ impl AttentionMap {
                         .filter(|&&p| p > 0.0)
                         .map(|&p| p as f64 * (p as f64).ln())
                         .sum::<f64>();
-                    let pos = off + i;
-                    if pos >= 1 {
+                    let pos = if self.queries.is_some() { i } else { off + i };
+                    if pos >= 1 && pos <= self.k {
                         prev += row[pos - 1] as f64;
                         first += row[0] as f64;
                         n_later += 1;
@@ -412,6 +535,7 @@ impl std::fmt::Debug for AttentionMap {
             .field("keys", &self.k)
             .field("causal", &self.causal)
             .field("tokens", &self.tokens)
+            .field("query_tokens", &self.queries)
             .finish()
     }
 }

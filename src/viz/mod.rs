@@ -35,7 +35,7 @@ mod svg;
 mod tokens;
 mod trainer;
 
-pub use attention::{AttentionMap, AttentionSource, HeadStats};
+pub use attention::{AttentionMap, AttentionSource, HeadStats, TranslationAttention};
 pub use attention_view::{AttentionGrid, AttentionHeatmap, HeadOverview};
 pub use chart::{ChartOptions, svg_to_png};
 pub use confusion::{ConfusionMatrix, Normalize};

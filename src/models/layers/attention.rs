@@ -1,0 +1,163 @@
+//! Multi-head attention: self-attention over the layer's own input (fused, over a KV cache, or
+//! composed when its probabilities or attention dropout are needed) and cross-attention from a
+//! decoder onto an encoder's output.
+use candle_core::Tensor;
+
+use super::{Ctx, Linear};
+use crate::kernels::{self, composed};
+use crate::{Error, Result};
+
+/// Query, key and value projections: GPT-2 fuses them into one `c_attn`, BERT keeps three.
+#[derive(Clone)]
+pub(crate) enum Qkv {
+    Fused(Linear),
+    Split { q: Linear, k: Linear, v: Linear },
+}
+
+#[derive(Clone)]
+pub(crate) struct Attention {
+    pub qkv: Qkv,
+    pub out: Linear,
+    pub n_head: usize,
+    pub attn_dropout: f64,
+}
+
+/// One layer's place in a [`KvCache`]: its buffer `[2, b, heads, capacity, hd]` (keys, then
+/// values), how many positions are filled, and how many to reserve when allocating.
+pub(crate) struct CacheSlot<'a> {
+    pub kv: &'a mut Option<Tensor>,
+    pub past: usize,
+    pub reserve: usize,
+}
+
+impl CacheSlot<'_> {
+    /// The buffer, grown (to the reserve, or doubled) when `t` more positions do not fit.
+    fn buffer(&mut self, like: &Tensor, n_head: usize, t: usize) -> Result<Tensor> {
+        let (b, _, h3) = like.dims3()?;
+        let hd = h3 / 3 / n_head;
+        let need = self.past + t;
+        if let Some(kv) = self.kv.as_ref() {
+            if kv.dim(1)? != b {
+                return Err(Error::InvalidArgument(format!(
+                    "the KV cache holds a batch of {}, the input has {b} rows; clear it (KvCache::clear) for a new batch",
+                    kv.dim(1)?
+                )));
+            }
+            if kv.dim(3)? >= need {
+                return Ok(kv.clone());
+            }
+        }
+        let old = self.kv.take();
+        let old_cap = old.as_ref().map(|o| o.dim(3)).transpose()?.unwrap_or(0);
+        let cap = need.max(self.reserve).max(2 * old_cap);
+        let kv = Tensor::zeros((2, b, n_head, cap, hd), like.dtype(), like.device())?;
+        if let (Some(old), true) = (old, self.past > 0) {
+            kv.slice_set(&old.narrow(3, 0, self.past)?.contiguous()?, 3, 0)?;
+        }
+        *self.kv = Some(kv.clone());
+        Ok(kv)
+    }
+}
+
+impl Attention {
+    /// `x [b, t, h]`, `mask` additive `[b, 1, t, t_k]` (0 or a very negative number).
+    /// Returns the projected output and, when `want_probs`, the attention probabilities
+    /// `[b, heads, t, t_k]`.
+    ///
+    /// Without a KV cache, attention dropout or returned probabilities, the one fused op
+    /// [`kernels::self_attention`] runs; with a cache, [`kernels::cached_attention`] over the
+    /// cache's buffer; otherwise the composed ops below, which expose each step.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        cache: Option<CacheSlot<'_>>,
+        want_probs: bool,
+        ctx: &Ctx,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let (_, t, h) = x.dims3()?;
+        let qkv = match &self.qkv {
+            Qkv::Fused(lin) => lin.forward(x)?,
+            Qkv::Split { q, k, v } => {
+                Tensor::cat(&[q.forward(x)?, k.forward(x)?, v.forward(x)?], 2)?
+            }
+        };
+        let no_dropout = !ctx.training || self.attn_dropout <= 0.0;
+        let composed = kernels::composed::split_heads;
+        let (k, v) = match cache {
+            None if !want_probs && no_dropout => {
+                let y = kernels::self_attention(&qkv, mask, self.n_head)?;
+                return Ok((self.out.forward(&y)?, None));
+            }
+            None => (
+                composed(&qkv.narrow(2, h, h)?, self.n_head)?,
+                composed(&qkv.narrow(2, 2 * h, h)?, self.n_head)?,
+            ),
+            Some(mut slot) => {
+                let kv = slot.buffer(&qkv, self.n_head, t)?;
+                kernels::kv_cache_write(&kv, &qkv, self.n_head, slot.past)?;
+                let len = slot.past + t;
+                if !want_probs && no_dropout {
+                    let y = kernels::cached_attention(&qkv, &kv, len, mask, self.n_head)?;
+                    return Ok((self.out.forward(&y)?, None));
+                }
+                (
+                    kernels::composed::cached(&kv, 0, len)?,
+                    kernels::composed::cached(&kv, 1, len)?,
+                )
+            }
+        };
+        let q = composed(&qkv.narrow(2, 0, h)?, self.n_head)?;
+        let probs = kernels::composed::attention_probs(&q, &k, mask)?;
+        let dropped = ctx.dropout(&probs, self.attn_dropout)?;
+        let y = kernels::composed::merge_heads(&dropped.matmul(&v)?)?;
+        Ok((self.out.forward(&y)?, Some(probs)))
+    }
+}
+
+/// Queries from a decoder, keys and values from an encoder's output (Marian's `encoder_attn`).
+#[derive(Clone)]
+pub(crate) struct CrossAttention {
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub out: Linear,
+    pub n_head: usize,
+    pub dropout: f64,
+}
+
+impl CrossAttention {
+    /// The keys and values of the encoder's output `[b, s, h]`, as `[2, b, heads, s, hd]`.
+    pub fn keys_values(&self, enc: &Tensor) -> Result<Tensor> {
+        let k = composed::split_heads(&self.k.forward(enc)?, self.n_head)?;
+        let v = composed::split_heads(&self.v.forward(enc)?, self.n_head)?;
+        Ok(Tensor::stack(&[k, v], 0)?)
+    }
+
+    /// `x [b, t, h]` attending over `kv` (from [`keys_values`](Self::keys_values)) with the
+    /// additive mask `[b, 1, t, s]`. Composed ops with a backward pass, or, while decoding
+    /// (`cached`, no probabilities wanted), the decode kernel. Returns the projected output and,
+    /// when `want_probs`, the probabilities `[b, heads, t, s]`.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        kv: &Tensor,
+        mask: Option<&Tensor>,
+        (cached, want_probs): (bool, bool),
+        ctx: &Ctx,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let q = self.q.forward(x)?;
+        let s = kv.dim(3)?;
+        let no_dropout = !ctx.training || self.dropout <= 0.0;
+        if cached && no_dropout && !want_probs {
+            let y = kernels::cached_cross_attention(&q, kv, s, mask, self.n_head)?;
+            return Ok((self.out.forward(&y)?, None));
+        }
+        let q = composed::split_heads(&q, self.n_head)?;
+        let (k, v) = (kv.get(0)?, kv.get(1)?);
+        let probs = composed::attention_probs(&q, &k, mask)?;
+        let dropped = ctx.dropout(&probs, self.dropout)?;
+        let y = composed::merge_heads(&dropped.matmul(&v)?)?;
+        Ok((self.out.forward(&y)?, want_probs.then_some(probs)))
+    }
+}

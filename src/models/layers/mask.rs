@@ -1,0 +1,124 @@
+//! What goes into a model checked once, and the masks attention applies: the vocabulary check,
+//! `input_ids` read as u32, the causal / padding mask and the cross-attention mask.
+use candle_core::{DType, Device, Tensor};
+
+use crate::{Error, Result};
+
+/// The one vocabulary check (the model's inputs, the Trainer's and the Evaluator's data): an id
+/// at or above `vocab_size` is an error naming both.
+pub fn check_token_id(max_id: u32, vocab_size: usize) -> Result<()> {
+    if max_id as usize >= vocab_size {
+        return Err(Error::TokenOutOfVocab {
+            id: max_id,
+            vocab_size,
+        });
+    }
+    Ok(())
+}
+
+/// Checks `input_ids` is an integer `[batch, seq]` tensor and returns it as u32 on `device`.
+pub(crate) fn read_ids(input_ids: &Tensor, device: &Device) -> Result<(Tensor, (usize, usize))> {
+    let (b, t) = input_ids.dims2().map_err(|_| {
+        Error::InvalidArgument(format!(
+            "input_ids must be [batch, seq], got shape {:?}",
+            input_ids.dims()
+        ))
+    })?;
+    if b == 0 || t == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "input_ids is empty (shape [{b}, {t}])"
+        )));
+    }
+    let ids = match input_ids.dtype() {
+        DType::U32 | DType::U8 => input_ids.to_dtype(DType::U32)?,
+        DType::I64 => {
+            let min = input_ids.min_all()?.to_scalar::<i64>()?;
+            let max = input_ids.max_all()?.to_scalar::<i64>()?;
+            if min < 0 || max > u32::MAX as i64 {
+                let bad = if min < 0 { min } else { max };
+                return Err(Error::InvalidArgument(format!(
+                    "input_ids holds {bad}, which is not a token id"
+                )));
+            }
+            input_ids.to_dtype(DType::U32)?
+        }
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "input_ids must be u32 or i64, got {other:?}"
+            )));
+        }
+    };
+    Ok((ids.to_device(device)?, (b, t)))
+}
+
+/// The additive mask `[b, 1, t, past + t]` on `device`: 0 where a query may attend, `f32::MIN`
+/// where not (a future key, or padding), applied once as transformers' eager attention does (so
+/// fully masked rows match too). Built with tensor ops; the one value read back says whether the
+/// attention mask has any padding at all (none and not causal: no mask).
+pub(crate) fn build_mask(
+    attention_mask: Option<&Tensor>,
+    causal: bool,
+    (b, t): (usize, usize),
+    past: usize,
+    device: &Device,
+) -> Result<Option<Tensor>> {
+    let tk = past + t;
+    let padding = match attention_mask {
+        None => None,
+        Some(m) => {
+            let (mb, mt) = m.dims2().map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "attention_mask must be [batch, seq], got shape {:?}",
+                    m.dims()
+                ))
+            })?;
+            if mb != b || mt != tk {
+                return Err(Error::InvalidArgument(format!(
+                    "attention_mask has shape [{mb}, {mt}], expected [{b}, {tk}] (batch, cached + new tokens)"
+                )));
+            }
+            let keep = m.to_device(device)?.to_dtype(DType::F32)?.ne(0f32)?;
+            let padded =
+                (keep.to_dtype(DType::U32)?.sum_all()?.to_scalar::<u32>()? as usize) < b * tk;
+            padded.then(|| keep.reshape((b, 1, 1, tk))).transpose()?
+        }
+    };
+    let causal = if causal && t > 1 {
+        let q = Tensor::arange(past as u32, tk as u32, device)?.reshape((t, 1))?;
+        let k = Tensor::arange(0u32, tk as u32, device)?.reshape((1, tk))?;
+        Some(k.broadcast_le(&q)?.reshape((1, 1, t, tk))?)
+    } else {
+        None
+    };
+    let keep = match (padding, causal) {
+        (None, None) => return Ok(None),
+        (Some(p), None) => p.broadcast_as((b, 1, t, tk))?.contiguous()?,
+        (None, Some(c)) => c.broadcast_as((b, 1, t, tk))?.contiguous()?,
+        (Some(p), Some(c)) => p.broadcast_mul(&c)?,
+    };
+    // (1 - keep) * MIN: 0 (as -0.0, which adds nothing) where kept, f32::MIN where masked
+    let blocked = (1.0 - keep.to_dtype(DType::F32)?)?;
+    Ok(Some((blocked * f32::MIN as f64)?))
+}
+
+/// The additive cross-attention mask `[b, 1, t, s]` from the sources' 0/1 mask `[b, s]`:
+/// 0 where a source token is real, `f32::MIN` where it is padding (as transformers'
+/// bidirectional mask).
+pub(crate) fn cross_mask(
+    src_mask: Option<&Tensor>,
+    t: usize,
+    dtype: DType,
+) -> Result<Option<Tensor>> {
+    let Some(m) = src_mask else {
+        return Ok(None);
+    };
+    let (b, s) = m.dims2()?;
+    let keep = m.ne(0f32)?.to_dtype(DType::F32)?.reshape((b, 1, 1, s))?;
+    let blocked = ((1.0 - keep)? * f32::MIN as f64)?;
+    Ok(Some(
+        blocked
+            .broadcast_as((b, 1, t, s))?
+            .contiguous()?
+            .to_dtype(dtype)?,
+    ))
+}
