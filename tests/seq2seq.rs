@@ -225,7 +225,7 @@ fn marian_face_has_weight_dtype_and_revision() {
     );
     let gen_cfg = GenerationConfig {
         max_new_tokens: 4,
-        ..bf16.generation_config()
+        ..bf16.generation_config().unwrap()
     };
     let out = bf16
         .generate_with(
