@@ -231,6 +231,11 @@ fn decode_stream(
             .checked_add(body_len)
             .filter(|&end| end <= buffer.len())
             .ok_or_else(|| err("truncated body"))?;
+        // The format pads metadata so that bodies and their buffers start 8-byte aligned;
+        // Arrow's typed views of a buffer assert on anything else.
+        if (buffer.as_ptr() as usize + at) % 8 != 0 {
+            return Err(err("a message body is not 8-byte aligned"));
+        }
         let body = buffer.slice_with_length(at, body_len);
         at = body_end;
         match message.header_type() {
@@ -246,19 +251,35 @@ fn decode_stream(
                 let b = message
                     .header_as_record_batch()
                     .ok_or_else(|| err("bad record batch message"))?;
-                for desc in b.buffers().into_iter().flatten() {
+                let s = schema
+                    .clone()
+                    .ok_or_else(|| err("record batch before schema"))?;
+                let mut widths = Vec::new();
+                for f in s.fields() {
+                    buffer_widths(f.data_type(), &mut widths);
+                }
+                for (k, desc) in b.buffers().into_iter().flatten().enumerate() {
+                    // Arrow views a fixed-width buffer as a whole slice of its type and
+                    // asserts that none is left over.
+                    let whole = match widths.get(k) {
+                        Some(&Some(w)) => usize::try_from(desc.length()).is_ok_and(|l| l % w == 0),
+                        _ => true,
+                    };
+                    if !whole {
+                        return Err(err("a buffer's length is not a whole number of values"));
+                    }
                     let in_body = usize::try_from(desc.offset())
                         .ok()
+                        .filter(|o| o % 8 == 0)
                         .zip(usize::try_from(desc.length()).ok())
                         .and_then(|(o, l)| o.checked_add(l))
                         .is_some_and(|end| end <= body_len);
                     if !in_body {
-                        return Err(err("a buffer lies outside its message"));
+                        return Err(err(
+                            "a buffer lies outside its message or is not 8-byte aligned",
+                        ));
                     }
                 }
-                let s = schema
-                    .clone()
-                    .ok_or_else(|| err("record batch before schema"))?;
                 let version = message.version();
                 let batch = arrow_ipc::reader::RecordBatchDecoder::try_new(
                     &body,
@@ -281,6 +302,35 @@ fn decode_stream(
     checked(done..buffer.len());
     let schema = schema.ok_or_else(|| err("no schema"))?;
     Ok(Stream::Decoded(schema, batches))
+}
+
+/// The element width of each buffer of a column of type `t`, in IPC order (validity bitmap,
+/// then offsets or values, then the children's), `None` where any length will do. The types
+/// are those [`check_types`] lets through (dictionaries go to Arrow's stream decoder).
+fn buffer_widths(t: &DataType, out: &mut Vec<Option<usize>>) {
+    use DataType::*;
+    if matches!(t, Null) {
+        return;
+    }
+    out.push(None); // validity
+    match t {
+        Utf8 | Binary => out.extend([Some(4), None]),
+        LargeUtf8 | LargeBinary => out.extend([Some(8), None]),
+        List(f) => {
+            out.push(Some(4));
+            buffer_widths(f.data_type(), out);
+        }
+        LargeList(f) => {
+            out.push(Some(8));
+            buffer_widths(f.data_type(), out);
+        }
+        FixedSizeList(f, _) => buffer_widths(f.data_type(), out),
+        Struct(fields) => fields
+            .iter()
+            .for_each(|f| buffer_widths(f.data_type(), out)),
+        Boolean | FixedSizeBinary(_) => out.push(None),
+        t => out.push(t.primitive_width()),
+    }
 }
 
 /// Only the column types `datasets` and this crate write are read: Arrow's decoder has
@@ -340,7 +390,7 @@ mod tests {
             assert_eq!(r.start, covered, "ranges are passed in order, without gaps");
             covered = r.end;
         });
-        if out.is_ok() {
+        if let Ok(Stream::Decoded(..)) = out {
             assert_eq!(covered, bytes.len(), "every byte was passed to `checked`");
         }
         out
