@@ -296,3 +296,44 @@ fn defect_10_an_edit_keeping_size_and_mtime_is_seen_with_the_content_hash() {
     // The content hash sees the edit.
     assert_eq!(rows_by_cli(&file, &cache, true), 1);
 }
+
+// ---------------------------------------------------------------- found by tests/properties.rs
+
+/// A header that repeats a name: `label, label.1` as pandas names them, loaded and streamed
+/// (it was an error naming no file, and the stream dropped a column).
+#[test]
+fn repeated_csv_column_names_are_numbered_as_pandas_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("dup.csv");
+    std::fs::write(&p, "label,text,label,label\n1,a,2,3\n").unwrap();
+    let opts = LoadOptions {
+        keep_in_memory: true,
+        ..Default::default()
+    };
+    let dd = load_dataset_with("csv", &p, &opts).unwrap();
+    assert_eq!(
+        dd["train"].column_names(),
+        ["label", "text", "label.1", "label.2"]
+    );
+    let row = load_streaming("csv", &p)
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(row["label.1"], Value::from(2));
+    assert_eq!(row["label.2"], Value::from(3));
+}
+
+/// A TOML settings file whose values parse but are refused: the error names the file.
+#[test]
+fn a_refused_setting_in_a_toml_file_names_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("args.toml");
+    std::fs::write(&p, "output_dir = \"out\"\nlearning_rate = -0.5\n").unwrap();
+    let e = TrainingArguments::from_file(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("args.toml") && e.contains("learning_rate"),
+        "{e}"
+    );
+}

@@ -332,6 +332,7 @@ fn parse_csv(
         Vec::new()
     };
     let mut names = options.column_names.clone().unwrap_or(header);
+    unique_names(&mut names);
     let mut cells: Vec<Vec<String>> = vec![Vec::new(); names.len()];
     for record in reader.records() {
         let record = record.map_err(|e| csv_error(path, e))?;
@@ -357,6 +358,20 @@ fn parse_csv(
         }
     }
     Ok((names, cells))
+}
+
+/// Repeated column names get `.1`, `.2`, ... as pandas (and so `datasets`) names them:
+/// `a, a, b, a` becomes `a, a.1, b, a.2`.
+pub(crate) fn unique_names(names: &mut [String]) {
+    let mut used = std::collections::HashSet::new();
+    for name in names.iter_mut() {
+        let base = name.clone();
+        let mut k = 1;
+        while !used.insert(name.clone()) {
+            *name = format!("{base}.{k}");
+            k += 1;
+        }
+    }
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> Error {

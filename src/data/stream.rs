@@ -1,7 +1,9 @@
 //! Streaming datasets (HF's `streaming=True`): rows are read lazily, file by file, so a corpus
 //! larger than memory is iterated with bounded memory.
 use super::csv_quotes::QuoteCheckedReader;
-use super::load::{KINDS, LoadOptions, PARSED_KINDS, SampleBy, check_kind, json_error};
+use super::load::{
+    KINDS, LoadOptions, PARSED_KINDS, SampleBy, check_kind, json_error, unique_names,
+};
 use super::{DataFiles, Row};
 use crate::{Error, Result};
 use serde_json::Value;
@@ -227,7 +229,8 @@ fn csv_rows(path: PathBuf, file: std::fs::File, options: &LoadOptions) -> RowIte
     } else {
         Vec::new()
     };
-    let names: Vec<String> = options.column_names.clone().unwrap_or(header);
+    let mut names: Vec<String> = options.column_names.clone().unwrap_or(header);
+    unique_names(&mut names);
     Box::new(csv.into_records().map(move |rec| {
         let rec = rec.map_err(|e| error(&path, e))?;
         let line = rec.position().map_or(0, |p| p.line());
