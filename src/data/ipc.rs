@@ -233,7 +233,7 @@ fn decode_stream(
             .ok_or_else(|| err("truncated body"))?;
         // The format pads metadata so that bodies and their buffers start 8-byte aligned;
         // Arrow's typed views of a buffer assert on anything else.
-        if (buffer.as_ptr() as usize + at) % 8 != 0 {
+        if !(buffer.as_ptr() as usize + at).is_multiple_of(8) {
             return Err(err("a message body is not 8-byte aligned"));
         }
         let body = buffer.slice_with_length(at, body_len);
