@@ -415,3 +415,112 @@ fn the_check_finds_loops_it_is_shown() {
         ]
     );
 }
+
+/// Top-level folders that hold people's and machines' own files (home folders, root's, a
+/// work or scratch disk): a path under one of them in the repository works only on the machine
+/// it was written on. System paths (`/tmp`, `/proc`, `/usr/bin/env`) and placeholders such as
+/// `/path/to/venv` are fine.
+const MACHINE_FOLDERS: [&str; 8] = [
+    "home", "root", "Users", "work", "mnt", "scratch", "srv", "opt",
+];
+
+/// Each `/FOLDER/` of [`MACHINE_FOLDERS`] in `text` that starts an absolute path (not a part of
+/// a relative path, a URL, `$HOME/…` or `~/…`), as `line: text`.
+fn machine_paths(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        for folder in MACHINE_FOLDERS {
+            let needle = format!("/{folder}/");
+            let mut from = 0;
+            while let Some(at) = line[from..].find(&needle).map(|k| from + k) {
+                let before = line[..at].chars().next_back();
+                let absolute =
+                    before.is_none_or(|c| !(c.is_alphanumeric() || "_.~$}-/\\".contains(c)));
+                if absolute {
+                    found.push(format!("{}: {}", i + 1, line.trim()));
+                }
+                from = at + needle.len();
+            }
+        }
+    }
+    found
+}
+
+/// The repository's own text files: everything under the manifest folder but version control,
+/// build output (a folder with cargo's `CACHEDIR.TAG`, or named `target`), virtual environments
+/// and `Cargo.lock`.
+fn repository_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name == ".git" {
+                // version control (a folder, or in a worktree a file naming one)
+            } else if p.is_dir() {
+                let skip = [
+                    "target",
+                    "node_modules",
+                    ".venv",
+                    "venv",
+                    ".ipynb_checkpoints",
+                ]
+                .contains(&name.as_str())
+                    || p.join("CACHEDIR.TAG").exists()
+                    || p.join("pyvenv.cfg").exists();
+                if !skip {
+                    stack.push(p);
+                }
+            } else if name != "Cargo.lock" {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn no_file_of_the_repository_names_a_folder_of_a_machine() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    for path in repository_files(root) {
+        // binary files (fonts, pictures) are not text
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let rel = path.strip_prefix(root).unwrap().display().to_string();
+        found.extend(
+            machine_paths(&text)
+                .into_iter()
+                .map(|l| format!("{rel}:{l}")),
+        );
+    }
+    assert!(
+        found.is_empty(),
+        "the repository must not depend on one machine's folders: find data through MASSIVETEXT_DATA or the folder beside the repository (docs), temporary files under std::env::temp_dir():\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_machine_path_check_finds_what_it_is_shown() {
+    // written in pieces, so this file does not itself hold such a path
+    let home = format!("/{}/alice/data.txt", "home");
+    let work = format!("let p = \"/{}/shared/data\";", "work");
+    assert_eq!(machine_paths(&home), [format!("1: {home}")]);
+    assert_eq!(machine_paths(&format!("x\n{work}")), [format!("2: {work}")]);
+    for fine in [
+        "/tmp/x /proc/self/status /usr/bin/env",
+        "$HOME/.cargo ~/.cache ${CARGO_HOME}/bin",
+        "/path/to/venv/bin/python ../shared/data",
+        "https://github.com/owner/repo/home/x.rs",
+        "notebooks/home/x",
+    ] {
+        assert!(machine_paths(fine).is_empty(), "{fine}");
+    }
+}

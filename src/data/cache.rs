@@ -6,10 +6,23 @@
 //! The cache folder is `$MASSIVETEXT_DATASETS_CACHE` (like `HF_DATASETS_CACHE`), else
 //! `$XDG_CACHE_HOME/massivetext/datasets`, else `~/.cache/massivetext/datasets`. Setting the
 //! variable to `off` (or an empty string) disables it, as `LoadOptions::keep_in_memory` does.
+//!
+//! Like `datasets`, the key does not read the files, so an edit that keeps a file's size and
+//! puts its modification time back (`touch -r`, some sync tools, a restored backup) is not
+//! seen: the old rows come back. `MASSIVETEXT_DATASETS_CACHE_HASH=1` adds a hash of the
+//! contents of every file up to [`HASH_MAX_BYTES`] to the key (reading them on each load, about
+//! 0.1 s for 64 MB); `keep_in_memory` or `MASSIVETEXT_DATASETS_CACHE=off` skips the cache.
+//!
+//! An entry is validated and checked against its checksum as it is opened (see `disk`): a
+//! damaged one is reported on stderr, removed and built again from the files.
 use super::Dataset;
-use super::disk::{Fnv, load_trusted};
+use super::disk::Fnv;
 use crate::Result;
+use std::hash::Hasher;
 use std::path::{Path, PathBuf};
+
+/// With `MASSIVETEXT_DATASETS_CACHE_HASH` on, files up to this size are hashed into the key.
+pub(crate) const HASH_MAX_BYTES: u64 = 64 << 20;
 
 /// The cache folder, or `None` when caching is turned off or there is no home folder.
 pub(crate) fn cache_dir() -> Option<PathBuf> {
@@ -24,12 +37,39 @@ pub(crate) fn cache_dir() -> Option<PathBuf> {
     }
 }
 
-/// The key of one split: loader, options, and every file's absolute path, size and mtime.
-/// `None` when a file's metadata cannot be read (the load then reports the file itself).
+/// Whether `MASSIVETEXT_DATASETS_CACHE_HASH` asks for the contents in the key.
+fn hash_contents() -> bool {
+    std::env::var("MASSIVETEXT_DATASETS_CACHE_HASH")
+        .is_ok_and(|v| !matches!(v.trim(), "" | "0" | "off" | "false" | "no"))
+}
+
+/// The xxh3-64 of a file's bytes, read in blocks; `None` when it cannot be read.
+fn content_hash(path: &Path) -> Option<u64> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut h = super::ipc::checksum_hasher();
+    let mut block = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut block) {
+            Ok(0) => return Some(h.finish()),
+            Ok(n) => h.write(&block[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// The key of one split: loader, options, and every file's absolute path, size and mtime (and,
+/// when asked, the contents of small files). `None` when a file's metadata cannot be read (the
+/// load then reports the file itself).
 fn key(kind: &str, files: &[PathBuf], options: &str) -> Option<String> {
     let mut h = Fnv::default();
     h.update(kind.as_bytes());
     h.update(options.as_bytes());
+    let contents = hash_contents();
+    if contents {
+        h.update(b"contents");
+    }
     for f in files {
         let abs = std::fs::canonicalize(f).ok()?;
         let meta = std::fs::metadata(&abs).ok()?;
@@ -41,6 +81,9 @@ fn key(kind: &str, files: &[PathBuf], options: &str) -> Option<String> {
         h.update(abs.to_string_lossy().as_bytes());
         h.update(&meta.len().to_le_bytes());
         h.update(&mtime.as_nanos().to_le_bytes());
+        if contents && meta.len() <= HASH_MAX_BYTES {
+            h.update(&content_hash(&abs)?.to_le_bytes());
+        }
     }
     Some(format!("{:016x}", h.finish()))
 }
@@ -59,11 +102,16 @@ pub(crate) fn cached(
     };
     let dir = root.join(kind).join(&key);
     if dir.join("state.json").is_file() {
-        if let Ok(ds) = load_trusted(&dir) {
-            return Ok(ds);
+        match Dataset::load_from_disk(&dir) {
+            Ok(ds) => return Ok(ds),
+            Err(e) => {
+                eprintln!(
+                    "warning: the dataset cache entry {} is damaged and is built again from the files ({e})",
+                    dir.display()
+                );
+                let _ = std::fs::remove_dir_all(&dir);
+            }
         }
-        // A damaged entry is rebuilt.
-        let _ = std::fs::remove_dir_all(&dir);
     }
     let ds = build()?;
     let nanos = std::time::SystemTime::now()
@@ -81,5 +129,5 @@ pub(crate) fn cached(
         let _ = std::fs::remove_dir_all(&tmp);
     }
     let _ = crate::io::sync_dir(&root.join(kind));
-    Ok(load_trusted(&dir).unwrap_or(ds))
+    Ok(Dataset::load_from_disk(&dir).unwrap_or(ds))
 }

@@ -7,19 +7,23 @@
 //! - a dataset dict: `dataset_dict.json` (`{"splits": [...]}`) and one such folder per split.
 //!
 //! Loading memory-maps the shards: the arrays point into the mapped files, so opening costs
-//! neither the data's size in memory nor time proportional to it. Writing is deterministic (the
-//! same dataset gives the same bytes, the fingerprint is a hash of them) and atomic per file.
+//! no copy of the data. They are validated and, for folders we wrote, checked against the
+//! checksum in `state.json` in one streaming pass (see `ipc`), which keeps about one batch
+//! resident. Writing is deterministic (the same dataset gives the same bytes) and atomic per
+//! file; the `_fingerprint` is `xxh3-` and the xxh3-64 of the shards' bytes, in order (a
+//! `datasets` fingerprint, a random hex string, is not checked).
+use super::ipc::{CHECKSUM_PREFIX, checksum_hasher, read_arrow_files};
 use super::{Dataset, DatasetDict};
 use crate::io::{create_dir_all, write_atomic, write_atomic_with};
 use crate::{Error, Result};
 use arrow_array::RecordBatch;
-use arrow_buffer::Buffer;
 use arrow_schema::{DataType, Schema, SchemaRef};
 use serde_json::{Value, json};
+use std::hash::Hasher;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::ptr::NonNull;
 use std::sync::Arc;
+use twox_hash::XxHash3_64 as Xxh3;
 
 /// `datasets`' default `max_shard_size`.
 const MAX_SHARD_BYTES: usize = 500_000_000;
@@ -60,7 +64,7 @@ impl Dataset {
             .sum();
         let shards = (bytes / MAX_SHARD_BYTES + 1).min(n.max(1));
         let mut files = Vec::new();
-        let mut hash = Fnv::default();
+        let mut hash = checksum_hasher();
         for k in 0..shards {
             // `datasets.Dataset.shard(num_shards, index, contiguous=True)`
             let (div, rem) = (n / shards, n % shards);
@@ -80,7 +84,7 @@ impl Dataset {
         }
         let state = json!({
             "_data_files": files,
-            "_fingerprint": format!("{:016x}", hash.finish()),
+            "_fingerprint": format!("{CHECKSUM_PREFIX}{:016x}", hash.finish()),
             "_format_columns": null,
             "_format_kwargs": {},
             "_format_type": null,
@@ -99,21 +103,16 @@ impl Dataset {
     }
 
     /// Opens a folder written by `save_to_disk` (ours or `datasets`'), memory-mapping its
-    /// shards. The arrays are validated (offsets in bounds, text valid UTF-8), which reads the
-    /// data once: the pages it touches are the file's, which the kernel can drop again.
+    /// shards. The arrays are validated (offsets in bounds, text valid UTF-8) and our own
+    /// folders checked against their checksum, which reads the data once, in a streaming pass
+    /// that releases each batch's pages after checking it. A damaged folder is an error naming
+    /// the file.
     pub fn load_from_disk(dir: impl AsRef<Path>) -> Result<Dataset> {
-        load_dir(dir.as_ref(), false)
+        load_dir(dir.as_ref())
     }
 }
 
-/// Opens a cache entry this crate wrote, without validating the arrays: nothing but the
-/// schema and batch headers is read, so opening a gigabyte touches kilobytes. Only for files
-/// our own writer produced (complete, as they are renamed into place after an fsync).
-pub(crate) fn load_trusted(dir: &Path) -> Result<Dataset> {
-    load_dir(dir, true)
-}
-
-fn load_dir(dir: &Path, trusted: bool) -> Result<Dataset> {
+fn load_dir(dir: &Path) -> Result<Dataset> {
     let state_path = dir.join("state.json");
     if !state_path.is_file() {
         let hint = if dir.join("dataset_dict.json").is_file() {
@@ -143,7 +142,23 @@ fn load_dir(dir: &Path, trusted: bool) -> Result<Dataset> {
         )));
     }
     let paths: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
-    read_arrow_files(&paths, trusted)
+    // Our writer's fingerprint is a checksum of the shards' bytes; `datasets`' is not.
+    let expected = state["_fingerprint"]
+        .as_str()
+        .and_then(|f| f.strip_prefix(CHECKSUM_PREFIX))
+        .map(str::to_string);
+    let mut hash = expected.as_ref().map(|_| checksum_hasher());
+    let ds = read_arrow_files(&paths, hash.as_mut())?;
+    if let (Some(expected), Some(hash)) = (expected, hash) {
+        let found = format!("{:016x}", hash.finish());
+        if found != expected {
+            return Err(Error::InvalidArgument(format!(
+                "{}: the data files' checksum is {CHECKSUM_PREFIX}{found}, but `_fingerprint` says {CHECKSUM_PREFIX}{expected}: they were changed or damaged after save_to_disk wrote them; save the dataset again",
+                state_path.display()
+            )));
+        }
+    }
+    Ok(ds)
 }
 
 impl DatasetDict {
@@ -188,157 +203,6 @@ impl DatasetDict {
         }
         Ok(dd)
     }
-}
-
-/// Opens Arrow IPC files (stream format, as `datasets` writes them, or file format) as one
-/// dataset; the files must share their columns.
-pub(crate) fn read_arrow_files(paths: &[PathBuf], trusted: bool) -> Result<Dataset> {
-    let mut schema: Option<SchemaRef> = None;
-    let mut batches = Vec::new();
-    for path in paths {
-        let (s, b) = read_arrow(path, trusted)?;
-        match &schema {
-            None => schema = Some(s),
-            Some(first) if first.fields() != s.fields() => {
-                return Err(Error::InvalidArgument(format!(
-                    "{} has columns {:?} but the first file has {:?}; all files of a dataset need the same columns and types",
-                    path.display(),
-                    s.fields(),
-                    first.fields()
-                )));
-            }
-            Some(_) => {}
-        }
-        batches.extend(b);
-    }
-    let schema = schema.unwrap_or_else(|| Arc::new(Schema::empty()));
-    Dataset::from_record_batches(schema, batches).map_err(|e| match e {
-        Error::InvalidArgument(m) => Error::InvalidArgument(format!("{}: {m}", paths[0].display())),
-        other => other,
-    })
-}
-
-/// Memory-maps one Arrow IPC file and decodes its batches in place (no copy of the data).
-fn read_arrow(path: &Path, trusted: bool) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let file = std::fs::File::open(path).map_err(io_error(path))?;
-    // SAFETY: the map is read-only; as with `datasets`' memory-mapped tables, changing the file
-    // while it is open is not supported (our writers replace files by rename, never in place).
-    let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(io_error(path))?;
-    let bad = |e: arrow_schema::ArrowError| Error::Parse {
-        path: path.to_path_buf(),
-        line: 0,
-        column: 0,
-        message: format!(
-            "not a readable Arrow IPC file ({e}); expected a file written by save_to_disk or pyarrow"
-        ),
-    };
-    if mmap.starts_with(b"ARROW1") {
-        let reader = arrow_ipc::reader::FileReader::try_new(std::io::Cursor::new(&mmap[..]), None)
-            .map_err(bad)?;
-        let schema = reader.schema();
-        let batches = reader
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(bad)?;
-        return Ok((schema, batches));
-    }
-    let len = mmap.len();
-    let Some(ptr) = NonNull::new(mmap.as_ptr() as *mut u8).filter(|_| len > 0) else {
-        return Err(bad(arrow_schema::ArrowError::IpcError(
-            "the file is empty".into(),
-        )));
-    };
-    // SAFETY: `ptr..ptr + len` is the mapping, which the buffer keeps alive through its owner.
-    let mut buffer = unsafe { Buffer::from_custom_allocation(ptr, len, Arc::new(mmap)) };
-    if trusted {
-        return decode_trusted(buffer).map_err(bad);
-    }
-    let mut decoder = arrow_ipc::reader::StreamDecoder::new();
-    let mut batches = Vec::new();
-    while !buffer.is_empty() {
-        if let Some(b) = decoder.decode(&mut buffer).map_err(bad)? {
-            batches.push(b);
-        }
-    }
-    decoder.finish().map_err(bad)?;
-    let schema = decoder
-        .schema()
-        .ok_or_else(|| bad(arrow_schema::ArrowError::IpcError("no schema".into())))?;
-    Ok((schema, batches))
-}
-
-/// Decodes an IPC stream of our own writing without validating the arrays (`StreamDecoder`
-/// validates every record batch, which reads all the data): message by message, each batch's
-/// buffers slices of `buffer`. Dictionaries never occur in what our writer writes.
-fn decode_trusted(
-    buffer: Buffer,
-) -> std::result::Result<(SchemaRef, Vec<RecordBatch>), arrow_schema::ArrowError> {
-    use arrow_schema::ArrowError;
-    let err = |m: &str| ArrowError::IpcError(m.to_string());
-    let mut skip = arrow_data::UnsafeFlag::new();
-    // SAFETY: only called for files this crate wrote from valid arrays (see `load_trusted`).
-    unsafe { skip.set(true) };
-    let dictionaries = std::collections::HashMap::new();
-    let mut schema: Option<SchemaRef> = None;
-    let mut batches = Vec::new();
-    let mut at = 0usize;
-    let word = |at: usize| -> std::result::Result<u32, ArrowError> {
-        let b = buffer
-            .get(at..at + 4)
-            .ok_or_else(|| err("truncated stream"))?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    while at + 4 <= buffer.len() {
-        let mut len = word(at)?;
-        at += 4;
-        if len == 0xFFFF_FFFF {
-            len = word(at)?;
-            at += 4;
-        }
-        if len == 0 {
-            break;
-        }
-        let meta = buffer
-            .get(at..at + len as usize)
-            .ok_or_else(|| err("truncated message"))?;
-        let message = arrow_ipc::root_as_message(meta)
-            .map_err(|e| ArrowError::ParseError(format!("bad message: {e}")))?;
-        at += len as usize;
-        let body_len = message.bodyLength() as usize;
-        if at + body_len > buffer.len() {
-            return Err(err("truncated body"));
-        }
-        let body = buffer.slice_with_length(at, body_len);
-        at += body_len;
-        match message.header_type() {
-            arrow_ipc::MessageHeader::Schema => {
-                let s = message
-                    .header_as_schema()
-                    .ok_or_else(|| err("bad schema message"))?;
-                schema = Some(Arc::new(arrow_ipc::convert::try_fb_to_schema(s)?));
-            }
-            arrow_ipc::MessageHeader::RecordBatch => {
-                let b = message
-                    .header_as_record_batch()
-                    .ok_or_else(|| err("bad record batch message"))?;
-                let s = schema
-                    .clone()
-                    .ok_or_else(|| err("record batch before schema"))?;
-                let version = message.version();
-                let batch = arrow_ipc::reader::RecordBatchDecoder::try_new(
-                    &body,
-                    b,
-                    s,
-                    &dictionaries,
-                    &version,
-                )?
-                .with_skip_validation(skip.clone())
-                .read_record_batch()?;
-                batches.push(batch);
-            }
-            _ => return Err(err("unexpected message in a cache file")),
-        }
-    }
-    Ok((schema.ok_or_else(|| err("no schema"))?, batches))
 }
 
 /// Writes an IPC stream, cutting batches to about [`WRITE_BATCH_BYTES`].
@@ -461,15 +325,16 @@ impl Fnv {
     }
 }
 
+/// Feeds every byte written to the shards' checksum.
 struct HashingWriter<'a, W: Write> {
     inner: W,
-    hash: &'a mut Fnv,
+    hash: &'a mut Xxh3,
 }
 
 impl<W: Write> Write for HashingWriter<'_, W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
+        self.hash.write(&buf[..n]);
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -1,7 +1,8 @@
 //! `load_dataset` for text, CSV and JSON files, with Hugging Face `datasets` semantics.
 use super::arrow::strings;
 use super::cache::cached;
-use super::disk::read_arrow_files;
+use super::csv_quotes::QuoteScanner;
+use super::ipc::read_arrow_files;
 use super::table::Table;
 use super::text::{load_lines, splitlines_into};
 use super::{Column, DataFiles, Dataset, DatasetDict, Row};
@@ -78,9 +79,12 @@ impl Default for LoadOptions {
 /// The columns are Arrow arrays. Text, CSV and JSON are parsed once and their Arrow form written
 /// to a cache folder (`$MASSIVETEXT_DATASETS_CACHE`, default `~/.cache/massivetext/datasets`;
 /// `off` disables it), keyed by the files' paths, sizes and modification times; later loads
-/// memory-map it, so they take neither the parse time nor the data's size in memory. Parquet is
-/// decoded into memory; Arrow IPC files (`"arrow"`, as `datasets` caches and saves them) are
-/// memory-mapped.
+/// memory-map it, so they take neither the parse time nor the data's size in memory. As in
+/// `datasets`, an edit that keeps a file's size and restores its modification time is not
+/// seen: set `MASSIVETEXT_DATASETS_CACHE_HASH=1` to key files up to 64 MB by their contents
+/// too, or [`LoadOptions::keep_in_memory`] to parse every time. Parquet is decoded into
+/// memory; Arrow IPC files (`"arrow"`, as `datasets` caches and saves them) are memory-mapped.
+/// Every Arrow file is validated before use (a damaged cache entry is rebuilt).
 ///
 /// ```
 /// # use massivetext::prelude::*;
@@ -125,7 +129,7 @@ fn load_split(kind: &str, files: &[PathBuf], options: &LoadOptions) -> Result<Da
     match kind {
         "parquet" => load_parquet(files, options),
         "arrow" => {
-            let ds = read_arrow_files(files, false)?;
+            let ds = read_arrow_files(files, None)?;
             match &options.columns {
                 Some(cols) => select_columns(&ds, cols, &files[0]),
                 None => Ok(ds),
@@ -316,7 +320,9 @@ fn parse_csv(
     text: &str,
     options: &LoadOptions,
 ) -> Result<(Vec<String>, Vec<Vec<String>>)> {
-    check_quotes_closed(path, text, options.delimiter)?;
+    let mut quotes = QuoteScanner::new(options.delimiter);
+    quotes.feed(text.as_bytes());
+    quotes.finish(path)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(options.has_header)
         .delimiter(options.delimiter)
@@ -341,6 +347,7 @@ fn parse_csv(
         Vec::new()
     };
     let mut names = options.column_names.clone().unwrap_or(header);
+    unique_names(&mut names);
     let mut cells: Vec<Vec<String>> = vec![Vec::new(); names.len()];
     for record in reader.records() {
         let record = record.map_err(|e| csv_error(path, e))?;
@@ -368,65 +375,18 @@ fn parse_csv(
     Ok((names, cells))
 }
 
-/// A quoted field that the file never closes is an error, as pandas makes it ("EOF inside
-/// string starting at row N"): the csv reader would take the rest of the file as one field.
-/// Rows count from 0 with the header as row 0, as pandas counts them; the error also gives the
-/// line and column of the opening quote.
-fn check_quotes_closed(path: &Path, text: &str, delimiter: u8) -> Result<()> {
-    #[derive(PartialEq)]
-    enum State {
-        FieldStart,
-        Unquoted,
-        Quoted,
-        QuoteInQuoted,
-    }
-    let delim = delimiter as char;
-    let mut state = State::FieldStart;
-    let (mut row, mut line, mut column) = (0usize, 1u64, 0u64);
-    let mut opened = (0usize, 0u64, 0u64);
-    let mut row_has_text = false;
-    for c in text.chars() {
-        column += 1;
-        state = match state {
-            State::FieldStart | State::Unquoted if c == '\n' => State::FieldStart,
-            State::FieldStart if c == '"' => {
-                opened = (row, line, column);
-                State::Quoted
-            }
-            State::FieldStart | State::Unquoted if c == delim => State::FieldStart,
-            State::FieldStart | State::Unquoted => State::Unquoted,
-            State::Quoted if c == '"' => State::QuoteInQuoted,
-            State::Quoted => State::Quoted,
-            State::QuoteInQuoted if c == '"' => State::Quoted,
-            State::QuoteInQuoted if c == delim || c == '\n' => State::FieldStart,
-            State::QuoteInQuoted => State::Unquoted,
-        };
-        if c == '\n' {
-            if state == State::FieldStart {
-                // a record ended (blank lines are not rows, as pandas skips them)
-                if row_has_text {
-                    row += 1;
-                }
-                row_has_text = false;
-            }
-            line += 1;
-            column = 0;
-        } else if c != '\r' {
-            row_has_text = true;
+/// Repeated column names get `.1`, `.2`, ... as pandas (and so `datasets`) names them:
+/// `a, a, b, a` becomes `a, a.1, b, a.2`.
+pub(crate) fn unique_names(names: &mut [String]) {
+    let mut used = std::collections::HashSet::new();
+    for name in names.iter_mut() {
+        let base = name.clone();
+        let mut k = 1;
+        while !used.insert(name.clone()) {
+            *name = format!("{base}.{k}");
+            k += 1;
         }
     }
-    if state == State::Quoted {
-        let (row, line, column) = opened;
-        return Err(Error::Parse {
-            path: path.to_path_buf(),
-            line,
-            column,
-            message: format!(
-                "EOF inside string starting at row {row}: the quote opened here is never closed; close it, or write a quote inside a quoted field as \"\""
-            ),
-        });
-    }
-    Ok(())
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> Error {

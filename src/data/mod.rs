@@ -7,10 +7,12 @@
 mod arrow;
 mod cache;
 pub mod corpus;
+mod csv_quotes;
 mod disk;
 mod display;
 mod files;
 mod io;
+mod ipc;
 mod load;
 mod ops;
 #[cfg(feature = "parquet")]

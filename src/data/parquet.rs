@@ -25,7 +25,21 @@ fn parse_error(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 /// Reads one Parquet file; `columns` picks (and orders) the columns, decoding only those.
+/// The `parquet` crate asserts on some malformed metadata: the known case (a column chunk at a
+/// negative offset or of negative size) is checked first, and a panic that still escapes it
+/// is turned into the same error naming the file.
 pub(crate) fn read_parquet(path: &Path, columns: Option<&[String]>) -> Result<Table> {
+    std::panic::catch_unwind(|| read(path, columns)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("malformed data");
+        Err(parse_error(path, format!("the decoder failed: {why}")))
+    })
+}
+
+fn read(path: &Path, columns: Option<&[String]>) -> Result<Table> {
     let file = std::fs::File::open(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -33,6 +47,22 @@ pub(crate) fn read_parquet(path: &Path, columns: Option<&[String]>) -> Result<Ta
     let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| parse_error(path, e))?
         .with_batch_size(BATCH_ROWS);
+    for rg in builder.metadata().row_groups() {
+        for col in rg.columns() {
+            let start = col
+                .dictionary_page_offset()
+                .unwrap_or(col.data_page_offset());
+            if start < 0 || col.compressed_size() < 0 {
+                return Err(parse_error(
+                    path,
+                    format!(
+                        "column chunk `{}` lies at a negative offset or has a negative size",
+                        col.column_path()
+                    ),
+                ));
+            }
+        }
+    }
     let mut order = None;
     if let Some(columns) = columns {
         let schema = builder.schema().clone();

@@ -1,6 +1,9 @@
 //! Streaming datasets (HF's `streaming=True`): rows are read lazily, file by file, so a corpus
 //! larger than memory is iterated with bounded memory.
-use super::load::{KINDS, LoadOptions, PARSED_KINDS, SampleBy, check_kind, json_error};
+use super::csv_quotes::QuoteCheckedReader;
+use super::load::{
+    KINDS, LoadOptions, PARSED_KINDS, SampleBy, check_kind, json_error, unique_names,
+};
 use super::{DataFiles, Row};
 use crate::{Error, Result};
 use serde_json::Value;
@@ -190,6 +193,9 @@ fn open_rows(kind: &str, path: PathBuf, options: &LoadOptions) -> RowIter {
         Ok(f) => f,
         Err(source) => return Box::new(std::iter::once(Err(Error::Io { path, source }))),
     };
+    if kind == "csv" {
+        return csv_rows(path, file, options);
+    }
     let reader = BufReader::with_capacity(1 << 20, file);
     match kind {
         "text" => {
@@ -209,7 +215,6 @@ fn open_rows(kind: &str, path: PathBuf, options: &LoadOptions) -> RowIter {
                 Ok(row)
             }))
         }
-        "csv" => csv_rows(path, reader, options),
         _ => {
             debug_assert!(KINDS.contains(&kind));
             Box::new(Lines::new(path.clone(), reader).filter_map(move |line| {
@@ -235,35 +240,41 @@ fn open_rows(kind: &str, path: PathBuf, options: &LoadOptions) -> RowIter {
     }
 }
 
-fn csv_rows(path: PathBuf, reader: BufReader<std::fs::File>, options: &LoadOptions) -> RowIter {
+/// CSV rows, read through a [`QuoteCheckedReader`]: a quote the file never closes is the
+/// whole-file loader's error, found without reading the rest of the file into one field.
+fn csv_rows(path: PathBuf, file: std::fs::File, options: &LoadOptions) -> RowIter {
+    let (checked, found) = QuoteCheckedReader::new(file, path.clone(), options.delimiter);
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(options.has_header)
         .delimiter(options.delimiter)
         .flexible(true)
-        .from_reader(reader);
+        .buffer_capacity(1 << 20)
+        .from_reader(checked);
+    // The quote checker's own error when it stopped the reader, else the csv reader's.
+    let error = move |path: &Path, e: csv::Error| {
+        found
+            .lock()
+            .ok()
+            .and_then(|mut f| f.take())
+            .unwrap_or_else(|| Error::Parse {
+                path: path.to_path_buf(),
+                line: e.position().map_or(1, |p| p.line()),
+                column: 0,
+                message: e.to_string(),
+            })
+    };
     let header = if options.has_header {
         match csv.headers() {
             Ok(h) => h.iter().map(str::to_string).collect(),
-            Err(e) => {
-                return Box::new(std::iter::once(Err(Error::Parse {
-                    path,
-                    line: 1,
-                    column: 0,
-                    message: e.to_string(),
-                })));
-            }
+            Err(e) => return Box::new(std::iter::once(Err(error(&path, e)))),
         }
     } else {
         Vec::new()
     };
-    let names: Vec<String> = options.column_names.clone().unwrap_or(header);
+    let mut names: Vec<String> = options.column_names.clone().unwrap_or(header);
+    unique_names(&mut names);
     Box::new(csv.into_records().map(move |rec| {
-        let rec = rec.map_err(|e| Error::Parse {
-            path: path.clone(),
-            line: e.position().map_or(0, |p| p.line()),
-            column: 0,
-            message: e.to_string(),
-        })?;
+        let rec = rec.map_err(|e| error(&path, e))?;
         let line = rec.position().map_or(0, |p| p.line());
         if !names.is_empty() && rec.len() != names.len() {
             return Err(Error::Parse {

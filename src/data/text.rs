@@ -15,6 +15,8 @@ use std::sync::Arc;
 const BLOCK: usize = 8 << 20;
 /// A record batch ends after this much text (Arrow `string` offsets are 32-bit).
 const BATCH_TEXT: usize = 1 << 30;
+/// The most text one batch can hold: its offsets are `i32`.
+const MAX_BATCH_TEXT: usize = i32::MAX as usize;
 
 /// Text and line offsets of the batch being filled.
 struct Lines {
@@ -32,15 +34,22 @@ impl Lines {
         }
     }
 
-    fn push(&mut self, line: &str) {
+    /// Appends a line; `false` (and nothing appended) when it would not fit the batch's
+    /// 32-bit offsets, which only a line of 2 GiB or more can cause.
+    fn push(&mut self, line: &str) -> bool {
+        let Ok(end) = i32::try_from(self.text.len() + line.len()) else {
+            return false;
+        };
         self.text.extend_from_slice(line.as_bytes());
-        self.offsets.push(self.text.len() as i32);
+        self.offsets.push(end);
+        true
     }
 
     fn finish(self) -> ArrayRef {
         let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
-        // SAFETY: every offset ends a `&str` appended whole, so the offsets are increasing
-        // char boundaries of valid UTF-8 and fit the buffer.
+        // SAFETY: every offset ends a `&str` appended whole (and fits `i32`, see `push`), so
+        // the offsets start at 0, increase, are char boundaries of valid UTF-8 and end at the
+        // buffer's length.
         Arc::new(unsafe { StringArray::new_unchecked(offsets, Buffer::from_vec(self.text), None) })
     }
 }
@@ -65,7 +74,15 @@ pub(crate) fn load_lines(files: &[PathBuf], keep_linebreaks: bool) -> Result<Tab
                 );
                 batches.push(full.finish());
             }
-            lines.push(line);
+            if lines.push(line) {
+                Ok(())
+            } else {
+                Err(Error::InvalidArgument(format!(
+                    "{}: a line of {} bytes; a text row holds at most {MAX_BATCH_TEXT} bytes (2 GiB): split the file into lines, or load it with sample_by document (one row per file)",
+                    path.display(),
+                    line.len()
+                )))
+            }
         })?;
     }
     batches.push(lines.finish());
@@ -80,7 +97,11 @@ pub(crate) fn load_lines(files: &[PathBuf], keep_linebreaks: bool) -> Result<Tab
 /// Calls `each` on every line of one file: blocks cut after their last `\n`, checked as UTF-8
 /// (errors give the byte offset in the file), newlines made universal, then split as Python's
 /// `str.splitlines` does.
-fn read_file(path: &Path, keep_linebreaks: bool, mut each: impl FnMut(&str)) -> Result<()> {
+fn read_file(
+    path: &Path,
+    keep_linebreaks: bool,
+    mut each: impl FnMut(&str) -> Result<()>,
+) -> Result<()> {
     let io_error = |source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -122,7 +143,7 @@ fn read_file(path: &Path, keep_linebreaks: bool, mut each: impl FnMut(&str)) -> 
         lines.clear();
         splitlines_into(&block, keep_linebreaks, &mut lines);
         for &(s, e) in &lines {
-            each(&block[s..e]);
+            each(&block[s..e])?;
         }
         pending.drain(..cut);
         file_offset += cut;
@@ -164,5 +185,35 @@ pub(crate) fn splitlines_into(text: &str, keep_ends: bool, out: &mut Vec<(usize,
     }
     if start < text.len() {
         out.push((start, text.len()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::Array;
+
+    /// What `finish` builds without checking passes Arrow's full validation (the `SAFETY`
+    /// claim), for lines with multi-byte characters and empty lines.
+    #[test]
+    fn finished_lines_are_a_valid_string_array() {
+        let mut lines = Lines::new(64);
+        for l in ["", "héllo", "🙂🙂", "", "last"] {
+            assert!(lines.push(l));
+        }
+        let array = lines.finish();
+        array.to_data().validate_full().unwrap();
+        let strings = array.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(strings.value(2), "🙂🙂");
+        assert_eq!(strings.len(), 5);
+    }
+
+    #[test]
+    fn splitlines_cuts_at_every_unicode_line_boundary() {
+        let mut out = Vec::new();
+        let text = "a\nb\u{2028}c\u{85}d";
+        splitlines_into(text, false, &mut out);
+        let lines: Vec<&str> = out.iter().map(|&(s, e)| &text[s..e]).collect();
+        assert_eq!(lines, ["a", "b", "c", "d"]);
     }
 }

@@ -204,8 +204,13 @@ impl TrainJob {
                 ),
             }
         })?;
-        job.training.validate()?;
-        job.validate()?;
+        // the settings' errors name the file, as its parse errors do
+        let in_file = |e: Error| match e {
+            Error::InvalidConfig(m) => Error::InvalidConfig(format!("{}: {m}", path.display())),
+            other => other,
+        };
+        job.training.validate().map_err(in_file)?;
+        job.validate().map_err(in_file)?;
         Ok(job)
     }
 

@@ -58,6 +58,7 @@ impl<T> Clone for OutPtr<T> {
 impl<T> Copy for OutPtr<T> {}
 // SAFETY: every user writes only the rows of the range it was handed, and ranges are disjoint.
 unsafe impl<T> Send for OutPtr<T> {}
+// SAFETY: as for `Send`: the threads sharing it touch disjoint elements (see `slice`).
 unsafe impl<T> Sync for OutPtr<T> {}
 
 impl<T> OutPtr<T> {
@@ -69,6 +70,8 @@ impl<T> OutPtr<T> {
     /// # Safety
     /// `start + len` must lie inside the buffer and no other thread may touch these elements.
     pub(crate) unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [T] {
+        // SAFETY: the caller's contract: `start..start + len` lies inside the live buffer
+        // (so `add` stays in it) and no other reference to these elements exists meanwhile.
         unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
     }
 }

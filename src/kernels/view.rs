@@ -43,6 +43,10 @@ impl View {
     }
 }
 
-/// `View` pointers are only read, and only while the caller's buffers are alive.
+// SAFETY: a `View` is a pointer and strides into an `f32` buffer, only ever read (never written
+// through), and only inside the `unsafe fn`s whose contracts require the buffer to be alive and
+// not written by another thread for the whole call; sharing such read-only pointers between
+// the call's threads is then as sound as sharing a `&[f32]`.
 unsafe impl Send for View {}
+// SAFETY: as for `Send` just above: reads only, of a buffer that outlives the call.
 unsafe impl Sync for View {}

@@ -71,6 +71,8 @@ macro_rules! multiversion {
                 #[target_feature(enable = "avx2")]
                 #[allow(clippy::too_many_arguments)]
                 $($unsafety)? fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    // SAFETY: the same body as `generic` (compiled for AVX2); the caller
+                    // upholds the function's own contract, if any.
                     #[allow(unused_unsafe)]
                     unsafe { generic($($arg),*) }
                 }
@@ -81,6 +83,8 @@ macro_rules! multiversion {
                     return unsafe { avx2($($arg),*) };
                 }
             }
+            // SAFETY: the caller upholds the function's own contract, if any (a safe
+            // function's body needs none).
             #[allow(unused_unsafe)]
             unsafe { generic($($arg),*) }
         }
@@ -153,7 +157,8 @@ mod tests {
             let want = (x as f64).exp();
             let rel = ((exp(x) as f64 - want) / want).abs();
             worst = worst.max(rel);
-            x += 0.001_37;
+            // under Miri (scripts/miri.sh), every 100th point of the same range
+            x += if cfg!(miri) { 0.137 } else { 0.001_37 };
         }
         assert!(worst < 3e-7, "worst relative error {worst}");
         assert_eq!(exp(0.0), 1.0);

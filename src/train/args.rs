@@ -228,7 +228,7 @@ impl TrainingArguments {
         })?;
         let raw: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
         fold_warmup_ratio(&mut args, raw.get("warmup_steps").and_then(|v| v.as_f64()));
-        args.validate()?;
+        args.validate().map_err(|e| in_file(path, e))?;
         Ok(args)
     }
 
@@ -252,11 +252,11 @@ impl TrainingArguments {
             raw.get("warmup_steps")
                 .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64))),
         );
-        args.validate()?;
+        args.validate().map_err(|e| in_file(path, e))?;
         Ok(args)
     }
 
-    /// Reads a `.json` or `.toml` file (by extension).
+    /// Reads a `.json` or `.toml` file (by extension); every error names the file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
@@ -489,4 +489,12 @@ fn line_col(text: &str, offset: usize) -> (u64, u64) {
     let line = before.matches('\n').count() as u64 + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u64 + 1;
     (line, column)
+}
+
+/// A settings error of a file's contents, with the file named (as the parse errors name it).
+fn in_file(path: &Path, e: Error) -> Error {
+    match e {
+        Error::InvalidConfig(m) => Error::InvalidConfig(format!("{}: {m}", path.display())),
+        other => other,
+    }
 }
