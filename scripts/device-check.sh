@@ -37,8 +37,11 @@ dry-run)
 esac
 rm -rf "$BUNDLE"
 mkdir -p "$BUNDLE/fixtures/models"
+# Stripped (debug info is most of the 250 MB) and xz-compressed (the CUDA build's PTX and
+# cubins compress ~8x): run.sh unpacks it with Python's lzma, which every image has.
 cp "$TARGET/release/examples/device_check" "$BUNDLE/"
 strip "$BUNDLE/device_check"
+xz -6 -T1 -f "$BUNDLE/device_check"
 cp -r tests/fixtures/models/gpt2 tests/fixtures/models/bert tests/fixtures/models/roberta \
     "$BUNDLE/fixtures/models/"
 mkdir -p "$BUNDLE/fixtures/generate"
@@ -46,10 +49,12 @@ cp tests/fixtures/generate/expected.json "$BUNDLE/fixtures/generate/"
 cp "$DATA" "$BUNDLE/input.txt"
 cp benches/nanogpt_torch.py scripts/device/decode_torch.py scripts/device/summarize.py \
     scripts/device/run.sh "$BUNDLE/"
+# The device tool carries the whole working tree (tracked files) and the bundle: 64 MiB in all.
 SIZE=$(du -sm "$BUNDLE" | cut -f1)
-echo "device-check: $BUNDLE is ${SIZE} MiB"
-if [ "$SIZE" -gt 60 ]; then
-    echo "device-check: the bundle must stay under the device tool's 64 MiB" >&2
+TREE=$(git ls-files -z | xargs -0 du -cm 2>/dev/null | tail -n 1 | cut -f1)
+echo "device-check: $BUNDLE is ${SIZE} MiB, the tracked tree ${TREE} MiB"
+if [ $((SIZE + TREE)) -gt 60 ]; then
+    echo "device-check: bundle and tree must stay under the device tool's 64 MiB" >&2
     exit 1
 fi
 if [ "$MODE" = dry-run ]; then

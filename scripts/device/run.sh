@@ -36,6 +36,10 @@ else
     SAMPLER=$!
     trap 'kill $SAMPLER 2>/dev/null' EXIT
 fi
+if [ ! -x "$B/device_check" ]; then
+    "$PY" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+        "$B/device_check.xz" "$B/device_check" && chmod +x "$B/device_check"
+fi
 ldd "$B/device_check" >"$OUT/ldd.txt" 2>&1
 
 phase ours start
