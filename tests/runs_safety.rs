@@ -16,49 +16,9 @@ use massivetext::{Error, Result, io};
 
 // ---------------------------------------------------------------- helpers
 
-/// `massivetext train` flags for a run of a few seconds at most.
-fn tiny_train(out: &Path, max_steps: usize) -> Vec<OsString> {
-    let mut v: Vec<OsString> = vec!["--output-dir".into(), out.as_os_str().to_owned()];
-    v.extend(
-        [
-            "--device",
-            "cpu",
-            "--max-steps",
-            &max_steps.to_string(),
-            "--save-steps",
-            "5",
-            "--save-total-limit",
-            "2",
-            "--eval-steps",
-            "1000",
-            "--logging-steps",
-            "5",
-            "--n-layer",
-            "1",
-            "--n-embd",
-            "16",
-            "--n-head",
-            "2",
-            "--block-size",
-            "16",
-            "--per-device-train-batch-size",
-            "4",
-            "--train-stories",
-            "300",
-            "--eval-stories",
-            "4",
-            "--check-stories",
-            "0",
-            "--disable-tqdm",
-            "true",
-            "--set",
-            "warmup_steps=2",
-        ]
-        .iter()
-        .map(OsString::from),
-    );
-    v
-}
+#[path = "common/tiny_train.rs"]
+mod tiny;
+use tiny::tiny_train;
 
 fn train(args: &[OsString], extra: &[&str]) -> Result<String> {
     let mut all: Vec<OsString> = vec!["massivetext".into(), "train".into()];

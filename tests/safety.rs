@@ -19,47 +19,15 @@ use massivetext::{Result, io};
 
 // ---------------------------------------------------------------- helpers
 
-/// `massivetext train` flags for a run of a few seconds at most.
+#[path = "common/tiny_train.rs"]
+mod tiny;
+
+/// `massivetext train` flags for a run of a few seconds at most (common/tiny_train.rs).
 fn tiny_train(out: &Path, max_steps: usize) -> Vec<String> {
-    [
-        "--device",
-        "cpu",
-        "--output-dir",
-        out.to_str().unwrap(),
-        "--max-steps",
-        &max_steps.to_string(),
-        "--save-steps",
-        "5",
-        "--save-total-limit",
-        "2",
-        "--eval-steps",
-        "1000",
-        "--logging-steps",
-        "5",
-        "--n-layer",
-        "1",
-        "--n-embd",
-        "16",
-        "--n-head",
-        "2",
-        "--block-size",
-        "16",
-        "--per-device-train-batch-size",
-        "4",
-        "--train-stories",
-        "300",
-        "--eval-stories",
-        "4",
-        "--check-stories",
-        "0",
-        "--disable-tqdm",
-        "true",
-        "--set",
-        "warmup_steps=2",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    tiny::tiny_train(out, max_steps)
+        .into_iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect()
 }
 
 fn train(args: &[String], extra: &[&str]) -> Result<String> {
