@@ -8,17 +8,15 @@ use std::process::Command;
 
 use candle_core::Device;
 use massivetext::cli::run_from;
-use massivetext::models::{AutoModelForCausalLM, Gpt2Config};
-use massivetext::train::{
-    IntervalStrategy, TokenWindows, Trainer, TrainerState, TrainingArguments,
-};
+use massivetext::models::AutoModelForCausalLM;
+use massivetext::train::{IntervalStrategy, Trainer, TrainerState, TrainingArguments};
 use massivetext::{Error, Result, io};
 
 // ---------------------------------------------------------------- helpers
 
 #[path = "common/tiny_train.rs"]
 mod tiny;
-use tiny::tiny_train;
+use tiny::{tiny_gpt2, tiny_train, windows};
 
 fn train(args: &[OsString], extra: &[&str]) -> Result<String> {
     let mut all: Vec<OsString> = vec!["massivetext".into(), "train".into()];
@@ -63,25 +61,6 @@ fn weights(path: &Path) -> BTreeMap<String, Vec<f32>> {
         .into_iter()
         .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1().unwrap()))
         .collect()
-}
-
-fn tiny_gpt2() -> Gpt2Config {
-    Gpt2Config {
-        vocab_size: 13,
-        n_positions: 16,
-        n_embd: 16,
-        n_layer: 1,
-        n_head: 2,
-        resid_pdrop: 0.0,
-        embd_pdrop: 0.0,
-        attn_pdrop: 0.0,
-        ..Gpt2Config::gpt2()
-    }
-}
-
-fn windows() -> TokenWindows {
-    let ids: Vec<u32> = (0..600u32).map(|i| (i * 7 + i / 5) % 13).collect();
-    TokenWindows::new(ids, 8).unwrap()
 }
 
 fn quiet_args(dir: &Path) -> TrainingArguments {
@@ -146,7 +125,7 @@ fn item_1_load_best_needs_save_steps_a_multiple_of_eval_steps() {
         ..args(0.6, 0.2)
     };
     let e = Trainer::new(
-        AutoModelForCausalLM::from_config(tiny_gpt2(), &Device::Cpu).unwrap(),
+        AutoModelForCausalLM::from_config(tiny_gpt2(1), &Device::Cpu).unwrap(),
         a,
         windows(),
     )
@@ -158,7 +137,7 @@ fn item_1_load_best_needs_save_steps_a_multiple_of_eval_steps() {
 #[test]
 fn item_1_best_checkpoint_names_the_weights_that_were_evaluated() {
     let dir = tempfile::tempdir().unwrap();
-    let m = AutoModelForCausalLM::from_config(tiny_gpt2(), &Device::Cpu).unwrap();
+    let m = AutoModelForCausalLM::from_config(tiny_gpt2(1), &Device::Cpu).unwrap();
     let mut t = Trainer::new(m, quiet_args(dir.path()), windows())
         .unwrap()
         .with_eval_dataset(windows())
@@ -699,7 +678,7 @@ fn item_15_generate_has_the_truncate_prompt_flag_its_advice_names() {
 #[test]
 fn item_15_no_resume_advice_before_the_first_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let m = AutoModelForCausalLM::from_config(tiny_gpt2(), &Device::Cpu).unwrap();
+    let m = AutoModelForCausalLM::from_config(tiny_gpt2(1), &Device::Cpu).unwrap();
     let args = TrainingArguments {
         learning_rate: 1e30,
         ..quiet_args(dir.path())
@@ -718,7 +697,7 @@ fn item_15_no_resume_advice_before_the_first_checkpoint() {
 #[test]
 fn issue_35_item_8_step_after_train_past_max_steps_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let m = AutoModelForCausalLM::from_config(tiny_gpt2(), &Device::Cpu).unwrap();
+    let m = AutoModelForCausalLM::from_config(tiny_gpt2(1), &Device::Cpu).unwrap();
     let args = TrainingArguments {
         max_steps: 3,
         ..quiet_args(dir.path())

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device, Tensor};
 use massivetext::Error;
 use massivetext::cli::run_from;
-use massivetext::models::{AutoModelForCausalLM, Gpt2Config, Task, check_weights};
+use massivetext::models::{AutoModelForCausalLM, Task, check_weights};
 use massivetext::tokenizer::{TokenizerKind, TrainOptions};
 use massivetext::train::{
-    IntervalStrategy, TokenWindows, Trainer, TrainerState, TrainingArguments, sorted_checkpoints,
+    IntervalStrategy, Trainer, TrainerState, TrainingArguments, sorted_checkpoints,
 };
 use massivetext::{Result, io};
 
@@ -21,6 +21,7 @@ use massivetext::{Result, io};
 
 #[path = "common/tiny_train.rs"]
 mod tiny;
+use tiny::{tiny_gpt2, windows};
 
 /// `massivetext train` flags for a run of a few seconds at most (common/tiny_train.rs).
 fn tiny_train(out: &Path, max_steps: usize) -> Vec<String> {
@@ -78,25 +79,6 @@ fn snapshot_names(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
-}
-
-fn tiny_gpt2(n_layer: usize) -> Gpt2Config {
-    Gpt2Config {
-        vocab_size: 13,
-        n_positions: 16,
-        n_embd: 16,
-        n_layer,
-        n_head: 2,
-        resid_pdrop: 0.0,
-        embd_pdrop: 0.0,
-        attn_pdrop: 0.0,
-        ..Gpt2Config::gpt2()
-    }
-}
-
-fn windows() -> TokenWindows {
-    let ids: Vec<u32> = (0..600u32).map(|i| (i * 7 + i / 5) % 13).collect();
-    TokenWindows::new(ids, 8).unwrap()
 }
 
 fn quiet_args(dir: &Path) -> TrainingArguments {

@@ -4,10 +4,10 @@
 //!
 //! f32 only, contiguous inputs, as the CPU kernels: other dtypes take the composed path.
 use candle_core::backend::BackendStorage;
-use candle_core::cuda_backend::WrapErr;
 use candle_core::cuda_backend::cudarc::driver::{
     CudaSlice, CudaView, CudaViewMut, LaunchConfig, PushKernelArg,
 };
+use candle_core::cuda_backend::{CudaDType, WrapErr};
 use candle_core::{CudaDevice, CudaStorage, Layout, Result, Shape, bail};
 
 mod ptx {
@@ -19,11 +19,12 @@ pub(crate) const GELU_TANH: i32 = 0;
 pub(crate) const GELU_ERF: i32 = 1;
 pub(crate) const SILU: i32 = 2;
 
-fn view<'a>(s: &'a CudaStorage, l: &Layout, op: &str) -> Result<CudaView<'a, f32>> {
+/// The contiguous data of a CUDA storage (f32 values, i64 labels).
+fn view<'a, T: CudaDType>(s: &'a CudaStorage, l: &Layout, op: &str) -> Result<CudaView<'a, T>> {
     let Some((a, b)) = l.contiguous_offsets() else {
         bail!("{op}: expected a contiguous input")
     };
-    Ok(s.as_cuda_slice::<f32>()?.slice(a..b))
+    Ok(s.as_cuda_slice::<T>()?.slice(a..b))
 }
 
 fn view_mut<'a>(s: &'a mut CudaStorage, l: &Layout, op: &str) -> Result<CudaViewMut<'a, f32>> {
@@ -31,13 +32,6 @@ fn view_mut<'a>(s: &'a mut CudaStorage, l: &Layout, op: &str) -> Result<CudaView
         bail!("{op}: expected a contiguous input")
     };
     Ok(s.as_cuda_slice_mut::<f32>()?.slice_mut(a..b))
-}
-
-fn labels<'a>(s: &'a CudaStorage, l: &Layout) -> Result<CudaView<'a, i64>> {
-    let Some((a, b)) = l.contiguous_offsets() else {
-        bail!("cross_entropy: expected contiguous labels")
-    };
-    Ok(s.as_cuda_slice::<i64>()?.slice(a..b))
 }
 
 fn wrap(slice: CudaSlice<f32>, dev: &CudaDevice) -> CudaStorage {
@@ -83,7 +77,7 @@ fn last_dim(l: &Layout) -> usize {
 /// An activation (GELU of either kind, SiLU), element-wise.
 pub(crate) fn act_fwd(s: &CudaStorage, l: &Layout, kind: i32) -> Result<(CudaStorage, Shape)> {
     let dev = s.device();
-    let x = view(s, l, "activation")?;
+    let x = view::<f32>(s, l, "activation")?;
     let n = x.len();
     // SAFETY: every element is written by the kernel before it is read.
     let mut y = unsafe { dev.alloc::<f32>(n)? };
@@ -103,8 +97,8 @@ pub(crate) fn act_bwd(
 ) -> Result<(CudaStorage, Shape)> {
     let dev = sx.device();
     let (x, g) = (
-        view(sx, lx, "activation_bwd")?,
-        view(sg, lg, "activation_bwd")?,
+        view::<f32>(sx, lx, "activation_bwd")?,
+        view::<f32>(sg, lg, "activation_bwd")?,
     );
     let n = x.len();
     if g.len() != n {
@@ -136,9 +130,9 @@ pub(crate) fn layer_norm_fwd(
 ) -> Result<(CudaStorage, Shape)> {
     let dev = sx.device();
     let (x, w, b) = (
-        view(sx, lx, "layer_norm")?,
-        view(sw, lw, "layer_norm")?,
-        view(sb, lb, "layer_norm")?,
+        view::<f32>(sx, lx, "layer_norm")?,
+        view::<f32>(sw, lw, "layer_norm")?,
+        view::<f32>(sb, lb, "layer_norm")?,
     );
     let d = w.len();
     if d == 0 || b.len() != d || x.len() % d != 0 {
@@ -177,9 +171,9 @@ pub(crate) fn layer_norm_bwd(
 ) -> Result<(CudaStorage, Shape)> {
     let dev = sx.device();
     let (x, w, g) = (
-        view(sx, lx, "layer_norm_bwd")?,
-        view(sw, lw, "layer_norm_bwd")?,
-        view(sg, lg, "layer_norm_bwd")?,
+        view::<f32>(sx, lx, "layer_norm_bwd")?,
+        view::<f32>(sw, lw, "layer_norm_bwd")?,
+        view::<f32>(sg, lg, "layer_norm_bwd")?,
     );
     let (n, d) = (x.len(), w.len());
     if d == 0 || g.len() != n || n % d != 0 {
@@ -211,7 +205,7 @@ pub(crate) fn layer_norm_bwd(
 /// Softmax over the last dimension.
 pub(crate) fn softmax_fwd(s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
     let dev = s.device();
-    let x = view(s, l, "softmax")?;
+    let x = view::<f32>(s, l, "softmax")?;
     let d = last_dim(l);
     // SAFETY: every element is written by the kernel before it is read.
     let mut y = unsafe { dev.alloc::<f32>(x.len())? };
@@ -237,7 +231,10 @@ pub(crate) fn softmax_bwd(
     lg: &Layout,
 ) -> Result<(CudaStorage, Shape)> {
     let dev = sy.device();
-    let (y, g) = (view(sy, ly, "softmax_bwd")?, view(sg, lg, "softmax_bwd")?);
+    let (y, g) = (
+        view::<f32>(sy, ly, "softmax_bwd")?,
+        view::<f32>(sg, lg, "softmax_bwd")?,
+    );
     if g.len() != y.len() {
         bail!("softmax_bwd: {} gradients for {} outputs", g.len(), y.len())
     }
@@ -266,7 +263,10 @@ pub(crate) fn cross_entropy_fwd(
     (st, lt): (&CudaStorage, &Layout),
 ) -> Result<(CudaStorage, Shape)> {
     let dev = sx.device();
-    let (x, t) = (view(sx, lx, "cross_entropy")?, labels(st, lt)?);
+    let (x, t) = (
+        view::<f32>(sx, lx, "cross_entropy")?,
+        view::<i64>(st, lt, "cross_entropy")?,
+    );
     let v = last_dim(lx);
     let rows = t.len();
     if x.len() != rows * v {
@@ -315,9 +315,9 @@ pub(crate) fn cross_entropy_bwd(
 ) -> Result<(CudaStorage, Shape)> {
     let dev = sx.device();
     let (x, t, g) = (
-        view(sx, lx, "cross_entropy_bwd")?,
-        labels(st, lt)?,
-        view(sg, lg, "cross_entropy_bwd")?,
+        view::<f32>(sx, lx, "cross_entropy_bwd")?,
+        view::<i64>(st, lt, "cross_entropy_bwd")?,
+        view::<f32>(sg, lg, "cross_entropy_bwd")?,
     );
     let v = last_dim(lx);
     let rows = t.len();
@@ -373,7 +373,7 @@ pub(crate) fn adamw_moments(
     s: &AdamW,
 ) -> Result<()> {
     let dev = sg.device().clone();
-    let g = view(sg, lg, "adamw")?;
+    let g = view::<f32>(sg, lg, "adamw")?;
     let n = g.len();
     let mut mv = view_mut(smv, lmv, "adamw")?;
     if mv.len() != 2 * n {
@@ -402,7 +402,7 @@ pub(crate) fn adamw_weight(
     s: &AdamW,
 ) -> Result<()> {
     let dev = smv.device().clone();
-    let mv = view(smv, lmv, "adamw")?;
+    let mv = view::<f32>(smv, lmv, "adamw")?;
     let mut w = view_mut(sw, lw, "adamw")?;
     let n = w.len();
     if mv.len() != 2 * n {
