@@ -128,6 +128,51 @@ pub fn silu(x: &Tensor) -> Result<Tensor> {
     x.silu()
 }
 
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let x = x.to_dtype(DType::F32)?;
+    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+    let xh = x.broadcast_div(&(ms + eps)?.sqrt()?)?;
+    xh.to_dtype(dtype)?.broadcast_mul(weight)
+}
+
+/// `x * cos + rotate_half(x) * sin`, with `cos`, `sin` `[b, t, hd / 2]` used for both halves.
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let hd = x.dim(D::Minus1)?;
+    let (cos, sin) = (cos.unsqueeze(1)?, sin.unsqueeze(1)?);
+    let x1 = x.narrow(D::Minus1, 0, hd / 2)?;
+    let x2 = x.narrow(D::Minus1, hd / 2, hd / 2)?;
+    let o1 = (x1.broadcast_mul(&cos)? - x2.broadcast_mul(&sin)?)?;
+    let o2 = (x2.broadcast_mul(&cos)? + x1.broadcast_mul(&sin)?)?;
+    Tensor::cat(&[o1, o2], D::Minus1)
+}
+
+pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    gate.silu()? * up
+}
+
+/// Each kv head repeated for the query heads that share it: `[b, kv, t, hd]` to
+/// `[b, kv * n_rep, t, hd]`, as transformers' `repeat_kv`.
+pub fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
+    if n_rep == 1 {
+        return Ok(x.clone());
+    }
+    let (b, kv, t, hd) = x.dims4()?;
+    x.unsqueeze(2)?
+        .broadcast_as((b, kv, n_rep, t, hd))?
+        .reshape((b, kv * n_rep, t, hd))
+}
+
+pub fn gqa_attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    let (heads, kv_heads) = (q.dim(1)?, k.dim(1)?);
+    if kv_heads == 0 || heads % kv_heads != 0 {
+        bail!("attention: {heads} query heads are not a multiple of {kv_heads} kv heads");
+    }
+    let n_rep = heads / kv_heads;
+    let (k, v) = (repeat_kv(k, n_rep)?, repeat_kv(v, n_rep)?);
+    merge_heads(&attention_probs(q, &k.contiguous()?, mask)?.matmul(&v.contiguous()?)?)
+}
+
 /// Mean cross-entropy of `logits [rows, vocab]` against i64 `labels [rows]`, `-100` left out.
 /// Labels are checked and picked on the logits' device: the only value read back is the count
 /// of out-of-range labels.

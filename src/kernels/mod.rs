@@ -228,6 +228,33 @@ pub fn silu(x: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// RMSNorm over the last dimension, as transformers' `LlamaRMSNorm`: `x / sqrt(mean(x²) + eps)`
+/// computed in f32, cast back to `x`'s dtype, then times `weight`.
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    composed::rms_norm(x, weight, eps)
+}
+
+/// Rotary position embedding in transformers' Llama convention (rotate half: the first and the
+/// second half of each head are the pair, not neighbours): `x [b, heads, t, hd]`, `cos` and
+/// `sin` `[b, t, hd / 2]` (one row of angles per sequence, so left-padded rows get their own
+/// positions).
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    composed::rope(x, cos, sin)
+}
+
+/// SwiGLU, the gate of Llama's MLP: `silu(gate) * up`, element-wise.
+pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    composed::swiglu(gate, up)
+}
+
+/// Grouped-query attention: queries `q [b, heads, t, hd]` over keys and values
+/// `k`, `v [b, kv_heads, t_k, hd]` (`heads` a multiple of `kv_heads`; query head `i` reads kv
+/// head `i / (heads / kv_heads)`), an optional additive mask `[b, 1, t, t_k]` (causal, padding,
+/// sliding window); returns the merged heads `[b, t, heads * hd]`.
+pub fn gqa_attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    composed::gqa_attention(q, k, v, mask)
+}
+
 /// ReLU: `max(x, 0)`, element-wise.
 pub fn relu(x: &Tensor) -> Result<Tensor> {
     x.relu()
