@@ -7,6 +7,12 @@ pub fn block(mime: &str, content: &str) -> String {
     format!("EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT\n")
 }
 
+/// Whether this process is evcxr's (a notebook kernel runs the cells' code in a child process
+/// it starts with `EVCXR_IS_RUNTIME` set): output blocks printed there render in the notebook.
+pub fn in_notebook() -> bool {
+    std::env::var_os("EVCXR_IS_RUNTIME").is_some()
+}
+
 /// Prints `content` as one evcxr output block of type `mime`.
 pub fn emit(mime: &str, content: &str) {
     print!("{}", block(mime, content));

@@ -26,13 +26,17 @@ pub use crate::models::{
 };
 // train
 pub use crate::train::{
-    Batch, DataCollatorForLanguageModeling, Example, IntervalStrategy, SchedulerType, TokenWindows,
-    TrainData, Trainer, TrainingArguments,
+    Batch, Collator, DataCollatorForLanguageModeling, DataCollatorForSeq2Seq,
+    DataCollatorWithPadding, EarlyStoppingCallback, EvalOutput, EvalPrediction, Example,
+    IntervalStrategy, LogEntry, Metrics, PredictionOutput, SchedulerType, TokenWindows, TrainData,
+    TrainOutput, Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments,
+    get_last_checkpoint,
 };
 // metrics
 pub use crate::metrics::{
-    Bleu, BleuScore, BootstrapAggregator, Chrf, ChrfScore, RougeScorer, RougeScores, Smoothing,
-    Tokenize, accuracy, corpus_bleu, corpus_chrf, sentence_bleu, sentence_chrf,
+    Average, Bleu, BleuScore, BootstrapAggregator, Chrf, ChrfScore, RougeScorer, RougeScores,
+    Smoothing, Tokenize, accuracy, corpus_bleu, corpus_chrf, f1_score, precision_score,
+    recall_score, sentence_bleu, sentence_chrf,
 };
 pub use crate::metrics::{
     EvalResult, Evaluator, MeanPerplexityOptions, Perplexity, SlidingWindow, mean_perplexity,

@@ -199,10 +199,10 @@ fn metric_for_best_model_must_be_one_evaluation_produces() {
         metric_for_best_model: Some("accuracy".into()),
         ..args.clone()
     };
-    let msg = Trainer::new(model.clone(), bad, examples.clone())
-        .err()
-        .unwrap()
-        .to_string();
+    // refused when training starts (compute_metrics may be added after new()), before a step
+    let mut t = Trainer::new(model.clone(), bad, examples.clone()).unwrap();
+    let msg = t.train().err().unwrap().to_string();
+    assert_eq!(t.state().global_step, 0);
     assert!(
         msg.contains("`accuracy`") && msg.contains("eval_loss") && msg.contains("eval_perplexity"),
         "{msg}"

@@ -399,8 +399,8 @@ fn long_runs_are_downsampled_to_the_documented_count() {
     assert_eq!(lines[0].len(), thin.len());
     // Several runs on one chart, one line each, a legend entry per run.
     let two = TrainingCurves::new()
-        .add_run("a", &history(120))
-        .add_run("b", &history(80))
+        .add_run("a", history(120))
+        .add_run("b", history(80))
         .log_scale(true);
     let svg = two.to_svg().unwrap();
     let doc = Document::parse(&svg).unwrap();
@@ -489,7 +489,7 @@ fn png_output_decodes_at_the_asked_size_and_saves_atomically() {
         1,
         "no temporary left behind"
     );
-    let curves = TrainingCurves::from_log_history(&history(50))
+    let curves = TrainingCurves::from_log_history(history(50))
         .width(640)
         .height(480);
     let img = Pixmap::decode_png(&curves.to_png().unwrap()).unwrap();

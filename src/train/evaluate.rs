@@ -80,7 +80,9 @@ impl<M: PreTrainedModel> Trainer<M> {
         e.insert("epoch".into(), json!(self.state.epoch));
         e.insert("step".into(), json!(self.state.global_step));
         let metric = e.get(&key).and_then(|v| v.as_f64());
-        self.state.log_history.push(e);
+        self.state.log_history.push(e.clone());
+        // Before the best metric moves, as transformers calls on_evaluate.
+        self.fire(|cb, a, s, c| cb.on_evaluate(a, s, c, &e))?;
         self.last_eval_improved = false;
         if let Some(m) = metric {
             let better = match self.state.best_metric {

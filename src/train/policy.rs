@@ -135,13 +135,14 @@ pub const EVAL_METRICS: [&str; 2] = ["eval_loss", "eval_perplexity"];
 
 /// Rejects a `metric_for_best_model` that evaluation never produces: it would never pick a
 /// best checkpoint. Accepted as Hugging Face does, with or without the `eval_` prefix. A task
-/// model's `compute_metrics` may produce any name, so its metric is checked at the first
-/// evaluation instead.
-pub(super) fn check_best_metric(args: &TrainingArguments, task_model: bool) -> Result<()> {
+/// model's metrics, or `compute_metrics`', may have any name (`any_metric`), so those are
+/// checked at the first evaluation instead. `train()` asks, since `with_compute_metrics` may
+/// come after `Trainer::new`.
+pub(super) fn check_best_metric(args: &TrainingArguments, any_metric: bool) -> Result<()> {
     let Some(name) = &args.metric_for_best_model else {
         return Ok(());
     };
-    if task_model {
+    if any_metric {
         return Ok(());
     }
     let key = args.best_metric_key();

@@ -8,11 +8,13 @@ use candle_core::{DType, Tensor};
 use serde_json::json;
 
 use super::args::{IntervalStrategy, TrainingArguments, interval};
+use super::callbacks::{TrainerCallback, TrainerControl};
 use super::collator::{
     Batch, Collator, DataCollatorForLanguageModeling, DataCollatorForSeq2Seq,
     DataCollatorWithPadding, Example,
 };
 use super::data::{EpochOrder, TokenWindows, TrainData};
+use super::log_history::LogHistory;
 use super::optimizer::{AdamW, AdamWConfig, Grads};
 use super::policy::{check_best_metric, collator_for, collator_for_tokenizer, metrics_are_free};
 use super::predict::{ComputeMetrics, EvalPrediction, Metrics};
@@ -130,6 +132,10 @@ pub struct Trainer<M: PreTrainedModel> {
     pub(super) output_dir_ready: bool,
     /// The checkpoint `prepare_output_dir` resumed from.
     pub(super) resumed_from: Option<PathBuf>,
+    /// The user's callbacks, called in the order they were added.
+    pub(super) callbacks: Vec<Box<dyn TrainerCallback>>,
+    /// What the callbacks asked for.
+    pub(super) control: TrainerControl,
 }
 
 impl<M: PreTrainedModel> Trainer<M> {
@@ -177,7 +183,6 @@ impl<M: PreTrainedModel> Trainer<M> {
             train_batch_size: bs,
             ..Default::default()
         };
-        check_best_metric(&args, metrics_are_free(&model))?;
         check_saves_follow_evals(&args, &state)?;
         let collator = collator_for(&model, args.seed);
         let order = if args.group_by_length {
@@ -207,7 +212,47 @@ impl<M: PreTrainedModel> Trainer<M> {
             last_eval_improved: false,
             output_dir_ready: false,
             resumed_from: None,
+            callbacks: Vec::new(),
+            control: TrainerControl::default(),
         })
+    }
+
+    /// Adds a [`TrainerCallback`] (e.g. [`EarlyStoppingCallback`](super::EarlyStoppingCallback)),
+    /// called after those added before it.
+    pub fn with_callback(mut self, callback: impl TrainerCallback + 'static) -> Self {
+        self.add_callback(callback);
+        self
+    }
+
+    /// Adds a [`TrainerCallback`] to a trainer already built, as transformers' `add_callback`.
+    pub fn add_callback(&mut self, callback: impl TrainerCallback + 'static) {
+        self.callbacks.push(Box::new(callback));
+    }
+
+    /// The callbacks, in the order they are called.
+    pub fn callbacks(&self) -> &[Box<dyn TrainerCallback>] {
+        &self.callbacks
+    }
+
+    /// What the callbacks have asked for (`should_training_stop`, ...).
+    pub fn control(&self) -> &TrainerControl {
+        &self.control
+    }
+
+    /// Calls `f` on every callback in turn with the arguments, the state and the control.
+    pub(super) fn fire(
+        &mut self,
+        f: impl Fn(
+            &mut dyn TrainerCallback,
+            &TrainingArguments,
+            &TrainerState,
+            &mut TrainerControl,
+        ) -> Result<()>,
+    ) -> Result<()> {
+        for cb in &mut self.callbacks {
+            f(cb.as_mut(), &self.args, &self.state, &mut self.control)?;
+        }
+        Ok(())
     }
 
     /// Adds an evaluation set (for `evaluate()` and `eval_strategy`).
@@ -321,9 +366,11 @@ impl<M: PreTrainedModel> Trainer<M> {
     pub fn global_step(&self) -> usize {
         self.state.global_step
     }
-    /// Every log entry so far (`loss`, `learning_rate`, `grad_norm`, `eval_loss`, `step`, `epoch`).
-    pub fn log_history(&self) -> &[LogEntry] {
-        &self.state.log_history
+    /// Every log entry so far (`loss`, `learning_rate`, `grad_norm`, `eval_loss`, `step`,
+    /// `epoch`): a slice of [`LogEntry`] that prints as JSON rows and shows in a notebook as
+    /// transformers' progress table.
+    pub fn log_history(&self) -> LogHistory<'_> {
+        LogHistory(&self.state.log_history)
     }
 
     /// The examples of micro-batch `k` of the current optimiser step.
@@ -353,6 +400,14 @@ impl<M: PreTrainedModel> Trainer<M> {
     /// before any parameter changes. A step at `max_steps` or past it is refused: the schedule
     /// ends there (build a Trainer with a larger `max_steps` and resume to go on).
     pub fn step(&mut self) -> Result<StepOutput> {
+        let out = self.update()?;
+        self.after_step(&out, None)?;
+        Ok(out)
+    }
+
+    /// One optimiser update without its logging, evaluation, saving and callbacks (`step()`
+    /// adds them; `train()` adds them with progress attached).
+    fn update(&mut self) -> Result<StepOutput> {
         let step = self.state.global_step;
         if step >= self.max_steps {
             // The schedule ends at max_steps (its learning rate is at its floor from there on):
@@ -410,15 +465,13 @@ impl<M: PreTrainedModel> Trainer<M> {
         self.log_loss_sum += loss_sum;
         self.log_steps += 1;
         self.log_tokens += input_tokens;
-        let out = StepOutput {
+        Ok(StepOutput {
             step: self.state.global_step,
             loss: loss_sum,
             learning_rate: lr,
             grad_norm,
             num_tokens: input_tokens,
-        };
-        self.after_step(&out, None)?;
-        Ok(out)
+        })
     }
 
     fn non_finite(&self, what: &str, value: f64, step: usize) -> Error {
@@ -435,6 +488,15 @@ impl<M: PreTrainedModel> Trainer<M> {
     /// Logging, evaluation and saving after step `out.step`.
     fn after_step(&mut self, out: &StepOutput, progress: Option<&Progress>) -> Result<()> {
         let step = out.step;
+        self.fire(|cb, a, s, c| cb.on_step_end(a, s, c))?;
+        let stop = self.control.should_training_stop;
+        let asked = std::mem::replace(
+            &mut self.control,
+            TrainerControl {
+                should_training_stop: stop,
+                ..Default::default()
+            },
+        );
         let a = &self.args;
         let epoch_end = step.is_multiple_of(self.updates_per_epoch);
         let due = |strategy: IntervalStrategy, every: usize| match strategy {
@@ -445,9 +507,11 @@ impl<M: PreTrainedModel> Trainer<M> {
         let last = step == self.max_steps;
         let log_now = due(a.logging_strategy, self.state.logging_steps)
             || (a.logging_first_step && step == 1)
-            || (last && a.logging_strategy != IntervalStrategy::No && self.log_steps > 0);
-        let eval_now = self.eval_data.is_some() && due(a.eval_strategy, self.state.eval_steps);
-        let save_now = due(a.save_strategy, self.state.save_steps);
+            || (last && a.logging_strategy != IntervalStrategy::No && self.log_steps > 0)
+            || (asked.should_log && self.log_steps > 0);
+        let eval_now = self.eval_data.is_some()
+            && (due(a.eval_strategy, self.state.eval_steps) || asked.should_evaluate);
+        let save_now = due(a.save_strategy, self.state.save_steps) || asked.should_save;
         if log_now {
             let loss = self.log_loss_sum / self.log_steps.max(1) as f64;
             let secs = self
@@ -465,7 +529,8 @@ impl<M: PreTrainedModel> Trainer<M> {
             e.insert("learning_rate".into(), json!(self.scheduler.get_last_lr()));
             e.insert("epoch".into(), json!(self.state.epoch));
             e.insert("step".into(), json!(step));
-            self.state.log_history.push(e);
+            self.state.log_history.push(e.clone());
+            self.fire(|cb, a, s, c| cb.on_log(a, s, c, &e))?;
             if let Some(p) = progress {
                 p.log_line(
                     step,
@@ -491,6 +556,7 @@ impl<M: PreTrainedModel> Trainer<M> {
         }
         if save_now {
             let dir = self.save_checkpoint()?;
+            self.fire(|cb, a, s, c| cb.on_save(a, s, c))?;
             if let Some(p) = progress {
                 p.message(&format!("saved {}", dir.display()));
             }
@@ -503,6 +569,11 @@ impl<M: PreTrainedModel> Trainer<M> {
     /// `args.resume_from_checkpoint` is set, else a non-empty `output_dir` refused unless
     /// `args.overwrite_output_dir`. Writes `trainer_state.json` to `output_dir` at the end.
     pub fn train(&mut self) -> Result<TrainOutput> {
+        // Here rather than in new(): `with_compute_metrics` may come after it.
+        check_best_metric(
+            &self.args,
+            metrics_are_free(&self.model) || self.compute_metrics.is_some(),
+        )?;
         let resumed_from = self.prepare_output_dir()?;
         let start_step = self.state.global_step;
         let progress = Progress::new(
@@ -518,12 +589,14 @@ impl<M: PreTrainedModel> Trainer<M> {
                 dir.file_name().unwrap_or(dir.as_os_str()).to_string_lossy()
             ));
         }
+        self.control = TrainerControl::default();
+        self.fire(|cb, a, s, c| cb.on_train_begin(a, s, c))?;
         let t0 = Instant::now();
         let mut loss_total = 0.0;
         let mut tokens = 0usize;
-        while self.state.global_step < self.max_steps {
-            // step() without its own after_step, so progress lines interleave correctly.
-            let out = self.step_quiet()?;
+        while self.state.global_step < self.max_steps && !self.control.should_training_stop {
+            // without step()'s own after_step, so progress lines interleave correctly
+            let out = self.update()?;
             loss_total += out.loss;
             tokens += out.num_tokens;
             let tps = tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9);
@@ -531,6 +604,12 @@ impl<M: PreTrainedModel> Trainer<M> {
             self.after_step(&out, Some(&progress))?;
         }
         progress.finish();
+        if self.state.global_step < self.max_steps {
+            progress.message(&format!(
+                "a callback stopped training at step {} of {}",
+                self.state.global_step, self.max_steps
+            ));
+        }
         let runtime = t0.elapsed().as_secs_f64();
         let steps = self.state.global_step - start_step;
         let training_loss = if steps > 0 {
@@ -555,7 +634,11 @@ impl<M: PreTrainedModel> Trainer<M> {
         e.insert("step".into(), json!(self.state.global_step));
         self.state.log_history.push(e);
         self.save_state()?;
-        if !self.args.disable_tqdm {
+        self.fire(|cb, a, s, c| cb.on_train_end(a, s, c))?;
+        if crate::display::in_notebook() && !self.args.disable_tqdm {
+            // transformers' notebook table; the returned TrainOutput shows the totals
+            self.log_history().evcxr_display();
+        } else if !self.args.disable_tqdm {
             progress.message(&format!(
                 "trained {steps} steps in {runtime:.1}s ({} tok/s), train_loss {training_loss:.4}",
                 fmt_rate(tokens as f64 / runtime.max(1e-9))
@@ -569,20 +652,6 @@ impl<M: PreTrainedModel> Trainer<M> {
             train_runtime: runtime,
             tokens_per_second: tokens as f64 / runtime.max(1e-9),
         })
-    }
-
-    /// `step()` minus logging/eval/saving (train() does those with progress attached).
-    fn step_quiet(&mut self) -> Result<StepOutput> {
-        let saved = std::mem::replace(&mut self.args.logging_strategy, IntervalStrategy::No);
-        let eval = std::mem::replace(&mut self.args.eval_strategy, IntervalStrategy::No);
-        let save = std::mem::replace(&mut self.args.save_strategy, IntervalStrategy::No);
-        let first = std::mem::replace(&mut self.args.logging_first_step, false);
-        let out = self.step();
-        self.args.logging_strategy = saved;
-        self.args.eval_strategy = eval;
-        self.args.save_strategy = save;
-        self.args.logging_first_step = first;
-        out
     }
 
     /// A one-line summary of where training stands.

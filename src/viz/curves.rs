@@ -28,7 +28,8 @@ pub struct Run {
 
 impl Run {
     /// Picks `loss`, `eval_loss`, `learning_rate` and `grad_norm` out of log entries by `step`.
-    pub fn from_log_history(name: impl Into<String>, history: &[LogEntry]) -> Self {
+    pub fn from_log_history(name: impl Into<String>, history: impl AsRef<[LogEntry]>) -> Self {
+        let history = history.as_ref();
         let series = |key: &str| -> Vec<(f64, f64)> {
             history
                 .iter()
@@ -84,7 +85,7 @@ impl TrainingCurves {
     }
 
     /// One run from a Trainer's `log_history()`.
-    pub fn from_log_history(history: &[LogEntry]) -> Self {
+    pub fn from_log_history(history: impl AsRef<[LogEntry]>) -> Self {
         Self::new().add_run("run", history)
     }
 
@@ -108,7 +109,7 @@ impl TrainingCurves {
     }
 
     /// Adds a run from log entries.
-    pub fn add_run(self, name: impl Into<String>, history: &[LogEntry]) -> Self {
+    pub fn add_run(self, name: impl Into<String>, history: impl AsRef<[LogEntry]>) -> Self {
         self.with_run(Run::from_log_history(name, history))
     }
 
