@@ -412,7 +412,8 @@ fn long_runs_are_downsampled_to_the_documented_count() {
     );
     assert_eq!(counts.iter().filter(|&&c| c == 80).count(), 4, "{counts:?}");
     assert!(
-        svg.contains("a train loss (EMA 0.9)")
+        svg.contains("a train loss (raw)")
+            && svg.contains("a train loss (EMA 0.85)")
             && svg.contains("b eval loss")
             && svg.contains("loss (log)")
     );
@@ -726,4 +727,205 @@ fn token_scores_tint_by_probability() {
         (1, 2, n)
     );
     assert!(map.tokens().iter().any(|t| t.starts_with('Ġ')));
+}
+
+// ---------------------------------------------------------------- issue 29: charts that do not mislead
+
+/// Every `font-size` of an SVG.
+fn font_sizes(doc: &Document) -> Vec<f64> {
+    doc.descendants()
+        .filter_map(|n| {
+            n.attribute("font-size")
+                .and_then(|v| v.trim_end_matches("px").parse().ok())
+        })
+        .collect()
+}
+
+/// The `<text>` nodes of a document with their content.
+fn all_texts<'a>(doc: &'a Document) -> Vec<(Node<'a, 'a>, String)> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .map(|n| {
+            let t = n.text().unwrap_or("").trim().to_string();
+            (n, t)
+        })
+        .collect()
+}
+
+#[test]
+fn short_runs_are_drawn_raw_and_long_runs_smoothed_with_both_in_the_legend() {
+    use massivetext::viz::auto_smoothing;
+    assert_eq!(auto_smoothing(8), 0.0);
+    assert_eq!(auto_smoothing(29), 0.0);
+    assert!(auto_smoothing(30) > 0.0 && auto_smoothing(300) <= 0.95);
+    assert!(auto_smoothing(100) < auto_smoothing(300));
+    // 8 points: one line through the points themselves, no EMA
+    let few = TrainingCurves::from_log_history(history(8));
+    let svg = few.to_svg().unwrap();
+    let doc = Document::parse(&svg).unwrap();
+    let data: Vec<usize> = polylines(&doc)
+        .iter()
+        .map(|l| l.len())
+        .filter(|&n| n > 2)
+        .collect();
+    assert_eq!(
+        data.iter().filter(|&&n| n == 8).count(),
+        3,
+        "loss, lr, grad norm: {data:?}"
+    );
+    assert!(!svg.contains("EMA"), "no smoothing below 30 points");
+    assert!(all_texts(&doc).iter().any(|(_, t)| t == "train loss"));
+    // 300 points: the raw series is named in the legend beside the smoothed one
+    let many = TrainingCurves::from_log_history(history(300))
+        .to_svg()
+        .unwrap();
+    assert!(many.contains("train loss (raw)") && many.contains("train loss (EMA 0.94)"));
+    // an explicit weight wins
+    let fixed = TrainingCurves::from_log_history(history(8))
+        .smoothing(0.5)
+        .to_svg()
+        .unwrap();
+    assert!(fixed.contains("train loss (EMA 0.5)"));
+}
+
+#[test]
+fn the_legend_sits_above_the_data_and_text_is_at_least_10px() {
+    let svg = TrainingCurves::from_log_history(history(300))
+        .with_eval_loss(&[(100.0, 3.5), (200.0, 3.4)])
+        .to_svg()
+        .unwrap();
+    let doc = Document::parse(&svg).unwrap();
+    let top_of_data = polylines(&doc)
+        .iter()
+        .filter(|l| l.len() > 2)
+        .flat_map(|l| l.iter().map(|p| p.1))
+        .fold(f64::INFINITY, f64::min);
+    for label in ["train loss (raw)", "eval loss"] {
+        let (node, _) = all_texts(&doc)
+            .into_iter()
+            .find(|(_, t)| t == label)
+            .unwrap_or_else(|| panic!("no legend entry {label}"));
+        let y: f64 = attr(node, "y").unwrap();
+        assert!(y < top_of_data, "{label} at y {y}, data from {top_of_data}");
+    }
+    let sizes = font_sizes(&doc);
+    assert!(
+        !sizes.is_empty() && sizes.iter().all(|&s| s >= 10.0),
+        "{sizes:?}"
+    );
+}
+
+#[test]
+fn each_axis_has_one_tick_format() {
+    let h: Vec<LogEntry> = (1..=8)
+        .map(|s| {
+            let mut e = LogEntry::new();
+            e.insert("step".into(), (s as u64 * 10).into());
+            e.insert("loss".into(), (0.2 + 2.0 / s as f64).into());
+            e
+        })
+        .collect();
+    let svg = TrainingCurves::from_log_history(h).to_svg().unwrap();
+    let doc = Document::parse(&svg).unwrap();
+    let numbers: Vec<String> = all_texts(&doc)
+        .into_iter()
+        .map(|(_, t)| t)
+        .filter(|t| t.parse::<f64>().is_ok())
+        .collect();
+    let decimals = |t: &String| t.split_once('.').map_or(0, |(_, d)| d.len());
+    let y: Vec<&String> = numbers.iter().filter(|t| t.contains('.')).collect();
+    assert!(y.len() >= 3, "{numbers:?}");
+    assert!(
+        y.iter().all(|t| decimals(t) == decimals(y[0])),
+        "{numbers:?}"
+    );
+    assert!(
+        numbers.iter().any(|t| t == "1.0" || t == "2.0"),
+        "whole values keep the axis' decimals: {numbers:?}"
+    );
+    assert!(!numbers.iter().any(|t| t == "-0" || t == "-0.0"));
+}
+
+#[test]
+fn sentence_labels_read_as_text_and_stay_inside_the_chart() {
+    use massivetext::viz::point_label;
+    assert_eq!(
+        point_label("A man  is\teating food.", 40),
+        "A man is eating food."
+    );
+    assert_eq!(point_label("Ġhello", 40), "␣hello");
+    assert_eq!(
+        point_label("A man is riding a horse on the beach at sunset.", 32),
+        "A man is riding a horse on the…"
+    );
+    let emb = vec![vec![0.0f32, 0.0], vec![1.0, 0.1], vec![0.2, 1.0]];
+    let labels = ["a cat sat", "The new movie is awesome", "a dog ran"];
+    let plot = EmbeddingPlot::new(&emb, &labels).unwrap();
+    let svg = plot.to_svg().unwrap();
+    assert!(svg.contains("The new movie is awesome") && !svg.contains('␣'));
+    let doc = Document::parse(&svg).unwrap();
+    // labels point inward: right of the middle, anchored at their end (left of the point)
+    let xs: Vec<f64> = plot.points().iter().map(|p| p.0).collect();
+    let mid = (xs.iter().cloned().fold(f64::INFINITY, f64::min)
+        + xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max))
+        / 2.0;
+    for (label, x) in labels.iter().zip(&xs) {
+        let (node, _) = all_texts(&doc)
+            .into_iter()
+            .find(|(_, t)| t == label)
+            .unwrap();
+        let want = if *x > mid { "end" } else { "start" };
+        assert_eq!(node.attribute("text-anchor"), Some(want), "{label} at {x}");
+    }
+    assert!(font_sizes(&doc).iter().all(|&s| s >= 10.0));
+}
+
+#[test]
+fn token_scores_wrap_whole_words_and_carry_a_colour_key() {
+    // words of two tokens each ("Ġjum" + "ps"), on a narrow chart that must wrap
+    let mut tokens = vec!["The".to_string()];
+    for w in [
+        "quick", "brown", "jumps", "overall", "lazily", "forests", "nobody",
+    ] {
+        tokens.push(format!("Ġ{}", &w[..3]));
+        tokens.push(w[3..].to_string());
+    }
+    let probs: Vec<Option<f64>> = (0..tokens.len()).map(|i| Some(i as f64 / 20.0)).collect();
+    let svg = TokenScores::probabilities(&tokens, &probs)
+        .unwrap()
+        .width(220)
+        .to_svg()
+        .unwrap();
+    let doc = Document::parse(&svg).unwrap();
+    let rects: Vec<(f64, f64)> = group(&doc, "tokens")
+        .unwrap()
+        .children()
+        .filter(|n| n.has_tag_name("rect"))
+        .map(|r| (attr(r, "x").unwrap(), attr(r, "y").unwrap()))
+        .collect();
+    assert_eq!(rects.len(), tokens.len());
+    let lines: std::collections::BTreeSet<i64> = rects.iter().map(|r| r.1 as i64).collect();
+    assert!(lines.len() > 1, "the text wraps at this width");
+    for (i, t) in tokens.iter().enumerate().skip(1) {
+        if !t.starts_with('Ġ') {
+            assert_eq!(
+                rects[i].1,
+                rects[i - 1].1,
+                "token {i} ({t}) left its word's line"
+            );
+        }
+    }
+    assert!(svg.contains(">probability<") && svg.contains("red: surprising"));
+    assert!(
+        font_sizes(&doc).iter().all(|&s| s >= 10.0),
+        "{:?}",
+        font_sizes(&doc)
+    );
+    // the drawing is as tall as its content, not a fixed 240 px with the text cut
+    let h: f64 = attr(doc.root_element(), "height").unwrap();
+    let bottom = rects.iter().map(|r| r.1).fold(0.0, f64::max);
+    assert!(
+        h > bottom && h < bottom + 120.0,
+        "height {h}, last line at {bottom}"
+    );
 }

@@ -1,4 +1,5 @@
-//! Training curves: loss by step (raw, faint, and EMA-smoothed on top), evaluation loss at its
+//! Training curves: loss by step (raw, and from ~30 points on EMA-smoothed on top, its weight
+//! growing with the number of points so a short run is drawn as it was), evaluation loss at its
 //! steps, and the learning rate and gradient norm in their own panels below on the same step
 //! axis; several runs on one chart, one colour each. Read from a Trainer's `log_history`, from
 //! `trainer_state.json` files (Hugging Face layout) or from plain `(step, value)` series. Long
@@ -11,7 +12,8 @@ use plotters::prelude::*;
 
 use super::chart::{ChartOptions, impl_chart};
 use super::downsample::{downsample_min_max, ema};
-use super::style::{PALETTE, short_num};
+use super::legend::{Marker, draw_legend, legend_height, legend_rows};
+use super::style::{PALETTE, short_num, tick_decimals, tick_label};
 use super::svg::{Drawing, Target};
 use crate::train::{LogEntry, TrainerState};
 use crate::{Error, Result};
@@ -58,7 +60,8 @@ impl Run {
 #[derive(Clone, Debug)]
 pub struct TrainingCurves {
     runs: Vec<Run>,
-    smoothing: f64,
+    /// `None`: [`auto_smoothing`] of each run's number of points.
+    smoothing: Option<f64>,
     log_scale: bool,
     max_points: Option<usize>,
     opts: ChartOptions,
@@ -70,7 +73,7 @@ impl Default for TrainingCurves {
     fn default() -> Self {
         TrainingCurves {
             runs: Vec::new(),
-            smoothing: 0.9,
+            smoothing: None,
             log_scale: false,
             max_points: None,
             opts: ChartOptions::new(800, 620),
@@ -146,10 +149,16 @@ impl TrainingCurves {
         self
     }
 
-    /// EMA weight of the smoothed loss line, TensorBoard's slider: 0 = raw only, 0.9 default.
+    /// EMA weight of the smoothed loss line, TensorBoard's slider: 0 = raw only. By default
+    /// it follows the number of points ([`auto_smoothing`]): none below 30.
     pub fn smoothing(mut self, weight: f64) -> Self {
-        self.smoothing = weight;
+        self.smoothing = Some(weight.clamp(0.0, 0.999));
         self
+    }
+
+    /// The EMA weight a run of `n` loss points is smoothed with.
+    pub fn smoothing_for(&self, n: usize) -> f64 {
+        self.smoothing.unwrap_or_else(|| auto_smoothing(n))
     }
 
     /// Loss axis (and gradient-norm axis) on a log scale.
@@ -233,6 +242,7 @@ impl TrainingCurves {
         };
         let (loss_area, mut rest) = root.split_vertically(h - small * extra);
         let single = self.runs.len() == 1;
+        let mut legend = Vec::new();
         // Loss panel.
         let mut lines = Vec::new();
         for (i, r) in self.runs.iter().enumerate() {
@@ -243,24 +253,29 @@ impl TrainingCurves {
             } else {
                 format!("{} ", r.name)
             };
-            let smooth = self.smoothing > 0.0 && r.loss.len() > 2;
+            let weight = self.smoothing_for(r.loss.len());
+            let smooth = weight > 0.0 && r.loss.len() > 2;
             lines.push(Line {
                 points: self.plotted(&r.loss),
                 colour,
-                alpha: if smooth { 0.3 } else { 1.0 },
-                width: 1,
-                label: (!smooth).then(|| format!("{prefix}train loss")),
-                markers: false,
+                alpha: if smooth { 0.35 } else { 1.0 },
+                width: if smooth { 1 } else { 2 },
+                label: Some(if smooth {
+                    format!("{prefix}train loss (raw)")
+                } else {
+                    format!("{prefix}train loss")
+                }),
+                markers: !smooth && r.loss.len() < 30,
             });
             if smooth {
                 lines.push(Line {
-                    points: self.plotted(&ema(&r.loss, self.smoothing)),
+                    points: self.plotted(&ema(&r.loss, weight)),
                     colour,
                     alpha: 1.0,
                     width: 2,
                     label: Some(format!(
                         "{prefix}train loss (EMA {})",
-                        short_num(self.smoothing)
+                        short_num((weight * 100.0).round() / 100.0)
                     )),
                     markers: false,
                 });
@@ -277,6 +292,16 @@ impl TrainingCurves {
                 });
             }
         }
+        for l in &lines {
+            if let Some(label) = &l.label {
+                legend.push((label.clone(), l.colour, l.alpha, Marker::Line));
+            }
+        }
+        // The legend in a strip of its own above the loss panel, so it never covers a line.
+        let (w, _) = loss_area.dim_in_pixel();
+        let rows = legend_rows(&loss_area, &legend, w);
+        let (legend_area, loss_area) = loss_area.split_vertically(legend_height(rows.len()));
+        draw_legend(&legend_area, &rows)?;
         panel(
             &loss_area,
             x.clone(),
@@ -355,6 +380,17 @@ impl TrainingCurves {
     }
 }
 
+/// The default EMA weight for `n` points: none below 30 (every point is visible, and an EMA
+/// over a handful of points lags far behind the data), then the weight of an EMA whose span is a
+/// tenth of the run (pandas' `span`: `1 - 2 / (span + 1)`), at most 0.95.
+pub fn auto_smoothing(n: usize) -> f64 {
+    if n < 30 {
+        return 0.0;
+    }
+    let span = n as f64 / 10.0;
+    (1.0 - 2.0 / (span + 1.0)).clamp(0.0, 0.95)
+}
+
 /// Picks one series out of a run.
 type Pick = fn(&Run) -> &Vec<(f64, f64)>;
 
@@ -399,6 +435,7 @@ fn panel(
         let pad = ((y1 - y0) * 0.05).max(if log { 0.01 } else { 1e-9 + y1.abs() * 1e-3 });
         (y0 - pad, y1 + pad)
     };
+    let x_range = x.clone();
     let mut chart = ChartBuilder::on(area)
         .margin(8)
         .margin_right(20)
@@ -406,8 +443,16 @@ fn panel(
         .y_label_area_size(70)
         .build_cartesian_2d(x, y0..y1)
         .map_err(e)?;
-    let fmt_y = |v: &f64| short_num(if log { 10f64.powf(*v) } else { *v });
-    let fmt_x = |v: &f64| short_num(*v);
+    let y_ticks = if area.dim_in_pixel().1 > 250 { 8 } else { 4 };
+    let (yd, xd) = (tick_decimals(y0..y1, y_ticks), tick_decimals(x_range, 10));
+    let fmt_y = |v: &f64| {
+        if log {
+            short_num(10f64.powf(*v))
+        } else {
+            tick_label(*v, yd)
+        }
+    };
+    let fmt_x = |v: &f64| tick_label(*v, xd);
     let mut mesh = chart.configure_mesh();
     mesh.y_desc(if log {
         format!("{ylabel} (log)")
@@ -416,15 +461,16 @@ fn panel(
     })
     .y_label_formatter(&fmt_y)
     .x_label_formatter(&fmt_x)
-    .y_labels(if area.dim_in_pixel().1 > 250 { 8 } else { 4 })
+    .y_labels(y_ticks)
+    .x_labels(10)
+    .label_style(("sans-serif", 13))
     .light_line_style(WHITE.mix(0.0))
     .bold_line_style(BLACK.mix(0.08))
-    .axis_desc_style(("sans-serif", 13));
+    .axis_desc_style(("sans-serif", 15));
     if show_x_desc {
         mesh.x_desc("step");
     }
     mesh.draw().map_err(e)?;
-    let mut any_label = false;
     for l in lines {
         if l.points.is_empty() {
             continue;
@@ -436,31 +482,14 @@ fn panel(
             .filter(|p| !log || p.1 > 0.0)
             .map(|&(a, b)| (a, tf(b)))
             .collect();
-        let s = chart
+        chart
             .draw_series(LineSeries::new(pts.iter().copied(), style))
             .map_err(e)?;
-        if let Some(label) = &l.label {
-            any_label = true;
-            let c = l.colour;
-            s.label(label.clone()).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-            });
-        }
         if l.markers {
             chart
                 .draw_series(pts.iter().map(|&p| Circle::new(p, 3, l.colour.filled())))
                 .map_err(e)?;
         }
-    }
-    if any_label {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(e)?;
     }
     Ok(())
 }

@@ -2,10 +2,12 @@
 //! by group when groups are given: a first look at whether similar texts land together.
 use candle_core::Tensor;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::chart::{ChartOptions, impl_chart};
+use super::legend::{Marker, draw_legend, legend_height, legend_rows};
 use super::pca::{Pca, tensor_rows};
-use super::style::{PALETTE, token_label};
+use super::style::{PALETTE, tick_decimals, tick_label, token_label};
 use super::svg::{Drawing, Target};
 use crate::{Error, Result};
 
@@ -20,6 +22,25 @@ pub struct EmbeddingPlot {
 }
 
 impl_chart!(EmbeddingPlot);
+
+/// A point's label as a reader should see it: a sentence (it has spaces between words) reads as
+/// text, whitespace runs folded to one space and cut to `max_chars`; a single token shows its
+/// spaces as `␣` ([`token_label`]), where a leading space is part of what the token is.
+pub fn point_label(label: &str, max_chars: usize) -> String {
+    let words: Vec<&str> = label.split_whitespace().collect();
+    if words.len() < 2 || label.starts_with(['Ġ', '▁']) {
+        return token_label(label, max_chars);
+    }
+    let text = words.join(" ");
+    if text.chars().count() <= max_chars {
+        return text;
+    }
+    let mut cut: String = text.chars().take(max_chars.saturating_sub(1)).collect();
+    if let Some(space) = cut.rfind(' ').filter(|&i| i > max_chars / 2) {
+        cut.truncate(space);
+    }
+    cut + "…"
+}
 
 impl EmbeddingPlot {
     /// From a `[n, d]` tensor (e.g. `AutoModel::encode`'s output) and one label per row.
@@ -102,24 +123,50 @@ impl EmbeddingPlot {
                 .title
                 .clone()
                 .unwrap_or_else(|| format!("Embeddings · PCA of {} points", self.points.len()));
+            let root = root
+                .titled(&title, ("sans-serif", 18))
+                .map_err(|e| err(e.to_string()))?;
+            let mut names: Vec<String> = self.groups.clone().unwrap_or_default();
+            names.sort();
+            names.dedup();
+            // The groups' legend in a strip above the plot, off the points.
+            let entries: Vec<_> = names
+                .iter()
+                .enumerate()
+                .map(|(gi, name)| {
+                    let c = PALETTE[gi % PALETTE.len()];
+                    (name.clone(), RGBColor(c.0, c.1, c.2), 1.0, Marker::Dot)
+                })
+                .collect();
+            let rows = legend_rows(&root, &entries, self.opts.width);
+            let root = if rows.is_empty() {
+                root
+            } else {
+                let (strip, rest) = root.split_vertically(legend_height(rows.len()));
+                draw_legend(&strip, &rows).map_err(err)?;
+                rest
+            };
+            let (xs, ys) = (span(|p| p.0), span(|p| p.1));
+            let (xd, yd) = (tick_decimals(xs.clone(), 10), tick_decimals(ys.clone(), 10));
+            let mid = (xs.start + xs.end) / 2.0;
             let mut chart = ChartBuilder::on(&root)
-                .caption(title, ("sans-serif", 18))
                 .margin(12)
                 .x_label_area_size(40)
                 .y_label_area_size(60)
-                .build_cartesian_2d(span(|p| p.0), span(|p| p.1))
+                .build_cartesian_2d(xs, ys)
                 .map_err(|e| err(e.to_string()))?;
             chart
                 .configure_mesh()
                 .x_desc(format!("PC1 ({:.1}% of variance)", pct(0)))
                 .y_desc(format!("PC2 ({:.1}% of variance)", pct(1)))
+                .x_label_formatter(&|v| tick_label(*v, xd))
+                .y_label_formatter(&|v| tick_label(*v, yd))
+                .label_style(("sans-serif", 13))
+                .axis_desc_style(("sans-serif", 15))
                 .light_line_style(WHITE.mix(0.0))
                 .bold_line_style(BLACK.mix(0.08))
                 .draw()
                 .map_err(|e| err(e.to_string()))?;
-            let mut names: Vec<String> = self.groups.clone().unwrap_or_default();
-            names.sort();
-            names.dedup();
             let colour = |i: usize| {
                 let g = self
                     .groups
@@ -129,34 +176,22 @@ impl EmbeddingPlot {
                 let c = PALETTE[g % PALETTE.len()];
                 RGBColor(c.0, c.1, c.2)
             };
-            for (gi, name) in names.iter().enumerate() {
-                let c = PALETTE[gi % PALETTE.len()];
-                let c = RGBColor(c.0, c.1, c.2);
-                chart
-                    .draw_series(std::iter::empty::<Circle<(f64, f64), u32>>())
-                    .map_err(|e| err(e.to_string()))?
-                    .label(name.clone())
-                    .legend(move |(x, y)| Circle::new((x + 6, y), 4, c.filled()));
-            }
+            // Labels point inward: a point in the right half has its label on its left, so
+            // no label runs off the chart.
+            let font = ("sans-serif", 13).into_font();
             chart
                 .draw_series(self.points.iter().enumerate().map(|(i, &p)| {
+                    let (dx, h) = if p.0 > mid {
+                        (-7, HPos::Right)
+                    } else {
+                        (7, HPos::Left)
+                    };
+                    let style = TextStyle::from(font.clone()).pos(Pos::new(h, VPos::Center));
                     EmptyElement::at(p)
                         + Circle::new((0, 0), 4, colour(i).filled())
-                        + Text::new(
-                            token_label(&self.labels[i], 24),
-                            (6, -6),
-                            ("sans-serif", 11),
-                        )
+                        + Text::new(point_label(&self.labels[i], 32), (dx, 0), style)
                 }))
                 .map_err(|e| err(e.to_string()))?;
-            if !names.is_empty() {
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK.mix(0.3))
-                    .draw()
-                    .map_err(|e| err(e.to_string()))?;
-            }
             root.present().map_err(|e| err(e.to_string()))?;
         }
         Ok(svg.into())

@@ -4,7 +4,7 @@
 //!
 //! - [`AttentionMap`]: a model's attention on a text → [`AttentionHeatmap`] (one head),
 //!   [`AttentionGrid`] (all heads of a layer), [`HeadOverview`] (layers × heads statistics).
-//! - [`TrainingCurves`]: loss (raw and EMA-smoothed), eval loss, learning rate and grad norm of
+//! - [`TrainingCurves`]: loss (raw, and EMA-smoothed from 30 points on), eval loss, learning rate and grad norm of
 //!   one or more runs, from a Trainer's log history or `trainer_state.json` files.
 //! - [`TokenScores`]: text tinted by each token's probability or loss.
 //! - [`ConfusionMatrix`]: classification results.
@@ -28,6 +28,7 @@ mod confusion;
 mod curves;
 mod downsample;
 mod embedding;
+mod legend;
 mod matrix;
 mod pca;
 mod style;
@@ -39,9 +40,9 @@ pub use attention::{AttentionMap, AttentionSource, HeadStats, TranslationAttenti
 pub use attention_view::{AttentionGrid, AttentionHeatmap, HeadOverview};
 pub use chart::{ChartOptions, svg_to_png};
 pub use confusion::{ConfusionMatrix, Normalize};
-pub use curves::{Run, TrainingCurves};
+pub use curves::{Run, TrainingCurves, auto_smoothing};
 pub use downsample::{downsample_min_max, ema};
-pub use embedding::EmbeddingPlot;
+pub use embedding::{EmbeddingPlot, point_label};
 pub use pca::Pca;
 pub use style::{luminance, token_label};
 pub use tokens::{ScoreKind, TokenScores};

@@ -122,3 +122,39 @@ pub(crate) fn short_num(v: f64) -> String {
         s
     }
 }
+
+/// The decimals that write every tick of `range` (cut into about `n` ticks as plotters cuts
+/// it) exactly, so one axis has one format: 0.5, 1.0, 1.5 rather than 0.5, 1, 1.5.
+pub(crate) fn tick_decimals(range: std::ops::Range<f64>, n: usize) -> usize {
+    use plotters::coord::ranged1d::Ranged;
+    use plotters::coord::types::RangedCoordf64;
+    let ticks = RangedCoordf64::from(range).key_points(n);
+    ticks
+        .iter()
+        .map(|&v| {
+            (0..=6)
+                .find(|&d| {
+                    let f = 10f64.powi(d as i32);
+                    ((v * f).round() / f - v).abs() <= 1e-9 * v.abs().max(1.0)
+                })
+                .unwrap_or(6)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// `v` with `decimals` decimals, `-0` written `0`; large or tiny values in `short_num`'s way.
+pub(crate) fn tick_label(v: f64, decimals: usize) -> String {
+    if v != 0.0 && (v.abs() >= 1e5 || decimals > 4) {
+        return short_num(v);
+    }
+    let s = format!("{v:.decimals$}");
+    if s.trim_start_matches('-')
+        .chars()
+        .all(|c| c == '0' || c == '.')
+    {
+        s.trim_start_matches('-').to_string()
+    } else {
+        s
+    }
+}

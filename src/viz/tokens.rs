@@ -37,6 +37,12 @@ pub struct TokenScores {
 
 impl_chart_io!(TokenScores);
 
+/// Height of the colour key under the text (px).
+const KEY_HEIGHT: f64 = 56.0;
+
+/// One token's box in the drawing: token index, x, y, width, text shown.
+type TokenBox = (usize, f64, f64, f64, String);
+
 /// Red (0) → amber (0.5) → green (1), light enough for black text on top.
 fn tint(t: f64) -> (u8, u8, u8) {
     let t = if t.is_nan() { 0.0 } else { t.clamp(0.0, 1.0) };
@@ -163,46 +169,20 @@ impl TokenScores {
     }
 
     fn render(&self, _target: Target) -> Result<Drawing> {
-        let (w, h) = (self.opts.width as f64, self.opts.height as f64);
+        let w = self.opts.width as f64;
         let pad = 12.0;
         let top = if self.opts.title.is_some() { 36.0 } else { pad };
-        // Largest font (15 px down to 8) at which the text fits the height.
+        // The largest font (15 px down to 10) at which the text fits the chart's height; below
+        // 10 px the drawing grows instead, so no text is ever cut.
+        let layout = |size: f64| self.layout(size, pad, top, w);
         let mut size = 15.0;
-        let layout = |size: f64| {
-            let mut out = Vec::new();
-            let (mut x, mut y) = (pad, top);
-            let lh = size * 1.7;
-            for (i, t) in self.tokens.iter().enumerate() {
-                for (k, part) in surface(t).split('\n').enumerate() {
-                    if k > 0 {
-                        x = pad;
-                        y += lh;
-                    }
-                    let shown = if k == 0 && surface(t).contains('\n') {
-                        format!("{part}↵")
-                    } else {
-                        part.to_string()
-                    };
-                    if shown.is_empty() && k > 0 {
-                        continue;
-                    }
-                    let tw = text_width(&shown, size).max(size * 0.4);
-                    if x + tw > w - pad && x > pad {
-                        x = pad;
-                        y += lh;
-                    }
-                    out.push((i, x, y, tw, shown));
-                    x += tw;
-                }
-            }
-            (out, y + lh)
-        };
         let (mut boxes, mut bottom) = layout(size);
-        while bottom > h - pad && size > 8.0 {
+        while bottom + KEY_HEIGHT > self.opts.height as f64 - pad && size > 10.0 {
             size -= 1.0;
             (boxes, bottom) = layout(size);
         }
-        let mut svg = Svg::new(self.opts.width, self.opts.height);
+        let height = (bottom + KEY_HEIGHT + pad).ceil() as u32;
+        let mut svg = Svg::new(self.opts.width, height);
         if let Some(t) = &self.opts.title {
             svg.text(
                 w / 2.0,
@@ -217,9 +197,6 @@ impl TokenScores {
         }
         svg.group(r#"class="tokens""#);
         for (i, x, y, tw, shown) in boxes {
-            if y + size * 1.7 > h {
-                break;
-            }
             let v = self.values[i];
             let fill = v.map_or("#f0f0f0".to_string(), |v| hex(self.colour_of(v)));
             let extra = v.map_or(String::new(), |v| format!(r#"data-v="{}""#, short_num(v)));
@@ -236,7 +213,124 @@ impl TokenScores {
             );
         }
         svg.end_group();
+        self.draw_key(&mut svg, pad, bottom + 10.0);
         Ok(svg.finish_drawing())
+    }
+
+    /// Boxes `(token, x, y, width, text)` for a font of `size` px, wrapped at word boundaries
+    /// (a word: a token that starts with a space or a line, and the tokens that continue it),
+    /// token by token only inside a word wider than a line; and the bottom of the text.
+    fn layout(&self, size: f64, pad: f64, top: f64, w: f64) -> (Vec<TokenBox>, f64) {
+        let lh = size * 1.7;
+        // pieces: (token, text, starts a word, ends its line)
+        let mut pieces: Vec<(usize, String, bool, bool)> = Vec::new();
+        let mut after_break = true;
+        for (i, t) in self.tokens.iter().enumerate() {
+            let s = surface(t);
+            let parts: Vec<&str> = s.split('\n').collect();
+            for (k, part) in parts.iter().enumerate() {
+                let last = k + 1 == parts.len();
+                let shown = if !last {
+                    format!("{part}↵")
+                } else {
+                    part.to_string()
+                };
+                if shown.is_empty() {
+                    after_break = true;
+                    continue;
+                }
+                let starts = after_break || k > 0 || shown.starts_with([' ', '\t']);
+                pieces.push((i, shown, starts, !last));
+                after_break = !last;
+            }
+        }
+        let width = |t: &str| text_width(t, size).max(size * 0.4);
+        let mut out = Vec::new();
+        let (mut x, mut y) = (pad, top);
+        let mut k = 0;
+        while k < pieces.len() {
+            // the word: this piece and those that continue it on the same line
+            let mut end = k + 1;
+            while end < pieces.len() && !pieces[end].2 && !pieces[end - 1].3 {
+                end += 1;
+            }
+            let word_w: f64 = pieces[k..end].iter().map(|p| width(&p.1)).sum();
+            if x + word_w > w - pad && x > pad && word_w <= w - 2.0 * pad {
+                x = pad;
+                y += lh;
+            }
+            for (i, shown, _, breaks) in &pieces[k..end] {
+                let tw = width(shown);
+                if x + tw > w - pad && x > pad {
+                    x = pad;
+                    y += lh;
+                }
+                out.push((*i, x, y, tw, shown.clone()));
+                x += tw;
+                if *breaks {
+                    x = pad;
+                    y += lh;
+                }
+            }
+            k = end;
+        }
+        (out, y + lh)
+    }
+
+    /// The colour key under the text: the scale from red to green with its two ends named.
+    fn draw_key(&self, svg: &mut Svg, x: f64, y: f64) {
+        let (lo, hi, what) = match self.kind {
+            ScoreKind::Probability => ("0".to_string(), "1".to_string(), "probability"),
+            ScoreKind::Loss { max } => {
+                (format!("{} nats", short_num(max)), "0".to_string(), "loss")
+            }
+        };
+        let steps = 24;
+        let bar = 192.0;
+        for s in 0..steps {
+            let t = s as f64 / (steps - 1) as f64;
+            let fill = hex(tint(t));
+            svg.rect(
+                x + bar * s as f64 / steps as f64,
+                y,
+                bar / steps as f64 + 0.5,
+                12.0,
+                &fill,
+                "",
+            );
+        }
+        svg.frame(x, y, bar, 12.0, "#999999");
+        svg.text(x, y + 24.0, &lo, 11.0, Anchor::Start, "#333333", 0.0, "");
+        svg.text(
+            x + bar,
+            y + 24.0,
+            &hi,
+            11.0,
+            Anchor::End,
+            "#333333",
+            0.0,
+            "",
+        );
+        svg.text(
+            x + bar / 2.0,
+            y + 24.0,
+            what,
+            11.0,
+            Anchor::Middle,
+            "#333333",
+            0.0,
+            "",
+        );
+        svg.text(
+            x,
+            y + 40.0,
+            "red: surprising · green: expected · grey: not scored",
+            11.0,
+            Anchor::Start,
+            "#333333",
+            0.0,
+            "",
+        );
     }
 
     fn alt_text(&self) -> String {
