@@ -261,6 +261,21 @@ fn attention_of_a_real_model_renders_head_grid_and_overview() {
         .map(|s| format!("{:.2}", s.prev_token))
         .collect();
     assert_eq!(values, expected);
+    // colour bars tick at round values in one format, not at the scale's own ends (the
+    // entropy scale ends at ln 8 = 2.08)
+    for bar in groups(&doc, "colour-bar") {
+        let ticks: Vec<String> = texts(bar)
+            .into_iter()
+            .filter(|t| t.parse::<f64>().is_ok())
+            .collect();
+        assert!(ticks.len() >= 2, "{ticks:?}");
+        let decimals = |t: &String| t.split_once('.').map_or(0, |(_, d)| d.len());
+        assert!(
+            ticks.iter().all(|t| decimals(t) == decimals(&ticks[0])),
+            "{ticks:?}"
+        );
+        assert!(!ticks.contains(&"2.08".to_string()), "{ticks:?}");
+    }
     assert!(
         map.head(1, 2)
             .unwrap()

@@ -5,7 +5,7 @@
 //! triangle of a decoder is visibly "not allowed" rather than "zero".
 use std::fmt::Write;
 
-use super::style::{blues, hex, ink_on, short_num, text_width};
+use super::style::{blues, hex, ink_on, nice_ticks, short_num, text_width, tick_label};
 use super::svg::{Anchor, Raster, Svg, Target};
 
 /// Cells beyond this count get no per-cell tooltip, which would multiply the SVG's size.
@@ -254,7 +254,7 @@ pub(crate) fn label_room(labels: &[String], size: f64) -> f64 {
 }
 
 #[allow(clippy::too_many_arguments)]
-/// A vertical colour bar from `vmin` (bottom, light) to `vmax` (top, dark) with three ticks.
+/// A vertical colour bar from `vmin` (bottom, light) to `vmax` (top, dark) with round ticks.
 pub(crate) fn colour_bar(
     svg: &mut Svg,
     x: f64,
@@ -274,13 +274,20 @@ pub(crate) fn colour_bar(
         svg.rect(x, yy, w, sh + 0.5, &hex(blues(t)), "");
     }
     svg.frame(x, y, w, h, "#999999");
-    for (t, v) in [(0.0, vmin), (0.5, (vmin + vmax) / 2.0), (1.0, vmax)] {
+    // Round values (0, 0.5, 1.0, 1.5, 2.0), not the ends' own (an entropy bar ends at ln n).
+    let (ticks, decimals) = nice_ticks(vmin..vmax, 5);
+    for v in ticks {
+        let t = if vmax > vmin {
+            (v - vmin) / (vmax - vmin)
+        } else {
+            0.0
+        };
         let yy = y + h - t * h;
         svg.line(x + w, yy, x + w + 4.0, yy, "#555555");
         svg.text(
             x + w + 6.0,
             yy,
-            &short_num(v),
+            &tick_label(v, decimals),
             11.0,
             Anchor::Start,
             "#222222",

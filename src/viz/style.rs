@@ -123,13 +123,16 @@ pub(crate) fn short_num(v: f64) -> String {
     }
 }
 
-/// The decimals that write every tick of `range` (cut into about `n` ticks as plotters cuts
-/// it) exactly, so one axis has one format: 0.5, 1.0, 1.5 rather than 0.5, 1, 1.5.
-pub(crate) fn tick_decimals(range: std::ops::Range<f64>, n: usize) -> usize {
+/// About `n` round ticks inside `range` (1, 2 or 5 times a power of ten apart, as plotters
+/// cuts its axes) and the decimals that write every one of them exactly.
+pub(crate) fn nice_ticks(range: std::ops::Range<f64>, n: usize) -> (Vec<f64>, usize) {
     use plotters::coord::ranged1d::Ranged;
     use plotters::coord::types::RangedCoordf64;
+    if !(range.start.is_finite() && range.end.is_finite()) || range.end <= range.start {
+        return (vec![range.start], 0);
+    }
     let ticks = RangedCoordf64::from(range).key_points(n);
-    ticks
+    let decimals = ticks
         .iter()
         .map(|&v| {
             (0..=6)
@@ -140,7 +143,14 @@ pub(crate) fn tick_decimals(range: std::ops::Range<f64>, n: usize) -> usize {
                 .unwrap_or(6)
         })
         .max()
-        .unwrap_or(0)
+        .unwrap_or(0);
+    (ticks, decimals)
+}
+
+/// The decimals that write every tick of `range` (cut into about `n` ticks as plotters cuts
+/// it) exactly, so one axis has one format: 0.5, 1.0, 1.5 rather than 0.5, 1, 1.5.
+pub(crate) fn tick_decimals(range: std::ops::Range<f64>, n: usize) -> usize {
+    nice_ticks(range, n).1
 }
 
 /// `v` with `decimals` decimals, `-0` written `0`; large or tiny values in `short_num`'s way.
