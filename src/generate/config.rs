@@ -6,8 +6,9 @@ use serde_json::Value;
 
 use crate::{Error, Result, io};
 
-/// When beam search stops (Hugging Face's `early_stopping`: `True`, `False` or `"never"`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+/// When beam search stops (Hugging Face's `early_stopping`: `True`, `False` or `"never"`;
+/// written as `generation_config.json` writes it: `true`, `false`, `"never"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum EarlyStopping {
     /// Stop as soon as `num_beams` hypotheses are finished.
     True,
@@ -22,6 +23,16 @@ pub enum EarlyStopping {
 impl From<bool> for EarlyStopping {
     fn from(b: bool) -> Self {
         if b { Self::True } else { Self::False }
+    }
+}
+
+impl Serialize for EarlyStopping {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Self::True => s.serialize_bool(true),
+            Self::False => s.serialize_bool(false),
+            Self::Never => s.serialize_str("never"),
+        }
     }
 }
 
@@ -216,6 +227,42 @@ impl GenerationConfig {
         serde_json::from_value(v.clone()).map_err(|e| bad_key(&v, path, e))
     }
 
+    /// The settings with the keys of `changes` (a JSON object, `generation_config.json`'s
+    /// names) replaced, as transformers' `GenerationConfig.update(**kwargs)`: the rest, the
+    /// model's eos / pad / bos ids among them, stay. A wrong type or value is an error naming
+    /// the key.
+    ///
+    /// ```
+    /// use massivetext::prelude::*;
+    /// let base = GenerationConfig { eos_token_id: vec![2], ..Default::default() };
+    /// let c = base.update(&json!({"do_sample": true, "top_k": 5}))?;
+    /// assert_eq!((c.do_sample, c.top_k, c.eos_token_id.clone()), (true, 5, vec![2]));
+    /// assert!(c.update(&json!({"top_k": "many"})).unwrap_err().to_string().contains("top_k"));
+    /// // the same with the setters
+    /// let s = base.clone().do_sample(true).top_k(5).temperature(0.7);
+    /// assert_eq!((s.do_sample, s.top_k, s.temperature, s.eos_token_id), (true, 5, 0.7, vec![2]));
+    /// # Ok::<(), massivetext::Error>(())
+    /// ```
+    pub fn update(&self, changes: &Value) -> Result<Self> {
+        let Some(changes) = changes.as_object() else {
+            return Err(Error::InvalidArgument(format!(
+                "GenerationConfig::update: expected a JSON object of settings, got {}",
+                kind_of(changes)
+            )));
+        };
+        let mut v = serde_json::to_value(self).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "GenerationConfig::update: cannot write the settings: {e}"
+            ))
+        })?;
+        if let Some(o) = v.as_object_mut() {
+            for (k, val) in changes {
+                o.insert(k.clone(), val.clone());
+            }
+        }
+        Self::from_value(&v, Path::new("GenerationConfig::update"))
+    }
+
     /// The token that fills finished rows: `pad_token_id`, else the first EOS token.
     pub fn pad_id(&self) -> Option<u32> {
         self.pad_token_id.or(self.eos_token_id.first().copied())
@@ -337,4 +384,38 @@ fn kind_of(v: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
     }
+}
+
+/// Builder-style setters, one per setting, for a model's own settings changed in place of a
+/// struct literal whose `..Default::default()` would drop the model's eos / pad ids:
+/// `model.generation_config()?.max_new_tokens(40).do_sample(true).temperature(0.8)`.
+macro_rules! setters {
+    ($($name:ident: $t:ty),* $(,)?) => {
+        impl GenerationConfig {
+            $(
+                #[doc = concat!("Sets `", stringify!($name), "`, keeping every other setting.")]
+                pub fn $name(mut self, value: $t) -> Self {
+                    self.$name = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    max_new_tokens: usize,
+    min_new_tokens: usize,
+    do_sample: bool,
+    temperature: f64,
+    top_k: usize,
+    top_p: f64,
+    repetition_penalty: f64,
+    no_repeat_ngram_size: usize,
+    num_beams: usize,
+    length_penalty: f64,
+    early_stopping: EarlyStopping,
+    num_return_sequences: usize,
+    seed: u64,
+    truncate_prompt: bool,
 }
