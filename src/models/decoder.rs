@@ -225,7 +225,7 @@ pub(crate) fn validate(s: &DecoderSpec, hidden_act: &str) -> std::result::Result
             s.rms_norm_eps
         ));
     }
-    if s.windows.iter().any(|w| *w == Some(0)) {
+    if s.windows.contains(&Some(0)) {
         return Err("`sliding_window` is 0; it must be at least 1 (or null for none)".into());
     }
     probability(&[("attention_dropout", s.attention_dropout)])?;
