@@ -483,3 +483,81 @@ fn a_tiny_llama_trains_with_the_trainer() {
         "model.layers.0.self_attn.q_proj.weight"
     ));
 }
+
+/// `massivetext train --set model_type=llama` trains a Llama (2 layers of 32, 4 heads) on the
+/// story corpus: the folder holds a `LlamaForCausalLM` that loads back, and the logged training
+/// loss falls; an unknown model type is an error naming the key.
+#[test]
+fn massivetext_train_trains_a_llama() {
+    use massivetext::train::TrainerState;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let args = [
+        "massivetext",
+        "train",
+        "--device",
+        "cpu",
+        "--max-steps",
+        "30",
+        "--logging-steps",
+        "5",
+        "--eval-steps",
+        "1000",
+        "--save-steps",
+        "1000",
+        "--n-layer",
+        "2",
+        "--n-embd",
+        "32",
+        "--n-head",
+        "4",
+        "--block-size",
+        "32",
+        "--per-device-train-batch-size",
+        "8",
+        "--train-stories",
+        "300",
+        "--eval-stories",
+        "4",
+        "--check-stories",
+        "0",
+        "--disable-tqdm",
+        "true",
+        "--set",
+        "model_type=llama",
+        "--set",
+        "learning_rate=0.01",
+        "--output-dir",
+    ];
+    let mut all: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+    all.push(out.clone().into());
+    massivetext::cli::run_from(all).unwrap();
+    let cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["model_type"], "llama");
+    assert_eq!(cfg["architectures"][0], "LlamaForCausalLM");
+    AutoModelForCausalLM::from_dir(&out, &Device::Cpu).unwrap();
+    let state = TrainerState::load_from_json(&out.join("trainer_state.json")).unwrap();
+    let losses: Vec<f64> = state
+        .log_history
+        .iter()
+        .filter_map(|e| e.get("loss").and_then(Value::as_f64))
+        .collect();
+    println!("massivetext train (llama): losses {losses:?}");
+    assert!(losses.len() >= 5, "{losses:?}");
+    assert!(losses.last().unwrap() < &(0.8 * losses[0]), "{losses:?}");
+    let err = massivetext::cli::run_from([
+        "massivetext",
+        "train",
+        "--set",
+        "model_type=falcon",
+        "--output-dir",
+        dir.path().join("bad").to_str().unwrap(),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("model_type `falcon`") && err.contains("llama"),
+        "{err}"
+    );
+}
