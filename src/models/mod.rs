@@ -8,7 +8,8 @@
 //!   (BERT's encoder under RoBERTa's names), `marian` (the encoder–decoder), `llama`, `qwen2`,
 //!   `mistral`;
 //!   `decoder`: the Llama-style decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU) the
-//!   modern decoder families build under their own configs.
+//!   modern decoder families build under their own configs; `decoder_config`: the config keys
+//!   they share (rotary settings, token-id lists).
 //! - `layers`: the shared layers the families compose (attention, MLP, norms, embeddings and
 //!   positions, masks, KV caches), in candle-transformers' spirit.
 //! - Written once for every family: `model` (loading, saving, `with_weight_dtype`, the forward
@@ -37,6 +38,7 @@ mod summary;
 
 mod bert;
 mod decoder;
+mod decoder_config;
 mod gpt2;
 mod llama;
 mod marian;
@@ -54,7 +56,7 @@ pub use auto::{
     AutoModelForSeq2SeqLM, AutoModelForSequenceClassification,
 };
 pub use bert::BertConfig;
-pub use decoder::{RopeParameters, TokenIds};
+pub use decoder_config::{RopeParameters, TokenIds};
 pub use device::{DeviceExt, best_device};
 pub use gpt2::Gpt2Config;
 pub use heads::Task;

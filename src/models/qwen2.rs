@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::decoder::{self, DecoderSpec, RopeParameters, TokenIds, rope_of};
+use super::decoder::{self, DecoderSpec};
+use super::decoder_config::{RopeParameters, TokenIds, rope_of};
 use super::family::{Family, Network};
 use super::heads::Task;
 use super::labels::LabelConfig;
