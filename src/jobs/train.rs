@@ -22,15 +22,18 @@ use crate::data::corpus::{CharVocab, Story, corpus_text, stories};
 use crate::generate::{GenerationConfig, GenerationMixin};
 use crate::io::{DirLock, write_atomic};
 use crate::jobs::memory::{MachineMemory, TrainingMemory};
-use crate::models::{AutoModelForCausalLM, Gpt2Config};
+use crate::models::{AutoModelForCausalLM, Gpt2Config, LlamaConfig, ModelConfig};
 use crate::tokenizer::Tokenizer;
 use crate::train::{IntervalStrategy, SchedulerType, TokenWindows, Trainer, TrainingArguments};
 use crate::{Error, Result};
 
-/// The model of the job: a GPT-2 with character vocabulary.
+/// The model of the job: a GPT-2 (or a Llama) with character vocabulary.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelSpec {
+    /// `gpt2` or `llama` (RMSNorm, rotary positions, SwiGLU of width `8/3 n_embd`, tied head;
+    /// as many kv heads as heads).
+    pub model_type: String,
     pub n_layer: usize,
     pub n_head: usize,
     pub n_embd: usize,
@@ -42,6 +45,7 @@ pub struct ModelSpec {
 impl Default for ModelSpec {
     fn default() -> Self {
         ModelSpec {
+            model_type: "gpt2".into(),
             n_layer: 3,
             n_head: 4,
             n_embd: 96,
@@ -49,6 +53,43 @@ impl Default for ModelSpec {
             dropout: 0.0,
         }
     }
+}
+
+/// The model of `m` over the vocabulary `vocab` (end of sequence: the newline).
+fn model_config(m: &ModelSpec, vocab: &CharVocab) -> ModelConfig {
+    let newline = vocab.encode("\n").ok().map(|v| v[0]);
+    if m.model_type == "llama" {
+        return LlamaConfig {
+            vocab_size: vocab.len(),
+            hidden_size: m.n_embd,
+            // SwiGLU's three matrices at about the weights of GPT-2's two of width 4 n_embd
+            intermediate_size: (8 * m.n_embd / 3).max(1),
+            num_hidden_layers: m.n_layer,
+            num_attention_heads: m.n_head,
+            num_key_value_heads: None,
+            max_position_embeddings: m.block_size,
+            attention_dropout: m.dropout,
+            tie_word_embeddings: true,
+            bos_token_id: None,
+            eos_token_id: newline.map(crate::models::TokenIds::One),
+            ..LlamaConfig::default()
+        }
+        .into();
+    }
+    Gpt2Config {
+        vocab_size: vocab.len(),
+        n_positions: m.block_size,
+        n_embd: m.n_embd,
+        n_layer: m.n_layer,
+        n_head: m.n_head,
+        resid_pdrop: m.dropout,
+        embd_pdrop: m.dropout,
+        attn_pdrop: m.dropout,
+        bos_token_id: None,
+        eos_token_id: newline,
+        ..Gpt2Config::gpt2()
+    }
+    .into()
 }
 
 /// The embedded corpus: how many stories, from which seed.
@@ -235,6 +276,12 @@ impl TrainJob {
                 m.dropout
             ));
         }
+        if !matches!(m.model_type.as_str(), "gpt2" | "llama") {
+            return bad(format!(
+                "model: model_type `{}` is not supported; supported: gpt2, llama",
+                m.model_type
+            ));
+        }
         if self.corpus.train_stories < 10 || self.corpus.eval_stories == 0 {
             return bad(
                 "corpus: train_stories must be at least 10 and eval_stories at least 1".into(),
@@ -381,19 +428,7 @@ pub fn run_job(job: &TrainJob, device: &Device) -> Result<String> {
         &out_dir,
         &format!("the training folder {}", out_dir.display()),
     )?;
-    let config = Gpt2Config {
-        vocab_size: vocab.len(),
-        n_positions: m.block_size,
-        n_embd: m.n_embd,
-        n_layer: m.n_layer,
-        n_head: m.n_head,
-        resid_pdrop: m.dropout,
-        embd_pdrop: m.dropout,
-        attn_pdrop: m.dropout,
-        bos_token_id: None,
-        eos_token_id: vocab.encode("\n").ok().map(|v| v[0]),
-        ..Gpt2Config::gpt2()
-    };
+    let config = model_config(m, &vocab);
     let mut model = AutoModelForCausalLM::from_config_seeded(config, device, job.training.seed)?;
     model.set_seed(job.training.seed);
     let train = TokenWindows::new(vocab.encode(&train_text)?, m.block_size)?;
