@@ -104,6 +104,17 @@ fn every_dequantized_tensor_is_transformers_under_its_hugging_face_name() {
         }
         let sum: f64 = flat.iter().map(|&x| x as f64).sum();
         let sum_sq: f64 = flat.iter().map(|&x| (x as f64) * (x as f64)).sum();
+        // moves when values move (a row permutation keeps the sums)
+        let weighted: f64 = flat
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| x as f64 * (((i as u64 * 7919) % 1013) as f64 / 1013.0))
+            .sum();
+        assert!(
+            close(weighted, w["weighted_sum"].as_f64().unwrap(), 1e-7),
+            "{name} position-weighted sum {weighted} vs {}",
+            w["weighted_sum"]
+        );
         assert!(
             close(sum, w["sum"].as_f64().unwrap(), 1e-7),
             "{name} sum {sum} vs {}",

@@ -8,9 +8,14 @@
 //! neighbouring dimensions, Hugging Face's pairs the two halves of a head); [`reverse_permute`]
 //! undoes that exactly as transformers' `_reverse_permute_weights`. And a file without an
 //! `output` tensor ties the language-model head to the embeddings.
+use super::auto::AutoModelForCausalLM;
+use super::labels::LabelConfig;
+use super::model::Model;
+use super::params::Params;
+use super::registry::ModelConfig;
 use crate::gguf::GgufFile;
 use crate::{Error, Result};
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -30,6 +35,43 @@ pub fn load_gguf_checkpoint(path: impl AsRef<Path>, device: &Device) -> Result<G
     let config = config_from_gguf(&file)?;
     let tensors = tensors_from_gguf(&file, &config, device)?;
     Ok(GgufCheckpoint { config, tensors })
+}
+
+impl AutoModelForCausalLM {
+    /// A causal LM from a llama.cpp GGUF file (SmolLM2, Llama, Mistral), its weights
+    /// dequantized to f32 for training and analysis: the config its metadata describes, the
+    /// family the registry gives that config's `model_type`, and the tensors under their Hugging
+    /// Face names ([`load_gguf_checkpoint`]); what transformers'
+    /// `AutoModelForCausalLM.from_pretrained(dir, gguf_file=..., dtype=float32)` loads. The
+    /// tokenizer is in the same file: [`crate::tokenizer::Tokenizer::from_gguf`].
+    pub fn from_gguf(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        crate::threads::init();
+        let path = path.as_ref();
+        let ckpt = load_gguf_checkpoint(path, device)?;
+        let config = ModelConfig::from_map(&ckpt.config, path)?;
+        let labels = LabelConfig::from_config_map(&ckpt.config, path)?;
+        let tensors = ckpt.tensors.into_iter().collect();
+        let p = Params::loaded(tensors, Vec::new(), path, device, DType::F32);
+        let (model, report) = Model::build(
+            config,
+            ckpt.config,
+            p,
+            (super::heads::Task::CausalLm, labels),
+            device,
+        )?;
+        // A GGUF file is the whole model: a tensor left over or one made up means the config
+        // and the tensors disagree, and the model would silently compute something else.
+        if !report.unused.is_empty() || !report.newly_initialized.is_empty() {
+            return Err(Error::Config {
+                path: path.to_path_buf(),
+                message: format!(
+                    "the config from the metadata and the tensors disagree: tensors the model did not use {:?}, weights the file lacks {:?}",
+                    report.unused, report.newly_initialized
+                ),
+            });
+        }
+        Ok(AutoModelForCausalLM(model))
+    }
 }
 
 /// The architectures whose tensors and metadata this module maps.
