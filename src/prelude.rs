@@ -20,9 +20,9 @@ pub use crate::tokenizer::{
 pub use crate::models::{
     AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForQuestionAnswering,
     AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, BaseModelOutput, BertConfig,
-    DeviceExt, ForwardArgs, Gpt2Config, KvCache, LabelConfig, MarianConfig, ModelConfig,
-    ModelOutput, PreTrainedModel, ProblemType, QuestionAnsweringModelOutput, RobertaConfig, Task,
-    best_device, mean_pooling,
+    DeviceExt, ForwardArgs, Gpt2Config, KvCache, LabelConfig, LlamaConfig, MarianConfig,
+    ModelConfig, ModelOutput, PreTrainedModel, ProblemType, QuestionAnsweringModelOutput,
+    RobertaConfig, Task, best_device, mean_pooling,
 };
 // train
 pub use crate::train::{

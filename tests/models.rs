@@ -713,11 +713,11 @@ fn unsupported_model_type_lists_supported() {
     let tmp = tempfile::tempdir().unwrap();
     copy_fixture("gpt2", tmp.path());
     edit_config(tmp.path(), |m| {
-        m.insert("model_type".into(), "llama".into());
+        m.insert("model_type".into(), "gemma".into());
     });
     let msg = load_err(tmp.path());
     assert!(
-        msg.contains("llama") && msg.contains("gpt2, bert, roberta"),
+        msg.contains("gemma") && msg.contains("gpt2, bert, roberta") && msg.contains("llama"),
         "{msg}"
     );
     // and a BERT checkpoint is not a causal LM

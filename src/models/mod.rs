@@ -5,7 +5,10 @@
 //!   names, builder; `Network`: what a built model computes); `registry`: `model_type` to the
 //!   family, and [`ModelConfig`], the config of any of them.
 //! - One file per family, owning its config, weight names and heads: `gpt2`, `bert`, `roberta`
-//!   (BERT's encoder under RoBERTa's names), `marian` (the encoder–decoder).
+//!   (BERT's encoder under RoBERTa's names), `marian` (the encoder–decoder), `llama`, `qwen2`,
+//!   `mistral`;
+//!   `decoder`: the Llama-style decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU) the
+//!   modern decoder families build under their own configs.
 //! - `layers`: the shared layers the families compose (attention, MLP, norms, embeddings and
 //!   positions, masks, KV caches), in candle-transformers' spirit.
 //! - Written once for every family: `model` (loading, saving, `with_weight_dtype`, the forward
@@ -34,8 +37,12 @@ mod seq2seq;
 mod summary;
 
 mod bert;
+mod decoder;
 mod gpt2;
+mod llama;
 mod marian;
+mod mistral;
+mod qwen2;
 mod roberta;
 
 pub use activation::Activation;
@@ -48,15 +55,19 @@ pub use auto::{
     AutoModelForSeq2SeqLM, AutoModelForSequenceClassification,
 };
 pub use bert::BertConfig;
+pub use decoder::{RopeParameters, TokenIds};
 pub use device::{DeviceExt, best_device};
 pub use gpt2::Gpt2Config;
 pub use heads::Task;
 pub use labels::{LabelConfig, ProblemType};
 pub use layers::{EncoderDecoderCache, KvCache, mean_pooling};
+pub use llama::LlamaConfig;
 pub use marian::MarianConfig;
+pub use mistral::MistralConfig;
 pub use model::check_weights;
 pub use params::LoadReport;
 pub use pretrained::PreTrainedModel;
+pub use qwen2::Qwen2Config;
 pub use registry::{ModelConfig, SUPPORTED_MODEL_TYPES};
 pub use roberta::RobertaConfig;
 
@@ -64,7 +75,9 @@ pub use roberta::RobertaConfig;
 /// parameter except biases and LayerNorm weights; our models have no module types to inspect,
 /// so LayerNorms are recognised by name: any path component that is `ln`, starts with `ln_`
 /// (GPT-2's `ln_1`, `ln_2`, `ln_f`), or contains `layernorm`, `layer_norm` or `rmsnorm` (BERT's
-/// `LayerNorm`, RoBERTa's `layer_norm`), case-insensitively; and any name ending in `.bias` or
+/// `LayerNorm`, RoBERTa's `layer_norm`, Llama's `input_layernorm`), is `norm` or ends in `_norm`
+/// (Llama's final `model.norm`: transformers' `(?:^|\.)norm(?:$|\.)` and `_norm(?:$|\.)`),
+/// case-insensitively; and any name ending in `.bias` or
 /// equal to `bias` (BERT's `cls.predictions.bias`, RoBERTa's `lm_head.bias`).
 pub fn uses_weight_decay(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -78,5 +91,7 @@ pub fn uses_weight_decay(name: &str) -> bool {
             || p.contains("layernorm")
             || p.contains("layer_norm")
             || p.contains("rmsnorm")
+            || *p == "norm"
+            || p.ends_with("_norm")
     })
 }

@@ -83,10 +83,12 @@ impl LoadReport {
 /// the copies of output embeddings tied to the input ones (GPT-2's `lm_head.weight`, BERT's and
 /// RoBERTa's decoder), which transformers fills from the embeddings.
 fn is_known_buffer(name: &str) -> bool {
-    const SUFFIXES: [&str; 11] = [
+    const SUFFIXES: [&str; 12] = [
         "attn.bias",
         "attn.masked_bias",
         "position_ids",
+        // Llama-style checkpoints of older transformers: the rotary frequencies (rebuilt)
+        "rotary_emb.inv_freq",
         // Marian: the sinusoidal tables older checkpoints store (rebuilt, never trained), and
         // the copies of the shared embedding under the encoder's and decoder's names
         "embed_positions.weight",

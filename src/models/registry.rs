@@ -12,8 +12,11 @@ use super::family::{Family, Network, read_config};
 use super::gpt2::{Gpt2, Gpt2Config};
 use super::heads::Task;
 use super::labels::LabelConfig;
+use super::llama::{Llama, LlamaConfig};
 use super::marian::{Marian, MarianConfig};
+use super::mistral::{Mistral, MistralConfig};
 use super::params::Params;
+use super::qwen2::{Qwen2, Qwen2Config};
 use super::roberta::{Roberta, RobertaConfig};
 use crate::{Error, Result};
 
@@ -264,6 +267,42 @@ impl From<&MarianConfig> for ModelConfig {
     }
 }
 
+impl From<LlamaConfig> for ModelConfig {
+    fn from(c: LlamaConfig) -> Self {
+        Self::Llama(c)
+    }
+}
+
+impl From<&LlamaConfig> for ModelConfig {
+    fn from(c: &LlamaConfig) -> Self {
+        Self::Llama(c.clone())
+    }
+}
+
+impl From<Qwen2Config> for ModelConfig {
+    fn from(c: Qwen2Config) -> Self {
+        Self::Qwen2(c)
+    }
+}
+
+impl From<&Qwen2Config> for ModelConfig {
+    fn from(c: &Qwen2Config) -> Self {
+        Self::Qwen2(c.clone())
+    }
+}
+
+impl From<MistralConfig> for ModelConfig {
+    fn from(c: MistralConfig) -> Self {
+        Self::Mistral(c)
+    }
+}
+
+impl From<&MistralConfig> for ModelConfig {
+    fn from(c: &MistralConfig) -> Self {
+        Self::Mistral(c.clone())
+    }
+}
+
 impl From<&ModelConfig> for ModelConfig {
     fn from(c: &ModelConfig) -> Self {
         c.clone()
@@ -300,4 +339,7 @@ families! {
     Bert(BertConfig) => Bert,
     Roberta(BertConfig) => Roberta,
     Marian(MarianConfig) => Marian,
+    Llama(LlamaConfig) => Llama,
+    Qwen2(Qwen2Config) => Qwen2,
+    Mistral(MistralConfig) => Mistral,
 }

@@ -1,4 +1,4 @@
-//! Dense layers and LayerNorm, with the one set of builders every family uses to load or draw
+//! Dense layers, LayerNorm and RMSNorm, with the one set of builders every family uses to load or draw
 //! them under a Hugging Face name.
 use candle_core::Tensor;
 
@@ -44,6 +44,25 @@ pub(crate) fn linear(
     })
 }
 
+/// An `nn.Linear` as [`linear`], with a bias only when `bias` (Llama's `attention_bias`,
+/// `mlp_bias`; Qwen2's biased q/k/v beside an unbiased `o_proj`).
+pub(crate) fn linear_maybe_bias(
+    p: &mut Params,
+    name: &str,
+    (d_in, d_out): (usize, usize),
+    std: f64,
+    bias: bool,
+) -> Result<Linear> {
+    if bias {
+        return linear(p, name, d_in, d_out, std);
+    }
+    Ok(Linear {
+        weight: p.get(&format!("{name}.weight"), &[d_out, d_in], Init::Normal(std))?,
+        bias: None,
+        conv1d: false,
+    })
+}
+
 /// An `nn.LayerNorm` of width `d` (ones and zeros when drawn) named `name`.
 pub(crate) fn layer_norm(p: &mut Params, name: &str, d: usize, eps: f64) -> Result<LayerNorm> {
     Ok(LayerNorm {
@@ -63,5 +82,26 @@ pub(crate) struct LayerNorm {
 impl LayerNorm {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(kernels::layer_norm(x, &self.weight, &self.bias, self.eps)?)
+    }
+}
+
+/// An RMSNorm of width `d` (Llama's `LlamaRMSNorm`: a scale, no bias; ones when drawn) named
+/// `name`.
+pub(crate) fn rms_norm(p: &mut Params, name: &str, d: usize, eps: f64) -> Result<RmsNorm> {
+    Ok(RmsNorm {
+        weight: p.get(&format!("{name}.weight"), &[d], Init::Ones)?,
+        eps,
+    })
+}
+
+#[derive(Clone)]
+pub(crate) struct RmsNorm {
+    pub weight: Tensor,
+    pub eps: f64,
+}
+
+impl RmsNorm {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(kernels::rms_norm(x, &self.weight, self.eps)?)
     }
 }

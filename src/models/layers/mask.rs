@@ -1,5 +1,6 @@
 //! What goes into a model checked once, and the masks attention applies: the vocabulary check,
-//! `input_ids` read as u32, the causal / padding mask and the cross-attention mask.
+//! `input_ids` read as u32, the causal / sliding-window / padding mask and the cross-attention
+//! mask.
 use candle_core::{DType, Device, Tensor};
 
 use crate::{Error, Result};
@@ -62,6 +63,32 @@ pub(crate) fn build_mask(
     past: usize,
     device: &Device,
 ) -> Result<Option<Tensor>> {
+    let window = if causal { Window::Causal } else { Window::None };
+    build_windowed_mask(attention_mask, window, (b, t), past, device)
+}
+
+/// Which keys a query at position `q` (counted over cached + new tokens) may see besides
+/// padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Window {
+    /// Every key (an encoder).
+    None,
+    /// Keys `k <= q`.
+    Causal,
+    /// Keys `q - w < k <= q`: Mistral's `sliding_window` (transformers'
+    /// `sliding_window_overlay` on the causal mask).
+    Sliding(usize),
+}
+
+/// [`build_mask`] for any [`Window`]: with a sliding window, a single new token (a decoding
+/// step) is masked too once the cache holds more than the window.
+pub(crate) fn build_windowed_mask(
+    attention_mask: Option<&Tensor>,
+    window: Window,
+    (b, t): (usize, usize),
+    past: usize,
+    device: &Device,
+) -> Result<Option<Tensor>> {
     let tk = past + t;
     let padding = match attention_mask {
         None => None,
@@ -83,12 +110,21 @@ pub(crate) fn build_mask(
             padded.then(|| keep.reshape((b, 1, 1, tk))).transpose()?
         }
     };
-    let causal = if causal && t > 1 {
-        let q = Tensor::arange(past as u32, tk as u32, device)?.reshape((t, 1))?;
-        let k = Tensor::arange(0u32, tk as u32, device)?.reshape((1, tk))?;
-        Some(k.broadcast_le(&q)?.reshape((1, 1, t, tk))?)
-    } else {
-        None
+    let causal = match window {
+        Window::Causal if t > 1 => {
+            let q = Tensor::arange(past as u32, tk as u32, device)?.reshape((t, 1))?;
+            let k = Tensor::arange(0u32, tk as u32, device)?.reshape((1, tk))?;
+            Some(k.broadcast_le(&q)?.reshape((1, 1, t, tk))?)
+        }
+        Window::Sliding(w) if t > 1 || tk > w => {
+            // k <= q and k + w > q, in u32 (k + w never overflows: both are positions)
+            let q = Tensor::arange(past as u32, tk as u32, device)?.reshape((t, 1))?;
+            let k = Tensor::arange(0u32, tk as u32, device)?.reshape((1, tk))?;
+            let k_plus_w = Tensor::arange(w as u32, (tk + w) as u32, device)?.reshape((1, tk))?;
+            let keep = k.broadcast_le(&q)?.mul(&k_plus_w.broadcast_gt(&q)?)?;
+            Some(keep.reshape((1, 1, t, tk))?)
+        }
+        _ => None,
     };
     let keep = match (padding, causal) {
         (None, None) => return Ok(None),

@@ -1,4 +1,5 @@
-//! The transformer's feed-forward block: `proj(dropout(act(fc x)))`.
+//! The transformer's feed-forward blocks: `proj(dropout(act(fc x)))`, and Llama's gated one,
+//! `down(silu(gate x) * up x)`.
 use candle_core::Tensor;
 
 use super::super::activation::Activation;
@@ -18,5 +19,20 @@ impl Mlp {
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let h = self.act.forward(&self.fc.forward(x)?)?;
         self.proj.forward(&ctx.dropout(&h, self.act_dropout)?)
+    }
+}
+
+/// Llama's SwiGLU feed-forward block (`LlamaMLP`): `down_proj(silu(gate_proj x) * up_proj x)`.
+#[derive(Clone)]
+pub(crate) struct GatedMlp {
+    pub gate: Linear,
+    pub up: Linear,
+    pub down: Linear,
+}
+
+impl GatedMlp {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = crate::kernels::swiglu(&self.gate.forward(x)?, &self.up.forward(x)?)?;
+        self.down.forward(&h)
     }
 }

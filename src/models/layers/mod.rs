@@ -3,29 +3,38 @@
 //! Hugging Face names, so no layer here knows a family or carries a family's flag.
 //!
 //! - `ctx`: training mode and the dropout stream of one call;
-//! - `linear`: dense layers (`nn.Linear`, GPT-2's `Conv1D`) and LayerNorm, with their builders;
+//! - `linear`: dense layers (`nn.Linear`, GPT-2's `Conv1D`), LayerNorm and RMSNorm, with their
+//!   builders;
 //! - `attention`: multi-head self-attention (fused, cached or composed) and cross-attention;
-//! - `mlp`: the two-layer feed-forward block;
+//! - `gqa`: grouped-query self-attention with rotary positions and a KV cache of the kv heads;
+//! - `rope`: rotary position embeddings (default, `linear` and `llama3` scaling);
+//! - `mlp`: the two-layer feed-forward block and the gated (SwiGLU) one;
 //! - `embedding`: token lookups, learned / padding-offset / sinusoidal positions;
-//! - `mask`: input checks, causal and padding masks;
+//! - `mask`: input checks, causal, sliding-window and padding masks;
 //! - `cache`: the KV caches of decoding; `stack`: a stack of layers run over them.
 mod attention;
 mod cache;
 mod ctx;
 mod embedding;
+mod gqa;
 mod linear;
 mod mask;
 mod mlp;
+mod rope;
 mod stack;
 
 pub(crate) use attention::{Attention, CacheSlot, CrossAttention, Qkv};
 pub use cache::{EncoderDecoderCache, KvCache};
 pub(crate) use ctx::{Ctx, DropoutStream};
 pub(crate) use embedding::{Embeddings, Positions, embed_tokens, sinusoidal_positions};
-pub(crate) use linear::{LayerNorm, Linear, layer_norm, linear};
+pub(crate) use gqa::GqaAttention;
+pub(crate) use linear::{
+    LayerNorm, Linear, RmsNorm, layer_norm, linear, linear_maybe_bias, rms_norm,
+};
 pub use mask::check_token_id;
-pub(crate) use mask::{build_mask, cross_mask, read_ids};
-pub(crate) use mlp::Mlp;
+pub(crate) use mask::{Window, build_mask, build_windowed_mask, cross_mask, read_ids};
+pub(crate) use mlp::{GatedMlp, Mlp};
+pub(crate) use rope::{Rope, RopeScaling};
 pub(crate) use stack::{Collect, run_layers};
 
 use candle_core::{D, Tensor};

@@ -1,0 +1,456 @@
+//! The Llama-style decoder that `llama.rs`, `qwen2.rs` and `mistral.rs` build under their own
+//! configs: token embeddings, pre-RMSNorm blocks of grouped-query attention with rotary
+//! positions and a SwiGLU MLP, a final RMSNorm, and an LM head tied to the embeddings or not.
+//! Each family turns its `config.json` into a [`DecoderSpec`] (which biases, which layers slide
+//! a window, ...); the weight names are Hugging Face's, shared by the three
+//! (`model.layers.N.self_attn.q_proj.weight`, `model.norm.weight`, `lm_head.weight`).
+//!
+//! Also here: the config pieces the three share ([`RopeParameters`], [`TokenIds`]) and their
+//! checks, so each family file holds only its own keys.
+use std::sync::Arc;
+
+use candle_core::{DType, Tensor};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::args::ForwardArgs;
+use super::family::{Body, Network, in_vocab, positive, probability};
+use super::heads::Task;
+use super::layers::{
+    Collect, Ctx, GatedMlp, GqaAttention, KvCache, Linear, RmsNorm, Rope, RopeScaling, Window,
+    build_windowed_mask, embed_tokens, linear_maybe_bias, read_ids, rms_norm, run_layers,
+};
+use super::params::{Init, Params};
+use crate::{Error, Result, kernels};
+
+/// A `rope_scaling` (or transformers 5's `rope_parameters`) object of `config.json`:
+/// `{"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+/// "original_max_position_embeddings": 8192}`, `{"type": "linear", "factor": 2.0}`, or
+/// `{"rope_type": "default", "rope_theta": 500000.0}`. Supported types: `default`, `linear`,
+/// `llama3`; other keys are kept and written back.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RopeParameters {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_type: Option<String>,
+    /// The older name of `rope_type`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_freq_factor: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_freq_factor: Option<f64>,
+    /// `llama3`: the pretraining context; `max_position_embeddings` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_max_position_embeddings: Option<usize>,
+    /// transformers 5 keeps the base here; it takes precedence over the top-level `rope_theta`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_theta: Option<f64>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+impl RopeParameters {
+    /// `llama3` scaling with Llama 3.1's settings (factor 8, low 1, high 4) over a pretraining
+    /// context of `original_max_position_embeddings`.
+    pub fn llama3(factor: f64, original_max_position_embeddings: usize) -> Self {
+        Self {
+            rope_type: Some("llama3".into()),
+            factor: Some(factor),
+            low_freq_factor: Some(1.0),
+            high_freq_factor: Some(4.0),
+            original_max_position_embeddings: Some(original_max_position_embeddings),
+            ..Self::default()
+        }
+    }
+
+    /// `linear` scaling: positions divided by `factor`.
+    pub fn linear(factor: f64) -> Self {
+        Self {
+            rope_type: Some("linear".into()),
+            factor: Some(factor),
+            ..Self::default()
+        }
+    }
+}
+
+/// One token id or several (`eos_token_id` is a list in Llama 3's config).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TokenIds {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+/// The rotary base and scaling of a config: `rope_scaling` when set, else `rope_parameters`
+/// (transformers' order), the base from inside it or else `rope_theta`. Errors name the key.
+pub(crate) fn rope_of(
+    rope_theta: f64,
+    rope_scaling: Option<&RopeParameters>,
+    rope_parameters: Option<&RopeParameters>,
+    max_position_embeddings: usize,
+) -> std::result::Result<(f64, RopeScaling), String> {
+    let (key, r) = match (rope_scaling, rope_parameters) {
+        (Some(r), _) => ("rope_scaling", r),
+        (None, Some(r)) => ("rope_parameters", r),
+        (None, None) => {
+            return check_theta("rope_theta", rope_theta).map(|t| (t, RopeScaling::None));
+        }
+    };
+    let theta = match r.rope_theta {
+        Some(t) => check_theta(&format!("{key}.rope_theta"), t)?,
+        None => check_theta("rope_theta", rope_theta)?,
+    };
+    let kind = r
+        .rope_type
+        .as_deref()
+        .or(r.type_.as_deref())
+        .unwrap_or("default");
+    let factor = |name: &str, v: Option<f64>| match v {
+        Some(f) if f.is_finite() && f > 0.0 => Ok(f),
+        Some(f) => Err(format!(
+            "`{key}.{name}` is {f}; it must be a positive number"
+        )),
+        None => Err(format!(
+            "`{key}` of rope_type `{kind}` needs `{name}`; add it to config.json"
+        )),
+    };
+    let scaling = match kind {
+        "default" => RopeScaling::None,
+        "linear" => RopeScaling::Linear {
+            factor: factor("factor", r.factor)?,
+        },
+        "llama3" => {
+            let low = factor("low_freq_factor", r.low_freq_factor)?;
+            let high = factor("high_freq_factor", r.high_freq_factor)?;
+            if high <= low {
+                return Err(format!(
+                    "`{key}.high_freq_factor` {high} must be larger than `{key}.low_freq_factor` {low}"
+                ));
+            }
+            let old = r
+                .original_max_position_embeddings
+                .unwrap_or(max_position_embeddings);
+            if old == 0 {
+                return Err(format!(
+                    "`{key}.original_max_position_embeddings` is 0; it must be at least 1"
+                ));
+            }
+            RopeScaling::Llama3 {
+                factor: factor("factor", r.factor)?,
+                low_freq_factor: low,
+                high_freq_factor: high,
+                original_max_position_embeddings: old as f64,
+            }
+        }
+        other => {
+            return Err(format!(
+                "`{key}.rope_type` `{other}` is not supported; supported: default, linear, llama3"
+            ));
+        }
+    };
+    Ok((theta, scaling))
+}
+
+fn check_theta(key: &str, theta: f64) -> std::result::Result<f64, String> {
+    if theta.is_finite() && theta > 1.0 {
+        Ok(theta)
+    } else {
+        Err(format!(
+            "`{key}` is {theta}; the rotary base must be a number above 1 (10000 is usual)"
+        ))
+    }
+}
+
+/// Everything the decoder needs, resolved from a family's config.
+#[derive(Clone, Debug)]
+pub(crate) struct DecoderSpec {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub max_positions: usize,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub rope_scaling: RopeScaling,
+    /// Biases on q, k and v (Llama's `attention_bias`; Qwen2 always).
+    pub qkv_bias: bool,
+    /// A bias on `o_proj` (Llama's `attention_bias`; never in Qwen2 and Mistral).
+    pub o_bias: bool,
+    pub mlp_bias: bool,
+    pub tie_word_embeddings: bool,
+    /// Per layer: its sliding window, if it has one.
+    pub windows: Vec<Option<usize>>,
+    pub attention_dropout: f64,
+    pub initializer_range: f64,
+    pub pad_token_id: Option<u32>,
+}
+
+/// The checks of a resolved spec, each naming the `config.json` key: sizes, heads that split
+/// into kv groups, an even head size (RoPE turns pairs), the activation (SwiGLU is `silu`).
+pub(crate) fn validate(s: &DecoderSpec, hidden_act: &str) -> std::result::Result<(), String> {
+    positive(&[
+        ("vocab_size", s.vocab_size),
+        ("hidden_size", s.hidden_size),
+        ("intermediate_size", s.intermediate_size),
+        ("num_attention_heads", s.heads),
+        ("num_key_value_heads", s.kv_heads),
+        ("head_dim", s.head_dim),
+        ("max_position_embeddings", s.max_positions),
+    ])?;
+    if !s.heads.is_multiple_of(s.kv_heads) {
+        return Err(format!(
+            "`num_attention_heads` {} is not a multiple of `num_key_value_heads` {}: each kv head is shared by num_attention_heads / num_key_value_heads query heads",
+            s.heads, s.kv_heads
+        ));
+    }
+    if !s.head_dim.is_multiple_of(2) {
+        return Err(format!(
+            "`head_dim` {} is odd; rotary embeddings turn pairs of dimensions, so it must be even",
+            s.head_dim
+        ));
+    }
+    if !matches!(hidden_act, "silu" | "swish") {
+        return Err(format!(
+            "`hidden_act` `{hidden_act}` is not supported; the gated MLP supports: silu"
+        ));
+    }
+    if !(s.rms_norm_eps.is_finite() && s.rms_norm_eps > 0.0) {
+        return Err(format!(
+            "`rms_norm_eps` is {}; it must be a small positive number (1e-6 is usual)",
+            s.rms_norm_eps
+        ));
+    }
+    if s.windows.contains(&Some(0)) {
+        return Err("`sliding_window` is 0; it must be at least 1 (or null for none)".into());
+    }
+    probability(&[("attention_dropout", s.attention_dropout)])?;
+    in_vocab("pad_token_id", s.pad_token_id, s.vocab_size)
+}
+
+/// The summary rows every decoder family shows.
+pub(crate) fn summary_rows(s: &DecoderSpec) -> Vec<(String, String)> {
+    let rope = match s.rope_scaling {
+        RopeScaling::None => format!("theta {}", s.rope_theta),
+        RopeScaling::Linear { factor } => format!("theta {}, linear x{factor}", s.rope_theta),
+        RopeScaling::Llama3 { factor, .. } => format!("theta {}, llama3 x{factor}", s.rope_theta),
+    };
+    let mut rows = vec![
+        ("layers".into(), s.layers.to_string()),
+        ("hidden_size".into(), s.hidden_size.to_string()),
+        ("heads".into(), s.heads.to_string()),
+        (
+            "kv_heads".into(),
+            format!(
+                "{} ({} query heads each)",
+                s.kv_heads,
+                s.heads / s.kv_heads.max(1)
+            ),
+        ),
+        ("head_dim".into(), s.head_dim.to_string()),
+        ("intermediate_size".into(), s.intermediate_size.to_string()),
+        ("vocab_size".into(), s.vocab_size.to_string()),
+        ("max_positions".into(), s.max_positions.to_string()),
+        ("rope".into(), rope),
+        ("tied_lm_head".into(), s.tie_word_embeddings.to_string()),
+    ];
+    let sliding = s.windows.iter().filter(|w| w.is_some()).count();
+    if let Some(w) = s.windows.iter().flatten().next() {
+        rows.push((
+            "sliding_window".into(),
+            format!("{w} ({sliding} of {} layers)", s.layers),
+        ));
+    }
+    rows
+}
+
+const PREFIX: &str = "model.";
+
+/// `x + attn(norm x)`, then `+ mlp(norm x)`.
+#[derive(Clone)]
+struct Block {
+    input_layernorm: RmsNorm,
+    self_attn: GqaAttention,
+    post_attention_layernorm: RmsNorm,
+    mlp: GatedMlp,
+    window: Option<usize>,
+}
+
+enum Head {
+    Tied,
+    Untied(Linear),
+    Base,
+}
+
+struct Decoder {
+    embed_tokens: Tensor,
+    blocks: Vec<Block>,
+    norm: RmsNorm,
+    head: Head,
+    rope: Rope,
+    pad_token_id: Option<u32>,
+}
+
+/// The decoder of `s` for `task` (`CausalLm` or `Base`), weights from `p` under Hugging Face's
+/// names (without the `model.` prefix for the bare model, as `LlamaModel` saves them).
+pub(crate) fn build(s: &DecoderSpec, p: &mut Params, task: Task) -> Result<Arc<dyn Network>> {
+    p.set_prefix(PREFIX);
+    let pre = if task == Task::Base { "" } else { PREFIX };
+    let (h, std) = (s.hidden_size, s.initializer_range);
+    let embed_init = match s.pad_token_id {
+        Some(pad) => Init::NormalZeroRow(std, pad as usize),
+        None => Init::Normal(std),
+    };
+    let embed_tokens = p.get(
+        &format!("{pre}embed_tokens.weight"),
+        &[s.vocab_size, h],
+        embed_init,
+    )?;
+    let (q_out, kv_out) = (s.heads * s.head_dim, s.kv_heads * s.head_dim);
+    let mut blocks = Vec::with_capacity(s.layers);
+    for i in 0..s.layers {
+        let n = format!("{pre}layers.{i}");
+        let dense = |p: &mut Params, name: &str, dims: (usize, usize), bias: bool| {
+            linear_maybe_bias(p, &format!("{n}.{name}"), dims, std, bias)
+        };
+        let self_attn = GqaAttention {
+            q: dense(p, "self_attn.q_proj", (h, q_out), s.qkv_bias)?,
+            k: dense(p, "self_attn.k_proj", (h, kv_out), s.qkv_bias)?,
+            v: dense(p, "self_attn.v_proj", (h, kv_out), s.qkv_bias)?,
+            o: dense(p, "self_attn.o_proj", (q_out, h), s.o_bias)?,
+            heads: s.heads,
+            kv_heads: s.kv_heads,
+            dropout: s.attention_dropout,
+        };
+        let inter = s.intermediate_size;
+        let mlp = GatedMlp {
+            gate: dense(p, "mlp.gate_proj", (h, inter), s.mlp_bias)?,
+            up: dense(p, "mlp.up_proj", (h, inter), s.mlp_bias)?,
+            down: dense(p, "mlp.down_proj", (inter, h), s.mlp_bias)?,
+        };
+        blocks.push(Block {
+            input_layernorm: rms_norm(p, &format!("{n}.input_layernorm"), h, s.rms_norm_eps)?,
+            self_attn,
+            post_attention_layernorm: rms_norm(
+                p,
+                &format!("{n}.post_attention_layernorm"),
+                h,
+                s.rms_norm_eps,
+            )?,
+            mlp,
+            window: s.windows.get(i).copied().flatten(),
+        });
+    }
+    let norm = rms_norm(p, &format!("{pre}norm"), h, s.rms_norm_eps)?;
+    let head = match task {
+        Task::Base => Head::Base,
+        _ if s.tie_word_embeddings => Head::Tied,
+        _ => Head::Untied(linear_maybe_bias(
+            p,
+            "lm_head",
+            (h, s.vocab_size),
+            std,
+            false,
+        )?),
+    };
+    let rope = Rope::new(
+        s.head_dim,
+        s.rope_theta,
+        s.rope_scaling,
+        embed_tokens.device(),
+    )?;
+    Ok(Arc::new(Decoder {
+        embed_tokens,
+        blocks,
+        norm,
+        head,
+        rope,
+        pad_token_id: s.pad_token_id,
+    }))
+}
+
+impl Network for Decoder {
+    fn body(&self, args: &ForwardArgs, cache: Option<&mut KvCache>, ctx: &Ctx) -> Result<Body> {
+        let dev = self.embed_tokens.device();
+        let (ids, (b, t)) = read_ids(&args.input_ids, dev)?;
+        let past = cache.as_ref().map(|c| c.len()).unwrap_or(0);
+        // activations in the norms' dtype: the model's, also when the matrices are bf16
+        let dtype = self.norm.weight.dtype();
+        // no padding id: no row is held out of the embeddings' gradient
+        let pad = self.pad_token_id.unwrap_or(u32::MAX);
+        let x = embed_tokens(&self.embed_tokens, &ids, (pad, 1.0), dtype)?;
+        let (cos, sin) = self
+            .rope
+            .cos_sin(args.position_ids.as_ref(), (b, t), past, dtype)?;
+        // one mask per distinct window (full causal, and the sliding one if any layer slides)
+        let mut masks: Vec<(Option<usize>, Option<Tensor>)> = Vec::new();
+        for w in self.blocks.iter().map(|b| b.window) {
+            if masks.iter().any(|(mw, _)| *mw == w) {
+                continue;
+            }
+            let window = w.map_or(Window::Causal, Window::Sliding);
+            let m = build_windowed_mask(args.attention_mask.as_ref(), window, (b, t), past, dev)?
+                .map(|m| m.to_dtype(dtype))
+                .transpose()?;
+            masks.push((w, m));
+        }
+        let mask_of = |w: Option<usize>| {
+            masks
+                .iter()
+                .find(|(mw, _)| *mw == w)
+                .and_then(|(_, m)| m.as_ref())
+        };
+        let collect = Collect {
+            hidden_states: args.output_hidden_states,
+            attentions: args.output_attentions,
+        };
+        let (x, states) = run_layers(x, self.blocks.len(), cache, collect, |i, x, slot, want| {
+            let blk = &self.blocks[i];
+            let (a, probs) = blk.self_attn.forward(
+                &blk.input_layernorm.forward(x)?,
+                (&cos, &sin),
+                mask_of(blk.window),
+                slot,
+                want,
+                ctx,
+            )?;
+            let x = (x + a)?;
+            let m = blk
+                .mlp
+                .forward(&blk.post_attention_layernorm.forward(&x)?)?;
+            Ok(((x + m)?, probs))
+        })?;
+        let x = self.norm.forward(&x)?;
+        let states = states.finish(&x);
+        Ok(Body::new(x, states.hidden_states, states.attentions))
+    }
+
+    fn lm_logits(&self, h: &Tensor) -> Result<Tensor> {
+        match &self.head {
+            Head::Tied => Ok(kernels::linear(h, &self.embed_tokens, None, false)?),
+            Head::Untied(lm_head) => lm_head.forward(h),
+            Head::Base => Err(Error::InvalidArgument(
+                "this model has no language-model head; use AutoModelForCausalLM".into(),
+            )),
+        }
+    }
+
+    fn vocab_tensors(&self) -> Vec<Tensor> {
+        match &self.head {
+            Head::Untied(lm_head) => vec![self.embed_tokens.clone(), lm_head.weight.clone()],
+            _ => vec![self.embed_tokens.clone()],
+        }
+    }
+
+    fn dtype(&self) -> DType {
+        self.embed_tokens.dtype()
+    }
+
+    fn has_kv_cache(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,100 @@
+//! Grouped-query self-attention with rotary positions (Llama, Qwen2, Mistral): `heads` query
+//! heads over `kv_heads` key/value heads, query head `i` reading kv head
+//! `i / (heads / kv_heads)`. Its KV cache holds only the `kv_heads` (the memory GQA saves), in
+//! the same `[2, b, kv_heads, capacity, head_dim]` buffer as the other caches, so `KvCache`'s
+//! reorder and capacity work unchanged.
+use candle_core::Tensor;
+
+use super::{CacheSlot, Ctx, Linear};
+use crate::kernels::{self, composed};
+use crate::{Error, Result};
+
+#[derive(Clone)]
+pub(crate) struct GqaAttention {
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub o: Linear,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub dropout: f64,
+}
+
+impl GqaAttention {
+    /// `x [b, t, hidden]`, the rotary `cos`/`sin` `[b, t, head_dim / 2]` of its positions, the
+    /// additive mask `[b, 1, t, t_k]`. Returns the projected output and, when `want_probs`, the
+    /// probabilities `[b, heads, t, t_k]`, one map per query head (head `i` shares the keys of
+    /// kv head `i / (heads / kv_heads)`).
+    ///
+    /// Without returned probabilities or attention dropout, [`kernels::gqa_attention`] runs
+    /// (over the cache when there is one); otherwise the composed steps, which expose the
+    /// probabilities.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        (cos, sin): (&Tensor, &Tensor),
+        mask: Option<&Tensor>,
+        cache: Option<CacheSlot<'_>>,
+        want_probs: bool,
+        ctx: &Ctx,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let q = composed::split_heads(&self.q.forward(x)?, self.heads)?;
+        let k = composed::split_heads(&self.k.forward(x)?, self.kv_heads)?;
+        let v = composed::split_heads(&self.v.forward(x)?, self.kv_heads)?;
+        let q = kernels::rope(&q, cos, sin)?;
+        let k = kernels::rope(&k, cos, sin)?;
+        let (k, v) = match cache {
+            None => (k, v),
+            Some(mut slot) => {
+                let t = k.dim(2)?;
+                let kv = buffer(&mut slot, &k)?;
+                kv.slice_set(&Tensor::stack(&[&k, &v], 0)?, 3, slot.past)?;
+                let len = slot.past + t;
+                (
+                    composed::cached(&kv, 0, len)?,
+                    composed::cached(&kv, 1, len)?,
+                )
+            }
+        };
+        let no_dropout = !ctx.training || self.dropout <= 0.0;
+        if !want_probs && no_dropout {
+            let y = kernels::gqa_attention(&q, &k, &v, mask)?;
+            return Ok((self.o.forward(&y)?, None));
+        }
+        let n_rep = self.heads / self.kv_heads;
+        let k = composed::repeat_kv(&k, n_rep)?.contiguous()?;
+        let v = composed::repeat_kv(&v, n_rep)?.contiguous()?;
+        let probs = composed::attention_probs(&q, &k, mask)?;
+        let dropped = ctx.dropout(&probs, self.dropout)?;
+        let y = composed::merge_heads(&dropped.matmul(&v)?)?;
+        Ok((self.o.forward(&y)?, want_probs.then_some(probs)))
+    }
+}
+
+/// The slot's buffer `[2, b, kv_heads, capacity, head_dim]` for keys like `k [b, kv_heads, t,
+/// head_dim]`: allocated at the cache's reserve, grown by doubling when `t` more positions do
+/// not fit (the filled positions copied over).
+fn buffer(slot: &mut CacheSlot<'_>, k: &Tensor) -> Result<Tensor> {
+    let (b, kv_heads, t, hd) = k.dims4()?;
+    let need = slot.past + t;
+    if let Some(kv) = slot.kv.as_ref() {
+        if kv.dim(1)? != b {
+            return Err(Error::InvalidArgument(format!(
+                "the KV cache holds a batch of {}, the input has {b} rows; clear it (KvCache::clear) for a new batch",
+                kv.dim(1)?
+            )));
+        }
+        if kv.dim(3)? >= need {
+            return Ok(kv.clone());
+        }
+    }
+    let old = slot.kv.take();
+    let old_cap = old.as_ref().map(|o| o.dim(3)).transpose()?.unwrap_or(0);
+    let cap = need.max(slot.reserve).max(2 * old_cap);
+    let kv = Tensor::zeros((2, b, kv_heads, cap, hd), k.dtype(), k.device())?;
+    if let (Some(old), true) = (old, slot.past > 0) {
+        kv.slice_set(&old.narrow(3, 0, slot.past)?.contiguous()?, 3, 0)?;
+    }
+    *slot.kv = Some(kv.clone());
+    Ok(kv)
+}

@@ -1,0 +1,183 @@
+//! Mistral (`MistralForCausalLM`, `model_type` "mistral"): the Llama-style decoder of
+//! `decoder.rs` without biases, with a `sliding_window` on every layer (a query sees the last
+//! `sliding_window` positions, itself included, as transformers' eager path masks them; `null`
+//! for none, as Mistral 7B v0.2 on). This file owns the config and its names.
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::decoder::{self, DecoderSpec, RopeParameters, TokenIds, rope_of};
+use super::family::{Family, Network};
+use super::heads::Task;
+use super::labels::LabelConfig;
+use super::params::Params;
+use crate::Result;
+
+/// Mistral hyper-parameters, with Hugging Face's key names (`MistralConfig`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MistralConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    /// Key/value heads; `None` means as many as query heads.
+    pub num_key_value_heads: Option<usize>,
+    /// The size of a head; `None` means `hidden_size / num_attention_heads`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<usize>,
+    pub hidden_act: String,
+    pub max_position_embeddings: usize,
+    pub initializer_range: f64,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub rope_scaling: Option<RopeParameters>,
+    /// transformers 5's name for the rotary settings, read when `rope_scaling` is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_parameters: Option<RopeParameters>,
+    /// How many positions (itself included) a query sees; `None` for all.
+    pub sliding_window: Option<usize>,
+    pub attention_dropout: f64,
+    pub tie_word_embeddings: bool,
+    pub bos_token_id: Option<u32>,
+    pub eos_token_id: Option<TokenIds>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad_token_id: Option<u32>,
+}
+
+impl Default for MistralConfig {
+    /// transformers' `MistralConfig()` (Mistral 7B's sizes).
+    fn default() -> Self {
+        Self {
+            vocab_size: 32000,
+            hidden_size: 4096,
+            intermediate_size: 14336,
+            num_hidden_layers: 32,
+            num_attention_heads: 32,
+            num_key_value_heads: Some(8),
+            head_dim: None,
+            hidden_act: "silu".into(),
+            max_position_embeddings: 4096 * 32,
+            initializer_range: 0.02,
+            rms_norm_eps: 1e-6,
+            rope_theta: 10000.0,
+            rope_scaling: None,
+            rope_parameters: None,
+            sliding_window: Some(4096),
+            attention_dropout: 0.0,
+            tie_word_embeddings: false,
+            bos_token_id: Some(1),
+            eos_token_id: Some(TokenIds::One(2)),
+            pad_token_id: None,
+        }
+    }
+}
+
+impl MistralConfig {
+    fn spec(&self) -> std::result::Result<DecoderSpec, String> {
+        let (rope_theta, rope_scaling) = rope_of(
+            self.rope_theta,
+            self.rope_scaling.as_ref(),
+            self.rope_parameters.as_ref(),
+            self.max_position_embeddings,
+        )?;
+        Ok(DecoderSpec {
+            vocab_size: self.vocab_size,
+            hidden_size: self.hidden_size,
+            intermediate_size: self.intermediate_size,
+            layers: self.num_hidden_layers,
+            heads: self.num_attention_heads,
+            kv_heads: self.num_key_value_heads.unwrap_or(self.num_attention_heads),
+            head_dim: self
+                .head_dim
+                .unwrap_or(self.hidden_size / self.num_attention_heads.max(1)),
+            max_positions: self.max_position_embeddings,
+            rms_norm_eps: self.rms_norm_eps,
+            rope_theta,
+            rope_scaling,
+            qkv_bias: false,
+            o_bias: false,
+            mlp_bias: false,
+            tie_word_embeddings: self.tie_word_embeddings,
+            windows: vec![self.sliding_window; self.num_hidden_layers],
+            attention_dropout: self.attention_dropout,
+            initializer_range: self.initializer_range,
+            pad_token_id: self.pad_token_id,
+        })
+    }
+}
+
+/// The Mistral family.
+pub(crate) struct Mistral;
+
+impl Family for Mistral {
+    type Config = MistralConfig;
+    const MODEL_TYPE: &'static str = "mistral";
+    const REQUIRED_KEYS: &'static [&'static str] = &[
+        "vocab_size",
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+    ];
+    const NULL_MEANS_NONE: &'static [&'static str] = &[
+        "sliding_window",
+        "num_key_value_heads",
+        "bos_token_id",
+        "eos_token_id",
+    ];
+    const TASKS: &'static [Task] = &[Task::CausalLm, Task::Base];
+
+    fn defaults() -> MistralConfig {
+        MistralConfig::default()
+    }
+
+    fn validate(c: &MistralConfig) -> std::result::Result<(), String> {
+        if c.head_dim.is_none() {
+            super::family::divisible(
+                ("hidden_size", c.hidden_size),
+                ("num_attention_heads", c.num_attention_heads),
+            )?;
+        }
+        decoder::validate(&c.spec()?, &c.hidden_act)
+    }
+
+    fn architecture(_: &MistralConfig, task: Task) -> &'static str {
+        match task {
+            Task::Base => "MistralModel",
+            _ => "MistralForCausalLM",
+        }
+    }
+
+    fn summary_rows(c: &MistralConfig) -> Vec<(String, String)> {
+        c.spec()
+            .map(|s| decoder::summary_rows(&s))
+            .unwrap_or_else(|e| vec![("config".into(), e)])
+    }
+
+    fn dims(c: &MistralConfig) -> (usize, usize, usize) {
+        (c.num_hidden_layers, c.hidden_size, c.num_attention_heads)
+    }
+    fn vocab_size(c: &MistralConfig) -> usize {
+        c.vocab_size
+    }
+    fn set_vocab_size(c: &mut MistralConfig, vocab_size: usize) {
+        c.vocab_size = vocab_size;
+    }
+    fn max_positions(c: &MistralConfig) -> usize {
+        c.max_position_embeddings
+    }
+    fn initializer_range(c: &MistralConfig) -> f64 {
+        c.initializer_range
+    }
+
+    fn build(
+        c: &MistralConfig,
+        p: &mut Params,
+        task: Task,
+        _labels: &LabelConfig,
+    ) -> Result<Arc<dyn Network>> {
+        let spec = c.spec().map_err(crate::Error::InvalidConfig)?;
+        decoder::build(&spec, p, task)
+    }
+}
