@@ -23,6 +23,7 @@ pub mod data;
 pub mod display;
 pub mod error;
 pub mod generate;
+pub mod gguf;
 pub mod hub;
 pub mod io;
 pub mod jobs;

@@ -13,8 +13,8 @@ pub use candle_core::{D, DType, Device, IndexOp, Tensor};
 pub use serde_json::{Value, json};
 // tokenizer
 pub use crate::tokenizer::{
-    BatchEncoding, EncodeOptions, Encoding, Padding, PaddingSide, ShardBuildOptions, SpecialTokens,
-    TokenShards, Tokenizer, TokenizerKind, TrainOptions, Truncation,
+    BatchEncoding, ChatMessage, EncodeOptions, Encoding, Padding, PaddingSide, ShardBuildOptions,
+    SpecialTokens, TokenShards, Tokenizer, TokenizerKind, TrainOptions, Truncation,
 };
 // models
 pub use crate::models::{

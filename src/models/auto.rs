@@ -190,7 +190,7 @@ macro_rules! common {
 }
 
 /// A decoder with a language-model head (GPT-2).
-pub struct AutoModelForCausalLM(Model);
+pub struct AutoModelForCausalLM(pub(super) Model);
 
 /// An encoder with a masked-language-model head (BERT, RoBERTa).
 pub struct AutoModelForMaskedLM(Model);

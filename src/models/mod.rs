@@ -24,6 +24,7 @@ mod args;
 pub mod auto;
 pub mod device;
 pub(crate) mod family;
+pub mod gguf;
 mod heads;
 mod inputs;
 mod labels;

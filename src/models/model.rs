@@ -52,7 +52,7 @@ pub(crate) const DEFAULT_SEED: u64 = 42;
 impl Model {
     /// The model `config`'s family builds for `task` from `p`, and what the checkpoint held
     /// that the model did not ask for.
-    fn build(
+    pub(super) fn build(
         config: ModelConfig,
         extra: Map<String, Value>,
         mut p: Params,

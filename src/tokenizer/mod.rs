@@ -14,14 +14,17 @@
 //! `transformers.AutoTokenizer` builds, so the ids match Python's exactly.
 mod added;
 mod batch;
+mod chat;
 pub mod dataset;
 mod encode;
+mod gguf;
 mod pretrained;
 pub mod shards;
 mod show;
 mod train;
 
 pub use batch::{BatchEncoding, TokenIds};
+pub use chat::ChatMessage;
 pub use encode::{EncodeOptions, Encoding, Padding, PaddingSide, Truncation};
 
 pub use shards::{

@@ -89,7 +89,8 @@ impl Tokenizer {
             // tokenizer.json, not this file.
             return Self::from_tokenizer_json(path, &Map::new(), &Map::new());
         }
-        let config = read_json_object(&dir.join(CONFIG_JSON))?;
+        let mut config = read_json_object(&dir.join(CONFIG_JSON))?;
+        read_chat_template(&dir, &mut config)?;
         let special_map = read_json_object(&dir.join(SPECIAL_MAP_JSON))?;
         if !legacy_file && dir.join(TOKENIZER_JSON).is_file() {
             return Self::from_tokenizer_json(&dir.join(TOKENIZER_JSON), &config, &special_map);
@@ -368,6 +369,50 @@ fn merge_special(
     s
 }
 
+/// The chat template into `config["chat_template"]`: transformers 5 saves it as its own file,
+/// `chat_template.jinja`, which wins over the key; a list of named templates (the older layout)
+/// gives its `default`.
+fn read_chat_template(dir: &Path, config: &mut Map<String, Value>) -> Result<()> {
+    let file = dir.join("chat_template.jinja");
+    match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            config.insert("chat_template".into(), Value::String(text));
+            return Ok(());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&file, e)),
+    }
+    match config.get("chat_template") {
+        None | Some(Value::Null) | Some(Value::String(_)) => Ok(()),
+        Some(Value::Array(named)) => {
+            let names: Vec<&str> = named
+                .iter()
+                .filter_map(|t| t.get("name").and_then(Value::as_str))
+                .collect();
+            let default = named
+                .iter()
+                .find(|t| t.get("name").and_then(Value::as_str) == Some("default"))
+                .and_then(|t| t.get("template"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| Error::TokenizerParse {
+                    path: dir.join(CONFIG_JSON),
+                    message: format!(
+                        "`chat_template` lists templates named {names:?} but none is named `default`; set one with `with_chat_template`"
+                    ),
+                })?
+                .to_string();
+            config.insert("chat_template".into(), Value::String(default));
+            Ok(())
+        }
+        Some(_) => Err(Error::TokenizerParse {
+            path: dir.join(CONFIG_JSON),
+            message:
+                "`chat_template` must be a string (a Jinja template) or a list of {name, template}"
+                    .into(),
+        }),
+    }
+}
+
 /// Keys of `tokenizer_config.json` we keep when saving again.
 fn passthrough_config(config: &Map<String, Value>) -> Map<String, Value> {
     let mut m = Map::new();
@@ -377,6 +422,7 @@ fn passthrough_config(config: &Map<String, Value>) -> Map<String, Value> {
         "trim_offsets",
         "strip_accents",
         "padding_side",
+        "chat_template",
     ] {
         if let Some(v) = config.get(key) {
             m.insert(key.to_string(), v.clone());
