@@ -420,3 +420,48 @@ fn bad_shapes_are_refused_naming_them() {
         &["[6, 5, 4]"],
     );
 }
+
+// ---------------------------------------------------------------- decoding over a KV cache
+
+#[test]
+fn cached_gqa_attention_equals_attention_over_the_same_keys() {
+    let (b, heads, kv, hd, cap) = (2, 6, 2, 8, 12);
+    let cache = Tensor::zeros((2, b, kv, cap, hd), DType::F32, &Device::Cpu).unwrap();
+    // a prompt of 5 (row 1 left-padded by 2), then one decoding step
+    let (k0, v0) = (randn(&[b, kv, 5, hd], 1), randn(&[b, kv, 5, hd], 2));
+    let (k1, v1) = (randn(&[b, kv, 1, hd], 3), randn(&[b, kv, 1, hd], 4));
+    let (q0, q1) = (randn(&[b, heads, 5, hd], 5), randn(&[b, heads, 1, hd], 6));
+    kernels::gqa_kv_cache_write(&cache, &k0, &v0, 0).unwrap();
+    let m0 = mask(b, 5, 5, &[0, 2], f32::MIN);
+    let m1 = mask(b, 1, 6, &[0, 2], f32::MIN);
+    let full = |x: &Tensor, y: &Tensor| Tensor::cat(&[x, y], 2).unwrap();
+    for fused in [true, false] {
+        let (prompt, step) = kernels::with_fused(fused, || {
+            let prompt = kernels::gqa_cached_attention(&q0, &cache, 5, Some(&m0)).unwrap();
+            kernels::gqa_kv_cache_write(&cache, &k1, &v1, 5).unwrap();
+            let step = kernels::gqa_cached_attention(&q1, &cache, 6, Some(&m1)).unwrap();
+            (prompt, step)
+        });
+        let want0 = kernels::with_fused(false, || {
+            kernels::gqa_attention(&q0, &k0, &v0, Some(&m0)).unwrap()
+        });
+        let want1 = kernels::with_fused(false, || {
+            kernels::gqa_attention(&q1, &full(&k0, &k1), &full(&v0, &v1), Some(&m1)).unwrap()
+        });
+        assert!(rel_diff(&prompt, &want0) <= 1e-5, "fused {fused}: prompt");
+        assert!(rel_diff(&step, &want1) <= 1e-5, "fused {fused}: step");
+    }
+    // positions past the capacity, or reading more than it holds, are refused
+    let e = kernels::gqa_kv_cache_write(&cache, &k0, &v0, 8)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("[2, 2, 2, 12, 8]") && e.contains("[2, 2, 5, 8]"),
+        "{e}"
+    );
+    refused(
+        &|| kernels::gqa_cached_attention(&q1, &cache, 13, None),
+        "gqa_cached_attention",
+        &["[2, 6, 1, 8]", "[2, 2, 2, 12, 8]"],
+    );
+}

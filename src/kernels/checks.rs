@@ -85,3 +85,41 @@ pub(super) fn gqa_attention(
     }
     Ok(())
 }
+
+/// `kv [2, b, kv_heads, capacity, hd]` and `k`, `v` `[b, kv_heads, t, hd]` written at `past`.
+pub(super) fn gqa_cache(kv: &Tensor, k: &Tensor, v: &Tensor, past: usize) -> Result<()> {
+    let ok = match (kv.dims(), k.dims()) {
+        (&[2, b, kvh, cap, hd], &[kb, kkv, t, khd]) => {
+            (kb, kkv, khd) == (b, kvh, hd) && v.dims() == k.dims() && past + t <= cap
+        }
+        _ => false,
+    };
+    if !ok {
+        bail!(
+            "gqa_kv_cache_write: k {:?} and v {:?} at position {past} do not fit the cache {:?}: \
+             expected k, v [b, kv_heads, t, hd] and a cache [2, b, kv_heads, capacity, hd] with \
+             past + t <= capacity",
+            k.dims(),
+            v.dims(),
+            kv.dims()
+        );
+    }
+    Ok(())
+}
+
+/// `q [b, heads, t, hd]` over the first `len` positions of `kv [2, b, kv_heads, capacity, hd]`.
+pub(super) fn gqa_cached(q: &Tensor, kv: &Tensor, len: usize) -> Result<()> {
+    let ok = match kv.dims() {
+        &[2, _, _, cap, _] => len <= cap && q.rank() == 4,
+        _ => false,
+    };
+    if !ok {
+        bail!(
+            "gqa_cached_attention: q {:?} over {len} positions of the cache {:?}: expected q \
+             [b, heads, t, hd] and a cache [2, b, kv_heads, capacity, hd] with len <= capacity",
+            q.dims(),
+            kv.dims()
+        );
+    }
+    Ok(())
+}

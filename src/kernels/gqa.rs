@@ -65,8 +65,9 @@ impl Dims {
 struct GqaOp {
     /// Additive mask `[b, t, t_k]`, shared by the heads.
     mask: Option<Arc<Vec<f32>>>,
-    /// The probabilities `[b, heads, t, t_k]` of the forward pass, for the backward pass.
-    probs: Saved,
+    /// The probabilities `[b, heads, t, t_k]` of the forward pass, for the backward pass
+    /// (none kept for inference, see [`gqa_attention_inference`]).
+    probs: Option<Saved>,
 }
 
 impl CustomOp3 for GqaOp {
@@ -150,7 +151,9 @@ impl CustomOp3 for GqaOp {
                 };
             }
         });
-        self.probs.put(probs);
+        if let Some(saved) = &self.probs {
+            saved.put(probs);
+        }
         Ok((CpuStorage::F32(y), Shape::from((d.b, t, h))))
     }
 
@@ -162,7 +165,10 @@ impl CustomOp3 for GqaOp {
         _res: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let probs = self.probs.get("gqa_attention")?;
+        let probs = match &self.probs {
+            Some(saved) => saved.get("gqa_attention")?,
+            None => bail!("gqa_attention: no backward pass for attention over a KV cache"),
+        };
         let (dq, dk, dv) = backward(q, k, v, &g.contiguous()?, &probs)?;
         Ok((Some(dq), Some(dk), Some(dv)))
     }
@@ -278,7 +284,25 @@ pub(crate) fn gqa_attention(
     };
     let op = GqaOp {
         mask,
-        probs: Saved::default(),
+        probs: Some(Saved::default()),
     };
     readable(q)?.apply_op3(&readable(k)?, &readable(v)?, op)
+}
+
+/// As [`gqa_attention`] for inference (a decoding step over a KV cache): no gradient, no
+/// probabilities kept; `k` and `v` may be strided views of the cache (read in place).
+pub(crate) fn gqa_attention_inference(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (b, _, t, _) = q.dims4()?;
+    let tk = k.dim(2)?;
+    let mask = match mask {
+        Some(m) => Some(mask_values(m, (b, t, tk))?),
+        None => None,
+    };
+    let op = GqaOp { mask, probs: None };
+    readable(q)?.apply_op3_no_bwd(&readable(k)?, &readable(v)?, &op)
 }

@@ -284,6 +284,36 @@ pub fn gqa_attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) 
     }
 }
 
+/// Writes the keys and values `k`, `v` `[b, kv_heads, t, hd]` of `t` new positions into
+/// positions `past..past + t` of a layer's grouped-query KV cache `kv [2, b, kv_heads,
+/// capacity, hd]` (keys, then values), in place: the cache holds the kv heads only, not one
+/// copy per query head. Read it back with [`gqa_cached_attention`].
+pub fn gqa_kv_cache_write(kv: &Tensor, k: &Tensor, v: &Tensor, past: usize) -> Result<()> {
+    checks::gqa_cache(kv, k, v, past)?;
+    kv.slice_set(&Tensor::stack(&[k, v], 0)?.contiguous()?, 3, past)
+}
+
+/// Attention of new queries `q [b, heads, t, hd]` over the first `len` positions of a
+/// grouped-query KV cache `kv [2, b, kv_heads, capacity, hd]` (written by
+/// [`gqa_kv_cache_write`]), with an optional additive mask `[b, 1, t, len]`: the same result as
+/// [`gqa_attention`] over those keys and values, `[b, t, heads * hd]`, for a decoding step.
+/// Inference only (no backward pass); the fused path reads the cache in place.
+pub fn gqa_cached_attention(
+    q: &Tensor,
+    kv: &Tensor,
+    len: usize,
+    mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    checks::gqa_cached(q, kv, len)?;
+    let (k, v) = (composed::cached(kv, 0, len)?, composed::cached(kv, 1, len)?);
+    checks::gqa_attention(q, &k, &v, mask)?;
+    if use_fused(q) && use_fused(kv) && mask.is_none_or(use_fused) {
+        gqa::gqa_attention_inference(q, &k, &v, mask)
+    } else {
+        Ok(composed::gqa_attention(q, &k, &v, mask)?.detach())
+    }
+}
+
 /// ReLU: `max(x, 0)`, element-wise.
 pub fn relu(x: &Tensor) -> Result<Tensor> {
     x.relu()
