@@ -54,13 +54,13 @@ fn gelu_grad(kind: Gelu, x: f32) -> f32 {
 
 /// `x sigmoid(x)`.
 #[inline(always)]
-fn silu_fwd(x: f32) -> f32 {
+pub(super) fn silu_fwd(x: f32) -> f32 {
     x * vmath::sigmoid(x)
 }
 
 /// `d/dx [x s(x)] = s (1 + x (1 - s))`.
 #[inline(always)]
-fn silu_grad(x: f32) -> f32 {
+pub(super) fn silu_grad(x: f32) -> f32 {
     let s = vmath::sigmoid(x);
     s * (1.0 + x * (1.0 - s))
 }

@@ -1,9 +1,12 @@
 //! The numerical kernels under every model: dense layer, self-attention, LayerNorm, softmax,
-//! GELU, cross-entropy, dropout masks and the AdamW update. Knows nothing of models.
+//! GELU, cross-entropy, dropout masks and the AdamW update, and the Llama family's RMSNorm,
+//! RoPE, SwiGLU and grouped-query attention. Knows nothing of models.
 //!
 //! Each op has two implementations, chosen here and only here:
 //! - a **fused** CPU kernel (f32) with its own backward pass, written on `gemm` and vectorised
-//!   row loops (`linear`, `attention`, `norm`, `softmax`, `gelu`, `cross_entropy`, `adamw`);
+//!   row loops (`linear`, `attention`, `norm`, `softmax`, `gelu`, `cross_entropy`, `adamw`,
+//!   `rms_norm`, `rope`, `swiglu`, `gqa`); the Llama ops' shapes are checked first (`checks`),
+//!   so both paths refuse the same inputs with the same message;
 //! - its **composed** twin ([`composed`]) from candle's differentiable ops, which runs on every
 //!   device and dtype; the CPU runs it when `MASSIVETEXT_FUSED=0` is set (or inside
 //!   [`with_fused`]`(false, ..)`), which is how the tests hold the fused kernels to it;
@@ -26,6 +29,7 @@
 //! ```
 mod adamw;
 mod attention;
+mod checks;
 pub mod composed;
 mod cpu;
 mod cross_entropy;
@@ -36,12 +40,17 @@ mod dropout;
 mod gelu;
 mod gemm;
 mod gemv;
+mod gqa;
 mod linear;
 mod linear_bf16;
 mod malloc;
 mod norm;
 mod reduce;
+mod rms_norm;
+mod rope;
 mod softmax;
+mod strided;
+mod swiglu;
 mod view;
 pub(crate) mod vmath;
 
@@ -231,7 +240,12 @@ pub fn silu(x: &Tensor) -> Result<Tensor> {
 /// RMSNorm over the last dimension, as transformers' `LlamaRMSNorm`: `x / sqrt(mean(x²) + eps)`
 /// computed in f32, cast back to `x`'s dtype, then times `weight`.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
-    composed::rms_norm(x, weight, eps)
+    checks::rms_norm(x, weight)?;
+    if use_fused(x) && use_fused(weight) {
+        rms_norm::rms_norm(x, weight, eps)
+    } else {
+        composed::rms_norm(x, weight, eps)
+    }
 }
 
 /// Rotary position embedding in transformers' Llama convention (rotate half: the first and the
@@ -239,12 +253,22 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
 /// `sin` `[b, t, hd / 2]` (one row of angles per sequence, so left-padded rows get their own
 /// positions).
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    composed::rope(x, cos, sin)
+    checks::rope(x, cos, sin)?;
+    if use_fused(x) && use_fused(cos) && use_fused(sin) {
+        rope::rope(x, cos, sin)
+    } else {
+        composed::rope(x, cos, sin)
+    }
 }
 
 /// SwiGLU, the gate of Llama's MLP: `silu(gate) * up`, element-wise.
 pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
-    composed::swiglu(gate, up)
+    checks::swiglu(gate, up)?;
+    if use_fused(gate) && use_fused(up) {
+        swiglu::swiglu(gate, up)
+    } else {
+        composed::swiglu(gate, up)
+    }
 }
 
 /// Grouped-query attention: queries `q [b, heads, t, hd]` over keys and values
@@ -252,7 +276,42 @@ pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
 /// head `i / (heads / kv_heads)`), an optional additive mask `[b, 1, t, t_k]` (causal, padding,
 /// sliding window); returns the merged heads `[b, t, heads * hd]`.
 pub fn gqa_attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-    composed::gqa_attention(q, k, v, mask)
+    checks::gqa_attention(q, k, v, mask)?;
+    if use_fused(q) && use_fused(k) && use_fused(v) && mask.is_none_or(use_fused) {
+        gqa::gqa_attention(q, k, v, mask)
+    } else {
+        composed::gqa_attention(q, k, v, mask)
+    }
+}
+
+/// Writes the keys and values `k`, `v` `[b, kv_heads, t, hd]` of `t` new positions into
+/// positions `past..past + t` of a layer's grouped-query KV cache `kv [2, b, kv_heads,
+/// capacity, hd]` (keys, then values), in place: the cache holds the kv heads only, not one
+/// copy per query head. Read it back with [`gqa_cached_attention`].
+pub fn gqa_kv_cache_write(kv: &Tensor, k: &Tensor, v: &Tensor, past: usize) -> Result<()> {
+    checks::gqa_cache(kv, k, v, past)?;
+    kv.slice_set(&Tensor::stack(&[k, v], 0)?.contiguous()?, 3, past)
+}
+
+/// Attention of new queries `q [b, heads, t, hd]` over the first `len` positions of a
+/// grouped-query KV cache `kv [2, b, kv_heads, capacity, hd]` (written by
+/// [`gqa_kv_cache_write`]), with an optional additive mask `[b, 1, t, len]`: the same result as
+/// [`gqa_attention`] over those keys and values, `[b, t, heads * hd]`, for a decoding step.
+/// Inference only (no backward pass); the fused path reads the cache in place.
+pub fn gqa_cached_attention(
+    q: &Tensor,
+    kv: &Tensor,
+    len: usize,
+    mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    checks::gqa_cached(q, kv, len)?;
+    let (k, v) = (composed::cached(kv, 0, len)?, composed::cached(kv, 1, len)?);
+    checks::gqa_attention(q, &k, &v, mask)?;
+    if use_fused(q) && use_fused(kv) && mask.is_none_or(use_fused) {
+        gqa::gqa_attention_inference(q, &k, &v, mask)
+    } else {
+        Ok(composed::gqa_attention(q, &k, &v, mask)?.detach())
+    }
 }
 
 /// ReLU: `max(x, 0)`, element-wise.
