@@ -125,14 +125,40 @@ fn child(mode: &str, path: &str) {
         other => panic!("unknown mode {other}"),
     };
     let seconds = t.elapsed().as_secs_f64();
-    let (_, batches) = out.to_record_batches().unwrap();
-    let output: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+    let output = output_bytes(&out);
     println!(
         "{} {seconds} {} {before} {}",
         out.num_rows(),
         peak_mb(),
         output as f64 / 1e6 * 1.048_576f64.recip()
     );
+}
+
+/// The bytes of the output's values (a slice counts its part of a shared buffer, not all of
+/// it; an indices mapping counts 8 bytes a row, the rows themselves being the input's).
+fn output_bytes(ds: &Dataset) -> usize {
+    use massivetext::data::arrow_array::{Array, cast::AsArray};
+    use massivetext::data::arrow_schema::DataType;
+    if ds.column_names().iter().all(|c| c == "text") {
+        return 8 * ds.num_rows();
+    }
+    let (_, batches) = ds.to_record_batches().unwrap();
+    let mut bytes = 0;
+    for b in &batches {
+        for a in b.columns() {
+            bytes += match a.data_type() {
+                DataType::Utf8 => {
+                    let o = a.as_string::<i32>().value_offsets();
+                    (o[o.len() - 1] - o[0]) as usize + 4 * o.len()
+                }
+                t => match t.primitive_width() {
+                    Some(w) => w * a.len(),
+                    None => a.get_array_memory_size(),
+                },
+            };
+        }
+    }
+    bytes
 }
 
 /// `(rows, seconds, peak MB, RSS before MB, 5th field)` of a child's line.

@@ -232,7 +232,7 @@ fn types_survive_chunked_building() {
         .unwrap();
     assert_eq!(schema.field(1).data_type(), &arrow_schema::DataType::Int32);
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 5);
-    let kept = sample(50).map(|r| Ok(r)).unwrap();
+    let kept = sample(50).map(Ok).unwrap();
     assert_eq!(kept.features(), sample(50).features());
     // typed columns: lists, options and nulls
     let ids = sample(6)
@@ -313,18 +313,21 @@ fn failures_name_the_row_for_any_num_proc() {
     assert!(e.to_string().contains("`nope`"), "{e}");
 }
 
-/// Entries of the transform cache: (name, is a temporary folder).
-fn entries() -> Vec<String> {
+/// Entries of the transform cache made by transforms `op` (their names start with `op-`;
+/// other tests' entries, of other transforms, are left out), temporary folders included.
+fn entries_of(op: &str) -> Vec<String> {
     match std::fs::read_dir(cache_root().join("transforms")) {
         Ok(dir) => dir
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(&format!("{op}-")))
             .collect(),
         Err(_) => Vec::new(),
     }
 }
 
-/// All of the cache's behaviour in one test, so no other test writes entries meanwhile.
+/// All of the cache's behaviour in one test: the other tests cache only `map_column`, so the
+/// `map` and `filter_batched` entries counted here are this test's alone.
 #[test]
 fn the_transform_cache_reuses_results_and_never_keeps_a_failed_one() {
     cache_root();
@@ -340,13 +343,13 @@ fn the_transform_cache_reuses_results_and_never_keeps_a_failed_one() {
         ..Default::default()
     };
     // not cached without a name
-    let before = entries();
+    let before = entries_of("map");
     ds.map_with(counted, &MapOptions::default()).unwrap();
-    assert_eq!(entries(), before);
+    assert_eq!(entries_of("map"), before);
     // the first run computes and writes one entry; the second reads it
     let first = ds.map_with(counted, &opts).unwrap();
     assert_eq!(calls.swap(0, Ordering::Relaxed), 6_000);
-    assert_eq!(entries().len(), before.len() + 1);
+    assert_eq!(entries_of("map").len(), before.len() + 1);
     let again = ds.map_with(counted, &opts).unwrap();
     assert_eq!(
         calls.load(Ordering::Relaxed),
@@ -376,14 +379,14 @@ fn the_transform_cache_reuses_results_and_never_keeps_a_failed_one() {
     assert_eq!(ds.map_with(counted, &fresh).unwrap(), first);
     assert_eq!(calls.swap(0, Ordering::Relaxed), 3_000);
     // keep_in_memory: no cache read or write
-    let n = entries().len();
+    let n = entries_of("map").len();
     let mem = MapOptions {
         keep_in_memory: true,
         new_fingerprint: Some("in-memory".into()),
         ..Default::default()
     };
     ds.map_with(counted, &mem).unwrap();
-    assert_eq!(entries().len(), n);
+    assert_eq!(entries_of("map").len(), n);
     calls.store(0, Ordering::Relaxed);
 
     // a closure failing half-way leaves no entry and no temporary folder
@@ -404,16 +407,16 @@ fn the_transform_cache_reuses_results_and_never_keeps_a_failed_one() {
         )
         .unwrap_err();
     assert!(e.to_string().contains("row 2500"), "{e}");
-    assert_eq!(entries().len(), n, "{:?}", entries());
+    assert_eq!(entries_of("map").len(), n, "{:?}", entries_of("map"));
     assert!(
-        entries()
+        entries_of("map")
             .iter()
             .all(|e| !e.contains(".tmp") && !e.contains(".old"))
     );
     // so the same name computes (and caches) next time
     ds.map_with(counted, &failing).unwrap();
     assert_eq!(calls.swap(0, Ordering::Relaxed), 3_000);
-    assert_eq!(entries().len(), n + 1);
+    assert_eq!(entries_of("map").len(), n + 1);
 
     // filters cache their kept rows; batched and column forms too
     let fopts = MapOptions {
@@ -437,7 +440,7 @@ fn the_transform_cache_reuses_results_and_never_keeps_a_failed_one() {
         .unwrap();
     assert_eq!(col, first);
     // a failing batched filter leaves nothing either
-    let n = entries().len();
+    let n = entries_of("filter_batched").len();
     let e = ds
         .filter_batched_with(
             |b| {
@@ -453,7 +456,7 @@ fn the_transform_cache_reuses_results_and_never_keeps_a_failed_one() {
         )
         .unwrap_err();
     assert!(e.to_string().contains("rows 2000..3000"), "{e}");
-    assert_eq!(entries().len(), n);
+    assert_eq!(entries_of("filter_batched").len(), n);
     // a cached result is memory-mapped Arrow with the input's fingerprint chain
     assert_ne!(first.fingerprint(), ds.fingerprint());
     assert_eq!(ds.fingerprint(), sample(3_000).fingerprint());
@@ -474,14 +477,14 @@ fn loaders_take_any_path_like_value() {
         load_dataset("text", s.clone()).unwrap()["train"].num_rows(),
         2
     );
-    assert_eq!(load_dataset("text", &slice).unwrap()["train"].num_rows(), 2);
+    assert_eq!(load_dataset("text", slice).unwrap()["train"].num_rows(), 2);
     assert_eq!(load_dataset("text", &path).unwrap()["train"].num_rows(), 2);
     assert_eq!(
         load_dataset("text", path.as_os_str()).unwrap()["train"].num_rows(),
         2
     );
     assert_eq!(
-        load_dataset("text", &vec![s.clone()]).unwrap()["train"].num_rows(),
+        load_dataset("text", vec![s.clone()]).unwrap()["train"].num_rows(),
         2
     );
     let opts = LoadOptions::default();
@@ -540,4 +543,109 @@ proptest! {
             &plain
         );
     }
+}
+
+/// The code of notebook 02's transform cells (cells 08, 08b, 08d), on SST-2-shaped rows: the
+/// forms it shows agree and the named transform's re-run reads the cache.
+#[test]
+fn notebook_02_transform_cells_hold() {
+    cache_root();
+    let train = Dataset::from_rows((0..1_500).map(|i| {
+        row(json!({"sentence": "a fine film ".repeat(i % 17), "label": format!("{}", i % 2)}))
+    }));
+    let with_len = train
+        .map(|mut row| {
+            let n = row
+                .try_get("sentence")?
+                .as_str()
+                .unwrap_or("")
+                .split_whitespace()
+                .count();
+            row.insert("words".into(), json!(n));
+            Ok(row)
+        })
+        .unwrap();
+    let words = |s: &str| s.split_whitespace().count();
+    let batched = train
+        .map_batched(1000, |batch| {
+            let n: Vec<usize> = batch
+                .column_str("sentence")?
+                .iter()
+                .map(|s| words(s))
+                .collect();
+            batch.with_column("words", n)
+        })
+        .unwrap();
+    let column = train.map_column("sentence", "words", words).unwrap();
+    let two = MapOptions {
+        num_proc: 2,
+        ..Default::default()
+    };
+    let parallel = train
+        .map_with(
+            |mut row| {
+                let n = words(row.try_get("sentence")?.as_str().unwrap_or(""));
+                row.insert("words".into(), json!(n));
+                Ok(row)
+            },
+            &two,
+        )
+        .unwrap();
+    assert!(batched == with_len && column == with_len && parallel == with_len);
+    let long = with_len.filter_column("words", |n: i64| n > 30).unwrap();
+    assert_eq!(
+        long.num_rows(),
+        (0..1_500).filter(|i| 3 * (i % 17) > 30).count()
+    );
+    let named = MapOptions {
+        new_fingerprint: Some("notebook-02-words".into()),
+        ..Default::default()
+    };
+    let first = train
+        .map_column_with("sentence", "words", words, &named)
+        .unwrap();
+    let again = train
+        .map_column_with("sentence", "words", |_: &str| 0usize, &named)
+        .unwrap();
+    assert!(
+        again == first && again == with_len,
+        "the re-run came from the cache"
+    );
+}
+
+/// A map's chunks share the input's arrays; saving (and so caching) one counts each chunk's
+/// part of those buffers, not all of them, so the result is one shard of few batches (before:
+/// each 1000-row slice of a gigabyte of text counted as a gigabyte: thousands of shards of
+/// 15-row batches, 235 s and 6.7 GB to open the cached 1 GB map again).
+#[test]
+fn a_mapped_dataset_saves_as_one_shard() {
+    cache_root();
+    let ds = sample(20_000);
+    let out = ds
+        .map_with(
+            add_n,
+            &MapOptions {
+                writer_batch_size: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    out.save_to_disk(dir.path()).unwrap();
+    let shards = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".arrow")
+        })
+        .count();
+    assert_eq!(shards, 1);
+    let back = Dataset::load_from_disk(dir.path()).unwrap();
+    assert_eq!(back, out);
+    let n = back.to_record_batches().unwrap().1.len();
+    // 2,000 chunks of 10 rows, joined (a list slice still counts its whole child array)
+    assert!(n < 100, "{n} batches");
 }
