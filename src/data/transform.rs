@@ -293,7 +293,7 @@ impl Dataset {
         Ok(kept)
     }
 
-    /// The mapped chunks of rows as a dataset, without `remove_columns`.
+    /// The mapped chunks of rows as a dataset, less the `remove_columns` it has.
     fn finish_map(&self, chunks: Vec<Chunk>, remove: &[String]) -> Result<Dataset> {
         let ds = Dataset::from_table(assemble(chunks)?, None);
         let present: Vec<&str> = remove
