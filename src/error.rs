@@ -62,6 +62,14 @@ pub enum Error {
     Glob { pattern: String, message: String },
     #[error("no data files given for split `{split}`")]
     NoDataFiles { split: String },
+    /// A dataset transform's function (`map`, `filter`, their batched and column forms) failed;
+    /// `at` names the row or the batch of rows it failed on. Nothing was cached.
+    #[error("{op}: the function failed on {at}: {source}")]
+    Transform {
+        op: String,
+        at: String,
+        source: Box<Error>,
+    },
     /// A value the caller passed is not usable; the message says which and what is expected.
     #[error("{0}")]
     InvalidArgument(String),

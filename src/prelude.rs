@@ -4,8 +4,9 @@
 //! `:dep` with a matching candle version.
 // data
 pub use crate::data::{
-    Column, DataFiles, Dataset, DatasetDict, IterableDataset, LoadOptions, Row, RowExt, SampleBy,
-    TestSize, concatenate, load_dataset, load_dataset_with, load_streaming, load_streaming_with,
+    Column, DataFiles, Dataset, DatasetDict, FromCell, IntoColumn, IterableDataset, LoadOptions,
+    MapOptions, Row, RowExt, SampleBy, TestSize, concatenate, load_dataset, load_dataset_with,
+    load_streaming, load_streaming_with,
 };
 pub use crate::hub::HubOptions;
 pub use crate::{Error, Result};

@@ -103,8 +103,10 @@ fn item_35_3_filter_has_a_fallible_form_and_row_access_names_the_column() {
     let e = ds
         .try_filter(|r| Ok(r.try_get("nope")? == &json!(1)))
         .unwrap_err();
+    // the closure's error, wrapped with the row it failed on (issue 34)
     assert!(
-        matches!(&e, Error::UnknownColumn { column, available } if column == "nope" && available == "x"),
+        matches!(&e, Error::Transform { at, source, .. } if at == "row 0"
+            && matches!(&**source, Error::UnknownColumn { column, available } if column == "nope" && available == "x")),
         "{e}"
     );
     let even = ds

@@ -24,7 +24,7 @@ pub(crate) const JSON_METADATA: &str = "massivetext.json";
 
 /// The type a column of JSON values takes, merged over every value.
 #[derive(Clone, Debug, PartialEq)]
-enum Kind {
+pub(crate) enum Kind {
     Null,
     Bool,
     Int,
@@ -35,7 +35,7 @@ enum Kind {
     Mixed,
 }
 
-fn kind_of(v: &Value) -> Kind {
+pub(crate) fn kind_of(v: &Value) -> Kind {
     match v {
         Value::Null => Kind::Null,
         Value::Bool(_) => Kind::Bool,
@@ -49,7 +49,7 @@ fn kind_of(v: &Value) -> Kind {
     }
 }
 
-fn merge(a: Kind, b: Kind) -> Kind {
+pub(crate) fn merge(a: Kind, b: Kind) -> Kind {
     match (a, b) {
         (Kind::Mixed, _) | (_, Kind::Mixed) => Kind::Mixed,
         (Kind::Null, x) | (x, Kind::Null) => x,
@@ -90,6 +90,24 @@ pub(crate) fn from_values(values: &[Value]) -> (ArrayRef, bool) {
     }
     let refs: Vec<&Value> = values.iter().collect();
     (build(&kind, &refs), false)
+}
+
+/// As [`from_values`], over borrowed values whose merged kind the caller has (so a chunk of
+/// rows is typed once, and chunks can be re-typed to the kind merged over all of them).
+pub(crate) fn from_refs(values: &[&Value], kind: &Kind) -> (ArrayRef, bool) {
+    if has_mixed(kind) {
+        let text: Vec<Option<String>> = values
+            .iter()
+            .map(|v| (!v.is_null()).then(|| v.to_string()))
+            .collect();
+        return (strings(text.iter().map(Option::as_deref)), true);
+    }
+    (build(kind, values), false)
+}
+
+/// The kind merged over borrowed values.
+pub(crate) fn kind_of_refs(values: &[&Value]) -> Kind {
+    values.iter().fold(Kind::Null, |k, v| merge(k, kind_of(v)))
 }
 
 /// A `string` array (`large_string` past 2 GiB of text, where 32-bit offsets end).

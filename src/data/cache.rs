@@ -113,21 +113,72 @@ pub(crate) fn cached(
             }
         }
     }
-    let ds = build()?;
+    Ok(store(&root.join(kind), &key, build()?))
+}
+
+/// Writes `ds` as the entry `parent/key` and opens it memory-mapped from there; a folder with
+/// that name is replaced. The entry is written under a temporary name and renamed, so it is
+/// whole or absent. A cache that cannot be written (read-only, full disk) only costs the
+/// speed-up: `ds` is returned as it is.
+fn store(parent: &Path, key: &str, ds: Dataset) -> Dataset {
+    let dir = parent.join(key);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    let tmp = root
-        .join(kind)
-        .join(format!("{key}.tmp-{}-{nanos}", std::process::id()));
+    let tmp = parent.join(format!("{key}.tmp-{}-{nanos}", std::process::id()));
     if ds.save_to_disk(&tmp).is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
-        return Ok(ds);
+        return ds;
+    }
+    if dir.exists() {
+        // replaced (`load_from_cache_file: false`): move the old entry aside first, so the
+        // name never points at half of either
+        let old = parent.join(format!("{key}.old-{}-{nanos}", std::process::id()));
+        if std::fs::rename(&dir, &old).is_ok() {
+            let _ = std::fs::remove_dir_all(&old);
+        }
     }
     // Another process may have finished the same entry first; either copy is good.
     if std::fs::rename(&tmp, &dir).is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
     }
-    let _ = crate::io::sync_dir(&root.join(kind));
-    Ok(Dataset::load_from_disk(&dir).unwrap_or(ds))
+    let _ = crate::io::sync_dir(parent);
+    Dataset::load_from_disk(&dir).unwrap_or(ds)
+}
+
+/// The folder of the transform cache's entry `key`, or `None` when caching is off.
+pub(crate) fn transform_entry(key: &str) -> Option<PathBuf> {
+    cache_dir().map(|root| root.join("transforms").join(key))
+}
+
+/// The transform cache (`datasets`' `cache-<fingerprint>.arrow` files): the entry `key`
+/// (made of the input's fingerprint, the transform's name and its options) when it exists
+/// and `reuse` allows, else `build()`'s result, written there and opened memory-mapped. An
+/// error from `build` (a failing closure) writes nothing.
+pub(crate) fn cached_transform(
+    key: &str,
+    reuse: bool,
+    build: impl FnOnce() -> Result<Dataset>,
+) -> Result<Dataset> {
+    let Some(dir) = transform_entry(key) else {
+        return build();
+    };
+    if reuse && dir.join("state.json").is_file() {
+        match Dataset::load_from_disk(&dir) {
+            Ok(ds) => return Ok(ds),
+            Err(e) => {
+                eprintln!(
+                    "warning: the transform cache entry {} is damaged and is computed again ({e})",
+                    dir.display()
+                );
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+    }
+    let ds = build()?;
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    if crate::io::create_dir_all(parent).is_err() {
+        return Ok(ds);
+    }
+    Ok(store(parent, key, ds))
 }

@@ -57,11 +57,7 @@ impl Dataset {
         let table = self.flat_table()?;
         let schema = hf_schema(&table.schema);
         let n = table.num_rows();
-        let bytes: usize = table
-            .batches
-            .iter()
-            .map(|b| b.get_array_memory_size())
-            .sum();
+        let bytes: usize = table.batches.iter().map(batch_bytes).sum();
         let shards = (bytes / MAX_SHARD_BYTES + 1).min(n.max(1));
         let mut files = Vec::new();
         let mut hash = checksum_hasher();
@@ -157,6 +153,10 @@ fn load_dir(dir: &Path) -> Result<Dataset> {
                 state_path.display()
             )));
         }
+        // the checksum of the shards is this table's fingerprint: nothing to hash again
+        if let Ok(fp) = u64::from_str_radix(&found, 16) {
+            let _ = ds.table().fingerprint.set(fp);
+        }
     }
     Ok(ds)
 }
@@ -205,25 +205,67 @@ impl DatasetDict {
     }
 }
 
-/// Writes an IPC stream, cutting batches to about [`WRITE_BATCH_BYTES`].
+/// The bytes of a batch's values. A slice counts its part of the buffers it shares, not the
+/// whole of them (`get_array_memory_size` counts a 1000-row slice of a gigabyte of text as a
+/// gigabyte, which cut a mapped dataset's chunks into 15-row batches and thousands of shards).
+pub(crate) fn batch_bytes(b: &RecordBatch) -> usize {
+    b.columns()
+        .iter()
+        .map(|a| {
+            a.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| a.get_array_memory_size())
+        })
+        .sum()
+}
+
+/// Writes an IPC stream in batches of about [`WRITE_BATCH_BYTES`]: big batches are cut, runs
+/// of small ones (a transform's 1000-row chunks) joined, so a reader gets few batches.
 pub(crate) fn write_stream(
     w: &mut impl Write,
     schema: &SchemaRef,
     batches: &[RecordBatch],
 ) -> std::result::Result<(), arrow_schema::ArrowError> {
     let mut writer = arrow_ipc::writer::StreamWriter::try_new(w, schema)?;
+    let mut pending: Vec<RecordBatch> = Vec::new();
+    let mut pending_bytes = 0;
+    let flush = |writer: &mut arrow_ipc::writer::StreamWriter<_>,
+                 pending: &mut Vec<RecordBatch>|
+     -> std::result::Result<(), arrow_schema::ArrowError> {
+        match pending.len() {
+            0 => {}
+            1 => writer.write(&pending[0])?,
+            _ => writer.write(&arrow_select::concat::concat_batches(
+                schema,
+                pending.iter(),
+            )?)?,
+        }
+        pending.clear();
+        Ok(())
+    };
     for b in batches {
-        let bytes = b.get_array_memory_size().max(1);
+        let bytes = batch_bytes(b).max(1);
         let rows = (b.num_rows() * WRITE_BATCH_BYTES / bytes).clamp(1, b.num_rows().max(1));
         let mut start = 0;
         while start < b.num_rows() {
             let len = rows.min(b.num_rows() - start);
             let part =
                 RecordBatch::try_new(schema.clone(), b.slice(start, len).columns().to_vec())?;
-            writer.write(&part)?;
+            let part_bytes = if len == b.num_rows() {
+                bytes
+            } else {
+                batch_bytes(&part)
+            };
+            if pending_bytes + part_bytes > WRITE_BATCH_BYTES {
+                flush(&mut writer, &mut pending)?;
+                pending_bytes = 0;
+            }
+            pending.push(part);
+            pending_bytes += part_bytes;
             start += len;
         }
     }
+    flush(&mut writer, &mut pending)?;
     writer.finish()
 }
 

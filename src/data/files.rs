@@ -84,6 +84,42 @@ impl From<String> for DataFiles {
     }
 }
 
+impl From<&String> for DataFiles {
+    fn from(p: &String) -> Self {
+        DataFiles::train([p])
+    }
+}
+
+impl From<&&str> for DataFiles {
+    fn from(p: &&str) -> Self {
+        DataFiles::train([p])
+    }
+}
+
+impl From<std::borrow::Cow<'_, str>> for DataFiles {
+    fn from(p: std::borrow::Cow<'_, str>) -> Self {
+        DataFiles::train([p.as_ref()])
+    }
+}
+
+impl From<&std::ffi::OsStr> for DataFiles {
+    fn from(p: &std::ffi::OsStr) -> Self {
+        DataFiles::train([p])
+    }
+}
+
+impl From<std::ffi::OsString> for DataFiles {
+    fn from(p: std::ffi::OsString) -> Self {
+        DataFiles::train([p])
+    }
+}
+
+impl From<&DataFiles> for DataFiles {
+    fn from(d: &DataFiles) -> Self {
+        d.clone()
+    }
+}
+
 impl From<&Path> for DataFiles {
     fn from(p: &Path) -> Self {
         DataFiles::train([p])
@@ -116,6 +152,12 @@ impl<P: AsRef<Path>, const N: usize> From<[P; N]> for DataFiles {
 
 impl<P: AsRef<Path>> From<&[P]> for DataFiles {
     fn from(p: &[P]) -> Self {
+        DataFiles::train(p)
+    }
+}
+
+impl<P: AsRef<Path>> From<&Vec<P>> for DataFiles {
+    fn from(p: &Vec<P>) -> Self {
         DataFiles::train(p)
     }
 }

@@ -6,28 +6,35 @@
 //! notebook variable costs nothing. A [`DatasetDict`] maps split names to datasets.
 mod arrow;
 mod cache;
+mod chunks;
+mod column_fn;
 pub mod corpus;
 mod csv_quotes;
 mod disk;
 mod display;
 mod files;
+mod fingerprint;
 mod io;
 mod ipc;
 mod load;
 mod ops;
+mod options;
 #[cfg(feature = "parquet")]
 mod parquet;
 mod row;
 mod stream;
 mod table;
 mod text;
+mod transform;
 
 /// The Arrow crates the columns are made of, re-exported so that callers name the same versions.
 pub use arrow_array;
 pub use arrow_schema;
+pub use column_fn::{FromCell, IntoColumn};
 pub use files::DataFiles;
 pub use load::{LoadOptions, SampleBy, load_dataset, load_dataset_with};
 pub use ops::{TestSize, concatenate};
+pub use options::MapOptions;
 pub use row::{Row, RowExt};
 pub use stream::{IterableDataset, load_streaming, load_streaming_with};
 pub use text::read_lines;

@@ -1,12 +1,13 @@
 //! Dataset operations with Hugging Face names: `select`, `shuffle`, `filter`, `map`,
 //! `train_test_split`, `concatenate`, column renames and removals.
+use super::arrow::JSON_METADATA;
+use super::column_fn::IntoColumn;
 use super::table::Table;
-use super::{Column, Dataset, DatasetDict, Row, arrow_column};
+use super::{Column, Dataset, DatasetDict, Row};
 use crate::{Error, Result};
 use arrow_schema::{Field, Schema};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use serde_json::Value;
 use std::sync::Arc;
 
 /// The size of [`Dataset::train_test_split`]'s test split, typed where `datasets` takes a float
@@ -69,21 +70,21 @@ impl Dataset {
                 "select: index {bad} is out of range for a dataset of {n} rows"
             )));
         }
-        Ok(self.take_permutation(indices))
+        Ok(self.take_rows(indices))
     }
 
     /// The first `n` rows (fewer if the dataset is shorter).
     pub fn take(&self, n: usize) -> Dataset {
-        self.take_permutation(&(0..n.min(self.num_rows())).collect::<Vec<_>>())
+        self.take_rows(&(0..n.min(self.num_rows())).collect::<Vec<_>>())
     }
 
     /// The rows in a seeded random order; the same seed gives the same order on every machine.
     pub fn shuffle(&self, seed: u64) -> Dataset {
-        self.take_permutation(&permutation(self.num_rows(), seed))
+        self.take_rows(&permutation(self.num_rows(), seed))
     }
 
     /// `idx` are in range (checked by the caller or built from `0..num_rows`).
-    fn take_permutation(&self, idx: &[usize]) -> Dataset {
+    pub(crate) fn take_rows(&self, idx: &[usize]) -> Dataset {
         let contiguous = idx.windows(2).all(|w| w[1] == w[0] + 1);
         match self.indices() {
             Some(old) => Dataset::from_table(
@@ -105,58 +106,26 @@ impl Dataset {
         Ok(Dataset::from_table(self.flat_table()?, None))
     }
 
-    /// The rows for which `keep(row)` is true. Index a row by its columns (`row["label"]`);
-    /// when the closure can fail, [`try_filter`](Self::try_filter) takes one that returns a
-    /// `Result`.
+    /// The rows for which `keep(row)` is true, as an indices mapping (no data is copied).
+    /// Index a row by its columns (`row["label"]`); when the closure can fail,
+    /// [`try_filter`](Self::try_filter) takes one that returns a `Result`. For threads and a
+    /// cache see [`filter_with`](Self::filter_with); [`filter_column`](Self::filter_column)
+    /// reads one column without building rows.
     pub fn filter(&self, mut keep: impl FnMut(&Row) -> bool) -> Dataset {
-        let idx: Vec<usize> = self
-            .iter()
-            .enumerate()
-            .filter(|(_, row)| keep(row))
-            .map(|(i, _)| i)
-            .collect();
-        self.take_permutation(&idx)
+        // the closure cannot fail, so neither can this
+        self.try_filter(|r| Ok(keep(r))).unwrap_or_default()
     }
 
     /// As [`filter`](Self::filter), with a closure that may fail: the first error is returned,
-    /// so `ds.try_filter(|r| Ok(r.try_get("label")? == "1"))?` names a missing column instead of
-    /// panicking.
+    /// naming the row, so `ds.try_filter(|r| Ok(r.try_get("label")? == "1"))?` names a missing
+    /// column instead of panicking.
     pub fn try_filter(&self, mut keep: impl FnMut(&Row) -> Result<bool>) -> Result<Dataset> {
+        let mut row = Row::new();
         let mut idx = Vec::new();
-        for (i, row) in self.iter().enumerate() {
-            if keep(&row)? {
-                idx.push(i);
-            }
+        for r in self.chunk_ranges(1 << 16) {
+            idx.extend(self.filter_chunk("filter", r, &mut keep, &mut row)?);
         }
-        Ok(self.take_permutation(&idx))
-    }
-
-    /// Maps every row to a new row (which may add, change or drop columns).
-    pub fn map(&self, mut f: impl FnMut(Row) -> Result<Row>) -> Result<Dataset> {
-        let rows = self.iter().map(&mut f).collect::<Result<Vec<_>>>()?;
-        Ok(Dataset::from_rows(rows))
-    }
-
-    /// Maps batches of up to `batch_size` rows, each given as a `Dataset`, to new datasets that
-    /// are concatenated: a batch may change the number of rows and the columns (HF's
-    /// `map(batched=True)`), as long as every batch returns the same columns.
-    pub fn map_batched(
-        &self,
-        batch_size: usize,
-        mut f: impl FnMut(Dataset) -> Result<Dataset>,
-    ) -> Result<Dataset> {
-        let batch_size = batch_size.max(1);
-        let mut parts = Vec::new();
-        let mut start = 0;
-        while start < self.num_rows() {
-            let end = (start + batch_size).min(self.num_rows());
-            parts.push(f(self.take_permutation(&(start..end).collect::<Vec<_>>()))?);
-            start = end;
-        }
-        if parts.is_empty() {
-            return Ok(self.clone());
-        }
-        concatenate(&parts)
+        Ok(self.take_rows(&idx))
     }
 
     /// Splits into `train` and `test` after a seeded shuffle. `test_size` is a fraction of the
@@ -171,8 +140,8 @@ impl Dataset {
         let n_test = test_size.into().rows(n)?;
         let perm = permutation(n, seed);
         Ok(DatasetDict::from_splits([
-            ("train".to_string(), self.take_permutation(&perm[n_test..])),
-            ("test".to_string(), self.take_permutation(&perm[..n_test])),
+            ("train".to_string(), self.take_rows(&perm[n_test..])),
+            ("test".to_string(), self.take_rows(&perm[..n_test])),
         ]))
     }
 
@@ -211,16 +180,24 @@ impl Dataset {
         Ok(self.with_table(self.table().project(&keep)?))
     }
 
-    /// Adds a column (or replaces one of the same name); the other columns are shared unless
-    /// an indices mapping has to be applied first.
-    pub fn with_column(&self, name: &str, values: Vec<Value>) -> Result<Dataset> {
+    /// Adds a column (or replaces one of the same name) from one value per row: JSON values,
+    /// or typed ones that need no JSON (`Vec<i64>`, `Vec<f32>`, `Vec<String>`, `Vec<Vec<u32>>`,
+    /// `Vec<Option<bool>>`, ... see [`IntoColumn`]), as in a batched map:
+    /// `batch.with_column("n", lengths)`. The other columns are shared unless an indices
+    /// mapping has to be applied first.
+    pub fn with_column<T: IntoColumn>(&self, name: &str, values: Vec<T>) -> Result<Dataset> {
         let n = self.num_rows();
         if self.num_columns() > 0 && values.len() != n {
             return Err(Error::InvalidArgument(format!(
-                "with_column: `{name}` needs {n} values, one per row"
+                "with_column: `{name}` needs {n} values, one per row, but {} were given",
+                values.len()
             )));
         }
-        let (field, array) = arrow_column(name, &values);
+        let (array, json) = T::into_column(values);
+        let mut field = Field::new(name, array.data_type().clone(), true);
+        if json {
+            field.set_metadata([(JSON_METADATA, "true")]);
+        }
         let base = if self.indices().is_some() {
             self.flatten_indices()?
         } else {

@@ -4,7 +4,7 @@
 use crate::{Error, Result};
 use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow_schema::{Schema, SchemaRef};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Table {
@@ -12,6 +12,10 @@ pub(crate) struct Table {
     pub batches: Vec<RecordBatch>,
     /// `starts[k]` is the first row of batch `k`; the last entry is the row count.
     starts: Vec<usize>,
+    /// The table's fingerprint (see `fingerprint.rs`), computed once and shared by the clones
+    /// (an indices mapping over this table reuses it); recorded directly for tables read from
+    /// a checksummed `save_to_disk` folder.
+    pub fingerprint: Arc<OnceLock<u64>>,
 }
 
 pub(crate) fn arrow_error(what: &str, e: impl std::fmt::Display) -> Error {
@@ -33,6 +37,7 @@ impl Table {
             schema,
             batches,
             starts,
+            fingerprint: Arc::new(OnceLock::new()),
         }
     }
 
@@ -50,6 +55,11 @@ impl Table {
 
     pub fn num_rows(&self) -> usize {
         *self.starts.last().unwrap_or(&0)
+    }
+
+    /// The first row of batch `k`.
+    pub fn batch_start(&self, k: usize) -> usize {
+        self.starts[k]
     }
 
     /// The batch holding row `row` and the row's offset inside it.

@@ -156,8 +156,8 @@ fn read_file(
 /// starts no other line, an empty file has no lines, and the other Unicode line boundaries of
 /// the `text` loader's `splitlines` stay inside their line (so line `k` of two files pairs up as
 /// those tools pair it). Errors name the file, and the byte offset of invalid UTF-8.
-pub fn read_lines(path: &Path) -> Result<Vec<String>> {
-    let text = crate::io::read_utf8(path)?;
+pub fn read_lines(path: impl AsRef<Path>) -> Result<Vec<String>> {
+    let text = crate::io::read_utf8(path.as_ref())?;
     if text.is_empty() {
         return Ok(Vec::new());
     }

@@ -290,7 +290,7 @@ impl TranslationJob {
 
     /// The split's lines of one language, at most `max`.
     pub fn read_split(&self, split: &str, lang: &str, max: Option<usize>) -> Result<Vec<String>> {
-        let mut lines = read_lines(&self.split_path(split, lang))?;
+        let mut lines = read_lines(self.split_path(split, lang))?;
         lines.truncate(max.unwrap_or(usize::MAX));
         Ok(lines)
     }
