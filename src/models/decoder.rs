@@ -312,3 +312,80 @@ impl Network for Decoder {
         true
     }
 }
+
+/// The [`Family`](super::family::Family) of a decoder whose config builds a [`DecoderSpec`]
+/// (`spec()`) and has Hugging Face's common keys (`hidden_size`, `num_attention_heads`,
+/// `head_dim`, `hidden_act`, ...): Llama, Qwen2 and Mistral differ only in their names and in
+/// which keys may be `null`, so the impl is written once. Invoked from the family's file, whose
+/// `super` is `models`.
+macro_rules! decoder_family {
+    ($family:ident, $config:ty, $model_type:literal, $base:literal, $causal:literal, [$($null:literal),*]) => {
+        impl super::family::Family for $family {
+            type Config = $config;
+            const MODEL_TYPE: &'static str = $model_type;
+            const REQUIRED_KEYS: &'static [&'static str] = &[
+                "vocab_size",
+                "hidden_size",
+                "intermediate_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+            ];
+            const NULL_MEANS_NONE: &'static [&'static str] = &[$($null),*];
+            const TASKS: &'static [super::heads::Task] = &[super::heads::Task::CausalLm, super::heads::Task::Base];
+
+            fn defaults() -> $config {
+                <$config>::default()
+            }
+
+            fn validate(c: &$config) -> std::result::Result<(), String> {
+                if c.head_dim.is_none() {
+                    super::family::divisible(
+                        ("hidden_size", c.hidden_size),
+                        ("num_attention_heads", c.num_attention_heads),
+                    )?;
+                }
+                super::decoder::validate(&c.spec()?, &c.hidden_act)
+            }
+
+            fn architecture(_: &$config, task: super::heads::Task) -> &'static str {
+                match task {
+                    super::heads::Task::Base => $base,
+                    _ => $causal,
+                }
+            }
+
+            fn summary_rows(c: &$config) -> Vec<(String, String)> {
+                c.spec()
+                    .map(|s| super::decoder::summary_rows(&s))
+                    .unwrap_or_else(|e| vec![("config".into(), e)])
+            }
+
+            fn dims(c: &$config) -> (usize, usize, usize) {
+                (c.num_hidden_layers, c.hidden_size, c.num_attention_heads)
+            }
+            fn vocab_size(c: &$config) -> usize {
+                c.vocab_size
+            }
+            fn set_vocab_size(c: &mut $config, vocab_size: usize) {
+                c.vocab_size = vocab_size;
+            }
+            fn max_positions(c: &$config) -> usize {
+                c.max_position_embeddings
+            }
+            fn initializer_range(c: &$config) -> f64 {
+                c.initializer_range
+            }
+
+            fn build(
+                c: &$config,
+                p: &mut super::params::Params,
+                task: super::heads::Task,
+                _labels: &super::labels::LabelConfig,
+            ) -> crate::Result<std::sync::Arc<dyn super::family::Network>> {
+                let spec = c.spec().map_err(crate::Error::InvalidConfig)?;
+                super::decoder::build(&spec, p, task)
+            }
+        }
+    };
+}
+pub(crate) use decoder_family;

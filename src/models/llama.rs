@@ -3,17 +3,11 @@
 //! (`num_key_value_heads`), a SwiGLU MLP, optional biases (`attention_bias`, `mlp_bias`) and a
 //! tied or untied head. This file owns the config and its names; the network is the shared
 //! decoder of `decoder.rs`.
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::decoder::{self, DecoderSpec};
+use super::decoder::{DecoderSpec, decoder_family};
 use super::decoder_config::{RopeParameters, TokenIds, rope_of};
-use super::family::{Family, Network};
-use super::heads::Task;
-use super::labels::LabelConfig;
-use super::params::Params;
-use crate::Result;
 
 /// Llama hyper-parameters, with Hugging Face's key names (`LlamaConfig`).
 ///
@@ -149,69 +143,11 @@ impl LlamaConfig {
 /// The Llama family.
 pub(crate) struct Llama;
 
-impl Family for Llama {
-    type Config = LlamaConfig;
-    const MODEL_TYPE: &'static str = "llama";
-    const REQUIRED_KEYS: &'static [&'static str] = &[
-        "vocab_size",
-        "hidden_size",
-        "intermediate_size",
-        "num_hidden_layers",
-        "num_attention_heads",
-    ];
-    const NULL_MEANS_NONE: &'static [&'static str] = &["bos_token_id", "eos_token_id"];
-    const TASKS: &'static [Task] = &[Task::CausalLm, Task::Base];
-
-    fn defaults() -> LlamaConfig {
-        LlamaConfig::default()
-    }
-
-    fn validate(c: &LlamaConfig) -> std::result::Result<(), String> {
-        if c.head_dim.is_none() {
-            super::family::divisible(
-                ("hidden_size", c.hidden_size),
-                ("num_attention_heads", c.num_attention_heads),
-            )?;
-        }
-        decoder::validate(&c.spec()?, &c.hidden_act)
-    }
-
-    fn architecture(_: &LlamaConfig, task: Task) -> &'static str {
-        match task {
-            Task::Base => "LlamaModel",
-            _ => "LlamaForCausalLM",
-        }
-    }
-
-    fn summary_rows(c: &LlamaConfig) -> Vec<(String, String)> {
-        c.spec()
-            .map(|s| decoder::summary_rows(&s))
-            .unwrap_or_else(|e| vec![("config".into(), e)])
-    }
-
-    fn dims(c: &LlamaConfig) -> (usize, usize, usize) {
-        (c.num_hidden_layers, c.hidden_size, c.num_attention_heads)
-    }
-    fn vocab_size(c: &LlamaConfig) -> usize {
-        c.vocab_size
-    }
-    fn set_vocab_size(c: &mut LlamaConfig, vocab_size: usize) {
-        c.vocab_size = vocab_size;
-    }
-    fn max_positions(c: &LlamaConfig) -> usize {
-        c.max_position_embeddings
-    }
-    fn initializer_range(c: &LlamaConfig) -> f64 {
-        c.initializer_range
-    }
-
-    fn build(
-        c: &LlamaConfig,
-        p: &mut Params,
-        task: Task,
-        _labels: &LabelConfig,
-    ) -> Result<Arc<dyn Network>> {
-        let spec = c.spec().map_err(crate::Error::InvalidConfig)?;
-        decoder::build(&spec, p, task)
-    }
-}
+decoder_family!(
+    Llama,
+    LlamaConfig,
+    "llama",
+    "LlamaModel",
+    "LlamaForCausalLM",
+    ["bos_token_id", "eos_token_id"]
+);

@@ -2,17 +2,11 @@
 //! `decoder.rs` without biases, with a `sliding_window` on every layer (a query sees the last
 //! `sliding_window` positions, itself included, as transformers' eager path masks them; `null`
 //! for none, as Mistral 7B v0.2 on). This file owns the config and its names.
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::decoder::{self, DecoderSpec};
+use super::decoder::{DecoderSpec, decoder_family};
 use super::decoder_config::{RopeParameters, TokenIds, rope_of};
-use super::family::{Family, Network};
-use super::heads::Task;
-use super::labels::LabelConfig;
-use super::params::Params;
-use crate::Result;
 
 /// Mistral hyper-parameters, with Hugging Face's key names (`MistralConfig`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -111,74 +105,16 @@ impl MistralConfig {
 /// The Mistral family.
 pub(crate) struct Mistral;
 
-impl Family for Mistral {
-    type Config = MistralConfig;
-    const MODEL_TYPE: &'static str = "mistral";
-    const REQUIRED_KEYS: &'static [&'static str] = &[
-        "vocab_size",
-        "hidden_size",
-        "intermediate_size",
-        "num_hidden_layers",
-        "num_attention_heads",
-    ];
-    const NULL_MEANS_NONE: &'static [&'static str] = &[
+decoder_family!(
+    Mistral,
+    MistralConfig,
+    "mistral",
+    "MistralModel",
+    "MistralForCausalLM",
+    [
         "sliding_window",
         "num_key_value_heads",
         "bos_token_id",
-        "eos_token_id",
-    ];
-    const TASKS: &'static [Task] = &[Task::CausalLm, Task::Base];
-
-    fn defaults() -> MistralConfig {
-        MistralConfig::default()
-    }
-
-    fn validate(c: &MistralConfig) -> std::result::Result<(), String> {
-        if c.head_dim.is_none() {
-            super::family::divisible(
-                ("hidden_size", c.hidden_size),
-                ("num_attention_heads", c.num_attention_heads),
-            )?;
-        }
-        decoder::validate(&c.spec()?, &c.hidden_act)
-    }
-
-    fn architecture(_: &MistralConfig, task: Task) -> &'static str {
-        match task {
-            Task::Base => "MistralModel",
-            _ => "MistralForCausalLM",
-        }
-    }
-
-    fn summary_rows(c: &MistralConfig) -> Vec<(String, String)> {
-        c.spec()
-            .map(|s| decoder::summary_rows(&s))
-            .unwrap_or_else(|e| vec![("config".into(), e)])
-    }
-
-    fn dims(c: &MistralConfig) -> (usize, usize, usize) {
-        (c.num_hidden_layers, c.hidden_size, c.num_attention_heads)
-    }
-    fn vocab_size(c: &MistralConfig) -> usize {
-        c.vocab_size
-    }
-    fn set_vocab_size(c: &mut MistralConfig, vocab_size: usize) {
-        c.vocab_size = vocab_size;
-    }
-    fn max_positions(c: &MistralConfig) -> usize {
-        c.max_position_embeddings
-    }
-    fn initializer_range(c: &MistralConfig) -> f64 {
-        c.initializer_range
-    }
-
-    fn build(
-        c: &MistralConfig,
-        p: &mut Params,
-        task: Task,
-        _labels: &LabelConfig,
-    ) -> Result<Arc<dyn Network>> {
-        let spec = c.spec().map_err(crate::Error::InvalidConfig)?;
-        decoder::build(&spec, p, task)
-    }
-}
+        "eos_token_id"
+    ]
+);

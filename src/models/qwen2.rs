@@ -3,17 +3,11 @@
 //! tied head, and an optional sliding window on the layers from `max_window_layers` on
 //! (`use_sliding_window`, or per layer by `layer_types`). This file owns the config and its
 //! names.
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::decoder::{self, DecoderSpec};
+use super::decoder::{DecoderSpec, decoder_family};
 use super::decoder_config::{RopeParameters, TokenIds, rope_of};
-use super::family::{Family, Network};
-use super::heads::Task;
-use super::labels::LabelConfig;
-use super::params::Params;
-use crate::Result;
 
 /// Qwen2 hyper-parameters, with Hugging Face's key names (`Qwen2Config`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -150,69 +144,11 @@ impl Qwen2Config {
 /// The Qwen2 family.
 pub(crate) struct Qwen2;
 
-impl Family for Qwen2 {
-    type Config = Qwen2Config;
-    const MODEL_TYPE: &'static str = "qwen2";
-    const REQUIRED_KEYS: &'static [&'static str] = &[
-        "vocab_size",
-        "hidden_size",
-        "intermediate_size",
-        "num_hidden_layers",
-        "num_attention_heads",
-    ];
-    const NULL_MEANS_NONE: &'static [&'static str] = &["sliding_window", "num_key_value_heads"];
-    const TASKS: &'static [Task] = &[Task::CausalLm, Task::Base];
-
-    fn defaults() -> Qwen2Config {
-        Qwen2Config::default()
-    }
-
-    fn validate(c: &Qwen2Config) -> std::result::Result<(), String> {
-        if c.head_dim.is_none() {
-            super::family::divisible(
-                ("hidden_size", c.hidden_size),
-                ("num_attention_heads", c.num_attention_heads),
-            )?;
-        }
-        decoder::validate(&c.spec()?, &c.hidden_act)
-    }
-
-    fn architecture(_: &Qwen2Config, task: Task) -> &'static str {
-        match task {
-            Task::Base => "Qwen2Model",
-            _ => "Qwen2ForCausalLM",
-        }
-    }
-
-    fn summary_rows(c: &Qwen2Config) -> Vec<(String, String)> {
-        c.spec()
-            .map(|s| decoder::summary_rows(&s))
-            .unwrap_or_else(|e| vec![("config".into(), e)])
-    }
-
-    fn dims(c: &Qwen2Config) -> (usize, usize, usize) {
-        (c.num_hidden_layers, c.hidden_size, c.num_attention_heads)
-    }
-    fn vocab_size(c: &Qwen2Config) -> usize {
-        c.vocab_size
-    }
-    fn set_vocab_size(c: &mut Qwen2Config, vocab_size: usize) {
-        c.vocab_size = vocab_size;
-    }
-    fn max_positions(c: &Qwen2Config) -> usize {
-        c.max_position_embeddings
-    }
-    fn initializer_range(c: &Qwen2Config) -> f64 {
-        c.initializer_range
-    }
-
-    fn build(
-        c: &Qwen2Config,
-        p: &mut Params,
-        task: Task,
-        _labels: &LabelConfig,
-    ) -> Result<Arc<dyn Network>> {
-        let spec = c.spec().map_err(crate::Error::InvalidConfig)?;
-        decoder::build(&spec, p, task)
-    }
-}
+decoder_family!(
+    Qwen2,
+    Qwen2Config,
+    "qwen2",
+    "Qwen2Model",
+    "Qwen2ForCausalLM",
+    ["sliding_window", "num_key_value_heads"]
+);
