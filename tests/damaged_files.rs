@@ -13,6 +13,9 @@ fn cache_root() -> PathBuf {
     static ONCE: std::sync::Once = std::sync::Once::new();
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("massivetext-damaged-files-cache");
     ONCE.call_once(|| {
+        // Empty at the start of each run: entries an earlier run (or an earlier key scheme)
+        // left would hold the same rows, and `entry_of` could pick one the loader never reads.
+        let _ = std::fs::remove_dir_all(&dir);
         // SAFETY: set once, before any test of this binary reads it.
         unsafe { std::env::set_var("MASSIVETEXT_DATASETS_CACHE", &dir) };
     });
