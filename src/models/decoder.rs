@@ -389,3 +389,42 @@ macro_rules! decoder_family {
     };
 }
 pub(crate) use decoder_family;
+
+/// The [`DecoderSpec`] of a family config with Hugging Face's common decoder keys (`hidden_size`,
+/// `num_key_value_heads`, `head_dim`, the rotary keys, ...): the families differ only in their
+/// biases and attention windows, given here.
+macro_rules! decoder_spec {
+    ($c:expr, qkv_bias: $qkv:expr, o_bias: $o:expr, mlp_bias: $mlp:expr, windows: $windows:expr $(,)?) => {{
+        let c = $c;
+        let (rope_theta, rope_scaling) = super::decoder_config::rope_of(
+            c.rope_theta,
+            c.rope_scaling.as_ref(),
+            c.rope_parameters.as_ref(),
+            c.max_position_embeddings,
+        )?;
+        Ok(super::decoder::DecoderSpec {
+            vocab_size: c.vocab_size,
+            hidden_size: c.hidden_size,
+            intermediate_size: c.intermediate_size,
+            layers: c.num_hidden_layers,
+            heads: c.num_attention_heads,
+            kv_heads: c.num_key_value_heads.unwrap_or(c.num_attention_heads),
+            head_dim: c
+                .head_dim
+                .unwrap_or(c.hidden_size / c.num_attention_heads.max(1)),
+            max_positions: c.max_position_embeddings,
+            rms_norm_eps: c.rms_norm_eps,
+            rope_theta,
+            rope_scaling,
+            qkv_bias: $qkv,
+            o_bias: $o,
+            mlp_bias: $mlp,
+            tie_word_embeddings: c.tie_word_embeddings,
+            windows: $windows,
+            attention_dropout: c.attention_dropout,
+            initializer_range: c.initializer_range,
+            pad_token_id: c.pad_token_id,
+        })
+    }};
+}
+pub(crate) use decoder_spec;

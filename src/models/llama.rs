@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::decoder::{DecoderSpec, decoder_family};
-use super::decoder_config::{RopeParameters, TokenIds, rope_of};
+use super::decoder::{DecoderSpec, decoder_family, decoder_spec};
+use super::decoder_config::{RopeParameters, TokenIds};
 
 /// Llama hyper-parameters, with Hugging Face's key names (`LlamaConfig`).
 ///
@@ -108,35 +108,13 @@ impl LlamaConfig {
     }
 
     fn spec(&self) -> std::result::Result<DecoderSpec, String> {
-        let (rope_theta, rope_scaling) = rope_of(
-            self.rope_theta,
-            self.rope_scaling.as_ref(),
-            self.rope_parameters.as_ref(),
-            self.max_position_embeddings,
-        )?;
-        Ok(DecoderSpec {
-            vocab_size: self.vocab_size,
-            hidden_size: self.hidden_size,
-            intermediate_size: self.intermediate_size,
-            layers: self.num_hidden_layers,
-            heads: self.num_attention_heads,
-            kv_heads: self.num_key_value_heads.unwrap_or(self.num_attention_heads),
-            head_dim: self
-                .head_dim
-                .unwrap_or(self.hidden_size / self.num_attention_heads.max(1)),
-            max_positions: self.max_position_embeddings,
-            rms_norm_eps: self.rms_norm_eps,
-            rope_theta,
-            rope_scaling,
+        decoder_spec!(
+            self,
             qkv_bias: self.attention_bias,
             o_bias: self.attention_bias,
             mlp_bias: self.mlp_bias,
-            tie_word_embeddings: self.tie_word_embeddings,
             windows: vec![None; self.num_hidden_layers],
-            attention_dropout: self.attention_dropout,
-            initializer_range: self.initializer_range,
-            pad_token_id: self.pad_token_id,
-        })
+        )
     }
 }
 
