@@ -73,6 +73,12 @@ pub fn show(html: &str, text: &str) {
     emit("text/plain", text);
 }
 
+/// Shows `(name, value)` rows under `caption` as a table: HTML for the notebook, aligned text
+/// for a plain-text front end.
+pub fn show_fields(caption: &str, rows: &[(String, String)]) {
+    show(&html_fields(caption, rows), &text_fields(caption, rows));
+}
+
 /// A two-column HTML table (`field | value`) with an optional caption; cells are escaped.
 pub fn html_fields(caption: &str, rows: &[(String, String)]) -> String {
     let mut out = String::from("<table>");

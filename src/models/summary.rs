@@ -61,10 +61,7 @@ impl Model {
 
     pub(crate) fn evcxr_display(&self) {
         let rows = self.summary_rows();
-        display::show(
-            &display::html_fields(self.architecture(), &rows),
-            &display::text_fields(self.architecture(), &rows),
-        );
+        display::show_fields(self.architecture(), &rows);
     }
 
     pub(crate) fn fmt_debug(

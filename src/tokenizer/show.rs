@@ -141,10 +141,7 @@ impl Tokenizer {
     /// Renders the summary as a table in an evcxr notebook.
     pub fn evcxr_display(&self) {
         let rows = self.summary_rows();
-        display::show(
-            &display::html_fields("Tokenizer", &rows),
-            &display::text_fields("Tokenizer", &rows),
-        );
+        display::show_fields("Tokenizer", &rows);
     }
 }
 

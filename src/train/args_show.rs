@@ -33,10 +33,7 @@ impl TrainingArguments {
     /// Renders the non-default values as a table in an evcxr notebook.
     pub fn evcxr_display(&self) {
         let rows = self.non_default_values();
-        display::show(
-            &display::html_fields(&self.caption(), &rows),
-            &display::text_fields(&self.caption(), &rows),
-        );
+        display::show_fields(&self.caption(), &rows);
     }
 }
 

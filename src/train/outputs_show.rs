@@ -13,13 +13,6 @@ fn metric_rows(m: &Metrics) -> impl Iterator<Item = (String, String)> + '_ {
     m.iter().map(|(k, v)| row(k, format!("{v:.6}")))
 }
 
-fn show(caption: &str, rows: &[(String, String)]) {
-    display::show(
-        &display::html_fields(caption, rows),
-        &display::text_fields(caption, rows),
-    );
-}
-
 impl TrainOutput {
     /// `(name, value)` rows: steps, mean training loss, runtime, speed, the resumed checkpoint.
     pub fn rows(&self) -> Vec<(String, String)> {
@@ -41,7 +34,7 @@ impl TrainOutput {
 
     /// Renders the figures as a table in an evcxr notebook.
     pub fn evcxr_display(&self) {
-        show("TrainOutput", &self.rows());
+        display::show_fields("TrainOutput", &self.rows());
     }
 }
 
@@ -61,7 +54,7 @@ impl EvalOutput {
 
     /// Renders the figures as a table in an evcxr notebook.
     pub fn evcxr_display(&self) {
-        show("EvalOutput", &self.rows());
+        display::show_fields("EvalOutput", &self.rows());
     }
 }
 
@@ -78,7 +71,7 @@ impl PredictionOutput {
 
     /// Renders the shapes and metrics as a table in an evcxr notebook.
     pub fn evcxr_display(&self) {
-        show("PredictionOutput", &self.rows());
+        display::show_fields("PredictionOutput", &self.rows());
     }
 }
 
