@@ -4,6 +4,7 @@
 //! for every family.
 use candle_core::{Device, Tensor};
 use massivetext::Error;
+use massivetext::models::{MistralConfig, Qwen2Config};
 use massivetext::prelude::*;
 
 fn weights<M: PreTrainedModel>(m: &M) -> Vec<(String, Vec<f32>)> {
@@ -482,4 +483,85 @@ fn a_config_json_with_a_zero_width_is_refused_naming_file_and_key() {
             && msg.contains("`n_embd` is 0"),
         "{msg}"
     );
+}
+
+/// `ModelConfig::size` counts a model's parameters from its config before anything is built
+/// (the jobs' memory pre-check relies on it): within 3% of the built model's count, for every
+/// family, with untied heads, kv heads and an encoder–decoder among them.
+#[test]
+fn every_family_counts_its_parameters_from_its_config() {
+    let cpu = Device::Cpu;
+    let decoder = |tie: bool| (1000, 128, 344, 2, 8, Some(2), tie);
+    let (v, e, ffn, l, h, kv, tie) = decoder(false);
+    let llama = LlamaConfig {
+        vocab_size: v,
+        hidden_size: e,
+        intermediate_size: ffn,
+        num_hidden_layers: l,
+        num_attention_heads: h,
+        num_key_value_heads: kv,
+        tie_word_embeddings: tie,
+        ..LlamaConfig::small(v)
+    };
+    let qwen2 = Qwen2Config {
+        vocab_size: v,
+        hidden_size: e,
+        intermediate_size: ffn,
+        num_hidden_layers: l,
+        num_attention_heads: h,
+        num_key_value_heads: kv,
+        tie_word_embeddings: true,
+        ..Qwen2Config::default()
+    };
+    let mistral = MistralConfig {
+        vocab_size: v,
+        hidden_size: e,
+        intermediate_size: ffn,
+        num_hidden_layers: l,
+        num_attention_heads: h,
+        num_key_value_heads: None,
+        tie_word_embeddings: false,
+        ..MistralConfig::default()
+    };
+    let causal: Vec<ModelConfig> = vec![
+        Gpt2Config::small(1000).into(),
+        llama.into(),
+        qwen2.into(),
+        mistral.into(),
+    ];
+    let mut cases: Vec<(String, f64, usize)> = Vec::new();
+    for c in causal {
+        let built = AutoModelForCausalLM::from_config(c.clone(), &cpu).unwrap();
+        cases.push((
+            c.model_type().into(),
+            c.size().parameters,
+            built.num_parameters(),
+        ));
+    }
+    for c in [
+        ModelConfig::from(BertConfig::small(1000)),
+        RobertaConfig::small(1000).into(),
+    ] {
+        let built = AutoModelForMaskedLM::from_config(c.clone(), &cpu).unwrap();
+        cases.push((
+            c.model_type().into(),
+            c.size().parameters,
+            built.num_parameters(),
+        ));
+    }
+    let marian = ModelConfig::from(MarianConfig::small(1000, 0, 1));
+    let built = AutoModelForSeq2SeqLM::from_config(marian.clone(), &cpu).unwrap();
+    cases.push((
+        "marian".into(),
+        marian.size().parameters,
+        built.num_parameters(),
+    ));
+    for (family, counted, built) in cases {
+        let off = (counted - built as f64).abs() / built as f64;
+        assert!(
+            off < 0.03,
+            "{family}: counted {counted}, built {built} ({:.1}% off)",
+            off * 100.0
+        );
+    }
 }

@@ -382,6 +382,67 @@ fn item_7_a_model_too_large_for_the_machine_is_refused_with_the_figures() {
     }
 }
 
+#[test]
+fn item_7_a_llama_too_large_is_refused_by_its_own_size() {
+    // the estimate reads the Llama config itself (rotary positions, a gated MLP of three
+    // matrices, kv heads); `tests/model_copies_and_configs.rs` checks its count of parameters
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = binary(&[
+        "train",
+        "--device",
+        "cpu",
+        "--max-steps",
+        "1",
+        "--train-stories",
+        "20",
+        "--set",
+        "model_type=llama",
+        "--n-embd",
+        "3000000",
+        "--output-dir",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("needs about") && stderr.contains("this machine has"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing written");
+}
+
+#[test]
+fn item_7_translate_train_too_large_is_refused_before_reading_the_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    toy_multi30k(&data, 60);
+    let out = tmp.path().join("run");
+    let o = binary(&[
+        "translate-train",
+        "--quick",
+        "--device",
+        "cpu",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--vocab-size",
+        "4000000000",
+        "--output-dir",
+        out.to_str().unwrap(),
+        "--disable-tqdm",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("needs about")
+            && stderr.contains("this machine has")
+            && stderr.contains("--vocab-size"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("backtrace"), "{stderr}");
+    assert!(!out.exists(), "nothing written");
+}
+
 // ---------------------------------------------------------------- issue 30, item 8
 
 #[test]

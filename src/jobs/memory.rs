@@ -3,6 +3,7 @@
 //! error path), so `--block-size 1000000000` would end in "memory allocation failed" and a
 //! core dump instead of a message. The estimate is rough (within a factor of about two of the
 //! peak) and only refuses what cannot fit at all: more than the machine's whole memory.
+use crate::models::ModelSize;
 use crate::{Error, Result};
 
 /// The machine's memory, from `/proc/meminfo` (Linux); `None` where it cannot be read.
@@ -49,34 +50,25 @@ pub struct TrainingMemory {
 }
 
 impl TrainingMemory {
-    /// A decoder-only transformer (GPT-2's shapes): `vocab` tokens, `positions` learned
-    /// positions, `layers` blocks of width `width` with `heads` heads and a 4× MLP; batches of
-    /// `batch` sequences of `seq` tokens. In f64, so absurd sizes do not overflow.
-    pub fn gpt2(
-        vocab: usize,
-        positions: usize,
-        width: usize,
-        layers: usize,
-        heads: usize,
-        batch: usize,
-        seq: usize,
-    ) -> Self {
-        let (v, p, e, l, h) = (
-            vocab as f64,
-            positions as f64,
-            width as f64,
-            layers as f64,
-            heads as f64,
+    /// A model of `size` (from its config: [`ModelConfig::size`](crate::models::ModelConfig::size))
+    /// over `vocab` tokens, trained on batches of `batch` sequences of `seq` tokens. In f64, so
+    /// absurd sizes do not overflow.
+    pub fn for_model(size: ModelSize, vocab: usize, batch: usize, seq: usize) -> Self {
+        let (e, ffn, h, l) = (
+            size.hidden_size as f64,
+            size.intermediate_size as f64,
+            size.heads as f64,
+            size.layers as f64,
         );
-        let params = v * e + p * e + l * (12.0 * e * e + 13.0 * e) + 2.0 * e;
         let tokens = batch as f64 * seq as f64;
-        // per layer and token: about 16 widths of activations (attention inputs and outputs,
-        // the 4× MLP, norms) and the attention scores and probabilities of each head
-        let per_layer = tokens * (16.0 * e + 2.0 * h * seq as f64);
+        // per layer and token: about eight widths of activations (attention's inputs and
+        // outputs, norms, residuals), the MLP's intermediate activation before and after its
+        // nonlinearity, and the attention scores and probabilities of each head
+        let per_layer = tokens * (8.0 * e + 2.0 * ffn + 2.0 * h * seq as f64);
         // logits, their softmax and gradient
-        let logits = tokens * v * 3.0;
+        let logits = tokens * vocab as f64 * 3.0;
         TrainingMemory {
-            model_bytes: params * 16.0,
+            model_bytes: size.parameters * 16.0,
             batch_bytes: (l * per_layer + logits + tokens * e * 4.0) * 4.0,
         }
     }

@@ -406,14 +406,12 @@ pub fn run_job(job: &TrainJob, device: &Device) -> Result<String> {
     let check: Vec<Story> = stories(c.check_stories, c.seed.wrapping_add(2_000_003));
     let vocab = CharVocab::from_text(&train_text);
     let m = &job.model;
+    let config = model_config(m, &vocab);
     if device.is_cpu() {
         let t = &job.training;
-        TrainingMemory::gpt2(
+        TrainingMemory::for_model(
+            config.size(),
             vocab.len(),
-            m.block_size,
-            m.n_embd,
-            m.n_layer,
-            m.n_head,
             t.per_device_train_batch_size
                 .max(t.per_device_eval_batch_size),
             m.block_size,
@@ -428,7 +426,6 @@ pub fn run_job(job: &TrainJob, device: &Device) -> Result<String> {
         &out_dir,
         &format!("the training folder {}", out_dir.display()),
     )?;
-    let config = model_config(m, &vocab);
     let mut model = AutoModelForCausalLM::from_config_seeded(config, device, job.training.seed)?;
     model.set_seed(job.training.seed);
     let train = TokenWindows::new(vocab.encode(&train_text)?, m.block_size)?;

@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::data::read_lines;
 use crate::generate::{GenerationConfig, GenerationMixin};
 use crate::io;
+use crate::jobs::memory::{MachineMemory, TrainingMemory};
 use crate::metrics::{corpus_bleu, corpus_chrf};
-use crate::models::{AutoModelForSeq2SeqLM, ForwardArgs, MarianConfig};
+use crate::models::{AutoModelForSeq2SeqLM, ForwardArgs, MarianConfig, ModelConfig};
 use crate::tokenizer::{Tokenizer, TokenizerKind, TrainOptions};
 use crate::train::{
     DataCollatorForSeq2Seq, Example, IntervalStrategy, SchedulerType, Trainer, TrainingArguments,
@@ -464,6 +465,26 @@ pub fn train_tokenizer(
 }
 
 /// Runs the whole job on `device`, reporting progress lines to `log`.
+/// Refuses a model and batch that cannot fit in this machine's memory before anything is read
+/// or allocated (see [`crate::jobs::memory`]): the vocabulary at its planned size, source and
+/// target sequences of `max_tokens`.
+fn check_memory(job: &TranslationJob) -> Result<()> {
+    let t = &job.training;
+    let vocab = job.vocab.vocab_size;
+    let config = ModelConfig::from(job.marian_config(vocab, 0, 0));
+    TrainingMemory::for_model(
+        config.size(),
+        vocab,
+        t.per_device_train_batch_size
+            .max(t.per_device_eval_batch_size),
+        job.data.max_tokens,
+    )
+    .check(
+        MachineMemory::read(),
+        "lower --vocab-size, or in a --config job file [data] max_tokens, [model] d_model, ffn_dim or the layers, [training] per_device_train_batch_size",
+    )
+}
+
 pub fn run_translation(
     job: &TranslationJob,
     device: &Device,
@@ -472,6 +493,9 @@ pub fn run_translation(
     let d = &job.data;
     let (src, tgt) = (&d.source_lang, &d.target_lang);
     let out_dir = &job.training.output_dir;
+    if device.is_cpu() {
+        check_memory(job)?;
+    }
     // One run at a time in a folder (the lock sits beside it; see io::DirLock::beside).
     let _lock = io::DirLock::beside(
         out_dir,

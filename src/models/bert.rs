@@ -110,6 +110,23 @@ pub(crate) fn summary_rows(c: &BertConfig, max_positions: usize) -> Vec<(String,
     ]
 }
 
+/// The size BERT and RoBERTa share: embeddings (words, positions, token types), the encoder
+/// and the masked-LM head's transform.
+pub(crate) fn size(c: &BertConfig, max_positions: usize) -> super::family::ModelSize {
+    let e = c.hidden_size;
+    let embeddings = ((c.vocab_size + max_positions + c.type_vocab_size) * e + 2 * e) as f64;
+    let encoder =
+        super::family::stack_parameters(c.num_hidden_layers, (e, e, c.intermediate_size), 2, 4);
+    let head = (e * e + 3 * e + c.vocab_size) as f64;
+    super::family::ModelSize {
+        parameters: embeddings + encoder + head,
+        layers: c.num_hidden_layers,
+        hidden_size: e,
+        heads: c.num_attention_heads,
+        intermediate_size: c.intermediate_size,
+    }
+}
+
 /// `Family` methods BERT and RoBERTa answer the same way.
 macro_rules! bert_sizes {
     () => {
@@ -127,6 +144,9 @@ macro_rules! bert_sizes {
         }
         fn summary_rows(c: &BertConfig) -> Vec<(String, String)> {
             $crate::models::bert::summary_rows(c, Self::max_positions(c))
+        }
+        fn size(c: &BertConfig) -> $crate::models::family::ModelSize {
+            $crate::models::bert::size(c, Self::max_positions(c))
         }
     };
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use candle_core::{DType, Tensor};
 
 use super::args::ForwardArgs;
-use super::family::{Body, Network, in_vocab, positive, probability};
+use super::family::{Body, ModelSize, Network, in_vocab, positive, probability, stack_parameters};
 use super::heads::Task;
 use super::layers::{
     Collect, Ctx, GatedMlp, GqaAttention, KvCache, Linear, RmsNorm, Rope, RopeScaling, Window,
@@ -46,6 +46,32 @@ pub(crate) struct DecoderSpec {
     pub attention_dropout: f64,
     pub initializer_range: f64,
     pub pad_token_id: Option<u32>,
+}
+
+/// The size of a decoder of `spec`: embeddings (and an untied head), layers of a gated MLP
+/// (three matrices) and two RMSNorms. A spec that does not resolve counts as a plain stack of
+/// `hidden` (its own check reports the config).
+pub(crate) fn size(spec: Option<DecoderSpec>, vocab: usize, hidden: usize) -> ModelSize {
+    let Some(s) = spec else {
+        return ModelSize {
+            parameters: (vocab * hidden) as f64,
+            layers: 0,
+            hidden_size: hidden,
+            heads: 1,
+            intermediate_size: hidden,
+        };
+    };
+    let e = s.hidden_size;
+    let heads_out = if s.tie_word_embeddings { 1 } else { 2 };
+    let embeddings = (heads_out * s.vocab_size * e + e) as f64;
+    let kv = s.kv_heads * s.head_dim;
+    ModelSize {
+        parameters: embeddings + stack_parameters(s.layers, (e, kv, s.intermediate_size), 3, 2),
+        layers: s.layers,
+        hidden_size: e,
+        heads: s.heads,
+        intermediate_size: s.intermediate_size,
+    }
 }
 
 /// The checks of a resolved spec, each naming the `config.json` key: sizes, heads that split
@@ -374,6 +400,9 @@ macro_rules! decoder_family {
             }
             fn initializer_range(c: &$config) -> f64 {
                 c.initializer_range
+            }
+            fn size(c: &$config) -> super::family::ModelSize {
+                super::decoder::size(c.spec().ok(), c.vocab_size, c.hidden_size)
             }
 
             fn build(

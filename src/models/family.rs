@@ -49,6 +49,10 @@ pub(crate) trait Family {
     /// The number of positions the model can read.
     fn max_positions(c: &Self::Config) -> usize;
     fn initializer_range(c: &Self::Config) -> f64;
+    /// The size a training run of the model has to hold, counted from the config before
+    /// anything is allocated (the jobs' memory pre-check: an allocation the system refuses
+    /// aborts the process, so the check must come first).
+    fn size(c: &Self::Config) -> ModelSize;
     /// The config as `config.json` holds it (without `model_type` and `architectures`).
     fn to_json_value(c: &Self::Config) -> Value {
         serde_json::to_value(c).unwrap_or(Value::Null)
@@ -65,6 +69,35 @@ pub(crate) trait Family {
         task: Task,
         labels: &LabelConfig,
     ) -> Result<Arc<dyn Network>>;
+}
+
+/// What a model of a config weighs, from the config alone ([`Family::size`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ModelSize {
+    /// The parameters of the body and its language-model head (a task head's few are left
+    /// out).
+    pub parameters: f64,
+    /// Transformer layers, every stack counted (an encoder–decoder: both).
+    pub layers: usize,
+    pub hidden_size: usize,
+    pub heads: usize,
+    /// The widest activation of a layer's MLP (its intermediate size).
+    pub intermediate_size: usize,
+}
+
+/// The parameters of a stack of `layers` transformer layers of width `e`: attention (query and
+/// output `e × e`, key and value `e × kv`, biased or not), an MLP of `matrices` matrices
+/// `e × ffn`, and `norms` normalisations of width `e` (two numbers each for a LayerNorm).
+pub(crate) fn stack_parameters(
+    layers: usize,
+    (e, kv, ffn): (usize, usize, usize),
+    matrices: usize,
+    norm_numbers: usize,
+) -> f64 {
+    let (e, kv, ffn) = (e as f64, kv as f64, ffn as f64);
+    let attention = 2.0 * e * e + 2.0 * e * kv + 2.0 * e + 2.0 * kv;
+    let mlp = matrices as f64 * (e * ffn + ffn);
+    layers as f64 * (attention + mlp + norm_numbers as f64 * e)
 }
 
 /// Reads a family's config from the `config.json` object `map`: the required keys checked (an

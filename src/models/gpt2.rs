@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::activation::Activation;
 use super::args::ForwardArgs;
-use super::family::{Body, Family, Network, divisible, known_activation, positive, probability};
+use super::family::{
+    Body, Family, ModelSize, Network, divisible, known_activation, positive, probability,
+    stack_parameters,
+};
 use super::heads::{Task, last_real_token};
 use super::labels::LabelConfig;
 use super::layers::{
@@ -155,6 +158,18 @@ impl Family for Gpt2 {
     }
     fn initializer_range(c: &Gpt2Config) -> f64 {
         c.initializer_range
+    }
+    /// Tied head: the word embeddings are the output layer.
+    fn size(c: &Gpt2Config) -> ModelSize {
+        let (e, ffn) = (c.n_embd, c.n_inner.unwrap_or(4 * c.n_embd));
+        let embeddings = ((c.vocab_size + c.n_positions) * e + 2 * e) as f64;
+        ModelSize {
+            parameters: embeddings + stack_parameters(c.n_layer, (e, e, ffn), 2, 4),
+            layers: c.n_layer,
+            hidden_size: e,
+            heads: c.n_head,
+            intermediate_size: ffn,
+        }
     }
 
     fn build(

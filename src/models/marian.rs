@@ -28,8 +28,8 @@ use serde_json::{Map, Value};
 use super::activation::Activation;
 use super::args::ForwardArgs;
 use super::family::{
-    Body, EncoderSide, Family, Network, divisible, known_activation, positive, probability,
-    read_config,
+    Body, EncoderSide, Family, ModelSize, Network, divisible, known_activation, positive,
+    probability, read_config, stack_parameters,
 };
 use super::heads::Task;
 use super::labels::LabelConfig;
@@ -298,6 +298,29 @@ impl Family for Marian {
     }
     fn initializer_range(c: &MarianConfig) -> f64 {
         c.init_std
+    }
+    /// Sinusoidal positions (no parameters); the decoder's layers add cross-attention; the
+    /// output bias (`final_logits_bias`) and an untied or unshared embedding count as stored.
+    fn size(c: &MarianConfig) -> ModelSize {
+        let e = c.d_model;
+        let target_vocab = c.decoder_vocab_size.unwrap_or(c.vocab_size);
+        let mut embeddings = c.vocab_size * e + target_vocab;
+        if !c.share_encoder_decoder_embeddings {
+            embeddings += target_vocab * e;
+        }
+        if !c.tie_word_embeddings {
+            embeddings += target_vocab * e;
+        }
+        let encoder = stack_parameters(c.encoder_layers, (e, e, c.encoder_ffn_dim), 2, 4);
+        let decoder = stack_parameters(c.decoder_layers, (e, e, c.decoder_ffn_dim), 2, 6)
+            + stack_parameters(c.decoder_layers, (e, e, 0), 0, 0);
+        ModelSize {
+            parameters: embeddings as f64 + encoder + decoder,
+            layers: c.encoder_layers + c.decoder_layers,
+            hidden_size: e,
+            heads: c.encoder_attention_heads.max(c.decoder_attention_heads),
+            intermediate_size: c.encoder_ffn_dim.max(c.decoder_ffn_dim),
+        }
     }
 
     /// As transformers writes it: the decoder's vocabulary spelled out, `is_encoder_decoder`.

@@ -59,6 +59,7 @@ pub use auto::{
 pub use bert::BertConfig;
 pub use decoder_config::{RopeParameters, TokenIds};
 pub use device::{DeviceExt, best_device};
+pub use family::ModelSize;
 pub use gpt2::Gpt2Config;
 pub use heads::Task;
 pub use labels::{LabelConfig, ProblemType};

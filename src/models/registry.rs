@@ -70,6 +70,11 @@ macro_rules! families {
                 match self { $(Self::$variant(c) => <$family as Family>::set_vocab_size(c, vocab_size)),* }
             }
 
+            /// What a model of this config weighs, counted before anything is allocated.
+            pub fn size(&self) -> super::family::ModelSize {
+                match self { $(Self::$variant(c) => <$family as Family>::size(c)),* }
+            }
+
             pub fn initializer_range(&self) -> f64 {
                 match self { $(Self::$variant(c) => <$family as Family>::initializer_range(c)),* }
             }
