@@ -524,3 +524,34 @@ fn the_machine_path_check_finds_what_it_is_shown() {
         assert!(machine_paths(fine).is_empty(), "{fine}");
     }
 }
+
+/// Issue 30, item 16: a release binary must not carry the build machine's folders. Debug info
+/// holds the path of every source file compiled (the build folder, cargo's registry), so the
+/// release profile has none, and `profiling` (release with line tables) is the profile for
+/// `perf`.
+#[test]
+fn release_builds_carry_no_debug_info() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let cargo: toml::Table = toml::from_str(&text).unwrap();
+    let profile = |name: &str| cargo["profile"][name].as_table().cloned();
+    let release = profile("release").expect("a [profile.release] table");
+    let debug = release.get("debug").cloned();
+    assert!(
+        matches!(
+            debug,
+            Some(toml::Value::Boolean(false)) | Some(toml::Value::Integer(0))
+        ),
+        "[profile.release] debug = {debug:?}: it bakes the build machine's paths into the binary"
+    );
+    assert_eq!(
+        release.get("strip").and_then(|v| v.as_str()),
+        Some("debuginfo"),
+        "the standard library's own debug info is stripped too"
+    );
+    let profiling = profile("profiling").expect("a [profile.profiling] table for perf");
+    assert_eq!(
+        profiling.get("inherits").and_then(|v| v.as_str()),
+        Some("release")
+    );
+}
