@@ -101,6 +101,7 @@ pub(crate) fn cached(
         return build();
     };
     let dir = root.join(kind).join(&key);
+    sweep_stale(&root.join(kind), &key);
     if dir.join("state.json").is_file() {
         match Dataset::load_from_disk(&dir) {
             Ok(ds) => return Ok(ds),
@@ -116,18 +117,52 @@ pub(crate) fn cached(
     Ok(store(&root.join(kind), &key, build()?))
 }
 
+/// Removes what a killed writer of the entry `key` left in `parent`: the `KEY.tmp-PID-…`
+/// folder it was writing, or the `KEY.old-PID-…` it was deleting, once process PID is gone (a
+/// live one may be writing the same entry right now). Without `/proc` nothing is removed.
+fn sweep_stale(parent: &Path, key: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let Some(rest) = name
+            .strip_prefix(key)
+            .and_then(|r| r.strip_prefix(".tmp-").or_else(|| r.strip_prefix(".old-")))
+        else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(process_gone) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Whether process `pid` has ended (Linux: no `/proc/PID`); `false` when it cannot be told.
+fn process_gone(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    pid != std::process::id() && proc.join("self").exists() && !proc.join(pid.to_string()).exists()
+}
+
 /// Writes `ds` as the entry `parent/key` and opens it memory-mapped from there; a folder with
 /// that name is replaced. The entry is written under a temporary name and renamed, so it is
 /// whole or absent. A cache that cannot be written (read-only, full disk) only costs the
-/// speed-up: `ds` is returned as it is.
+/// speed-up: `ds` is returned as it is, with a warning that names the entry and the error.
 fn store(parent: &Path, key: &str, ds: Dataset) -> Dataset {
     let dir = parent.join(key);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     let tmp = parent.join(format!("{key}.tmp-{}-{nanos}", std::process::id()));
-    if ds.save_to_disk(&tmp).is_err() {
+    if let Err(e) = ds.save_to_disk(&tmp) {
         let _ = std::fs::remove_dir_all(&tmp);
+        // Said once per entry: every later load parses the files again until it is written.
+        eprintln!(
+            "warning: the cache entry {} could not be written ({e}); the data stays in memory this time and is parsed again next time: free space there, or set MASSIVETEXT_DATASETS_CACHE to another folder",
+            dir.display()
+        );
         return ds;
     }
     if dir.exists() {
@@ -163,6 +198,9 @@ pub(crate) fn cached_transform(
     let Some(dir) = transform_entry(key) else {
         return build();
     };
+    if let Some(parent) = dir.parent() {
+        sweep_stale(parent, key);
+    }
     if reuse && dir.join("state.json").is_file() {
         match Dataset::load_from_disk(&dir) {
             Ok(ds) => return Ok(ds),
