@@ -198,6 +198,25 @@ impl GgufFile {
             .map(Some)
     }
 
+    /// The array of numbers `key` (`tokenizer.ggml.scores`), if present, each as [`f64`](Self::f64)
+    /// reads one.
+    pub fn floats(&self, key: &str) -> Result<Option<Vec<f64>>> {
+        let Some(a) = self.array(key)? else {
+            return Ok(None);
+        };
+        a.iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::F32(x) => Ok(*x as f64),
+                Value::F64(x) => Ok(*x),
+                v => as_int(v)
+                    .map(|x| x as f64)
+                    .ok_or_else(|| self.wrong_type(&format!("{key}[{i}]"), v, "a number")),
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
     /// `general.architecture` (`llama`, `qwen2`, ...), which every GGUF file states.
     pub fn architecture(&self) -> Result<&str> {
         self.required("general.architecture", self.string("general.architecture"))

@@ -8,6 +8,7 @@
 //! GPT-2's pipeline over that vocabulary, with the pre-tokenizer split that
 //! `tokenizer.ggml.pre` names; control tokens become special added tokens, user-defined ones
 //! plain added tokens, so neither is ever cut into pieces.
+use super::gguf_sentencepiece::sentencepiece;
 use super::{SpecialTokens, Tokenizer, tk_err};
 use crate::gguf::GgufFile;
 use crate::{Error, Result};
@@ -73,8 +74,9 @@ impl Tokenizer {
     /// The tokenizer of a llama.cpp GGUF file, from its metadata, with the same ids as
     /// `AutoTokenizer.from_pretrained(dir, gguf_file=...)`.
     ///
-    /// Reads `tokenizer.ggml.model` (byte-level BPE, `gpt2`, is supported: SmolLM2, Llama 3,
-    /// Qwen2), `tokens`, `merges`, `token_type`, `pre`, the bos / eos / unk / padding ids,
+    /// Reads `tokenizer.ggml.model` (byte-level BPE, `gpt2`: SmolLM2, Llama 3, Qwen2; and
+    /// SentencePiece BPE, `llama`: Llama 2, Mistral 7B, TinyLlama), `tokens`, `merges` (or
+    /// `scores`), `token_type`, `pre`, the bos / eos / unk / padding ids,
     /// `add_bos_token` / `add_eos_token`, and `tokenizer.chat_template`, which
     /// [`Tokenizer::apply_chat_template`] renders.
     pub fn from_gguf(path: impl AsRef<Path>) -> Result<Self> {
@@ -99,11 +101,13 @@ pub(crate) fn from_file(file: &GgufFile) -> Result<Tokenizer> {
             tokens.len()
         )));
     }
+    let byte_level_vocab = model == "gpt2";
     let mut inner = match model {
         "gpt2" => byte_level(file, &tokens)?,
+        "llama" => sentencepiece(file, &tokens)?,
         other => {
             return Err(Error::Unsupported(format!(
-                "{}: tokenizer.ggml.model `{other}` is not supported; supported: gpt2 (byte-level BPE: SmolLM2, Llama 3, Qwen2)",
+                "{}: tokenizer.ggml.model `{other}` is not supported; supported: gpt2 (byte-level BPE: SmolLM2, Llama 3, Qwen2) and llama (SentencePiece BPE: Llama 2, Mistral 7B, TinyLlama)",
                 file.path().display()
             )));
         }
@@ -133,10 +137,11 @@ pub(crate) fn from_file(file: &GgufFile) -> Result<Tokenizer> {
     // either way). In a byte-level vocabulary a "control" token spelled outside the byte alphabet
     // is a llama.cpp mislabel that transformers skips.
     let alphabet: std::collections::HashSet<char> = bytes_to_unicode().into_iter().collect();
+    let spelled = |t: &str| !byte_level_vocab || t.chars().all(|c| alphabet.contains(&c));
     let mut control: Vec<AddedToken> = Vec::new();
     let mut user: Vec<AddedToken> = Vec::new();
     for (token, &kind) in tokens.iter().zip(&types) {
-        if kind == CONTROL && token.chars().all(|c| alphabet.contains(&c)) {
+        if kind == CONTROL && spelled(token) {
             control.push(AddedToken::from(token.to_string(), true));
         } else if kind == USER_DEFINED && inner.token_to_id(token).is_some() {
             user.push(AddedToken::from(token.to_string(), false).normalized(false));
@@ -152,7 +157,10 @@ pub(crate) fn from_file(file: &GgufFile) -> Result<Tokenizer> {
     inner.add_tokens(user).map_err(tk_err)?;
 
     // `add_bos_token` / `add_eos_token`: transformers' `update_post_processor` template.
-    let add_bos = file.bool("tokenizer.ggml.add_bos_token")?.unwrap_or(false);
+    // A SentencePiece file without the flag gets a BOS, as llama.cpp and transformers add one.
+    let add_bos = file
+        .bool("tokenizer.ggml.add_bos_token")?
+        .unwrap_or(model == "llama");
     let add_eos = file.bool("tokenizer.ggml.add_eos_token")?.unwrap_or(false);
     let bos = special.bos_token.clone().filter(|_| add_bos);
     let eos = special.eos_token.clone().filter(|_| add_eos);
@@ -210,6 +218,20 @@ fn template(
         .map_err(tk_err)
 }
 
+/// The file's merges (`tokenizer.ggml.merges`), each two tokens separated by one space.
+pub(super) fn split_merges(file: &GgufFile, merges: &[&str]) -> Result<Vec<(String, String)>> {
+    merges
+        .iter()
+        .enumerate()
+        .map(|(i, m)| match m.split(' ').collect::<Vec<_>>()[..] {
+            [a, b] => Ok((a.to_string(), b.to_string())),
+            _ => Err(file.error(format!(
+                "metadata `tokenizer.ggml.merges[{i}]` is `{m}`, expected two tokens separated by one space"
+            ))),
+        })
+        .collect()
+}
+
 /// GPT-2's pipeline (byte-level BPE) over the file's vocabulary and merges.
 fn byte_level(file: &GgufFile, tokens: &[&str]) -> Result<tokenizers::Tokenizer> {
     // Tokens spelled outside the byte alphabet (`<|im_start|>` is inside it; a raw "é" is not)
@@ -232,16 +254,7 @@ fn byte_level(file: &GgufFile, tokens: &[&str]) -> Result<tokenizers::Tokenizer>
         "tokenizer.ggml.merges",
         file.strings("tokenizer.ggml.merges"),
     )?;
-    let merges = merges
-        .iter()
-        .enumerate()
-        .map(|(i, m)| match m.split(' ').collect::<Vec<_>>()[..] {
-            [a, b] => Ok((a.to_string(), b.to_string())),
-            _ => Err(file.error(format!(
-                "metadata `tokenizer.ggml.merges[{i}]` is `{m}`, expected two tokens separated by one space"
-            ))),
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let merges = split_merges(file, &merges)?;
     let model = BPE::builder()
         .vocab_and_merges(vocab, merges)
         .continuing_subword_prefix(String::new())

@@ -18,6 +18,7 @@ mod chat;
 pub mod dataset;
 mod encode;
 mod gguf;
+mod gguf_sentencepiece;
 mod pretrained;
 pub mod shards;
 mod show;

@@ -246,6 +246,11 @@ impl Tokenizer {
                 config.insert(k.clone(), v.clone());
             }
         }
+        // A role this tokenizer lacks is written as `null`, so that loading the folder does not
+        // guess one from the vocabulary (a Llama vocabulary has `<s>`, not a CLS token).
+        for role in ROLES {
+            config.entry(role).or_insert(Value::Null);
+        }
         let files = [
             (TOKENIZER_JSON, tokenizer_json),
             (
@@ -335,6 +340,17 @@ fn token_str(v: &Value) -> Option<String> {
         _ => None,
     }
 }
+
+/// The role-token keys of `tokenizer_config.json`.
+const ROLES: [&str; 7] = [
+    "bos_token",
+    "eos_token",
+    "unk_token",
+    "sep_token",
+    "pad_token",
+    "cls_token",
+    "mask_token",
+];
 
 /// Role tokens: `base`, overridden by `tokenizer_config.json`, then `special_tokens_map.json`.
 /// An explicit `null` removes a role (GPT-2's `pad_token: null`).
