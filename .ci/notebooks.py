@@ -35,6 +35,10 @@ stderr text (which it sometimes loses), so a cell passes only when all of these 
   real data (a notebook that falls back to generated data or an untrained model says so, and its
   expectation then fails).
 
+Each executed notebook is then exported to HTML and opened in headless Chromium
+(.ci/notebook_screens.py): every output image and SVG must render with a visible size, and a
+full-page screenshot is kept in target/notebook-screens/ for a person to look at.
+
 A notebook passes when every cell passes and, without `--refresh`, its structure matches the
 committed file: the same cells (type and source), and for each code cell the same kinds of rich
 output (MIME types). Outputs are compared by kind, never byte for byte (timings and losses vary).
@@ -55,6 +59,9 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import notebook_screens  # noqa: E402  (beside this file)
 
 ROOT = Path(__file__).resolve().parent.parent
 RICH = ("image/svg+xml", "text/html", "image/png")
@@ -355,10 +362,22 @@ def run_notebook(
 
 
 def strip_for_commit(nb) -> None:
-    """Keeps outputs; drops what changes every run and carries nothing (execution timing)."""
+    """Keeps outputs; drops what changes every run and carries nothing (execution timing), and
+    numbers the code cells 1, 2, 3, ... as one pass from the top gives them (the runner's own
+    `:vars` requests take numbers of the kernel's count in between)."""
+    count = 0
     for cell in nb.cells:
         md = cell.get("metadata", {})
         md.pop("execution", None)
+        if cell.cell_type != "code":
+            continue
+        if cell.get("execution_count") is None:
+            continue
+        count += 1
+        cell.execution_count = count
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "execute_result":
+                out["execution_count"] = count
 
 
 def check_committed(paths: list[Path]) -> int:
@@ -391,6 +410,10 @@ def main() -> int:
     ap.add_argument("--no-compare", action="store_true", help="do not compare with the committed file")
     ap.add_argument("--print-stdout", action="store_true", help="print what each cell printed")
     ap.add_argument(
+        "--no-screens", action="store_true",
+        help="skip the HTML export and its check in headless Chromium (target/notebook-screens)",
+    )
+    ap.add_argument(
         "--warm", action="store_true",
         help="run only the first notebook's cells up to its `:dep` (builds the kernel's dependencies)",
     )
@@ -412,6 +435,8 @@ def main() -> int:
             print(f"  {p}")
         print(f"{'FAIL' if problems else 'ok  '} warming the kernel's build folder with the first cell of {path.name} ({took:.0f}s)")
         return 1 if problems else 0
+    if not args.no_screens:
+        notebook_screens.self_check()
     passed, failed = 0, 0
     for path in paths:
         path = path.resolve()
@@ -424,6 +449,9 @@ def main() -> int:
                     print(stream_text(c, "stdout").rstrip())
         if not problems and not args.refresh and not args.no_compare:
             problems = compare_structure(nbformat.read(path, as_version=4), fresh)
+        if not problems and not args.no_screens:
+            # as a reader sees it: HTML in headless Chromium (.ci/notebook_screens.py)
+            problems = notebook_screens.screen(fresh, path.stem)
         if problems:
             failed += 1
             print(f"FAIL {rel} ({took:.0f}s)")
