@@ -420,7 +420,20 @@ impl HeadOverview {
 
     fn render(&self, target: Target) -> Result<Drawing> {
         let (w, h) = (self.opts.width as f64, self.opts.height as f64);
-        let mut svg = Svg::for_target(self.opts.width, self.opts.height, target);
+        let left0 = 40.0;
+        let slot = (w - left0) / 3.0;
+        let top = 60.0;
+        let bottom = 40.0;
+        let avail_w = slot - 100.0;
+        let avail_h = h - top - bottom;
+        let cell = (avail_w / self.heads as f64)
+            .min(avail_h / self.layers as f64)
+            .max(1.0);
+        let (pw, ph) = (cell * self.heads as f64, cell * self.layers as f64);
+        // Square cells: when the width limits them, the drawing ends below the panels instead
+        // of leaving the rest of the asked height blank.
+        let used = ((top + ph + bottom).ceil() as u32).min(self.opts.height);
+        let mut svg = Svg::for_target(self.opts.width, used, target);
         let title = self.opts.title.clone().unwrap_or_else(|| {
             format!(
                 "Heads at a glance · {} layers × {} heads",
@@ -444,16 +457,6 @@ impl HeadOverview {
             ("→ previous token", 1.0, |s| s.prev_token),
             ("→ first token", 1.0, |s| s.first_token),
         ];
-        let left0 = 40.0;
-        let slot = (w - left0) / 3.0;
-        let top = 60.0;
-        let bottom = 40.0;
-        let avail_w = slot - 100.0;
-        let avail_h = h - top - bottom;
-        let cell = (avail_w / self.heads as f64)
-            .min(avail_h / self.layers as f64)
-            .max(1.0);
-        let (pw, ph) = (cell * self.heads as f64, cell * self.layers as f64);
         for (p, (name, vmax, f)) in panels.iter().enumerate() {
             let x = left0 + p as f64 * slot;
             svg.text(
