@@ -475,3 +475,30 @@ fn item_30_14_dataset_columns_apply_to_csv_and_json() {
         assert_eq!(dd["train"].column_names(), ["b"]);
     }
 }
+
+/// Issue 29: the README's examples paste into a notebook as they stand. Their doctests run the
+/// visible lines; the only hidden lines are the `fn main` wrapper a doctest needs (a notebook
+/// cell takes `?` at its top level), never set-up a notebook lacks (`tempfile`, hidden data).
+#[test]
+fn readme_examples_hide_nothing_but_their_fn_main() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let allowed = [
+        "# fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {",
+        "# Ok(()) }",
+        "# ; Ok(()) }",
+    ];
+    let mut examples = 0;
+    for block in readme.split("```rust").skip(1) {
+        let code = block.split("```").next().unwrap();
+        examples += 1;
+        for line in code.lines().filter(|l| l.trim_start().starts_with("# ")) {
+            assert!(
+                allowed.contains(&line.trim()),
+                "a README example hides `{line}`: a notebook would lack it; make it visible"
+            );
+        }
+        assert!(!code.contains("tempfile"), "{code}");
+    }
+    assert!(examples >= 6, "{examples} examples");
+}
