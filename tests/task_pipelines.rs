@@ -114,3 +114,70 @@ fn question_answering_equals_transformers_across_spans_and_settings() {
             .contains("doc_stride")
     );
 }
+
+/// Issue 29: a pipeline from a model in memory with its tokenizer equals the one loaded from
+/// the folder; options by name change what the task has and refuse what it lacks; a batch is
+/// the texts one by one; the wrong model for a task is an error naming both.
+#[test]
+fn pipelines_from_memory_with_options_and_batches() {
+    let e = expected();
+    let folder = dir("text_cls");
+    let model =
+        AutoModelForSequenceClassification::from_pretrained(folder.to_str().unwrap()).unwrap();
+    let tok = Tokenizer::from_pretrained(&folder).unwrap();
+    let texts: Vec<String> = serde_json::from_value(e["text_cls"]["texts"].clone()).unwrap();
+    let from_dir = pipeline("text-classification", &folder).unwrap();
+    let from_memory = pipeline("text-classification", (&model, &tok)).unwrap();
+    let every = PipelineOptions {
+        all_labels: true,
+        ..Default::default()
+    };
+    let all = from_memory.clone().with_options(&every).unwrap();
+    let batch = all.call_batch(&texts).unwrap();
+    assert_eq!(batch.len(), texts.len());
+    for (i, t) in texts.iter().enumerate() {
+        assert_eq!(
+            from_memory.call(t).unwrap(),
+            from_dir.call(t).unwrap(),
+            "{t}"
+        );
+        let PipelineOutput::TextClassification(labels) = &batch[i] else {
+            panic!("labels")
+        };
+        check_labels(labels, &e["text_cls"]["all"][i], t);
+    }
+    let two = PipelineOptions {
+        top_k: Some(2),
+        ..Default::default()
+    };
+    let PipelineOutput::TextClassification(labels) = from_dir
+        .clone()
+        .with_options(&two)
+        .unwrap()
+        .call(&texts[0])
+        .unwrap()
+    else {
+        panic!("labels")
+    };
+    assert_eq!(labels.len(), 2);
+    // an option the task lacks, and a model of the wrong kind
+    let tokens = PipelineOptions {
+        max_new_tokens: Some(5),
+        ..Default::default()
+    };
+    let err = from_dir.with_options(&tokens).err().unwrap().to_string();
+    assert!(
+        err.contains("text-classification") && err.contains("max_new_tokens"),
+        "{err}"
+    );
+    let err = pipeline("fill-mask", (&model, &tok))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("AutoModelForSequenceClassification") && err.contains("AutoModelForMaskedLM"),
+        "{err}"
+    );
+    let err = pipeline("translation", &folder).err().unwrap().to_string();
+    assert!(err.contains("unknown pipeline task"), "{err}");
+}

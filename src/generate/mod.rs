@@ -18,6 +18,7 @@
 mod config;
 mod logits;
 mod pipeline;
+mod pipeline_source;
 mod pipeline_tasks;
 mod search;
 mod text;
@@ -25,8 +26,9 @@ mod text;
 pub use config::{EarlyStopping, GenerationConfig};
 pub use pipeline::{
     FeatureExtractionPipeline, FillMaskPipeline, FillMaskPrediction, GeneratedText, PIPELINE_TASKS,
-    Pipeline, PipelineOutput, TextGenerationPipeline, pipeline,
+    Pipeline, PipelineOutput, TextGenerationPipeline,
 };
+pub use pipeline_source::{PipelineOptions, PipelineSource, pipeline};
 pub use pipeline_tasks::{
     Answer, ClassificationFunction, ClassificationLabel, QuestionAnsweringPipeline,
     TextClassificationPipeline,

@@ -13,8 +13,7 @@ use super::pipeline_tasks::{
 };
 use crate::display::{emit, escape_html, html_table};
 use crate::models::{
-    AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForQuestionAnswering,
-    AutoModelForSequenceClassification, ForwardArgs, PreTrainedModel,
+    AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, ForwardArgs, PreTrainedModel,
 };
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
@@ -201,42 +200,6 @@ pub const PIPELINE_TASKS: &[&str] = &[
     "text-classification",
     "question-answering",
 ];
-
-/// A pipeline for `task` with the model and tokenizer of `model` (a folder or a Hub id).
-pub fn pipeline(task: &str, model: impl AsRef<str>) -> Result<Pipeline> {
-    let id = model.as_ref();
-    let tokenizer = Tokenizer::from_pretrained(id)?;
-    Ok(match task {
-        "text-generation" => Pipeline::TextGeneration(TextGenerationPipeline::new(
-            AutoModelForCausalLM::from_pretrained(id)?,
-            tokenizer,
-        )?),
-        "fill-mask" => Pipeline::FillMask(FillMaskPipeline::new(
-            AutoModelForMaskedLM::from_pretrained(id)?,
-            tokenizer,
-        )),
-        "feature-extraction" => Pipeline::FeatureExtraction(FeatureExtractionPipeline::new(
-            AutoModel::from_pretrained(id)?,
-            tokenizer,
-        )),
-        "text-classification" | "sentiment-analysis" => {
-            Pipeline::TextClassification(TextClassificationPipeline::new(
-                AutoModelForSequenceClassification::from_pretrained(id)?,
-                tokenizer,
-            ))
-        }
-        "question-answering" => Pipeline::QuestionAnswering(QuestionAnsweringPipeline::new(
-            AutoModelForQuestionAnswering::from_pretrained(id)?,
-            tokenizer,
-        )),
-        other => {
-            return Err(Error::InvalidArgument(format!(
-                "unknown pipeline task `{other}`; tasks: {}",
-                PIPELINE_TASKS.join(", ")
-            )));
-        }
-    })
-}
 
 impl Pipeline {
     /// Runs the pipeline on one text (question answering: use [`answer`](Self::answer)).

@@ -8,7 +8,7 @@
 //! GPT-2's pipeline over that vocabulary, with the pre-tokenizer split that
 //! `tokenizer.ggml.pre` names; control tokens become special added tokens, user-defined ones
 //! plain added tokens, so neither is ever cut into pieces.
-use super::gguf_sentencepiece::sentencepiece;
+use super::gguf_sentencepiece::{sentencepiece, split_merges};
 use super::{SpecialTokens, Tokenizer, tk_err};
 use crate::gguf::GgufFile;
 use crate::{Error, Result};
@@ -216,20 +216,6 @@ fn template(
         .special_tokens(specials)
         .build()
         .map_err(tk_err)
-}
-
-/// The file's merges (`tokenizer.ggml.merges`), each two tokens separated by one space.
-pub(super) fn split_merges(file: &GgufFile, merges: &[&str]) -> Result<Vec<(String, String)>> {
-    merges
-        .iter()
-        .enumerate()
-        .map(|(i, m)| match m.split(' ').collect::<Vec<_>>()[..] {
-            [a, b] => Ok((a.to_string(), b.to_string())),
-            _ => Err(file.error(format!(
-                "metadata `tokenizer.ggml.merges[{i}]` is `{m}`, expected two tokens separated by one space"
-            ))),
-        })
-        .collect()
 }
 
 /// GPT-2's pipeline (byte-level BPE) over the file's vocabulary and merges.

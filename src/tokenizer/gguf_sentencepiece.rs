@@ -25,7 +25,7 @@ const SPACE: char = '\u{2581}';
 /// The tokenizer of the SentencePiece vocabulary `tokens` of `file`.
 pub(super) fn sentencepiece(file: &GgufFile, tokens: &[&str]) -> Result<tokenizers::Tokenizer> {
     let merges = match file.strings("tokenizer.ggml.merges")? {
-        Some(listed) => super::gguf::split_merges(file, &listed)?,
+        Some(listed) => split_merges(file, &listed)?,
         None => {
             let scores = file.required(
                 "tokenizer.ggml.scores",
@@ -62,6 +62,20 @@ pub(super) fn sentencepiece(file: &GgufFile, tokens: &[&str]) -> Result<tokenize
         DecoderWrapper::Strip(Strip::new(' ', 1, 0)),
     ])));
     Ok(tok)
+}
+
+/// The file's merges (`tokenizer.ggml.merges`), each two tokens separated by one space.
+pub(super) fn split_merges(file: &GgufFile, merges: &[&str]) -> Result<Vec<(String, String)>> {
+    merges
+        .iter()
+        .enumerate()
+        .map(|(i, m)| match m.split(' ').collect::<Vec<_>>()[..] {
+            [a, b] => Ok((a.to_string(), b.to_string())),
+            _ => Err(file.error(format!(
+                "metadata `tokenizer.ggml.merges[{i}]` is `{m}`, expected two tokens separated by one space"
+            ))),
+        })
+        .collect()
 }
 
 /// The merges a vocabulary and its scores imply, exactly as transformers'
