@@ -1,10 +1,10 @@
 //! Peak memory of a LoRA fine-tune against a full fine-tune of the same model, each in a
 //! process of its own (peak RSS only grows, so one process cannot measure both): the same
-//! GPT-2-shaped model (6 layers, width 512, vocabulary 8,192: 23M parameters), the same
-//! batches (8 x 128 tokens), AdamW, the same number of steps. LoRA: r 8 on `c_attn`, `c_proj`
-//! and `c_fc` (peft's usual choice for GPT-2). Prints one line per run and the ratio.
+//! GPT-2-small-shaped model (12 layers, width 768; a vocabulary of 8,192: 92M parameters), the
+//! same batches (4 x 128 tokens), AdamW, the same number of steps. LoRA: r 8 on `c_attn`,
+//! `c_proj` and `c_fc` (peft's usual choice for GPT-2). Prints one line per run and the ratio.
 //!
-//!     cargo run --example lora_memory                 # both, 6 steps each
+//!     cargo run --example lora_memory                 # both, 3 steps each
 //!     LORA_MEMORY_STEPS=10 cargo run --example lora_memory
 //!
 //! What the numbers mean: a full fine-tune holds the weights, their gradients and AdamW's two
@@ -17,9 +17,9 @@ use massivetext::prelude::*;
 
 fn config() -> Gpt2Config {
     Gpt2Config {
-        n_layer: 6,
-        n_embd: 512,
-        n_head: 8,
+        n_layer: 12,
+        n_embd: 768,
+        n_head: 12,
         n_positions: 128,
         ..Gpt2Config::small(8192)
     }
@@ -34,7 +34,7 @@ fn run(mode: &str, steps: usize) -> massivetext::Result<()> {
     let dir = tempfile::tempdir().map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let args = TrainingArguments {
         output_dir: dir.path().to_path_buf(),
-        per_device_train_batch_size: 8,
+        per_device_train_batch_size: 4,
         learning_rate: 1e-4,
         max_steps: steps as i64,
         save_strategy: IntervalStrategy::No,
@@ -83,7 +83,7 @@ fn main() -> massivetext::Result<()> {
     let steps: usize = std::env::var("LORA_MEMORY_STEPS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(6);
+        .unwrap_or(3);
     if let Ok(mode) = std::env::var("LORA_MEMORY_MODE") {
         return run(&mode, steps);
     }

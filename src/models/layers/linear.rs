@@ -23,9 +23,11 @@ pub(crate) struct Linear {
 
 /// peft's low-rank update `scale · B(A(x))`, through the same linear kernel as the layer (so a
 /// bf16 path that casts weights there casts these too).
+/// The scale is applied to the rank-`r` middle (`[.., r]`), not to the `[.., out]` result: the
+/// same product, one activation of the layer's width fewer kept for the backward pass.
 fn lora_forward(l: &LoraAdapter, x: &Tensor) -> Result<Tensor> {
-    let h = kernels::linear(x, &l.a, None, false)?;
-    Ok((kernels::linear(&h, &l.b, None, false)? * l.scale)?)
+    let h = (kernels::linear(x, &l.a, None, false)? * l.scale)?;
+    Ok(kernels::linear(&h, &l.b, None, false)?)
 }
 
 /// The update of a layer's weight, in the layer's layout: `scale · B A` (`[out, in]`),
