@@ -46,7 +46,7 @@ pub enum InitLoraWeights {
 /// use massivetext::peft::LoraConfig;
 /// let config = LoraConfig {
 ///     r: 16,
-///     lora_alpha: 32,
+///     lora_alpha: 32.0,
 ///     lora_dropout: 0.05,
 ///     target_modules: Some(["q_proj", "v_proj"].into()),
 ///     ..Default::default()
