@@ -122,6 +122,20 @@ fn lora_gradients_match_peft() {
         let args = ForwardArgs::new(&ids(&e)).labels(&e["labels"]);
         let grads = model.loss_with(&args).unwrap().backward().unwrap();
         let params = model.named_parameters();
+        // the frozen base gets no gradient: besides the adapter's, the store holds at most
+        // vectors (norms) and activations (the untracked side of a sum), no weight matrix
+        let dims: Vec<Vec<usize>> = grads
+            .get_ids()
+            .filter(|id| !params.iter().any(|(_, v)| v.id() == **id))
+            .filter_map(|id| grads.get_id(*id))
+            .filter(|g| g.rank() == 2)
+            .map(|g| g.dims().to_vec())
+            .collect();
+        let big = dims.len();
+        assert_eq!(
+            big, 0,
+            "{name}: {big} weight-sized gradients of frozen tensors were computed: {dims:?}"
+        );
         let n_grads = e.keys().filter(|k| k.starts_with("grad.")).count();
         assert_eq!(
             params.len(),
