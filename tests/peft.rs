@@ -297,6 +297,15 @@ fn trainable_parameters_are_counted_as_peft_counts_them() {
         model.targeted_modules(),
         ["transformer.h.0.attn.c_attn", "transformer.h.0.mlp.c_fc"]
     );
+    assert!(model.to_string().contains("2 adapted modules"), "{model}");
+    // clone() copies the adapter: changing the copy leaves the original as it was
+    let copy = model.clone();
+    let before = snapshot(model.named_parameters());
+    for (_, v) in copy.named_parameters() {
+        v.set(&(v.as_tensor() + 1.0).unwrap()).unwrap();
+    }
+    assert_eq!(snapshot(model.named_parameters()), before);
+    assert_ne!(snapshot(copy.named_parameters()), before);
     // B starts at zero: the adapted model computes the base model
     let ids = Tensor::new(&[[1u32, 5, 7, 9]], &Device::Cpu).unwrap();
     let a = model.forward_with(&ForwardArgs::new(&ids)).unwrap().logits;

@@ -402,6 +402,36 @@ impl<M: PeftHost> std::fmt::Debug for PeftModel<M> {
     }
 }
 
+impl<M: PeftHost> std::fmt::Display for PeftModel<M> {
+    /// peft's line, then the settings and the adapted modules.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.config;
+        writeln!(f, "{}", self.trainable_parameters_line())?;
+        writeln!(
+            f,
+            "LoRA r {}, lora_alpha {}, scaling {}, lora_dropout {}, bias {}",
+            c.r,
+            c.lora_alpha,
+            c.scaling(),
+            c.lora_dropout,
+            c.bias
+        )?;
+        write!(
+            f,
+            "{} adapted modules: {}",
+            self.report.adapted.len(),
+            self.targeted_modules().join(", ")
+        )
+    }
+}
+
+impl<M: PeftHost> PeftModel<M> {
+    /// Shows [`Display`](std::fmt::Display)'s text as the value of an evcxr notebook cell.
+    pub fn evcxr_display(&self) {
+        crate::display::emit("text/plain", &self.to_string());
+    }
+}
+
 impl<M: PeftHost> PreTrainedModel for PeftModel<M> {
     fn forward_with(&self, args: &ForwardArgs) -> Result<ModelOutput> {
         self.model.forward_with(args)
