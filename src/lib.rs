@@ -31,6 +31,7 @@ pub mod kernels;
 #[path = "metrics/mod.rs"]
 mod metrics_layer;
 pub mod models;
+pub mod peft;
 pub mod prelude;
 pub mod sys;
 pub mod threads;

@@ -25,6 +25,8 @@ pub use crate::models::{
     ModelConfig, ModelOutput, PreTrainedModel, ProblemType, QuestionAnsweringModelOutput,
     RobertaConfig, Task, best_device, mean_pooling,
 };
+// LoRA adapters (peft)
+pub use crate::peft::{LoraConfig, PeftModel, get_peft_model};
 // train
 pub use crate::train::{
     Batch, Collator, DataCollatorForLanguageModeling, DataCollatorForSeq2Seq,

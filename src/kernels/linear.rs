@@ -88,11 +88,20 @@ struct LinearOp {
 }
 
 impl LinearOp {
+    /// The gradients of the input and the weight, each only when something upstream of it
+    /// trains (`track_op`): a frozen weight (a LoRA model's base) gets none, which saves a
+    /// matmul and a weight-sized buffer per layer.
     fn grads(self, x: &Tensor, w: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let g = g.contiguous()?;
-        let dx = g.apply_op2_no_bwd(w, &InputGrad(self))?;
-        let dw = g.apply_op2_no_bwd(x, &WeightGrad(self))?;
-        Ok((Some(dx), Some(dw)))
+        let dx = match x.track_op() {
+            true => Some(g.apply_op2_no_bwd(w, &InputGrad(self))?),
+            false => None,
+        };
+        let dw = match w.track_op() {
+            true => Some(g.apply_op2_no_bwd(x, &WeightGrad(self))?),
+            false => None,
+        };
+        Ok((dx, dw))
     }
 }
 
@@ -149,13 +158,16 @@ impl CustomOp3 for LinearOp {
         &self,
         x: &Tensor,
         w: &Tensor,
-        _b: &Tensor,
+        b: &Tensor,
         _res: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (dx, dw) = self.grads(x, w, g)?;
-        let db = sum_rows(g)?;
-        Ok((dx, dw, Some(db)))
+        let db = match b.track_op() {
+            true => Some(sum_rows(g)?),
+            false => None,
+        };
+        Ok((dx, dw, db))
     }
 }
 

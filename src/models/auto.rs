@@ -165,6 +165,15 @@ macro_rules! common {
             }
         }
 
+        impl super::handle::Face for $ty {
+            fn handle(&self) -> super::handle::ModelHandle {
+                super::handle::ModelHandle(self.0.clone())
+            }
+            fn from_handle(handle: super::handle::ModelHandle) -> Self {
+                Self(handle.0)
+            }
+        }
+
         impl Clone for $ty {
             /// An independent copy: new parameters with the same values, so training the copy
             /// (or the original) leaves the other as it was. [`share`](Self::share) is the

@@ -281,11 +281,9 @@ struct Encoder {
 
 /// A task head's dense layer: loaded, or initialised when the checkpoint lacks it.
 fn head_linear(p: &mut Params, name: &str, d_in: usize, d_out: usize, std: f64) -> Result<Linear> {
-    Ok(Linear {
-        weight: p.get_or_init(&format!("{name}.weight"), &[d_out, d_in], Init::Normal(std))?,
-        bias: Some(p.get_or_init(&format!("{name}.bias"), &[d_out], Init::Zeros)?),
-        conv1d: false,
-    })
+    let weight = p.get_or_init(&format!("{name}.weight"), &[d_out, d_in], Init::Normal(std))?;
+    let bias = p.get_or_init(&format!("{name}.bias"), &[d_out], Init::Zeros)?;
+    Linear::named(p, name, weight, Some(bias), false)
 }
 
 /// The encoder and head of a BERT-shaped family, under `names`.

@@ -305,7 +305,7 @@ impl Network for Decoder {
             let x = (x + a)?;
             let m = blk
                 .mlp
-                .forward(&blk.post_attention_layernorm.forward(&x)?)?;
+                .forward(&blk.post_attention_layernorm.forward(&x)?, ctx)?;
             Ok(((x + m)?, probs))
         })?;
         let x = self.norm.forward(&x)?;

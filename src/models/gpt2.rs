@@ -17,7 +17,7 @@ use super::heads::{Task, last_real_token};
 use super::labels::LabelConfig;
 use super::layers::{
     Attention, CacheSlot, Collect, Ctx, Embeddings, KvCache, LayerNorm, Linear, Mlp, Positions,
-    Qkv, build_mask, layer_norm, read_ids, run_layers,
+    Qkv, build_mask, conv1d, layer_norm, read_ids, run_layers,
 };
 use super::params::{Init, Params};
 use crate::{Error, Result, kernels};
@@ -184,15 +184,6 @@ impl Family for Gpt2 {
 
 pub(crate) const PREFIX: &str = "transformer.";
 
-/// A `Conv1D`: weight `[in, out]`.
-fn conv1d(p: &mut Params, name: &str, d_in: usize, d_out: usize, std: f64) -> Result<Linear> {
-    Ok(Linear {
-        weight: p.get(&format!("{name}.weight"), &[d_in, d_out], Init::Normal(std))?,
-        bias: Some(p.get(&format!("{name}.bias"), &[d_out], Init::Zeros)?),
-        conv1d: true,
-    })
-}
-
 /// `x + attn(ln_1 x)`, then `+ mlp(ln_2 x)`: GPT-2's pre-LN block.
 #[derive(Clone)]
 struct Block {
@@ -290,14 +281,10 @@ fn build(c: &Gpt2Config, p: &mut Params, task: Task, labels: &LabelConfig) -> Re
         Task::CausalLm => Head::TiedLm,
         // `score` has no bias; loaded, or initialised when the checkpoint lacks it
         Task::SequenceClassification => Head::Score {
-            score: Linear {
-                weight: p.get_or_init(
-                    "score.weight",
-                    &[labels.num_labels(), h],
-                    Init::Normal(std),
-                )?,
-                bias: None,
-                conv1d: false,
+            score: {
+                let w =
+                    p.get_or_init("score.weight", &[labels.num_labels(), h], Init::Normal(std))?;
+                Linear::named(p, "score", w, None, false)?
             },
             pad_token_id: c.pad_token_id,
         },

@@ -81,7 +81,7 @@ impl Model {
     /// The same model rebuilt over `tensors` (parameters and buffers by name), stored as
     /// `dtypes` say. Tensors that are already this model's `Var`s are kept as they are (shared);
     /// any other tensor becomes a new `Var`.
-    fn rebuilt(
+    pub(super) fn rebuilt(
         &self,
         tensors: HashMap<String, Tensor>,
         dtypes: (DType, Option<DType>),
@@ -125,7 +125,7 @@ impl Model {
     }
 
     /// Every parameter's tensor and every buffer, by name.
-    fn tensors(&self) -> HashMap<String, Tensor> {
+    pub(super) fn tensors(&self) -> HashMap<String, Tensor> {
         self.named_parameters()
             .into_iter()
             .map(|(n, v)| (n, v.as_tensor().clone()))

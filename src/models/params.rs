@@ -4,6 +4,7 @@
 //! the names transformers expects and a Trainer can walk the parameters by name.
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
@@ -117,6 +118,84 @@ pub(crate) struct Params {
     /// The base-model prefix (`transformer.`, `bert.`, `roberta.`): checkpoints of the bare model
     /// omit it, those of a head model carry it; either loads into either.
     prefix: String,
+    /// Set when building a LoRA model over frozen weights ([`Params::with_lora`]).
+    lora: Option<Box<LoraBuild>>,
+}
+
+/// Which module names a rule picks (peft's `target_modules`, `modules_to_save`), decided by
+/// the caller.
+pub(crate) type ModuleRule = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Which biases a LoRA model trains: peft's `bias` (`"none"`, `"all"`, `"lora_only"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TrainedBias {
+    None,
+    All,
+    LoraOnly,
+}
+
+/// How the adapter matrices of a new LoRA model start: peft's `init_lora_weights`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LoraInit {
+    /// `True`: A Kaiming-uniform (`a = sqrt(5)`, as `nn.Linear`), B zeros: the model starts
+    /// as the base model.
+    Default,
+    /// `"gaussian"`: A normal(0, 1/r), B zeros.
+    Gaussian,
+    /// `False`: A and B both Kaiming-uniform (a non-zero update from the start; for tests).
+    Random,
+}
+
+/// Everything a LoRA model is built from besides the base weights: peft's `LoraConfig` reduced
+/// to what the layers need, with the saved adapter's tensors when one is loaded.
+#[derive(Clone)]
+pub(crate) struct LoraSpec {
+    /// The modules that get an adapter, by full name (`transformer.h.0.attn.c_attn`).
+    pub target: ModuleRule,
+    /// The modules trained whole and saved with the adapter (peft's `modules_to_save`).
+    pub save_whole: ModuleRule,
+    pub r: usize,
+    pub scale: f64,
+    pub dropout: f64,
+    pub bias: TrainedBias,
+    pub init: LoraInit,
+    pub seed: u64,
+    /// A saved adapter's tensors under peft's keys, and the file they came from.
+    pub saved: Option<(HashMap<String, Tensor>, PathBuf)>,
+}
+
+/// The adapter of one dense layer as built: peft's `lora_A.weight [r, in]` and
+/// `lora_B.weight [out, r]` (whatever the layer's own layout), the scale (`lora_alpha / r`, or
+/// `lora_alpha / sqrt(r)` with rsLoRA) and `lora_dropout`, applied to the adapter's input in
+/// training only. `layers::Linear` runs it.
+#[derive(Clone)]
+pub(crate) struct LoraAdapter {
+    pub a: Tensor,
+    pub b: Tensor,
+    pub scale: f64,
+    pub dropout: f64,
+}
+
+/// peft's key prefix: the `PeftModel` wraps a `LoraModel` (`base_model`) that wraps the model.
+pub(crate) const PEFT_PREFIX: &str = "base_model.model.";
+
+/// What building a LoRA model records.
+pub(crate) struct LoraBuild {
+    spec: LoraSpec,
+    rng: Box<ChaCha8Rng>,
+    /// Adapted modules in build order, and whether each is a `Conv1D`.
+    adapted: Vec<(String, bool)>,
+    /// Trained parameters (adapter matrices, biases, whole modules): saved key and model name.
+    trained: Vec<(String, String)>,
+    /// Keys of the saved adapter that were used.
+    used: HashSet<String>,
+}
+
+/// What a LoRA build adapted and trained, and the saved keys it did not use.
+pub(crate) struct LoraReport {
+    pub adapted: Vec<(String, bool)>,
+    pub trained: Vec<(String, String)>,
+    pub unused: Vec<String>,
 }
 
 impl Params {
@@ -128,6 +207,7 @@ impl Params {
             dtype,
             weight_dtype: None,
             prefix: String::new(),
+            lora: None,
         }
     }
 
@@ -152,7 +232,104 @@ impl Params {
             dtype,
             weight_dtype: None,
             prefix: String::new(),
+            lora: None,
         }
+    }
+
+    /// Builds a LoRA model: every weight read from the source stays as it is (no `Var`, no
+    /// copy, no gradient: the tensors of the base model, frozen), adapters are attached where
+    /// `spec` says, and the VarMap receives only what trains (adapter matrices, the biases of
+    /// `spec.bias`, the modules of `spec.save_whole`) under peft's saved names.
+    pub fn with_lora(mut self, spec: LoraSpec) -> Self {
+        let rng = Box::new(ChaCha8Rng::seed_from_u64(spec.seed));
+        self.lora = Some(Box::new(LoraBuild {
+            spec,
+            rng,
+            adapted: Vec::new(),
+            trained: Vec::new(),
+            used: HashSet::new(),
+        }));
+        self
+    }
+
+    /// What the LoRA build adapted and trained, and the saved adapter's keys it never asked
+    /// for (`None` unless built [`with_lora`](Self::with_lora)).
+    pub fn lora_report(&self) -> Option<LoraReport> {
+        let l = self.lora.as_ref()?;
+        let mut unused: Vec<String> = match &l.spec.saved {
+            Some((t, _)) => t.keys().filter(|k| !l.used.contains(*k)).cloned().collect(),
+            None => Vec::new(),
+        };
+        unused.sort();
+        Some(LoraReport {
+            adapted: l.adapted.clone(),
+            trained: l.trained.clone(),
+            unused,
+        })
+    }
+
+    /// The LoRA adapter of the dense layer `module` (`d_in` to `d_out`; `conv1d` for GPT-2's
+    /// layout), when this build targets it: `lora_A [r, d_in]` and `lora_B [d_out, r]` read
+    /// from the saved adapter or drawn, registered under peft's names.
+    pub fn lora_adapter(
+        &mut self,
+        module: &str,
+        d_in: usize,
+        d_out: usize,
+        conv1d: bool,
+    ) -> Result<Option<LoraAdapter>> {
+        let dtype = self.dtype;
+        let device = self.device.clone();
+        let Some(l) = self.lora.as_mut() else {
+            return Ok(None);
+        };
+        if !(l.spec.target)(module) {
+            return Ok(None);
+        }
+        l.adapted.push((module.to_string(), conv1d));
+        let r = l.spec.r;
+        let mut matrix = |which: &str, shape: [usize; 2], fan_in: usize, zero: bool| {
+            let key = format!("{PEFT_PREFIX}{module}.{which}.weight");
+            let t = match &l.spec.saved {
+                Some((tensors, path)) => {
+                    let t = tensors.get(&key).ok_or_else(|| Error::MissingWeight {
+                        path: path.clone(),
+                        name: key.clone(),
+                        found: tensors.len(),
+                    })?;
+                    if t.dims() != shape {
+                        return Err(Error::WeightShape {
+                            path: path.clone(),
+                            name: key.clone(),
+                            expected: shape.to_vec(),
+                            found: t.dims().to_vec(),
+                        });
+                    }
+                    l.used.insert(key.clone());
+                    t.to_device(&device)?
+                }
+                None if zero => Tensor::zeros(&shape, DType::F32, &device)?,
+                None if l.spec.init == LoraInit::Gaussian && which == "lora_A" => {
+                    sample(&mut l.rng, &shape, Init::Normal(1.0 / r as f64), &device)?
+                }
+                None => kaiming_uniform(&mut l.rng, &shape, fan_in, &device)?,
+            };
+            l.trained
+                .push((key.clone(), format!("{module}.{which}.weight")));
+            Ok::<_, Error>((key, t))
+        };
+        let zero_b = l.spec.init != LoraInit::Random;
+        let (ka, a) = matrix("lora_A", [r, d_in], d_in, false)?;
+        let (kb, b) = matrix("lora_B", [d_out, r], r, zero_b)?;
+        let (scale, dropout) = (l.spec.scale, l.spec.dropout);
+        let a = self.insert_var(&ka, a.to_dtype(dtype)?)?;
+        let b = self.insert_var(&kb, b.to_dtype(dtype)?)?;
+        Ok(Some(LoraAdapter {
+            a,
+            b,
+            scale,
+            dropout,
+        }))
     }
 
     /// Stores the matrices the model multiplies by (dense layers, and the word embeddings
@@ -317,6 +494,37 @@ impl Params {
 
     fn register(&mut self, name: &str, t: Tensor) -> Result<Tensor> {
         let t = t.to_dtype(self.dtype_of(name, t.rank()))?;
+        if let Some(l) = self.lora.as_mut() {
+            let Some(key) = l.trained_key(name) else {
+                // frozen: the base model's own storage, outside the graph of gradients
+                return Ok(t.detach());
+            };
+            let t = match &l.spec.saved {
+                Some((tensors, path)) => match tensors.get(&key) {
+                    Some(s) if s.dims() != t.dims() => {
+                        return Err(Error::WeightShape {
+                            path: path.clone(),
+                            name: key,
+                            expected: t.dims().to_vec(),
+                            found: s.dims().to_vec(),
+                        });
+                    }
+                    Some(s) => {
+                        l.used.insert(key.clone());
+                        s.to_device(&self.device)?.to_dtype(t.dtype())?
+                    }
+                    None => t,
+                },
+                None => t,
+            };
+            l.trained.push((key.clone(), name.to_string()));
+            return self.insert_var(&key, t);
+        }
+        self.insert_var(name, t)
+    }
+
+    /// `t` copied into a new `Var` of the VarMap under `name`.
+    fn insert_var(&mut self, name: &str, t: Tensor) -> Result<Tensor> {
         let var = Var::from_tensor(&t)?;
         let out = var.as_tensor().clone();
         self.varmap
@@ -326,6 +534,50 @@ impl Params {
             .insert(name.to_string(), var);
         Ok(out)
     }
+}
+
+impl LoraBuild {
+    /// peft's saved key of the weight `name` when a LoRA model trains it: a module of
+    /// `modules_to_save` (`base_model.model.score.weight`), or a bias that `bias` trains
+    /// (`...c_attn.base_layer.bias` in an adapted layer, `...ln_1.bias` elsewhere); else `None`
+    /// (frozen).
+    fn trained_key(&self, name: &str) -> Option<String> {
+        let (module, param) = name.rsplit_once('.').unwrap_or(("", name));
+        if (self.spec.save_whole)(module) {
+            return Some(format!("{PEFT_PREFIX}{name}"));
+        }
+        let adapted = (self.spec.target)(module);
+        let trains_bias = match self.spec.bias {
+            TrainedBias::None => false,
+            TrainedBias::All => true,
+            TrainedBias::LoraOnly => adapted,
+        };
+        if param != "bias" || !trains_bias {
+            return None;
+        }
+        Some(if adapted {
+            format!("{PEFT_PREFIX}{module}.base_layer.bias")
+        } else {
+            format!("{PEFT_PREFIX}{name}")
+        })
+    }
+}
+
+/// `nn.Linear`'s default initialisation (`kaiming_uniform_(a=sqrt(5))`): uniform in
+/// `±1/sqrt(fan_in)`, which peft keeps for `lora_A`.
+fn kaiming_uniform(
+    rng: &mut ChaCha8Rng,
+    shape: &[usize],
+    fan_in: usize,
+    device: &Device,
+) -> Result<Tensor> {
+    use rand::Rng;
+    let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32)
+        .collect();
+    Ok(Tensor::from_vec(v, shape, device)?)
 }
 
 /// Hugging Face's initialisation of one weight, drawn from `rng`.

@@ -38,6 +38,11 @@ pub trait PreTrainedModel: Clone {
     fn device(&self) -> &Device;
     /// Writes `config.json` and `model.safetensors` to `dir` (created if needed).
     fn save_pretrained(&self, dir: &Path) -> Result<()>;
+    /// The weights file [`save_pretrained`](Self::save_pretrained) writes, which a Trainer
+    /// checkpoint's weights are resumed from (`adapter_model.safetensors` for a LoRA model).
+    fn weights_file_name(&self) -> &'static str {
+        "model.safetensors"
+    }
     /// The model's `config.json` as a value (with `model_type`), for summaries.
     fn config_json(&self) -> Value;
     /// The vocabulary size, to reject out-of-range token ids before any work starts.

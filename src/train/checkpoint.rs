@@ -238,7 +238,7 @@ impl<M: PreTrainedModel> Trainer<M> {
             });
         }
         self.check_same_architecture(&dir)?;
-        self.load_model_weights(&dir.join("model.safetensors"))?;
+        self.load_model_weights(&dir.join(self.model.weights_file_name()))?;
         self.optimizer.load(&dir.join("optimizer.safetensors"))?;
         self.scheduler.last_step = sched.last_step;
         self.state = TrainerState {

@@ -620,7 +620,7 @@ impl<M: PreTrainedModel> Trainer<M> {
         if self.args.load_best_model_at_end
             && let Some(best) = self.best_checkpoint_dir()
         {
-            self.load_model_weights(&best.join("model.safetensors"))?;
+            self.load_model_weights(&best.join(self.model.weights_file_name()))?;
             progress.message(&format!("loaded the best model from {}", best.display()));
         }
         let mut e = LogEntry::new();

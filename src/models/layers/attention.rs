@@ -77,17 +77,22 @@ impl Attention {
     ) -> Result<(Tensor, Option<Tensor>)> {
         let (_, t, h) = x.dims3()?;
         let qkv = match &self.qkv {
-            Qkv::Fused(lin) => lin.forward(x)?,
-            Qkv::Split { q, k, v } => {
-                Tensor::cat(&[q.forward(x)?, k.forward(x)?, v.forward(x)?], 2)?
-            }
+            Qkv::Fused(lin) => lin.forward_t(x, ctx)?,
+            Qkv::Split { q, k, v } => Tensor::cat(
+                &[
+                    q.forward_t(x, ctx)?,
+                    k.forward_t(x, ctx)?,
+                    v.forward_t(x, ctx)?,
+                ],
+                2,
+            )?,
         };
         let no_dropout = !ctx.training || self.attn_dropout <= 0.0;
         let composed = kernels::composed::split_heads;
         let (k, v) = match cache {
             None if !want_probs && no_dropout => {
                 let y = kernels::self_attention(&qkv, mask, self.n_head)?;
-                return Ok((self.out.forward(&y)?, None));
+                return Ok((self.out.forward_t(&y, ctx)?, None));
             }
             None => (
                 composed(&qkv.narrow(2, h, h)?, self.n_head)?,
@@ -99,7 +104,7 @@ impl Attention {
                 let len = slot.past + t;
                 if !want_probs && no_dropout {
                     let y = kernels::cached_attention(&qkv, &kv, len, mask, self.n_head)?;
-                    return Ok((self.out.forward(&y)?, None));
+                    return Ok((self.out.forward_t(&y, ctx)?, None));
                 }
                 (
                     kernels::composed::cached(&kv, 0, len)?,
@@ -111,7 +116,7 @@ impl Attention {
         let probs = kernels::composed::attention_probs(&q, &k, mask)?;
         let dropped = ctx.dropout(&probs, self.attn_dropout)?;
         let y = kernels::composed::merge_heads(&dropped.matmul(&v)?)?;
-        Ok((self.out.forward(&y)?, Some(probs)))
+        Ok((self.out.forward_t(&y, ctx)?, Some(probs)))
     }
 }
 
@@ -146,18 +151,18 @@ impl CrossAttention {
         (cached, want_probs): (bool, bool),
         ctx: &Ctx,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        let q = self.q.forward(x)?;
+        let q = self.q.forward_t(x, ctx)?;
         let s = kv.dim(3)?;
         let no_dropout = !ctx.training || self.dropout <= 0.0;
         if cached && no_dropout && !want_probs {
             let y = kernels::cached_cross_attention(&q, kv, s, mask, self.n_head)?;
-            return Ok((self.out.forward(&y)?, None));
+            return Ok((self.out.forward_t(&y, ctx)?, None));
         }
         let q = composed::split_heads(&q, self.n_head)?;
         let (k, v) = (kv.get(0)?, kv.get(1)?);
         let probs = composed::attention_probs(&q, &k, mask)?;
         let dropped = ctx.dropout(&probs, self.dropout)?;
         let y = composed::merge_heads(&dropped.matmul(&v)?)?;
-        Ok((self.out.forward(&y)?, want_probs.then_some(probs)))
+        Ok((self.out.forward_t(&y, ctx)?, want_probs.then_some(probs)))
     }
 }

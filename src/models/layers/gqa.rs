@@ -38,9 +38,9 @@ impl GqaAttention {
         want_probs: bool,
         ctx: &Ctx,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        let q = composed::split_heads(&self.q.forward(x)?, self.heads)?;
-        let k = composed::split_heads(&self.k.forward(x)?, self.kv_heads)?;
-        let v = composed::split_heads(&self.v.forward(x)?, self.kv_heads)?;
+        let q = composed::split_heads(&self.q.forward_t(x, ctx)?, self.heads)?;
+        let k = composed::split_heads(&self.k.forward_t(x, ctx)?, self.kv_heads)?;
+        let v = composed::split_heads(&self.v.forward_t(x, ctx)?, self.kv_heads)?;
         let q = kernels::rope(&q, cos, sin)?;
         let k = kernels::rope(&k, cos, sin)?;
         let (k, v) = match cache {
@@ -59,7 +59,7 @@ impl GqaAttention {
         let no_dropout = !ctx.training || self.dropout <= 0.0;
         if !want_probs && no_dropout {
             let y = kernels::gqa_attention(&q, &k, &v, mask)?;
-            return Ok((self.o.forward(&y)?, None));
+            return Ok((self.o.forward_t(&y, ctx)?, None));
         }
         let n_rep = self.heads / self.kv_heads;
         let k = composed::repeat_kv(&k, n_rep)?.contiguous()?;
@@ -67,7 +67,7 @@ impl GqaAttention {
         let probs = composed::attention_probs(&q, &k, mask)?;
         let dropped = ctx.dropout(&probs, self.dropout)?;
         let y = composed::merge_heads(&dropped.matmul(&v)?)?;
-        Ok((self.o.forward(&y)?, want_probs.then_some(probs)))
+        Ok((self.o.forward_t(&y, ctx)?, want_probs.then_some(probs)))
     }
 }
 

@@ -1,8 +1,11 @@
 //! Dense layers, LayerNorm and RMSNorm, with the one set of builders every family uses to load or draw
-//! them under a Hugging Face name.
+//! them under a Hugging Face name. A dense layer may carry a LoRA adapter (peft's `lora.Linear`),
+//! which the builders attach when the [`Params`] they build from say so: the families never see
+//! it.
 use candle_core::Tensor;
 
-use super::super::params::{Init, Params};
+use super::super::params::{Init, LoraAdapter, Params};
+use super::Ctx;
 use crate::Result;
 use crate::kernels;
 
@@ -14,17 +17,70 @@ pub(crate) struct Linear {
     pub bias: Option<Tensor>,
     /// `true` for GPT-2's `Conv1D` (`[in, out]`).
     pub conv1d: bool,
+    /// A LoRA adapter added to the layer's output (peft's `get_peft_model`).
+    pub lora: Option<LoraAdapter>,
+}
+
+/// peft's low-rank update `scale · B(A(x))`, through the same linear kernel as the layer (so a
+/// bf16 path that casts weights there casts these too).
+/// The scale is applied to the rank-`r` middle (`[.., r]`), not to the `[.., out]` result: the
+/// same product, one activation of the layer's width fewer kept for the backward pass.
+fn lora_forward(l: &LoraAdapter, x: &Tensor) -> Result<Tensor> {
+    let h = (kernels::linear(x, &l.a, None, false)? * l.scale)?;
+    Ok(kernels::linear(&h, &l.b, None, false)?)
+}
+
+/// The update of a layer's weight, in the layer's layout: `scale · B A` (`[out, in]`),
+/// transposed for a `Conv1D` (`[in, out]`), in f32: what `merge_and_unload` adds.
+pub(crate) fn lora_delta(l: &LoraAdapter, conv1d: bool) -> Result<Tensor> {
+    let (a, b) = (
+        l.a.to_dtype(candle_core::DType::F32)?,
+        l.b.to_dtype(candle_core::DType::F32)?,
+    );
+    let d = (b.matmul(&a)? * l.scale)?;
+    Ok(if conv1d { d.t()?.contiguous()? } else { d })
 }
 
 impl Linear {
-    /// `x [.., in]` to `[.., out]`.
+    /// A layer named `name` over `weight` and `bias`, with the adapter `p` has for that name
+    /// (none unless `p` builds a LoRA model that targets it).
+    pub fn named(
+        p: &mut Params,
+        name: &str,
+        weight: Tensor,
+        bias: Option<Tensor>,
+        conv1d: bool,
+    ) -> Result<Self> {
+        let (d_in, d_out) = match (weight.dims2()?, conv1d) {
+            ((i, o), true) | ((o, i), false) => (i, o),
+        };
+        let lora = p.lora_adapter(name, d_in, d_out, conv1d)?;
+        Ok(Self {
+            weight,
+            bias,
+            conv1d,
+            lora,
+        })
+    }
+
+    /// `x [.., in]` to `[.., out]`; an adapter is added without its dropout (inference, and
+    /// the task heads, whose callers have no training state).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(kernels::linear(
-            x,
-            &self.weight,
-            self.bias.as_ref(),
-            self.conv1d,
-        )?)
+        let y = kernels::linear(x, &self.weight, self.bias.as_ref(), self.conv1d)?;
+        match &self.lora {
+            None => Ok(y),
+            Some(l) => Ok((y + lora_forward(l, x)?)?),
+        }
+    }
+
+    /// As [`forward`](Self::forward), with the adapter's dropout in training mode (peft's
+    /// `lora_dropout`): the call of the attention and MLP blocks.
+    pub fn forward_t(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        let y = kernels::linear(x, &self.weight, self.bias.as_ref(), self.conv1d)?;
+        match &self.lora {
+            None => Ok(y),
+            Some(l) => Ok((y + lora_forward(l, &ctx.dropout(x, l.dropout)?)?)?),
+        }
     }
 }
 
@@ -37,11 +93,22 @@ pub(crate) fn linear(
     d_out: usize,
     std: f64,
 ) -> Result<Linear> {
-    Ok(Linear {
-        weight: p.get(&format!("{name}.weight"), &[d_out, d_in], Init::Normal(std))?,
-        bias: Some(p.get(&format!("{name}.bias"), &[d_out], Init::Zeros)?),
-        conv1d: false,
-    })
+    let weight = p.get(&format!("{name}.weight"), &[d_out, d_in], Init::Normal(std))?;
+    let bias = p.get(&format!("{name}.bias"), &[d_out], Init::Zeros)?;
+    Linear::named(p, name, weight, Some(bias), false)
+}
+
+/// GPT-2's `Conv1D` (`[in, out]` weight drawn from normal(0, `std`), zero bias) named `name`.
+pub(crate) fn conv1d(
+    p: &mut Params,
+    name: &str,
+    d_in: usize,
+    d_out: usize,
+    std: f64,
+) -> Result<Linear> {
+    let weight = p.get(&format!("{name}.weight"), &[d_in, d_out], Init::Normal(std))?;
+    let bias = p.get(&format!("{name}.bias"), &[d_out], Init::Zeros)?;
+    Linear::named(p, name, weight, Some(bias), true)
 }
 
 /// An `nn.Linear` as [`linear`], with a bias only when `bias` (Llama's `attention_bias`,
@@ -56,11 +123,8 @@ pub(crate) fn linear_maybe_bias(
     if bias {
         return linear(p, name, d_in, d_out, std);
     }
-    Ok(Linear {
-        weight: p.get(&format!("{name}.weight"), &[d_out, d_in], Init::Normal(std))?,
-        bias: None,
-        conv1d: false,
-    })
+    let weight = p.get(&format!("{name}.weight"), &[d_out, d_in], Init::Normal(std))?;
+    Linear::named(p, name, weight, None, false)
 }
 
 /// An `nn.LayerNorm` of width `d` (ones and zeros when drawn) named `name`.

@@ -17,8 +17,9 @@ pub(crate) struct Mlp {
 
 impl Mlp {
     pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-        let h = self.act.forward(&self.fc.forward(x)?)?;
-        self.proj.forward(&ctx.dropout(&h, self.act_dropout)?)
+        let h = self.act.forward(&self.fc.forward_t(x, ctx)?)?;
+        self.proj
+            .forward_t(&ctx.dropout(&h, self.act_dropout)?, ctx)
     }
 }
 
@@ -31,8 +32,8 @@ pub(crate) struct GatedMlp {
 }
 
 impl GatedMlp {
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = crate::kernels::swiglu(&self.gate.forward(x)?, &self.up.forward(x)?)?;
-        self.down.forward(&h)
+    pub fn forward(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        let h = crate::kernels::swiglu(&self.gate.forward_t(x, ctx)?, &self.up.forward_t(x, ctx)?)?;
+        self.down.forward_t(&h, ctx)
     }
 }

@@ -29,7 +29,7 @@ pub(crate) use ctx::{Ctx, DropoutStream};
 pub(crate) use embedding::{Embeddings, Positions, embed_tokens, sinusoidal_positions};
 pub(crate) use gqa::GqaAttention;
 pub(crate) use linear::{
-    LayerNorm, Linear, RmsNorm, layer_norm, linear, linear_maybe_bias, rms_norm,
+    LayerNorm, Linear, RmsNorm, conv1d, layer_norm, linear, linear_maybe_bias, lora_delta, rms_norm,
 };
 pub use mask::check_token_id;
 pub(crate) use mask::{Window, build_mask, build_windowed_mask, cross_mask, read_ids};
