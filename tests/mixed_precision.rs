@@ -206,7 +206,7 @@ fn args(dir: &Path, bf16: bool, steps: i64) -> TrainingArguments {
 }
 
 fn model() -> AutoModelForCausalLM {
-    AutoModelForCausalLM::from_config(&tiny_gpt2(), &Device::Cpu).unwrap()
+    AutoModelForCausalLM::from_config(tiny_gpt2(), &Device::Cpu).unwrap()
 }
 
 /// After a bf16 step every parameter, its gradient's effect and the AdamW moments are f32, the
