@@ -319,3 +319,47 @@ fn mixed_precision_needs_f32_master_weights() {
     let again = off.forward_with(&ForwardArgs::new(&ids)).unwrap().logits;
     assert_eq!(max_abs(&(&again - &f32_logits).unwrap()), 0.0);
 }
+
+/// A model of one's own that does not implement `set_compute_dtype`: `bf16: true` is refused
+/// by name, never trained in f32 silently.
+#[derive(Clone)]
+struct OwnModel {
+    varmap: candle_nn::VarMap,
+}
+
+impl PreTrainedModel for OwnModel {
+    fn forward_with(&self, _args: &ForwardArgs) -> massivetext::Result<ModelOutput> {
+        unreachable!("the Trainer refuses before any forward pass")
+    }
+    fn task(&self) -> massivetext::models::Task {
+        massivetext::models::Task::CausalLm
+    }
+    fn varmap(&self) -> &candle_nn::VarMap {
+        &self.varmap
+    }
+    fn device(&self) -> &Device {
+        &Device::Cpu
+    }
+    fn save_pretrained(&self, _dir: &Path) -> massivetext::Result<()> {
+        Ok(())
+    }
+    fn config_json(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+}
+
+#[test]
+fn a_model_without_mixed_precision_refuses_bf16() {
+    let dir = tempfile::tempdir().unwrap();
+    let own = OwnModel {
+        varmap: candle_nn::VarMap::new(),
+    };
+    let e = Trainer::new(own, args(dir.path(), true, 1), windows())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("no mixed-precision forward") && e.contains("bf16: false"),
+        "{e}"
+    );
+}
