@@ -53,16 +53,24 @@ pub fn attention_probs(q: &Tensor, k: &Tensor, mask: Option<&Tensor>) -> Result<
     let q = (q * (1.0 / (hd as f64).sqrt()))?;
     let mut scores = q.matmul(&k.t()?)?;
     if let Some(m) = mask {
-        scores = scores.broadcast_add(m)?;
+        // bf16 scores and an f32 mask (autocast): added in f32, as PyTorch promotes
+        let dt = super::precision::wider(scores.dtype(), m.dtype());
+        scores = scores.to_dtype(dt)?.broadcast_add(&m.to_dtype(dt)?)?;
     }
     super::softmax_last_dim(&scores)
+}
+
+/// Attention probabilities times the values, the probabilities cast to the values' dtype
+/// (f32 softmax over bf16 values under autocast, as transformers' `.to(value.dtype)`).
+pub fn weighted(probs: &Tensor, v: &Tensor) -> Result<Tensor> {
+    probs.to_dtype(v.dtype())?.matmul(v)
 }
 
 pub fn self_attention(qkv: &Tensor, mask: Option<&Tensor>, n_head: usize) -> Result<Tensor> {
     let h = qkv.dim(2)? / 3;
     let split = |i: usize| split_heads(&qkv.narrow(2, i * h, h)?, n_head);
     let (q, k, v) = (split(0)?, split(1)?, split(2)?);
-    merge_heads(&attention_probs(&q, &k, mask)?.matmul(&v)?)
+    merge_heads(&weighted(&attention_probs(&q, &k, mask)?, &v)?)
 }
 
 /// The keys and values of `qkv [b, t, 3h]` into positions `past..` of `kv [2, b, heads, cap, hd]`.
@@ -89,7 +97,7 @@ pub fn cached_attention(
     let h = qkv.dim(2)? / 3;
     let q = split_heads(&qkv.narrow(2, 0, h)?, n_head)?;
     let (k, v) = (cached(kv, 0, len)?, cached(kv, 1, len)?);
-    merge_heads(&attention_probs(&q, &k, mask)?.matmul(&v)?)
+    merge_heads(&weighted(&attention_probs(&q, &k, mask)?, &v)?)
 }
 
 /// Attention of the queries `q [b, t, h]` over the first `len` positions of keys and values
@@ -103,7 +111,7 @@ pub fn cached_cross_attention(
 ) -> Result<Tensor> {
     let q = split_heads(q, n_head)?;
     let (k, v) = (cached(kv, 0, len)?, cached(kv, 1, len)?);
-    merge_heads(&attention_probs(&q, &k, mask)?.matmul(&v)?)
+    merge_heads(&weighted(&attention_probs(&q, &k, mask)?, &v)?)
 }
 
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
@@ -170,7 +178,10 @@ pub fn gqa_attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) 
     }
     let n_rep = heads / kv_heads;
     let (k, v) = (repeat_kv(k, n_rep)?, repeat_kv(v, n_rep)?);
-    merge_heads(&attention_probs(q, &k.contiguous()?, mask)?.matmul(&v.contiguous()?)?)
+    merge_heads(&weighted(
+        &attention_probs(q, &k.contiguous()?, mask)?,
+        &v.contiguous()?,
+    )?)
 }
 
 /// Mean cross-entropy of `logits [rows, vocab]` against i64 `labels [rows]`, `-100` left out.

@@ -15,6 +15,11 @@
 //!   the same candle op as the CPU kernel with a `cuda_fwd`, so backward passes are shared. Other
 //!   ops, and other dtypes, run composed on the GPU (matrix products are cuBLAS's).
 //!
+//! Mixed precision ([`with_autocast`], as `torch.autocast(bfloat16)`): matrix products in
+//! bf16 on the composed path, over f32 weights cast where used; norms, softmax and
+//! cross-entropy widen to f32 and run their f32 kernel (fused on the CPU), the activations and
+//! RoPE compute in f32 and round once; residual additions promote ([`precision`]).
+//!
 //! Models call only the functions of this module, as candle-transformers calls candle-nn.
 //!
 //! ```
@@ -45,6 +50,7 @@ mod linear;
 mod linear_bf16;
 mod malloc;
 mod norm;
+pub mod precision;
 mod reduce;
 mod rms_norm;
 mod rope;
@@ -58,6 +64,9 @@ use std::cell::Cell;
 use std::sync::OnceLock;
 
 use candle_core::{D, DType, Result, Tensor, Var, bail};
+
+pub use precision::{autocast, with_autocast};
+use precision::{cast, is_half, needs_f32, statistics_out, widen, wider};
 
 pub use adamw::AdamWStep;
 pub use cross_entropy::IGNORE_INDEX;
@@ -118,6 +127,12 @@ pub(crate) fn use_own_kernel(x: &Tensor) -> bool {
 /// LayerNorm over the last dimension: `(x - mean) / sqrt(var + eps) * weight + bias`, biased
 /// variance as in PyTorch.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    if needs_f32(x) {
+        let y = with_autocast(None, || {
+            layer_norm(&widen(x)?, &widen(weight)?, &widen(bias)?, eps)
+        })?;
+        return cast(&y, statistics_out(x));
+    }
     if use_own_kernel(x) && use_own_kernel(weight) && use_own_kernel(bias) {
         norm::layer_norm(x, weight, bias, eps)
     } else {
@@ -127,6 +142,10 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
 
 /// Softmax over the last dimension.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if needs_f32(x) {
+        let y = with_autocast(None, || softmax_last_dim(&widen(x)?))?;
+        return cast(&y, statistics_out(x));
+    }
     if use_own_kernel(x) {
         softmax::softmax_last_dim(x)
     } else {
@@ -140,7 +159,24 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 /// A bf16 weight with f32 inputs (a model with bf16 weights, see
 /// `AutoModelForCausalLM::with_weight_dtype`) is multiplied in f32: straight from its bf16
 /// bits for the few rows of a decoding step on the CPU, else widened to f32 first.
+///
+/// Under autocast the input, the (f32) weight and the bias are cast to bf16 and the product
+/// is bf16; the weight's gradient comes back through the cast in f32 ([`precision`]). On the
+/// CPU the bf16 operands are multiplied by the fused f32 kernel and the result rounded once,
+/// as a bf16 gemm with f32 accumulation and its bias in the epilogue (oneDNN's, cuBLASLt's);
+/// elsewhere candle's bf16 product and a bf16 bias add (two roundings).
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv1d: bool) -> Result<Tensor> {
+    if let Some(dt) = autocast() {
+        let bias = bias.map(|b| cast(b, dt)).transpose()?;
+        let (x, weight) = (cast(x, dt)?, cast(weight, dt)?);
+        if x.device().is_cpu() && fused_enabled() {
+            let (x32, w32) = (widen(&x)?, widen(&weight)?);
+            let b32 = bias.as_ref().map(widen).transpose()?;
+            let y = with_autocast(None, || linear(&x32, &w32, b32.as_ref(), conv1d))?;
+            return y.to_dtype(dt);
+        }
+        return composed::linear(&x, &weight, bias.as_ref(), conv1d);
+    }
     if weight.dtype() == DType::BF16 && x.dtype() == DType::F32 {
         if use_fused(x)
             && weight.device().is_cpu()
@@ -162,6 +198,9 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv1d: bool) 
 /// values side by side) to the merged heads `[b, t, h]`, with an optional additive mask
 /// `[b, 1, t, t]`.
 pub fn self_attention(qkv: &Tensor, mask: Option<&Tensor>, n_head: usize) -> Result<Tensor> {
+    if let Some(dt) = autocast() {
+        return composed::self_attention(&cast(qkv, dt)?, mask, n_head);
+    }
     if use_fused(qkv) && mask.is_none_or(use_fused) {
         attention::self_attention(qkv, mask, n_head)
     } else {
@@ -230,6 +269,9 @@ pub fn cached_cross_attention(
 
 /// SiLU (`swish`): `x sigmoid(x)`, element-wise, with its backward pass.
 pub fn silu(x: &Tensor) -> Result<Tensor> {
+    if is_half(x.dtype()) {
+        return with_autocast(None, || silu(&widen(x)?))?.to_dtype(x.dtype());
+    }
     if use_own_kernel(x) {
         gelu::silu(x)
     } else {
@@ -241,6 +283,10 @@ pub fn silu(x: &Tensor) -> Result<Tensor> {
 /// computed in f32, cast back to `x`'s dtype, then times `weight`.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     checks::rms_norm(x, weight)?;
+    if needs_f32(x) {
+        let y = with_autocast(None, || rms_norm(&widen(x)?, &widen(weight)?, eps))?;
+        return cast(&y, statistics_out(x));
+    }
     if use_fused(x) && use_fused(weight) {
         rms_norm::rms_norm(x, weight, eps)
     } else {
@@ -254,6 +300,10 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
 /// positions).
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     checks::rope(x, cos, sin)?;
+    if is_half(x.dtype()) {
+        let y = with_autocast(None, || rope(&widen(x)?, &widen(cos)?, &widen(sin)?))?;
+        return y.to_dtype(x.dtype());
+    }
     if use_fused(x) && use_fused(cos) && use_fused(sin) {
         rope::rope(x, cos, sin)
     } else {
@@ -264,6 +314,11 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 /// SwiGLU, the gate of Llama's MLP: `silu(gate) * up`, element-wise.
 pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     checks::swiglu(gate, up)?;
+    if is_half(gate.dtype()) || is_half(up.dtype()) {
+        let dt = wider(gate.dtype(), up.dtype());
+        let y = with_autocast(None, || swiglu(&widen(gate)?, &widen(up)?))?;
+        return cast(&y, dt);
+    }
     if use_fused(gate) && use_fused(up) {
         swiglu::swiglu(gate, up)
     } else {
@@ -277,6 +332,9 @@ pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
 /// sliding window); returns the merged heads `[b, t, heads * hd]`.
 pub fn gqa_attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
     checks::gqa_attention(q, k, v, mask)?;
+    if let Some(dt) = autocast() {
+        return composed::gqa_attention(&cast(q, dt)?, &cast(k, dt)?, &cast(v, dt)?, mask);
+    }
     if use_fused(q) && use_fused(k) && use_fused(v) && mask.is_none_or(use_fused) {
         gqa::gqa_attention(q, k, v, mask)
     } else {
@@ -314,6 +372,13 @@ pub fn gqa_cached_attention(
     }
 }
 
+/// A residual connection `x + y` in the wider of the two dtypes, as PyTorch's type promotion:
+/// under autocast the residual stream `x` stays f32 while a block's output `y` arrives in bf16.
+pub fn residual(x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    let dt = wider(x.dtype(), y.dtype());
+    cast(x, dt)? + cast(y, dt)?
+}
+
 /// ReLU: `max(x, 0)`, element-wise.
 pub fn relu(x: &Tensor) -> Result<Tensor> {
     x.relu()
@@ -321,6 +386,9 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
 
 /// GELU of either kind, element-wise.
 pub fn gelu(x: &Tensor, kind: Gelu) -> Result<Tensor> {
+    if is_half(x.dtype()) {
+        return with_autocast(None, || gelu(&widen(x)?, kind))?.to_dtype(x.dtype());
+    }
     if use_own_kernel(x) {
         gelu::gelu(x, kind)
     } else {
@@ -331,7 +399,9 @@ pub fn gelu(x: &Tensor, kind: Gelu) -> Result<Tensor> {
 /// Mean cross-entropy of `logits [.., vocab]` (every leading position a row) against one label
 /// per row (integer, any shape), leaving out positions labelled [`IGNORE_INDEX`] (-100), as
 /// `torch.nn.functional.cross_entropy` does. All positions ignored gives NaN, as torch does.
+/// Half-precision logits are widened first: the loss is f32.
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let logits = &widen(logits)?;
     let labels = labels.to_dtype(DType::I64)?.flatten_all()?.contiguous()?;
     let v = logits.dim(D::Minus1)?;
     let rows = logits.elem_count() / v.max(1);

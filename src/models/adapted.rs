@@ -49,6 +49,7 @@ impl Model {
             dropout: self.dropout.clone(),
             generation: self.generation.clone(),
             labels: self.labels.clone(),
+            compute_dtype: self.compute_dtype,
         };
         Ok((model, report))
     }

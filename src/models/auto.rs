@@ -50,6 +50,18 @@ macro_rules! common {
                 Ok(Self(self.0.with_weight_dtype(dtype)?))
             }
 
+            /// Mixed precision, as `torch.autocast(dtype=torch.bfloat16)`: this handle runs its
+            /// matrix products (and the activations they produce) in `dtype` (`DType::BF16`)
+            /// while the parameters stay f32, cast where they are used, so gradients and the
+            /// optimiser stay f32; norms, softmax, the residual stream and losses stay f32, and
+            /// outputs come back in f32.
+            /// What `TrainingArguments { bf16: true, .. }` sets; `DType::F32` turns it off.
+            /// Needs f32 parameters (not a `with_weight_dtype` copy).
+            pub fn with_compute_dtype(mut self, dtype: DType) -> Result<Self> {
+                self.0.set_compute_dtype(Some(dtype))?;
+                Ok(self)
+            }
+
             /// As `from_pretrained`, at a branch, tag or commit of the Hub repository.
             pub fn from_pretrained_revision(id: impl AsRef<OsStr>, revision: &str) -> Result<Self> {
                 let opts = hub::HubOptions::from_env().with_revision(revision);
@@ -493,6 +505,12 @@ macro_rules! pretrained {
             }
             fn set_seed(&mut self, seed: u64) {
                 self.0.dropout = DropoutStream::new(seed);
+            }
+            fn set_compute_dtype(&mut self, dtype: Option<DType>) -> Result<()> {
+                self.0.set_compute_dtype(dtype)
+            }
+            fn compute_dtype(&self) -> Option<DType> {
+                self.0.compute_dtype
             }
             fn named_parameters(&self) -> Vec<(String, Var)> {
                 self.0.named_parameters()

@@ -18,7 +18,7 @@ use super::heads::{Task, answer_span};
 use super::labels::LabelConfig;
 use super::layers::{
     Attention, Collect, Ctx, Embeddings, KvCache, LayerNorm, Linear, Mlp, Positions, Qkv,
-    build_mask, layer_norm, linear, read_ids, run_layers,
+    build_mask, layer_norm, linear, mask_in, read_ids, run_layers,
 };
 use super::params::{Init, Params};
 use crate::{Error, Result, kernels};
@@ -239,9 +239,13 @@ impl Layer {
         ctx: &Ctx,
     ) -> Result<(Tensor, Option<Tensor>)> {
         let (a, probs) = self.attn.forward(x, mask, None, want_probs, ctx)?;
-        let x = self.ln_1.forward(&(x + ctx.dropout(&a, self.dropout)?)?)?;
+        let x = self
+            .ln_1
+            .forward(&kernels::residual(x, &ctx.dropout(&a, self.dropout)?)?)?;
         let m = self.mlp.forward(&x, ctx)?;
-        let x = self.ln_2.forward(&(&x + ctx.dropout(&m, self.dropout)?)?)?;
+        let x = self
+            .ln_2
+            .forward(&kernels::residual(&x, &ctx.dropout(&m, self.dropout)?)?)?;
         Ok((x, probs))
     }
 }
@@ -428,7 +432,7 @@ impl Network for Encoder {
             ctx,
         )?;
         let mask = build_mask(args.attention_mask.as_ref(), false, (b, t), 0, dev)?
-            .map(|m| m.to_dtype(x.dtype()))
+            .map(|m| mask_in(&m, x.dtype()))
             .transpose()?;
         let collect = Collect {
             hidden_states: args.output_hidden_states,

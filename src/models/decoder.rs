@@ -16,7 +16,7 @@ use super::family::{Body, ModelSize, Network, in_vocab, positive, probability, s
 use super::heads::Task;
 use super::layers::{
     Collect, Ctx, GatedMlp, GqaAttention, KvCache, Linear, RmsNorm, Rope, RopeScaling, Window,
-    build_windowed_mask, embed_tokens, linear_maybe_bias, read_ids, rms_norm, run_layers,
+    build_windowed_mask, embed_tokens, linear_maybe_bias, mask_in, read_ids, rms_norm, run_layers,
 };
 use super::params::{Init, Params};
 use crate::{Error, Result, kernels};
@@ -278,7 +278,7 @@ impl Network for Decoder {
             }
             let window = w.map_or(Window::Causal, Window::Sliding);
             let m = build_windowed_mask(args.attention_mask.as_ref(), window, (b, t), past, dev)?
-                .map(|m| m.to_dtype(dtype))
+                .map(|m| mask_in(&m, dtype))
                 .transpose()?;
             masks.push((w, m));
         }
@@ -302,11 +302,11 @@ impl Network for Decoder {
                 want,
                 ctx,
             )?;
-            let x = (x + a)?;
+            let x = kernels::residual(x, &a)?;
             let m = blk
                 .mlp
                 .forward(&blk.post_attention_layernorm.forward(&x)?, ctx)?;
-            Ok(((x + m)?, probs))
+            Ok((kernels::residual(&x, &m)?, probs))
         })?;
         let x = self.norm.forward(&x)?;
         let states = states.finish(&x);

@@ -17,7 +17,7 @@ use super::heads::{Task, last_real_token};
 use super::labels::LabelConfig;
 use super::layers::{
     Attention, CacheSlot, Collect, Ctx, Embeddings, KvCache, LayerNorm, Linear, Mlp, Positions,
-    Qkv, build_mask, conv1d, layer_norm, read_ids, run_layers,
+    Qkv, build_mask, conv1d, layer_norm, mask_in, read_ids, run_layers,
 };
 use super::params::{Init, Params};
 use crate::{Error, Result, kernels};
@@ -206,9 +206,12 @@ impl Block {
         let (a, probs) = self
             .attn
             .forward(&self.ln_1.forward(x)?, mask, cache, want_probs, ctx)?;
-        let x = (x + ctx.dropout(&a, self.resid_dropout)?)?;
+        let x = kernels::residual(x, &ctx.dropout(&a, self.resid_dropout)?)?;
         let m = self.mlp.forward(&self.ln_2.forward(&x)?, ctx)?;
-        Ok(((x + ctx.dropout(&m, self.resid_dropout)?)?, probs))
+        Ok((
+            kernels::residual(&x, &ctx.dropout(&m, self.resid_dropout)?)?,
+            probs,
+        ))
     }
 }
 
@@ -307,7 +310,7 @@ impl Network for Gpt2Network {
             .embeddings
             .forward(&ids, None, args.position_ids.as_ref(), past, ctx)?;
         let mask = build_mask(args.attention_mask.as_ref(), true, (b, t), past, dev)?
-            .map(|m| m.to_dtype(x.dtype()))
+            .map(|m| mask_in(&m, x.dtype()))
             .transpose()?;
         let collect = Collect {
             hidden_states: args.output_hidden_states,

@@ -35,8 +35,8 @@ use super::heads::Task;
 use super::labels::LabelConfig;
 use super::layers::{
     Attention, CacheSlot, Collect, CrossAttention, Ctx, EncoderDecoderCache, KvCache, LayerNorm,
-    Mlp, Qkv, build_mask, cross_mask, embed_tokens, layer_norm, linear, read_ids, run_layers,
-    sinusoidal_positions,
+    Mlp, Qkv, build_mask, cross_mask, embed_tokens, layer_norm, linear, mask_in, read_ids,
+    run_layers, sinusoidal_positions,
 };
 use super::params::{Init, Params};
 use crate::kernels::{self, IGNORE_INDEX};
@@ -404,11 +404,11 @@ impl EncoderLayer {
         let (a, probs) = self.self_attn.forward(x, mask, None, want_probs, ctx)?;
         let x = self
             .self_attn_layer_norm
-            .forward(&(x + ctx.dropout(&a, self.dropout)?)?)?;
+            .forward(&kernels::residual(x, &ctx.dropout(&a, self.dropout)?)?)?;
         let h = self.ff.forward(&x, ctx)?;
         let x = self
             .final_layer_norm
-            .forward(&(&x + ctx.dropout(&h, self.dropout)?)?)?;
+            .forward(&kernels::residual(&x, &ctx.dropout(&h, self.dropout)?)?)?;
         Ok((x, probs))
     }
 }
@@ -448,17 +448,17 @@ impl DecoderLayer {
             .forward(x, self_mask, cache, want_probs, ctx)?;
         let x = self
             .self_attn_layer_norm
-            .forward(&(x + ctx.dropout(&a, self.dropout)?)?)?;
+            .forward(&kernels::residual(x, &ctx.dropout(&a, self.dropout)?)?)?;
         let (c, cross_probs) =
             self.encoder_attn
                 .forward(&x, src.kv, src.mask, (src.cached, want_probs), ctx)?;
         let x = self
             .encoder_attn_layer_norm
-            .forward(&(&x + ctx.dropout(&c, self.dropout)?)?)?;
+            .forward(&kernels::residual(&x, &ctx.dropout(&c, self.dropout)?)?)?;
         let h = self.ff.forward(&x, ctx)?;
         let x = self
             .final_layer_norm
-            .forward(&(&x + ctx.dropout(&h, self.dropout)?)?)?;
+            .forward(&kernels::residual(&x, &ctx.dropout(&h, self.dropout)?)?)?;
         Ok((x, self_probs.zip(cross_probs)))
     }
 }
@@ -614,7 +614,7 @@ impl MarianNetwork {
         let (ids, (b, s)) = read_ids(&args.input_ids, dev)?;
         let x = self.embed(&self.encoder_embed, &ids, 0, ctx)?;
         let mask = build_mask(args.attention_mask.as_ref(), false, (b, s), 0, dev)?
-            .map(|m| m.to_dtype(x.dtype()))
+            .map(|m| mask_in(&m, x.dtype()))
             .transpose()?;
         let src_mask = match (&mask, &args.attention_mask) {
             (Some(_), Some(m)) => Some(m.to_device(dev)?.to_dtype(DType::F32)?),
@@ -695,7 +695,7 @@ impl Network for MarianNetwork {
             .transpose()?;
         let x = self.embed(&self.decoder_embed, &dec, 0, ctx)?;
         let self_mask = build_mask(dmask.as_ref(), true, (b, t), 0, dev)?
-            .map(|m| m.to_dtype(x.dtype()))
+            .map(|m| mask_in(&m, x.dtype()))
             .transpose()?;
         let cross = cross_mask(src_mask.as_ref(), t, x.dtype())?;
         let mut cross_probs = collect.attentions.then(Vec::new);
@@ -790,7 +790,7 @@ impl Network for MarianNetwork {
         let past = cache.self_attn.len;
         let x = self.embed(&self.decoder_embed, &ids, past, ctx)?;
         let self_mask = build_mask(None, true, (b, t), past, dev)?
-            .map(|m| m.to_dtype(x.dtype()))
+            .map(|m| mask_in(&m, x.dtype()))
             .transpose()?;
         let cross = cross_mask(cache.encoder_mask.as_ref(), t, x.dtype())?;
         let n = self.decoder.len();

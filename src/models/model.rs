@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::args::{
     BaseModelOutput, ForwardArgs, ModelOutput, QuestionAnsweringModelOutput, Seq2SeqLMOutput,
 };
-use super::family::{Body, Network};
+use super::family::{Body, EncoderSide, Network};
 use super::heads::Task;
 use super::labels::LabelConfig;
 use super::layers::{Ctx, DropoutStream, EncoderDecoderCache, KvCache};
@@ -38,6 +38,10 @@ pub(crate) struct Model {
     /// The dtype parameters were loaded or drawn in, and the one weight matrices are stored
     /// in when it differs ([`Params::with_weight_dtype`]).
     pub dtypes: (DType, Option<DType>),
+    /// Mixed precision: the forward pass runs under `kernels::with_autocast` to this dtype
+    /// (bf16 matrix products, f32 statistics) while the parameters stay f32; `None` computes in
+    /// the parameters' dtype. Per handle, like `training`.
+    pub compute_dtype: Option<DType>,
     pub training: bool,
     pub dropout: DropoutStream,
     /// `generation_config.json` of the folder the model was loaded from, if it had one.
@@ -70,6 +74,7 @@ impl Model {
             dtypes: p.dtypes(),
             varmap: p.varmap,
             device: device.clone(),
+            compute_dtype: None,
             training: false,
             dropout: DropoutStream::new(DEFAULT_SEED),
             generation: None,
@@ -105,6 +110,7 @@ impl Model {
             &self.device,
         )?;
         m.training = self.training;
+        m.compute_dtype = self.compute_dtype;
         m.dropout = self.dropout.clone();
         m.generation = self.generation.clone();
         Ok(m)
@@ -149,6 +155,7 @@ impl Model {
             .collect::<Result<HashMap<_, _>>>()?;
         let mut m = self.rebuilt(tensors, (DType::F32, Some(dtype)))?;
         m.training = false;
+        m.compute_dtype = None;
         m.dropout = DropoutStream::new(DEFAULT_SEED);
         Ok(m)
     }
@@ -316,8 +323,81 @@ impl Model {
         }
     }
 
+    /// Mixed precision, as `torch.autocast(bfloat16)`: matrix products in `dtype` (bf16) over
+    /// the f32 parameters, which stay what the optimiser updates (the forward casts them where
+    /// they are used; see `kernels::precision`); `None` or the parameters' own dtype turns it
+    /// off.
+    /// Refused for a model whose parameters are not f32 (one loaded in bf16, or a
+    /// `with_weight_dtype` copy): mixed precision keeps f32 master weights.
+    pub fn set_compute_dtype(&mut self, dtype: Option<DType>) -> Result<()> {
+        let dtype = dtype.filter(|&d| d != self.dtypes.0);
+        match dtype {
+            None => {}
+            Some(DType::BF16 | DType::F16) if self.dtypes == (DType::F32, None) => {}
+            Some(d @ (DType::BF16 | DType::F16)) => {
+                return Err(Error::Unsupported(format!(
+                    "mixed precision ({d:?} activations) needs f32 parameters (master weights), but this model's are stored in {:?}{}; load or build the model in f32 and set the compute dtype on it",
+                    self.dtypes.1.unwrap_or(self.dtypes.0),
+                    if self.dtypes.1.is_some() {
+                        " (a with_weight_dtype copy, for inference)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+            Some(d) => {
+                return Err(Error::InvalidArgument(format!(
+                    "the compute dtype of mixed precision is bf16 (or f16), not {d:?}"
+                )));
+            }
+        }
+        self.compute_dtype = dtype;
+        Ok(())
+    }
+
+    /// An output tensor in the parameters' dtype: under mixed precision the logits (and some
+    /// hidden states) are bf16 and are widened for the caller, as transformers' `logits.float()`.
+    fn out(&self, t: Tensor) -> Result<Tensor> {
+        Ok(match self.compute_dtype {
+            Some(_) if t.dtype() != self.dtypes.0 => t.to_dtype(self.dtypes.0)?,
+            _ => t,
+        })
+    }
+
+    fn out_all(&self, ts: Option<Vec<Tensor>>) -> Result<Option<Vec<Tensor>>> {
+        ts.map(|v| v.into_iter().map(|t| self.out(t)).collect())
+            .transpose()
+    }
+
+    /// The stack's output with every tensor in the parameters' dtype (see [`out`](Self::out)).
+    fn widened(&self, b: Body) -> Result<Body> {
+        if self.compute_dtype.is_none() {
+            return Ok(b);
+        }
+        let encoder = match b.encoder {
+            Some(e) => Some(EncoderSide {
+                last_hidden_state: self.out(e.last_hidden_state)?,
+                hidden_states: self.out_all(e.hidden_states)?,
+                attentions: self.out_all(e.attentions)?,
+            }),
+            None => None,
+        };
+        Ok(Body {
+            last_hidden_state: b.last_hidden_state,
+            hidden_states: self.out_all(b.hidden_states)?,
+            attentions: self.out_all(b.attentions)?,
+            encoder,
+            cross_attentions: self.out_all(b.cross_attentions)?,
+        })
+    }
+
+    /// `f` (a call into the network) under autocast to the compute dtype, when one is set.
+    fn autocast<T>(&self, f: impl FnOnce() -> T) -> T {
+        kernels::with_autocast(self.compute_dtype, f)
+    }
+
     fn body(&self, args: &ForwardArgs, cache: Option<&mut KvCache>) -> Result<Body> {
-        self.net.body(args, cache, &self.ctx())
+        self.autocast(|| self.net.body(args, cache, &self.ctx()))
     }
 
     /// A language model's logits (and loss with labels): causal, masked or encoder–decoder.
@@ -328,6 +408,7 @@ impl Model {
     ) -> Result<ModelOutput> {
         let out = self.body(args, cache)?;
         let (logits, loss) = self.logits_and_loss(args, &out)?;
+        let out = self.widened(out)?;
         Ok(ModelOutput {
             logits,
             loss,
@@ -339,7 +420,7 @@ impl Model {
     fn logits_and_loss(&self, args: &ForwardArgs, out: &Body) -> Result<(Tensor, Option<Tensor>)> {
         let h = &out.last_hidden_state;
         let (b, t, _) = h.dims3()?;
-        let logits = self.net.lm_logits(h)?;
+        let logits = self.out(self.autocast(|| self.net.lm_logits(h))?)?;
         let loss = match &args.labels {
             None => None,
             Some(labels) => {
@@ -358,6 +439,7 @@ impl Model {
     pub fn forward_seq2seq(&self, args: &ForwardArgs) -> Result<Seq2SeqLMOutput> {
         let out = self.body(args, None)?;
         let (logits, loss) = self.logits_and_loss(args, &out)?;
+        let out = self.widened(out)?;
         let Some(enc) = out.encoder else {
             return Err(Error::InvalidArgument(
                 "this model has no encoder; forward_seq2seq is for encoder-decoder models".into(),
@@ -386,7 +468,7 @@ impl Model {
         let h = self.body(args, None)?.last_hidden_state;
         let (b, t, _) = h.dims3()?;
         let labels = self.lm_labels(labels, h.device(), (b, t))?;
-        lm_loss(&h, &labels, |x| self.net.lm_logits(x))
+        lm_loss(&h, &labels, |x| self.autocast(|| self.net.lm_logits(x)))
     }
 
     /// Hugging Face's labels, aligned with the hidden states on `device`: -100 is ignored; a
@@ -424,9 +506,11 @@ impl Model {
     /// A sequence classifier's logits `[b, num_labels]`, and its loss when `args.labels` is set.
     pub fn forward_classification(&self, args: &ForwardArgs) -> Result<ModelOutput> {
         let out = self.body(args, None)?;
-        let logits = self
-            .net
-            .classify(&out.last_hidden_state, &args.input_ids, &self.ctx())?;
+        let logits = self.out(self.autocast(|| {
+            self.net
+                .classify(&out.last_hidden_state, &args.input_ids, &self.ctx())
+        })?)?;
+        let out = self.widened(out)?;
         let loss = match &args.labels {
             None => None,
             Some(labels) => Some(classification_loss(
@@ -447,7 +531,10 @@ impl Model {
     /// `args.start_positions` and `args.end_positions` are set.
     pub fn forward_qa(&self, args: &ForwardArgs) -> Result<QuestionAnsweringModelOutput> {
         let out = self.body(args, None)?;
-        let (start_logits, end_logits) = self.net.answer_span(&out.last_hidden_state)?;
+        let (start_logits, end_logits) =
+            self.autocast(|| self.net.answer_span(&out.last_hidden_state))?;
+        let (start_logits, end_logits) = (self.out(start_logits)?, self.out(end_logits)?);
+        let out = self.widened(out)?;
         let loss = match (&args.start_positions, &args.end_positions) {
             (Some(s), Some(e)) => Some(question_answering_loss(&start_logits, &end_logits, s, e)?),
             (None, None) => None,
@@ -469,9 +556,11 @@ impl Model {
 
     pub fn forward_base(&self, args: &ForwardArgs) -> Result<BaseModelOutput> {
         let out = self.body(args, None)?;
-        let pooler_output = self.net.pooled(&out.last_hidden_state)?;
+        let pooler_output = self.autocast(|| self.net.pooled(&out.last_hidden_state))?;
+        let pooler_output = pooler_output.map(|p| self.out(p)).transpose()?;
+        let out = self.widened(out)?;
         Ok(BaseModelOutput {
-            last_hidden_state: out.last_hidden_state,
+            last_hidden_state: self.out(out.last_hidden_state)?,
             pooler_output,
             attentions: out.attentions,
             hidden_states: out.hidden_states,
@@ -485,13 +574,15 @@ impl Model {
         rows_per_source: usize,
         capacity: usize,
     ) -> Result<EncoderDecoderCache> {
-        self.net
-            .start_decoding(args, rows_per_source, capacity, &self.ctx())
+        self.autocast(|| {
+            self.net
+                .start_decoding(args, rows_per_source, capacity, &self.ctx())
+        })
     }
 
     /// Encoder–decoders: logits of new decoder tokens after those in `cache`.
     pub fn decode_cached(&self, ids: &Tensor, cache: &mut EncoderDecoderCache) -> Result<Tensor> {
-        self.net.decode_cached(ids, cache, &self.ctx())
+        self.out(self.autocast(|| self.net.decode_cached(ids, cache, &self.ctx()))?)
     }
 
     /// See `AutoModel*::resize_token_embeddings`: every tensor with a row per token (the

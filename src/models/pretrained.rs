@@ -4,7 +4,7 @@
 //! (any candle code with named parameters) becomes trainable by implementing it.
 use std::path::Path;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use serde_json::Value;
 
@@ -104,6 +104,22 @@ pub trait PreTrainedModel: Clone {
     fn set_training(&mut self, _training: bool) {}
     /// Reseeds the dropout stream: the same seed gives the same dropout masks on every device.
     fn set_seed(&mut self, _seed: u64) {}
+    /// Mixed precision: activations and matrix products in `dtype` (bf16) over f32
+    /// parameters, which the forward casts where it uses them (what `TrainingArguments::bf16`
+    /// asks); `None` computes in the parameters' dtype. A model without a mixed-precision
+    /// forward refuses any dtype, so the setting is never silently ignored.
+    fn set_compute_dtype(&mut self, dtype: Option<DType>) -> Result<()> {
+        match dtype {
+            None => Ok(()),
+            Some(d) => Err(crate::Error::Unsupported(format!(
+                "this model has no mixed-precision forward ({d:?} activations over f32 weights): implement PreTrainedModel::set_compute_dtype for it, or train in f32 (bf16: false)"
+            ))),
+        }
+    }
+    /// The compute dtype set by [`set_compute_dtype`](Self::set_compute_dtype), if any.
+    fn compute_dtype(&self) -> Option<DType> {
+        None
+    }
     /// Every parameter with its name, sorted by name.
     fn named_parameters(&self) -> Vec<(String, Var)> {
         let data = match self.varmap().data().lock() {

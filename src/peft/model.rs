@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use serde_json::Value;
 
@@ -490,6 +490,14 @@ impl<M: PeftHost> PreTrainedModel for PeftModel<M> {
     }
     fn generation_config_json(&self) -> Value {
         self.model.generation_config_json()
+    }
+    /// bf16 mixed precision reaches the adapted network (its frozen base weights are cast
+    /// where used, as the adapter's are).
+    fn set_compute_dtype(&mut self, dtype: Option<DType>) -> Result<()> {
+        self.model.set_compute_dtype(dtype)
+    }
+    fn compute_dtype(&self) -> Option<DType> {
+        self.model.compute_dtype()
     }
     fn set_training(&mut self, training: bool) {
         self.model.set_training(training);

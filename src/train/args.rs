@@ -25,6 +25,9 @@ pub enum SchedulerType {
     ConstantWithWarmup,
 }
 
+/// Why `fp16: true` is refused, and what to use instead.
+const FP16_REFUSED: &str = "fp16 mixed precision needs dynamic loss scaling (f16 gradients underflow without it), which this Trainer does not implement; use bf16: true on a GPU (bf16 has f32's range, so no loss scaling), or f32 (both false) on the CPU";
+
 /// When to evaluate, save or log (Hugging Face `IntervalStrategy`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -96,9 +99,16 @@ pub struct TrainingArguments {
     /// longest first, the longest example of all in the first batch. Less padding, so
     /// shorter steps; the batches are less random. Examples' length is their `input_ids`'.
     pub group_by_length: bool,
-    /// Accepted for compatibility; the Trainer trains in the model's own dtype (load a model in
-    /// bf16 with `from_pretrained_with` on a GPU). CPU runs stay in f32.
+    /// bf16 mixed precision, as transformers' `bf16=True` (`torch.autocast(bfloat16)`): matrix
+    /// products and activations in bf16; master weights, gradients, the optimiser's state, the
+    /// loss, softmax and norm statistics in f32 (the Trainer sets the model's compute dtype,
+    /// `with_compute_dtype`). It needs a model with f32 parameters. On a GPU it is the fast
+    /// setting; on the CPU it trains correctly but slower than f32, since the CPU has no bf16
+    /// matrix product here (docs/benchmarks.md, Mixed precision).
     pub bf16: bool,
+    /// fp16 mixed precision (transformers' `fp16=True`). Refused: f16 training needs dynamic
+    /// loss scaling, which the Trainer does not have; use `bf16` on a GPU, f32 on the CPU.
+    pub fp16: bool,
     /// No progress bar or log lines.
     pub disable_tqdm: bool,
     /// Resume from this checkpoint folder, or from the latest in `output_dir` with `"latest"`.
@@ -150,6 +160,7 @@ impl Default for TrainingArguments {
             seed: 42,
             group_by_length: false,
             bf16: false,
+            fp16: false,
             disable_tqdm: false,
             resume_from_checkpoint: None,
             predict_with_generate: false,
@@ -398,6 +409,9 @@ impl TrainingArguments {
                 self.check_save_on_eval_steps()?;
             }
         }
+        if self.fp16 {
+            return bad("fp16", FP16_REFUSED.into());
+        }
         if matches!(self.lr_scheduler_type, SchedulerType::CosineWithMinLr)
             && !self.lr_scheduler_kwargs.contains_key("min_lr")
             && !self.lr_scheduler_kwargs.contains_key("min_lr_rate")
@@ -409,6 +423,34 @@ impl TrainingArguments {
             );
         }
         Ok(())
+    }
+
+    /// The compute dtype mixed precision asks for on `device`: bf16 with `bf16: true`, else
+    /// none (f32). An error where the setting cannot be honoured, never a silent f32 run: fp16
+    /// everywhere (no loss scaling yet), bf16 on a device other than the CPU or a CUDA GPU.
+    pub fn compute_dtype(
+        &self,
+        device: &candle_core::Device,
+    ) -> Result<Option<candle_core::DType>> {
+        if self.fp16 {
+            let why = if device.is_cpu() {
+                "the CPU has no f16 arithmetic to speed up, and "
+            } else {
+                ""
+            };
+            return Err(Error::Unsupported(format!(
+                "TrainingArguments.fp16: {why}{FP16_REFUSED}"
+            )));
+        }
+        if !self.bf16 {
+            return Ok(None);
+        }
+        if device.is_cpu() || device.is_cuda() {
+            return Ok(Some(candle_core::DType::BF16));
+        }
+        Err(Error::Unsupported(format!(
+            "TrainingArguments.bf16: bf16 mixed precision runs on the CPU and on CUDA GPUs, not on {device:?}; set bf16 to false to train in f32"
+        )))
     }
 
     /// transformers' rule for `load_best_model_at_end` with `"steps"`: every save must come

@@ -146,11 +146,12 @@ impl<M: PreTrainedModel> Trainer<M> {
     /// (the first step says so otherwise). A `metric_for_best_model` that evaluation never
     /// produces ([`EVAL_METRICS`](super::EVAL_METRICS), with or without `eval_`) is an error here.
     pub fn new(
-        model: M,
+        mut model: M,
         args: TrainingArguments,
         train_dataset: impl IntoTrainData,
     ) -> Result<Self> {
         args.validate()?;
+        model.set_compute_dtype(args.compute_dtype(model.device())?)?; // bf16 mixed precision
         let train_data = train_dataset.into_train_data()?;
         check_vocab(&model, &train_data)?;
         let bs = args.per_device_train_batch_size;

@@ -115,7 +115,7 @@ impl Attention {
         let q = composed(&qkv.narrow(2, 0, h)?, self.n_head)?;
         let probs = kernels::composed::attention_probs(&q, &k, mask)?;
         let dropped = ctx.dropout(&probs, self.attn_dropout)?;
-        let y = kernels::composed::merge_heads(&dropped.matmul(&v)?)?;
+        let y = kernels::composed::merge_heads(&kernels::composed::weighted(&dropped, &v)?)?;
         Ok((self.out.forward_t(&y, ctx)?, Some(probs)))
     }
 }
@@ -162,7 +162,7 @@ impl CrossAttention {
         let (k, v) = (kv.get(0)?, kv.get(1)?);
         let probs = composed::attention_probs(&q, &k, mask)?;
         let dropped = ctx.dropout(&probs, self.dropout)?;
-        let y = composed::merge_heads(&dropped.matmul(&v)?)?;
+        let y = composed::merge_heads(&composed::weighted(&dropped, &v)?)?;
         Ok((self.out.forward_t(&y, ctx)?, want_probs.then_some(probs)))
     }
 }

@@ -66,7 +66,7 @@ impl GqaAttention {
         let v = composed::repeat_kv(&v, n_rep)?.contiguous()?;
         let probs = composed::attention_probs(&q, &k, mask)?;
         let dropped = ctx.dropout(&probs, self.dropout)?;
-        let y = composed::merge_heads(&dropped.matmul(&v)?)?;
+        let y = composed::merge_heads(&composed::weighted(&dropped, &v)?)?;
         Ok((self.o.forward_t(&y, ctx)?, want_probs.then_some(probs)))
     }
 }

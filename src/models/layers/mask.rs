@@ -137,6 +137,19 @@ pub(crate) fn build_windowed_mask(
     Ok(Some((blocked * f32::MIN as f64)?))
 }
 
+/// An additive mask of [`build_mask`] (0 or `f32::MIN`) in `dtype`, the attention scores'. In
+/// bf16 `f32::MIN` would round to -inf, and a row masked everywhere (a padding query) would turn
+/// into NaN in softmax and spread through the gradients; it becomes the dtype's lowest finite
+/// value instead, which masks the same (transformers uses `finfo(dtype).min` for this).
+pub(crate) fn mask_in(mask: &Tensor, dtype: DType) -> Result<Tensor> {
+    let lowest = match dtype {
+        DType::BF16 => half::bf16::MIN.to_f64(),
+        DType::F16 => half::f16::MIN.to_f64(),
+        _ => return Ok(mask.to_dtype(dtype)?),
+    };
+    Ok(mask.maximum(lowest)?.to_dtype(dtype)?)
+}
+
 /// The additive cross-attention mask `[b, 1, t, s]` from the sources' 0/1 mask `[b, s]`:
 /// 0 where a source token is real, `f32::MIN` where it is padding (as transformers'
 /// bidirectional mask).
@@ -151,10 +164,8 @@ pub(crate) fn cross_mask(
     let (b, s) = m.dims2()?;
     let keep = m.ne(0f32)?.to_dtype(DType::F32)?.reshape((b, 1, 1, s))?;
     let blocked = ((1.0 - keep)? * f32::MIN as f64)?;
-    Ok(Some(
-        blocked
-            .broadcast_as((b, 1, t, s))?
-            .contiguous()?
-            .to_dtype(dtype)?,
-    ))
+    Ok(Some(mask_in(
+        &blocked.broadcast_as((b, 1, t, s))?.contiguous()?,
+        dtype,
+    )?))
 }

@@ -32,7 +32,7 @@ pub(crate) use linear::{
     LayerNorm, Linear, RmsNorm, conv1d, layer_norm, linear, linear_maybe_bias, lora_delta, rms_norm,
 };
 pub use mask::check_token_id;
-pub(crate) use mask::{Window, build_mask, build_windowed_mask, cross_mask, read_ids};
+pub(crate) use mask::{Window, build_mask, build_windowed_mask, cross_mask, mask_in, read_ids};
 pub(crate) use mlp::{GatedMlp, Mlp};
 pub(crate) use rope::{Rope, RopeScaling};
 pub(crate) use stack::{Collect, run_layers};
