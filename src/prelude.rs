@@ -44,7 +44,9 @@ pub use crate::metrics::{
     mean_perplexity_of_texts, perplexity, perplexity_of_blocks, perplexity_of_text,
 };
 // generation
-pub use crate::generate::{EarlyStopping, GenerationConfig, GenerationMixin, pipeline};
+pub use crate::generate::{
+    EarlyStopping, FimTokens, GenerationConfig, GenerationMixin, fim_prompt, pipeline,
+};
 // viz
 pub use crate::viz::{
     AttentionGrid, AttentionHeatmap, AttentionMap, ConfusionMatrix, EmbeddingPlot, HeadOverview,
