@@ -47,7 +47,8 @@ pub use crate::metrics::{
 };
 // generation
 pub use crate::generate::{
-    EarlyStopping, GenerationConfig, GenerationMixin, PipelineOptions, pipeline,
+    EarlyStopping, FimTokens, GenerationConfig, GenerationMixin, PipelineOptions, fim_prompt,
+    pipeline,
 };
 // viz
 pub use crate::viz::{

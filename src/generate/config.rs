@@ -69,6 +69,24 @@ fn ids<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<u32>, D::Erro
     }
 }
 
+/// One string or several (`stop_strings` may be either, as transformers accepts).
+fn strings<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(vec![]),
+        Value::String(s) => Ok(vec![s]),
+        Value::Array(a) => a
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                other => Err(serde::de::Error::custom(format!("not a string: {other}"))),
+            })
+            .collect(),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a string or a list of strings, got {other}"
+        ))),
+    }
+}
+
 /// How to decode, as Hugging Face's `GenerationConfig`. `Default` is greedy decoding of 20 new
 /// tokens (transformers' `max_length = 20` counts the prompt; here the count is of new tokens).
 ///
@@ -125,6 +143,13 @@ pub struct GenerationConfig {
     pub seed: u64,
     /// A prompt longer than the model's context is cut from the left to fit (else an error).
     pub truncate_prompt: bool,
+    /// Generation of a row ends once its text ends with one of these strings (transformers'
+    /// `stop_strings`, e.g. `"\ndef "` for code): the stop string ends inside the last new token
+    /// and stays in the output, as transformers keeps it. Matched on the bytes the tokens stand
+    /// for, so it needs the tokenizer: `generate_text`, or `generate_with_tokenizer`. In
+    /// `generation_config.json` a single string or a list; unset when empty.
+    #[serde(deserialize_with = "strings", skip_serializing_if = "Vec::is_empty")]
+    pub stop_strings: Vec<String>,
 }
 
 impl Default for GenerationConfig {
@@ -151,6 +176,7 @@ impl Default for GenerationConfig {
             renormalize_logits: false,
             seed: 42,
             truncate_prompt: false,
+            stop_strings: vec![],
         }
     }
 }
@@ -321,6 +347,11 @@ impl GenerationConfig {
                 return bad(format!("top_p must be in (0, 1], got {}", self.top_p));
             }
         }
+        if let Some(i) = self.stop_strings.iter().position(String::is_empty) {
+            return bad(format!(
+                "stop_strings[{i}] is empty, and an empty stop string never matches; remove it"
+            ));
+        }
         if self.repetition_penalty <= 0.0 {
             return bad(format!(
                 "repetition_penalty must be > 0, got {}",
@@ -418,4 +449,5 @@ setters! {
     num_return_sequences: usize,
     seed: u64,
     truncate_prompt: bool,
+    stop_strings: Vec<String>,
 }

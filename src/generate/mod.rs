@@ -16,14 +16,17 @@
 //! # Ok::<(), massivetext::Error>(())
 //! ```
 mod config;
+mod fim;
 mod logits;
 mod pipeline;
 mod pipeline_source;
 mod pipeline_tasks;
 mod search;
+mod stop;
 mod text;
 
 pub use config::{EarlyStopping, GenerationConfig};
+pub use fim::{FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, FimTokens, fim_prompt};
 pub use pipeline::{
     FeatureExtractionPipeline, FillMaskPipeline, FillMaskPrediction, GeneratedText, PIPELINE_TASKS,
     Pipeline, PipelineOutput, TextGenerationPipeline,
@@ -97,7 +100,36 @@ pub trait GenerationMixin: PreTrainedModel {
     /// padding tokens are masked, as transformers infers) and `args.decoder_input_ids`, when
     /// given, start every decoder sequence instead of the decoder start token alone.
     fn generate_with(&self, args: &ForwardArgs, config: &GenerationConfig) -> Result<Tensor> {
-        run(self, args, config, true, |_| Ok(()))
+        run(self, args, config, true, None, |_| Ok(()))
+    }
+
+    /// As [`generate_with`](Self::generate_with), with the model's tokenizer, which
+    /// `config.stop_strings` needs to read the tokens as text (transformers'
+    /// `generate(..., stop_strings=..., tokenizer=tokenizer)`).
+    ///
+    /// ```
+    /// use massivetext::prelude::*;
+    /// # let texts = ["def f(x):\n    return x\n", "def g(y):\n    return y + 1\n"];
+    /// # let tok = Tokenizer::train(TokenizerKind::Bpe, texts.iter(), &TrainOptions::new(300))?;
+    /// let config = Gpt2Config { n_layer: 1, n_embd: 16, n_head: 2, n_positions: 64, ..Gpt2Config::small(tok.vocab_size()) };
+    /// let model = AutoModelForCausalLM::from_config(config, &Device::Cpu)?;
+    /// let ids = tok.encode_plain("def f(")?;
+    /// let prompt = Tensor::from_vec(ids.clone(), (1, ids.len()), &Device::Cpu)?;
+    /// let c = GenerationConfig { max_new_tokens: 30, stop_strings: vec!["\n".into()], ..Default::default() };
+    /// let out = model.generate_with_tokenizer(&ForwardArgs::new(&prompt), &c, &tok)?;
+    /// let text = tok.decode(&out.get(0)?.to_vec1::<u32>()?, true)?;
+    /// // the row ended at its first new line, or ran to max_new_tokens without one
+    /// assert!(text.matches('\n').count() <= 1);
+    /// assert!(model.generate(&prompt, &c).is_err()); // no tokenizer to read the stop strings
+    /// # Ok::<(), massivetext::Error>(())
+    /// ```
+    fn generate_with_tokenizer(
+        &self,
+        args: &ForwardArgs,
+        config: &GenerationConfig,
+        tokenizer: &Tokenizer,
+    ) -> Result<Tensor> {
+        run(self, args, config, true, Some(tokenizer), |_| Ok(()))
     }
 
     /// As [`generate_with`](Self::generate_with), recomputing the whole prefix at every step
@@ -107,7 +139,7 @@ pub trait GenerationMixin: PreTrainedModel {
         args: &ForwardArgs,
         config: &GenerationConfig,
     ) -> Result<Tensor> {
-        run(self, args, config, false, |_| Ok(()))
+        run(self, args, config, false, None, |_| Ok(()))
     }
 
     /// Text in, text out: the prompt's continuation (new text only, special tokens skipped).
@@ -131,6 +163,21 @@ pub trait GenerationMixin: PreTrainedModel {
         on_text: impl FnMut(&str),
     ) -> Result<String> {
         text::generate_text(self, tokenizer, prompt, config, on_text)
+    }
+
+    /// Fill in the middle: the code this model writes between `prefix` and `suffix`, prompted
+    /// in StarCoder's PSM order ([`fim_prompt`]); an error naming the missing tokens when the
+    /// tokenizer has no FIM tokens. Set `stop_strings` (`"\n"` for one line) or let the model
+    /// end with its EOS token.
+    fn generate_fim(
+        &self,
+        tokenizer: &Tokenizer,
+        prefix: &str,
+        suffix: &str,
+        config: &GenerationConfig,
+    ) -> Result<String> {
+        let ids = fim_prompt(tokenizer, prefix, suffix)?;
+        text::generate_from_ids(self, tokenizer, ids, config, |_| {})
     }
 }
 
@@ -219,18 +266,29 @@ fn run<M: PreTrainedModel>(
     args: &ForwardArgs,
     c: &GenerationConfig,
     use_cache: bool,
+    tokenizer: Option<&Tokenizer>,
     on_step: impl FnMut(&[Vec<u32>]) -> Result<()>,
 ) -> Result<Tensor> {
     c.validate()?;
+    let mut stops = match (c.stop_strings.is_empty(), tokenizer) {
+        (true, _) => None,
+        (false, Some(t)) => Some(stop::StopStrings::new(t, &c.stop_strings)?),
+        (false, None) => {
+            return Err(Error::InvalidArgument(format!(
+                "stop_strings ({:?}) are matched on the text of the tokens, which needs the model's tokenizer: call generate_with_tokenizer(args, config, &tokenizer) or generate_text",
+                c.stop_strings
+            )));
+        }
+    };
     let mut model = model.share();
     model.set_training(false);
     let n = search::rows_per_input(c);
     if model.is_encoder_decoder() {
         let (p, mut dec) = seq2seq_start(&model, args, c, n)?;
         return if c.num_beams > 1 {
-            search::beam_search(&mut dec, p, c)
+            search::beam_search(&mut dec, p, c, stops.as_mut())
         } else {
-            search::sample(&mut dec, p, c, on_step)
+            search::sample(&mut dec, p, c, stops.as_mut(), on_step)
         };
     }
     if model.task() != Task::CausalLm {
@@ -244,9 +302,9 @@ fn run<M: PreTrainedModel>(
     let mut dec = search::Decoder::new(&model, use_cache && model.has_kv_cache(), capacity);
     let p = p.expand(n);
     if c.num_beams > 1 {
-        search::beam_search(&mut dec, p, c)
+        search::beam_search(&mut dec, p, c, stops.as_mut())
     } else {
-        search::sample(&mut dec, p, c, on_step)
+        search::sample(&mut dec, p, c, stops.as_mut(), on_step)
     }
 }
 

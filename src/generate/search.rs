@@ -12,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::config::{EarlyStopping, GenerationConfig};
 use super::logits::{RowState, argmax, log_softmax, process, softmax, warp};
+use super::stop::StopStrings;
 use crate::models::{EncoderDecoderCache, ForwardArgs, KvCache, PreTrainedModel};
 use crate::{Error, Result};
 
@@ -204,15 +205,26 @@ fn to_tensor(device: &Device, rows: Vec<Vec<u32>>, pad: u32) -> Result<Tensor> {
 
 /// Greedy decoding or multinomial sampling (transformers' `_sample`) of the rows of `p`
 /// (already repeated per returned sequence).
+///
+/// A row that ends with one of `stops` is finished as one that ends with an EOS token: its next
+/// tokens are padding.
 pub(crate) fn sample(
     dec: &mut impl Step,
     p: Prompts,
     c: &GenerationConfig,
+    mut stops: Option<&mut StopStrings>,
     mut on_step: impl FnMut(&[Vec<u32>]) -> Result<()>,
 ) -> Result<Tensor> {
     let (mut seqs, mut mask) = (p.ids, p.mask);
     let pad = c.pad_id();
-    let has_eos = !c.eos_token_id.is_empty();
+    // transformers pads finished rows only when an EOS token is set; a row stopped by a stop
+    // string is padded as well whenever there is a padding token
+    let fills = !c.eos_token_id.is_empty() || (stops.is_some() && pad.is_some());
+    if stops.is_some() && pad.is_none() && seqs.len() > 1 {
+        return Err(Error::InvalidConfig(
+            "stop_strings over several rows needs a token to fill the rows that stopped: set pad_token_id (or eos_token_id)".into(),
+        ));
+    }
     let mut unfinished = vec![true; seqs.len()];
     let mut rng = ChaCha8Rng::seed_from_u64(c.seed);
     for step in 0..c.max_new_tokens {
@@ -229,7 +241,7 @@ pub(crate) fn sample(
             } else {
                 argmax(&scores)
             };
-            let next = match (unfinished[i], has_eos, pad) {
+            let next = match (unfinished[i], fills, pad) {
                 (false, true, Some(pad)) => pad,
                 _ => next,
             };
@@ -238,6 +250,12 @@ pub(crate) fn sample(
             }
             seqs[i].push(next);
             mask[i].push(1);
+            if unfinished[i]
+                && let Some(s) = stops.as_deref_mut()
+                && s.hit(&seqs[i])?
+            {
+                unfinished[i] = false;
+            }
         }
         on_step(&seqs)?;
         if !unfinished.iter().any(|&u| u) {
@@ -302,8 +320,14 @@ fn top_k(values: &[f32], k: usize) -> Vec<usize> {
 /// continue, finished ones compete for `num_beams` slots by `log p / new_len ** length_penalty`,
 /// and the early-stopping heuristic decides when no running beam can still win.
 ///
-/// `p` holds each input's row repeated `num_beams` times.
-pub(crate) fn beam_search(dec: &mut impl Step, p: Prompts, c: &GenerationConfig) -> Result<Tensor> {
+/// `p` holds each input's row repeated `num_beams` times. A continuation that ends with one of
+/// `stops` is finished, as one that ends with an EOS token (transformers' stopping criteria).
+pub(crate) fn beam_search(
+    dec: &mut impl Step,
+    p: Prompts,
+    c: &GenerationConfig,
+    mut stops: Option<&mut StopStrings>,
+) -> Result<Tensor> {
     if c.do_sample {
         return Err(Error::Unsupported(
             "beam sampling (num_beams > 1 with do_sample) is not supported; use one or the other"
@@ -367,14 +391,17 @@ pub(crate) fn beam_search(dec: &mut impl Step, p: Prompts, c: &GenerationConfig)
                 acc.extend(lp_row.into_iter().map(|x| x + beam.score));
             }
             let top = top_k(&acc, keep);
-            let cands: Vec<(usize, u32, f32, bool)> = top
-                .iter()
-                .map(|&f| {
-                    let (beam, tok) = (f / vocab, (f % vocab) as u32);
-                    let hit = c.eos_token_id.contains(&tok) || cur_len + 1 >= max_length;
-                    (beam, tok, acc[f], hit)
-                })
-                .collect();
+            let mut cands: Vec<(usize, u32, f32, bool)> = Vec::with_capacity(top.len());
+            for &f in &top {
+                let (beam, tok) = (f / vocab, (f % vocab) as u32);
+                let mut hit = c.eos_token_id.contains(&tok) || cur_len + 1 >= max_length;
+                if !hit && let Some(s) = stops.as_deref_mut() {
+                    let mut tokens = running[i][beam].tokens.clone();
+                    tokens.push(tok);
+                    hit = s.hit(&tokens)?;
+                }
+                cands.push((beam, tok, acc[f], hit));
+            }
             all_hit &= cands.iter().all(|c| c.3);
             // the best num_beams unfinished continuations run on
             let run_scores: Vec<f32> = cands

@@ -14,6 +14,18 @@ pub(crate) fn generate_text<M: PreTrainedModel>(
     tokenizer: &Tokenizer,
     prompt: &str,
     config: &GenerationConfig,
+    on_text: impl FnMut(&str),
+) -> Result<String> {
+    let ids = tokenizer.encode_plain(prompt)?;
+    generate_from_ids(model, tokenizer, ids, config, on_text)
+}
+
+/// As [`generate_text`], from the prompt's ids (a fill-in-the-middle prompt is built of ids).
+pub(crate) fn generate_from_ids<M: PreTrainedModel>(
+    model: &M,
+    tokenizer: &Tokenizer,
+    ids: Vec<u32>,
+    config: &GenerationConfig,
     mut on_text: impl FnMut(&str),
 ) -> Result<String> {
     if config.num_beams > 1 || config.num_return_sequences > 1 {
@@ -22,7 +34,6 @@ pub(crate) fn generate_text<M: PreTrainedModel>(
                 .into(),
         ));
     }
-    let ids = tokenizer.encode_plain(prompt)?;
     let prompt_len = ids.len();
     let input = Tensor::from_vec(ids.clone(), (1, prompt_len), model.device())?;
     let mut emitted = 0usize;
@@ -35,7 +46,14 @@ pub(crate) fn generate_text<M: PreTrainedModel>(
         }
         Ok(())
     };
-    let out = super::run(model, &ForwardArgs::new(&input), config, true, &mut stream)?;
+    let out = super::run(
+        model,
+        &ForwardArgs::new(&input),
+        config,
+        true,
+        Some(tokenizer),
+        &mut stream,
+    )?;
     let row: Vec<u32> = out.get(0)?.to_vec1()?;
     // an empty prompt started from BOS: everything after it is new
     let start = if prompt_len == 0 {

@@ -2,6 +2,8 @@
 //! layers below (data, tokenizer, models, generate, train, metrics, viz). Each takes plain
 //! options and returns the text to print, so the command line ([`crate::cli`], flags only), the
 //! tests and the notebooks run the same code. A new subcommand's work goes here.
+pub mod code;
+pub mod code_corpus;
 pub mod dataset;
 pub mod generate;
 pub mod memory;

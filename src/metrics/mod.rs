@@ -1,27 +1,38 @@
 //! The metrics layer; its public face, with the docs, is `crate::metrics` in lib.rs.
 mod accuracy;
+mod bits_per_byte;
 mod bleu;
 mod chrf;
 mod classification;
+mod code_completion;
 pub mod evaluator;
 pub mod perplexity;
 pub mod porter;
+mod python_syntax;
 mod rouge;
 mod segments;
 mod squad;
 mod tokenizers;
 
 pub use accuracy::accuracy;
+pub use bits_per_byte::{BitsPerByte, bits_per_byte, bits_per_byte_of_ids, bits_per_byte_of_texts};
 pub use bleu::{Bleu, BleuScore, Smoothing, corpus_bleu, sentence_bleu};
 pub use chrf::{Chrf, ChrfScore, corpus_chrf, sentence_chrf};
 pub use classification::{
     Average, PrecisionRecallF1, f1_score, precision_recall_f1, precision_score, recall_score,
+};
+pub use code_completion::{
+    ExactMatch, NextLineTask, complete_function_bodies, next_line_exact_match, next_line_tasks,
 };
 pub use evaluator::{EvalAccumulator, EvalResult, Evaluator, IGNORE_INDEX};
 pub use perplexity::{
     MeanPerplexity, MeanPerplexityOptions, Perplexity, SlidingWindow, load_causal_lm,
     mean_perplexity, mean_perplexity_of_texts, perplexity, perplexity_of_blocks,
     perplexity_of_text,
+};
+pub use python_syntax::{
+    ParseRate, PythonFunction, function_parse_rate, parse_rate, parses_as_python,
+    parses_as_python_function, python_functions,
 };
 pub use rouge::{
     AggregateScore, BootstrapAggregator, RougeAggregate, RougeCorpusScore, RougeScore, RougeScorer,
