@@ -291,6 +291,50 @@ mod mpi_runs {
         }
     }
 
+    #[test]
+    fn resuming_with_the_same_world_size_is_bitwise_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let constant = |out: &Path, steps: &str| {
+            let mut a = train_args(out, 8, 1);
+            set(&mut a, "--max-steps", steps);
+            // a schedule that does not depend on max_steps, so 3 + 3 steps plan as 6 do
+            a.extend(["--set", "lr_scheduler_type=constant"].map(String::from));
+            a
+        };
+        let straight = dir.path().join("straight");
+        ok(
+            mpi_command(2)
+                .arg(BIN)
+                .args(constant(&straight, "6"))
+                .output()
+                .unwrap(),
+            "6 steps",
+        );
+        let halves = dir.path().join("halves");
+        ok(
+            mpi_command(2)
+                .arg(BIN)
+                .args(constant(&halves, "3"))
+                .output()
+                .unwrap(),
+            "3 steps",
+        );
+        let mut resume = constant(&halves, "6");
+        set(&mut resume, "--resume-from-checkpoint", "latest");
+        ok(
+            mpi_command(2).arg(BIN).args(&resume).output().unwrap(),
+            "3 more steps, resumed",
+        );
+        let (a, b) = (logged(&straight, "loss"), logged(&halves, "loss"));
+        assert_eq!(a.len(), 6);
+        assert_eq!(a, b, "the losses, bit for bit");
+        assert_eq!(
+            std::fs::read(straight.join("model.safetensors")).unwrap(),
+            std::fs::read(halves.join("model.safetensors")).unwrap(),
+            "the final weights, bit for bit"
+        );
+    }
+
     /// The processes mpirun started (its children).
     fn children(parent: u32) -> Vec<u32> {
         let mut out = Vec::new();

@@ -97,34 +97,32 @@ impl<M: PreTrainedModel> Trainer<M> {
                     .join(", ")
             );
         }
-        if self.state.global_step == 0 {
-            if self.args.resume_from_checkpoint.is_none() {
-                let mut found: Vec<String> = std::fs::read_dir(&out)
-                    .map(|rd| {
-                        rd.flatten()
-                            .map(|e| {
-                                let n = e.file_name().to_string_lossy().into_owned();
-                                if e.path().is_dir() { n + "/" } else { n }
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if !found.is_empty() {
-                    if !self.args.overwrite_output_dir {
-                        found.sort();
-                        let shown = found.len().min(6);
-                        let mut list = found[..shown].join(", ");
-                        if found.len() > shown {
-                            list += &format!(" and {} more", found.len() - shown);
-                        }
-                        return Err(Error::OutputDirNotEmpty {
-                            dir: out,
-                            found: list,
-                        });
+        if self.state.global_step == 0 && self.args.resume_from_checkpoint.is_none() {
+            let mut found: Vec<String> = std::fs::read_dir(&out)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| {
+                            let n = e.file_name().to_string_lossy().into_owned();
+                            if e.path().is_dir() { n + "/" } else { n }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !found.is_empty() {
+                if !self.args.overwrite_output_dir {
+                    found.sort();
+                    let shown = found.len().min(6);
+                    let mut list = found[..shown].join(", ");
+                    if found.len() > shown {
+                        list += &format!(" and {} more", found.len() - shown);
                     }
-                    for cp in sorted_checkpoints(&out) {
-                        io::remove_dir_atomic(&cp)?;
-                    }
+                    return Err(Error::OutputDirNotEmpty {
+                        dir: out,
+                        found: list,
+                    });
+                }
+                for cp in sorted_checkpoints(&out) {
+                    io::remove_dir_atomic(&cp)?;
                 }
             }
         }
