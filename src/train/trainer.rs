@@ -148,6 +148,12 @@ impl<M: PreTrainedModel> Trainer<M> {
     /// chain [`with_tokenizer`](Self::with_tokenizer) or [`with_collator`](Self::with_collator)
     /// (the first step says so otherwise). A `metric_for_best_model` that evaluation never
     /// produces ([`EVAL_METRICS`](super::EVAL_METRICS), with or without `eval_`) is an error here.
+    ///
+    /// Under `mpirun -n N` (the `mpi` feature) the trainer joins the N processes
+    /// ([`crate::dist::world`], `args.ddp_backend`): each trains its share of every batch of
+    /// `N × per_device_train_batch_size`, and the run equals one process with that batch
+    /// (docs/distributed.md). The ranks' arguments, model config and data size are compared
+    /// here; a difference is an error on every rank.
     pub fn new(
         model: M,
         args: TrainingArguments,
