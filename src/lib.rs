@@ -21,6 +21,7 @@
 pub mod cli;
 pub mod data;
 pub mod display;
+pub mod dist;
 pub mod error;
 pub mod generate;
 pub mod gguf;

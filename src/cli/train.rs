@@ -266,6 +266,18 @@ impl TrainArgs {
         if self.print_config {
             return job.to_toml();
         }
-        run_job(&job, &self.device.device()?)
+        let device = self.device.device()?;
+        let world = crate::dist::world(job.training.ddp_backend.as_deref())?;
+        match run_job(&job, &device) {
+            // a rank that fails stops them all, with its message, rather than leaving the
+            // others waiting for it in a collective
+            Err(e) if world.world_size() > 1 => {
+                crate::dist::abort_with(world.as_ref(), &e.to_string())
+            }
+            done => {
+                crate::dist::finalize();
+                done
+            }
+        }
     }
 }

@@ -397,8 +397,34 @@ fn resume_step(out_dir: &Path, resume: &str) -> Option<(PathBuf, usize)> {
     Some((dir, state.global_step))
 }
 
+/// What a rank other than 0 does of the job: the collective parts (training, the final
+/// evaluation, the last checkpoint's checksum), none of the writing; it returns no summary.
+fn train_as_helper_rank(
+    trainer: &mut Trainer<AutoModelForCausalLM>,
+    job: &TrainJob,
+    out_dir: &Path,
+) -> Result<String> {
+    trainer.train()?;
+    trainer.evaluate()?;
+    if !job.training.load_best_model_at_end
+        && !out_dir
+            .join(format!("checkpoint-{}", trainer.global_step()))
+            .is_dir()
+    {
+        trainer.save_checkpoint()?;
+    }
+    Ok(String::new())
+}
+
 /// Runs the job on `device`; returns the summary printed at the end.
+///
+/// Under `mpirun -n N` (a build with the `mpi` feature) each rank runs this with the same job:
+/// every rank builds the corpus and the model and trains its share of each batch; rank 0 alone
+/// holds the folder's lock, writes the files and returns the summary (the others return an
+/// empty one). docs/distributed.md.
 pub fn run_job(job: &TrainJob, device: &Device) -> Result<String> {
+    let world = crate::dist::world(job.training.ddp_backend.as_deref())?;
+    let main = world.is_main_process();
     let out_dir = job.training.output_dir.clone();
     let c = &job.corpus;
     let train_text = corpus_text(c.train_stories, c.seed);
@@ -421,11 +447,16 @@ pub fn run_job(job: &TrainJob, device: &Device) -> Result<String> {
             "lower --block-size, --n-embd, --n-layer or --per-device-train-batch-size",
         )?;
     }
-    // One run at a time in a folder: a second one waits for nothing and writes nothing.
-    let _lock = DirLock::beside(
-        &out_dir,
-        &format!("the training folder {}", out_dir.display()),
-    )?;
+    // One run at a time in a folder: a second one waits for nothing and writes nothing (the
+    // ranks of one data-parallel run are one run: rank 0 holds the lock).
+    let _lock = if main {
+        Some(DirLock::beside(
+            &out_dir,
+            &format!("the training folder {}", out_dir.display()),
+        )?)
+    } else {
+        None
+    };
     let mut model = AutoModelForCausalLM::from_config_seeded(config, device, job.training.seed)?;
     model.set_seed(job.training.seed);
     let train = TokenWindows::new(vocab.encode(&train_text)?, m.block_size)?;
@@ -451,6 +482,9 @@ pub fn run_job(job: &TrainJob, device: &Device) -> Result<String> {
     // Before anything is written: leftovers swept, the resume checked (or a non-empty folder
     // refused without --overwrite-output-dir).
     let resumed = trainer.prepare_output_dir()?;
+    if !main {
+        return train_as_helper_rank(&mut trainer, job, &out_dir);
+    }
     crate::io::create_dir_all(&out_dir)?;
     let write = |name: &str, text: &str| write_atomic(&out_dir.join(name), text.as_bytes());
     write(

@@ -123,6 +123,13 @@ pub struct TrainingArguments {
     pub generation_max_length: Option<usize>,
     /// The `num_beams` of those generations; the model's generation config when unset.
     pub generation_num_beams: Option<usize>,
+    /// The data-parallel engine (transformers' name): `"mpi"` (CPUs, under `mpirun`; the `mpi`
+    /// feature) or `"nccl"` (not built yet); unset, it is picked from the environment: an MPI
+    /// launcher's variables mean MPI, none mean one process (docs/distributed.md).
+    pub ddp_backend: Option<String>,
+    /// Gradients are all-reduced in buckets of at most this many MiB (PyTorch DDP's
+    /// `bucket_cap_mb`, default 25): fewer, larger messages.
+    pub ddp_bucket_cap_mb: usize,
 }
 
 impl Default for TrainingArguments {
@@ -166,6 +173,8 @@ impl Default for TrainingArguments {
             predict_with_generate: false,
             generation_max_length: None,
             generation_num_beams: None,
+            ddp_backend: None,
+            ddp_bucket_cap_mb: 25,
         }
     }
 }
@@ -306,6 +315,10 @@ impl TrainingArguments {
         if self.gradient_accumulation_steps == 0 {
             return bad("gradient_accumulation_steps", "must be at least 1".into());
         }
+        if self.ddp_bucket_cap_mb == 0 {
+            return bad("ddp_bucket_cap_mb", "must be at least 1 (MiB)".into());
+        }
+        crate::dist::check_backend(self.ddp_backend.as_deref())?;
         // NaN and infinity first: the range checks below would let some through (NaN fails
         // every comparison) and an infinite epoch count is a run that never ends.
         for (key, v) in [

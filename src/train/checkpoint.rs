@@ -33,10 +33,56 @@ impl<M: PreTrainedModel> Trainer<M> {
     /// ([`Error::OutputDirNotEmpty`]) unless `args.overwrite_output_dir`, which deletes its
     /// `checkpoint-N` folders (so `"latest"` can only mean this run's). A trainer that already
     /// stepped is left as it is. Returns the checkpoint resumed from.
+    ///
+    /// With several data-parallel ranks, rank 0 alone sweeps and checks the folder and tells
+    /// the others how that went (its error becomes theirs); then every rank resumes from the
+    /// same checkpoint (on one machine, or a file system the machines share).
     pub fn prepare_output_dir(&mut self) -> Result<Option<PathBuf>> {
         if self.output_dir_ready {
             return Ok(self.resumed_from.clone());
         }
+        if self.comm.world_size() > 1 {
+            let checked = if self.is_main_process() {
+                self.sweep_and_check_output_dir()
+            } else {
+                Ok(())
+            };
+            let mut message = match &checked {
+                Ok(()) => Vec::new(),
+                Err(e) => e.to_string().into_bytes(),
+            };
+            self.comm.broadcast_bytes(&mut message, 0)?;
+            checked?;
+            if !message.is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "rank 0 could not prepare the output folder: {}",
+                    String::from_utf8_lossy(&message)
+                )));
+            }
+            if self.state.global_step == 0
+                && let Some(r) = self.args.resume_from_checkpoint.clone()
+            {
+                let dir = self.resume_from_checkpoint(&r)?;
+                self.resumed_from = Some(dir);
+            }
+            self.output_dir_ready = true;
+            return Ok(self.resumed_from.clone());
+        }
+        self.sweep_and_check_output_dir()?;
+        if self.state.global_step == 0
+            && let Some(r) = self.args.resume_from_checkpoint.clone()
+        {
+            let dir = self.resume_from_checkpoint(&r)?;
+            self.resumed_from = Some(dir);
+        }
+        self.output_dir_ready = true;
+        Ok(self.resumed_from.clone())
+    }
+
+    /// `prepare_output_dir` without the resume: leftovers swept, and a folder that is not
+    /// empty refused (or its checkpoints deleted with `overwrite_output_dir`) when the run does
+    /// not resume.
+    fn sweep_and_check_output_dir(&mut self) -> Result<()> {
         let out = self.args.output_dir.clone();
         io::check_no_file_in_the_way(&out)?;
         let swept = sweep_leftovers(&out)?;
@@ -51,42 +97,36 @@ impl<M: PreTrainedModel> Trainer<M> {
                     .join(", ")
             );
         }
-        if self.state.global_step == 0 {
-            if let Some(r) = self.args.resume_from_checkpoint.clone() {
-                let dir = self.resume_from_checkpoint(&r)?;
-                self.resumed_from = Some(dir);
-            } else {
-                let mut found: Vec<String> = std::fs::read_dir(&out)
-                    .map(|rd| {
-                        rd.flatten()
-                            .map(|e| {
-                                let n = e.file_name().to_string_lossy().into_owned();
-                                if e.path().is_dir() { n + "/" } else { n }
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if !found.is_empty() {
-                    if !self.args.overwrite_output_dir {
-                        found.sort();
-                        let shown = found.len().min(6);
-                        let mut list = found[..shown].join(", ");
-                        if found.len() > shown {
-                            list += &format!(" and {} more", found.len() - shown);
-                        }
-                        return Err(Error::OutputDirNotEmpty {
-                            dir: out,
-                            found: list,
-                        });
+        if self.state.global_step == 0 && self.args.resume_from_checkpoint.is_none() {
+            let mut found: Vec<String> = std::fs::read_dir(&out)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| {
+                            let n = e.file_name().to_string_lossy().into_owned();
+                            if e.path().is_dir() { n + "/" } else { n }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !found.is_empty() {
+                if !self.args.overwrite_output_dir {
+                    found.sort();
+                    let shown = found.len().min(6);
+                    let mut list = found[..shown].join(", ");
+                    if found.len() > shown {
+                        list += &format!(" and {} more", found.len() - shown);
                     }
-                    for cp in sorted_checkpoints(&out) {
-                        io::remove_dir_atomic(&cp)?;
-                    }
+                    return Err(Error::OutputDirNotEmpty {
+                        dir: out,
+                        found: list,
+                    });
+                }
+                for cp in sorted_checkpoints(&out) {
+                    io::remove_dir_atomic(&cp)?;
                 }
             }
         }
-        self.output_dir_ready = true;
-        Ok(self.resumed_from.clone())
+        Ok(())
     }
 
     /// Saves the model (`config.json`, `model.safetensors`) to `output_dir`.
@@ -94,8 +134,12 @@ impl<M: PreTrainedModel> Trainer<M> {
         self.save_model_to(&self.args.output_dir)
     }
 
-    /// Saves the model to `dir` (created if needed).
+    /// Saves the model to `dir` (created if needed); with several ranks, rank 0 writes and the
+    /// others do nothing (their weights are the same).
     pub fn save_model_to(&self, dir: &Path) -> Result<()> {
+        if !self.is_main_process() {
+            return Ok(());
+        }
         create_dir(dir)?;
         self.model.save_pretrained(dir)?;
         write_json(&dir.join("training_args.json"), &self.args)
@@ -103,7 +147,11 @@ impl<M: PreTrainedModel> Trainer<M> {
 
     /// Writes `output_dir/trainer_state.json`, and `log_history.json` (the list of log entries,
     /// for a loss-curve plotter) to `logging_dir` when it is set.
+    /// Rank 0 writes; other ranks do nothing.
     pub fn save_state(&self) -> Result<()> {
+        if !self.is_main_process() {
+            return Ok(());
+        }
         create_dir(&self.args.output_dir)?;
         self.state
             .save_to_json(&self.args.output_dir.join("trainer_state.json"))?;
@@ -119,12 +167,73 @@ impl<M: PreTrainedModel> Trainer<M> {
     /// removes `tmp-checkpoint-N` and leaves the checkpoints already there as they were; no
     /// folder named `checkpoint-N` is ever incomplete (a replaced or pruned one is renamed to
     /// `.deleting-checkpoint-N` before it is removed).
+    ///
+    /// With several data-parallel ranks every rank calls it: their weights' checksums are
+    /// compared first (a difference is an error naming the step: the ranks diverged), rank 0
+    /// writes, and the others wait for it, so a checkpoint is whole when any rank goes on.
     pub fn save_checkpoint(&mut self) -> Result<PathBuf> {
         let out = self.args.output_dir.clone();
-        create_dir(&out)?;
         let name = format!("checkpoint-{}", self.state.global_step);
-        let tmp = out.join(format!("tmp-{name}"));
         let dir = out.join(&name);
+        if self.comm.world_size() > 1 {
+            self.check_ranks_agree()?;
+            let written = if self.is_main_process() {
+                self.write_checkpoint(&out, &name).map(|_| ())
+            } else {
+                // the same decision rank 0 makes, so every rank's state says the same
+                if self.last_eval_improved
+                    && self.state.best_global_step == Some(self.state.global_step)
+                {
+                    self.state.best_model_checkpoint = Some(dir.display().to_string());
+                }
+                self.last_eval_improved = false;
+                Ok(())
+            };
+            let mut message = match &written {
+                Ok(()) => Vec::new(),
+                Err(e) => e.to_string().into_bytes(),
+            };
+            self.comm.broadcast_bytes(&mut message, 0)?;
+            written?;
+            if !message.is_empty() {
+                return Err(Error::Checkpoint {
+                    path: dir,
+                    message: format!(
+                        "rank 0 could not write it: {}",
+                        String::from_utf8_lossy(&message)
+                    ),
+                });
+            }
+            return Ok(dir);
+        }
+        self.write_checkpoint(&out, &name)
+    }
+
+    /// Every rank's weights must be bit for bit the same after the same steps: their
+    /// checksums are gathered, and a difference is an error on every rank naming the step.
+    fn check_ranks_agree(&self) -> Result<()> {
+        let sum = weights_checksum(self.model.varmap())?;
+        let all = self.comm.all_gather_u64(sum)?;
+        if all.iter().all(|&x| x == all[0]) {
+            return Ok(());
+        }
+        let odd: Vec<String> = (0..all.len())
+            .filter(|&r| all[r] != all[0])
+            .map(|r| r.to_string())
+            .collect();
+        Err(Error::InvalidArgument(format!(
+            "data-parallel ranks diverged: at step {} the weights of rank(s) {} differ from rank 0's (checksums {:016x?}); the run is not data-parallel any more, so no checkpoint was written. Resume from the last checkpoint; if it happens again, report it with the launch command",
+            self.state.global_step,
+            odd.join(", "),
+            all
+        )))
+    }
+
+    /// The checkpoint's folder written by this process (see `save_checkpoint`).
+    fn write_checkpoint(&mut self, out: &Path, name: &str) -> Result<PathBuf> {
+        create_dir(out)?;
+        let tmp = out.join(format!("tmp-{name}"));
+        let dir = out.join(name);
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(|source| io::write_error(&tmp, source))?;
         }
@@ -152,7 +261,7 @@ impl<M: PreTrainedModel> Trainer<M> {
         }
         if let Some(limit) = self.args.save_total_limit {
             let best = self.best_checkpoint_dir();
-            rotate_checkpoints(&out, limit, best.as_deref())?;
+            rotate_checkpoints(out, limit, best.as_deref())?;
         }
         Ok(dir)
     }
@@ -285,6 +394,31 @@ impl<M: PreTrainedModel> Trainer<M> {
             })?;
         load_varmap(self.model.varmap(), &tensors, path)
     }
+}
+
+/// A checksum of every weight's bits, in name order (xxh3): equal on ranks whose weights are
+/// bit for bit equal.
+fn weights_checksum(varmap: &VarMap) -> Result<u64> {
+    use std::hash::Hasher;
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| Error::InvalidArgument("the model's VarMap lock is poisoned".into()))?;
+    let mut named: Vec<_> = data.iter().collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    let mut h = twox_hash::XxHash3_64::with_seed(0);
+    for (name, var) in named {
+        h.write(name.as_bytes());
+        let v = var
+            .as_tensor()
+            .flatten_all()?
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1::<f32>()?;
+        for x in v {
+            h.write_u32(x.to_bits());
+        }
+    }
+    Ok(h.finish())
 }
 
 /// Sets each `VarMap` variable from `tensors` by name (shapes checked).

@@ -305,6 +305,54 @@ impl TrainData {
         }
     }
 
+    /// Examples each of `world` ranks sees in one epoch: PyTorch's `DistributedSampler`
+    /// (`drop_last=False`), `ceil(len / world)`; the epoch's order is padded to
+    /// `world` times that by wrapping around to its start, so every rank takes as many.
+    pub fn per_rank_len(&self, world: usize) -> usize {
+        self.len().div_ceil(world.max(1))
+    }
+
+    /// The examples of optimiser step `update` of epoch `epoch`, over all `world` ranks, in
+    /// the epoch's order: rank `r` takes every `world`-th from `r` (`DistributedSampler`'s
+    /// `indices[r::world]`), in micro-batches of its own. Each rank holds `per_rank` of them
+    /// (its micro-batch size times the accumulation steps; fewer at the end of an epoch).
+    ///
+    /// Rows follow the seeded epoch order, padded past its end by wrapping around (so with a
+    /// row count that `world` does not divide, the last step repeats the epoch's first rows, as
+    /// `DistributedSampler` does). Windows are drawn at random offsets from one stream per
+    /// step, `(seed, epoch, update)`. Either way the set of examples of a step depends only on
+    /// the global batch (`per_rank * world`), not on how it is split across ranks and
+    /// micro-batches: N ranks with batch `b` train on what one process with batch `N b` does.
+    pub fn step_examples(
+        &self,
+        seed: u64,
+        epoch: usize,
+        update: usize,
+        per_rank: usize,
+        world: usize,
+        order: &mut EpochOrder,
+    ) -> Vec<Example> {
+        let world = world.max(1);
+        let n_rank = self.per_rank_len(world);
+        let lo = (update * per_rank).min(n_rank);
+        let hi = (lo + per_rank).min(n_rank);
+        let positions = lo * world..hi * world;
+        match self {
+            TrainData::Examples(e) => {
+                let perm = order.get(seed, epoch, e.len());
+                positions.map(|p| e[perm[p % perm.len()]].clone()).collect()
+            }
+            TrainData::Windows(w) => {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                rng.set_stream(((epoch as u64) << 40) | update as u64);
+                let hi = w.tokens.len() - w.block_size;
+                positions
+                    .map(|_| w.window(rng.random_range(0..=hi)))
+                    .collect()
+            }
+        }
+    }
+
     /// Evaluation examples in fixed order.
     pub fn eval_examples(&self) -> Vec<Example> {
         match self {
@@ -419,6 +467,53 @@ mod tests {
                 lengths.len()
             );
         }
+    }
+
+    fn numbered(n: usize) -> TrainData {
+        TrainData::from(
+            (0..n)
+                .map(|i| Example {
+                    input_ids: vec![i as u32],
+                    ..Default::default()
+                })
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn ids(ex: &[Example]) -> Vec<u32> {
+        ex.iter().map(|e| e.input_ids[0]).collect()
+    }
+
+    /// A step's examples depend on the global batch only, and rank r's share is every
+    /// world-th one: what torch's DistributedSampler gives each rank.
+    #[test]
+    fn step_examples_split_the_global_batch_as_distributed_sampler() {
+        let data = numbered(10);
+        let mut order = EpochOrder::default();
+        let one = data.step_examples(7, 0, 0, 4, 1, &mut order);
+        let two = data.step_examples(7, 0, 0, 2, 2, &mut order);
+        assert_eq!(ids(&one), ids(&two));
+        let perm: Vec<u32> = order.get(7, 0, 10).iter().map(|&i| i as u32).collect();
+        // 3 ranks: ceil(10/3) = 4 each; the padded order wraps to the start
+        assert_eq!(data.per_rank_len(3), 4);
+        let mut all = Vec::new();
+        for update in 0..2 {
+            all.extend(ids(&data.step_examples(7, 0, update, 2, 3, &mut order)));
+        }
+        assert_eq!(all.len(), 12);
+        assert_eq!(&all[..10], &perm[..]);
+        assert_eq!(&all[10..], &perm[..2]);
+        // rank 1's share: positions 1, 4, 7, 10 of the padded order
+        let rank1: Vec<u32> = all.iter().skip(1).step_by(3).copied().collect();
+        assert_eq!(rank1, vec![perm[1], perm[4], perm[7], perm[0]]);
+        // past the epoch's end: nothing
+        assert!(data.step_examples(7, 0, 2, 2, 3, &mut order).is_empty());
+        // windows: one draw per step, whatever the split
+        let w = TrainData::Windows(TokenWindows::new((0..100u32).collect::<Vec<_>>(), 4).unwrap());
+        let a = w.step_examples(3, 1, 2, 8, 1, &mut order);
+        let b = w.step_examples(3, 1, 2, 2, 4, &mut order);
+        assert_eq!(a, b);
+        assert_ne!(a, w.step_examples(3, 1, 3, 8, 1, &mut order));
     }
 
     #[test]

@@ -136,7 +136,14 @@ impl<M: PreTrainedModel> Trainer<M> {
     /// One pass over `examples` in evaluation mode: the label-weighted loss sum, and (when
     /// `gather`) every example's logits (or, with `predict_with_generate`, generated token
     /// ids) and labels on the CPU.
+    ///
+    /// With several data-parallel ranks and nothing to gather, the batches are shared out
+    /// (batch k to rank k mod world) and the loss sums added up over the ranks; with
+    /// predictions to gather, every rank runs every batch (the same weights give the same
+    /// predictions, so `compute_metrics` sees the whole set everywhere).
     fn run_eval(&self, examples: &[Example], gather: bool) -> Result<EvalRun> {
+        let (world, rank) = (self.comm.world_size(), self.comm.rank());
+        let shard = world > 1 && !gather;
         let device = self.model.device().clone();
         let bs = self.args.per_device_eval_batch_size;
         let model = self.model.eval_copy();
@@ -145,6 +152,9 @@ impl<M: PreTrainedModel> Trainer<M> {
         let generate = gather && self.args.predict_with_generate && model.is_encoder_decoder();
         let gen_config = generate.then(|| self.generation_config()).transpose()?;
         for (k, chunk) in examples.chunks(bs).enumerate() {
+            if shard && k % world != rank {
+                continue;
+            }
             let b = self.collator.collate(chunk, u64::MAX - k as u64, &device)?;
             let args = b.forward_args();
             let out = if b.labelled || !model.is_encoder_decoder() {
@@ -179,6 +189,12 @@ impl<M: PreTrainedModel> Trainer<M> {
                 run.unlabelled |= !b.labelled;
                 labels.push(b.labels.to_device(&cpu)?);
             }
+        }
+        if shard {
+            let mut sums = [run.loss_sum, run.loss_weight as f64];
+            self.comm.all_reduce_sum_f64(&mut sums)?;
+            run.loss_sum = sums[0];
+            run.loss_weight = sums[1] as usize;
         }
         if gather && !preds.is_empty() {
             run.predictions = Some(concat_padded(&preds)?);

@@ -22,6 +22,7 @@ use super::progress::{Progress, ProgressMode, fmt_rate};
 use super::schedule::LrScheduler;
 use super::state::{LogEntry, TrainerState, get_last_checkpoint};
 use crate::data::Dataset;
+use crate::dist::{self, Reduce, World};
 use crate::models::PreTrainedModel;
 use crate::models::layers::check_token_id;
 use crate::tokenizer::Tokenizer;
@@ -118,7 +119,6 @@ pub struct Trainer<M: PreTrainedModel> {
     pub(super) scheduler: LrScheduler,
     pub(super) state: TrainerState,
     pub(super) order: EpochOrder,
-    pub(super) micro_per_epoch: usize,
     pub(super) updates_per_epoch: usize,
     pub(super) max_steps: usize,
     // since the last log
@@ -136,6 +136,9 @@ pub struct Trainer<M: PreTrainedModel> {
     pub(super) callbacks: Vec<Box<dyn TrainerCallback>>,
     /// What the callbacks asked for.
     pub(super) control: TrainerControl,
+    /// The data-parallel ranks this trainer runs with (world size 1 alone): see
+    /// docs/distributed.md.
+    pub(super) comm: World,
 }
 
 impl<M: PreTrainedModel> Trainer<M> {
@@ -145,6 +148,12 @@ impl<M: PreTrainedModel> Trainer<M> {
     /// chain [`with_tokenizer`](Self::with_tokenizer) or [`with_collator`](Self::with_collator)
     /// (the first step says so otherwise). A `metric_for_best_model` that evaluation never
     /// produces ([`EVAL_METRICS`](super::EVAL_METRICS), with or without `eval_`) is an error here.
+    ///
+    /// Under `mpirun -n N` (the `mpi` feature) the trainer joins the N processes
+    /// ([`crate::dist::world`], `args.ddp_backend`): each trains its share of every batch of
+    /// `N × per_device_train_batch_size`, and the run equals one process with that batch
+    /// (docs/distributed.md). The ranks' arguments, model config and data size are compared
+    /// here; a difference is an error on every rank.
     pub fn new(
         mut model: M,
         args: TrainingArguments,
@@ -152,10 +161,14 @@ impl<M: PreTrainedModel> Trainer<M> {
     ) -> Result<Self> {
         args.validate()?;
         model.set_compute_dtype(args.compute_dtype(model.device())?)?; // bf16 mixed precision
+        let comm = dist::world(args.ddp_backend.as_deref())?;
         let train_data = train_dataset.into_train_data()?;
         check_vocab(&model, &train_data)?;
+        let world = comm.world_size();
+        check_same_setup(comm.as_ref(), &args, &model, &train_data)?;
         let bs = args.per_device_train_batch_size;
-        let micro_per_epoch = train_data.len().div_ceil(bs).max(1);
+        // DistributedSampler: each rank sees ceil(len / world) examples an epoch
+        let micro_per_epoch = train_data.per_rank_len(world).div_ceil(bs).max(1);
         let updates_per_epoch = micro_per_epoch
             .div_ceil(args.gradient_accumulation_steps)
             .max(1);
@@ -187,7 +200,8 @@ impl<M: PreTrainedModel> Trainer<M> {
         check_saves_follow_evals(&args, &state)?;
         let collator = collator_for(&model, args.seed);
         let order = if args.group_by_length {
-            EpochOrder::length_grouped(train_data.lengths(), bs)
+            // grouped by the global batch, so N ranks see the batches one process would
+            EpochOrder::length_grouped(train_data.lengths(), bs * world)
         } else {
             EpochOrder::default()
         };
@@ -202,7 +216,6 @@ impl<M: PreTrainedModel> Trainer<M> {
             scheduler,
             state,
             order,
-            micro_per_epoch,
             updates_per_epoch,
             max_steps,
             log_loss_sum: 0.0,
@@ -215,7 +228,18 @@ impl<M: PreTrainedModel> Trainer<M> {
             resumed_from: None,
             callbacks: Vec::new(),
             control: TrainerControl::default(),
+            comm,
         })
+    }
+
+    /// The data-parallel communicator: this process's rank and the world size (1 alone).
+    pub fn world(&self) -> &World {
+        &self.comm
+    }
+
+    /// Whether this process writes files and prints progress: rank 0 (or the only process).
+    pub fn is_main_process(&self) -> bool {
+        self.comm.is_main_process()
     }
 
     /// Adds a [`TrainerCallback`] (e.g. [`EarlyStoppingCallback`](super::EarlyStoppingCallback)),
@@ -374,24 +398,55 @@ impl<M: PreTrainedModel> Trainer<M> {
         LogHistory(&self.state.log_history)
     }
 
-    /// The examples of micro-batch `k` of the current optimiser step.
-    fn micro_batches(&mut self, step: usize) -> Vec<(Vec<Example>, u64)> {
+    /// This rank's micro-batches of optimiser step `step`, collated on `device`. The step's
+    /// examples over all ranks come from [`TrainData::step_examples`]; this rank takes every
+    /// world-th, in micro-batches of `per_device_train_batch_size`. A masked-LM batch is
+    /// masked as a whole (every rank collates the step's global batch with the step's stream,
+    /// then keeps its rows), so the masks do not depend on the world size or the accumulation
+    /// either; other collators draw nothing at random and collate this rank's rows alone.
+    fn step_batches(&mut self, step: usize, device: &candle_core::Device) -> Result<Vec<Batch>> {
         let accum = self.args.gradient_accumulation_steps;
+        let bs = self.args.per_device_train_batch_size;
+        let (world, rank) = (self.comm.world_size(), self.comm.rank());
         let epoch = step / self.updates_per_epoch;
         let u = step % self.updates_per_epoch;
-        let lo = u * accum;
-        let hi = ((u + 1) * accum).min(self.micro_per_epoch);
-        let bs = self.args.per_device_train_batch_size;
-        (lo..hi)
-            .map(|m| {
-                let ex = self
-                    .train_data
-                    .train_batch(self.args.seed, epoch, m, bs, &mut self.order);
-                let stream = ((epoch as u64) << 40) | m as u64;
-                (ex, stream)
-            })
-            .filter(|(ex, _)| !ex.is_empty())
-            .collect()
+        let global = self.train_data.step_examples(
+            self.args.seed,
+            epoch,
+            u,
+            accum * bs,
+            world,
+            &mut self.order,
+        );
+        // this rank's rows of the global batch, in order
+        let mine: Vec<usize> = (rank..global.len()).step_by(world).collect();
+        let masked = matches!(&self.collator, Collator::LanguageModeling(c) if c.mlm);
+        let whole = if masked && !global.is_empty() {
+            let stream = ((epoch as u64) << 40) | u as u64;
+            Some(self.collator.collate(&global, stream, device)?)
+        } else {
+            None
+        };
+        let mut out = Vec::new();
+        for (a, rows) in mine.chunks(bs).enumerate() {
+            let m = u * accum + a;
+            // one dropout stream per micro-batch and rank
+            let stream = ((epoch as u64) << 40) | (m * world + rank) as u64;
+            let mut b = match &whole {
+                Some(w) => select_rows(w, rows, &global)?,
+                None => {
+                    let ex: Vec<Example> = rows.iter().map(|&i| global[i].clone()).collect();
+                    self.collator.collate(&ex, stream, device)?
+                }
+            };
+            // the global batch's one seed, told apart per micro-batch and rank (one process
+            // without accumulation keeps its seed as it was)
+            if whole.is_some() && (world > 1 || accum > 1) {
+                b.dropout_seed ^= stream.rotate_left(17);
+            }
+            out.push(b);
+        }
+        Ok(out)
     }
 
     /// One optimiser update: forward and backward over `gradient_accumulation_steps`
@@ -420,12 +475,16 @@ impl<M: PreTrainedModel> Trainer<M> {
         }
         let device = self.model.device().clone();
         let started = Instant::now();
-        let batches = self
-            .micro_batches(step)
-            .into_iter()
-            .map(|(ex, stream)| self.collator.collate(&ex, stream, &device))
-            .collect::<Result<Vec<Batch>>>()?;
-        let total: usize = batches.iter().map(|b| b.num_label_tokens).sum();
+        let batches = self.step_batches(step, &device)?;
+        // The weights are shares of the labelled tokens of the step over all ranks, so the
+        // gradients summed over ranks are those of one batch of them all (transformers'
+        // num_items_in_batch, gathered across processes).
+        let mut counts = [
+            batches.iter().map(|b| b.num_label_tokens).sum::<usize>() as f64,
+            batches.iter().map(|b| b.num_input_tokens).sum::<usize>() as f64,
+        ];
+        self.comm.all_reduce_sum_f64(&mut counts)?;
+        let (total, input_tokens) = (counts[0] as usize, counts[1] as usize);
         if total == 0 {
             return Err(Error::InvalidArgument(format!(
                 "step {}: the batch has no labelled tokens (every label is -100); check the collator and the data",
@@ -434,21 +493,27 @@ impl<M: PreTrainedModel> Trainer<M> {
         }
         let mut grads = Grads::default();
         let mut loss_sum = 0.0f64;
-        let mut input_tokens = 0;
+        let mut bad = None;
         for b in &batches {
-            input_tokens += b.num_input_tokens;
             if b.num_label_tokens == 0 {
                 continue;
             }
             let loss = compute_loss(&self.model, b, true)?;
             let value = loss.to_dtype(DType::F32)?.to_scalar::<f32>()? as f64;
             if !value.is_finite() {
-                return Err(self.non_finite("loss", value, step + 1));
+                bad = Some(value);
+                break;
             }
             let w = b.num_label_tokens as f64 / total as f64;
             loss_sum += value * w;
             let g = loss.backward()?;
             grads.add_scaled(self.optimizer.grads(&g), w as f32)?;
+        }
+        if self.comm.world_size() > 1 {
+            loss_sum = self.all_reduce_grads(&mut grads, loss_sum, &mut bad)?;
+        }
+        if let Some(value) = bad {
+            return Err(self.non_finite("loss", value, step + 1));
         }
         let grad_norm = grads.clip_grad_norm(self.args.max_grad_norm)?;
         if !grad_norm.is_finite() {
@@ -473,6 +538,63 @@ impl<M: PreTrainedModel> Trainer<M> {
             grad_norm,
             num_tokens: input_tokens,
         })
+    }
+
+    /// Sums the step's loss and gradients over the ranks (each rank's already weighted by
+    /// its share of the global labelled tokens), the gradients in buckets of
+    /// `ddp_bucket_cap_mb`. A gradient that some rank has and this one lacks (its micro-batches
+    /// had no labels) counts as zeros here; one no rank has stays absent, as in one process. A
+    /// non-finite loss on any rank makes `bad` set on every rank, so they all stop together.
+    fn all_reduce_grads(
+        &self,
+        grads: &mut Grads,
+        loss_sum: f64,
+        bad: &mut Option<f64>,
+    ) -> Result<f64> {
+        let names = self.optimizer.param_names();
+        let p = names.len();
+        if grads.0.is_empty() {
+            grads.0 = vec![None; p];
+        }
+        let mut scalars = vec![0.0f64; 2 + p];
+        scalars[0] = loss_sum;
+        scalars[1] = f64::from(u8::from(bad.is_some()));
+        for (i, g) in grads.0.iter().enumerate() {
+            scalars[2 + i] = f64::from(u8::from(g.is_some()));
+        }
+        self.comm.all_reduce_sum_f64(&mut scalars)?;
+        if scalars[1] > 0.0 {
+            *bad = Some(bad.unwrap_or(f64::NAN));
+            return Ok(scalars[0]);
+        }
+        let vars =
+            self.model.varmap().data().lock().map_err(|_| {
+                Error::InvalidArgument("the model's VarMap lock is poisoned".into())
+            })?;
+        let mut present = Vec::new();
+        for (i, g) in grads.0.iter_mut().enumerate() {
+            if scalars[2 + i] == 0.0 {
+                continue;
+            }
+            if g.is_none() {
+                let var = vars.get(&names[i]).ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "parameter `{}` left the model while training",
+                        names[i]
+                    ))
+                })?;
+                *g = Some(var.as_tensor().zeros_like()?.to_dtype(DType::F32)?);
+            }
+            present.push(i);
+        }
+        drop(vars);
+        let mut tensors: Vec<Tensor> = present.iter().filter_map(|&i| grads.0[i].clone()).collect();
+        let cap = self.args.ddp_bucket_cap_mb.saturating_mul(1 << 20);
+        dist::all_reduce_tensors(self.comm.as_ref(), &mut tensors, Reduce::Sum, cap)?;
+        for (i, t) in present.into_iter().zip(tensors) {
+            grads.0[i] = Some(t);
+        }
+        Ok(scalars[0])
     }
 
     fn non_finite(&self, what: &str, value: f64, step: usize) -> Error {
@@ -577,13 +699,11 @@ impl<M: PreTrainedModel> Trainer<M> {
         )?;
         let resumed_from = self.prepare_output_dir()?;
         let start_step = self.state.global_step;
-        let progress = Progress::new(
-            ProgressMode::detect(self.args.disable_tqdm),
-            start_step,
-            self.max_steps,
-        );
+        // only rank 0 prints
+        let quiet = self.args.disable_tqdm || !self.is_main_process();
+        let progress = Progress::new(ProgressMode::detect(quiet), start_step, self.max_steps);
         if let Some(dir) = &resumed_from
-            && !self.args.disable_tqdm
+            && !quiet
         {
             progress.message(&format!(
                 "resumed from {} at step {start_step}",
@@ -636,10 +756,10 @@ impl<M: PreTrainedModel> Trainer<M> {
         self.state.log_history.push(e);
         self.save_state()?;
         self.fire(|cb, a, s, c| cb.on_train_end(a, s, c))?;
-        if crate::display::in_notebook() && !self.args.disable_tqdm {
+        if crate::display::in_notebook() && !quiet {
             // transformers' notebook table; the returned TrainOutput shows the totals
             self.log_history().evcxr_display();
-        } else if !self.args.disable_tqdm {
+        } else if !quiet {
             progress.message(&format!(
                 "trained {steps} steps in {runtime:.1}s ({} tok/s), train_loss {training_loss:.4}",
                 fmt_rate(tokens as f64 / runtime.max(1e-9))
@@ -706,4 +826,66 @@ pub(super) fn check_vocab<M: PreTrainedModel>(model: &M, data: &TrainData) -> Re
         (Some(v), Some(max)) => check_token_id(max, v),
         _ => Ok(()),
     }
+}
+
+/// Batch rows `rows` of `whole` (collated from `examples`), with their own token counts: a
+/// masked-LM batch's labels are the chosen tokens, unshifted, so the count is of its labels.
+fn select_rows(whole: &Batch, rows: &[usize], examples: &[Example]) -> Result<Batch> {
+    let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+    let idx = Tensor::new(idx.as_slice(), whole.input_ids.device())?;
+    let labels = whole.labels.index_select(&idx, 0)?;
+    let num_label_tokens = labels
+        .flatten_all()?
+        .to_vec1::<i64>()?
+        .iter()
+        .filter(|&&l| l != super::collator::IGNORE_INDEX)
+        .count();
+    Ok(Batch {
+        input_ids: whole.input_ids.index_select(&idx, 0)?,
+        attention_mask: whole.attention_mask.index_select(&idx, 0)?,
+        labels,
+        num_label_tokens,
+        num_input_tokens: rows.iter().map(|&r| examples[r].input_ids.len()).sum(),
+        dropout_seed: whole.dropout_seed,
+        token_type_ids: whole
+            .token_type_ids
+            .as_ref()
+            .map(|t| t.index_select(&idx, 0))
+            .transpose()?,
+        answer_spans: whole.answer_spans,
+        labelled: whole.labelled,
+    })
+}
+
+/// Every rank must train the same run: the same arguments, data size and model. A hash of
+/// them is gathered from all ranks at the start, and a difference is an error on every rank
+/// (naming the ranks that differ from rank 0), before any step could hang or diverge.
+fn check_same_setup<M: PreTrainedModel>(
+    comm: &dyn dist::Communicator,
+    args: &TrainingArguments,
+    model: &M,
+    data: &TrainData,
+) -> Result<()> {
+    if comm.world_size() == 1 {
+        return Ok(());
+    }
+    use std::hash::Hasher;
+    let mut h = twox_hash::XxHash3_64::with_seed(0);
+    h.write(args.to_json().as_bytes());
+    h.write(model.config_json().to_string().as_bytes());
+    h.write(&(data.len() as u64).to_le_bytes());
+    h.write(&(model.varmap().all_vars().len() as u64).to_le_bytes());
+    let all = comm.all_gather_u64(h.finish())?;
+    let odd: Vec<String> = (0..all.len())
+        .filter(|&r| all[r] != all[0])
+        .map(|r| r.to_string())
+        .collect();
+    if odd.is_empty() {
+        return Ok(());
+    }
+    Err(Error::InvalidConfig(format!(
+        "data-parallel ranks disagree on the run: rank(s) {} have other TrainingArguments, model config or training data size than rank 0 (this is rank {}); start every rank with the same command and files",
+        odd.join(", "),
+        comm.rank()
+    )))
 }

@@ -1,0 +1,491 @@
+//! Data-parallel training with real MPI processes (`mpirun`, Open MPI): N ranks with batch b
+//! train exactly what one process with batch N b trains — the loss at every logged step
+//! within 1e-5 relative, the final weights within 1e-4 — on the main `train` job (a causal
+//! GPT-2 on token windows) and on a masked-LM job (`examples/ddp.rs`: a BERT, padded rows,
+//! random masks); a killed rank ends the run with an error in seconds and the last checkpoint
+//! resumes; a rank that fails, or that was started with other settings, stops them all.
+//!
+//! These tests need the `mpi` feature (the README's test command has it) and Open MPI's
+//! `mpirun`; without either they fail with the command that fixes it, never skip.
+
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn distributed_training_needs_the_mpi_feature() {
+    panic!(
+        "tests/distributed.rs launches data-parallel runs under mpirun and needs the `mpi` feature: run the README's test command, `MASSIVETEXT_REF_PYTHON=\"$(.ci/reference)\" cargo test --features mpi` (this file alone: `cargo test --features mpi --test distributed`); Open MPI comes from `apt-get install -y openmpi-bin libopenmpi-dev libclang-dev`"
+    );
+}
+
+#[cfg(feature = "mpi")]
+mod mpi_runs {
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Output, Stdio};
+    use std::time::{Duration, Instant};
+
+    use candle_core::{Device, Tensor};
+
+    const BIN: &str = env!("CARGO_BIN_EXE_massivetext");
+
+    /// `mpirun`, or a failure saying how to install it.
+    fn mpirun() -> PathBuf {
+        let found = std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("mpirun"))
+                .find(|f| f.is_file())
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "mpirun is not on PATH: install Open MPI with `apt-get install -y openmpi-bin libopenmpi-dev libclang-dev` (.ci/run does)"
+            )
+        })
+    }
+
+    /// `mpirun -n N` with what every launch here needs: root allowed (CI runs as root), more
+    /// ranks than cores, one kernel thread per process (the same sums as the single process).
+    fn mpi_command(n: usize) -> Command {
+        let mut c = Command::new(mpirun());
+        c.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+            .env("CANDLE_NUM_THREADS", "1")
+            .env("MASSIVETEXT_DATASETS_CACHE", "off")
+            .args(["-n", &n.to_string(), "--oversubscribe", "--bind-to", "none"])
+            .args([
+                "-x",
+                "CANDLE_NUM_THREADS",
+                "-x",
+                "MASSIVETEXT_DATASETS_CACHE",
+            ]);
+        c
+    }
+
+    fn single_command(bin: &Path) -> Command {
+        let mut c = Command::new(bin);
+        c.env("CANDLE_NUM_THREADS", "1")
+            .env("MASSIVETEXT_DATASETS_CACHE", "off");
+        for v in [
+            "OMPI_COMM_WORLD_RANK",
+            "OMPI_COMM_WORLD_SIZE",
+            "PMI_RANK",
+            "PMI_SIZE",
+            "RANK",
+            "WORLD_SIZE",
+        ] {
+            c.env_remove(v);
+        }
+        c
+    }
+
+    fn ok(out: Output, what: &str) -> Output {
+        assert!(
+            out.status.success(),
+            "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// The small main job: a 1-layer GPT-2 on windows of the story corpus, logged every step,
+    /// evaluated every 3 steps (sharded over the ranks), saved every 3 steps.
+    fn train_args(out: &Path, batch: usize, accum: usize) -> Vec<String> {
+        let mut a: Vec<String> = [
+            "train",
+            "--max-steps",
+            "6",
+            "--n-layer",
+            "1",
+            "--n-embd",
+            "32",
+            "--n-head",
+            "2",
+            "--block-size",
+            "32",
+            "--train-stories",
+            "300",
+            "--eval-stories",
+            "40",
+            "--check-stories",
+            "2",
+            "--logging-steps",
+            "1",
+            "--eval-steps",
+            "3",
+            "--save-steps",
+            "3",
+            "--disable-tqdm",
+            "true",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend([
+            "--per-device-train-batch-size".into(),
+            batch.to_string(),
+            "--gradient-accumulation-steps".into(),
+            accum.to_string(),
+            "--output-dir".into(),
+            out.display().to_string(),
+        ]);
+        a
+    }
+
+    /// Sets `flag`'s value in `args` (replacing it when there, else adding it).
+    fn set(args: &mut Vec<String>, flag: &str, value: &str) {
+        match args.iter().position(|a| a == flag) {
+            Some(i) => args[i + 1] = value.to_string(),
+            None => args.extend([flag.to_string(), value.to_string()]),
+        }
+    }
+
+    /// `examples/ddp.rs` (built by `cargo test` beside the tests), the masked-LM job.
+    fn example_bin() -> PathBuf {
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+        let bin = dir.join("examples").join("ddp");
+        assert!(
+            bin.is_file(),
+            "{} is missing: `cargo test --features mpi` builds it with the tests; for this file alone run `cargo build --features mpi --example ddp` first",
+            bin.display()
+        );
+        bin
+    }
+
+    fn mlm_args(out: &Path, batch: usize, accum: usize) -> Vec<String> {
+        [
+            "--task",
+            "mlm",
+            "--steps",
+            "5",
+            "--quiet",
+            "--batch",
+            &batch.to_string(),
+            "--accum",
+            &accum.to_string(),
+            "--out",
+            &out.display().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    /// Each logged key's values by step, from `trainer_state.json`.
+    fn logged(dir: &Path, key: &str) -> Vec<(u64, f64)> {
+        let text = std::fs::read_to_string(dir.join("trainer_state.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["log_history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| Some((e["step"].as_u64()?, e.get(key)?.as_f64()?)))
+            .collect()
+    }
+
+    fn weights(dir: &Path) -> HashMap<String, Tensor> {
+        candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap()
+    }
+
+    /// Losses, gradient norms (a gradient summed or averaged wrongly over the ranks shows
+    /// there at once; AdamW hides most of it from the loss) and eval losses at every logged
+    /// step within 1e-5 relative; every weight within 1e-4.
+    fn assert_same_run(a: &Path, b: &Path, steps: usize, what: &str) {
+        for key in ["loss", "grad_norm", "eval_loss"] {
+            let (x, y) = (logged(a, key), logged(b, key));
+            if key == "loss" {
+                assert_eq!(x.len(), steps, "{what}: one loss per step: {x:?}");
+            }
+            assert_eq!(x.len(), y.len(), "{what}: {key}: {x:?} vs {y:?}");
+            for ((s, u), (t, v)) in x.iter().zip(&y) {
+                assert_eq!(s, t);
+                let rel = (u - v).abs() / u.abs().max(1e-12);
+                assert!(
+                    rel < 1e-5,
+                    "{what}: {key} at step {s}: {u} vs {v} ({rel:.2e})"
+                );
+            }
+        }
+        let (wa, wb) = (weights(a), weights(b));
+        assert_eq!(wa.len(), wb.len());
+        let mut worst = 0f32;
+        for (name, t) in &wa {
+            let d = (t - &wb[name])
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            worst = worst.max(d);
+        }
+        println!("{what}: max |w_a - w_b| = {worst:.2e}");
+        assert!(worst <= 1e-4, "{what}: final weights differ by {worst}");
+    }
+
+    #[test]
+    fn main_job_two_and_four_ranks_and_accumulation_equal_one_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = dir.path().join("one");
+        ok(
+            single_command(Path::new(BIN))
+                .args(train_args(&one, 16, 1))
+                .output()
+                .unwrap(),
+            "1 process x 16",
+        );
+        for (n, batch, accum) in [(2, 8, 1), (4, 4, 1), (2, 4, 2)] {
+            let out = dir.path().join(format!("r{n}-b{batch}-a{accum}"));
+            let run = ok(
+                mpi_command(n)
+                    .arg(BIN)
+                    .args(train_args(&out, batch, accum))
+                    .output()
+                    .unwrap(),
+                &format!("{n} ranks x {batch} x accumulation {accum}"),
+            );
+            assert_same_run(
+                &one,
+                &out,
+                6,
+                &format!("train: {n} ranks x batch {batch} x accumulation {accum}"),
+            );
+            // rank 0 alone prints the summary and writes the run's files
+            let stdout = String::from_utf8_lossy(&run.stdout);
+            assert_eq!(stdout.matches("trained 6 steps").count(), 1, "{stdout}");
+            assert!(out.join("samples.txt").is_file());
+            assert!(out.join("checkpoint-6").is_dir());
+        }
+    }
+
+    #[test]
+    fn masked_lm_two_and_four_ranks_and_accumulation_equal_one_process() {
+        let bin = example_bin();
+        let dir = tempfile::tempdir().unwrap();
+        let one = dir.path().join("one");
+        ok(
+            single_command(&bin)
+                .args(mlm_args(&one, 16, 1))
+                .output()
+                .unwrap(),
+            "mlm: 1 process x 16",
+        );
+        for (n, batch, accum) in [(2, 8, 1), (4, 4, 1), (2, 4, 2)] {
+            let out = dir.path().join(format!("r{n}-b{batch}-a{accum}"));
+            ok(
+                mpi_command(n)
+                    .arg(&bin)
+                    .args(mlm_args(&out, batch, accum))
+                    .output()
+                    .unwrap(),
+                &format!("mlm: {n} ranks x {batch} x accumulation {accum}"),
+            );
+            assert_same_run(
+                &one,
+                &out,
+                5,
+                &format!("mlm: {n} ranks x batch {batch} x accumulation {accum}"),
+            );
+        }
+    }
+
+    #[test]
+    fn resuming_with_the_same_world_size_is_bitwise_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let constant = |out: &Path, steps: &str| {
+            let mut a = train_args(out, 8, 1);
+            set(&mut a, "--max-steps", steps);
+            // a schedule that does not depend on max_steps, so 3 + 3 steps plan as 6 do
+            a.extend(["--set", "lr_scheduler_type=constant"].map(String::from));
+            a
+        };
+        let straight = dir.path().join("straight");
+        ok(
+            mpi_command(2)
+                .arg(BIN)
+                .args(constant(&straight, "6"))
+                .output()
+                .unwrap(),
+            "6 steps",
+        );
+        let halves = dir.path().join("halves");
+        ok(
+            mpi_command(2)
+                .arg(BIN)
+                .args(constant(&halves, "3"))
+                .output()
+                .unwrap(),
+            "3 steps",
+        );
+        let mut resume = constant(&halves, "6");
+        set(&mut resume, "--resume-from-checkpoint", "latest");
+        ok(
+            mpi_command(2).arg(BIN).args(&resume).output().unwrap(),
+            "3 more steps, resumed",
+        );
+        let (a, b) = (logged(&straight, "loss"), logged(&halves, "loss"));
+        assert_eq!(a.len(), 6);
+        assert_eq!(a, b, "the losses, bit for bit");
+        assert_eq!(
+            std::fs::read(straight.join("model.safetensors")).unwrap(),
+            std::fs::read(halves.join("model.safetensors")).unwrap(),
+            "the final weights, bit for bit"
+        );
+    }
+
+    /// The processes mpirun started (its children).
+    fn children(parent: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...
+            let after = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
+            let ppid = after.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+            if ppid == Some(parent) {
+                out.push(pid);
+            }
+        }
+        out
+    }
+
+    fn wait_with_deadline(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            if let Some(s) = child.try_wait().unwrap() {
+                return Some(s.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
+    #[test]
+    fn a_killed_rank_ends_the_run_within_seconds_and_the_last_checkpoint_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        let mut args = train_args(&out, 4, 1);
+        set(&mut args, "--max-steps", "100000");
+        set(&mut args, "--save-steps", "5");
+        set(&mut args, "--eval-steps", "1000");
+        set(&mut args, "--save-total-limit", "1000");
+        let mut run = mpi_command(2)
+            .arg(BIN)
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while !out.join("checkpoint-10").is_dir() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "no checkpoint after 2 minutes"
+            );
+            assert!(run.try_wait().unwrap().is_none(), "the run ended early");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let ranks = children(run.id());
+        assert_eq!(ranks.len(), 2, "mpirun's children: {ranks:?}");
+        let killed = Instant::now();
+        Command::new("kill")
+            .args(["-9", &ranks[1].to_string()])
+            .status()
+            .unwrap();
+        let code = wait_with_deadline(&mut run, Duration::from_secs(30));
+        let took = killed.elapsed();
+        let Some(code) = code else {
+            let _ = run.kill();
+            panic!("the run still runs 30 s after one rank was killed");
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        println!("killed rank 1: mpirun exited {code} after {took:?}:\n{stderr}");
+        assert_ne!(code, 0);
+        assert!(
+            stderr.contains("signal 9") || stderr.contains("Killed"),
+            "{stderr}"
+        );
+        // the other rank is gone too (mpirun may exit a moment before it)
+        while ranks
+            .iter()
+            .any(|p| Path::new(&format!("/proc/{p}")).exists())
+        {
+            assert!(
+                killed.elapsed() < Duration::from_secs(30),
+                "rank 0 (pid {}) still runs 30 s after rank 1 was killed",
+                ranks[0]
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        println!("every rank gone {:?} after the kill", killed.elapsed());
+        // the run resumes from its last checkpoint with the same world size
+        let last = massivetext::train::get_last_checkpoint(&out).unwrap();
+        let step = massivetext::train::checkpoint_step(&last).unwrap();
+        let mut resume = train_args(&out, 4, 1);
+        set(&mut resume, "--max-steps", &(step + 2).to_string());
+        set(&mut resume, "--resume-from-checkpoint", "latest");
+        let done = ok(
+            mpi_command(2).arg(BIN).args(&resume).output().unwrap(),
+            "the resumed run",
+        );
+        let stdout = String::from_utf8_lossy(&done.stdout);
+        assert!(
+            stdout.contains(&format!("resumed from checkpoint-{step}")),
+            "{stdout}"
+        );
+        assert_eq!(logged(&out, "loss").last().unwrap().0, step as u64 + 2);
+    }
+
+    /// MPMD launch: rank 0 and rank 1 get different command lines.
+    fn mpmd(first: &[String], second: &[String]) -> (Option<i32>, String, Duration) {
+        let mut c = mpi_command(1);
+        c.arg(BIN)
+            .args(first)
+            .args([":", "-n", "1", "-x", "CANDLE_NUM_THREADS"])
+            .arg(BIN)
+            .args(second)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let t0 = Instant::now();
+        let mut child = c.spawn().unwrap();
+        let code = wait_with_deadline(&mut child, Duration::from_secs(60));
+        if code.is_none() {
+            let _ = child.kill();
+        }
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        (code, stderr, t0.elapsed())
+    }
+
+    #[test]
+    fn a_rank_that_fails_or_differs_stops_every_rank_with_its_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        let good = train_args(&out, 4, 1);
+        // rank 1 cannot read its job file
+        let mut bad = good.clone();
+        let missing = dir.path().join("missing-job.toml");
+        set(&mut bad, "--config", &missing.display().to_string());
+        let (code, stderr, took) = mpmd(&good, &bad);
+        println!("a failing rank: {code:?} after {took:?}:\n{stderr}");
+        assert!(code.is_some_and(|c| c != 0), "{code:?}\n{stderr}");
+        assert!(stderr.contains("missing-job.toml"), "{stderr}");
+        assert!(took < Duration::from_secs(30), "{took:?}");
+        // rank 1 was started with other settings
+        let mut other = good.clone();
+        set(&mut other, "--learning-rate", "0.01");
+        let (code, stderr, took) = mpmd(&good, &other);
+        println!("mismatched ranks: {code:?} after {took:?}:\n{stderr}");
+        assert!(code.is_some_and(|c| c != 0), "{code:?}\n{stderr}");
+        assert!(stderr.contains("ranks disagree on the run"), "{stderr}");
+        assert!(took < Duration::from_secs(30), "{took:?}");
+    }
+}
