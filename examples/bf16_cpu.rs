@@ -27,6 +27,7 @@ fn env_or(key: &str, default: usize) -> usize {
 fn args(bf16: bool, steps: usize, batch: usize) -> TrainingArguments {
     TrainingArguments {
         output_dir: std::env::temp_dir().join("massivetext-bf16-bench"),
+        overwrite_output_dir: true,
         max_steps: steps as i64,
         per_device_train_batch_size: batch,
         learning_rate: 1e-3,
