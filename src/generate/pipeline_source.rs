@@ -194,24 +194,41 @@ pub struct PipelineOptions {
     pub max_seq_len: Option<(usize, usize)>,
 }
 
+impl PipelineOptions {
+    /// The names of the options given.
+    fn set(&self) -> Vec<&'static str> {
+        [
+            ("top_k", self.top_k.is_some()),
+            ("all_labels", self.all_labels),
+            ("max_new_tokens", self.max_new_tokens.is_some()),
+            ("generation_config", self.generation_config.is_some()),
+            ("max_seq_len", self.max_seq_len.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
+}
+
 impl Pipeline {
     /// This pipeline with `options` applied (see [`PipelineOptions`]).
     pub fn with_options(mut self, options: &PipelineOptions) -> Result<Self> {
-        let task = self.task();
-        let refuse = |name: &str| {
-            Error::InvalidArgument(format!(
-                "the {task} pipeline has no option `{name}`; see PipelineOptions for what each task takes"
-            ))
-        };
         let o = options;
+        let takes: &[&str] = match &self {
+            Pipeline::TextGeneration(_) => &["max_new_tokens", "generation_config"],
+            Pipeline::FillMask(_) => &["top_k"],
+            Pipeline::TextClassification(_) => &["top_k", "all_labels"],
+            Pipeline::QuestionAnswering(_) => &["top_k", "max_seq_len"],
+            Pipeline::FeatureExtraction(_) => &[],
+        };
+        if let Some(name) = o.set().into_iter().find(|n| !takes.contains(n)) {
+            return Err(Error::InvalidArgument(format!(
+                "the {} pipeline has no option `{name}`; see PipelineOptions for what each task takes",
+                self.task()
+            )));
+        }
         match &mut self {
             Pipeline::TextGeneration(p) => {
-                if o.top_k.is_some() || o.all_labels || o.max_seq_len.is_some() {
-                    return Err(refuse(first_set(
-                        o,
-                        &["top_k", "all_labels", "max_seq_len"],
-                    )));
-                }
                 if let Some(c) = &o.generation_config {
                     p.config = c.clone();
                 }
@@ -220,29 +237,11 @@ impl Pipeline {
                 }
             }
             Pipeline::FillMask(p) => {
-                if o.all_labels || o.max_new_tokens.is_some() || o.generation_config.is_some() {
-                    return Err(refuse(first_set(
-                        o,
-                        &["all_labels", "max_new_tokens", "generation_config"],
-                    )));
-                }
-                if o.max_seq_len.is_some() {
-                    return Err(refuse("max_seq_len"));
-                }
                 if let Some(k) = o.top_k {
                     p.top_k = k;
                 }
             }
             Pipeline::TextClassification(p) => {
-                if o.max_new_tokens.is_some() || o.generation_config.is_some() {
-                    return Err(refuse(first_set(
-                        o,
-                        &["max_new_tokens", "generation_config"],
-                    )));
-                }
-                if o.max_seq_len.is_some() {
-                    return Err(refuse("max_seq_len"));
-                }
                 if o.all_labels {
                     p.top_k = None;
                 } else if let Some(k) = o.top_k {
@@ -250,12 +249,6 @@ impl Pipeline {
                 }
             }
             Pipeline::QuestionAnswering(p) => {
-                if o.max_new_tokens.is_some() || o.generation_config.is_some() || o.all_labels {
-                    return Err(refuse(first_set(
-                        o,
-                        &["max_new_tokens", "generation_config", "all_labels"],
-                    )));
-                }
                 if let Some(k) = o.top_k {
                     p.top_k = k;
                 }
@@ -263,20 +256,7 @@ impl Pipeline {
                     *p = p.clone().with_max_seq_len(len, stride);
                 }
             }
-            Pipeline::FeatureExtraction(_) => {
-                if *o != PipelineOptions::default() {
-                    return Err(refuse(first_set(
-                        o,
-                        &[
-                            "top_k",
-                            "all_labels",
-                            "max_new_tokens",
-                            "generation_config",
-                            "max_seq_len",
-                        ],
-                    )));
-                }
-            }
+            Pipeline::FeatureExtraction(_) => {}
         }
         Ok(self)
     }
@@ -309,17 +289,4 @@ impl Pipeline {
             })
             .collect()
     }
-}
-
-/// The first of `names` set in `o` (for the refusal's message).
-fn first_set<'a>(o: &PipelineOptions, names: &[&'a str]) -> &'a str {
-    let set = |name: &str| match name {
-        "top_k" => o.top_k.is_some(),
-        "all_labels" => o.all_labels,
-        "max_new_tokens" => o.max_new_tokens.is_some(),
-        "generation_config" => o.generation_config.is_some(),
-        "max_seq_len" => o.max_seq_len.is_some(),
-        _ => false,
-    };
-    names.iter().copied().find(|n| set(n)).unwrap_or("?")
 }

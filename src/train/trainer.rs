@@ -421,7 +421,10 @@ impl<M: PreTrainedModel> Trainer<M> {
         // this rank's rows of the global batch, in order
         let mine: Vec<usize> = (rank..global.len()).step_by(world).collect();
         let masked = matches!(&self.collator, Collator::LanguageModeling(c) if c.mlm);
-        let whole = if masked && !global.is_empty() {
+        // One process without accumulation collates its one micro-batch directly: the same
+        // examples and stream as the global batch, without the copy of its rows.
+        let split = world > 1 || accum > 1;
+        let whole = if masked && split && !global.is_empty() {
             let stream = ((epoch as u64) << 40) | u as u64;
             Some(self.collator.collate(&global, stream, device)?)
         } else {
@@ -439,9 +442,8 @@ impl<M: PreTrainedModel> Trainer<M> {
                     self.collator.collate(&ex, stream, device)?
                 }
             };
-            // the global batch's one seed, told apart per micro-batch and rank (one process
-            // without accumulation keeps its seed as it was)
-            if whole.is_some() && (world > 1 || accum > 1) {
+            // the global batch's one seed, told apart per micro-batch and rank
+            if whole.is_some() {
                 b.dropout_seed ^= stream.rotate_left(17);
             }
             out.push(b);
