@@ -14,6 +14,9 @@ use massivetext::{Error, Result, io};
 
 // ---------------------------------------------------------------- helpers
 
+#[path = "common/toy_multi30k.rs"]
+mod toy_data;
+use toy_data::toy_multi30k;
 #[path = "common/tiny_train.rs"]
 mod tiny;
 use tiny::{tiny_gpt2, tiny_train, windows};
@@ -291,29 +294,6 @@ fn item_6_a_kill_after_the_last_checkpoint_is_finished_by_resuming() {
 // ---------------------------------------------------------------- issue 30, item 5
 
 /// A tiny parallel corpus in Multi30k's layout (`{split}.{lang}`).
-fn toy_multi30k(dir: &Path, train: usize) {
-    let words = [
-        "a", "man", "woman", "dog", "runs", "sits", "on", "the", "grass", "street", "red", "blue",
-    ];
-    let sentence = |i: usize| -> String {
-        (0..4 + i % 5)
-            .map(|k| words[(i * 7 + k * 13 + k * k) % words.len()])
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    std::fs::create_dir_all(dir).unwrap();
-    for (split, range) in [
-        ("train", 0..train),
-        ("val", 1000..1010),
-        ("test_2016_flickr", 2000..2012),
-    ] {
-        let en: Vec<String> = range.map(sentence).collect();
-        let de: Vec<String> = en.iter().map(|s| s.to_uppercase()).collect();
-        std::fs::write(dir.join(format!("{split}.en")), en.join("\n") + "\n").unwrap();
-        std::fs::write(dir.join(format!("{split}.de")), de.join("\n") + "\n").unwrap();
-    }
-}
-
 #[test]
 fn item_5_a_line_missing_beyond_max_train_examples_is_found() {
     let tmp = tempfile::tempdir().unwrap();

@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
+#[path = "common/toy_multi30k.rs"]
+mod toy_data;
+use toy_data::toy_multi30k;
+
 /// Relative path to bytes: a folder's files.
 type Files = BTreeMap<PathBuf, Vec<u8>>;
 /// A command line built for a scratch folder.
@@ -602,35 +606,12 @@ fn checkpoints_and_the_final_model_survive_full_disks_and_kills() {
     });
 }
 
-fn toy_multi30k(dir: &Path) {
-    let words = [
-        "a", "man", "woman", "dog", "runs", "sits", "on", "the", "grass", "street", "red", "blue",
-    ];
-    let sentence = |i: usize| -> String {
-        (0..4 + i % 5)
-            .map(|k| words[(i * 7 + k * 13 + k * k) % words.len()])
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    std::fs::create_dir_all(dir).unwrap();
-    for (split, range) in [
-        ("train", 0..200),
-        ("val", 1000..1010),
-        ("test_2016_flickr", 2000..2030),
-    ] {
-        let en: Vec<String> = range.map(sentence).collect();
-        let de: Vec<String> = en.iter().map(|s| s.to_uppercase()).collect();
-        std::fs::write(dir.join(format!("{split}.en")), en.join("\n") + "\n").unwrap();
-        std::fs::write(dir.join(format!("{split}.de")), de.join("\n") + "\n").unwrap();
-    }
-}
-
 #[test]
 fn translate_train_outputs_survive_full_disks_and_kills() {
     // The quick job with a BPE vocabulary: tokenizers' Unigram trainer is not deterministic
     // (hash-map order breaks its ties), so two uninterrupted runs would differ already.
     let setup = |root: &Path| {
-        toy_multi30k(&root.join("data"));
+        toy_multi30k(&root.join("data"), 200);
         let o = run(
             &strings(&["translate-train", "--quick", "--print-config"]),
             &[],
