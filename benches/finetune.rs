@@ -200,9 +200,9 @@ impl Run<'_> {
             learning_rate: self.lr,
             weight_decay: 0.01,
             warmup_steps: 0,
-            max_steps: self.steps as i64,
+            max_steps: Some(self.steps),
             save_strategy: IntervalStrategy::No,
-            logging_steps: 50.0,
+            logging_steps: Steps::Every(50),
             seed,
             disable_tqdm: true,
             ..Default::default()

@@ -6,7 +6,7 @@
 //! (Python without interpreter start-up or imports), best of several runs, and the ratio printed.
 mod common;
 
-use massivetext::metrics::{Bleu, Chrf, RougeScorer};
+use massivetext::metrics::{Bleu, Chrf, RougeOptions, RougeScorer};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -94,7 +94,7 @@ fn main() {
             .score
     });
     let (tr, vr) = best(runs, || {
-        RougeScorer::standard(true)
+        RougeScorer::standard(RougeOptions::STEMMED)
             .corpus_score(&lead, &high)
             .expect("rouge")
             .mean["rougeLsum"]

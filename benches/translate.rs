@@ -37,7 +37,10 @@ fn main() -> massivetext::Result<()> {
         .unwrap_or_else(|_| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/multi30k")
         });
-    job.training.max_steps = env_or("BENCH_STEPS", job.training.max_steps);
+    job.training.max_steps = Some(env_or(
+        "BENCH_STEPS",
+        job.training.max_steps.unwrap_or(1500),
+    ));
     job.data.max_train_examples = std::env::var("BENCH_TRAIN")
         .ok()
         .and_then(|v| v.parse().ok());
@@ -65,7 +68,7 @@ fn main() -> massivetext::Result<()> {
 
     // the batch order the Trainer draws (a permutation per epoch that depends only on the seed,
     // the epoch and the number of examples)
-    let steps = job.training.max_steps as usize;
+    let steps = job.training.max_steps.unwrap_or(1500);
     let bs = job.training.per_device_train_batch_size;
     let per_epoch = train.len().div_ceil(bs);
     let index = TrainData::from(
@@ -200,7 +203,7 @@ fn main() -> massivetext::Result<()> {
     .map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let torch_hyps = ids
         .iter()
-        .map(|r| tok.decode(r, true))
+        .map(|r| tok.decode(r, DecodeOptions::SKIP_SPECIAL_TOKENS))
         .collect::<massivetext::Result<Vec<_>>>()?;
     let torch_bleu = corpus_bleu(&torch_hyps, std::slice::from_ref(&test_tgt))?;
     let torch_train = torch["train_s"].as_f64().unwrap_or(f64::NAN);

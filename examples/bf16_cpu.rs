@@ -28,13 +28,13 @@ fn args(bf16: bool, steps: usize, batch: usize) -> TrainingArguments {
     TrainingArguments {
         output_dir: std::env::temp_dir().join("massivetext-bf16-bench"),
         overwrite_output_dir: true,
-        max_steps: steps as i64,
+        max_steps: Some(steps),
         per_device_train_batch_size: batch,
         learning_rate: 1e-3,
         warmup_steps: 10,
         disable_tqdm: true,
         save_strategy: IntervalStrategy::No,
-        logging_steps: 1e9,
+        logging_steps: Steps::Every(1_000_000_000),
         bf16,
         ..Default::default()
     }

@@ -27,7 +27,7 @@ struct Flags {
     task: String,
     batch: usize,
     accum: usize,
-    steps: i64,
+    steps: usize,
     out: String,
     quiet: bool,
 }
@@ -58,7 +58,7 @@ fn flags() -> std::result::Result<Flags, String> {
             "--task" => f.task = value,
             "--batch" => f.batch = num(&value)?,
             "--accum" => f.accum = num(&value)?,
-            "--steps" => f.steps = num(&value)? as i64,
+            "--steps" => f.steps = num(&value)?,
             "--out" => f.out = value,
             _ => return Err(format!("unknown flag {flag}; see the example's header")),
         }
@@ -72,13 +72,13 @@ fn run(f: &Flags) -> Result<()> {
     let args = TrainingArguments {
         output_dir: f.out.clone().into(),
         overwrite_output_dir: true,
-        max_steps: f.steps,
+        max_steps: Some(f.steps),
         per_device_train_batch_size: f.batch,
         gradient_accumulation_steps: f.accum,
         learning_rate: 2e-3,
         warmup_steps: 2,
-        logging_steps: 1.0,
-        save_steps: f.steps as f64,
+        logging_steps: Steps::Every(1),
+        save_steps: Steps::Every(f.steps),
         disable_tqdm: f.quiet,
         ..Default::default()
     };

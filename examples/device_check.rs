@@ -393,7 +393,7 @@ fn train_nanogpt(o: &Options) -> Check {
     let args = TrainingArguments {
         output_dir: out_dir.clone(),
         overwrite_output_dir: true,
-        max_steps: o.iters as i64,
+        max_steps: Some(o.iters),
         per_device_train_batch_size: batch,
         per_device_eval_batch_size: 64,
         learning_rate: 1e-3,
@@ -403,7 +403,7 @@ fn train_nanogpt(o: &Options) -> Check {
         adam_beta2: 0.99,
         weight_decay: 0.1,
         max_grad_norm: 1.0,
-        logging_steps: 100.0,
+        logging_steps: Steps::Every(100),
         save_strategy: IntervalStrategy::No,
         ..Default::default()
     };

@@ -36,10 +36,10 @@ fn run(mode: &str, steps: usize) -> massivetext::Result<()> {
         output_dir: dir.path().to_path_buf(),
         per_device_train_batch_size: 4,
         learning_rate: 1e-4,
-        max_steps: steps as i64,
+        max_steps: Some(steps),
         save_strategy: IntervalStrategy::No,
         disable_tqdm: true,
-        logging_steps: steps as f64,
+        logging_steps: Steps::Every(steps),
         ..Default::default()
     };
     let start = Instant::now();

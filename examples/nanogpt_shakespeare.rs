@@ -65,7 +65,7 @@ fn main() -> massivetext::Result<()> {
         output_dir: std::env::temp_dir().join("massivetext-nanogpt"),
         // the example's own folder: each run replaces the last one's, so it runs again and again
         overwrite_output_dir: true,
-        max_steps: iters as i64,
+        max_steps: Some(iters),
         per_device_train_batch_size: 12,
         per_device_eval_batch_size: 64,
         learning_rate: 1e-3,
@@ -75,7 +75,7 @@ fn main() -> massivetext::Result<()> {
         adam_beta2: 0.99,
         weight_decay: 0.1,
         max_grad_norm: 1.0,
-        logging_steps: 100.0,
+        logging_steps: Steps::Every(100),
         save_strategy: IntervalStrategy::No,
         ..Default::default()
     };

@@ -26,7 +26,7 @@ fn data(p: &str) -> PathBuf {
 
 fn main() -> massivetext::Result<()> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let steps: i64 = argv.first().and_then(|a| a.parse().ok()).unwrap_or(400);
+    let steps: usize = argv.first().and_then(|a| a.parse().ok()).unwrap_or(400);
     let out = PathBuf::from(argv.get(1).cloned().unwrap_or_else(|| "docs".into()));
     std::fs::create_dir_all(&out).map_err(|source| Error::Io {
         path: out.clone(),
@@ -86,7 +86,7 @@ fn main() -> massivetext::Result<()> {
 }
 
 /// Trains the tokenizer and the model and saves both, with the trainer state, into `cache`.
-fn train(steps: i64, cache: &std::path::Path) -> massivetext::Result<()> {
+fn train(steps: usize, cache: &std::path::Path) -> massivetext::Result<()> {
     let path = data("tinyshakespeare/input.txt");
     let ds = load_dataset("text", &path)?;
     let tok = Tokenizer::train_bpe(&ds["train"], "text", 1000)?;
@@ -115,7 +115,7 @@ fn train(steps: i64, cache: &std::path::Path) -> massivetext::Result<()> {
         output_dir: std::env::temp_dir().join("massivetext-viz-gallery"),
         // the example's own folder: each run replaces the last one's, so it runs again and again
         overwrite_output_dir: true,
-        max_steps: steps,
+        max_steps: Some(steps),
         per_device_train_batch_size: 16,
         per_device_eval_batch_size: 64,
         learning_rate: 2e-3,
@@ -123,9 +123,9 @@ fn train(steps: i64, cache: &std::path::Path) -> massivetext::Result<()> {
         lr_scheduler_type: SchedulerType::Cosine,
         weight_decay: 0.1,
         max_grad_norm: 1.0,
-        logging_steps: 1.0,
+        logging_steps: Steps::Every(1),
         eval_strategy: IntervalStrategy::Steps,
-        eval_steps: Some(50.0),
+        eval_steps: Some(Steps::Every(50)),
         save_strategy: IntervalStrategy::No,
         disable_tqdm: true,
         ..Default::default()

@@ -34,6 +34,7 @@ mod metrics_layer;
 pub mod models;
 pub mod peft;
 pub mod prelude;
+mod single_copy;
 pub mod sys;
 pub mod threads;
 pub mod tokenizer;

@@ -14,8 +14,9 @@ pub use candle_core::{D, DType, Device, IndexOp, Tensor};
 pub use serde_json::{Value, json};
 // tokenizer
 pub use crate::tokenizer::{
-    BatchEncoding, ChatMessage, EncodeOptions, Encoding, Padding, PaddingSide, ShardBuildOptions,
-    SpecialTokens, TokenShards, Tokenizer, TokenizerKind, TrainOptions, Truncation,
+    BatchEncoding, ChatMessage, DecodeOptions, EncodeOptions, Encoding, Padding, PaddingSide,
+    ShardBuildOptions, SpecialTokens, TokenShards, Tokenizer, TokenizerKind, TrainOptions,
+    Truncation,
 };
 // models
 pub use crate::models::{
@@ -31,15 +32,15 @@ pub use crate::peft::{LoraConfig, PeftModel, get_peft_model};
 pub use crate::train::{
     Batch, Collator, DataCollatorForLanguageModeling, DataCollatorForSeq2Seq,
     DataCollatorWithPadding, EarlyStoppingCallback, EvalOutput, EvalPrediction, Example,
-    IntervalStrategy, LogEntry, Metrics, PredictionOutput, SchedulerType, TokenWindows, TrainData,
-    TrainOutput, Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments,
-    get_last_checkpoint,
+    IntervalStrategy, LogEntry, Metrics, PredictionOutput, SchedulerType, Steps, TokenWindows,
+    TrainData, TrainOutput, Trainer, TrainerCallback, TrainerControl, TrainerState,
+    TrainingArguments, get_last_checkpoint,
 };
 // metrics
 pub use crate::metrics::{
-    Average, Bleu, BleuScore, BootstrapAggregator, Chrf, ChrfScore, RougeScorer, RougeScores,
-    Smoothing, Tokenize, accuracy, corpus_bleu, corpus_chrf, f1_score, precision_score,
-    recall_score, sentence_bleu, sentence_chrf,
+    Average, Bleu, BleuScore, BootstrapAggregator, Chrf, ChrfScore, RougeOptions, RougeScorer,
+    RougeScores, Smoothing, Tokenize, accuracy, corpus_bleu, corpus_chrf, f1_score,
+    precision_score, recall_score, sentence_bleu, sentence_chrf,
 };
 pub use crate::metrics::{
     EvalResult, Evaluator, MeanPerplexityOptions, Perplexity, SlidingWindow, mean_perplexity,

@@ -135,9 +135,9 @@ fn mlm_setup() -> MlmSetup {
     let dir = tempfile::tempdir().unwrap();
     let args = TrainingArguments {
         output_dir: dir.path().to_path_buf(),
-        max_steps: 2,
+        max_steps: Some(2),
         per_device_train_batch_size: 4,
-        logging_steps: 1.0,
+        logging_steps: Steps::Every(1),
         ..Default::default()
     };
     (tok, model, examples, args, dir)
@@ -562,17 +562,35 @@ fn batch_encode_pads_either_side_to_multiples_and_feeds_a_model() {
     assert_eq!(emb.dims(), &[2, 32]);
 
     // and back: batch_decode from the tensor, from a BatchEncoding, from ids
-    let back = tok.batch_decode(&right.input_ids, true).unwrap();
+    let back = tok
+        .batch_decode(&right.input_ids, DecodeOptions::SKIP_SPECIAL_TOKENS)
+        .unwrap();
     assert_eq!(back[1], "hello world, how are you today");
-    assert_eq!(tok.batch_decode(&right, true).unwrap(), back);
+    assert_eq!(
+        tok.batch_decode(&right, DecodeOptions::SKIP_SPECIAL_TOKENS)
+            .unwrap(),
+        back
+    );
     let rows: Vec<Vec<u32>> = right.input_ids.to_vec2().unwrap();
-    assert_eq!(tok.batch_decode(&rows, true).unwrap(), back);
+    assert_eq!(
+        tok.batch_decode(&rows, DecodeOptions::SKIP_SPECIAL_TOKENS)
+            .unwrap(),
+        back
+    );
     // -100 labels are dropped, not decoded as garbage
     let labels = Tensor::new(&[[-100i64, rows[1][1] as i64, -100]], &Device::Cpu).unwrap();
-    assert_eq!(tok.batch_decode(&labels, false).unwrap().len(), 1);
+    assert_eq!(
+        tok.batch_decode(&labels, DecodeOptions::default())
+            .unwrap()
+            .len(),
+        1
+    );
     // an id outside this tokenizer's vocabulary is an error, not dropped (issue 35, item 6)
     let foreign = Tensor::new(&[[-100i64, 7592]], &Device::Cpu).unwrap();
-    assert!(tok.batch_decode(&foreign, false).is_err());
+    assert!(
+        tok.batch_decode(&foreign, DecodeOptions::default())
+            .is_err()
+    );
 }
 
 // ---------------------------------------------------------------- add tokens + resize
@@ -599,7 +617,11 @@ fn added_tokens_and_resized_embeddings_start_at_the_mean() {
         Some(v as u32 + 1)
     );
     // the pad token is special: decoding skips it
-    assert_eq!(tok.decode(&[pad], true).unwrap(), "");
+    assert_eq!(
+        tok.decode(&[pad], DecodeOptions::SKIP_SPECIAL_TOKENS)
+            .unwrap(),
+        ""
+    );
 
     let ids = Tensor::new(&[[pad, 1]], &Device::Cpu).unwrap();
     assert!(
@@ -692,7 +714,7 @@ fn missing_splits_columns_keys_and_rouge_types_are_errors_naming_what_exists() {
     let text = caught.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(text.contains("available splits: train"), "{text}");
 
-    let scorer = RougeScorer::new(&["rouge1", "rougeL"], false).unwrap();
+    let scorer = RougeScorer::new(&["rouge1", "rougeL"], RougeOptions::default()).unwrap();
     let scores = scorer.score("the cat sat", "the cat sat down");
     assert!(scores.try_get("rouge1").unwrap().fmeasure > 0.5);
     let msg = scores.try_get("rouge2").unwrap_err().to_string();
@@ -700,7 +722,7 @@ fn missing_splits_columns_keys_and_rouge_types_are_errors_naming_what_exists() {
         msg.contains("rouge2") && msg.contains("rouge1, rougeL"),
         "{msg}"
     );
-    let msg = RougeScorer::new(&["rouge9x"], false)
+    let msg = RougeScorer::new(&["rouge9x"], RougeOptions::default())
         .err()
         .unwrap()
         .to_string();
@@ -793,7 +815,11 @@ fn notebook_texts_to_sentence_embeddings_match_transformers() {
     assert!(max_abs_diff(&enc, &reference) <= 1e-4);
     // cosine similarity orders as expected: a text is closest to itself
     let decoded: Vec<String> = serde_json::from_value(want["decoded"].clone()).unwrap();
-    assert_eq!(tok.batch_decode(&batch.input_ids, true).unwrap(), decoded);
+    assert_eq!(
+        tok.batch_decode(&batch.input_ids, DecodeOptions::SKIP_SPECIAL_TOKENS)
+            .unwrap(),
+        decoded
+    );
 
     // left padding to a multiple of 8, and pairs, against transformers
     let left = tok

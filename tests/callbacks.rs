@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::Device;
 use massivetext::models::AutoModelForCausalLM;
 use massivetext::train::{
-    EarlyStoppingCallback, IntervalStrategy, LogEntry, Metrics, Trainer, TrainerCallback,
+    EarlyStoppingCallback, IntervalStrategy, LogEntry, Metrics, Steps, Trainer, TrainerCallback,
     TrainerControl, TrainerState, TrainingArguments,
 };
 use massivetext::{Error, Result};
@@ -22,12 +22,12 @@ fn early_args(dir: &Path) -> TrainingArguments {
     TrainingArguments {
         output_dir: dir.to_path_buf(),
         per_device_train_batch_size: 4,
-        max_steps: 20,
+        max_steps: Some(20),
         learning_rate: 1e-2,
         eval_strategy: IntervalStrategy::Steps,
-        eval_steps: Some(2.0),
+        eval_steps: Some(Steps::Every(2)),
         save_strategy: IntervalStrategy::Steps,
-        save_steps: 2.0,
+        save_steps: Steps::Every(2),
         load_best_model_at_end: true,
         metric_for_best_model: Some("score".into()),
         greater_is_better: Some(true),
@@ -189,8 +189,8 @@ fn a_callback_is_called_in_order_and_its_control_is_obeyed() {
     let args = TrainingArguments {
         output_dir: dir.path().to_path_buf(),
         per_device_train_batch_size: 4,
-        max_steps: 20,
-        logging_steps: 1.0,
+        max_steps: Some(20),
+        logging_steps: Steps::Every(1),
         save_strategy: IntervalStrategy::No,
         disable_tqdm: true,
         ..Default::default()
@@ -237,7 +237,7 @@ fn a_callback_error_stops_training_with_it() {
     let args = TrainingArguments {
         output_dir: dir.path().to_path_buf(),
         per_device_train_batch_size: 4,
-        max_steps: 20,
+        max_steps: Some(20),
         save_strategy: IntervalStrategy::No,
         disable_tqdm: true,
         ..Default::default()

@@ -80,7 +80,11 @@ fn stop_strings_equal_transformers_token_for_token_and_smollm2_has_no_fim_tokens
     let stop = want["greedy_stop"]["settings"]["stop_strings"][0]
         .as_str()
         .unwrap();
-    assert!(tok.decode(&stopped[0], true).unwrap().contains(stop));
+    assert!(
+        tok.decode(&stopped[0], DecodeOptions::SKIP_SPECIAL_TOKENS)
+            .unwrap()
+            .contains(stop)
+    );
     let beam_free = rows(&want["beam_free"]["sequences"]);
     assert!(rows(&want["beam_stop"]["sequences"])[0].len() < beam_free[0].len());
 
@@ -218,12 +222,17 @@ fn sampled_rows_stop_right_after_their_stop_string() {
         // the new tokens up to the first EOS (a sampled EOS, or the padding after a stop)
         let new: Vec<u32> = row[1..].iter().copied().take_while(|&t| t != eos).collect();
         let ended_by_eos = new.len() < row.len() - 1;
-        let text = tok.decode(&new, false).unwrap();
+        let text = tok.decode(&new, DecodeOptions::default()).unwrap();
         if let Some(at) = text.find(stop) {
             stopped += 1;
             // the token that completes the first stop string is the last one generated
             let upto = (1..=new.len())
-                .find(|&i| tok.decode(&new[..i], false).unwrap().len() > at)
+                .find(|&i| {
+                    tok.decode(&new[..i], DecodeOptions::default())
+                        .unwrap()
+                        .len()
+                        > at
+                })
                 .unwrap();
             assert_eq!(upto, new.len(), "row went on after {stop:?}: {text:?}");
         } else {

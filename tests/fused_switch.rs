@@ -56,7 +56,7 @@ fn trainer_losses_equal_on_fused_and_composed_kernels() {
             let data = TokenWindows::new(ids, 16).unwrap();
             let args = TrainingArguments {
                 output_dir: dir.path().to_path_buf(),
-                max_steps: 15,
+                max_steps: Some(15),
                 per_device_train_batch_size: 4,
                 learning_rate: 3e-3,
                 warmup_steps: 3,

@@ -30,12 +30,13 @@ fn tokenizer_from_gguf_gives_transformers_ids_on_varied_text() {
         let got = tok.encode(text).unwrap();
         assert_eq!(got, ids[i], "ids of {text:?}");
         assert_eq!(
-            tok.decode(&got, false).unwrap(),
+            tok.decode(&got, DecodeOptions::default()).unwrap(),
             decoded[i],
             "decode of {text:?}"
         );
         assert_eq!(
-            tok.decode(&got, true).unwrap(),
+            tok.decode(&got, DecodeOptions::SKIP_SPECIAL_TOKENS)
+                .unwrap(),
             skipped[i],
             "decode(skip) of {text:?}"
         );

@@ -90,7 +90,10 @@ fn smollm2_from_gguf_gives_transformers_logits_greedy_tokens_and_chat_ids() {
     let new = &seq[0][prompt.len()..];
     let want_tokens: Vec<u32> = serde_json::from_value(greedy["tokens"].clone()).unwrap();
     assert_eq!(new, &want_tokens[..]);
-    println!("greedy: {:?}", tok.decode(new, false).unwrap());
+    println!(
+        "greedy: {:?}",
+        tok.decode(new, DecodeOptions::default()).unwrap()
+    );
 }
 
 #[test]

@@ -38,12 +38,13 @@ fn check(name: &str) {
         let got = tok.encode(text).unwrap();
         assert_eq!(got, ids[i], "{name}: ids of {text:?}");
         assert_eq!(
-            tok.decode(&got, false).unwrap(),
+            tok.decode(&got, DecodeOptions::default()).unwrap(),
             decoded[i],
             "{name}: decode of {text:?}"
         );
         assert_eq!(
-            tok.decode(&got, true).unwrap(),
+            tok.decode(&got, DecodeOptions::SKIP_SPECIAL_TOKENS)
+                .unwrap(),
             skipped[i],
             "{name}: decode(skip) of {text:?}"
         );

@@ -200,17 +200,22 @@ fn item_35_5_every_float_of_generation_config_is_checked() {
 fn item_35_6_decode_refuses_ids_outside_the_vocabulary() {
     let tok = word_tokenizer();
     let n = tok.vocab_size() as u32;
-    assert!(tok.decode(&[5], false).is_ok());
+    assert!(tok.decode(&[5], DecodeOptions::default()).is_ok());
     for e in [
-        tok.decode(&[5, 999_999], false).unwrap_err(),
-        tok.decode(&[n], true).unwrap_err(),
-        tok.batch_decode(&vec![vec![5u32], vec![5, 999_999]], false)
+        tok.decode(&[5, 999_999], DecodeOptions::default())
             .unwrap_err(),
+        tok.decode(&[n], DecodeOptions::SKIP_SPECIAL_TOKENS)
+            .unwrap_err(),
+        tok.batch_decode(
+            &vec![vec![5u32], vec![5, 999_999]],
+            DecodeOptions::default(),
+        )
+        .unwrap_err(),
     ] {
         assert!(matches!(e, Error::TokenOutOfVocab { .. }), "{e}");
     }
     let floats = Tensor::new(&[[5f32, 6.0]], &Device::Cpu).unwrap();
-    assert!(tok.batch_decode(&floats, false).is_err());
+    assert!(tok.batch_decode(&floats, DecodeOptions::default()).is_err());
 }
 
 #[test]
@@ -259,7 +264,7 @@ fn item_35_11_output_dir_that_is_a_file() {
     let data = TokenWindows::new(ids, 8).unwrap();
     let args = TrainingArguments {
         output_dir: file.clone(),
-        max_steps: 2,
+        max_steps: Some(2),
         per_device_train_batch_size: 2,
         disable_tqdm: true,
         ..Default::default()
@@ -501,4 +506,62 @@ fn readme_examples_hide_nothing_but_their_fn_main() {
         assert!(!code.contains("tempfile"), "{code}");
     }
     assert!(examples >= 6, "{examples} examples");
+}
+
+/// Issue 29, the trap: a second copy of the crate in one process (evcxr's plain `:dep` links one
+/// into every cell) fails at its first tensor operation with the `:dep` line to use instead. The
+/// second copy is `examples/second_copy.rs`, a C dynamic library that links the crate again;
+/// this test process holds the first.
+#[test]
+fn a_second_copy_of_the_crate_fails_at_its_first_op_with_the_dep_line() {
+    let x = Tensor::ones((2, 4), DType::F32, &Device::Cpu).unwrap();
+    massivetext::kernels::softmax_last_dim(&x).unwrap(); // this copy's first operation
+    let exe = std::env::current_exe().unwrap();
+    let lib = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("examples")
+        .join(format!(
+            "{}second_copy{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        ));
+    assert!(
+        lib.exists(),
+        "{} is missing: build it with `cargo build --example second_copy` (with the features of this test run; `cargo test` builds it with the other targets)",
+        lib.display()
+    );
+    let path = std::ffi::CString::new(lib.to_str().unwrap()).unwrap();
+    // SAFETY: dlopen/dlsym with NUL-terminated names; the symbols are the example's
+    // `extern "C"` functions with these signatures. The library is never unloaded (a Rust
+    // library's thread-local destructors may still point into it).
+    let message = unsafe {
+        let handle = libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+        assert!(
+            !handle.is_null(),
+            "dlopen {}: {:?}",
+            lib.display(),
+            std::ffi::CStr::from_ptr(libc::dlerror())
+        );
+        let first_op = libc::dlsym(handle, c"second_copy_first_op".as_ptr());
+        let free = libc::dlsym(handle, c"second_copy_free".as_ptr());
+        assert!(!first_op.is_null() && !free.is_null());
+        let first_op: extern "C" fn() -> *mut std::ffi::c_char = std::mem::transmute(first_op);
+        let free: unsafe extern "C" fn(*mut std::ffi::c_char) = std::mem::transmute(free);
+        let m = first_op();
+        assert!(!m.is_null(), "the second copy's first operation succeeded");
+        let text = std::ffi::CStr::from_ptr(m).to_string_lossy().into_owned();
+        free(m);
+        text
+    };
+    assert!(message.contains("second copy of massivetext"), "{message}");
+    let kernel = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks/kernel");
+    let dep = format!(
+        ":dep massivetext = {{ package = \"massivetext-notebook\", path = \"{}\" }}",
+        kernel.display()
+    );
+    assert!(message.contains(&dep), "{message}\nshould name {dep}");
+    // This process's own copy goes on working.
+    massivetext::kernels::softmax_last_dim(&x).unwrap();
 }

@@ -458,10 +458,10 @@ fn a_tiny_llama_trains_with_the_trainer() {
         learning_rate: 1e-2,
         weight_decay: 0.01,
         per_device_train_batch_size: 8,
-        max_steps: 40,
+        max_steps: Some(40),
         disable_tqdm: true,
         save_strategy: IntervalStrategy::No,
-        logging_steps: 1.0,
+        logging_steps: Steps::Every(1),
         ..Default::default()
     };
     let mut trainer =

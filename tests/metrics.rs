@@ -4,8 +4,8 @@
 //! (BLEU and chrF on sacrebleu's 0–100 scale, ROUGE on rouge-score's 0–1 scale).
 use massivetext::Error;
 use massivetext::metrics::{
-    Bleu, BootstrapAggregator, Chrf, RougeScorer, Smoothing, Tokenize, accuracy, corpus_bleu,
-    porter, rouge_tokenize, sentence_bleu, sentence_chrf,
+    Bleu, BootstrapAggregator, Chrf, RougeOptions, RougeScorer, Smoothing, Tokenize, accuracy,
+    corpus_bleu, porter, rouge_tokenize, sentence_bleu, sentence_chrf,
 };
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -180,7 +180,13 @@ fn rouge_matches_rouge_score() {
             .iter()
             .map(|t| t.as_str().unwrap().to_string())
             .collect();
-        let scorer = RougeScorer::new(&types, case["stemmer"].as_bool().unwrap()).unwrap();
+        let scorer = RougeScorer::new(
+            &types,
+            RougeOptions {
+                use_stemmer: case["stemmer"].as_bool().unwrap(),
+            },
+        )
+        .unwrap();
         let res = scorer.corpus_score(&preds, &refs).unwrap();
         for (i, ex) in case["per_example"].as_array().unwrap().iter().enumerate() {
             for t in &types {
@@ -233,7 +239,7 @@ fn rouge_matches_rouge_score() {
 
 #[test]
 fn bootstrap_is_seeded() {
-    let scorer = RougeScorer::standard(false);
+    let scorer = RougeScorer::standard(RougeOptions::default());
     let words = ["a", "b", "c", "d", "e", "f", "g", "h"];
     let preds: Vec<String> = (0..40).map(|i| words[..1 + i % 7].join(" ")).collect();
     let refs: Vec<String> = (0..40).map(|i| words[i % 3..8].join(" ")).collect();
@@ -255,7 +261,7 @@ fn bootstrap_is_seeded() {
 
 #[test]
 fn rouge_score_multi_matches() {
-    let scorer = RougeScorer::new(&["rouge1", "rouge2", "rougeL"], true).unwrap();
+    let scorer = RougeScorer::new(&["rouge1", "rouge2", "rougeL"], RougeOptions::STEMMED).unwrap();
     for case in expected()["rouge_multi"].as_array().unwrap() {
         let targets: Vec<&str> = case["targets"]
             .as_array()
@@ -294,10 +300,13 @@ fn porter_matches_nltk_on_cnn_vocabulary() {
 #[test]
 fn rouge_tokenizer_follows_rouge_score() {
     assert_eq!(
-        rouge_tokenize("The Cat's 3.5% café!", false),
+        rouge_tokenize("The Cat's 3.5% café!", RougeOptions::default()),
         vec!["the", "cat", "s", "3", "5", "caf"]
     );
-    assert_eq!(rouge_tokenize("Running dogs", true), vec!["run", "dog"]);
+    assert_eq!(
+        rouge_tokenize("Running dogs", RougeOptions::STEMMED),
+        vec!["run", "dog"]
+    );
 }
 
 #[test]
@@ -448,7 +457,7 @@ fn error_files_of_different_lengths_name_both() {
         e.contains("reference stream 1 has 1 lines") && e.contains("has 2"),
         "{e}"
     );
-    let e = RougeScorer::standard(false)
+    let e = RougeScorer::standard(RougeOptions::default())
         .corpus_score(&["a"], &["a", "b"])
         .unwrap_err();
     assert!(e.to_string().contains("has 2 lines"), "{e}");
@@ -522,7 +531,9 @@ fn error_unknown_tokenizer_lists_valid_ones() {
 #[test]
 fn error_unknown_rouge_type_lists_valid_ones() {
     for bad in ["rougeX", "rouge0", "rouge10", "ROUGE1", "bleu"] {
-        let e = RougeScorer::new(&[bad], false).unwrap_err().to_string();
+        let e = RougeScorer::new(&[bad], RougeOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains(bad) && e.contains("rouge1 .. rouge9, rougeL, rougeLsum"),
             "{e}"
@@ -564,7 +575,7 @@ fn results_render_as_html_and_text() {
     );
     let c = sentence_chrf("a <b> & c", &["a b c"]).unwrap();
     assert!(c.to_html().contains("chrF2") && c.to_string().starts_with("chrF2|nrefs:1|"));
-    let r = RougeScorer::standard(true).score("the cat sat", "the cat");
+    let r = RougeScorer::standard(RougeOptions::STEMMED).score("the cat sat", "the cat");
     let html = r.to_html();
     assert!(
         html.contains("<td>rougeLsum</td>") && html.contains("<td>1.0000</td>"),

@@ -190,16 +190,16 @@ fn windows() -> TokenWindows {
     TokenWindows::new(ids, 8).unwrap()
 }
 
-fn args(dir: &Path, bf16: bool, steps: i64) -> TrainingArguments {
+fn args(dir: &Path, bf16: bool, steps: usize) -> TrainingArguments {
     TrainingArguments {
         output_dir: dir.to_path_buf(),
-        max_steps: steps,
+        max_steps: Some(steps),
         per_device_train_batch_size: 8,
         learning_rate: 3e-3,
         warmup_steps: 2,
         disable_tqdm: true,
         save_strategy: IntervalStrategy::No,
-        logging_steps: 1000.0,
+        logging_steps: Steps::Every(1000),
         bf16,
         ..Default::default()
     }

@@ -34,7 +34,7 @@ fn one_step<M: PreTrainedModel + 'static>(model: M) -> Trainer<M> {
     let ids: Vec<u32> = (0..200).map(|i| (i * 7 % 30) as u32).collect();
     let args = TrainingArguments {
         output_dir: dir.path().join("run"),
-        max_steps: 1,
+        max_steps: Some(1),
         per_device_train_batch_size: 4,
         learning_rate: 1e-2,
         save_strategy: IntervalStrategy::No,

@@ -193,7 +193,7 @@ fn adapters_saved_here_load_in_peft() {
         let args = TrainingArguments {
             output_dir: out_dir.clone(),
             learning_rate: 1e-2,
-            max_steps: 3,
+            max_steps: Some(3),
             per_device_train_batch_size: 2,
             disable_tqdm: true,
             save_strategy: IntervalStrategy::No,
@@ -504,11 +504,11 @@ fn lora_training_checkpoints_and_resumes_the_adapter_only() {
         output_dir: dir.path().join(sub),
         learning_rate: 5e-3,
         per_device_train_batch_size: 4,
-        max_steps: 8,
+        max_steps: Some(8),
         save_strategy: IntervalStrategy::Steps,
-        save_steps: 4.0,
+        save_steps: Steps::Every(4),
         disable_tqdm: true,
-        logging_steps: 1.0,
+        logging_steps: Steps::Every(1),
         ..Default::default()
     };
     let fresh = || {

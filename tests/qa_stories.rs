@@ -54,7 +54,7 @@ fn story_questions_are_answered_far_better_than_the_first_number() {
         output_dir: dir.path().to_path_buf(),
         per_device_train_batch_size: 32,
         learning_rate: 2e-3,
-        max_steps: 250,
+        max_steps: Some(250),
         warmup_steps: 20,
         save_strategy: IntervalStrategy::No,
         disable_tqdm: true,

@@ -9,7 +9,7 @@ use std::process::Command;
 use candle_core::Device;
 use massivetext::cli::run_from;
 use massivetext::models::AutoModelForCausalLM;
-use massivetext::train::{IntervalStrategy, Trainer, TrainerState, TrainingArguments};
+use massivetext::train::{IntervalStrategy, Steps, Trainer, TrainerState, TrainingArguments};
 use massivetext::{Error, Result, io};
 
 // ---------------------------------------------------------------- helpers
@@ -70,7 +70,7 @@ fn quiet_args(dir: &Path) -> TrainingArguments {
     TrainingArguments {
         output_dir: dir.to_path_buf(),
         per_device_train_batch_size: 4,
-        max_steps: 10,
+        max_steps: Some(10),
         learning_rate: 1e-2,
         save_strategy: IntervalStrategy::No,
         disable_tqdm: true,
@@ -107,25 +107,37 @@ fn item_1_load_best_needs_save_steps_a_multiple_of_eval_steps() {
     assert!(!out.exists());
 
     // As TrainingArguments: absolute steps, a ratio mixed with steps, and ratios.
-    let args = |save: f64, eval: f64| TrainingArguments {
+    let args = |save: Steps, eval: Steps| TrainingArguments {
         load_best_model_at_end: true,
         eval_strategy: IntervalStrategy::Steps,
         eval_steps: Some(eval),
         save_steps: save,
         ..Default::default()
     };
-    assert!(args(40.0, 20.0).validate().is_ok());
-    assert!(args(6.0, 20.0).validate().is_err());
-    assert!(args(0.5, 20.0).validate().is_err());
-    assert!(args(0.4, 0.2).validate().is_ok());
-    assert!(args(0.5, 0.2).validate().is_err());
+    assert!(args(Steps::Every(40), Steps::Every(20)).validate().is_ok());
+    assert!(args(Steps::Every(6), Steps::Every(20)).validate().is_err());
+    assert!(
+        args(Steps::Ratio(0.5), Steps::Every(20))
+            .validate()
+            .is_err()
+    );
+    assert!(
+        args(Steps::Ratio(0.4), Steps::Ratio(0.2))
+            .validate()
+            .is_ok()
+    );
+    assert!(
+        args(Steps::Ratio(0.5), Steps::Ratio(0.2))
+            .validate()
+            .is_err()
+    );
     // Ratios that are multiples of each other but whose step counts are not in this run
     // (11 steps: eval every ceil(2.2) = 3, save every ceil(6.6) = 7): refused when the trainer
     // knows the run's length.
     let a = TrainingArguments {
-        max_steps: 11,
+        max_steps: Some(11),
         output_dir: dir.path().join("ratios"),
-        ..args(0.6, 0.2)
+        ..args(Steps::Ratio(0.6), Steps::Ratio(0.2))
     };
     let e = Trainer::new(
         AutoModelForCausalLM::from_config(tiny_gpt2(1), &Device::Cpu).unwrap(),
@@ -740,7 +752,7 @@ fn issue_35_item_8_step_after_train_past_max_steps_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let m = AutoModelForCausalLM::from_config(tiny_gpt2(1), &Device::Cpu).unwrap();
     let args = TrainingArguments {
-        max_steps: 3,
+        max_steps: Some(3),
         ..quiet_args(dir.path())
     };
     let mut t = Trainer::new(m, args, windows()).unwrap();
@@ -777,7 +789,7 @@ fn issue_35_item_9_non_finite_arguments_are_refused() {
             "num_train_epochs",
             TrainingArguments {
                 num_train_epochs: f64::INFINITY,
-                max_steps: 0,
+                max_steps: None,
                 ..base.clone()
             },
         ),
@@ -785,7 +797,7 @@ fn issue_35_item_9_non_finite_arguments_are_refused() {
             "num_train_epochs",
             TrainingArguments {
                 num_train_epochs: f64::NAN,
-                max_steps: 10,
+                max_steps: Some(10),
                 ..base.clone()
             },
         ),
@@ -813,21 +825,21 @@ fn issue_35_item_9_non_finite_arguments_are_refused() {
         (
             "logging_steps",
             TrainingArguments {
-                logging_steps: f64::NAN,
+                logging_steps: Steps::Ratio(f64::NAN),
                 ..base.clone()
             },
         ),
         (
             "save_steps",
             TrainingArguments {
-                save_steps: f64::INFINITY,
+                save_steps: Steps::Ratio(f64::INFINITY),
                 ..base.clone()
             },
         ),
         (
             "eval_steps",
             TrainingArguments {
-                eval_steps: Some(f64::NAN),
+                eval_steps: Some(Steps::Ratio(f64::NAN)),
                 ..base.clone()
             },
         ),

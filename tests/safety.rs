@@ -13,7 +13,7 @@ use massivetext::cli::run_from;
 use massivetext::models::{AutoModelForCausalLM, Task, check_weights};
 use massivetext::tokenizer::{TokenizerKind, TrainOptions};
 use massivetext::train::{
-    IntervalStrategy, Trainer, TrainerState, TrainingArguments, sorted_checkpoints,
+    IntervalStrategy, Steps, Trainer, TrainerState, TrainingArguments, sorted_checkpoints,
 };
 use massivetext::{Result, io};
 
@@ -85,10 +85,10 @@ fn quiet_args(dir: &Path) -> TrainingArguments {
     TrainingArguments {
         output_dir: dir.to_path_buf(),
         per_device_train_batch_size: 4,
-        max_steps: 10,
+        max_steps: Some(10),
         learning_rate: 1e-2,
         save_strategy: IntervalStrategy::Steps,
-        save_steps: 5.0,
+        save_steps: Steps::Every(5),
         disable_tqdm: true,
         ..Default::default()
     }
@@ -451,7 +451,7 @@ fn defect_6_a_failed_save_leaves_nothing_partial() {
     let m3 = AutoModelForCausalLM::from_config(tiny_gpt2(1), &Device::Cpu).unwrap();
     let args = TrainingArguments {
         resume_from_checkpoint: Some("latest".into()),
-        max_steps: 15,
+        max_steps: Some(15),
         ..quiet_args(&out)
     };
     let mut t3 = Trainer::new(m3, args, windows()).unwrap();
@@ -468,7 +468,7 @@ fn defect_7_rotation_never_leaves_a_partial_checkpoint() {
     let out = dir.path().join("run");
     let m = AutoModelForCausalLM::from_config(tiny_gpt2(1), &Device::Cpu).unwrap();
     let args = TrainingArguments {
-        max_steps: 20,
+        max_steps: Some(20),
         save_total_limit: Some(2),
         ..quiet_args(&out)
     };
@@ -494,7 +494,7 @@ fn defect_7_rotation_never_leaves_a_partial_checkpoint() {
     let mut t2 = Trainer::new(
         m2,
         TrainingArguments {
-            max_steps: 25,
+            max_steps: Some(25),
             resume_from_checkpoint: Some("latest".into()),
             ..args
         },

@@ -572,12 +572,12 @@ fn trainer_learns_to_copy_and_scores_generations() {
     let _ = std::fs::remove_dir_all(&dir);
     let args = TrainingArguments {
         output_dir: dir.clone(),
-        max_steps: 600,
+        max_steps: Some(600),
         per_device_train_batch_size: 32,
         per_device_eval_batch_size: 16,
         learning_rate: 3e-3,
         warmup_steps: 50,
-        logging_steps: 100.0,
+        logging_steps: Steps::Every(100),
         save_strategy: IntervalStrategy::No,
         disable_tqdm: true,
         predict_with_generate: true,

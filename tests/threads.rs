@@ -81,7 +81,7 @@ fn tiny_trainer() -> Trainer<AutoModelForCausalLM> {
     let dir = std::env::temp_dir().join(format!("massivetext-threads-{}", std::process::id()));
     let args = TrainingArguments {
         output_dir: dir,
-        max_steps: 10,
+        max_steps: Some(10),
         per_device_train_batch_size: 8,
         save_strategy: IntervalStrategy::No,
         disable_tqdm: true,

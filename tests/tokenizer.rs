@@ -113,7 +113,8 @@ fn check_same_as_hf(name: &str) {
     for (i, want_text) in strs(&want["decoded"]).iter().enumerate() {
         let ids = u32s(&want["multi30k"][i]["input_ids"]);
         assert_eq!(
-            &tok.decode(&ids, true).unwrap(),
+            &tok.decode(&ids, DecodeOptions::SKIP_SPECIAL_TOKENS)
+                .unwrap(),
             want_text,
             "{name} decode {i}"
         );
@@ -202,7 +203,7 @@ fn train_bpe_gpt2_style_round_trips_and_saves() {
     let s = " The tower is 324 metres (1,063 ft) tall — Ünïcödé 😀";
     let ids = tok.encode(s).unwrap();
     assert!(!ids.contains(&0));
-    assert_eq!(tok.decode(&ids, false).unwrap(), s);
+    assert_eq!(tok.decode(&ids, DecodeOptions::default()).unwrap(), s);
     // Learned merges compress: fewer tokens than bytes on held-out text.
     let test = lines("wikitext-2/test.txt")[..200].join("\n");
     let n = tok.encode(&test).unwrap().len();
@@ -240,10 +241,51 @@ fn train_wordpiece_bert_style_from_dataset_column() {
     assert_eq!(enc.type_ids[sep[0]], 0);
     assert_eq!(enc.type_ids[sep[0] + 1], 1);
     assert_eq!(
-        tok.decode(&tok.encode("Two dogs play.").unwrap(), true)
-            .unwrap(),
+        tok.decode(
+            &tok.encode("Two dogs play.").unwrap(),
+            DecodeOptions::SKIP_SPECIAL_TOKENS
+        )
+        .unwrap(),
         "two dogs play."
     );
+}
+
+/// The `tokenizers` trainers walk hash maps seeded at random (huggingface/tokenizers#1794), so
+/// the same corpus gave a different WordPiece and Unigram vocabulary on each training; the
+/// crate feeds them ordered words. Three trainings of each kind must save the same file.
+#[test]
+fn training_twice_gives_the_same_vocabulary() {
+    let texts = lines("wikitext-2/valid.txt");
+    let texts: Vec<&String> = texts
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .take(3000)
+        .collect();
+    for (kind, size) in [
+        (TokenizerKind::WordPiece, 800),
+        (TokenizerKind::Unigram, 800),
+        (TokenizerKind::Bpe, 600),
+    ] {
+        let saved: Vec<String> = (0..3)
+            .map(|_| {
+                let tok = Tokenizer::train(kind, texts.iter(), &quiet(size)).unwrap();
+                let dir = tempfile::tempdir().unwrap();
+                tok.save_pretrained(dir.path()).unwrap();
+                std::fs::read_to_string(dir.path().join("tokenizer.json")).unwrap()
+            })
+            .collect();
+        for (i, s) in saved.iter().enumerate().skip(1) {
+            let differing = saved[0]
+                .lines()
+                .zip(s.lines())
+                .filter(|(a, b)| a != b)
+                .count();
+            assert!(
+                *s == saved[0],
+                "{kind:?}: training {i} saved a different tokenizer.json ({differing} lines differ)"
+            );
+        }
+    }
 }
 
 #[test]
@@ -259,7 +301,11 @@ fn train_unigram_round_trips() {
     let s = "A little girl climbing into a wooden playhouse.";
     let ids = tok.encode(s).unwrap();
     assert!(ids.len() < s.split(' ').count() * 3);
-    assert_eq!(tok.decode(&ids, true).unwrap(), s);
+    assert_eq!(
+        tok.decode(&ids, DecodeOptions::SKIP_SPECIAL_TOKENS)
+            .unwrap(),
+        s
+    );
 }
 
 #[test]

@@ -317,7 +317,7 @@ fn quiet_args(dir: &Path) -> TrainingArguments {
         weight_decay: 0.01,
         disable_tqdm: true,
         save_strategy: IntervalStrategy::No,
-        logging_steps: 1.0,
+        logging_steps: Steps::Every(1),
         ..Default::default()
     }
 }
@@ -343,7 +343,7 @@ fn accumulation_of_4x2_equals_one_batch_of_8() {
         big.clone(),
         TrainingArguments {
             per_device_train_batch_size: 8,
-            max_steps: 3,
+            max_steps: Some(3),
             ..quiet_args(dir.path())
         },
         ds.clone(),
@@ -354,7 +354,7 @@ fn accumulation_of_4x2_equals_one_batch_of_8() {
         TrainingArguments {
             per_device_train_batch_size: 2,
             gradient_accumulation_steps: 4,
-            max_steps: 3,
+            max_steps: Some(3),
             ..quiet_args(dir.path())
         },
         ds,
@@ -405,11 +405,11 @@ fn resume_is_exact() {
     let args = TrainingArguments {
         per_device_train_batch_size: 4,
         gradient_accumulation_steps: 2,
-        max_steps: 20,
+        max_steps: Some(20),
         warmup_steps: 3,
         lr_scheduler_type: SchedulerType::Cosine,
         save_strategy: IntervalStrategy::Steps,
-        save_steps: 10.0,
+        save_steps: Steps::Every(10),
         ..quiet_args(dir.path())
     };
     let straight_model = TinyLm::random(13, 8, 3);
@@ -466,13 +466,13 @@ fn checkpoints_state_and_pruning() {
     let eval = windows(9).with_max_eval_windows(8);
     let args = TrainingArguments {
         per_device_train_batch_size: 4,
-        max_steps: 12,
+        max_steps: Some(12),
         eval_strategy: IntervalStrategy::Steps,
-        eval_steps: Some(3.0),
+        eval_steps: Some(Steps::Every(3)),
         save_strategy: IntervalStrategy::Steps,
-        save_steps: 3.0,
+        save_steps: Steps::Every(3),
         save_total_limit: Some(2),
-        logging_steps: 2.0,
+        logging_steps: Steps::Every(2),
         learning_rate: 5e-2,
         load_best_model_at_end: true,
         logging_dir: Some(dir.path().join("logs")),
@@ -589,10 +589,10 @@ fn nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint() {
         after: 5,
     };
     let args = TrainingArguments {
-        max_steps: 10,
+        max_steps: Some(10),
         per_device_train_batch_size: 2,
         save_strategy: IntervalStrategy::Steps,
-        save_steps: 2.0,
+        save_steps: Steps::Every(2),
         ..quiet_args(dir.path())
     };
     let mut t = Trainer::new(m.clone(), args, windows(2)).unwrap();
@@ -740,6 +740,63 @@ fn training_arguments_defaults_and_files() {
     assert_eq!(TrainingArguments::from_file(&j).unwrap(), a);
     let back: TrainingArguments = toml::from_str(&a.to_toml().unwrap()).unwrap();
     assert_eq!(back, a);
+}
+
+/// Step counts are `usize` / `Option<usize>` / [`Steps`] in Rust, and transformers' numbers in
+/// files: `max_steps = -1` is unset, a whole `logging_steps` a count, one in (0, 1) a share of
+/// the run; `training_args.json` writes them back as transformers does.
+#[test]
+fn step_counts_are_typed_and_read_transformers_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("args.json");
+    std::fs::write(
+        &j,
+        r#"{"max_steps": -1, "logging_steps": 50, "save_steps": 0.25, "eval_steps": 100.0}"#,
+    )
+    .unwrap();
+    let a = TrainingArguments::from_file(&j).unwrap();
+    assert_eq!(a.max_steps, None);
+    assert_eq!(a.logging_steps, Steps::Every(50));
+    assert_eq!(a.save_steps, Steps::Ratio(0.25));
+    assert_eq!(a.eval_steps, Some(Steps::Every(100)));
+    assert_eq!(
+        (a.save_steps.resolve(10), a.logging_steps.resolve(10)),
+        (3, 50)
+    );
+    let v: serde_json::Value = serde_json::from_str(&a.to_json()).unwrap();
+    assert_eq!(v["max_steps"], json!(-1));
+    assert_eq!(v["logging_steps"], json!(50));
+    assert_eq!(v["save_steps"], json!(0.25));
+    let t = dir.path().join("args.toml");
+    std::fs::write(
+        &t,
+        "max_steps = 30
+logging_steps = 5
+",
+    )
+    .unwrap();
+    let a = TrainingArguments::from_file(&t).unwrap();
+    assert_eq!((a.max_steps, a.logging_steps), (Some(30), Steps::Every(5)));
+    // What transformers refuses is refused, naming the key.
+    for (text, key) in [
+        ("logging_steps = 2.5\n", "logging_steps"),
+        ("save_steps = 0\n", "save_steps"),
+        ("eval_steps = -3\n", "eval_steps"),
+    ] {
+        std::fs::write(&t, text).unwrap();
+        let e = TrainingArguments::from_file(&t).unwrap_err().to_string();
+        assert!(e.contains(key) && e.contains("args.toml"), "{text}: {e}");
+    }
+    let zero = TrainingArguments {
+        max_steps: Some(0),
+        ..Default::default()
+    };
+    assert!(
+        zero.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("max_steps")
+    );
 }
 
 #[test]
@@ -890,7 +947,7 @@ fn train_cli_writes_a_complete_output_dir() {
     massivetext::models::AutoModelForCausalLM::from_dir(&out, &Device::Cpu).unwrap();
     // The job file round-trips and resumes.
     let job = TrainJob::from_file(&out.join("job.toml")).unwrap();
-    assert_eq!(job.training.max_steps, 20);
+    assert_eq!(job.training.max_steps, Some(20));
     assert_eq!(job.training.warmup_steps, 2, "--set warmup_steps=2");
     // Bad flags. Unknown flags and missing values are clap's errors now (they used to be our
     // own "unknown flag --max-stepz" and "--max-steps needs a value").
@@ -1005,10 +1062,10 @@ fn gpt2_with_dropout_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let args = TrainingArguments {
         per_device_train_batch_size: 4,
-        max_steps: 6,
+        max_steps: Some(6),
         learning_rate: 1e-2,
         save_strategy: IntervalStrategy::Steps,
-        save_steps: 3.0,
+        save_steps: Steps::Every(3),
         ..quiet_args(dir.path())
     };
     let run = |sub: &str, steps: usize, resume: bool| {
@@ -1130,7 +1187,7 @@ fn notebook_flow_from_text_to_trained_model() {
         learning_rate: 3e-3,
         warmup_steps: 5,
         weight_decay: 0.01,
-        logging_steps: 5.0,
+        logging_steps: Steps::Every(5),
         disable_tqdm: true,
         ..Default::default()
     };

@@ -46,7 +46,7 @@ fn char_gpt_learns_tinyshakespeare() {
     kwargs.insert("min_lr".into(), json!(3e-4));
     let args = TrainingArguments {
         output_dir: dir.path().to_path_buf(),
-        max_steps: 300,
+        max_steps: Some(300),
         per_device_train_batch_size: 12,
         per_device_eval_batch_size: 32,
         learning_rate: 3e-3,
@@ -55,7 +55,7 @@ fn char_gpt_learns_tinyshakespeare() {
         lr_scheduler_kwargs: kwargs,
         adam_beta2: 0.99,
         weight_decay: 0.1,
-        logging_steps: 50.0,
+        logging_steps: Steps::Every(50),
         save_strategy: IntervalStrategy::No,
         disable_tqdm: true,
         ..Default::default()
@@ -185,7 +185,7 @@ fn mlm_learns(roberta: bool) {
     let dir = tempfile::tempdir().unwrap();
     let args = TrainingArguments {
         output_dir: dir.path().to_path_buf(),
-        max_steps: 600,
+        max_steps: Some(600),
         per_device_train_batch_size: 16,
         learning_rate: 3e-3,
         warmup_steps: 30,
@@ -268,7 +268,7 @@ fn shards_feed_training() {
     let model = AutoModelForCausalLM::from_config(config, &Device::Cpu).unwrap();
     let args = TrainingArguments {
         output_dir: dir.path().join("out"),
-        max_steps: 30,
+        max_steps: Some(30),
         learning_rate: 3e-3,
         save_strategy: IntervalStrategy::No,
         disable_tqdm: true,

@@ -36,7 +36,7 @@ pub struct CodeArgs {
     pub overwrite_output_dir: bool,
     /// Optimisation steps.
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive_steps)]
-    pub max_steps: Option<i64>,
+    pub max_steps: Option<usize>,
     /// Tokenizer vocabulary.
     #[arg(long, value_name = "N", value_parser = positive_usize)]
     pub vocab_size: Option<usize>,
@@ -71,7 +71,7 @@ impl CodeArgs {
         job.training.overwrite_output_dir |= self.overwrite_output_dir;
         job.training.disable_tqdm |= self.disable_tqdm;
         if let Some(n) = self.max_steps {
-            job.training.max_steps = n;
+            job.training.max_steps = Some(n);
         }
         if let Some(n) = self.vocab_size {
             job.model.vocab_size = n;

@@ -2,7 +2,7 @@
 use super::values::number;
 use crate::Result;
 use crate::jobs::metrics::{ScoreFiles, score_bleu, score_chrf, score_rouge};
-use crate::metrics::{Bleu, Chrf, RougeScorer, Smoothing, Tokenize};
+use crate::metrics::{Bleu, Chrf, RougeOptions, RougeScorer, Smoothing, Tokenize};
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -117,7 +117,12 @@ pub fn run(cmd: &MetricsCommand) -> Result<String> {
                 .iter()
                 .flat_map(|t| t.split_whitespace())
                 .collect();
-            let scorer = RougeScorer::new(&types, a.stemmer)?;
+            let scorer = RougeScorer::new(
+                &types,
+                RougeOptions {
+                    use_stemmer: a.stemmer,
+                },
+            )?;
             score_rouge(&a.files.score_files(), &scorer)
         }
     }

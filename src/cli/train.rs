@@ -77,7 +77,7 @@ pub struct TrainArgs {
     /// Optimiser steps to run [default: 1500].
     #[arg(long, value_name = "N", alias = "max_steps", allow_negative_numbers = true,
           value_parser = positive_steps, help_heading = "Training")]
-    pub max_steps: Option<i64>,
+    pub max_steps: Option<usize>,
     /// Peak learning rate [default: 0.002].
     #[arg(long, value_name = "X", alias = "learning_rate", allow_negative_numbers = true,
           value_parser = non_negative, help_heading = "Training")]

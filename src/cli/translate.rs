@@ -46,7 +46,7 @@ pub struct TranslateArgs {
     pub resume_from_checkpoint: Option<String>,
     /// Optimiser steps [default: 1500].
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive_steps)]
-    pub max_steps: Option<i64>,
+    pub max_steps: Option<usize>,
     /// Joint vocabulary size [default: 4000].
     #[arg(long, value_name = "N", value_parser = positive_usize)]
     pub vocab_size: Option<usize>,
@@ -90,7 +90,7 @@ impl TranslateArgs {
         }
         job.training.disable_tqdm |= self.disable_tqdm;
         if let Some(n) = self.max_steps {
-            job.training.max_steps = n;
+            job.training.max_steps = Some(n);
         }
         if let Some(n) = self.vocab_size {
             job.vocab.vocab_size = n;

@@ -16,8 +16,9 @@ pub fn whole_number(s: &str) -> Result<usize, String> {
     at_least(s, 0)
 }
 
-/// A step count of at least 1, as `i64` (`TrainingArguments::max_steps`).
-pub fn positive_steps(s: &str) -> Result<i64, String> {
+/// A step count of at least 1 (`TrainingArguments::max_steps`); `-1` reaches it and is
+/// refused with the rule rather than read as a flag.
+pub fn positive_steps(s: &str) -> Result<usize, String> {
     at_least(s, 1)
 }
 

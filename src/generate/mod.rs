@@ -117,7 +117,7 @@ pub trait GenerationMixin: PreTrainedModel {
     /// let prompt = Tensor::from_vec(ids.clone(), (1, ids.len()), &Device::Cpu)?;
     /// let c = GenerationConfig { max_new_tokens: 30, stop_strings: vec!["\n".into()], ..Default::default() };
     /// let out = model.generate_with_tokenizer(&ForwardArgs::new(&prompt), &c, &tok)?;
-    /// let text = tok.decode(&out.get(0)?.to_vec1::<u32>()?, true)?;
+    /// let text = tok.decode(&out.get(0)?.to_vec1::<u32>()?, DecodeOptions::SKIP_SPECIAL_TOKENS)?;
     /// // the row ended at its first new line, or ran to max_new_tokens without one
     /// assert!(text.matches('\n').count() <= 1);
     /// assert!(model.generate(&prompt, &c).is_err()); // no tokenizer to read the stop strings

@@ -15,7 +15,7 @@ use crate::display::{emit, escape_html, html_table};
 use crate::models::{
     AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, ForwardArgs, PreTrainedModel,
 };
-use crate::tokenizer::Tokenizer;
+use crate::tokenizer::{DecodeOptions, Tokenizer};
 use crate::{Error, Result};
 
 /// `pipeline("text-generation", ..)`: a prompt in, the prompt and its continuation out.
@@ -139,8 +139,12 @@ impl FillMaskPipeline {
                 preds.push(FillMaskPrediction {
                     score: probs[t],
                     token: t as u32,
-                    token_str: self.tokenizer.decode(&[t as u32], false)?,
-                    sequence: self.tokenizer.decode(&filled, true)?,
+                    token_str: self
+                        .tokenizer
+                        .decode(&[t as u32], DecodeOptions::default())?,
+                    sequence: self
+                        .tokenizer
+                        .decode(&filled, DecodeOptions::SKIP_SPECIAL_TOKENS)?,
                 });
             }
             out.push(preds);

@@ -2,7 +2,7 @@
 //! they become whole characters.
 use super::config::GenerationConfig;
 use crate::models::{ForwardArgs, PreTrainedModel};
-use crate::tokenizer::Tokenizer;
+use crate::tokenizer::{DecodeOptions, Tokenizer};
 use crate::{Error, Result};
 use candle_core::Tensor;
 
@@ -39,7 +39,7 @@ pub(crate) fn generate_from_ids<M: PreTrainedModel>(
     let mut emitted = 0usize;
     let mut stream = |seqs: &[Vec<u32>]| -> Result<()> {
         let new = seqs[0].get(prompt_len..).unwrap_or(&[]);
-        let text = tokenizer.decode(new, true)?;
+        let text = tokenizer.decode(new, DecodeOptions::SKIP_SPECIAL_TOKENS)?;
         if !text.ends_with('\u{FFFD}') && text.len() > emitted && text.is_char_boundary(emitted) {
             on_text(&text[emitted..]);
             emitted = text.len();
@@ -67,7 +67,7 @@ pub(crate) fn generate_from_ids<M: PreTrainedModel>(
         .copied()
         .filter(|&t| Some(t) != pad || config.eos_token_id.contains(&t))
         .collect();
-    let text = tokenizer.decode(&new, true)?;
+    let text = tokenizer.decode(&new, DecodeOptions::SKIP_SPECIAL_TOKENS)?;
     if text.len() > emitted && text.is_char_boundary(emitted) {
         on_text(&text[emitted..]);
     }

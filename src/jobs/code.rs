@@ -32,7 +32,7 @@ use crate::metrics::{
 };
 use crate::models::{AutoModelForCausalLM, LlamaConfig, PreTrainedModel, TokenIds};
 use crate::tokenizer::{Tokenizer, TokenizerKind, TrainOptions};
-use crate::train::{IntervalStrategy, SchedulerType, Trainer, TrainingArguments};
+use crate::train::{IntervalStrategy, SchedulerType, Steps, Trainer, TrainingArguments};
 use crate::{Error, Result, io};
 
 /// Where the corpus comes from and how it is split.
@@ -143,14 +143,14 @@ impl Default for CodeJob {
             eval: CodeEvalSpec::default(),
             training: TrainingArguments {
                 output_dir: PathBuf::from("code-run"),
-                max_steps: 2000,
+                max_steps: Some(2000),
                 per_device_train_batch_size: 16,
                 learning_rate: 1e-3,
                 weight_decay: 0.1,
                 adam_beta2: 0.95,
                 warmup_steps: 100,
                 lr_scheduler_type: SchedulerType::Cosine,
-                logging_steps: 100.0,
+                logging_steps: Steps::Every(100),
                 eval_strategy: IntervalStrategy::No,
                 save_strategy: IntervalStrategy::No,
                 seed: 1,
@@ -185,11 +185,11 @@ impl CodeJob {
             body_max_new_tokens: 24,
             batch_size: 8,
         };
-        job.training.max_steps = 30;
+        job.training.max_steps = Some(30);
         job.training.warmup_steps = 5;
         job.training.per_device_train_batch_size = 8;
         job.training.learning_rate = 3e-3;
-        job.training.logging_steps = 10.0;
+        job.training.logging_steps = Steps::Every(10);
         job
     }
 

@@ -2,7 +2,7 @@
 //! [`crate::generate`] decodes); returns the continuations to print.
 use crate::generate::{GenerationConfig, GenerationMixin};
 use crate::models::AutoModelForCausalLM;
-use crate::tokenizer::Tokenizer;
+use crate::tokenizer::{DecodeOptions, Tokenizer};
 use crate::{Error, Result};
 use candle_core::Tensor;
 use std::path::Path;
@@ -99,7 +99,11 @@ pub fn generate_text(o: &GenerateOptions) -> Result<String> {
                 .copied()
                 .filter(|&t| Some(t) != pad || config.eos_token_id.contains(&t))
                 .collect();
-            Ok(format!("{}{}", o.prompt, tok.decode(&new, true)?))
+            Ok(format!(
+                "{}{}",
+                o.prompt,
+                tok.decode(&new, DecodeOptions::SKIP_SPECIAL_TOKENS)?
+            ))
         })
         .collect::<Result<Vec<String>>>()?;
     Ok(texts.join("\n---\n"))

@@ -24,7 +24,9 @@ use crate::io::{DirLock, write_atomic};
 use crate::jobs::memory::{MachineMemory, TrainingMemory};
 use crate::models::{AutoModelForCausalLM, Gpt2Config, LlamaConfig, ModelConfig};
 use crate::tokenizer::Tokenizer;
-use crate::train::{IntervalStrategy, SchedulerType, TokenWindows, Trainer, TrainingArguments};
+use crate::train::{
+    IntervalStrategy, SchedulerType, Steps, TokenWindows, Trainer, TrainingArguments,
+};
 use crate::{Error, Result};
 
 /// The model of the job: a GPT-2 (or a Llama) with character vocabulary.
@@ -128,7 +130,7 @@ impl Default for TrainJob {
         TrainJob {
             training: TrainingArguments {
                 output_dir: PathBuf::from("massivetext-run"),
-                max_steps: 1500,
+                max_steps: Some(1500),
                 per_device_train_batch_size: 16,
                 per_device_eval_batch_size: 32,
                 learning_rate: 2e-3,
@@ -139,10 +141,10 @@ impl Default for TrainJob {
                 lr_scheduler_kwargs: [("min_lr".to_string(), Value::from(2e-4))]
                     .into_iter()
                     .collect(),
-                logging_steps: 25.0,
+                logging_steps: Steps::Every(25),
                 eval_strategy: IntervalStrategy::Steps,
-                eval_steps: Some(250.0),
-                save_steps: 500.0,
+                eval_steps: Some(Steps::Every(250)),
+                save_steps: Steps::Every(500),
                 save_total_limit: Some(2),
                 ..Default::default()
             },

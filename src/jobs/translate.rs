@@ -21,9 +21,10 @@ use crate::io;
 use crate::jobs::memory::{MachineMemory, TrainingMemory};
 use crate::metrics::{corpus_bleu, corpus_chrf};
 use crate::models::{AutoModelForSeq2SeqLM, ForwardArgs, MarianConfig, ModelConfig};
-use crate::tokenizer::{Tokenizer, TokenizerKind, TrainOptions};
+use crate::tokenizer::{DecodeOptions, Tokenizer, TokenizerKind, TrainOptions};
 use crate::train::{
-    DataCollatorForSeq2Seq, Example, IntervalStrategy, SchedulerType, Trainer, TrainingArguments,
+    DataCollatorForSeq2Seq, Example, IntervalStrategy, SchedulerType, Steps, Trainer,
+    TrainingArguments,
 };
 use crate::{Error, Result};
 
@@ -164,7 +165,7 @@ impl Default for TranslationJob {
             decode: DecodeSpec::default(),
             training: TrainingArguments {
                 output_dir: PathBuf::from("translate-run"),
-                max_steps: 1500,
+                max_steps: Some(1500),
                 per_device_train_batch_size: 64,
                 per_device_eval_batch_size: 64,
                 learning_rate: 2e-3,
@@ -172,9 +173,9 @@ impl Default for TranslationJob {
                 adam_beta2: 0.98,
                 warmup_steps: 100,
                 lr_scheduler_type: SchedulerType::Linear,
-                logging_steps: 100.0,
+                logging_steps: Steps::Every(100),
                 eval_strategy: IntervalStrategy::Steps,
-                eval_steps: Some(1000.0),
+                eval_steps: Some(Steps::Every(1000)),
                 save_strategy: IntervalStrategy::No,
                 seed: 1,
                 ..Default::default()
@@ -202,11 +203,11 @@ impl TranslationJob {
         };
         job.decode.num_beams = 2;
         job.decode.max_new_tokens = 32;
-        job.training.max_steps = 60;
+        job.training.max_steps = Some(60);
         job.training.warmup_steps = 10;
         job.training.per_device_train_batch_size = 32;
-        job.training.logging_steps = 20.0;
-        job.training.eval_steps = Some(60.0);
+        job.training.logging_steps = Steps::Every(20);
+        job.training.eval_steps = Some(Steps::Every(60));
         job
     }
 
@@ -375,7 +376,7 @@ pub fn translate(
         let generated =
             model.generate_with(&ForwardArgs::new(&src).attention_mask(&mask), config)?;
         for (r, row) in generated.to_vec2::<u32>()?.into_iter().enumerate() {
-            out[chunk[r]] = tok.decode(&row, true)?;
+            out[chunk[r]] = tok.decode(&row, DecodeOptions::SKIP_SPECIAL_TOKENS)?;
         }
     }
     Ok(out)

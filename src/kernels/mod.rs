@@ -105,6 +105,12 @@ pub fn with_fused<T>(enabled: bool, f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Every op first checks that this is the process's only copy of the crate
+/// ([`crate::single_copy`]): a second copy's tensors would get wrong gradients.
+fn one_copy() -> Result<()> {
+    crate::single_copy::check().map_err(|m| candle_core::Error::Msg(m.to_string()))
+}
+
 /// Whether `x` takes the fused path: f32 on the CPU, fused kernels enabled. The first call also
 /// tunes the allocator once ([`malloc`]), since every op allocates its output afresh.
 pub(crate) fn use_fused(x: &Tensor) -> bool {
@@ -127,6 +133,7 @@ pub(crate) fn use_own_kernel(x: &Tensor) -> bool {
 /// LayerNorm over the last dimension: `(x - mean) / sqrt(var + eps) * weight + bias`, biased
 /// variance as in PyTorch.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    one_copy()?;
     if needs_f32(x) {
         let y = with_autocast(None, || {
             layer_norm(&widen(x)?, &widen(weight)?, &widen(bias)?, eps)
@@ -142,6 +149,7 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
 
 /// Softmax over the last dimension.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    one_copy()?;
     if needs_f32(x) {
         let y = with_autocast(None, || softmax_last_dim(&widen(x)?))?;
         return cast(&y, statistics_out(x));
@@ -166,6 +174,7 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 /// as a bf16 gemm with f32 accumulation and its bias in the epilogue (oneDNN's, cuBLASLt's);
 /// elsewhere candle's bf16 product and a bf16 bias add (two roundings).
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv1d: bool) -> Result<Tensor> {
+    one_copy()?;
     if let Some(dt) = autocast() {
         let bias = bias.map(|b| cast(b, dt)).transpose()?;
         let (x, weight) = (cast(x, dt)?, cast(weight, dt)?);
@@ -198,6 +207,7 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv1d: bool) 
 /// values side by side) to the merged heads `[b, t, h]`, with an optional additive mask
 /// `[b, 1, t, t]`.
 pub fn self_attention(qkv: &Tensor, mask: Option<&Tensor>, n_head: usize) -> Result<Tensor> {
+    one_copy()?;
     if let Some(dt) = autocast() {
         return composed::self_attention(&cast(qkv, dt)?, mask, n_head);
     }
@@ -211,6 +221,7 @@ pub fn self_attention(qkv: &Tensor, mask: Option<&Tensor>, n_head: usize) -> Res
 /// Writes the keys and values of `qkv [b, t, 3h]` into positions `past..past + t` of a layer's
 /// KV cache `kv [2, b, heads, capacity, hd]` (keys, then values), in place.
 pub fn kv_cache_write(kv: &Tensor, qkv: &Tensor, n_head: usize, past: usize) -> Result<()> {
+    one_copy()?;
     if use_fused(kv) && use_fused(qkv) {
         decode::cache_write(kv, qkv, n_head, past)
     } else {
@@ -223,6 +234,7 @@ pub fn kv_cache_write(kv: &Tensor, qkv: &Tensor, n_head: usize, past: usize) -> 
 /// reordered in place over its first `len` positions, on the fused path; a reordered copy
 /// elsewhere.
 pub fn kv_cache_reorder(kv: &Tensor, rows: &[u32], len: usize) -> Result<Tensor> {
+    one_copy()?;
     if use_fused(kv) && kv.is_contiguous() {
         decode::cache_reorder(kv, rows, len)?;
         Ok(kv.clone())
@@ -242,6 +254,7 @@ pub fn cached_attention(
     mask: Option<&Tensor>,
     n_head: usize,
 ) -> Result<Tensor> {
+    one_copy()?;
     if use_fused(kv) && use_fused(qkv) && mask.is_none_or(use_fused) {
         decode::cached_attention(qkv, kv, len, mask, n_head)
     } else {
@@ -260,6 +273,7 @@ pub fn cached_cross_attention(
     mask: Option<&Tensor>,
     n_head: usize,
 ) -> Result<Tensor> {
+    one_copy()?;
     if use_fused(kv) && use_fused(q) && mask.is_none_or(use_fused) {
         decode::cached_cross_attention(q, kv, len, mask, n_head)
     } else {
@@ -269,6 +283,7 @@ pub fn cached_cross_attention(
 
 /// SiLU (`swish`): `x sigmoid(x)`, element-wise, with its backward pass.
 pub fn silu(x: &Tensor) -> Result<Tensor> {
+    one_copy()?;
     if is_half(x.dtype()) {
         return with_autocast(None, || silu(&widen(x)?))?.to_dtype(x.dtype());
     }
@@ -282,6 +297,7 @@ pub fn silu(x: &Tensor) -> Result<Tensor> {
 /// RMSNorm over the last dimension, as transformers' `LlamaRMSNorm`: `x / sqrt(mean(x²) + eps)`
 /// computed in f32, cast back to `x`'s dtype, then times `weight`.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    one_copy()?;
     checks::rms_norm(x, weight)?;
     if needs_f32(x) {
         let y = with_autocast(None, || rms_norm(&widen(x)?, &widen(weight)?, eps))?;
@@ -299,6 +315,7 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
 /// `sin` `[b, t, hd / 2]` (one row of angles per sequence, so left-padded rows get their own
 /// positions).
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    one_copy()?;
     checks::rope(x, cos, sin)?;
     if is_half(x.dtype()) {
         let y = with_autocast(None, || rope(&widen(x)?, &widen(cos)?, &widen(sin)?))?;
@@ -313,6 +330,7 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 
 /// SwiGLU, the gate of Llama's MLP: `silu(gate) * up`, element-wise.
 pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    one_copy()?;
     checks::swiglu(gate, up)?;
     if is_half(gate.dtype()) || is_half(up.dtype()) {
         let dt = wider(gate.dtype(), up.dtype());
@@ -331,6 +349,7 @@ pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
 /// head `i / (heads / kv_heads)`), an optional additive mask `[b, 1, t, t_k]` (causal, padding,
 /// sliding window); returns the merged heads `[b, t, heads * hd]`.
 pub fn gqa_attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    one_copy()?;
     checks::gqa_attention(q, k, v, mask)?;
     if let Some(dt) = autocast() {
         return composed::gqa_attention(&cast(q, dt)?, &cast(k, dt)?, &cast(v, dt)?, mask);
@@ -347,6 +366,7 @@ pub fn gqa_attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) 
 /// capacity, hd]` (keys, then values), in place: the cache holds the kv heads only, not one
 /// copy per query head. Read it back with [`gqa_cached_attention`].
 pub fn gqa_kv_cache_write(kv: &Tensor, k: &Tensor, v: &Tensor, past: usize) -> Result<()> {
+    one_copy()?;
     checks::gqa_cache(kv, k, v, past)?;
     kv.slice_set(&Tensor::stack(&[k, v], 0)?.contiguous()?, 3, past)
 }
@@ -362,6 +382,7 @@ pub fn gqa_cached_attention(
     len: usize,
     mask: Option<&Tensor>,
 ) -> Result<Tensor> {
+    one_copy()?;
     checks::gqa_cached(q, kv, len)?;
     let (k, v) = (composed::cached(kv, 0, len)?, composed::cached(kv, 1, len)?);
     checks::gqa_attention(q, &k, &v, mask)?;
@@ -375,17 +396,20 @@ pub fn gqa_cached_attention(
 /// A residual connection `x + y` in the wider of the two dtypes, as PyTorch's type promotion:
 /// under autocast the residual stream `x` stays f32 while a block's output `y` arrives in bf16.
 pub fn residual(x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    one_copy()?;
     let dt = wider(x.dtype(), y.dtype());
     cast(x, dt)? + cast(y, dt)?
 }
 
 /// ReLU: `max(x, 0)`, element-wise.
 pub fn relu(x: &Tensor) -> Result<Tensor> {
+    one_copy()?;
     x.relu()
 }
 
 /// GELU of either kind, element-wise.
 pub fn gelu(x: &Tensor, kind: Gelu) -> Result<Tensor> {
+    one_copy()?;
     if is_half(x.dtype()) {
         return with_autocast(None, || gelu(&widen(x)?, kind))?.to_dtype(x.dtype());
     }
@@ -401,6 +425,7 @@ pub fn gelu(x: &Tensor, kind: Gelu) -> Result<Tensor> {
 /// `torch.nn.functional.cross_entropy` does. All positions ignored gives NaN, as torch does.
 /// Half-precision logits are widened first: the loss is f32.
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    one_copy()?;
     let logits = &widen(logits)?;
     let labels = labels.to_dtype(DType::I64)?.flatten_all()?.contiguous()?;
     let v = logits.dim(D::Minus1)?;
@@ -422,6 +447,7 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
 /// Inverted dropout, as `torch.nn.Dropout` in training mode: `x * mask / (1 - p)`, the mask
 /// from [`dropout_mask`] (the same on every device and path for the same `seed` and `stream`).
 pub fn dropout(x: &Tensor, p: f64, seed: u64, stream: u64) -> Result<Tensor> {
+    one_copy()?;
     if p <= 0.0 {
         return Ok(x.clone());
     }
@@ -442,6 +468,7 @@ pub fn adamw_step(
     grad: &Tensor,
     moments: &mut Tensor,
 ) -> Result<()> {
+    one_copy()?;
     let w = weight.as_tensor();
     if use_own_kernel(w) && use_own_kernel(grad) && use_own_kernel(moments) {
         adamw::fused(step, w, grad, moments)
@@ -456,6 +483,7 @@ pub fn adamw_step(
 /// The sum of squares of `x`'s elements as an f32 scalar tensor on `x`'s device (accumulated in
 /// f64 on the fused path), for global gradient norms without a copy to the host per parameter.
 pub fn sum_squares(x: &Tensor) -> Result<Tensor> {
+    one_copy()?;
     if use_fused(x) {
         reduce::sum_squares(x)
     } else {

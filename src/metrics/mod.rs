@@ -35,8 +35,8 @@ pub use python_syntax::{
     parses_as_python_function, python_functions,
 };
 pub use rouge::{
-    AggregateScore, BootstrapAggregator, RougeAggregate, RougeCorpusScore, RougeScore, RougeScorer,
-    RougeScores, rouge_tokenize,
+    AggregateScore, BootstrapAggregator, RougeAggregate, RougeCorpusScore, RougeOptions,
+    RougeScore, RougeScorer, RougeScores, rouge_tokenize,
 };
 pub use squad::{SquadScore, squad, squad_exact_match, squad_f1, squad_normalize_answer};
 pub use tokenizers::Tokenize;

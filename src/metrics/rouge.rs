@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use massivetext::metrics::RougeScorer;
-//! let scorer = RougeScorer::new(&["rouge1", "rougeL"], true).unwrap();
+//! let scorer = RougeScorer::new(&["rouge1", "rougeL"], RougeOptions::STEMMED).unwrap();
 //! let s = scorer.score("The quick brown fox jumps over the lazy dog",
 //!                      "The quick brown dog jumps on the log.");
 //! assert!((s["rouge1"].precision - 0.75).abs() < 1e-12);
@@ -198,7 +198,19 @@ enum RougeType {
     Lsum,
 }
 
-/// Computes ROUGE like `rouge_score.rouge_scorer.RougeScorer(rouge_types, use_stemmer)`.
+/// Options of [`RougeScorer`], named as `rouge_score` names them; the default is its default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RougeOptions {
+    /// Porter-stem tokens longer than 3 characters (NLTK's stemmer, as `rouge_score`).
+    pub use_stemmer: bool,
+}
+
+impl RougeOptions {
+    /// `use_stemmer=True`, as summarisation papers usually report ROUGE.
+    pub const STEMMED: RougeOptions = RougeOptions { use_stemmer: true };
+}
+
+/// Computes ROUGE like `rouge_score.rouge_scorer.RougeScorer(rouge_types, use_stemmer=...)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RougeScorer {
     types: Vec<(String, RougeType)>,
@@ -207,9 +219,10 @@ pub struct RougeScorer {
 
 const VALID_TYPES: &str = "rouge1 .. rouge9, rougeL, rougeLsum";
 
-/// rouge-score's tokenizer: lowercase, split on anything outside `[a-z0-9]`, optionally stem
-/// tokens longer than 3 characters.
-pub fn rouge_tokenize(text: &str, use_stemmer: bool) -> Vec<String> {
+/// rouge-score's tokenizer: lowercase, split on anything outside `[a-z0-9]`, and stem tokens
+/// longer than 3 characters under `use_stemmer`.
+pub fn rouge_tokenize(text: &str, opts: RougeOptions) -> Vec<String> {
+    let use_stemmer = opts.use_stemmer;
     let mut tokens = Vec::new();
     let mut cur = String::new();
     let flush = |cur: &mut String, tokens: &mut Vec<String>| {
@@ -456,9 +469,10 @@ fn summary_level_lcs(ref_sents: &[Vec<u32>], can_sents: &[Vec<u32>]) -> RougeSco
 }
 
 impl RougeScorer {
-    /// A scorer for the given types (`rouge1`..`rouge9`, `rougeL`, `rougeLsum`); `use_stemmer`
-    /// applies NLTK's Porter stemmer to tokens longer than 3 characters.
-    pub fn new<S: AsRef<str>>(rouge_types: &[S], use_stemmer: bool) -> Result<Self> {
+    /// A scorer for the given types (`rouge1`..`rouge9`, `rougeL`, `rougeLsum`), e.g.
+    /// `RougeScorer::new(&["rouge1", "rougeL"], RougeOptions::STEMMED)`.
+    pub fn new<S: AsRef<str>>(rouge_types: &[S], opts: RougeOptions) -> Result<Self> {
+        let use_stemmer = opts.use_stemmer;
         if rouge_types.is_empty() {
             return Err(Error::EmptyMetricInput {
                 what: "the list of ROUGE types".into(),
@@ -487,7 +501,8 @@ impl RougeScorer {
     }
 
     /// rouge1, rouge2, rougeL and rougeLsum, the usual set.
-    pub fn standard(use_stemmer: bool) -> Self {
+    pub fn standard(opts: RougeOptions) -> Self {
+        let use_stemmer = opts.use_stemmer;
         RougeScorer {
             types: vec![
                 ("rouge1".into(), RougeType::N(1)),

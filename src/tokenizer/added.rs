@@ -21,8 +21,8 @@ impl Tokenizer {
     }
 
     /// Adds the role tokens set in `special` (e.g. `pad_token: Some("[PAD]".into())`) as special
-    /// tokens (skipped by `decode(.., true)`) and gives them their roles; returns how many were
-    /// new to the vocabulary. Roles left `None` keep their current token.
+    /// tokens (skipped by `decode` with `DecodeOptions::SKIP_SPECIAL_TOKENS`) and gives them their
+    /// roles; returns how many were new to the vocabulary. Roles left `None` keep their current token.
     pub fn add_special_tokens(&mut self, special: &SpecialTokens) -> Result<usize> {
         let tokens = special.all();
         let before = self.vocab_size();

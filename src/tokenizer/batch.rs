@@ -3,7 +3,7 @@
 //! back from ids or a tensor.
 use candle_core::{DType, Device, Tensor};
 
-use super::encode::{EncodeOptions, Encoding};
+use super::encode::{DecodeOptions, EncodeOptions, Encoding};
 use super::{Tokenizer, tk_err};
 use crate::{Error, Result};
 
@@ -178,12 +178,12 @@ impl Tokenizer {
     }
 
     /// Decodes many sequences (`tokenizer.batch_decode`): from a tensor of ids (`[batch, seq]`),
-    /// `Vec<Vec<u32>>`, or a [`BatchEncoding`]. Padding goes with the special tokens when
-    /// `skip_special_tokens`.
+    /// `Vec<Vec<u32>>`, or a [`BatchEncoding`]. Padding goes with the special tokens under
+    /// [`DecodeOptions::SKIP_SPECIAL_TOKENS`].
     pub fn batch_decode<T: TokenIds + ?Sized>(
         &self,
         ids: &T,
-        skip_special_tokens: bool,
+        opts: DecodeOptions,
     ) -> Result<Vec<String>> {
         let rows = ids.token_id_rows()?;
         for row in &rows {
@@ -191,7 +191,7 @@ impl Tokenizer {
         }
         let refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
         self.inner
-            .decode_batch(&refs, skip_special_tokens)
+            .decode_batch(&refs, opts.skip_special_tokens)
             .map_err(tk_err)
     }
 }

@@ -52,6 +52,21 @@ impl PaddingSide {
     }
 }
 
+/// Options of [`Tokenizer::decode`] and [`Tokenizer::batch_decode`], named as transformers
+/// names them; the default keeps special tokens, as `decode(ids)` does in Python.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// Leave out special tokens (`[CLS]`, `</s>`, padding, ...).
+    pub skip_special_tokens: bool,
+}
+
+impl DecodeOptions {
+    /// `skip_special_tokens=True`: the text alone, as generation and pipelines show it.
+    pub const SKIP_SPECIAL_TOKENS: DecodeOptions = DecodeOptions {
+        skip_special_tokens: true,
+    };
+}
+
 /// Options of [`Tokenizer::encode_with`] and [`Tokenizer::batch_encode`]; the default matches
 /// `tokenizer(text)` in Python, [`EncodeOptions::padded`] `tokenizer(texts, padding=True)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //! let tok = Tokenizer::train(TokenizerKind::WordPiece, texts.iter(), &TrainOptions::new(60)).unwrap();
 //! let ids = tok.encode("the cat sat").unwrap();
 //! assert_eq!(ids.first().copied(), tok.cls_token_id()); // [CLS] ... [SEP], as BERT adds them
-//! assert_eq!(tok.decode(&ids, true).unwrap(), "the cat sat");
+//! assert_eq!(tok.decode(&ids, DecodeOptions::SKIP_SPECIAL_TOKENS).unwrap(), "the cat sat");
 //! ```
 //!
 //! Loading (`from_pretrained`) understands `tokenizer.json` and the legacy `vocab.txt` (BERT) and
@@ -23,10 +23,11 @@ mod pretrained;
 pub mod shards;
 mod show;
 mod train;
+mod train_order;
 
 pub use batch::{BatchEncoding, TokenIds};
 pub use chat::ChatMessage;
-pub use encode::{EncodeOptions, Encoding, Padding, PaddingSide, Truncation};
+pub use encode::{DecodeOptions, EncodeOptions, Encoding, Padding, PaddingSide, Truncation};
 
 pub use shards::{
     BuildReport, Dtype, ShardBuildOptions, ShardManifest, TokenShards, WindowSampler,
@@ -242,15 +243,19 @@ impl Tokenizer {
         Ok(format!("{:016x}", fnv1a64(json.as_bytes())))
     }
 
-    /// Decode ids to text, dropping special tokens when `skip_special_tokens`.
+    /// Decode ids to text (`tokenizer.decode(ids, skip_special_tokens=...)`), e.g.
+    /// `tok.decode(&ids, DecodeOptions::SKIP_SPECIAL_TOKENS)` for the text without `[CLS]`,
+    /// `</s>` or padding.
     ///
     /// An id outside the vocabulary is an error ([`Error::TokenOutOfVocab`]) where transformers
     /// (and the `tokenizers` crate) drop it silently: such an id means the ids came from another
     /// tokenizer or a model with a larger vocabulary, and text with pieces quietly missing
     /// would hide that.
-    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
+    pub fn decode(&self, ids: &[u32], opts: DecodeOptions) -> Result<String> {
         self.check_ids(ids)?;
-        self.inner.decode(ids, skip_special_tokens).map_err(tk_err)
+        self.inner
+            .decode(ids, opts.skip_special_tokens)
+            .map_err(tk_err)
     }
 
     /// Every id names a token of the vocabulary (added tokens included).

@@ -1,4 +1,5 @@
 //! Training BPE (GPT-2), WordPiece (BERT) and Unigram tokenizers with the `tokenizers` trainers.
+use super::train_order::OrderedTrainer;
 use super::{SpecialTokens, Tokenizer, tk_err};
 use crate::data::Dataset;
 use crate::{Error, Result};
@@ -8,7 +9,6 @@ use tokenizers::AddedToken;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::decoders::metaspace::Metaspace as MetaspaceDecoder;
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
-use tokenizers::models::TrainerWrapper;
 use tokenizers::models::bpe::{BPE, BpeTrainer};
 use tokenizers::models::unigram::{Unigram, UnigramTrainer};
 use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
@@ -177,7 +177,7 @@ impl Tokenizer {
                 alphabet: byte_alphabet.len() + specials.len(),
             });
         }
-        let (mut tok, mut trainer): (tokenizers::Tokenizer, TrainerWrapper) = match kind {
+        let (mut tok, mut trainer): (tokenizers::Tokenizer, OrderedTrainer) = match kind {
             TokenizerKind::Bpe => {
                 let mut tok = tokenizers::Tokenizer::new(BPE::default());
                 tok.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
@@ -190,7 +190,7 @@ impl Tokenizer {
                     .initial_alphabet(byte_alphabet.into_iter().collect())
                     .show_progress(opts.show_progress)
                     .build();
-                (tok, trainer.into())
+                (tok, OrderedTrainer::new(trainer.into()))
             }
             TokenizerKind::WordPiece => {
                 let mut tok = tokenizers::Tokenizer::new(
@@ -203,13 +203,21 @@ impl Tokenizer {
                     .map_err(tk_err)?;
                 tok.with_pre_tokenizer(Some(BertPreTokenizer));
                 tok.with_decoder(Some(WordPieceDecoder::new("##".into(), true)));
+                // The BPE trainer the WordPiece trainer wraps, trained on ordered words.
+                let bpe = BpeTrainer::builder()
+                    .vocab_size(opts.vocab_size)
+                    .min_frequency(opts.min_frequency)
+                    .special_tokens(added.clone())
+                    .show_progress(opts.show_progress)
+                    .continuing_subword_prefix("##".into())
+                    .build();
                 let trainer = WordPieceTrainer::builder()
                     .vocab_size(opts.vocab_size)
                     .min_frequency(opts.min_frequency)
                     .special_tokens(added)
                     .show_progress(opts.show_progress)
                     .build();
-                (tok, trainer.into())
+                (tok, OrderedTrainer::wordpiece(trainer.into(), bpe))
             }
             TokenizerKind::Unigram => {
                 let mut tok = tokenizers::Tokenizer::new(Unigram::default());
@@ -226,7 +234,7 @@ impl Tokenizer {
                     .show_progress(opts.show_progress)
                     .build()
                     .map_err(tk_err)?;
-                (tok, trainer.into())
+                (tok, OrderedTrainer::new(trainer.into()))
             }
         };
         // Count what the trainer sees, to tell an empty corpus from a trainer failure.

@@ -38,11 +38,127 @@ pub enum IntervalStrategy {
     Epoch,
 }
 
+/// How often a step-based event comes (`logging_steps`, `eval_steps`, `save_steps`): every N
+/// optimiser steps, or a share of the run's steps. In a JSON or TOML file it is transformers'
+/// number: a whole number of at least 1 is a step count, a number in (0, 1) a share.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Steps {
+    /// Every N optimiser steps (N >= 1).
+    Every(usize),
+    /// Every `ceil(r * max_steps)` steps, for r in (0, 1) (transformers' float form).
+    Ratio(f64),
+}
+
+impl From<usize> for Steps {
+    fn from(n: usize) -> Self {
+        Steps::Every(n)
+    }
+}
+
+impl std::fmt::Display for Steps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Steps::Every(n) => write!(f, "{n}"),
+            Steps::Ratio(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+impl Steps {
+    /// The interval in steps for a run of `total` optimiser steps (at least 1).
+    pub fn resolve(self, total: usize) -> usize {
+        match self {
+            Steps::Every(n) => n.max(1),
+            Steps::Ratio(r) => ((total as f64 * r).ceil() as usize).max(1),
+        }
+    }
+
+    /// Why the value cannot be used, if it cannot.
+    fn check(self) -> std::result::Result<(), String> {
+        match self {
+            Steps::Every(0) => Err("must be at least 1 step".into()),
+            Steps::Ratio(r) if !(r > 0.0 && r < 1.0) => Err(format!(
+                "a share of the run must be in (0, 1), got {r}; give a step count (a whole number) or a share such as 0.1"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// transformers' number: whole >= 1 is a count, (0, 1) a share; anything else is refused.
+    fn from_number(v: f64) -> std::result::Result<Steps, String> {
+        if !v.is_finite() || v <= 0.0 {
+            Err(format!("must be a positive number of steps, got {v}"))
+        } else if v < 1.0 {
+            Ok(Steps::Ratio(v))
+        } else if v.fract() == 0.0 && v <= usize::MAX as f64 {
+            Ok(Steps::Every(v as usize))
+        } else {
+            Err(format!(
+                "{v} steps: a step count above 1 must be a whole number (a share of the run is a number in (0, 1))"
+            ))
+        }
+    }
+}
+
+impl Serialize for Steps {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match *self {
+            Steps::Every(n) => s.serialize_u64(n as u64),
+            Steps::Ratio(r) => s.serialize_f64(r),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Steps {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        Steps::from_number(v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A [`Steps`] field from a file, its key named in the error (serde's own message has no key).
+fn steps_named<'de, D: Deserializer<'de>>(d: D, key: &str) -> std::result::Result<Steps, D::Error> {
+    let v = f64::deserialize(d)?;
+    Steps::from_number(v).map_err(|m| serde::de::Error::custom(format!("{key}: {m}")))
+}
+
+fn logging_steps_de<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Steps, D::Error> {
+    steps_named(d, "logging_steps")
+}
+
+fn save_steps_de<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Steps, D::Error> {
+    steps_named(d, "save_steps")
+}
+
+fn eval_steps_de<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Steps>, D::Error> {
+    let v = Option::<f64>::deserialize(d)?;
+    v.map(|v| {
+        Steps::from_number(v).map_err(|m| serde::de::Error::custom(format!("eval_steps: {m}")))
+    })
+    .transpose()
+}
+
+/// `max_steps` as transformers writes it: -1 (or any number <= 0) for "not set".
+fn max_steps_from_number<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<usize>, D::Error> {
+    let v = Option::<i64>::deserialize(d)?;
+    Ok(v.filter(|&n| n > 0).map(|n| n as usize))
+}
+
+fn max_steps_as_number<S: serde::Serializer>(
+    v: &Option<usize>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_i64(v.map_or(-1, |n| n as i64))
+}
+
 /// The arguments of a training run. Every field has Hugging Face's name and default, so
 /// `TrainingArguments { output_dir: "out".into(), ..Default::default() }` is a complete run.
 ///
-/// Fractional `logging_steps`, `eval_steps`, `save_steps` and `warmup_steps` below 1 mean a
-/// ratio of the total number of optimiser steps, as in transformers 5.
+/// Step intervals are [`Steps`] (`Steps::Every(50)`, or a share of the run as transformers'
+/// floats below 1 are); a fractional `warmup_steps` in a file becomes `warmup_ratio`, as in
+/// transformers 5.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainingArguments {
@@ -54,8 +170,13 @@ pub struct TrainingArguments {
     /// Start from a fresh `output_dir` even if it holds checkpoints (resuming is explicit anyway).
     pub overwrite_output_dir: bool,
     pub num_train_epochs: f64,
-    /// When positive, the number of optimiser steps to run; overrides `num_train_epochs`.
-    pub max_steps: i64,
+    /// The number of optimiser steps to run; overrides `num_train_epochs` when set (files may
+    /// say -1 for unset, as transformers writes it).
+    #[serde(
+        deserialize_with = "max_steps_from_number",
+        serialize_with = "max_steps_as_number"
+    )]
+    pub max_steps: Option<usize>,
     pub per_device_train_batch_size: usize,
     pub per_device_eval_batch_size: usize,
     pub gradient_accumulation_steps: usize,
@@ -78,14 +199,16 @@ pub struct TrainingArguments {
     #[serde(serialize_with = "opt_path_as_text")]
     pub logging_dir: Option<PathBuf>,
     pub logging_strategy: IntervalStrategy,
-    #[serde(deserialize_with = "steps_or_ratio_f")]
-    pub logging_steps: f64,
+    #[serde(deserialize_with = "logging_steps_de")]
+    pub logging_steps: Steps,
     pub logging_first_step: bool,
     pub eval_strategy: IntervalStrategy,
     /// Defaults to `logging_steps` when unset, as in Hugging Face.
-    pub eval_steps: Option<f64>,
+    #[serde(deserialize_with = "eval_steps_de")]
+    pub eval_steps: Option<Steps>,
     pub save_strategy: IntervalStrategy,
-    pub save_steps: f64,
+    #[serde(deserialize_with = "save_steps_de")]
+    pub save_steps: Steps,
     /// Keep at most this many checkpoints (the newest, plus the best when metrics are tracked).
     pub save_total_limit: Option<usize>,
     pub load_best_model_at_end: bool,
@@ -138,7 +261,7 @@ impl Default for TrainingArguments {
             output_dir: PathBuf::from("trainer_output"),
             overwrite_output_dir: false,
             num_train_epochs: 3.0,
-            max_steps: -1,
+            max_steps: None,
             per_device_train_batch_size: 8,
             per_device_eval_batch_size: 8,
             gradient_accumulation_steps: 1,
@@ -154,12 +277,12 @@ impl Default for TrainingArguments {
             warmup_ratio: 0.0,
             logging_dir: None,
             logging_strategy: IntervalStrategy::Steps,
-            logging_steps: 500.0,
+            logging_steps: Steps::Every(500),
             logging_first_step: false,
             eval_strategy: IntervalStrategy::No,
             eval_steps: None,
             save_strategy: IntervalStrategy::Steps,
-            save_steps: 500.0,
+            save_steps: Steps::Every(500),
             save_total_limit: None,
             load_best_model_at_end: false,
             metric_for_best_model: None,
@@ -206,16 +329,6 @@ fn steps_or_ratio<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<usize,
         )));
     }
     Ok(if v < 1.0 { 0 } else { v as usize })
-}
-
-fn steps_or_ratio_f<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
-    let v = f64::deserialize(d)?;
-    if v < 0.0 || !v.is_finite() {
-        return Err(serde::de::Error::custom(format!(
-            "logging_steps must be >= 0, got {v}"
-        )));
-    }
-    Ok(v)
 }
 
 /// A fractional `warmup_steps` from a file becomes `warmup_ratio` (transformers 5 semantics).
@@ -330,9 +443,6 @@ impl TrainingArguments {
             ("adam_epsilon", self.adam_epsilon),
             ("max_grad_norm", self.max_grad_norm),
             ("warmup_ratio", self.warmup_ratio),
-            ("logging_steps", self.logging_steps),
-            ("save_steps", self.save_steps),
-            ("eval_steps", self.eval_steps.unwrap_or(0.0)),
         ] {
             if !v.is_finite() {
                 return bad(key, format!("must be a finite number, got {v}"));
@@ -379,28 +489,28 @@ impl TrainingArguments {
                 format!("must be in [0, 1], got {}", self.warmup_ratio),
             );
         }
-        if self.max_steps <= 0 && (self.num_train_epochs.is_nan() || self.num_train_epochs <= 0.0) {
+        if self.max_steps == Some(0) {
+            return bad(
+                "max_steps",
+                "must be at least 1 (None trains for num_train_epochs)".into(),
+            );
+        }
+        if self.max_steps.is_none()
+            && (self.num_train_epochs.is_nan() || self.num_train_epochs <= 0.0)
+        {
             return bad(
                 "num_train_epochs",
                 "must be positive when max_steps is not set".into(),
             );
         }
-        if self.logging_strategy == IntervalStrategy::Steps && self.logging_steps <= 0.0 {
-            return bad(
-                "logging_steps",
-                "must be positive with logging_strategy = \"steps\"".into(),
-            );
-        }
-        if self.save_strategy == IntervalStrategy::Steps && self.save_steps <= 0.0 {
-            return bad(
-                "save_steps",
-                "must be positive with save_strategy = \"steps\"".into(),
-            );
-        }
-        if let Some(e) = self.eval_steps
-            && e <= 0.0
-        {
-            return bad("eval_steps", format!("must be positive, got {e}"));
+        for (key, steps) in [
+            ("logging_steps", Some(self.logging_steps)),
+            ("save_steps", Some(self.save_steps)),
+            ("eval_steps", self.eval_steps),
+        ] {
+            if let Some(Err(msg)) = steps.map(Steps::check) {
+                return bad(key, msg);
+            }
         }
         if self.load_best_model_at_end {
             if self.eval_strategy == IntervalStrategy::No {
@@ -476,24 +586,27 @@ impl TrainingArguments {
             self.eval_steps.unwrap_or(self.logging_steps),
         );
         let fix = "set save_steps to a multiple of eval_steps (e.g. save_steps = eval_steps), so that each checkpoint is saved right after an evaluation and the best one holds the weights that scored best";
-        let msg = if (save < 1.0) != (eval < 1.0) {
-            format!(
-                "save_steps ({save}) and eval_steps ({eval}) mix a ratio of the run with a step count, so the saves cannot be guaranteed to fall on evaluations; give both as steps or both as ratios, and {fix}"
-            )
-        } else {
+        let (s, e) = match (save, eval) {
+            (Steps::Every(s), Steps::Every(e)) => (s as u64, e as u64),
             // ratios compared in millionths, as transformers does, against float noise
-            let (s, e) = if save < 1.0 {
-                ((save * 1e6).round() as u64, (eval * 1e6).round() as u64)
-            } else {
-                (save as u64, eval as u64)
-            };
-            if e > 0 && s.is_multiple_of(e) {
-                return Ok(());
+            (Steps::Ratio(s), Steps::Ratio(e)) => {
+                ((s * 1e6).round() as u64, (e * 1e6).round() as u64)
             }
-            format!(
-                "save_steps ({save}) is not a multiple of eval_steps ({eval}): some checkpoints would hold weights that were never evaluated; {fix}"
-            )
+            _ => {
+                let msg = format!(
+                    "save_steps ({save}) and eval_steps ({eval}) mix a ratio of the run with a step count, so the saves cannot be guaranteed to fall on evaluations; give both as steps or both as ratios, and {fix}"
+                );
+                return Err(Error::InvalidConfig(format!(
+                    "TrainingArguments.load_best_model_at_end: {msg}"
+                )));
+            }
         };
+        if e > 0 && s.is_multiple_of(e) {
+            return Ok(());
+        }
+        let msg = format!(
+            "save_steps ({save}) is not a multiple of eval_steps ({eval}): some checkpoints would hold weights that were never evaluated; {fix}"
+        );
         Err(Error::InvalidConfig(format!(
             "TrainingArguments.load_best_model_at_end: {msg}"
         )))
@@ -527,15 +640,6 @@ impl TrainingArguments {
             let k = self.best_metric_key();
             !(k.ends_with("loss") || k.ends_with("perplexity"))
         })
-    }
-}
-
-/// Turns a fractional interval (< 1) into a step count of a `total`-step run.
-pub(crate) fn interval(v: f64, total: usize) -> usize {
-    if v < 1.0 {
-        ((total as f64 * v).ceil() as usize).max(1)
-    } else {
-        v as usize
     }
 }
 

@@ -18,7 +18,7 @@ mod state;
 mod trainer;
 
 pub use crate::models::{PreTrainedModel, uses_weight_decay};
-pub use args::{IntervalStrategy, SchedulerType, TrainingArguments};
+pub use args::{IntervalStrategy, SchedulerType, Steps, TrainingArguments};
 pub use callbacks::{CloneCallback, EarlyStoppingCallback, TrainerCallback, TrainerControl};
 pub use collator::{
     Batch, Collator, DataCollatorForLanguageModeling, DataCollatorForSeq2Seq,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use candle_core::{D, DType, Device, Tensor};
 
 use crate::kernels::IGNORE_INDEX;
+use crate::tokenizer::DecodeOptions;
 use crate::{Error, Result};
 
 /// Named metrics (`accuracy`, `f1`, ...), sorted by name.
@@ -77,7 +78,9 @@ impl EvalPrediction {
         tokenizer: &crate::tokenizer::Tokenizer,
     ) -> Result<(Vec<String>, Vec<String>)> {
         let dec = |rows: Vec<Vec<u32>>| -> Result<Vec<String>> {
-            rows.iter().map(|r| tokenizer.decode(r, true)).collect()
+            rows.iter()
+                .map(|r| tokenizer.decode(r, DecodeOptions::SKIP_SPECIAL_TOKENS))
+                .collect()
         };
         Ok((dec(self.sequences()?)?, dec(self.label_sequences()?)?))
     }

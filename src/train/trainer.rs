@@ -7,7 +7,7 @@ use std::time::Instant;
 use candle_core::{DType, Tensor};
 use serde_json::json;
 
-use super::args::{IntervalStrategy, TrainingArguments, interval};
+use super::args::{IntervalStrategy, TrainingArguments};
 use super::callbacks::{TrainerCallback, TrainerControl};
 use super::collator::{
     Batch, Collator, DataCollatorForLanguageModeling, DataCollatorForSeq2Seq,
@@ -172,11 +172,9 @@ impl<M: PreTrainedModel> Trainer<M> {
         let updates_per_epoch = micro_per_epoch
             .div_ceil(args.gradient_accumulation_steps)
             .max(1);
-        let max_steps = if args.max_steps > 0 {
-            args.max_steps as usize
-        } else {
+        let max_steps = args.max_steps.unwrap_or_else(|| {
             ((args.num_train_epochs * updates_per_epoch as f64).ceil() as usize).max(1)
-        };
+        });
         let optimizer = AdamW::new(
             model.varmap(),
             AdamWConfig {
@@ -189,9 +187,12 @@ impl<M: PreTrainedModel> Trainer<M> {
         )?;
         let scheduler = LrScheduler::from_args(&args, max_steps)?;
         let state = TrainerState {
-            logging_steps: interval(args.logging_steps, max_steps),
-            eval_steps: interval(args.eval_steps.unwrap_or(args.logging_steps), max_steps),
-            save_steps: interval(args.save_steps, max_steps),
+            logging_steps: args.logging_steps.resolve(max_steps),
+            eval_steps: args
+                .eval_steps
+                .unwrap_or(args.logging_steps)
+                .resolve(max_steps),
+            save_steps: args.save_steps.resolve(max_steps),
             max_steps,
             num_train_epochs: (max_steps as f64 / updates_per_epoch as f64).ceil() as usize,
             train_batch_size: bs,
