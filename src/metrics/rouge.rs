@@ -7,7 +7,7 @@
 //! Scores are on rouge-score's 0–1 scale.
 //!
 //! ```
-//! use massivetext::metrics::RougeScorer;
+//! use massivetext::metrics::{RougeOptions, RougeScorer};
 //! let scorer = RougeScorer::new(&["rouge1", "rougeL"], RougeOptions::STEMMED).unwrap();
 //! let s = scorer.score("The quick brown fox jumps over the lazy dog",
 //!                      "The quick brown dog jumps on the log.");
