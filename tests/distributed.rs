@@ -383,14 +383,13 @@ mod mpi_runs {
         );
         assert!(!stderr.contains("warning"), "{stderr}");
         assert_same_run(&one, &on_one, 6, "2 x 8 resumed on 1 x 16");
-        // one process's checkpoint, 2 ranks
+        // one process's checkpoint, 2 ranks; with progress, which rank 0 alone prints, as lines
+        // (under mpirun a rank's stdout is a pseudo-terminal, its stderr a pipe)
         let on_two = dir.path().join("one-then-two");
+        let mut args = resume(&on_two, 8, &one);
+        set(&mut args, "--disable-tqdm", "false");
         let run = ok(
-            mpi_command(2)
-                .arg(BIN)
-                .args(resume(&on_two, 8, &one))
-                .output()
-                .unwrap(),
+            mpi_command(2).arg(BIN).args(&args).output().unwrap(),
             "1 x 16 resumed on 2 x 8",
         );
         let stderr = String::from_utf8_lossy(&run.stderr);
@@ -399,6 +398,11 @@ mod mpi_runs {
             1,
             "rank 0 alone: {stderr}"
         );
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        for step in 4..=6 {
+            let line = format!("step {step}/6 | loss ");
+            assert_eq!(stdout.matches(&line).count(), 1, "{line}: {stdout}");
+        }
         assert_same_run(&one, &on_two, 6, "1 x 16 resumed on 2 x 8");
         // another global batch: allowed, with a warning that says what changed
         let halved = dir.path().join("two-then-one-x8");
