@@ -336,6 +336,95 @@ mod mpi_runs {
         );
     }
 
+    /// A checkpoint written by 2 ranks × 8 resumes on 1 process × 16 (and one written by
+    /// 1 × 16 on 2 × 8) and continues exactly the straight run: the same global batch, the
+    /// same examples. A resume with another global batch runs, with a warning naming both.
+    #[test]
+    fn resuming_on_another_world_size_continues_the_run_with_the_same_global_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+        ok(
+            single_command(Path::new(BIN))
+                .args(train_args(&one, 16, 1))
+                .output()
+                .unwrap(),
+            "1 process x 16",
+        );
+        ok(
+            mpi_command(2)
+                .arg(BIN)
+                .args(train_args(&two, 8, 1))
+                .output()
+                .unwrap(),
+            "2 ranks x 8",
+        );
+        let resume = |out: &Path, batch: usize, from: &Path| {
+            let mut a = train_args(out, batch, 1);
+            set(
+                &mut a,
+                "--resume-from-checkpoint",
+                &from.join("checkpoint-3").display().to_string(),
+            );
+            a
+        };
+        // 2 ranks' checkpoint, one process
+        let on_one = dir.path().join("two-then-one");
+        let run = ok(
+            single_command(Path::new(BIN))
+                .args(resume(&on_one, 16, &two))
+                .output()
+                .unwrap(),
+            "2 x 8 resumed on 1 x 16",
+        );
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            stderr.contains("note: resuming checkpoint-3 (written by 2 ranks × batch 8 × accumulation 1) on 1 process × batch 16 × accumulation 1: the same global batch of 16"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("warning"), "{stderr}");
+        assert_same_run(&one, &on_one, 6, "2 x 8 resumed on 1 x 16");
+        // one process's checkpoint, 2 ranks; with progress, which rank 0 alone prints, as lines
+        // (under mpirun a rank's stdout is a pseudo-terminal, its stderr a pipe)
+        let on_two = dir.path().join("one-then-two");
+        let mut args = resume(&on_two, 8, &one);
+        set(&mut args, "--disable-tqdm", "false");
+        let run = ok(
+            mpi_command(2).arg(BIN).args(&args).output().unwrap(),
+            "1 x 16 resumed on 2 x 8",
+        );
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(
+            stderr.matches("note: resuming checkpoint-3").count(),
+            1,
+            "rank 0 alone: {stderr}"
+        );
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        for step in 4..=6 {
+            let line = format!("step {step}/6 | loss ");
+            assert_eq!(stdout.matches(&line).count(), 1, "{line}: {stdout}");
+        }
+        assert_same_run(&one, &on_two, 6, "1 x 16 resumed on 2 x 8");
+        // another global batch: allowed, with a warning that says what changed
+        let halved = dir.path().join("two-then-one-x8");
+        let run = ok(
+            single_command(Path::new(BIN))
+                .args(resume(&halved, 8, &two))
+                .output()
+                .unwrap(),
+            "2 x 8 resumed on 1 x 8",
+        );
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            stderr.contains("warning: resuming checkpoint-3 with another global batch: it was written by 2 ranks × batch 8 × accumulation 1 = 16 examples a step, this run is 1 process × batch 8 × accumulation 1 = 8 a step"),
+            "{stderr}"
+        );
+        let losses = logged(&halved, "loss");
+        assert_eq!(losses.len(), 6, "{losses:?}");
+        // the first three are the checkpoint's, the rest another run's
+        assert_eq!(losses[..3], logged(&two, "loss")[..3]);
+        assert_ne!(losses[3..], logged(&two, "loss")[3..]);
+    }
+
     /// The processes mpirun started (its children).
     fn children(parent: u32) -> Vec<u32> {
         let mut out = Vec::new();
@@ -442,6 +531,218 @@ mod mpi_runs {
             "{stdout}"
         );
         assert_eq!(logged(&out, "loss").last().unwrap().0, step as u64 + 2);
+    }
+
+    /// Three input files (one with `\r\n` lines and empty lines, one without a final
+    /// newline, one empty) and a BPE tokenizer saved in `dir`; returns (tokenizer, files).
+    fn tokenize_inputs(dir: &Path, stories: usize) -> (PathBuf, Vec<PathBuf>) {
+        use massivetext::tokenizer::{Tokenizer, TokenizerKind, TrainOptions};
+        let text = massivetext::corpus::corpus_text(stories, 7);
+        let lines: Vec<&str> = text.lines().collect();
+        let third = lines.len() / 3;
+        let files: Vec<PathBuf> = (0..4).map(|i| dir.join(format!("part{i}.txt"))).collect();
+        std::fs::write(&files[0], lines[..third].join("\n") + "\n").unwrap();
+        std::fs::write(&files[1], lines[third..2 * third].join("\r\n\r\n")).unwrap();
+        std::fs::write(&files[2], "").unwrap();
+        std::fs::write(&files[3], lines[2 * third..].join("\n") + "\n\n").unwrap();
+        let tok = Tokenizer::train(
+            TokenizerKind::Bpe,
+            lines.iter().take(300),
+            &TrainOptions::new(400),
+        )
+        .unwrap();
+        let tok_dir = dir.join("tok");
+        tok.save_pretrained(&tok_dir).unwrap();
+        (tok_dir, files)
+    }
+
+    fn tokenize_args(tok: &Path, out: &Path, files: &[PathBuf]) -> Vec<String> {
+        let mut a: Vec<String> = ["tokenize", "--shard-tokens", "7001", "--batch-mb", "0.01"]
+            .map(String::from)
+            .to_vec();
+        a.extend(["--tokenizer".into(), tok.display().to_string()]);
+        a.extend(["--out".into(), out.display().to_string()]);
+        a.extend(files.iter().map(|f| f.display().to_string()));
+        a
+    }
+
+    /// Every file of a folder, by name.
+    fn folder(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tokenize_on_two_and_three_ranks_writes_the_folder_one_process_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tok, files) = tokenize_inputs(dir.path(), 1500);
+        let one = dir.path().join("one");
+        ok(
+            single_command(Path::new(BIN))
+                .args(tokenize_args(&tok, &one, &files))
+                .output()
+                .unwrap(),
+            "tokenize, 1 process",
+        );
+        let expected = folder(&one);
+        let shards = expected.keys().filter(|k| k.starts_with("shard_")).count();
+        assert!(shards >= 4, "{:?}", expected.keys());
+        for n in [2, 3] {
+            let out = dir.path().join(format!("ranks{n}"));
+            let run = ok(
+                mpi_command(n)
+                    .arg(BIN)
+                    .args(tokenize_args(&tok, &out, &files))
+                    .output()
+                    .unwrap(),
+                &format!("tokenize, {n} ranks"),
+            );
+            let got = folder(&out);
+            assert_eq!(
+                got.keys().collect::<Vec<_>>(),
+                expected.keys().collect::<Vec<_>>(),
+                "{n} ranks: the files"
+            );
+            for (name, bytes) in &expected {
+                assert!(&got[name] == bytes, "{n} ranks: {name} differs");
+            }
+            let stdout = String::from_utf8_lossy(&run.stdout);
+            assert_eq!(
+                stdout.matches(&format!("by {n} ranks")).count(),
+                1,
+                "{stdout}"
+            );
+            // nothing left beside the folder (the lock, the temporary folder)
+            let left: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with('.'))
+                .collect();
+            assert!(left.is_empty(), "{left:?}");
+        }
+    }
+
+    #[test]
+    fn tokenize_stops_every_rank_and_writes_no_manifest_when_a_rank_fails_or_dies() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tok, mut files) = tokenize_inputs(dir.path(), 600);
+        // a byte that is not UTF-8 near the end of the input: rank 1's lines
+        let good = std::fs::read(&files[3]).unwrap();
+        let mut last = good.clone();
+        let at = last.len() - 40;
+        last[at] = 0xff;
+        std::fs::write(&files[3], last).unwrap();
+        let out = dir.path().join("bad");
+        let run = mpi_command(2)
+            .arg(BIN)
+            .args(tokenize_args(&tok, &out, &files))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("part3.txt"),
+            "the failing rank's message: {stderr}"
+        );
+        assert!(
+            stderr.contains("rank(s) 1 of 2 failed"),
+            "rank 0's: {stderr}"
+        );
+        assert!(!out.exists(), "no folder claims complete shards");
+        // a killed rank: mpirun ends the other, and no manifest is written anywhere
+        std::fs::write(&files[3], good).unwrap();
+        let big = dir.path().join("big.txt");
+        std::fs::write(&big, massivetext::corpus::corpus_text(60_000, 3)).unwrap();
+        files.push(big);
+        let out = dir.path().join("killed");
+        let mut run = mpi_command(2)
+            .arg(BIN)
+            .args(tokenize_args(&tok, &out, &files))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        let part = || {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .flatten()
+                .find_map(|e| {
+                    let p = e.path().join(".rank-00001.ids");
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    (n.starts_with(".killed.partial-") && p.metadata().is_ok_and(|m| m.len() > 0))
+                        .then_some(p)
+                })
+        };
+        while part().is_none() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "rank 1 never wrote"
+            );
+            assert!(
+                run.try_wait().unwrap().is_none(),
+                "the run ended before the kill"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let ranks = children(run.id());
+        assert_eq!(ranks.len(), 2, "{ranks:?}");
+        Command::new("kill")
+            .args(["-9", &ranks[1].to_string()])
+            .status()
+            .unwrap();
+        let code = wait_with_deadline(&mut run, Duration::from_secs(30));
+        let Some(code) = code else {
+            let _ = run.kill();
+            panic!("tokenize still runs 30 s after a rank was killed");
+        };
+        assert_ne!(code, 0);
+        // rank 0 is gone too (mpirun may exit a moment before it)
+        while ranks
+            .iter()
+            .any(|p| Path::new(&format!("/proc/{p}")).exists())
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(150),
+                "rank 0 (pid {}) still runs after rank 1 was killed",
+                ranks[0]
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!out.exists(), "no folder claims complete shards");
+        let manifests: Vec<PathBuf> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path().join("manifest.json"))
+            .filter(|p| p.exists())
+            .collect();
+        assert!(manifests.is_empty(), "{manifests:?}");
+        // the next build removes what the dead one left and writes the folder
+        ok(
+            mpi_command(2)
+                .arg(BIN)
+                .args(tokenize_args(&tok, &out, &files))
+                .output()
+                .unwrap(),
+            "tokenize again",
+        );
+        assert!(out.join("manifest.json").is_file());
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".killed"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     /// MPMD launch: rank 0 and rank 1 get different command lines.

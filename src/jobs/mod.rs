@@ -10,6 +10,7 @@ pub mod memory;
 pub mod metrics;
 pub mod perplexity;
 pub mod tokenize;
+pub mod tokenize_ranks;
 pub mod train;
 pub mod train_tokenizer;
 pub mod translate;

@@ -44,7 +44,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 const MANIFEST: &str = "manifest.json";
-const FORMAT: &str = "massivetext-token-shards";
+pub(crate) const FORMAT: &str = "massivetext-token-shards";
 
 /// Element type of the shard files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -316,21 +316,8 @@ impl TokenShards {
     ) -> Result<BuildReport> {
         let out = out_dir.as_ref();
         let _lock = lock(out)?;
-        let mut sources = Vec::new();
-        for f in files {
-            let f = f.as_ref();
-            let meta = std::fs::metadata(f).map_err(|e| io_err(f, e))?;
-            sources.push(SourceEntry {
-                path: f.to_string_lossy().into_owned(),
-                bytes: meta.len(),
-            });
-        }
-        if !opts.force
-            && let Ok(existing) = read_manifest(out)
-            && existing.sources == sources
-            && existing.tokenizer_fingerprint == tok.fingerprint()?
-            && Self::open(out, tok).is_ok()
-        {
+        let sources = source_entries(files)?;
+        if let Some(existing) = reusable_build(tok, out, &sources, opts)? {
             return Ok(BuildReport {
                 manifest: existing,
                 bytes: 0,
@@ -647,6 +634,40 @@ fn read_manifest(dir: &Path) -> Result<ShardManifest> {
     Ok(m)
 }
 
+/// The input files as the manifest records them (path as given, size).
+pub(crate) fn source_entries<P: AsRef<Path>>(files: &[P]) -> Result<Vec<SourceEntry>> {
+    files
+        .iter()
+        .map(|f| {
+            let f = f.as_ref();
+            let meta = std::fs::metadata(f).map_err(|e| io_err(f, e))?;
+            Ok(SourceEntry {
+                path: f.to_string_lossy().into_owned(),
+                bytes: meta.len(),
+            })
+        })
+        .collect()
+}
+
+/// The manifest of a complete build of `sources` with `tok` already in `out`, kept unless
+/// `opts.force`.
+pub(crate) fn reusable_build(
+    tok: &Tokenizer,
+    out: &Path,
+    sources: &[SourceEntry],
+    opts: &ShardBuildOptions,
+) -> Result<Option<ShardManifest>> {
+    if !opts.force
+        && let Ok(existing) = read_manifest(out)
+        && existing.sources == sources
+        && existing.tokenizer_fingerprint == tok.fingerprint()?
+        && TokenShards::open(out, tok).is_ok()
+    {
+        return Ok(Some(existing));
+    }
+    Ok(None)
+}
+
 /// Words memoised per worker thread (bounded: cleared when full, so memory stays flat).
 const WORD_CACHE_ENTRIES: usize = 200_000;
 static NEXT_BUILD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -666,12 +687,124 @@ fn build(
     mut next_batch: impl FnMut(()) -> Result<Option<Vec<String>>>,
 ) -> Result<BuildReport> {
     let started = Instant::now();
-    let build_id = NEXT_BUILD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let eos = tok.document_separator_id().ok_or_else(|| {
-        Error::InvalidArgument(
-            "the tokenizer has neither an eos nor a sep token to put between documents".into(),
-        )
-    })?;
+    let encoder = BatchEncoder::new(tok)?;
+    let tmp = begin_build(tok, out, opts, &sources)?;
+    let result = (|| {
+        let dtype = Dtype::for_vocab(tok.vocab_size());
+        let mut w = ShardWriter {
+            dir: tmp.clone(),
+            dtype,
+            shard_tokens: opts.shard_tokens,
+            current: None,
+            shards: Vec::new(),
+            num_tokens: 0,
+            num_documents: 0,
+            bytes: Vec::new(),
+        };
+        let mut bytes = 0u64;
+        while let Some(batch) = next_batch(())? {
+            bytes += batch.iter().map(|d| d.len() as u64 + 1).sum::<u64>();
+            let encoded = encoder.encode(&batch)?;
+            drop(batch);
+            for ids in &encoded {
+                w.write_ids(ids)?;
+                w.num_documents += 1;
+            }
+        }
+        w.close_current()?;
+        if w.num_documents == 0 {
+            return Err(Error::EmptyCorpus {
+                what: what.to_string(),
+            });
+        }
+        let manifest = ShardManifest {
+            format: FORMAT.into(),
+            version: 1,
+            tokenizer_fingerprint: tok.fingerprint()?,
+            vocab_size: tok.vocab_size(),
+            eos_id: encoder.eos,
+            dtype,
+            num_tokens: w.num_tokens,
+            num_documents: w.num_documents,
+            shards: w.shards,
+            sources,
+        };
+        Ok((manifest, bytes))
+    })();
+    let (manifest, bytes) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    finish_build(&tmp, out, &manifest)?;
+    Ok(BuildReport {
+        manifest,
+        bytes,
+        seconds: started.elapsed().as_secs_f64(),
+        reused: false,
+    })
+}
+
+/// Documents into ids, a batch at a time, in parallel (rayon), each followed by the document
+/// separator; words memoised per worker thread.
+pub(crate) struct BatchEncoder<'a> {
+    tok: &'a Tokenizer,
+    fast: Option<super::encode::ByteLevelFast>,
+    build_id: u64,
+    /// The id written after every document.
+    pub eos: u32,
+}
+
+impl<'a> BatchEncoder<'a> {
+    pub fn new(tok: &'a Tokenizer) -> Result<Self> {
+        let eos = tok.document_separator_id().ok_or_else(|| {
+            Error::InvalidArgument(
+                "the tokenizer has neither an eos nor a sep token to put between documents".into(),
+            )
+        })?;
+        Ok(BatchEncoder {
+            tok,
+            fast: tok.byte_level_fast(),
+            build_id: NEXT_BUILD.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            eos,
+        })
+    }
+
+    /// Each document's ids, then the separator.
+    pub fn encode(&self, batch: &[String]) -> Result<Vec<Vec<u32>>> {
+        let (tok, fast, build_id, eos) = (self.tok, self.fast.as_ref(), self.build_id, self.eos);
+        batch
+            .par_iter()
+            .map(|d| {
+                WORD_CACHE.with(|cell| {
+                    let mut slot = cell.borrow_mut();
+                    // One cache per worker thread and build: a later build may use another
+                    // tokenizer.
+                    if slot.as_ref().is_none_or(|(id, _)| *id != build_id) {
+                        *slot = Some((build_id, WordCache::new(WORD_CACHE_ENTRIES)));
+                    }
+                    let (_, cache) = slot.as_mut().expect("cache was just set");
+                    let mut ids = Vec::with_capacity(d.len() / 3 + 2);
+                    tok.encode_plain_into(d, fast, cache, &mut ids)?;
+                    ids.push(eos);
+                    Ok(ids)
+                })
+            })
+            .collect()
+    }
+}
+
+/// The first half of a build into `out`: checks (shard size, a folder that is not ours, a
+/// build of other files or another tokenizer without `force`), leftovers of dead builds
+/// removed, and the empty temporary folder `.NAME.partial-PID` beside `out` made, returned.
+pub(crate) fn begin_build(
+    tok: &Tokenizer,
+    out: &Path,
+    opts: &ShardBuildOptions,
+    sources: &[SourceEntry],
+) -> Result<PathBuf> {
     if opts.shard_tokens == 0 {
         return Err(Error::InvalidArgument("shard_tokens must be > 0".into()));
     }
@@ -691,7 +824,7 @@ fn build(
     {
         let fingerprint = tok.fingerprint()?;
         if sources.is_empty()
-            || existing.sources != sources
+            || existing.sources.as_slice() != sources
             || existing.tokenizer_fingerprint != fingerprint
         {
             let built_from = if existing.sources.is_empty() {
@@ -722,90 +855,34 @@ fn build(
     let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     crate::io::create_dir_all(&tmp)?;
-    let result = (|| {
-        let dtype = Dtype::for_vocab(tok.vocab_size());
-        let mut w = ShardWriter {
-            dir: tmp.clone(),
-            dtype,
-            shard_tokens: opts.shard_tokens,
-            current: None,
-            shards: Vec::new(),
-            num_tokens: 0,
-            num_documents: 0,
-            bytes: Vec::new(),
-        };
-        let mut bytes = 0u64;
-        let fast = tok.byte_level_fast();
-        while let Some(batch) = next_batch(())? {
-            bytes += batch.iter().map(|d| d.len() as u64 + 1).sum::<u64>();
-            let encoded: Vec<Vec<u32>> = batch
-                .par_iter()
-                .map(|d| {
-                    WORD_CACHE.with(|cell| {
-                        let mut slot = cell.borrow_mut();
-                        // One cache per worker thread and build: a later build may use another
-                        // tokenizer.
-                        if slot.as_ref().is_none_or(|(id, _)| *id != build_id) {
-                            *slot = Some((build_id, WordCache::new(WORD_CACHE_ENTRIES)));
-                        }
-                        let (_, cache) = slot.as_mut().expect("cache was just set");
-                        let mut ids = Vec::with_capacity(d.len() / 3 + 2);
-                        tok.encode_plain_into(d, fast.as_ref(), cache, &mut ids)?;
-                        ids.push(eos);
-                        Ok(ids)
-                    })
-                })
-                .collect::<Result<_>>()?;
-            drop(batch);
-            for ids in &encoded {
-                w.write_ids(ids)?;
-                w.num_documents += 1;
-            }
-        }
-        w.close_current()?;
-        if w.num_documents == 0 {
-            return Err(Error::EmptyCorpus {
-                what: what.to_string(),
-            });
-        }
-        let manifest = ShardManifest {
-            format: FORMAT.into(),
-            version: 1,
-            tokenizer_fingerprint: tok.fingerprint()?,
-            vocab_size: tok.vocab_size(),
-            eos_id: eos,
-            dtype,
-            num_tokens: w.num_tokens,
-            num_documents: w.num_documents,
-            shards: w.shards,
-            sources,
-        };
-        let text = serde_json::to_string_pretty(&manifest).map_err(super::tk_err)?;
-        crate::io::write_atomic(&tmp.join(MANIFEST), text.as_bytes())?;
-        Ok((manifest, bytes))
+    Ok(tmp)
+}
+
+/// The second half: `manifest` written last into `tmp`, then `tmp` renamed into place (an old
+/// complete build moved aside first, then removed). `tmp` is removed when this fails.
+pub(crate) fn finish_build(tmp: &Path, out: &Path, manifest: &ShardManifest) -> Result<()> {
+    let written = (|| {
+        let text = serde_json::to_string_pretty(manifest).map_err(super::tk_err)?;
+        crate::io::write_atomic(&tmp.join(MANIFEST), text.as_bytes())
     })();
-    let (manifest, bytes) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(tmp);
+        return Err(e);
+    }
+    let name = out.file_name().unwrap_or_default().to_string_lossy();
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
     };
-    // Swap into place: the old complete build (if any) is moved aside first, then removed.
     if out.exists() {
         let old = parent.join(format!(".{name}.old-{}", std::process::id()));
         crate::io::rename(out, &old)?;
-        crate::io::rename(&tmp, out)?;
+        crate::io::rename(tmp, out)?;
         let _ = std::fs::remove_dir_all(&old);
     } else {
-        crate::io::rename(&tmp, out)?;
+        crate::io::rename(tmp, out)?;
     }
-    Ok(BuildReport {
-        manifest,
-        bytes,
-        seconds: started.elapsed().as_secs_f64(),
-        reused: false,
-    })
+    Ok(())
 }
 
 /// `out` may be replaced only if it is absent, empty, or a shard folder (has a manifest, or
@@ -839,7 +916,7 @@ fn check_replaceable(out: &Path) -> Result<()> {
 }
 
 /// The lock `.NAME.lock` beside the shard folder `out`: one build at a time writes it.
-fn lock(out: &Path) -> Result<DirLock> {
+pub(crate) fn lock(out: &Path) -> Result<DirLock> {
     DirLock::beside(out, &format!("the shard folder {}", out.display()))
 }
 

@@ -8,6 +8,7 @@ use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::batch_layout::{BatchLayout, resume_note};
 use super::schedule::LrScheduler;
 use super::state::{
     TrainerState, checkpoint_step, get_last_checkpoint, rotate_checkpoints, sorted_checkpoints,
@@ -23,6 +24,10 @@ struct RngState {
     seed: u64,
     global_step: usize,
     model: Option<Value>,
+    /// The ranks that wrote the checkpoint (absent in older checkpoints: unknown), so that a
+    /// resume on another world size can say what changed (`batch_layout`).
+    #[serde(default)]
+    world_size: Option<usize>,
 }
 
 impl<M: PreTrainedModel> Trainer<M> {
@@ -286,6 +291,7 @@ impl<M: PreTrainedModel> Trainer<M> {
                 global_step: self.state.global_step,
                 // dropout masks follow each batch's seed: nothing else to restore
                 model: None,
+                world_size: Some(self.comm.world_size()),
             },
         )?;
         write_json(&tmp.join("training_args.json"), &self.args)?;
@@ -347,6 +353,7 @@ impl<M: PreTrainedModel> Trainer<M> {
             });
         }
         self.check_same_architecture(&dir)?;
+        let layout_note = self.resume_layout_note(&dir, step, rng.world_size);
         self.load_model_weights(&dir.join(self.model.weights_file_name()))?;
         self.optimizer.load(&dir.join("optimizer.safetensors"))?;
         self.scheduler.last_step = sched.last_step;
@@ -358,7 +365,36 @@ impl<M: PreTrainedModel> Trainer<M> {
         self.log_steps = 0;
         self.log_tokens = 0;
         self.log_start = None;
+        if let Some((warn, text)) = layout_note
+            && self.is_main_process()
+        {
+            eprintln!("{}: {text}", if warn { "warning" } else { "note" });
+        }
         Ok(dir)
+    }
+
+    /// What a resume from `dir` changes in the global batch (see `batch_layout`): `None` when
+    /// nothing, or when the checkpoint does not say how it was made (written before it did).
+    fn resume_layout_note(
+        &self,
+        dir: &Path,
+        step: usize,
+        saved_world: Option<usize>,
+    ) -> Option<(bool, String)> {
+        let args: Value = read_json(&dir.join("training_args.json")).ok()?;
+        let n = |k: &str| args.get(k)?.as_u64().map(|v| v as usize);
+        let saved = BatchLayout {
+            world_size: saved_world?,
+            per_device: n("per_device_train_batch_size")?,
+            accumulation: n("gradient_accumulation_steps")?,
+        };
+        let ours = BatchLayout {
+            world_size: self.comm.world_size(),
+            per_device: self.args.per_device_train_batch_size,
+            accumulation: self.args.gradient_accumulation_steps,
+        };
+        let name = dir.file_name().unwrap_or(dir.as_os_str()).to_string_lossy();
+        resume_note(&name, step, saved, ours)
     }
 
     /// Refuses a checkpoint whose `config.json` describes another architecture than the

@@ -1,6 +1,7 @@
 //! The training layer; its public face, with the docs, is `crate::train` in lib.rs.
 mod args;
 mod args_show;
+mod batch_layout;
 mod callbacks;
 mod checkpoint;
 mod collator;

@@ -17,11 +17,14 @@ pub enum ProgressMode {
 }
 
 impl ProgressMode {
-    /// A bar in a terminal, lines elsewhere, nothing when `disable`.
+    /// A bar in a terminal, lines elsewhere, nothing when `disable`. The bar is drawn on
+    /// stderr and hides itself when stderr is not a terminal, so both must be: under `mpirun`
+    /// a rank's stdout is a pseudo-terminal of Open MPI's while its stderr is a pipe, and rank
+    /// 0 would otherwise show no progress at all (lines on stdout reach mpirun's output).
     pub fn detect(disable: bool) -> Self {
         if disable {
             ProgressMode::Silent
-        } else if std::io::stdout().is_terminal() {
+        } else if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
             ProgressMode::Bar
         } else {
             ProgressMode::Lines
