@@ -226,6 +226,11 @@ fn kernels(o: &Options) -> Check {
         ("gelu_tanh", Box::new(|| k::gelu(&x, k::Gelu::Tanh))),
         ("gelu_erf", Box::new(|| k::gelu(&x, k::Gelu::Erf))),
         ("silu", Box::new(|| k::silu(&x))),
+        ("rms_norm", Box::new(|| k::rms_norm(&x, &w, 1e-6))),
+        (
+            "swiglu",
+            Box::new(|| k::swiglu(&x, &(x.as_tensor() * 0.5)?)),
+        ),
         ("cross_entropy", Box::new(|| k::cross_entropy(&x, &labels))),
     ];
     let mut worst = serde_json::Map::new();

@@ -202,6 +202,137 @@ pub(crate) fn layer_norm_bwd(
     Ok((wrap(out, dev), Shape::from((2, n))))
 }
 
+/// RMSNorm over the last dimension: `x rstd w`, one block per row.
+pub(crate) fn rms_norm_fwd(
+    (sx, lx): (&CudaStorage, &Layout),
+    (sw, lw): (&CudaStorage, &Layout),
+    eps: f32,
+) -> Result<(CudaStorage, Shape)> {
+    let dev = sx.device();
+    let (x, w) = (
+        view::<f32>(sx, lx, "rms_norm")?,
+        view::<f32>(sw, lw, "rms_norm")?,
+    );
+    let d = w.len();
+    if d == 0 || x.len() % d != 0 {
+        bail!("rms_norm: input {:?}, weight {d}", lx.dims())
+    }
+    let rows = x.len() / d;
+    // SAFETY: every element is written by the kernel before it is read.
+    let mut y = unsafe { dev.alloc::<f32>(x.len())? };
+    if rows > 0 {
+        let di = d as i32;
+        launch!(
+            dev,
+            "rms_norm_fwd_f32",
+            row_blocks(rows, d),
+            &di,
+            &eps,
+            &x,
+            &w,
+            &mut y
+        );
+    }
+    Ok((wrap(y, dev), lx.shape().clone()))
+}
+
+/// RMSNorm's backward pass: `[2, n]`, `dx` then `g * xhat`, as the CPU op.
+pub(crate) fn rms_norm_bwd(
+    (sx, lx): (&CudaStorage, &Layout),
+    (sw, lw): (&CudaStorage, &Layout),
+    (sg, lg): (&CudaStorage, &Layout),
+    eps: f32,
+) -> Result<(CudaStorage, Shape)> {
+    let dev = sx.device();
+    let (x, w, g) = (
+        view::<f32>(sx, lx, "rms_norm_bwd")?,
+        view::<f32>(sw, lw, "rms_norm_bwd")?,
+        view::<f32>(sg, lg, "rms_norm_bwd")?,
+    );
+    let (n, d) = (x.len(), w.len());
+    if d == 0 || g.len() != n || n % d != 0 {
+        bail!("rms_norm_bwd: input {n}, weight {d}, gradient {}", g.len())
+    }
+    // SAFETY: every element is written by the kernel before it is read.
+    let mut out = unsafe { dev.alloc::<f32>(2 * n)? };
+    if n > 0 {
+        let di = d as i32;
+        launch!(
+            dev,
+            "rms_norm_bwd_f32",
+            row_blocks(n / d, d),
+            &n,
+            &di,
+            &eps,
+            &x,
+            &w,
+            &g,
+            &mut out
+        );
+    }
+    Ok((wrap(out, dev), Shape::from((2, n))))
+}
+
+/// SwiGLU, `silu(gate) * up`, element-wise over two tensors of one shape.
+pub(crate) fn swiglu_fwd(
+    (sg, lg): (&CudaStorage, &Layout),
+    (su, lu): (&CudaStorage, &Layout),
+) -> Result<(CudaStorage, Shape)> {
+    let dev = sg.device();
+    let (g, u) = (
+        view::<f32>(sg, lg, "swiglu")?,
+        view::<f32>(su, lu, "swiglu")?,
+    );
+    if g.len() != u.len() {
+        bail!("swiglu: gate {:?} and up {:?}", lg.dims(), lu.dims())
+    }
+    let n = g.len();
+    // SAFETY: every element is written by the kernel before it is read.
+    let mut y = unsafe { dev.alloc::<f32>(n)? };
+    if n > 0 {
+        launch!(dev, "swiglu_fwd_f32", elementwise(n), &n, &g, &u, &mut y);
+    }
+    Ok((wrap(y, dev), lg.shape().clone()))
+}
+
+/// SwiGLU's backward pass: `[2, n]`, `d gate` then `d up`, as the CPU op.
+pub(crate) fn swiglu_bwd(
+    (sg, lg): (&CudaStorage, &Layout),
+    (su, lu): (&CudaStorage, &Layout),
+    (sd, ld): (&CudaStorage, &Layout),
+) -> Result<(CudaStorage, Shape)> {
+    let dev = sg.device();
+    let (g, u, dy) = (
+        view::<f32>(sg, lg, "swiglu_bwd")?,
+        view::<f32>(su, lu, "swiglu_bwd")?,
+        view::<f32>(sd, ld, "swiglu_bwd")?,
+    );
+    let n = g.len();
+    if u.len() != n || dy.len() != n {
+        bail!(
+            "swiglu_bwd: gate {:?}, up {:?}, gradient {:?}",
+            lg.dims(),
+            lu.dims(),
+            ld.dims()
+        )
+    }
+    // SAFETY: every element is written by the kernel before it is read.
+    let mut out = unsafe { dev.alloc::<f32>(2 * n)? };
+    if n > 0 {
+        launch!(
+            dev,
+            "swiglu_bwd_f32",
+            elementwise(n),
+            &n,
+            &g,
+            &u,
+            &dy,
+            &mut out
+        );
+    }
+    Ok((wrap(out, dev), Shape::from((2, n))))
+}
+
 /// Softmax over the last dimension.
 pub(crate) fn softmax_fwd(s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
     let dev = s.device();

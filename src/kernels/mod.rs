@@ -121,7 +121,8 @@ pub(crate) fn use_fused(x: &Tensor) -> bool {
 
 /// Whether `x` takes an op's own kernel on whichever device has one: the CPU's (see
 /// [`use_fused`]) or, built with the `cuda` feature, the GPU's twin (f32; kernels/cuda). Only
-/// the ops with a CUDA twin ask this: LayerNorm, softmax, the activations, cross-entropy, AdamW.
+/// the ops with a CUDA twin ask this: LayerNorm, RMSNorm, softmax, the activations, SwiGLU,
+/// cross-entropy, AdamW.
 pub(crate) fn use_own_kernel(x: &Tensor) -> bool {
     use_fused(x)
         || (cfg!(feature = "cuda")
@@ -303,7 +304,7 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
         let y = with_autocast(None, || rms_norm(&widen(x)?, &widen(weight)?, eps))?;
         return cast(&y, statistics_out(x));
     }
-    if use_fused(x) && use_fused(weight) {
+    if use_own_kernel(x) && use_own_kernel(weight) {
         rms_norm::rms_norm(x, weight, eps)
     } else {
         composed::rms_norm(x, weight, eps)
@@ -337,7 +338,7 @@ pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
         let y = with_autocast(None, || swiglu(&widen(gate)?, &widen(up)?))?;
         return cast(&y, dt);
     }
-    if use_fused(gate) && use_fused(up) {
+    if use_own_kernel(gate) && use_own_kernel(up) {
         swiglu::swiglu(gate, up)
     } else {
         composed::swiglu(gate, up)

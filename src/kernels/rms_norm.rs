@@ -84,6 +84,16 @@ impl CustomOp2 for RmsNormOp {
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::rms_norm_fwd((s1, l1), (s2, l2), self.eps)
+    }
     fn bwd(
         &self,
         x: &Tensor,
@@ -144,9 +154,21 @@ impl CustomOp3 for RmsNormBwd {
         });
         Ok((CpuStorage::F32(out), Shape::from((2, n))))
     }
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::rms_norm_bwd((s1, l1), (s2, l2), (s3, l3), self.eps)
+    }
 }
 
-/// RMSNorm of `x [.., d]` with `weight [d]` (CPU f32).
+/// RMSNorm of `x [.., d]` with `weight [d]` (f32, on the CPU or, built with `cuda`, the GPU).
 pub(crate) fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     x.contiguous()?
         .apply_op2(&weight.contiguous()?, RmsNormOp { eps: eps as f32 })

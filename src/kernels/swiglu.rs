@@ -71,6 +71,16 @@ impl CustomOp2 for SwigluOp {
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::swiglu_fwd((s1, l1), (s2, l2))
+    }
     fn bwd(
         &self,
         gate: &Tensor,
@@ -126,9 +136,21 @@ impl CustomOp3 for SwigluBwd {
         });
         Ok((CpuStorage::F32(out), Shape::from((2, n))))
     }
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        super::cuda::swiglu_bwd((s1, l1), (s2, l2), (s3, l3))
+    }
 }
 
-/// `silu(gate) * up` for two tensors of one shape (CPU f32).
+/// `silu(gate) * up` for two tensors of one shape (f32, on the CPU or, built with `cuda`, the GPU).
 pub(crate) fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     gate.contiguous()?.apply_op2(&up.contiguous()?, SwigluOp)
 }

@@ -136,6 +136,56 @@ extern "C" __global__ void layer_norm_bwd_f32(size_t n, int d, float eps, const 
     }
 }
 
+// ---- RMSNorm over the last dimension (transformers' LlamaRMSNorm) ------------------------------
+
+__device__ float rms_rstd(const float *x, int d, float eps) {
+    float q = 0.f;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) q += x[i] * x[i];
+    return rsqrtf(block_sum(q) / d + eps);
+}
+
+extern "C" __global__ void rms_norm_fwd_f32(int d, float eps, const float *x, const float *w, float *y) {
+    const float *xr = x + (size_t)blockIdx.x * d;
+    float *yr = y + (size_t)blockIdx.x * d;
+    float r = rms_rstd(xr, d, eps);
+    for (int i = threadIdx.x; i < d; i += blockDim.x) yr[i] = xr[i] * r * w[i];
+}
+
+// out[0..n] = dx = rstd (g w - xhat mean(g w xhat)), out[n..2n] = g * xhat (summed over rows into
+// dw by the caller), as the CPU op.
+extern "C" __global__ void rms_norm_bwd_f32(size_t n, int d, float eps, const float *x,
+                                            const float *w, const float *g, float *out) {
+    size_t base = (size_t)blockIdx.x * d;
+    const float *xr = x + base, *gr = g + base;
+    float *dx = out + base, *gx = out + n + base;
+    float r = rms_rstd(xr, d, eps);
+    float m = 0.f;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) {
+        float xh = xr[i] * r;
+        m += gr[i] * w[i] * xh;
+        gx[i] = gr[i] * xh;
+    }
+    m = block_sum(m) / d;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) dx[i] = r * (gr[i] * w[i] - xr[i] * r * m);
+}
+
+// ---- SwiGLU: silu(gate) * up, element-wise ----------------------------------------------------
+
+extern "C" __global__ void swiglu_fwd_f32(size_t n, const float *gate, const float *up, float *y) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        y[i] = gate[i] * sigmoidf(gate[i]) * up[i];
+}
+
+// out[0..n] = d gate = dy up silu'(gate), out[n..2n] = d up = dy silu(gate), as the CPU op.
+extern "C" __global__ void swiglu_bwd_f32(size_t n, const float *gate, const float *up,
+                                          const float *dy, float *out) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float g = gate[i], s = sigmoidf(g);
+        out[i] = dy[i] * up[i] * s * (1.f + g * (1.f - s));
+        out[n + i] = dy[i] * g * s;
+    }
+}
+
 // ---- softmax over the last dimension ----------------------------------------------------------
 
 extern "C" __global__ void softmax_fwd_f32(int d, const float *x, float *y) {
