@@ -164,6 +164,17 @@ pub(crate) fn layer_norm_fwd(
 
 /// LayerNorm's backward pass: `[2, n]`, `dx` then `g * xhat`, as the CPU op.
 pub(crate) fn layer_norm_bwd(
+    x: (&CudaStorage, &Layout),
+    w: (&CudaStorage, &Layout),
+    g: (&CudaStorage, &Layout),
+    eps: f32,
+) -> Result<(CudaStorage, Shape)> {
+    norm_bwd("layer_norm_bwd", x, w, g, eps)
+}
+
+/// The backward pass of a row norm (`{op}_f32` in kernels.cu): `[2, n]`, `dx` then `g * xhat`.
+fn norm_bwd(
+    op: &str,
     (sx, lx): (&CudaStorage, &Layout),
     (sw, lw): (&CudaStorage, &Layout),
     (sg, lg): (&CudaStorage, &Layout),
@@ -171,16 +182,13 @@ pub(crate) fn layer_norm_bwd(
 ) -> Result<(CudaStorage, Shape)> {
     let dev = sx.device();
     let (x, w, g) = (
-        view::<f32>(sx, lx, "layer_norm_bwd")?,
-        view::<f32>(sw, lw, "layer_norm_bwd")?,
-        view::<f32>(sg, lg, "layer_norm_bwd")?,
+        view::<f32>(sx, lx, op)?,
+        view::<f32>(sw, lw, op)?,
+        view::<f32>(sg, lg, op)?,
     );
     let (n, d) = (x.len(), w.len());
     if d == 0 || g.len() != n || n % d != 0 {
-        bail!(
-            "layer_norm_bwd: input {n}, weight {d}, gradient {}",
-            g.len()
-        )
+        bail!("{op}: input {n}, weight {d}, gradient {}", g.len())
     }
     // SAFETY: every element is written by the kernel before it is read.
     let mut out = unsafe { dev.alloc::<f32>(2 * n)? };
@@ -188,7 +196,7 @@ pub(crate) fn layer_norm_bwd(
         let di = d as i32;
         launch!(
             dev,
-            "layer_norm_bwd_f32",
+            &format!("{op}_f32"),
             row_blocks(n / d, d),
             &n,
             &di,
@@ -238,39 +246,12 @@ pub(crate) fn rms_norm_fwd(
 
 /// RMSNorm's backward pass: `[2, n]`, `dx` then `g * xhat`, as the CPU op.
 pub(crate) fn rms_norm_bwd(
-    (sx, lx): (&CudaStorage, &Layout),
-    (sw, lw): (&CudaStorage, &Layout),
-    (sg, lg): (&CudaStorage, &Layout),
+    x: (&CudaStorage, &Layout),
+    w: (&CudaStorage, &Layout),
+    g: (&CudaStorage, &Layout),
     eps: f32,
 ) -> Result<(CudaStorage, Shape)> {
-    let dev = sx.device();
-    let (x, w, g) = (
-        view::<f32>(sx, lx, "rms_norm_bwd")?,
-        view::<f32>(sw, lw, "rms_norm_bwd")?,
-        view::<f32>(sg, lg, "rms_norm_bwd")?,
-    );
-    let (n, d) = (x.len(), w.len());
-    if d == 0 || g.len() != n || n % d != 0 {
-        bail!("rms_norm_bwd: input {n}, weight {d}, gradient {}", g.len())
-    }
-    // SAFETY: every element is written by the kernel before it is read.
-    let mut out = unsafe { dev.alloc::<f32>(2 * n)? };
-    if n > 0 {
-        let di = d as i32;
-        launch!(
-            dev,
-            "rms_norm_bwd_f32",
-            row_blocks(n / d, d),
-            &n,
-            &di,
-            &eps,
-            &x,
-            &w,
-            &g,
-            &mut out
-        );
-    }
-    Ok((wrap(out, dev), Shape::from((2, n))))
+    norm_bwd("rms_norm_bwd", x, w, g, eps)
 }
 
 /// SwiGLU, `silu(gate) * up`, element-wise over two tensors of one shape.
