@@ -51,6 +51,7 @@ mod linear_bf16;
 mod malloc;
 mod norm;
 pub mod precision;
+mod q4_1;
 mod reduce;
 mod rms_norm;
 mod rope;
@@ -73,6 +74,7 @@ pub use cross_entropy::IGNORE_INDEX;
 pub(crate) use cross_entropy::check_label;
 pub use dropout::dropout_mask;
 pub use gelu::Gelu;
+pub(crate) use q4_1::q4_1_linear;
 
 thread_local! {
     static FUSED_OVERRIDE: Cell<Option<bool>> = const { Cell::new(None) };

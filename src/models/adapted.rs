@@ -17,6 +17,7 @@ impl Model {
     /// `self`, outside the graph of gradients (never copied, never changed); the new model's
     /// VarMap holds only what trains, under peft's saved names.
     pub(crate) fn with_lora(&self, spec: LoraSpec) -> Result<(Model, LoraReport)> {
+        self.refuse_quantized("LoRA (get_peft_model)")?;
         let tensors: HashMap<String, Tensor> = self
             .tensors()
             .into_iter()
@@ -50,6 +51,8 @@ impl Model {
             generation: self.generation.clone(),
             labels: self.labels.clone(),
             compute_dtype: self.compute_dtype,
+            gguf: self.gguf.clone(),
+            quantized: None,
         };
         Ok((model, report))
     }

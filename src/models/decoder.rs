@@ -232,7 +232,9 @@ pub(crate) fn build(s: &DecoderSpec, p: &mut Params, task: Task) -> Result<Arc<d
     let norm = rms_norm(p, &format!("{pre}norm"), h, s.rms_norm_eps)?;
     let head = match task {
         Task::Base => Head::Base,
-        _ if s.tie_word_embeddings => Head::Tied,
+        // a `with_quantized_weights` copy of a tied model multiplies by the embeddings'
+        // quantized blocks, filed as `lm_head.weight`; lookups still read the tensor
+        _ if s.tie_word_embeddings && !p.has_quantized("lm_head.weight") => Head::Tied,
         _ => Head::Untied(linear_maybe_bias(
             p,
             "lm_head",
@@ -325,7 +327,11 @@ impl Network for Decoder {
 
     fn vocab_tensors(&self) -> Vec<Tensor> {
         match &self.head {
-            Head::Untied(lm_head) => vec![self.embed_tokens.clone(), lm_head.weight.clone()],
+            Head::Untied(lm_head) => match lm_head.dense_weight() {
+                Some(w) => vec![self.embed_tokens.clone(), w.clone()],
+                // quantized blocks cannot be resized: the model refuses before asking
+                None => Vec::new(),
+            },
             _ => vec![self.embed_tokens.clone()],
         }
     }

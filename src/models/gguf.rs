@@ -12,13 +12,17 @@ use super::auto::AutoModelForCausalLM;
 use super::labels::LabelConfig;
 use super::model::Model;
 use super::params::Params;
+use super::qweights::QuantizedMatrix;
 use super::registry::ModelConfig;
 use crate::gguf::GgufFile;
 use crate::{Error, Result};
+use candle_core::quantized::{GgmlDType, QTensor, ggml_file::qtensor_from_ggml};
 use candle_core::{DType, Device, Tensor};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// What a GGUF file holds, in Hugging Face's terms.
 #[derive(Debug)]
@@ -70,6 +74,8 @@ impl AutoModelForCausalLM {
                 ),
             });
         }
+        let mut model = model;
+        model.gguf = Some(Arc::from(path));
         Ok(AutoModelForCausalLM(model))
     }
 }
@@ -264,6 +270,108 @@ pub fn tensors_from_gguf(
     Ok(out)
 }
 
+/// Whether a tensor of this storage type is kept in its blocks by `with_quantized_weights`
+/// (float types are dequantized as usual).
+fn is_block_quantized(dtype: GgmlDType) -> bool {
+    !matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16)
+}
+
+/// The quantized matrices of the file under their Hugging Face names, as `with_quantized_weights`
+/// multiplies by them: every block-quantized 2-D weight of a block (`model.layers.N...`) and
+/// the output head (`lm_head.weight`; the embeddings' blocks when the file ties the head). The
+/// query and key rows are un-permuted in their blocks as [`reverse_permute`] does for tensors
+/// (a block never crosses a row). `config` gives the head counts.
+pub(crate) fn quantized_from_gguf(
+    file: &GgufFile,
+    config: &Map<String, Value>,
+    device: &Device,
+) -> Result<HashMap<String, QuantizedMatrix>> {
+    let count = |k: &str| {
+        config
+            .get(k)
+            .and_then(Value::as_u64)
+            .map(|n| n as usize)
+            .ok_or_else(|| file.error(format!("the config has no `{k}`")))
+    };
+    let heads = count("num_attention_heads")?;
+    let kv_heads = count("num_key_value_heads")?;
+    let tied = !file.has_tensor("output.weight");
+    let mut out = HashMap::new();
+    for name in file.tensor_names() {
+        let Some(hf) = hf_name(name).map_err(|e| file.error(e.to_string()))? else {
+            continue;
+        };
+        let hf = match hf.as_str() {
+            "model.embed_tokens.weight" if tied => "lm_head.weight".to_string(),
+            "model.embed_tokens.weight" => continue,
+            _ => hf,
+        };
+        if !hf.ends_with(".weight")
+            || file.tensor_shape(name)?.len() != 2
+            || !is_block_quantized(file.tensor_dtype(name)?)
+        {
+            continue;
+        }
+        let mut q = file.qtensor(name, &Device::Cpu)?;
+        let permute = |q: &QTensor, heads: usize| {
+            permute_rows(q, heads).map_err(|e| file.error(format!("`{name}`: {e}")))
+        };
+        if name.contains(".attn_q.") {
+            q = permute(&q, heads)?;
+        } else if name.contains(".attn_k.") {
+            q = permute(&q, kv_heads)?;
+        }
+        let q = if device.is_cpu() {
+            q
+        } else {
+            let bytes = q.data()?;
+            qtensor_from_ggml(q.dtype(), &bytes, q.shape().dims().to_vec(), device)?
+        };
+        out.insert(hf, QuantizedMatrix(Arc::new(q)));
+    }
+    Ok(out)
+}
+
+/// [`reverse_permute`] of a quantized matrix `[rows, cols]`: whole rows of blocks moved from
+/// llama.cpp's order `(head, dim, pair)` to Hugging Face's `(head, pair, dim)`.
+pub(crate) fn permute_rows(q: &QTensor, heads: usize) -> Result<QTensor> {
+    let (rows, cols) = q.shape().dims2()?;
+    let dtype = q.dtype();
+    if heads == 0 || !rows.is_multiple_of(2 * heads) {
+        return Err(Error::InvalidConfig(format!(
+            "a query/key projection of {rows} rows does not split into {heads} heads of pairs"
+        )));
+    }
+    if !cols.is_multiple_of(dtype.block_size()) {
+        return Err(Error::InvalidConfig(format!(
+            "a {dtype:?} matrix of {cols} columns is not whole blocks of {}",
+            dtype.block_size()
+        )));
+    }
+    let row_bytes = cols / dtype.block_size() * dtype.type_size();
+    let data = q.data()?;
+    if data.len() != rows * row_bytes {
+        return Err(Error::InvalidConfig(format!(
+            "a {dtype:?} matrix [{rows}, {cols}] holds {} bytes, expected {}",
+            data.len(),
+            rows * row_bytes
+        )));
+    }
+    let dim = rows / heads / 2;
+    let mut out = Vec::with_capacity(data.len());
+    for r in 0..rows {
+        let (h, pair, d) = (r / (2 * dim), (r / dim) % 2, r % dim);
+        let old = h * 2 * dim + d * 2 + pair;
+        out.extend_from_slice(&data[old * row_bytes..(old + 1) * row_bytes]);
+    }
+    Ok(qtensor_from_ggml(
+        dtype,
+        &out,
+        vec![rows, cols],
+        &q.device(),
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,5 +413,35 @@ mod tests {
             .unwrap();
         assert_eq!(r, vec![0., 2., 1., 3., 4., 6., 5., 7.]);
         assert!(reverse_permute(&w, 3).is_err());
+    }
+
+    #[test]
+    fn permute_rows_moves_quantized_rows_as_reverse_permute_moves_tensor_rows() {
+        // 8 rows of 32 (one Q8_0 block each), row r filled with r: a permutation of whole rows
+        // keeps each row's block, so dequantizing commutes with it exactly
+        let w = Tensor::arange(0f32, 8., &Device::Cpu)
+            .unwrap()
+            .reshape((8, 1))
+            .unwrap()
+            .broadcast_as((8, 32))
+            .unwrap()
+            .contiguous()
+            .unwrap();
+        let q = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap();
+        let moved = permute_rows(&q, 2)
+            .unwrap()
+            .dequantize(&Device::Cpu)
+            .unwrap();
+        let want = reverse_permute(&q.dequantize(&Device::Cpu).unwrap(), 2).unwrap();
+        let d = (moved - want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(d, 0.0);
+        assert!(permute_rows(&q, 3).is_err());
     }
 }

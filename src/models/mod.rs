@@ -35,6 +35,8 @@ mod losses;
 mod model;
 mod params;
 mod pretrained;
+mod quantized;
+mod qweights;
 pub mod registry;
 mod seq2seq;
 mod summary;

@@ -18,6 +18,7 @@ use super::labels::LabelConfig;
 use super::layers::{Ctx, DropoutStream, EncoderDecoderCache, KvCache};
 use super::losses::{classification_loss, lm_loss, question_answering_loss};
 use super::params::{LoadReport, Params};
+use super::qweights::QuantizedWeights;
 use super::registry::{ModelConfig, read_config_object};
 use crate::kernels::{self, IGNORE_INDEX};
 use crate::{Error, Result, io};
@@ -48,6 +49,11 @@ pub(crate) struct Model {
     pub generation: Option<Value>,
     /// The labels of a task head (`num_labels`, `id2label`, `problem_type`).
     pub labels: LabelConfig,
+    /// The GGUF file the weights were read from (`from_gguf`), which
+    /// `with_quantized_weights` reads the quantized blocks of.
+    pub gguf: Option<Arc<Path>>,
+    /// The matrices a `with_quantized_weights` copy multiplies by (inference only).
+    pub quantized: Option<Arc<QuantizedWeights>>,
 }
 
 /// Seed of `from_config`'s initialisation and of the dropout stream unless set otherwise.
@@ -66,6 +72,17 @@ impl Model {
         config.check_task(task)?;
         let net = config.build(&mut p, task, &labels)?;
         let report = p.report();
+        let quantized = match p.quantized_report() {
+            Some((q, unused)) if !unused.is_empty() => {
+                return Err(Error::Config {
+                    path: q.source.clone(),
+                    message: format!(
+                        "quantized matrices the model did not use: {unused:?}; the config and the file disagree"
+                    ),
+                });
+            }
+            q => q.map(|(q, _)| q),
+        };
         let model = Self {
             config,
             extra,
@@ -79,6 +96,8 @@ impl Model {
             dropout: DropoutStream::new(DEFAULT_SEED),
             generation: None,
             labels,
+            gguf: None,
+            quantized,
         };
         Ok((model, report))
     }
@@ -101,6 +120,9 @@ impl Model {
         if let Some(w) = dtypes.1 {
             p = p.with_weight_dtype(w);
         }
+        if let Some(q) = &self.quantized {
+            p = p.with_quantized(q.clone());
+        }
         let task = (self.task, self.labels.clone());
         let (mut m, _) = Self::build(
             self.config.clone(),
@@ -113,6 +135,7 @@ impl Model {
         m.compute_dtype = self.compute_dtype;
         m.dropout = self.dropout.clone();
         m.generation = self.generation.clone();
+        m.gguf = self.gguf.clone();
         Ok(m)
     }
 
@@ -148,6 +171,7 @@ impl Model {
                 "with_weight_dtype takes bf16 (weights in half the bytes, computed in f32) or f32, not {dtype:?}"
             )));
         }
+        self.refuse_quantized("with_weight_dtype")?;
         let tensors = self
             .tensors()
             .into_iter()
@@ -247,6 +271,7 @@ impl Model {
     /// Writes `config.json`, `model.safetensors` (parameters and buffers) and, when there is
     /// one, `generation_config.json`, each through a temporary file and a rename.
     pub fn save(&self, dir: &Path) -> Result<()> {
+        self.refuse_quantized("save_pretrained")?;
         io::create_dir_all(dir)?;
         let tensors: Vec<(String, Tensor)> = self
             .named_parameters()
@@ -330,6 +355,8 @@ impl Model {
     /// Refused for a model whose parameters are not f32 (one loaded in bf16, or a
     /// `with_weight_dtype` copy): mixed precision keeps f32 master weights.
     pub fn set_compute_dtype(&mut self, dtype: Option<DType>) -> Result<()> {
+        // the Trainer sets the compute dtype first: a quantized copy stops it there
+        self.refuse_quantized("training (and mixed precision)")?;
         let dtype = dtype.filter(|&d| d != self.dtypes.0);
         match dtype {
             None => {}
@@ -397,6 +424,9 @@ impl Model {
     }
 
     fn body(&self, args: &ForwardArgs, cache: Option<&mut KvCache>) -> Result<Body> {
+        if self.training {
+            self.refuse_quantized("a forward pass in training mode")?;
+        }
         self.autocast(|| self.net.body(args, cache, &self.ctx()))
     }
 
@@ -593,6 +623,7 @@ impl Model {
                 "resize_token_embeddings: the new vocabulary size must be at least 1".into(),
             ));
         }
+        self.refuse_quantized("resize_token_embeddings")?;
         let resized = self.net.vocab_tensors();
         if resized.is_empty() {
             return Err(Error::Unsupported(format!(

@@ -12,6 +12,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr_lite::normal;
 
+use super::qweights::{QuantizedMatrix, QuantizedWeights};
 use crate::{Error, Result};
 
 /// How a freshly initialised weight starts, following Hugging Face's `_init_weights`.
@@ -120,6 +121,8 @@ pub(crate) struct Params {
     prefix: String,
     /// Set when building a LoRA model over frozen weights ([`Params::with_lora`]).
     lora: Option<Box<LoraBuild>>,
+    /// Matrices kept quantized ([`Params::with_quantized`]), and the names the model took.
+    quantized: Option<(Arc<QuantizedWeights>, HashSet<String>)>,
 }
 
 /// Which module names a rule picks (peft's `target_modules`, `modules_to_save`), decided by
@@ -208,6 +211,7 @@ impl Params {
             weight_dtype: None,
             prefix: String::new(),
             lora: None,
+            quantized: None,
         }
     }
 
@@ -233,6 +237,7 @@ impl Params {
             weight_dtype: None,
             prefix: String::new(),
             lora: None,
+            quantized: None,
         }
     }
 
@@ -339,6 +344,51 @@ impl Params {
     pub fn with_weight_dtype(mut self, dtype: DType) -> Self {
         self.weight_dtype = Some(dtype);
         self
+    }
+
+    /// Dense layers whose weight is among `q` take it quantized ([`Params::quantized`]) instead
+    /// of a tensor of the source.
+    pub fn with_quantized(mut self, q: Arc<QuantizedWeights>) -> Self {
+        self.quantized = Some((q, HashSet::new()));
+        self
+    }
+
+    /// The quantized matrix `name` (`[d_out, d_in]`), when building over quantized weights
+    /// and they hold it.
+    pub fn quantized(
+        &mut self,
+        name: &str,
+        d_in: usize,
+        d_out: usize,
+    ) -> Result<Option<QuantizedMatrix>> {
+        let Some((q, used)) = self.quantized.as_mut() else {
+            return Ok(None);
+        };
+        let m = q.matrix(name, d_in, d_out)?;
+        if m.is_some() {
+            used.insert(name.to_string());
+        }
+        Ok(m)
+    }
+
+    /// Whether the quantized weights hold `name` (the decoder asks for its tied head).
+    pub fn has_quantized(&self, name: &str) -> bool {
+        self.quantized
+            .as_ref()
+            .is_some_and(|(q, _)| q.tensors.contains_key(name))
+    }
+
+    /// The quantized weights built over, and those of their names no layer took.
+    pub fn quantized_report(&self) -> Option<(Arc<QuantizedWeights>, Vec<String>)> {
+        let (q, used) = self.quantized.as_ref()?;
+        let mut unused: Vec<String> = q
+            .tensors
+            .keys()
+            .filter(|k| !used.contains(*k))
+            .cloned()
+            .collect();
+        unused.sort();
+        Some((q.clone(), unused))
     }
 
     /// The dtype weight `name` of rank `rank` is stored in.

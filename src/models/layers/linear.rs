@@ -5,15 +5,24 @@
 use candle_core::Tensor;
 
 use super::super::params::{Init, LoraAdapter, Params};
+use super::super::qweights::QuantizedMatrix;
 use super::Ctx;
 use crate::Result;
 use crate::kernels;
+
+/// A dense layer's matrix: a tensor (f32, or bf16 in a `with_weight_dtype` copy), or llama.cpp's
+/// quantized blocks in a `with_quantized_weights` copy (inference only).
+#[derive(Clone)]
+pub(crate) enum LinearWeight {
+    Dense(Tensor),
+    Quantized(QuantizedMatrix),
+}
 
 /// A dense layer. Hugging Face stores `nn.Linear` weights as `[out, in]` and GPT-2's `Conv1D`
 /// as `[in, out]`; we keep each as stored so saving writes them back unchanged.
 #[derive(Clone)]
 pub(crate) struct Linear {
-    pub weight: Tensor,
+    pub weight: LinearWeight,
     pub bias: Option<Tensor>,
     /// `true` for GPT-2's `Conv1D` (`[in, out]`).
     pub conv1d: bool,
@@ -56,17 +65,40 @@ impl Linear {
         };
         let lora = p.lora_adapter(name, d_in, d_out, conv1d)?;
         Ok(Self {
-            weight,
+            weight: LinearWeight::Dense(weight),
             bias,
             conv1d,
             lora,
         })
     }
 
+    /// The weight as a tensor, `None` for quantized blocks.
+    pub fn dense_weight(&self) -> Option<&Tensor> {
+        match &self.weight {
+            LinearWeight::Dense(w) => Some(w),
+            LinearWeight::Quantized(_) => None,
+        }
+    }
+
+    /// The layer's product without its adapter: the dense kernel, or the quantized matmul
+    /// plus the bias.
+    fn product(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.weight {
+            LinearWeight::Dense(w) => Ok(kernels::linear(x, w, self.bias.as_ref(), self.conv1d)?),
+            LinearWeight::Quantized(q) => {
+                let y = q.forward(x)?;
+                Ok(match &self.bias {
+                    Some(b) => y.broadcast_add(&b.to_dtype(y.dtype())?)?,
+                    None => y,
+                })
+            }
+        }
+    }
+
     /// `x [.., in]` to `[.., out]`; an adapter is added without its dropout (inference, and
     /// the task heads, whose callers have no training state).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = kernels::linear(x, &self.weight, self.bias.as_ref(), self.conv1d)?;
+        let y = self.product(x)?;
         match &self.lora {
             None => Ok(y),
             Some(l) => Ok((y + lora_forward(l, x)?)?),
@@ -76,7 +108,7 @@ impl Linear {
     /// As [`forward`](Self::forward), with the adapter's dropout in training mode (peft's
     /// `lora_dropout`): the call of the attention and MLP blocks.
     pub fn forward_t(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-        let y = kernels::linear(x, &self.weight, self.bias.as_ref(), self.conv1d)?;
+        let y = self.product(x)?;
         match &self.lora {
             None => Ok(y),
             Some(l) => Ok((y + lora_forward(l, &ctx.dropout(x, l.dropout)?)?)?),
@@ -120,10 +152,25 @@ pub(crate) fn linear_maybe_bias(
     std: f64,
     bias: bool,
 ) -> Result<Linear> {
+    let key = format!("{name}.weight");
+    if let Some(q) = p.quantized(&key, d_in, d_out)? {
+        // a `with_quantized_weights` copy: the matrix stays in its blocks; the bias (if any)
+        // and the norms are read as tensors
+        let bias = match bias {
+            true => Some(p.get(&format!("{name}.bias"), &[d_out], Init::Zeros)?),
+            false => None,
+        };
+        return Ok(Linear {
+            weight: LinearWeight::Quantized(q),
+            bias,
+            conv1d: false,
+            lora: None,
+        });
+    }
     if bias {
         return linear(p, name, d_in, d_out, std);
     }
-    let weight = p.get(&format!("{name}.weight"), &[d_out, d_in], Init::Normal(std))?;
+    let weight = p.get(&key, &[d_out, d_in], Init::Normal(std))?;
     Linear::named(p, name, weight, None, false)
 }
 
