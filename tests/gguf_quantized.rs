@@ -133,8 +133,8 @@ fn quantized_greedy_tokens_mostly_equal_the_f32_model() {
         }
         println!(
             "f32: {:?}\nq4_1: {:?}",
-            tok.decode(a, false).unwrap(),
-            tok.decode(b, false).unwrap()
+            tok.decode(a, DecodeOptions::default()).unwrap(),
+            tok.decode(b, DecodeOptions::default()).unwrap()
         );
     }
     println!(
@@ -283,7 +283,7 @@ fn training_saving_and_changed_weights_are_refused() {
     let data = TokenWindows::new(tokens, 32).unwrap();
     let args = TrainingArguments {
         output_dir: tempfile::tempdir().unwrap().path().join("out"),
-        max_steps: 1,
+        max_steps: Some(1),
         ..Default::default()
     };
     let e = Trainer::new(q.clone(), args, data)

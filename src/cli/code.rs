@@ -11,7 +11,8 @@ use crate::jobs::code::{CodeJob, run_code_job};
 /// `massivetext code [--quick] [--config job.toml] [--stdlib DIR] [--max-steps N] ...`
 #[derive(Debug, Args)]
 pub struct CodeArgs {
-    /// A TOML job file (`[corpus]`, `[model]`, `[eval]`, `[training]`); flags override it.
+    /// A TOML job file (`[corpus]`, `[model]`, `[eval]`, `[training]`, `[pretrained]`); flags
+    /// override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// A run of seconds that shows every step (30 files, a 2-layer model, 30 steps).
@@ -43,6 +44,13 @@ pub struct CodeArgs {
     /// At most this many training files.
     #[arg(long, value_name = "N", value_parser = positive_usize)]
     pub max_train_files: Option<usize>,
+    /// A pretrained causal LM as a GGUF file (SmolLM2-135M-Instruct's, say), measured as read
+    /// and after a LoRA fine-tune on the same training files (`[pretrained]` of the job file).
+    #[arg(long, value_name = "FILE.gguf")]
+    pub base_model: Option<PathBuf>,
+    /// Optimisation steps of the LoRA fine-tune.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive_steps)]
+    pub lora_steps: Option<usize>,
     /// Print one JSON object (the report) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -78,6 +86,12 @@ impl CodeArgs {
         }
         if let Some(n) = self.max_train_files {
             job.corpus.max_train_files = n;
+        }
+        if let Some(p) = &self.base_model {
+            job.pretrained.gguf = Some(p.clone());
+        }
+        if let Some(n) = self.lora_steps {
+            job.pretrained.max_steps = n;
         }
         job.training.validate()?;
         Ok(job)

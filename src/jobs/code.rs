@@ -24,13 +24,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::code_corpus::{CodeCorpus, load_corpus, stdlib_dir, write_split};
+pub use super::code_eval::{CodeEvalSpec, CodeMetrics, code_metrics, held_out_functions};
+use super::code_pretrained::{PretrainedReport, PretrainedSpec, run_pretrained};
 use crate::data::Dataset;
-use crate::generate::GenerationConfig;
-use crate::metrics::{
-    PythonFunction, bits_per_byte_of_texts, complete_function_bodies, function_parse_rate,
-    next_line_exact_match, next_line_tasks, python_functions,
-};
-use crate::models::{AutoModelForCausalLM, LlamaConfig, PreTrainedModel, TokenIds};
+use crate::models::{AutoModelForCausalLM, LlamaConfig, TokenIds};
 use crate::tokenizer::{Tokenizer, TokenizerKind, TrainOptions};
 use crate::train::{IntervalStrategy, SchedulerType, Steps, Trainer, TrainingArguments};
 use crate::{Error, Result, io};
@@ -93,37 +90,8 @@ impl Default for CodeModelSpec {
     }
 }
 
-/// How much of the held-out set the generation metrics use.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CodeEvalSpec {
-    /// Next-line tasks per function, and in all.
-    pub lines_per_function: usize,
-    pub max_next_line_tasks: usize,
-    /// New tokens for one line.
-    pub next_line_max_new_tokens: usize,
-    /// Functions whose bodies are generated for the parse rate.
-    pub max_body_functions: usize,
-    /// New tokens for one body.
-    pub body_max_new_tokens: usize,
-    /// Rows per forward pass for bits per byte.
-    pub batch_size: usize,
-}
-
-impl Default for CodeEvalSpec {
-    fn default() -> Self {
-        Self {
-            lines_per_function: 2,
-            max_next_line_tasks: 200,
-            next_line_max_new_tokens: 32,
-            max_body_functions: 100,
-            body_max_new_tokens: 96,
-            batch_size: 8,
-        }
-    }
-}
-
-/// A whole code job (`[corpus]`, `[model]`, `[eval]`, `[training]` in a TOML file).
+/// A whole code job (`[corpus]`, `[model]`, `[eval]`, `[training]`, `[pretrained]` in a TOML
+/// file).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CodeJob {
@@ -131,6 +99,8 @@ pub struct CodeJob {
     pub model: CodeModelSpec,
     pub eval: CodeEvalSpec,
     pub training: TrainingArguments,
+    /// A pretrained model (GGUF) measured as read and after a LoRA fine-tune on the same data.
+    pub pretrained: PretrainedSpec,
 }
 
 impl Default for CodeJob {
@@ -141,6 +111,7 @@ impl Default for CodeJob {
             corpus: CorpusSpec::default(),
             model: CodeModelSpec::default(),
             eval: CodeEvalSpec::default(),
+            pretrained: PretrainedSpec::default(),
             training: TrainingArguments {
                 output_dir: PathBuf::from("code-run"),
                 max_steps: Some(2000),
@@ -184,7 +155,9 @@ impl CodeJob {
             max_body_functions: 4,
             body_max_new_tokens: 24,
             batch_size: 8,
+            context: 64,
         };
+        job.pretrained = PretrainedSpec::quick(None);
         job.training.max_steps = Some(30);
         job.training.warmup_steps = 5;
         job.training.per_device_train_batch_size = 8;
@@ -201,7 +174,7 @@ impl CodeJob {
             line: 0,
             column: 0,
             message: format!(
-                "{}; the file has [corpus], [model], [eval] and [training] tables",
+                "{}; the file has [corpus], [model], [eval], [training] and [pretrained] tables",
                 e.message()
             ),
         })
@@ -238,20 +211,6 @@ impl CodeJob {
     }
 }
 
-/// The three code metrics of one model on the held-out files.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct CodeMetrics {
-    pub bits_per_byte: f64,
-    /// Mean held-out loss per token, in nats.
-    pub loss_per_token: f64,
-    pub next_line_exact_match: f64,
-    pub next_line_tasks: usize,
-    pub parse_rate: f64,
-    pub bodies: usize,
-    /// A generated function, to look at.
-    pub example_body: Option<String>,
-}
-
 /// What a run of the job did and measured.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CodeReport {
@@ -269,6 +228,8 @@ pub struct CodeReport {
     pub train_tokens_per_second: f64,
     pub metrics: CodeMetrics,
     pub eval_seconds: f64,
+    /// The pretrained model as read and LoRA-tuned, when the job has one.
+    pub pretrained: Option<PretrainedReport>,
 }
 
 impl CodeReport {
@@ -299,51 +260,37 @@ impl CodeReport {
             m.next_line_tasks,
             m.parse_rate,
             m.bodies,
-        )
+        ) + &self.table()
     }
-}
 
-/// The functions of the held-out files, in file order.
-pub fn held_out_functions(corpus: &CodeCorpus) -> Result<Vec<PythonFunction>> {
-    let mut out = Vec::new();
-    for f in &corpus.held_out {
-        out.extend(python_functions(&f.text)?);
+    /// The three models side by side (only the scratch model's row without a pretrained one).
+    pub fn table(&self) -> String {
+        let row = |name: &str, m: &CodeMetrics| {
+            format!(
+                "\n{name:<24} {:>13.4} {:>21.4} {:>10.4}",
+                m.bits_per_byte, m.next_line_exact_match, m.parse_rate
+            )
+        };
+        let mut t = format!(
+            "\n\n{:<24} {:>13} {:>21} {:>10}",
+            "model", "bits per byte", "next-line exact match", "parse rate"
+        );
+        t += &row("Llama from scratch", &self.metrics);
+        if let Some(p) = &self.pretrained {
+            t += &row("pretrained (GGUF)", &p.base);
+            t += &row("pretrained + LoRA", &p.lora);
+            t += &format!(
+                "\nLoRA: {} trainable of {} parameters; {} steps, train loss {:.4}, {:.0} tokens/s, {:.1} s",
+                p.trainable_parameters,
+                p.parameters,
+                p.steps,
+                p.train_loss,
+                p.train_tokens_per_second,
+                p.train_seconds
+            );
+        }
+        t
     }
-    Ok(out)
-}
-
-/// Bits per byte, next-line exact match and parse rate of `model` on the held-out files and
-/// their `functions` (any causal LM with its tokenizer: the job's model, or a pretrained one).
-pub fn code_metrics<M: PreTrainedModel>(
-    model: &M,
-    tok: &Tokenizer,
-    corpus: &CodeCorpus,
-    functions: &[PythonFunction],
-    eval: &CodeEvalSpec,
-) -> Result<CodeMetrics> {
-    let texts: Vec<&str> = corpus.held_out.iter().map(|f| f.text.as_str()).collect();
-    let bpb = bits_per_byte_of_texts(model, tok, &texts, eval.batch_size)?;
-    let eos = tok.eos_token_id();
-    let config = GenerationConfig {
-        eos_token_id: eos.into_iter().collect(),
-        pad_token_id: eos,
-        ..Default::default()
-    };
-    let mut tasks = next_line_tasks(functions, eval.lines_per_function);
-    tasks.truncate(eval.max_next_line_tasks);
-    let em = next_line_exact_match(model, tok, &tasks, &config, eval.next_line_max_new_tokens)?;
-    let some = &functions[..functions.len().min(eval.max_body_functions)];
-    let bodies = complete_function_bodies(model, tok, some, &config, eval.body_max_new_tokens)?;
-    let rate = function_parse_rate(&bodies)?;
-    Ok(CodeMetrics {
-        bits_per_byte: bpb.bits_per_byte,
-        loss_per_token: bpb.loss_per_token(),
-        next_line_exact_match: em.exact_match,
-        next_line_tasks: em.total,
-        parse_rate: rate.rate,
-        bodies: rate.total,
-        example_body: bodies.first().cloned(),
-    })
 }
 
 /// Runs the whole job on `device`, reporting progress lines to `log`; writes the model, the
@@ -358,6 +305,9 @@ pub fn run_code_job(
         out_dir,
         &format!("the code job's folder {}", out_dir.display()),
     )?;
+    if job.pretrained.gguf.is_some() {
+        job.pretrained.model_file()?;
+    }
     let dir = job.corpus_dir()?;
     let c = &job.corpus;
     let corpus = load_corpus(
@@ -430,7 +380,7 @@ pub fn run_code_job(
 
     let t1 = Instant::now();
     let metrics = code_metrics(&model, &tok, &corpus, &functions, &job.eval)?;
-    let report = CodeReport {
+    let mut report = CodeReport {
         corpus_dir: dir.display().to_string(),
         train_files: corpus.train.len(),
         train_bytes: CodeCorpus::bytes(&corpus.train),
@@ -445,7 +395,25 @@ pub fn run_code_job(
         train_tokens_per_second: out.tokens_per_second,
         metrics,
         eval_seconds: t1.elapsed().as_secs_f64(),
+        pretrained: None,
     };
+    log(&format!(
+        "from scratch: bits per byte {:.4}, next-line exact match {:.4}, parse rate {:.4}",
+        report.metrics.bits_per_byte,
+        report.metrics.next_line_exact_match,
+        report.metrics.parse_rate
+    ));
+    if job.pretrained.gguf.is_some() {
+        report.pretrained = Some(run_pretrained(
+            &job.pretrained,
+            &job.training,
+            &corpus,
+            &functions,
+            &job.eval,
+            device,
+            &mut log,
+        )?);
+    }
     io::write_json(&out_dir.join("code_report.json"), &report)?;
     Ok(report)
 }

@@ -4,6 +4,8 @@
 //! tests and the notebooks run the same code. A new subcommand's work goes here.
 pub mod code;
 pub mod code_corpus;
+pub mod code_eval;
+pub mod code_pretrained;
 pub mod dataset;
 pub mod generate;
 pub mod memory;

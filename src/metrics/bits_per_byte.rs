@@ -68,7 +68,24 @@ pub fn bits_per_byte_of_ids<M: PreTrainedModel>(
     num_bytes: usize,
     batch_size: usize,
 ) -> Result<BitsPerByte> {
-    let width = model.max_positions().unwrap_or(usize::MAX).max(2);
+    bits_per_byte_of_ids_within(model, docs, num_bytes, batch_size, usize::MAX)
+}
+
+/// [`bits_per_byte_of_ids`] with rows of at most `context` tokens (and the model's context):
+/// models with long contexts (SmolLM2's 8,192) are scored in the same windows as a small one,
+/// and attention over a whole file does not have to fit in memory.
+pub fn bits_per_byte_of_ids_within<M: PreTrainedModel>(
+    model: &M,
+    docs: &[Vec<u32>],
+    num_bytes: usize,
+    batch_size: usize,
+    context: usize,
+) -> Result<BitsPerByte> {
+    let width = model
+        .max_positions()
+        .unwrap_or(usize::MAX)
+        .min(context)
+        .max(2);
     let rows: Vec<Vec<u32>> = docs
         .iter()
         .flat_map(|d| overlapping_rows(d, width))
@@ -94,6 +111,18 @@ pub fn bits_per_byte_of_texts<M: PreTrainedModel, S: AsRef<str>>(
     texts: &[S],
     batch_size: usize,
 ) -> Result<BitsPerByte> {
+    bits_per_byte_of_texts_within(model, tokenizer, texts, batch_size, usize::MAX)
+}
+
+/// [`bits_per_byte_of_texts`] in rows of at most `context` tokens (see
+/// [`bits_per_byte_of_ids_within`]).
+pub fn bits_per_byte_of_texts_within<M: PreTrainedModel, S: AsRef<str>>(
+    model: &M,
+    tokenizer: &Tokenizer,
+    texts: &[S],
+    batch_size: usize,
+    context: usize,
+) -> Result<BitsPerByte> {
     let start = tokenizer.document_separator_id().ok_or_else(|| {
         Error::InvalidArgument(
             "bits per byte scores each text's first token after the document separator, and this tokenizer has neither an EOS nor a SEP token: set one (add_special_tokens)".into(),
@@ -111,7 +140,7 @@ pub fn bits_per_byte_of_texts<M: PreTrainedModel, S: AsRef<str>>(
         docs.push(ids);
         bytes += t.len();
     }
-    bits_per_byte_of_ids(model, &docs, bytes, batch_size)
+    bits_per_byte_of_ids_within(model, &docs, bytes, batch_size, context)
 }
 
 /// `ids` as rows of at most `width` tokens, each starting with the last token of the one

@@ -4,20 +4,28 @@
 //! - **Next-line exact match** ([`next_line_exact_match`]). A task is a function cut after its
 //!   line `k` (k ≥ 1, counted from the `def` line): the *prompt* is lines `1..=k`, each with its
 //!   newline, indentation kept; the *target* is line `k + 1` with trailing whitespace stripped.
-//!   Targets that are blank are skipped. The model continues the prompt greedily until it writes
-//!   a newline (`stop_strings: ["\n"]`) or `max_new_tokens`; the *prediction* is the text before
-//!   the first newline, trailing whitespace stripped. A task counts when prediction == target,
-//!   byte for byte (leading indentation included: writing the right indentation is part of
-//!   writing the right line).
+//!   Targets that are blank are skipped. The model is given the prompt without its last newline
+//!   (see below) and continues it greedily for `max_new_tokens`; the *prediction* is the line
+//!   it wrote after that newline, trailing whitespace stripped (none when it did not start with
+//!   a newline: it went on with line `k`). A task counts when prediction == target, byte for
+//!   byte (leading indentation included: writing the right indentation is part of writing the
+//!   right line).
 //! - **Function bodies** ([`complete_function_bodies`]) for the parse rate. The prompt is the
 //!   function's header: its lines up to and including the first one that ends with `:` (the
-//!   signature's last line; the docstring is not given). The model continues greedily for at
-//!   most `max_new_tokens` (at top level it stops at `"\ndef "`, `"\nclass "` or
-//!   `"\nif __name__"`); the body is what it wrote, cut before the first non-blank line that is
-//!   indented no deeper than the `def` (the function ended there); when no such line comes, the
-//!   text after its last newline is dropped (a line that `max_new_tokens` cut is unfinished, and
-//!   a body that ended with EOS ended with its newline). The snippet is header + body,
-//!   dedented by the `def`'s indentation so that a method parses on its own.
+//!   signature's last line; the docstring is not given), again without its last newline. The
+//!   model continues greedily for at most `max_new_tokens` (at top level it stops at
+//!   `"\ndef "`, `"\nclass "` or `"\nif __name__"`); the body is what it wrote after its first
+//!   newline, cut before the first non-blank line that is indented no deeper than the `def`
+//!   (the function ended there); when no such line comes, the text after its last newline is
+//!   dropped (a line that `max_new_tokens` cut is unfinished, and a body that ended with EOS
+//!   ended with its newline). The snippet is header + body, dedented by the `def`'s indentation
+//!   so that a method parses on its own.
+//!
+//! Why the last newline is left to the model: byte-level BPEs (GPT-2's, SmolLM2's, the code
+//! job's) write a newline and the next line's indentation as one token (`"\n    "`), so a
+//! prompt ending in a bare `"\n"` asks for a token split the model never saw in training, and
+//! it answers with unindented text (SmolLM2-135M continued every such header with `#` or a
+//! blank line, none of them parsing). The model writes that token itself here.
 //!
 //! Both prompt with the text alone (no document separator before it) and cut prompts longer
 //! than the model's context from the left (`truncate_prompt`).
@@ -99,11 +107,12 @@ pub fn next_line_exact_match<M: PreTrainedModel>(
             what: "the next-line tasks (no function has a second line)".into(),
         });
     }
-    let c = greedy(config, max_new_tokens, &["\n"]);
+    let c = greedy(config, max_new_tokens, &[]);
     let mut matched = 0;
     for t in tasks {
-        let text = model.generate_text(tokenizer, &t.prompt, &c)?;
-        if first_line(&text) == t.target {
+        let prompt = t.prompt.strip_suffix('\n').unwrap_or(&t.prompt);
+        let text = model.generate_text(tokenizer, prompt, &c)?;
+        if next_line(&text) == Some(t.target.as_str()) {
             matched += 1;
         }
     }
@@ -112,6 +121,12 @@ pub fn next_line_exact_match<M: PreTrainedModel>(
         matched,
         total: tasks.len(),
     })
+}
+
+/// The line written after the prompt's last line, trailing whitespace stripped: `None` when
+/// the text does not start with a newline.
+fn next_line(text: &str) -> Option<&str> {
+    text.strip_prefix('\n').map(first_line)
 }
 
 /// The text before the first newline, trailing whitespace stripped.
@@ -186,8 +201,11 @@ pub fn complete_function_bodies<M: PreTrainedModel>(
             &[]
         };
         let c = greedy(config, max_new_tokens, stops);
-        let generated = model.generate_text(tokenizer, &head, &c)?;
-        let body = cut_body(&generated, indent);
+        let prompt = head.strip_suffix('\n').unwrap_or(&head);
+        let generated = model.generate_text(tokenizer, prompt, &c)?;
+        // what it wrote on the header's own line (a comment, say) is not part of the body
+        let after_header = generated.split_once('\n').map_or("", |(_, rest)| rest);
+        let body = cut_body(after_header, indent);
         out.push(dedent(&format!("{head}{body}\n"), indent));
     }
     Ok(out)
@@ -215,6 +233,15 @@ mod tests {
         assert_eq!(t[1].prompt, "def f(x):\n    y = x  \n\n");
         assert_eq!(t[1].target, "    return y");
         assert_eq!(next_line_tasks(&[f], 1).len(), 1);
+    }
+
+    #[test]
+    fn the_next_line_is_the_one_after_the_newline_the_model_writes() {
+        assert_eq!(next_line("\n    return x  \n"), Some("    return x"));
+        assert_eq!(next_line("\n    return x"), Some("    return x"));
+        // it went on with the prompt's last line: no prediction
+        assert_eq!(next_line("  # comment\n    return x"), None);
+        assert_eq!(next_line(""), None);
     }
 
     #[test]

@@ -15,7 +15,10 @@ mod squad;
 mod tokenizers;
 
 pub use accuracy::accuracy;
-pub use bits_per_byte::{BitsPerByte, bits_per_byte, bits_per_byte_of_ids, bits_per_byte_of_texts};
+pub use bits_per_byte::{
+    BitsPerByte, bits_per_byte, bits_per_byte_of_ids, bits_per_byte_of_ids_within,
+    bits_per_byte_of_texts, bits_per_byte_of_texts_within,
+};
 pub use bleu::{Bleu, BleuScore, Smoothing, corpus_bleu, sentence_bleu};
 pub use chrf::{Chrf, ChrfScore, corpus_chrf, sentence_chrf};
 pub use classification::{
