@@ -228,7 +228,8 @@ fn main() -> massivetext::Result<()> {
     println!("load average before: {load_before}; after: {load_after}");
     println!(
         "ours f32 says: {:?}",
-        tok.decode(&tokens[0], DecodeOptions::default()).unwrap_or_default()
+        tok.decode(&tokens[0], DecodeOptions::default())
+            .unwrap_or_default()
     );
     Ok(())
 }
