@@ -364,7 +364,9 @@ impl<'a> RangeLines<'a> {
             if self.reader.is_none() && !self.open_next()? {
                 break;
             }
-            let (i, r, offset) = self.reader.as_mut().expect("a file is open");
+            let Some((i, r, offset)) = self.reader.as_mut() else {
+                break;
+            };
             let (path, base) = (&self.files[*i], self.spans[*i].1);
             if base + *offset >= self.end {
                 self.reader = None;

@@ -782,10 +782,14 @@ impl<'a> BatchEncoder<'a> {
                     let mut slot = cell.borrow_mut();
                     // One cache per worker thread and build: a later build may use another
                     // tokenizer.
-                    if slot.as_ref().is_none_or(|(id, _)| *id != build_id) {
-                        *slot = Some((build_id, WordCache::new(WORD_CACHE_ENTRIES)));
-                    }
-                    let (_, cache) = slot.as_mut().expect("cache was just set");
+                    let cache = match &mut *slot {
+                        Some((id, cache)) if *id == build_id => cache,
+                        other => {
+                            &mut other
+                                .insert((build_id, WordCache::new(WORD_CACHE_ENTRIES)))
+                                .1
+                        }
+                    };
                     let mut ids = Vec::with_capacity(d.len() / 3 + 2);
                     tok.encode_plain_into(d, fast, cache, &mut ids)?;
                     ids.push(eos);

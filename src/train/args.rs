@@ -116,26 +116,24 @@ impl<'de> Deserialize<'de> for Steps {
     }
 }
 
-/// A [`Steps`] field from a file, its key named in the error (serde's own message has no key).
-fn steps_named<'de, D: Deserializer<'de>>(d: D, key: &str) -> std::result::Result<Steps, D::Error> {
-    let v = f64::deserialize(d)?;
-    Steps::from_number(v).map_err(|m| serde::de::Error::custom(format!("{key}: {m}")))
+/// A [`Steps`] field's number from a file, its key named in the error (serde's own message has
+/// no key).
+fn named_steps<E: serde::de::Error>(key: &str, v: f64) -> std::result::Result<Steps, E> {
+    Steps::from_number(v).map_err(|m| E::custom(format!("{key}: {m}")))
 }
 
 fn logging_steps_de<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Steps, D::Error> {
-    steps_named(d, "logging_steps")
+    named_steps("logging_steps", f64::deserialize(d)?)
 }
 
 fn save_steps_de<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Steps, D::Error> {
-    steps_named(d, "save_steps")
+    named_steps("save_steps", f64::deserialize(d)?)
 }
 
 fn eval_steps_de<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Steps>, D::Error> {
-    let v = Option::<f64>::deserialize(d)?;
-    v.map(|v| {
-        Steps::from_number(v).map_err(|m| serde::de::Error::custom(format!("eval_steps: {m}")))
-    })
-    .transpose()
+    Option::<f64>::deserialize(d)?
+        .map(|v| named_steps("eval_steps", v))
+        .transpose()
 }
 
 /// `max_steps` as transformers writes it: -1 (or any number <= 0) for "not set".
