@@ -41,12 +41,22 @@ pub struct RanksReport {
 }
 
 /// `result` on every rank when every rank succeeded; otherwise an error on every rank: the
-/// rank's own where it failed, elsewhere one naming the ranks that failed (their messages are
-/// on stderr, printed by them).
+/// rank's own where it failed, elsewhere one naming the ranks that failed with their messages.
+/// The messages travel to every rank because a launcher that aborts the job when the first
+/// process exits may drop the output a failing rank has not yet had forwarded.
 pub fn agree<T>(comm: &dyn Communicator, what: &str, result: Result<T>) -> Result<T> {
     let failed = comm.all_gather_u64(u64::from(result.is_err()))?;
-    if let Err(e) = result {
-        return Err(e);
+    let mut messages = Vec::new();
+    for (r, _) in failed.iter().enumerate().filter(|(_, f)| **f != 0) {
+        let mut buf = match (&result, r == comm.rank()) {
+            (Err(e), true) => e.to_string().into_bytes(),
+            _ => Vec::new(),
+        };
+        comm.broadcast_bytes(&mut buf, r)?;
+        messages.push(format!("rank {r}: {}", String::from_utf8_lossy(&buf)));
+    }
+    if messages.is_empty() || result.is_err() {
+        return result;
     }
     let ranks: Vec<String> = failed
         .iter()
@@ -54,13 +64,11 @@ pub fn agree<T>(comm: &dyn Communicator, what: &str, result: Result<T>) -> Resul
         .filter(|(_, f)| **f != 0)
         .map(|(r, _)| r.to_string())
         .collect();
-    if ranks.is_empty() {
-        return result;
-    }
     Err(Error::InvalidArgument(format!(
-        "{what}: rank(s) {} of {} failed (their error is above); nothing was written",
+        "{what}: rank(s) {} of {} failed; nothing was written\n{}",
         ranks.join(", "),
-        comm.world_size()
+        comm.world_size(),
+        messages.join("\n")
     )))
 }
 
