@@ -113,6 +113,75 @@ fn map_forms_give_the_same_rows() {
     );
 }
 
+/// A row map whose closure reshapes rows differently from row to row (adds columns, drops one,
+/// returns a new map in another order): every row it is given has exactly the input's columns
+/// in order (the rows of a chunk are reused), and every form gives the rows the closure made.
+#[test]
+fn row_maps_that_reshape_rows_see_only_the_input_columns() {
+    cache_root();
+    let ds = sample(2_503).shuffle(5);
+    let names: Vec<String> = ds.column_names();
+    let f = |r: Row| -> Result<Row> {
+        let keys: Vec<&String> = r.keys().collect();
+        if keys
+            .iter()
+            .map(|k| k.as_str())
+            .ne(names.iter().map(String::as_str))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "the closure was given {keys:?}"
+            )));
+        }
+        let i = r["meta"]["s"].as_str().unwrap()[1..]
+            .parse::<usize>()
+            .unwrap();
+        Ok(match i % 4 {
+            0 => {
+                let mut r = r;
+                r.insert("x".into(), json!(i));
+                r.insert("y".into(), json!(format!("y{i}")));
+                r
+            }
+            1 => {
+                let mut r = r;
+                r.shift_remove("text");
+                r
+            }
+            2 => r.into_iter().rev().collect(),
+            _ => r,
+        })
+    };
+    let want = Dataset::from_rows(ds.iter().map(|r| f(r).unwrap()));
+    assert_eq!(ds.map(f).unwrap(), want, "map");
+    for (num_proc, writer_batch_size) in [(1, 7), (1, 1000), (2, 7)] {
+        let opts = MapOptions {
+            num_proc,
+            writer_batch_size,
+            ..Default::default()
+        };
+        assert_eq!(
+            ds.map_with(f, &opts).unwrap(),
+            want,
+            "map_with num_proc {num_proc} writer_batch_size {writer_batch_size}"
+        );
+    }
+    // a failure in a late chunk names its row, whichever thread filled it
+    let fail_at = ds.num_rows() - 3;
+    let mut seen = 0;
+    let err = ds
+        .map(|r| {
+            seen += 1;
+            if seen == fail_at + 1 {
+                Err(Error::InvalidArgument("row refused".into()))
+            } else {
+                Ok(r)
+            }
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&format!("row {fail_at}")), "{err}");
+}
+
 #[test]
 fn filter_forms_give_the_same_rows() {
     cache_root();

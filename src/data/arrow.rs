@@ -107,7 +107,33 @@ pub(crate) fn from_refs(values: &[&Value], kind: &Kind) -> (ArrayRef, bool) {
 
 /// The kind merged over borrowed values.
 pub(crate) fn kind_of_refs(values: &[&Value]) -> Kind {
-    values.iter().fold(Kind::Null, |k, v| merge(k, kind_of(v)))
+    scalar_kind(values)
+        .unwrap_or_else(|| values.iter().fold(Kind::Null, |k, v| merge(k, kind_of(v))))
+}
+
+/// [`kind_of_refs`] for a column of scalars (the common case) in one pass of flags, without a
+/// `Kind` per value; `None` when a value is a list or an object. The same result as merging.
+fn scalar_kind(values: &[&Value]) -> Option<Kind> {
+    let (mut bool, mut int, mut float, mut str) = (false, false, false, false);
+    for v in values {
+        match v {
+            Value::Null => {}
+            Value::Bool(_) => bool = true,
+            Value::Number(n) if n.is_i64() => int = true,
+            Value::Number(_) => float = true,
+            Value::String(_) => str = true,
+            Value::Array(_) | Value::Object(_) => return None,
+        }
+    }
+    let number = int || float;
+    Some(match (bool, number, str) {
+        (false, false, false) => Kind::Null,
+        (true, false, false) => Kind::Bool,
+        (false, true, false) if float => Kind::Float,
+        (false, true, false) => Kind::Int,
+        (false, false, true) => Kind::Str,
+        _ => Kind::Mixed,
+    })
 }
 
 /// A `string` array (`large_string` past 2 GiB of text, where 32-bit offsets end).
@@ -316,6 +342,40 @@ mod tests {
                 })
                 .collect();
             assert_eq!(back, want);
+        }
+    }
+
+    #[test]
+    fn the_scalar_pass_types_a_column_as_merging_does() {
+        let pool = [
+            Value::Null,
+            json!(true),
+            json!(-3),
+            json!(2.5),
+            json!(u64::MAX),
+            json!("a"),
+            json!([1]),
+        ];
+        // every column of up to three values from the pool
+        let mut columns: Vec<Vec<&Value>> = vec![vec![]];
+        for _ in 0..3 {
+            let longer: Vec<Vec<&Value>> = columns
+                .iter()
+                .flat_map(|c| {
+                    pool.iter().map(move |v| {
+                        let mut c = c.clone();
+                        c.push(v);
+                        c
+                    })
+                })
+                .collect();
+            columns.extend(longer);
+        }
+        for col in &columns {
+            let merged = col.iter().fold(Kind::Null, |k, v| merge(k, kind_of(v)));
+            assert_eq!(kind_of_refs(col), merged, "{col:?}");
+            let has_list = col.iter().any(|v| v.is_array());
+            assert_eq!(scalar_kind(col).is_none(), has_list, "{col:?}");
         }
     }
 }

@@ -6,6 +6,7 @@
 //! notebook variable costs nothing. A [`DatasetDict`] maps split names to datasets.
 mod arrow;
 mod cache;
+mod cells;
 mod chunks;
 mod column_fn;
 pub mod corpus;
@@ -22,6 +23,7 @@ mod options;
 #[cfg(feature = "parquet")]
 mod parquet;
 mod row;
+mod row_map;
 mod stream;
 mod table;
 mod text;

@@ -2,6 +2,7 @@
 //! `train_test_split`, `concatenate`, column renames and removals.
 use super::arrow::JSON_METADATA;
 use super::column_fn::IntoColumn;
+use super::row_map::RowBuffers;
 use super::table::Table;
 use super::{Column, Dataset, DatasetDict, Row};
 use crate::{Error, Result};
@@ -120,10 +121,10 @@ impl Dataset {
     /// naming the row, so `ds.try_filter(|r| Ok(r.try_get("label")? == "1"))?` names a missing
     /// column instead of panicking.
     pub fn try_filter(&self, mut keep: impl FnMut(&Row) -> Result<bool>) -> Result<Dataset> {
-        let mut row = Row::new();
+        let mut state = RowBuffers::default();
         let mut idx = Vec::new();
         for r in self.chunk_ranges(1 << 16) {
-            idx.extend(self.filter_chunk("filter", r, &mut keep, &mut row)?);
+            idx.extend(self.filter_chunk("filter", r, &mut keep, &mut state)?);
         }
         Ok(self.take_rows(&idx))
     }

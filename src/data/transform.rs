@@ -9,18 +9,18 @@
 //!   (values overwritten in place, keys kept), so a row costs no new allocation for its keys;
 //! - an output column whose values are exactly the input column's in a chunk (the `text` a
 //!   closure only read) is not built again: the chunk shares the input's Arrow array.
-use super::arrow::{from_refs, kind_of_refs, str_at, value_at};
 use super::cache::cached_transform;
+use super::cells::fill_row;
 use super::chunks::{Chunk, Part, assemble};
 use super::ipc::checksum_hasher;
 use super::options::MapOptions;
+use super::row_map::{RowBuffers, row_error};
 use super::table::arrow_error;
 use super::{Dataset, Row};
 use crate::{Error, Result};
 use arrow_array::{Array, ArrayRef, UInt64Array};
 use arrow_schema::{Field, Schema};
 use rayon::prelude::*;
-use serde_json::Value;
 use std::hash::Hasher;
 use std::ops::Range;
 use std::sync::Arc;
@@ -64,44 +64,11 @@ pub(crate) fn par_chunks<T: Send, S>(
     results.into_iter().map_while(|r| r).collect()
 }
 
-/// The error of a closure that failed on row `i`.
-fn row_error(op: &str, i: usize, e: Error) -> Error {
-    Error::Transform {
-        op: op.to_string(),
-        at: format!("row {i}"),
-        source: Box::new(e),
-    }
-}
-
 fn batch_error(op: &str, rows: &Range<usize>, e: Error) -> Error {
     Error::Transform {
         op: op.to_string(),
         at: format!("the batch of rows {}..{}", rows.start, rows.end),
         source: Box::new(e),
-    }
-}
-
-/// Sets `v` to cell `j` of `a`, reusing `v`'s string buffer for text.
-fn set_value(v: &mut Value, a: &dyn Array, j: usize) {
-    match (str_at(a, j), v) {
-        (Some(s), Value::String(t)) => {
-            t.clear();
-            t.push_str(s);
-        }
-        (Some(s), v) => *v = Value::String(s.to_owned()),
-        (None, v) => *v = value_at(a, j),
-    }
-}
-
-/// Whether cell `j` of `a` reads as `v`.
-fn same_cell(a: &dyn Array, j: usize, v: &Value) -> bool {
-    if a.is_null(j) {
-        return v.is_null();
-    }
-    match (str_at(a, j), v) {
-        (Some(s), Value::String(t)) => s == t,
-        (Some(_), _) => false,
-        (None, _) => value_at(a, j) == *v,
     }
 }
 
@@ -161,131 +128,20 @@ impl Dataset {
         }
     }
 
-    /// Fills `row` with dataset row `i`, keeping its keys (and string buffers) where they are
-    /// this dataset's columns in order.
-    fn fill_row(&self, row: &mut Row, i: usize) {
-        let fields = self.table().schema.fields();
-        let in_order = |row: &Row| {
-            row.len() == fields.len() && row.keys().zip(fields.iter()).all(|(k, f)| k == f.name())
-        };
-        if !in_order(row) {
-            row.retain(|k, _| fields.iter().any(|f| f.name() == k));
-            if !in_order(row) {
-                row.clear();
-                for f in fields {
-                    row.insert(f.name().clone(), Value::Null);
-                }
-            }
-        }
-        let (b, j) = self.table().locate(self.physical(i));
-        let batch = &self.table().batches[b];
-        for (c, v) in row.values_mut().enumerate() {
-            if self.inner.json[c] {
-                *v = self.decode(c, value_at(batch.column(c).as_ref(), j));
-            } else {
-                set_value(v, batch.column(c).as_ref(), j);
-            }
-        }
-    }
-
-    /// Maps one chunk of rows through `f` into Arrow columns; `rows` is the worker's buffer of
-    /// row maps, reused from chunk to chunk.
-    fn map_chunk(
-        &self,
-        op: &str,
-        range: Range<usize>,
-        f: &mut dyn FnMut(Row) -> Result<Row>,
-        rows: &mut Vec<Row>,
-    ) -> Result<Chunk> {
-        rows.resize_with(range.len(), Row::new);
-        for (k, i) in range.clone().enumerate() {
-            let mut row = std::mem::take(&mut rows[k]);
-            self.fill_row(&mut row, i);
-            rows[k] = f(row).map_err(|e| row_error(op, i, e))?;
-        }
-        self.chunk_of_rows(&rows[..range.len()], &range)
-    }
-
-    /// The Arrow columns of a chunk of output rows; an output column equal to the input's
-    /// column of the same name shares the input array.
-    fn chunk_of_rows(&self, rows: &[Row], range: &Range<usize>) -> Result<Chunk> {
-        static NULL: Value = Value::Null;
-        let Some(first) = rows.first() else {
-            return Ok(Chunk {
-                rows: 0,
-                columns: Vec::new(),
-            });
-        };
-        let same_keys = rows
-            .iter()
-            .all(|r| r.len() == first.len() && r.keys().zip(first.keys()).all(|(a, b)| a == b));
-        let mut names: Vec<String> = first.keys().cloned().collect();
-        let mut values: Vec<Vec<&Value>> = Vec::new();
-        if same_keys {
-            values = names
-                .iter()
-                .map(|_| Vec::with_capacity(rows.len()))
-                .collect();
-            for r in rows {
-                for (col, v) in values.iter_mut().zip(r.values()) {
-                    col.push(v);
-                }
-            }
-        } else {
-            for r in rows {
-                for k in r.keys() {
-                    if !names.contains(k) {
-                        names.push(k.clone());
-                    }
-                }
-            }
-            for name in &names {
-                values.push(rows.iter().map(|r| r.get(name).unwrap_or(&NULL)).collect());
-            }
-        }
-        let mut columns = Vec::with_capacity(names.len());
-        for (name, vals) in names.into_iter().zip(values) {
-            if let Ok(c) = self.column_index(&name)
-                && !self.inner.json[c]
-            {
-                let input = self.chunk_column(c, range)?;
-                if vals
-                    .iter()
-                    .enumerate()
-                    .all(|(k, v)| same_cell(input.as_ref(), k, v))
-                {
-                    columns.push((name, Part::reused(input, false)));
-                    continue;
-                }
-            }
-            let kind = kind_of_refs(&vals);
-            let (array, json) = from_refs(&vals, &kind);
-            columns.push((
-                name,
-                Part {
-                    array,
-                    json,
-                    kind: Some(kind),
-                },
-            ));
-        }
-        Ok(Chunk {
-            rows: rows.len(),
-            columns,
-        })
-    }
-
     /// The kept dataset rows of one chunk.
     pub(crate) fn filter_chunk(
         &self,
         op: &str,
         range: Range<usize>,
         keep: &mut dyn FnMut(&Row) -> Result<bool>,
-        row: &mut Row,
+        state: &mut RowBuffers,
     ) -> Result<Vec<usize>> {
+        let cells = self.chunk_cells(&range)?;
+        let fields = self.table().schema.fields();
+        let row = &mut state.row;
         let mut kept = Vec::new();
-        for i in range {
-            self.fill_row(row, i);
+        for (k, i) in range.enumerate() {
+            fill_row(row, fields, &cells, k, &mut state.added);
             if keep(row).map_err(|e| row_error(op, i, e))? {
                 kept.push(i);
             }
@@ -412,15 +268,12 @@ impl Dataset {
     /// Maps every row to a new row (which may add, change or drop columns). Rows are given to
     /// `f` and built into Arrow arrays 1000 at a time, so memory stays near the size of the
     /// output; columns `f` leaves unchanged share the input's arrays. An error names the row.
+    /// `f` runs on the calling thread, in row order; a second thread fills the rows and builds
+    /// the arrays meanwhile (`row_map.rs`).
     /// For threads, a cache and other options see [`map_with`](Self::map_with).
     pub fn map(&self, mut f: impl FnMut(Row) -> Result<Row>) -> Result<Dataset> {
-        let opts = MapOptions::default();
-        let ranges = self.chunk_ranges(opts.writer_batch_size);
-        let mut rows = Vec::new();
-        let chunks = ranges
-            .into_iter()
-            .map(|r| self.map_chunk("map", r, &mut f, &mut rows))
-            .collect::<Result<Vec<_>>>()?;
+        let ranges = self.chunk_ranges(MapOptions::default().writer_batch_size);
+        let chunks = self.map_rows("map", &ranges, &mut f)?;
         self.finish_map(chunks, &[])
     }
 
@@ -434,9 +287,13 @@ impl Dataset {
     ) -> Result<Dataset> {
         self.cached_map("map", opts, &format!("{}", opts.writer_batch_size), || {
             let ranges = self.chunk_ranges(opts.writer_batch_size);
-            let chunks = par_chunks(ranges.len(), opts.num_proc, Vec::new, |rows, k| {
-                self.map_chunk("map", ranges[k].clone(), &mut |r| f(r), rows)
-            })?;
+            let chunks = if opts.num_proc <= 1 {
+                self.map_rows("map", &ranges, &mut |r| f(r))?
+            } else {
+                par_chunks(ranges.len(), opts.num_proc, RowBuffers::default, |st, k| {
+                    self.map_chunk("map", ranges[k].clone(), &mut |r| f(r), st)
+                })?
+            };
             self.finish_map(chunks, &opts.remove_columns)
         })
     }
@@ -450,8 +307,8 @@ impl Dataset {
     ) -> Result<Dataset> {
         self.cached_filter("filter", opts, "", || {
             let ranges = self.chunk_ranges(opts.writer_batch_size);
-            let parts = par_chunks(ranges.len(), opts.num_proc, Row::new, |row, k| {
-                self.filter_chunk("filter", ranges[k].clone(), &mut |r| keep(r), row)
+            let parts = par_chunks(ranges.len(), opts.num_proc, RowBuffers::default, |st, k| {
+                self.filter_chunk("filter", ranges[k].clone(), &mut |r| keep(r), st)
             })?;
             Ok(parts.concat())
         })
