@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # The CUDA toolchain for `cargo build --features cuda` on a machine without a GPU or a system
-# CUDA: NVIDIA's own PyPI wheels of CUDA 13.0 (nvcc, cicc, ptxas, headers, cuBLAS, cuRAND, NVRTC)
+# CUDA: NVIDIA's own PyPI wheels of CUDA 13.0 (nvcc, cicc, ptxas, headers, cuBLAS, cuRAND, NVRTC,
+# NCCL)
 # in a venv of the cache. Source it, don't run it:
 #
 #   source scripts/cuda-env.sh && cargo build --features cuda
@@ -23,6 +24,8 @@ _mt_cuda_setup() {
         "nvidia-cuda-nvcc==13.0.88" "nvidia-nvvm==13.0.88" "nvidia-cuda-crt==13.0.88"
         "nvidia-cuda-runtime==13.0.88" "nvidia-cuda-cccl==13.0.85" "nvidia-cuda-nvrtc==13.0.88"
         "nvidia-cublas==13.0.2.14" "nvidia-curand==10.4.0.35"
+        # NCCL for `--features nccl` (the version PyTorch's cu130 wheels pin)
+        "nvidia-nccl-cu13==2.27.7"
     )
     if [ ! -x "$venv/bin/python" ]; then
         python3 -m venv "$venv" || return 1
@@ -30,11 +33,15 @@ _mt_cuda_setup() {
     local py="$venv/bin/python"
     local root
     root="$("$py" -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu13"))' 2>/dev/null)"
-    if [ ! -x "$root/bin/nvcc" ] || [ ! -f "$root/lib/libcurand.so.10" ]; then
+    local nccl
+    nccl="$("$py" -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "nccl"))' 2>/dev/null)"
+    if [ ! -x "$root/bin/nvcc" ] || [ ! -f "$root/lib/libcurand.so.10" ] || [ ! -f "$nccl/lib/libnccl.so.2" ]; then
         echo "cuda-env: installing CUDA 13.0 from PyPI into $venv" >&2
         "$py" -m pip install -q "${pins[@]}" || return 1
         root="$("$py" -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu13"))')"
+        nccl="$("$py" -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "nccl"))')"
     fi
+    ln -sf libnccl.so.2 "$nccl/lib/libnccl.so"
     # Unversioned names for the linker (-lcublas …); the wheels ship only the versioned ones.
     local lib
     for lib in libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libnvrtc.so.13 libcudart.so.13; do
@@ -58,7 +65,9 @@ _mt_cuda_setup() {
     export CUDA_ROOT="$root" CUDA_PATH="$root" CUDA_HOME="$root"
     export CUDA_COMPUTE_CAP=90
     export PATH="$root/bin:$PATH"
-    export LIBRARY_PATH="$root/lib:$root/lib/stubs${LIBRARY_PATH:+:$LIBRARY_PATH}"
+    export LIBRARY_PATH="$root/lib:$root/lib/stubs:$nccl/lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
+    # nccl.h for cudarc's build, beside the toolkit's headers
+    export CPATH="$nccl/include${CPATH:+:$CPATH}"
     echo "cuda-env: $(nvcc --version | tail -n 2 | head -n 1), CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP" >&2
 }
 _mt_cuda_setup

@@ -22,6 +22,9 @@ mod bucket;
 pub mod env;
 #[cfg(feature = "mpi")]
 mod mpi;
+#[cfg(feature = "nccl")]
+mod nccl;
+pub mod rendezvous;
 mod single;
 
 use std::sync::{Arc, Mutex};
@@ -83,8 +86,9 @@ pub type World = Arc<dyn Communicator>;
 
 /// The process's communicator: made on the first call, the same one after. `backend` is
 /// `TrainingArguments::ddp_backend`: `None` picks from the environment (an MPI launcher's
-/// variables with the `mpi` feature: MPI; none: one process), `"mpi"` asks for MPI (one
-/// process of world size 1 when started without `mpirun`), `"nccl"` is refused (not built).
+/// variables with the `mpi` feature: MPI; torchrun's with the `nccl` feature: NCCL; none: one
+/// process), `"mpi"` asks for MPI (one process of world size 1 when started without `mpirun`),
+/// `"nccl"` for NCCL (refused by a build without the `nccl` feature).
 /// A second call asking for another backend than the first got is an error.
 pub fn world(backend: Option<&str>) -> Result<World> {
     static WORLD: Mutex<Option<World>> = Mutex::new(None);
@@ -111,24 +115,59 @@ pub fn world(backend: Option<&str>) -> Result<World> {
 fn make_world(backend: Option<&str>, launch: Option<LaunchEnv>) -> Result<World> {
     let parallel = launch.filter(|l| l.world_size > 1);
     match backend {
-        Some("nccl") => Err(nccl_missing()),
+        Some("nccl") => nccl_world(launch),
         Some("mpi") => mpi_world(launch),
         Some(other) => Err(bad_backend(other)),
         None => match parallel {
             None => Ok(Arc::new(SingleProcess)),
             Some(l) if l.launcher.is_mpi() => mpi_world(Some(l)),
+            Some(l) if cfg!(feature = "nccl") => nccl_world(Some(l)),
             Some(l) => Err(Error::Unsupported(format!(
-                "this process is rank {} of {} started by torchrun (RANK, WORLD_SIZE), which needs the NCCL backend, not built into massivetext yet; launch with `mpirun -n {}` on a build with `--features mpi` instead",
+                "this process is rank {} of {} started by torchrun (RANK, WORLD_SIZE), which needs the NCCL backend: rebuild with `--features nccl` (GPUs; docs/gpu.md), or launch with `mpirun -n {}` on a build with `--features mpi` (CPUs)",
                 l.rank, l.world_size, l.world_size
             ))),
         },
     }
 }
 
+/// NCCL on this launch's GPU: the id over MPI where MPI launched the ranks (and is built in),
+/// else through the rendezvous at `MASTER_ADDR`; a single process shares with itself.
+#[cfg(feature = "nccl")]
+fn nccl_world(launch: Option<LaunchEnv>) -> Result<World> {
+    let l = launch.unwrap_or(LaunchEnv {
+        rank: 0,
+        world_size: 1,
+        local_rank: 0,
+        launcher: Launcher::Torchrun,
+    });
+    if l.world_size == 1 {
+        return Ok(Arc::new(nccl::Nccl::init(&l, |id| Ok(id.to_vec()))?));
+    }
+    #[cfg(feature = "mpi")]
+    if l.launcher.is_mpi() {
+        let m = mpi::Mpi::init(Some(l))?;
+        return Ok(Arc::new(nccl::Nccl::init(&l, |id| {
+            let mut buf = id.to_vec();
+            m.broadcast_bytes(&mut buf, 0)?;
+            Ok(buf)
+        })?));
+    }
+    Ok(Arc::new(nccl::Nccl::init(
+        &l,
+        nccl::Nccl::rendezvous_share(&l)?,
+    )?))
+}
+
+#[cfg(not(feature = "nccl"))]
+fn nccl_world(_launch: Option<LaunchEnv>) -> Result<World> {
+    Err(nccl_missing())
+}
+
 /// Checks a `ddp_backend` value (for `TrainingArguments::validate`).
 pub fn check_backend(backend: Option<&str>) -> Result<()> {
     match backend {
         None | Some("mpi") => Ok(()),
+        Some("nccl") if cfg!(feature = "nccl") => Ok(()),
         Some("nccl") => Err(nccl_missing()),
         Some(other) => Err(bad_backend(other)),
     }
@@ -142,7 +181,7 @@ fn bad_backend(other: &str) -> Error {
 
 fn nccl_missing() -> Error {
     Error::Unsupported(
-        "TrainingArguments.ddp_backend = \"nccl\": this massivetext has no NCCL backend (no `nccl` feature yet); use ddp_backend = \"mpi\" with a build that has `--features mpi` and launch with mpirun".into(),
+        "TrainingArguments.ddp_backend = \"nccl\": this massivetext was built without the `nccl` feature; rebuild with `--features nccl` (GPUs; `source scripts/cuda-env.sh` first, docs/gpu.md), or use ddp_backend = \"mpi\" with a build that has `--features mpi` and launch with mpirun".into(),
     )
 }
 
@@ -205,10 +244,29 @@ mod tests {
     #[test]
     fn backends_are_chosen_from_the_environment() {
         assert_eq!(make_world(None, None).unwrap().world_size(), 1);
-        let e = make_world(None, launch(Launcher::Torchrun)).unwrap_err();
-        assert!(e.to_string().contains("mpirun -n 2"), "{e}");
-        let e = make_world(Some("nccl"), None).unwrap_err();
-        assert!(e.to_string().contains("no NCCL backend"), "{e}");
+        #[cfg(not(feature = "nccl"))]
+        {
+            let e = make_world(None, launch(Launcher::Torchrun)).unwrap_err();
+            assert!(e.to_string().contains("mpirun -n 2"), "{e}");
+            assert!(e.to_string().contains("--features nccl"), "{e}");
+            let e = make_world(Some("nccl"), None).unwrap_err();
+            assert!(
+                e.to_string().contains("built without the `nccl` feature"),
+                "{e}"
+            );
+            assert!(check_backend(Some("nccl")).is_err());
+        }
+        #[cfg(feature = "nccl")]
+        {
+            assert!(check_backend(Some("nccl")).is_ok());
+            // torchrun's ranks take NCCL, which needs its rendezvous (or a second GPU)
+            let e = make_world(None, launch(Launcher::Torchrun)).unwrap_err();
+            let e = e.to_string();
+            assert!(
+                e.contains("MASTER_ADDR") || e.contains("NCCL backend"),
+                "{e}"
+            );
+        }
         let e = make_world(Some("gloo"), None).unwrap_err();
         assert!(e.to_string().contains("`gloo` is not a backend"), "{e}");
         #[cfg(not(feature = "mpi"))]
