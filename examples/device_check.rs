@@ -469,6 +469,37 @@ fn decode_speed(o: &Options) -> Check {
     )
 }
 
+/// The NCCL backend's wiring on one GPU: a world of one process made by `dist::world`, each
+/// collective once through the GPU (two ranks need two GPUs: NCCL refuses two ranks of one
+/// communicator on the same device). A build without `nccl` checks the refusal instead.
+fn nccl(_o: &Options) -> Check {
+    let world = match massivetext::dist::world(Some("nccl")) {
+        Ok(w) => w,
+        Err(e) if !cfg!(feature = "nccl") => {
+            let refused = e.to_string().contains("--features nccl");
+            return Ok(json!({"ok": refused, "built_with_nccl": false, "refusal": e.to_string()}));
+        }
+        Err(e) => return Err(s(e)),
+    };
+    let mut sum = vec![1.5f32, -2.0, 3.25];
+    world.all_reduce_sum_f32(&mut sum).map_err(s)?;
+    let mut wide = vec![1e-300f64, 2.0];
+    world.all_reduce_sum_f64(&mut wide).map_err(s)?;
+    let mut bytes = b"rank 0's bytes".to_vec();
+    world.broadcast_bytes(&mut bytes, 0).map_err(s)?;
+    let gathered = world.all_gather_u64(7).map_err(s)?;
+    world.barrier().map_err(s)?;
+    let ok = world.backend() == "nccl"
+        && sum == [1.5, -2.0, 3.25]
+        && wide == [1e-300, 2.0]
+        && bytes == b"rank 0's bytes"
+        && gathered == [7];
+    Ok(
+        json!({"ok": ok, "built_with_nccl": true, "backend": world.backend(),
+        "world_size": world.world_size(), "all_reduce": sum, "all_gather": gathered}),
+    )
+}
+
 fn main() {
     let o = match options() {
         Ok(o) => o,
@@ -479,7 +510,7 @@ fn main() {
     };
     let mut results = serde_json::Map::new();
     results.insert("device".into(), format!("{:?}", o.device).into());
-    let checks: [(&str, CheckFn); 8] = [
+    let checks: [(&str, CheckFn); 9] = [
         ("golden.gpt2", |o| golden(o, "gpt2")),
         ("golden.bert", |o| golden(o, "bert")),
         ("golden.roberta", |o| golden(o, "roberta")),
@@ -488,6 +519,7 @@ fn main() {
         ("generate.cases", generate_cases),
         ("decode.gpt2", decode_speed),
         ("train.nanogpt", train_nanogpt),
+        ("dist.nccl", nccl),
     ];
     let mut all_ok = true;
     for (name, check) in checks {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check of issue 31 as one bundle and one command (see docs/gpu.md).
 #
-#   scripts/device-check.sh bundle     # here: build with --features cuda, make .device/bundle
+#   scripts/device-check.sh bundle     # here: build with --features nccl (cuda + NCCL), make .device/bundle
 #   scripts/device-check.sh dry-run    # here: the same bundle built for the CPU, run with DRY=1
 #
 # The bundle (≤ 64 MiB, checked) holds the stripped `device_check` binary, the fixtures it
@@ -22,7 +22,7 @@ bundle)
     # shellcheck source=scripts/cuda-env.sh
     source scripts/cuda-env.sh
     TARGET=target/cuda
-    cargo build --release --features cuda --example device_check --target-dir "$TARGET"
+    cargo build --release --features nccl --example device_check --target-dir "$TARGET"
     BUNDLE=.device/bundle
     ;;
 dry-run)

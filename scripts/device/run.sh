@@ -25,7 +25,9 @@ else
     # The CUDA libraries our binary links (libcublas.so.13, libcurand.so.10, libnvrtc.so.13)
     # come from the image's Python packages (PyTorch's cu130 wheels).
     LIBS="$("$PY" -c 'import nvidia, os; r = os.path.join(nvidia.__path__[0], "cu13", "lib"); print(r)')"
-    export LD_LIBRARY_PATH="$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    # libnccl.so.2 (the `nccl` feature) from PyTorch's nvidia-nccl wheel, beside them
+    NCCL_LIBS="$("$PY" -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "nccl", "lib"))')"
+    export LD_LIBRARY_PATH="$LIBS:$NCCL_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1
     (
         while true; do
