@@ -3,7 +3,7 @@
 //! hundreds of small tensors costs a few large messages rather than hundreds of small ones.
 //! candle's backward returns every gradient at once, so the buckets are reduced after it, not
 //! overlapped with it as DDP's hooks do.
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Storage, Tensor};
 
 use super::Communicator;
 use crate::Result;
@@ -49,10 +49,17 @@ pub fn all_reduce_tensors(
     }
     let sizes: Vec<usize> = tensors.iter().map(|t| t.elem_count()).collect();
     let buckets = bucket_ranges(&sizes, (bucket_cap_bytes / 4).max(1));
+    // one buffer for every bucket: the largest bucket's size, allocated once
+    let most = buckets
+        .iter()
+        .map(|r| sizes[r.clone()].iter().sum::<usize>())
+        .max()
+        .unwrap_or(0);
+    let mut buf = Vec::with_capacity(most);
     for range in &buckets {
-        let mut buf = Vec::with_capacity(sizes[range.clone()].iter().sum());
+        buf.clear();
         for t in &tensors[range.clone()] {
-            buf.extend(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?);
+            append_f32(&mut buf, t)?;
         }
         match op {
             Reduce::Sum => comm.all_reduce_sum_f32(&mut buf)?,
@@ -62,11 +69,29 @@ pub fn all_reduce_tensors(
         for t in &mut tensors[range.clone()] {
             let n = t.elem_count();
             let r = Tensor::from_slice(&buf[off..off + n], t.shape(), t.device())?;
-            *t = r.to_dtype(t.dtype())?;
+            *t = if t.dtype() == DType::F32 {
+                r
+            } else {
+                r.to_dtype(t.dtype())?
+            };
             off += n;
         }
     }
     Ok(buckets.len())
+}
+
+/// Appends `t`'s elements as f32: a contiguous f32 tensor on the CPU (every gradient of a CPU
+/// run) is copied straight from its storage, once; others go through a flat f32 copy.
+fn append_f32(buf: &mut Vec<f32>, t: &Tensor) -> Result<()> {
+    if t.dtype() == DType::F32 {
+        let (storage, layout) = t.storage_and_layout();
+        if let (Storage::Cpu(cpu), Some((start, end))) = (&*storage, layout.contiguous_offsets()) {
+            buf.extend_from_slice(&cpu.as_slice::<f32>()?[start..end]);
+            return Ok(());
+        }
+    }
+    buf.extend(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -87,6 +112,97 @@ mod tests {
         for r in &b {
             let total: usize = sizes[r.clone()].iter().sum();
             assert!(total <= 8 || r.len() == 1, "{r:?}");
+        }
+    }
+
+    /// Two ranks holding the same values: a sum doubles each element.
+    #[derive(Debug)]
+    struct Twins;
+    impl Communicator for Twins {
+        fn backend(&self) -> &'static str {
+            "twins"
+        }
+        fn rank(&self) -> usize {
+            0
+        }
+        fn world_size(&self) -> usize {
+            2
+        }
+        fn local_rank(&self) -> usize {
+            0
+        }
+        fn all_reduce_sum_f32(&self, buf: &mut [f32]) -> Result<()> {
+            buf.iter_mut().for_each(|x| *x *= 2.0);
+            Ok(())
+        }
+        fn all_reduce_sum_f64(&self, buf: &mut [f64]) -> Result<()> {
+            buf.iter_mut().for_each(|x| *x *= 2.0);
+            Ok(())
+        }
+        fn broadcast_bytes(&self, _buf: &mut Vec<u8>, _root: usize) -> Result<()> {
+            Ok(())
+        }
+        fn barrier(&self) -> Result<()> {
+            Ok(())
+        }
+        fn all_gather_u64(&self, value: u64) -> Result<Vec<u64>> {
+            Ok(vec![value, value])
+        }
+        fn abort(&self, code: i32) -> ! {
+            std::process::exit(code)
+        }
+    }
+
+    #[test]
+    fn every_layout_and_dtype_comes_back_summed_in_its_shape() {
+        let dev = candle_core::Device::Cpu;
+        let a = Tensor::arange(0f32, 6.0, &dev)
+            .unwrap()
+            .reshape((2, 3))
+            .unwrap();
+        let transposed = a.t().unwrap(); // not contiguous
+        let narrow = Tensor::arange(0f32, 10.0, &dev)
+            .unwrap()
+            .narrow(0, 3, 4)
+            .unwrap(); // an offset
+        let half = Tensor::new(&[1.5f32, -2.0], &dev)
+            .unwrap()
+            .to_dtype(DType::BF16)
+            .unwrap();
+        let inputs = [a, transposed, narrow, half];
+        for cap in [4, 1 << 20] {
+            let mut v = inputs.to_vec();
+            let n = all_reduce_tensors(&Twins, &mut v, Reduce::Sum, cap).unwrap();
+            assert!(n >= 1);
+            for (got, want) in v.iter().zip(&inputs) {
+                assert_eq!(got.shape(), want.shape());
+                assert_eq!(got.dtype(), want.dtype());
+                let want = (want.to_dtype(DType::F32).unwrap() * 2.0).unwrap();
+                let got = got.to_dtype(DType::F32).unwrap();
+                assert_eq!(
+                    got.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                    want.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+                );
+            }
+            let mut v = inputs.to_vec();
+            all_reduce_tensors(&Twins, &mut v, Reduce::Mean, cap).unwrap();
+            for (got, want) in v.iter().zip(&inputs) {
+                assert_eq!(
+                    got.to_dtype(DType::F32)
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1::<f32>()
+                        .unwrap(),
+                    want.to_dtype(DType::F32)
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1::<f32>()
+                        .unwrap(),
+                    "the mean of two equal ranks is the value"
+                );
+            }
         }
     }
 
