@@ -4,7 +4,9 @@
 Run through `.ci/notebooks` (which installs the kernel and this script's Python packages):
 
     .ci/notebooks                       # run every notebooks/*.ipynb, compare with the committed ones
-    .ci/notebooks --refresh             # the same, then write the fresh outputs into the notebooks
+    .ci/notebooks --refresh             # the same with full settings (MASSIVETEXT_QUICK=0), then
+                                        # write the fresh outputs into the notebooks: the
+                                        # committed outputs are those of full runs
     .ci/notebooks notebooks/01-quickstart.ipynb   # only these
     .ci/notebooks --prepare             # install, then run only the first notebook's `:dep` cell
                                         # (warms the kernel's build folder; .ci/run starts this
@@ -289,7 +291,7 @@ def compare_structure(committed, fresh) -> list[str]:
                 f"this run {'with' if b.get('outputs') else 'without'}"
             )
     if problems:
-        problems.append("run `.ci/notebooks --refresh` and commit the notebooks")
+        problems.append("run `.ci/notebooks --refresh NOTEBOOK` (full settings) and commit the notebooks")
     return problems
 
 
@@ -382,11 +384,18 @@ def strip_for_commit(nb) -> None:
 
 def check_committed(paths: list[Path]) -> int:
     """The checks of a cell's outputs on the committed notebooks, without a kernel (a cell that
-    did not finish cannot be told from its outputs: only a run sees that)."""
+    did not finish cannot be told from its outputs: only a run sees that), and that the outputs
+    come from a full run."""
     failed = 0
     for path in paths:
         nb = nbformat.read(path, as_version=4)
         problems = []
+        if nb.metadata.get("massivetext", {}).get("quick", True):
+            # the committed outputs are those of full runs (docs/notebooks.md)
+            problems.append(
+                "its outputs are not from a full run (metadata massivetext.quick is not false): "
+                f"run `.ci/notebooks --refresh notebooks/{path.name}`"
+            )
         for i, cell in enumerate(nb.cells):
             if cell.cell_type == "code":
                 tags = set(cell.get("metadata", {}).get("tags", []))
