@@ -365,12 +365,18 @@ def run_notebook(
 
 def strip_for_commit(nb) -> None:
     """Keeps outputs; drops what changes every run and carries nothing (execution timing), and
-    numbers the code cells 1, 2, 3, ... as one pass from the top gives them (the runner's own
-    `:vars` requests take numbers of the kernel's count in between)."""
+    numbers the code cells (`number_cells`)."""
+    for cell in nb.cells:
+        cell.get("metadata", {}).pop("execution", None)
+    number_cells(nb)
+
+
+def number_cells(nb) -> None:
+    """Numbers the code cells 1, 2, 3, ... as one pass from the top gives them (the runner's own
+    `:vars` requests take numbers of the kernel's count in between): what the committed file
+    and the screenshot of a run both show."""
     count = 0
     for cell in nb.cells:
-        md = cell.get("metadata", {})
-        md.pop("execution", None)
         if cell.cell_type != "code":
             continue
         if cell.get("execution_count") is None:
@@ -460,6 +466,7 @@ def main() -> int:
             problems = compare_structure(nbformat.read(path, as_version=4), fresh)
         if not problems and not args.no_screens:
             # as a reader sees it: HTML in headless Chromium (.ci/notebook_screens.py)
+            number_cells(fresh)
             problems = notebook_screens.screen(fresh, path.stem)
         if problems:
             failed += 1
