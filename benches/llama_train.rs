@@ -21,7 +21,7 @@ use massivetext::models::LlamaConfig;
 use massivetext::prelude::*;
 use massivetext::train::{AdamW, AdamWConfig};
 
-use common::{bench_threads, data, env_or};
+use common::{bench_threads, data, env_or, last_json_line};
 
 /// The first dataset position of row `b` of step `s`'s batch: a fixed stride through the
 /// training part, the same formula as the Python side's.
@@ -131,10 +131,7 @@ fn main() -> Result<()> {
         .output();
     match out {
         Ok(o) if o.status.success() => {
-            let line = String::from_utf8_lossy(&o.stdout);
-            let v: serde_json::Value =
-                serde_json::from_str(line.trim().lines().last().unwrap_or(""))
-                    .unwrap_or(serde_json::Value::Null);
+            let v = last_json_line(&o.stdout);
             let num = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
             let (tps, tfirst, tval) = (
                 num("train_tokens_per_s"),

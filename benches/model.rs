@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use massivetext::prelude::*;
 
-use common::{bench_threads, busy_loops, env_or};
+use common::{bench_threads, busy_loops, env_or, last_json_line};
 
 fn main() -> massivetext::Result<()> {
     // our fused ops also run on candle's pool: set the thread count before any tensor exists
@@ -97,10 +97,7 @@ fn main() -> massivetext::Result<()> {
         .output();
     match out {
         Ok(o) if o.status.success() => {
-            let line = String::from_utf8_lossy(&o.stdout);
-            let v: serde_json::Value =
-                serde_json::from_str(line.trim().lines().last().unwrap_or(""))
-                    .unwrap_or(serde_json::Value::Null);
+            let v = last_json_line(&o.stdout);
             let (tps, ms) = (
                 v["train_tokens_per_s"].as_f64().unwrap_or(f64::NAN),
                 v["forward_ms"].as_f64().unwrap_or(f64::NAN),

@@ -112,3 +112,10 @@ pub fn data(p: &str) -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
         .join(p)
 }
+
+/// The last line a reference script printed, read as JSON (`Null` when it is not JSON): the
+/// Python sides print their figures as one JSON line at the end.
+pub fn last_json_line(stdout: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(stdout);
+    serde_json::from_str(text.trim().lines().last().unwrap_or("")).unwrap_or_default()
+}

@@ -170,6 +170,10 @@ mod tests {
             .to_dtype(DType::BF16)
             .unwrap();
         let inputs = [a, transposed, narrow, half];
+        let values = |t: &Tensor| -> Vec<f32> {
+            let t = t.to_dtype(DType::F32).unwrap();
+            t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
         for cap in [4, 1 << 20] {
             let mut v = inputs.to_vec();
             let n = all_reduce_tensors(&Twins, &mut v, Reduce::Sum, cap).unwrap();
@@ -177,29 +181,15 @@ mod tests {
             for (got, want) in v.iter().zip(&inputs) {
                 assert_eq!(got.shape(), want.shape());
                 assert_eq!(got.dtype(), want.dtype());
-                let want = (want.to_dtype(DType::F32).unwrap() * 2.0).unwrap();
-                let got = got.to_dtype(DType::F32).unwrap();
-                assert_eq!(
-                    got.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-                    want.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-                );
+                let doubled: Vec<f32> = values(want).iter().map(|x| x * 2.0).collect();
+                assert_eq!(values(got), doubled);
             }
             let mut v = inputs.to_vec();
             all_reduce_tensors(&Twins, &mut v, Reduce::Mean, cap).unwrap();
             for (got, want) in v.iter().zip(&inputs) {
                 assert_eq!(
-                    got.to_dtype(DType::F32)
-                        .unwrap()
-                        .flatten_all()
-                        .unwrap()
-                        .to_vec1::<f32>()
-                        .unwrap(),
-                    want.to_dtype(DType::F32)
-                        .unwrap()
-                        .flatten_all()
-                        .unwrap()
-                        .to_vec1::<f32>()
-                        .unwrap(),
+                    values(got),
+                    values(want),
                     "the mean of two equal ranks is the value"
                 );
             }
