@@ -22,6 +22,15 @@ use std::sync::Arc;
 /// Field metadata key marking a column of JSON text that stands for values of mixed types.
 pub(crate) const JSON_METADATA: &str = "massivetext.json";
 
+/// A cell of a [`JSON_METADATA`] column as the value it stands for: its JSON text parsed
+/// (left as the string if it does not parse, as a cell written by another tool may).
+pub(crate) fn json_cell(v: Value) -> Value {
+    match &v {
+        Value::String(s) => serde_json::from_str(s).unwrap_or(v),
+        _ => v,
+    }
+}
+
 /// The type a column of JSON values takes, merged over every value.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Kind {

@@ -1,7 +1,7 @@
 //! A chunk's input columns typed once, for the row-wise transforms: filling a row cell by
 //! cell then costs no downcast and no search for the record batch, and comparing an output
 //! cell with the input's (to share an unchanged column) reads the typed array directly.
-use super::arrow::value_at;
+use super::arrow::{json_cell, value_at};
 use super::row::Row;
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, LargeStringArray, StringArray, StringViewArray};
@@ -61,13 +61,7 @@ impl Cells {
     /// Cell `k` as the JSON value a row holds.
     fn value(&self, k: usize) -> Value {
         match self {
-            Cells::Json(a) => {
-                let v = value_at(a.as_ref(), k);
-                match &v {
-                    Value::String(s) => serde_json::from_str(s).unwrap_or(v),
-                    _ => v,
-                }
-            }
+            Cells::Json(a) => json_cell(value_at(a.as_ref(), k)),
             Cells::Other(a) => value_at(a.as_ref(), k),
             text => text
                 .str_at(k)

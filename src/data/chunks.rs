@@ -3,7 +3,7 @@
 //! [`assemble`] stacks the chunks into one table; when chunks typed a column differently (all
 //! null in one, ints in the next, floats in a third) those chunks are typed again to the kind
 //! merged over the whole column, as `from_rows` would have typed it in one go.
-use super::arrow::{JSON_METADATA, Kind, from_refs, kind_of_refs, merge, value_at};
+use super::arrow::{JSON_METADATA, Kind, from_refs, json_cell, kind_of_refs, merge, value_at};
 use super::table::{Table, arrow_error};
 use crate::Result;
 use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
@@ -36,10 +36,7 @@ impl Part {
         (0..self.array.len())
             .map(|j| {
                 let v = value_at(self.array.as_ref(), j);
-                match (&v, self.json) {
-                    (Value::String(s), true) => serde_json::from_str(s).unwrap_or(v),
-                    _ => v,
-                }
+                if self.json { json_cell(v) } else { v }
             })
             .collect()
     }

@@ -403,9 +403,10 @@ impl Dataset {
     }
 
     fn decode(&self, c: usize, v: Value) -> Value {
-        match (&v, self.inner.json[c]) {
-            (Value::String(s), true) => serde_json::from_str(s).unwrap_or(v),
-            _ => v,
+        if self.inner.json[c] {
+            arrow::json_cell(v)
+        } else {
+            v
         }
     }
 

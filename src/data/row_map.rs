@@ -150,7 +150,7 @@ impl Dataset {
         mapped: &Receiver<Vec<Row>>,
     ) -> Result<Vec<Chunk>> {
         let fields = self.table().schema.fields();
-        let mut spare = vec![Vec::new(), Vec::new()];
+        let mut spare: Vec<Vec<Row>> = Vec::new();
         let mut in_flight: VecDeque<Vec<Vec<Cells>>> = VecDeque::new();
         let mut chunks = Vec::with_capacity(ranges.len());
         let mut next = groups.iter();

@@ -4,11 +4,10 @@
 //! input order, and optionally cached as Arrow files keyed by the input's fingerprint and the
 //! transform's name (`cache.rs`), as `datasets` does.
 //!
-//! Two things keep a row-wise `map` close to the size of its output:
-//! - a row is filled into the map the previous row of the same chunk slot left behind
-//!   (values overwritten in place, keys kept), so a row costs no new allocation for its keys;
-//! - an output column whose values are exactly the input column's in a chunk (the `text` a
-//!   closure only read) is not built again: the chunk shares the input's Arrow array.
+//! The row-wise `map` itself (rows filled from typed columns, reused from chunk to chunk, the
+//! closure's thread beside a building thread, unchanged columns shared with the input) is
+//! `row_map.rs` with `cells.rs`; this file holds the options, the parallel and cached forms,
+//! the filters and the batched map.
 use super::cache::cached_transform;
 use super::cells::fill_row;
 use super::chunks::{Chunk, Part, assemble};

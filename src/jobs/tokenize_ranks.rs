@@ -45,9 +45,13 @@ pub struct RanksReport {
 /// The messages travel to every rank because a launcher that aborts the job when the first
 /// process exits may drop the output a failing rank has not yet had forwarded.
 pub fn agree<T>(comm: &dyn Communicator, what: &str, result: Result<T>) -> Result<T> {
-    let failed = comm.all_gather_u64(u64::from(result.is_err()))?;
-    let mut messages = Vec::new();
-    for (r, _) in failed.iter().enumerate().filter(|(_, f)| **f != 0) {
+    let failed: Vec<usize> = (comm.all_gather_u64(u64::from(result.is_err()))?)
+        .iter()
+        .enumerate()
+        .filter_map(|(r, &f)| (f != 0).then_some(r))
+        .collect();
+    let mut messages = Vec::with_capacity(failed.len());
+    for &r in &failed {
         let mut buf = match (&result, r == comm.rank()) {
             (Err(e), true) => e.to_string().into_bytes(),
             _ => Vec::new(),
@@ -55,15 +59,10 @@ pub fn agree<T>(comm: &dyn Communicator, what: &str, result: Result<T>) -> Resul
         comm.broadcast_bytes(&mut buf, r)?;
         messages.push(format!("rank {r}: {}", String::from_utf8_lossy(&buf)));
     }
-    if messages.is_empty() || result.is_err() {
+    if failed.is_empty() || result.is_err() {
         return result;
     }
-    let ranks: Vec<String> = failed
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| **f != 0)
-        .map(|(r, _)| r.to_string())
-        .collect();
+    let ranks: Vec<String> = failed.iter().map(usize::to_string).collect();
     Err(Error::InvalidArgument(format!(
         "{what}: rank(s) {} of {} failed; nothing was written\n{}",
         ranks.join(", "),
