@@ -185,17 +185,27 @@ struct ShardWriter {
 impl ShardWriter {
     fn write_ids(&mut self, mut ids: &[u32]) -> Result<()> {
         while !ids.is_empty() {
-            if self.current.is_none() {
-                let name = format!("shard_{:05}.bin", self.shards.len());
-                let path = self.dir.join(&name);
-                let f = File::create(&path).map_err(|e| write_error(&path, e))?;
-                self.current = Some((BufWriter::with_capacity(1 << 20, f), path));
-                self.shards.push(ShardEntry {
-                    file: name,
-                    num_tokens: 0,
-                });
-            }
-            let entry = self.shards.last_mut().expect("a shard was just opened");
+            let (w, path) = match &mut self.current {
+                Some(open) => open,
+                None => {
+                    let name = format!("shard_{:05}.bin", self.shards.len());
+                    let path = self.dir.join(&name);
+                    let f = File::create(&path).map_err(|e| write_error(&path, e))?;
+                    self.shards.push(ShardEntry {
+                        file: name,
+                        num_tokens: 0,
+                    });
+                    self.current
+                        .insert((BufWriter::with_capacity(1 << 20, f), path))
+                }
+            };
+            // the open shard is the last entry: pushed with it above
+            let Some(entry) = self.shards.last_mut() else {
+                return Err(Error::InvalidArgument(format!(
+                    "{}: a shard is open without its manifest entry; this is a bug in massivetext, please report it",
+                    path.display()
+                )));
+            };
             let room = (self.shard_tokens - entry.num_tokens) as usize;
             let (now, rest) = ids.split_at(room.min(ids.len()));
             self.bytes.clear();
@@ -207,7 +217,6 @@ impl ShardWriter {
                     .iter()
                     .for_each(|&id| self.bytes.extend_from_slice(&id.to_le_bytes())),
             }
-            let (w, path) = self.current.as_mut().expect("a shard is open");
             w.write_all(&self.bytes).map_err(|e| write_error(path, e))?;
             entry.num_tokens += now.len() as u64;
             self.num_tokens += now.len() as u64;
@@ -243,15 +252,17 @@ impl LineBatches {
         let mut batch = Vec::new();
         let mut size = 0usize;
         while size < self.batch_bytes {
-            if self.reader.is_none() {
-                let Some(path) = self.files.get(self.file_idx) else {
-                    break;
-                };
-                let f = File::open(path).map_err(|e| io_err(path, e))?;
-                self.reader = Some((BufReader::with_capacity(1 << 20, f), 0));
-            }
-            let path = &self.files[self.file_idx];
-            let (r, offset) = self.reader.as_mut().expect("a file is open");
+            let Some(path) = self.files.get(self.file_idx) else {
+                break;
+            };
+            let (r, offset) = match &mut self.reader {
+                Some(open) => open,
+                None => {
+                    let f = File::open(path).map_err(|e| io_err(path, e))?;
+                    self.reader
+                        .insert((BufReader::with_capacity(1 << 20, f), 0))
+                }
+            };
             let mut line = String::new();
             let n = r.read_line(&mut line).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::InvalidData {
