@@ -16,6 +16,9 @@
 //! - `kernels`: each op with its own kernel on the device (LayerNorm, softmax, both GELUs, SiLU,
 //!   cross-entropy, AdamW) against its composed twin on the same device, values and gradients
 //!   (≤ 1e-5 relative);
+//! - `kernels.attention`: the fused attention (kernels/flash.rs on a GPU) against the composed
+//!   path, packed and grouped-query, masked and not, values and gradients (≤ 1e-5 relative),
+//!   and both paths' forward + backward time at nanoGPT's shape;
 //! - `generate.*`: every case of tests/fixtures/generate/expected.json (greedy, padded batches,
 //!   beams, penalties) token for token against transformers' `generate`;
 //! - `train.nanogpt`: nanoGPT's GPU configuration on tinyshakespeare (6 layers, 6 heads, 384
@@ -289,6 +292,144 @@ fn kernels(o: &Options) -> Check {
     Ok(json!({"ok": ok, "worst_relative": worst}))
 }
 
+/// An additive mask `[b, 1, tq, tk]`: causal (query `i` of `tq` sits at key position
+/// `tk - tq + i`), and the first `2 * s` keys of sequence `s` hidden, as left padding.
+fn causal_padded(
+    b: usize,
+    tq: usize,
+    tk: usize,
+    dev: &Device,
+) -> std::result::Result<Tensor, String> {
+    let mut m = vec![0f32; b * tq * tk];
+    for s in 0..b {
+        for i in 0..tq {
+            for j in 0..tk {
+                if j > tk - tq + i || j < 2 * s {
+                    m[(s * tq + i) * tk + j] = f32::MIN;
+                }
+            }
+        }
+    }
+    Tensor::from_vec(m, (b, 1, tq, tk), dev).map_err(s)
+}
+
+/// The fused attention (on a GPU: kernels/flash.rs; on the CPU: the fused CPU kernels) against
+/// its composed twin on the same device, values and the gradients of q, k and v: packed
+/// projections with and without a mask, grouped-query attention with tails of every tile size
+/// (a head of 80, 45 positions, fewer queries than keys); then both paths' time for a forward
+/// and backward pass at nanoGPT's shape (batch 64, block 256, 6 heads of 64).
+fn attention(o: &Options) -> Check {
+    use massivetext::kernels as k;
+    let dev = &o.device;
+    let var = |shape: &[usize]| {
+        Tensor::randn(0f32, 1f32, shape, dev)
+            .and_then(|t| candle_core::Var::from_tensor(&t))
+            .map_err(s)
+    };
+    type Case<'a> = (
+        &'a str,
+        Vec<candle_core::Var>,
+        Box<dyn Fn(&[Tensor]) -> candle_core::Result<Tensor> + 'a>,
+    );
+    let mask = causal_padded(3, 70, 70, dev)?;
+    let shared = causal_padded(1, 70, 70, dev)?;
+    let gqa_mask = causal_padded(2, 45, 45, dev)?;
+    let short_mask = causal_padded(2, 5, 45, dev)?;
+    let cases: Vec<Case> = vec![
+        (
+            "packed_masked",
+            vec![var(&[3, 70, 3 * 256])?],
+            Box::new(|x| k::self_attention(&x[0], Some(&mask), 4)),
+        ),
+        (
+            "packed_shared_mask",
+            vec![var(&[3, 70, 3 * 256])?],
+            Box::new(|x| k::self_attention(&x[0], Some(&shared), 4)),
+        ),
+        (
+            "packed_no_mask",
+            vec![var(&[2, 33, 3 * 384])?],
+            Box::new(|x| k::self_attention(&x[0], None, 3)),
+        ),
+        (
+            "gqa_masked",
+            vec![
+                var(&[2, 6, 45, 80])?,
+                var(&[2, 2, 45, 80])?,
+                var(&[2, 2, 45, 80])?,
+            ],
+            Box::new(|x| k::gqa_attention(&x[0], &x[1], &x[2], Some(&gqa_mask))),
+        ),
+        (
+            "gqa_fewer_queries",
+            vec![
+                var(&[2, 6, 5, 128])?,
+                var(&[2, 3, 45, 128])?,
+                var(&[2, 3, 45, 128])?,
+            ],
+            Box::new(|x| k::gqa_attention(&x[0], &x[1], &x[2], Some(&short_mask))),
+        ),
+    ];
+    let mut worst = serde_json::Map::new();
+    let mut ok = true;
+    for (name, vars, f) in &cases {
+        let inputs: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let run = |fused: bool| -> std::result::Result<(Tensor, Vec<Tensor>), String> {
+            k::with_fused(fused, || -> candle_core::Result<_> {
+                let y = f(&inputs)?;
+                let up = Tensor::ones_like(&y)?.cumsum(2)?.sin()?;
+                let g = (&y * &up)?.sum_all()?.backward()?;
+                let grads = vars.iter().filter_map(|v| g.get(v).cloned()).collect();
+                Ok((y, grads))
+            })
+            .map_err(|e| format!("{name}: {e}"))
+        };
+        let ((y1, g1), (y0, g0)) = (run(true)?, run(false)?);
+        if g1.len() != vars.len() || g0.len() != vars.len() {
+            return Err(format!(
+                "{name}: {} and {} gradients for {} inputs",
+                g1.len(),
+                g0.len(),
+                vars.len()
+            ));
+        }
+        let mut r = rel(&y1, &y0)?;
+        for (a, b) in g1.iter().zip(&g0) {
+            r = r.max(rel(a, b)?);
+        }
+        ok &= r <= 1e-5;
+        worst.insert((*name).into(), r.into());
+    }
+    // Speed at nanoGPT's shape (a quick run: a smaller batch).
+    let b = if o.quick { 2 } else { 64 };
+    let qkv = var(&[b, 256, 3 * 384])?;
+    let mask = causal_padded(1, 256, 256, dev)?;
+    let mut ms = serde_json::Map::new();
+    for fused in [true, false] {
+        let step = || -> std::result::Result<(), String> {
+            k::with_fused(fused, || -> candle_core::Result<()> {
+                let y = k::self_attention(qkv.as_tensor(), Some(&mask), 6)?;
+                y.sum_all()?.backward()?;
+                Ok(())
+            })
+            .map_err(s)?;
+            dev.synchronize().map_err(s)
+        };
+        step()?;
+        let t0 = Instant::now();
+        let n = if o.quick { 2 } else { 20 };
+        for _ in 0..n {
+            step()?;
+        }
+        let label = if fused { "fused_ms" } else { "composed_ms" };
+        ms.insert(
+            label.into(),
+            (t0.elapsed().as_secs_f64() * 1e3 / n as f64).into(),
+        );
+    }
+    Ok(json!({"ok": ok, "worst_relative": worst, "forward_backward_b256": ms}))
+}
+
 fn rows(v: &Value) -> std::result::Result<Vec<Vec<u32>>, String> {
     serde_json::from_value(v.clone()).map_err(s)
 }
@@ -510,12 +651,13 @@ fn main() {
     };
     let mut results = serde_json::Map::new();
     results.insert("device".into(), format!("{:?}", o.device).into());
-    let checks: [(&str, CheckFn); 9] = [
+    let checks: [(&str, CheckFn); 10] = [
         ("golden.gpt2", |o| golden(o, "gpt2")),
         ("golden.bert", |o| golden(o, "bert")),
         ("golden.roberta", |o| golden(o, "roberta")),
         ("gradients.gpt2", gradients),
         ("kernels", kernels),
+        ("kernels.attention", attention),
         ("generate.cases", generate_cases),
         ("decode.gpt2", decode_speed),
         ("train.nanogpt", train_nanogpt),

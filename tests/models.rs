@@ -632,7 +632,8 @@ fn fused_ops_match_composed_values_and_gradients() {
             );
         }
     }
-    // attention: no mask, and a causal mask with a padded key in each sequence
+    // attention: no mask, a causal mask with a padded key in each sequence, and the first
+    // sequence's mask for every sequence
     for (b, t, n_head, hd) in [(2usize, 5usize, 2usize, 3usize), (4, 33, 4, 16)] {
         let h = n_head * hd;
         let qkv = randn(&[b, t, 3 * h], 10);
@@ -647,7 +648,9 @@ fn fused_ops_match_composed_values_and_gradients() {
             }
         }
         let mask = Tensor::from_vec(mask, (b, 1, t, t), &Device::Cpu).unwrap();
-        for m in [None, Some(&mask)] {
+        // one mask shared by the batch, broadcast as the composed path does
+        let shared = mask.narrow(0, 0, 1).unwrap();
+        for m in [None, Some(&mask), Some(&shared)] {
             check_op(
                 "self_attention",
                 std::slice::from_ref(&qkv),

@@ -206,9 +206,15 @@ impl CustomOp2 for AttentionBwd {
 }
 
 /// Attention over `qkv [b, t, 3h]` (CPU f32) with an optional additive mask `[b, 1, t, t]`.
+/// A mask shared by the batch (`[1, 1, t, t]`) is broadcast, as the composed path broadcasts it.
 pub(crate) fn self_attention(qkv: &Tensor, mask: Option<&Tensor>, n_head: usize) -> Result<Tensor> {
+    let (b, t, _) = qkv.dims3()?;
     let mask = match mask {
-        Some(m) => Some(Arc::new(m.flatten_all()?.to_vec1::<f32>()?)),
+        Some(m) => Some(Arc::new(
+            m.broadcast_as((b, 1, t, t))?
+                .flatten_all()?
+                .to_vec1::<f32>()?,
+        )),
         None => None,
     };
     let op = AttentionOp {

@@ -12,8 +12,10 @@
 //!   [`with_fused`]`(false, ..)`), which is how the tests hold the fused kernels to it;
 //! - with the `cuda` feature, a **CUDA** twin for the ops that dominate a GPU step besides the
 //!   matrix products (LayerNorm, softmax, the activations, cross-entropy, AdamW; `cuda.rs`, f32):
-//!   the same candle op as the CPU kernel with a `cuda_fwd`, so backward passes are shared. Other
-//!   ops, and other dtypes, run composed on the GPU (matrix products are cuBLAS's).
+//!   the same candle op as the CPU kernel with a `cuda_fwd`, so backward passes are shared;
+//!   attention's is its own pair of ops ([`flash`]: the GPU recomputes the probabilities in the
+//!   backward pass where the CPU keeps them). Other ops, and other dtypes, run composed on the
+//!   GPU (matrix products are cuBLAS's).
 //!
 //! Mixed precision ([`with_autocast`], as `torch.autocast(bfloat16)`): matrix products in
 //! bf16 on the composed path, over f32 weights cast where used; norms, softmax and
@@ -42,6 +44,8 @@ mod cross_entropy;
 mod cuda;
 mod decode;
 mod dropout;
+#[cfg(feature = "cuda")]
+mod flash;
 mod gelu;
 mod gemm;
 mod gemv;
@@ -215,10 +219,17 @@ pub fn self_attention(qkv: &Tensor, mask: Option<&Tensor>, n_head: usize) -> Res
         return composed::self_attention(&cast(qkv, dt)?, mask, n_head);
     }
     if use_fused(qkv) && mask.is_none_or(use_fused) {
-        attention::self_attention(qkv, mask, n_head)
-    } else {
-        composed::self_attention(qkv, mask, n_head)
+        return attention::self_attention(qkv, mask, n_head);
     }
+    #[cfg(feature = "cuda")]
+    {
+        let (b, t, h3) = qkv.dims3()?;
+        let hd = h3 / 3 / n_head.max(1);
+        if flash::applies(qkv, mask, (b, n_head, hd, t)) {
+            return flash::self_attention(qkv, mask, n_head);
+        }
+    }
+    composed::self_attention(qkv, mask, n_head)
 }
 
 /// Writes the keys and values of `qkv [b, t, 3h]` into positions `past..past + t` of a layer's
@@ -358,10 +369,17 @@ pub fn gqa_attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) 
         return composed::gqa_attention(&cast(q, dt)?, &cast(k, dt)?, &cast(v, dt)?, mask);
     }
     if use_fused(q) && use_fused(k) && use_fused(v) && mask.is_none_or(use_fused) {
-        gqa::gqa_attention(q, k, v, mask)
-    } else {
-        composed::gqa_attention(q, k, v, mask)
+        return gqa::gqa_attention(q, k, v, mask);
     }
+    #[cfg(feature = "cuda")]
+    {
+        let (b, heads, _, hd) = q.dims4()?;
+        let same = |x: &Tensor| x.dtype() == q.dtype() && x.device().same_device(q.device());
+        if same(k) && same(v) && flash::applies(q, mask, (b, heads, hd, k.dim(2)?)) {
+            return flash::gqa_attention(q, k, v, mask);
+        }
+    }
+    composed::gqa_attention(q, k, v, mask)
 }
 
 /// Writes the keys and values `k`, `v` `[b, kv_heads, t, hd]` of `t` new positions into
