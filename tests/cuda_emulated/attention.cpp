@@ -3,6 +3,8 @@
 // queries, keys and values, for packed projections and grouped-query layouts, masks per
 // sequence, shared and absent, tails of every tile, head widths 1 to 128 and fewer queries than
 // keys. Prints one line per case; exits with the number of failing cases.
+// `extern __shared__` (dynamic shared memory) below: no `static`.
+#define EMU_SHARED
 #include "shim.h"
 #include "../../src/kernels/cuda/attention.cu"
 

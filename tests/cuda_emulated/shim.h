@@ -102,7 +102,13 @@ template <class F> void launch(Dim3 grid, Dim3 block, F kernel) {
 #define __global__
 #define __device__
 #define __forceinline__ inline
-#define __shared__
+// Static `__shared__` variables (block_sum's partial sums) become static locals, shared by the
+// block's fibers; a file whose kernels use `extern __shared__` defines EMU_SHARED empty first.
+#ifndef EMU_SHARED
+#define EMU_SHARED static
+#endif
+#define __shared__ EMU_SHARED
+inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
 // `extern __shared__ float sm[];` in a kernel names the emulated shared memory.
 #define sm emu_shared_memory
 inline void __syncthreads() { emu::wait(emu::block_barrier); }
