@@ -130,21 +130,28 @@ impl InplaceOp1 for Reorder<'_> {
             cap,
         };
         let kv = slice_mut(s, l, "kv cache reorder")?;
-        // Gather the filled positions of every source row first (a row may be copied to
-        // several others, so the writes cannot go straight in place), then write them back.
+        // Only the rows that take another row's place move (beams that continue stay). Their
+        // sources are gathered first (a row may be copied to several others, or be overwritten
+        // after being read, so the writes cannot go straight in place), then written back.
         let span = self.len * hd;
-        let mut gathered = Vec::with_capacity(2 * b * n_head * span);
+        let moved: Vec<(usize, usize)> = (self.rows.iter().enumerate())
+            .filter(|&(i, &r)| r as usize != i)
+            .map(|(i, &r)| (i, r as usize))
+            .collect();
+        let mut gathered = Vec::with_capacity(2 * moved.len() * n_head * span);
         for which in 0..2 {
-            for &r in self.rows {
+            for &(_, r) in &moved {
                 for hh in 0..n_head {
-                    let at = d.slot(which, r as usize, hh, 0);
+                    let at = d.slot(which, r, hh, 0);
                     gathered.extend_from_slice(&kv[at..at + span]);
                 }
             }
         }
-        // `gathered` holds (which, new row, head) blocks in slot order
-        for (k, from) in gathered.chunks_exact(span.max(1)).enumerate() {
-            let (which, bi, hh) = (k / (b * n_head), (k / n_head) % b, k % n_head);
+        // `gathered` holds (which, moved row, head) blocks in the order they were read
+        let blocks = (0..2).flat_map(|which| {
+            (moved.iter()).flat_map(move |&(bi, _)| (0..n_head).map(move |hh| (which, bi, hh)))
+        });
+        for ((which, bi, hh), from) in blocks.zip(gathered.chunks_exact(span.max(1))) {
             let at = d.slot(which, bi, hh, 0);
             kv[at..at + span].copy_from_slice(from);
         }
@@ -254,4 +261,33 @@ fn attend(
         }
     });
     Tensor::from_vec(y, (d.b, t, h), qkv.device())
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, IndexOp, Tensor};
+
+    /// The in-place reorder equals a gather of the rows over the filled positions, whether
+    /// rows stay, are copied to several places, or move in a cycle (a row read after it was
+    /// overwritten would show here).
+    #[test]
+    fn reorder_in_place_equals_index_select_over_the_filled_positions() {
+        let (b, heads, cap, hd, len) = (4, 2, 7, 3, 5);
+        let n = 2 * b * heads * cap * hd;
+        let values: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        for rows in [[0u32, 0, 3, 1], [1, 2, 0, 3], [0, 1, 2, 3], [3, 3, 3, 3]] {
+            let kv =
+                Tensor::from_vec(values.clone(), (2, b, heads, cap, hd), &Device::Cpu).unwrap();
+            let idx = Tensor::new(&rows, &Device::Cpu).unwrap();
+            let want = kv.index_select(&idx, 1).unwrap();
+            super::cache_reorder(&kv, &rows, len).unwrap();
+            let filled = |t: &Tensor| t.i((.., .., .., 0..len)).unwrap().flatten_all().unwrap();
+            let (got, want) = (filled(&kv), filled(&want));
+            assert_eq!(
+                got.to_vec1::<f32>().unwrap(),
+                want.to_vec1::<f32>().unwrap(),
+                "{rows:?}"
+            );
+        }
+    }
 }
