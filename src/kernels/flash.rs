@@ -86,6 +86,11 @@ fn rows_contiguous(x: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// The CPU side of these ops: never reached, since only CUDA tensors are dispatched here.
+fn gpu_only<T>() -> Result<T> {
+    bail!("flash attention runs on CUDA devices only")
+}
+
 /// The row statistics of a forward pass, kept for its backward pass.
 #[derive(Default)]
 struct Stats(Mutex<Option<Arc<CudaSlice<f32>>>>);
@@ -194,7 +199,7 @@ impl CustomOp1 for Packed {
     }
 
     fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
-        bail!("flash attention runs on CUDA devices only")
+        gpu_only()
     }
 
     fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
@@ -234,7 +239,7 @@ impl CustomOp1 for PackedBwd {
     }
 
     fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
-        bail!("flash attention runs on CUDA devices only")
+        gpu_only()
     }
 
     fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> Result<(CudaStorage, Shape)> {
@@ -306,7 +311,7 @@ impl CustomOp3 for Grouped {
         _: &CpuStorage,
         _: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        bail!("flash attention runs on CUDA devices only")
+        gpu_only()
     }
 
     fn cuda_fwd(
@@ -373,7 +378,7 @@ impl CustomOp3 for GroupedBwd {
         _: &CpuStorage,
         _: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        bail!("flash attention runs on CUDA devices only")
+        gpu_only()
     }
 
     fn cuda_fwd(

@@ -48,6 +48,46 @@ __device__ __forceinline__ float dot(const float *a, const float *b, int hd) {
     return s;
 }
 
+// The arguments of ATTN_PARAMS, passed on.
+#define ATTN_ARGS                                                                          \
+    heads, kv_heads, tq, tk, hd, scale, q, q_b, q_h, q_t, k, k_b, k_h, k_t, v, v_b, v_h, v_t, \
+        mask, mask_b, has_mask
+
+// A warp's query row `i` of head `hh` of sequence `bi` (blocks of ROWS rows, by sequence and
+// head), and where its head's queries, its kv head's keys and values, and its mask row start.
+struct QueryRow {
+    int lane, w, bh, bi, hh, i;
+    bool ok;
+    const float *q, *k, *v, *mask;
+};
+
+__device__ __forceinline__ QueryRow query_row(ATTN_PARAMS) {
+    QueryRow r;
+    r.lane = threadIdx.x & 31;
+    r.w = threadIdx.x >> 5;
+    r.bh = blockIdx.y;
+    r.bi = r.bh / heads;
+    r.hh = r.bh % heads;
+    const int kvh = r.hh / (heads / kv_heads);
+    r.i = blockIdx.x * ROWS + r.w;
+    r.ok = r.i < tq;
+    r.q = q + r.bi * q_b + r.hh * q_h;
+    r.k = k + r.bi * k_b + kvh * k_h;
+    r.v = v + r.bi * v_b + kvh * v_h;
+    r.mask = (has_mask && r.ok) ? mask + r.bi * mask_b + (long long)r.i * tk : nullptr;
+    return r;
+}
+
+// Rows `first .. first + TILE` of `src` (rows `src_rs` apart) into shared memory `dst` (rows
+// `dst_rs` apart), zeros past row `count`; by the whole block.
+__device__ __forceinline__ void load_tile(float *dst, int dst_rs, const float *src, long long src_rs,
+                                          int first, int count, int hd) {
+    for (int e = threadIdx.x; e < TILE * hd; e += blockDim.x) {
+        const int r = e / hd, d = e % hd;
+        dst[r * dst_rs + d] = first + r < count ? src[(long long)(first + r) * src_rs + d] : 0.f;
+    }
+}
+
 // Forward: y [b, tq, heads * hd] and stats [2, b * heads * tq] (row maximum, 1 / row sum).
 extern "C" __global__ void flash_fwd_f32(ATTN_PARAMS, float *y, float *stats) {
     extern __shared__ float sm[];
@@ -55,32 +95,22 @@ extern "C" __global__ void flash_fwd_f32(ATTN_PARAMS, float *y, float *stats) {
     float *qs = sm;                  // ROWS x hd: this block's query rows
     float *ks = qs + ROWS * hd;      // TILE x pad: a tile of keys (padded: lane j reads row j)
     float *vs = ks + TILE * pad;     // TILE x hd: the tile's values
-    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    const int bh = blockIdx.y, bi = bh / heads, hh = bh % heads;
-    const int kvh = hh / (heads / kv_heads);
-    const int i = blockIdx.x * ROWS + w;
-    const bool row_ok = i < tq;
-    const float *qp = q + bi * q_b + hh * q_h;
-    const float *kp = k + bi * k_b + kvh * k_h;
-    const float *vp = v + bi * v_b + kvh * v_h;
-    const float *mrow = (has_mask && row_ok) ? mask + bi * mask_b + (long long)i * tk : nullptr;
-    for (int d = lane; d < hd; d += 32) qs[w * hd + d] = row_ok ? qp[(long long)i * q_t + d] : 0.f;
+    const QueryRow r = query_row(ATTN_ARGS);
+    const int lane = r.lane, w = r.w, bi = r.bi, hh = r.hh, i = r.i;
+    const bool row_ok = r.ok;
+    for (int d = lane; d < hd; d += 32) qs[w * hd + d] = row_ok ? r.q[(long long)i * q_t + d] : 0.f;
     float m = -INFINITY, l = 0.f, acc[PER_LANE];
     for (int c = 0; c < PER_LANE; ++c) acc[c] = 0.f;
     for (int j0 = 0; j0 < tk; j0 += TILE) {
         __syncthreads();
-        for (int e = threadIdx.x; e < TILE * hd; e += blockDim.x) {
-            const int jj = e / hd, d = e % hd, j = j0 + jj;
-            const bool ok = j < tk;
-            ks[jj * pad + d] = ok ? kp[(long long)j * k_t + d] : 0.f;
-            vs[jj * hd + d] = ok ? vp[(long long)j * v_t + d] : 0.f;
-        }
+        load_tile(ks, pad, r.k, k_t, j0, tk, hd);
+        load_tile(vs, hd, r.v, v_t, j0, tk, hd);
         __syncthreads();
         const int j = j0 + lane;
         float s = -INFINITY;
         if (row_ok && j < tk) {
             s = dot(qs + w * hd, ks + lane * pad, hd) * scale;
-            if (mrow) s += mrow[j];
+            if (r.mask) s += r.mask[j];
         }
         const float m_new = fmaxf(m, warp_max(s));
         const float p = (s == -INFINITY) ? 0.f : expf(s - m_new);
@@ -104,7 +134,7 @@ extern "C" __global__ void flash_fwd_f32(ATTN_PARAMS, float *y, float *stats) {
         if (d < hd) yp[d] = acc[c] * inv;
     }
     if (lane == 0) {
-        const long long row = (long long)bh * tq + i;
+        const long long row = (long long)r.bh * tq + i;
         const long long rows = (long long)gridDim.y * tq;
         stats[row] = m;
         stats[rows + row] = inv;
@@ -128,43 +158,33 @@ extern "C" __global__ void flash_bwd_dq_f32(ATTN_PARAMS, const float *y, const f
     float *dys = qs + ROWS * hd;     // ROWS x hd
     float *ks = dys + ROWS * hd;     // TILE x pad
     float *vs = ks + TILE * pad;     // TILE x pad
-    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    const int bh = blockIdx.y, bi = bh / heads, hh = bh % heads;
-    const int kvh = hh / (heads / kv_heads);
-    const int i = blockIdx.x * ROWS + w;
-    const bool row_ok = i < tq;
-    const float *qp = q + bi * q_b + hh * q_h;
-    const float *kp = k + bi * k_b + kvh * k_h;
-    const float *vp = v + bi * v_b + kvh * v_h;
-    const float *mrow = (has_mask && row_ok) ? mask + bi * mask_b + (long long)i * tk : nullptr;
+    const QueryRow r = query_row(ATTN_ARGS);
+    const int lane = r.lane, w = r.w, bi = r.bi, hh = r.hh, i = r.i;
+    const bool row_ok = r.ok;
     const long long yrow = ((long long)bi * tq + i) * heads * hd + hh * hd;
     float part = 0.f;
     for (int d = lane; d < hd; d += 32) {
-        qs[w * hd + d] = row_ok ? qp[(long long)i * q_t + d] : 0.f;
+        qs[w * hd + d] = row_ok ? r.q[(long long)i * q_t + d] : 0.f;
         const float g = row_ok ? dy[yrow + d] : 0.f;
         dys[w * hd + d] = g;
         if (row_ok) part += g * y[yrow + d];
     }
     const float di = warp_sum(part);
-    const long long row = (long long)bh * tq + i, rows = (long long)gridDim.y * tq;
+    const long long row = (long long)r.bh * tq + i, rows = (long long)gridDim.y * tq;
     const float m = row_ok ? stats[row] : 0.f, inv = row_ok ? stats[rows + row] : 0.f;
     if (row_ok && lane == 0) dd[row] = di;
     float acc[PER_LANE];
     for (int c = 0; c < PER_LANE; ++c) acc[c] = 0.f;
     for (int j0 = 0; j0 < tk; j0 += TILE) {
         __syncthreads();
-        for (int e = threadIdx.x; e < TILE * hd; e += blockDim.x) {
-            const int jj = e / hd, d = e % hd, j = j0 + jj;
-            const bool ok = j < tk;
-            ks[jj * pad + d] = ok ? kp[(long long)j * k_t + d] : 0.f;
-            vs[jj * pad + d] = ok ? vp[(long long)j * v_t + d] : 0.f;
-        }
+        load_tile(ks, pad, r.k, k_t, j0, tk, hd);
+        load_tile(vs, pad, r.v, v_t, j0, tk, hd);
         __syncthreads();
         const int j = j0 + lane;
         float ds = 0.f;
         if (row_ok && j < tk) {
             float s = dot(qs + w * hd, ks + lane * pad, hd) * scale;
-            if (mrow) s += mrow[j];
+            if (r.mask) s += r.mask[j];
             const float p = prob(s, m, inv);
             ds = p * (dot(dys + w * hd, vs + lane * pad, hd) - di);
         }
@@ -221,13 +241,8 @@ extern "C" __global__ void flash_bwd_dkdv_f32(ATTN_PARAMS, const float *dy, cons
         const float *qp = q + bi * q_b + hh * q_h;
         for (int i0 = 0; i0 < tq; i0 += TILE) {
             __syncthreads();
-            for (int e = threadIdx.x; e < TILE * hd; e += blockDim.x) {
-                const int ii = e / hd, d = e % hd, i = i0 + ii;
-                const bool ok = i < tq;
-                qs[ii * pad + d] = ok ? qp[(long long)i * q_t + d] : 0.f;
-                dys[ii * pad + d] =
-                    ok ? dy[((long long)bi * tq + i) * heads * hd + hh * hd + d] : 0.f;
-            }
+            load_tile(qs, pad, qp, q_t, i0, tq, hd);
+            load_tile(dys, pad, dy + (long long)bi * tq * heads * hd + hh * hd, heads * hd, i0, tq, hd);
             if (threadIdx.x < TILE) {
                 const int i = i0 + threadIdx.x;
                 const bool ok = i < tq;
