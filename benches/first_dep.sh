@@ -9,6 +9,13 @@
 # (PARALLEL=0 runs them one after the other), so on a shared machine read the ratio.
 #
 #   benches/first_dep.sh
+#
+# Warm only, the new first cell in a build folder that is already warm, alternating between
+# evcxr_jupyter builds (each run a new kernel); prints each run with the load average, then
+# the medians:
+#
+#   WARM=~/.cache/massivetext-ci/evcxr ROUNDS=5 benches/first_dep.sh \
+#       ~/.cargo/bin/evcxr_jupyter /opt/evcxr-release/bin/evcxr_jupyter
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$(pwd)"
@@ -31,15 +38,36 @@ probe new ":opt 3
 :build_env CARGO_PROFILE_DEV_DEBUG_ASSERTIONS=false
 :build_env CARGO_PROFILE_DEV_OVERFLOW_CHECKS=false
 :dep massivetext = { package = \"massivetext-notebook\", path = \"$REPO/notebooks/kernel\" }"
-run() { # name, label -> prints "name label: dep N s, next cell M s"
-    MASSIVETEXT_EVCXR_TMPDIR="$TMP/evcxr-$1" .ci/notebooks --refresh --no-compare "$TMP/$1.ipynb" >"$TMP/$1-$2.log" 2>&1 \
-        || { echo "$1 $2: failed"; tail -5 "$TMP/$1-$2.log"; return 1; }
+run() { # name, label[, build folder] -> prints "name label: dep N s, next cell M s"
+    MASSIVETEXT_EVCXR_TMPDIR="${3:-$TMP/evcxr-$1}" .ci/notebooks --refresh --no-compare --no-screens "$TMP/$1.ipynb" >"$TMP/$1-${2//\//_}.log" 2>&1 \
+        || { echo "$1 $2: failed"; tail -5 "$TMP/$1-${2//\//_}.log"; return 1; }
     python3 -c "
 import json, sys
 c = json.load(open('$TMP/$1.ipynb'))['cells']
 s = [x['metadata'].get('massivetext', {}).get('seconds') for x in c]
 print(f'$1 $2: first cell (:dep) {s[0]} s, the next cell {s[1]} s')"
 }
+if [ -n "${WARM:-}" ]; then
+    [ "$#" -ge 1 ] || { echo "first_dep: WARM=<build folder> needs one or more evcxr_jupyter paths" >&2; exit 2; }
+    for round in $(seq "${ROUNDS:-3}"); do
+        for bin in "$@"; do
+            load="$(uptime | sed 's/.*load average: //')"
+            EVCXR_JUPYTER="$bin" run new "$bin" "$WARM" | sed "s/\$/ (round $round, load $load)/"
+        done
+    done | tee "$TMP/warm.txt"
+    python3 - "$TMP/warm.txt" <<'PY'
+import re, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"new (\S+): first cell \(:dep\) ([\d.]+) s, the next cell ([\d.]+) s", line)
+    if m:
+        runs.setdefault(m[1], []).append((float(m[2]), float(m[3])))
+for bin, r in runs.items():
+    dep, nxt = statistics.median(x[0] for x in r), statistics.median(x[1] for x in r)
+    print(f"median of {len(r)}: {bin}: first cell {dep:.1f} s, the next cell {nxt:.1f} s, both {dep + nxt:.1f} s")
+PY
+    exit 0
+fi
 if [ "${PARALLEL:-1}" = 1 ]; then
     run old cold & a=$!
     run new cold & b=$!

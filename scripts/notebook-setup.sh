@@ -3,9 +3,11 @@
 #
 #   scripts/notebook-setup.sh
 #
-# 1. evcxr_jupyter 0.22.0 when it is missing (`cargo install --locked`, at opt-level 1 as CI
-#    builds it: 12-15 minutes on two cores; evcxr's prebuilt release binaries are the fast way,
-#    see getting-started.md, and this step is skipped once `evcxr_jupyter` is on the PATH);
+# 1. evcxr_jupyter 0.22.0 when it is missing (`cargo install --locked`, a release build:
+#    25-28 minutes on two cores, once; evcxr's prebuilt release binaries are the fast way, see
+#    getting-started.md, and this step is skipped once `evcxr_jupyter` is on the PATH). Not
+#    CI's opt-level-1 build: the kernel runs rust-analyzer in-process on every new kernel's
+#    first cells, and the release build does that faster (docs/notebooks.md, "The first `:dep`");
 # 2. the kernel's build folder warmed: notebook 01's first cell (`:dep massivetext …`) run
 #    once, headless, into EVCXR_TMPDIR (default ~/.cache/massivetext-evcxr/kernel), so the
 #    first cell of a notebook then takes seconds instead of minutes (6 on two free cores);
@@ -18,7 +20,7 @@ export EVCXR_TMPDIR="${EVCXR_TMPDIR:-$HOME/.cache/massivetext-evcxr/kernel}"
 mkdir -p "$EVCXR_TMPDIR"
 # .ci/notebooks --prepare installs evcxr_jupyter when missing and runs the first notebook's
 # `:dep` cell in the build folder it is given
-MASSIVETEXT_EVCXR_TMPDIR="$EVCXR_TMPDIR" .ci/notebooks --prepare
+MASSIVETEXT_EVCXR_OPT=3 MASSIVETEXT_EVCXR_TMPDIR="$EVCXR_TMPDIR" .ci/notebooks --prepare
 command -v evcxr_jupyter >/dev/null || export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 evcxr_jupyter --install >/dev/null
 HOST="$(rustc -vV | sed -n 's/^host: //p')"
