@@ -4,9 +4,9 @@
 //!
 //! Each op has two implementations, chosen here and only here:
 //! - a **fused** CPU kernel (f32) with its own backward pass, written on `gemm` and vectorised
-//!   row loops (`linear` and its LoRA form `lora`, `attention`, `norm`, `softmax`, `gelu`, `cross_entropy`, `adamw`,
-//!   `rms_norm`, `rope`, `swiglu`, `gqa`); the Llama ops' shapes are checked first (`checks`),
-//!   so both paths refuse the same inputs with the same message;
+//!   row loops (`linear` and its LoRA form `lora`, `attention`, `norm`, `softmax`, `gelu`,
+//!   `cross_entropy`, `adamw`, `rms_norm`, `rope`, `swiglu`, `gqa`); the Llama ops' shapes are
+//!   checked first (`checks`), so both paths refuse the same inputs with the same message;
 //! - its **composed** twin ([`composed`]) from candle's differentiable ops, which runs on every
 //!   device and dtype; the CPU runs it when `MASSIVETEXT_FUSED=0` is set (or inside
 //!   [`with_fused`]`(false, ..)`), which is how the tests hold the fused kernels to it;
