@@ -114,6 +114,12 @@ fn one_copy() -> Result<()> {
     crate::single_copy::check().map_err(|m| candle_core::Error::Msg(m.to_string()))
 }
 
+/// Hands the freed buffers the allocator keeps for reuse ([`malloc`]) back to the system: for
+/// the end of a training run, after which no step will reuse them.
+pub(crate) fn release_freed_buffers() {
+    malloc::release_freed_buffers();
+}
+
 /// Whether `x` takes the fused path: f32 on the CPU, fused kernels enabled. The first call also
 /// tunes the allocator once ([`malloc`]), since every op allocates its output afresh.
 pub(crate) fn use_fused(x: &Tensor) -> bool {
@@ -231,7 +237,7 @@ pub fn lora_linear(
     {
         return lora::lora_linear(x, weight, bias, conv1d, h, lora_b);
     }
-    Ok((linear(x, weight, bias, conv1d)? + linear(h, lora_b, None, false)?)?)
+    linear(x, weight, bias, conv1d)? + linear(h, lora_b, None, false)?
 }
 
 /// Multi-head self-attention from the packed projections `qkv [b, t, 3h]` (queries, keys,
