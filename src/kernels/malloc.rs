@@ -9,7 +9,7 @@
 //!
 //! The price is resident memory: a training run's freed activations stay in the process after
 //! its last step (about 1 GB for a LoRA step of SmolLM2-135M), under whatever comes next, and
-//! a held-out evaluation after training then peaked 160 MiB above the step itself.
+//! a held-out evaluation after training then peaked 145 MiB above the step itself.
 //! [`release_freed_buffers`] hands them back once, when `Trainer::train` ends.
 
 /// Raises glibc's mmap and trim thresholds, once per process. Called when a model is built.
