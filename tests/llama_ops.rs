@@ -1,4 +1,5 @@
-//! The Llama family's ops (kernels::{rms_norm, rope, swiglu, gqa_attention}): the fused CPU
+//! The Llama family's ops (kernels::{rms_norm, rope, swiglu, gqa_attention}, and the LoRA
+//! layer `lora_linear` fine-tuning puts on its projections): the fused CPU
 //! kernels against their composed twins (values and gradients, random shapes, strided inputs,
 //! masks), both paths against transformers' own code (tests/fixtures/make_llama_ops.py), and
 //! bad shapes refused with the shapes named.
@@ -256,6 +257,42 @@ fn fully_masked_row_is_nan_on_both_paths_as_in_torch() {
             }
         }
     }
+}
+
+#[test]
+fn lora_linear_over_a_frozen_layer_matches_composed() {
+    // peft's lora.Linear on every projection: a frozen base (weight and bias plain tensors, not
+    // variables, so the fused op applies) plus scale · B A x; x, the middle h and B train.
+    let (rows, d_in, d_out, r) = (37, 24, 40, 4);
+    for conv1d in [false, true] {
+        let shape = if conv1d { [d_in, d_out] } else { [d_out, d_in] };
+        let w = randn(&shape, 11);
+        for bias in [None, Some(randn(&[d_out], 12))] {
+            let name = format!("lora_linear conv1d {conv1d} bias {}", bias.is_some());
+            fused_vs_composed(
+                &name,
+                &[
+                    randn(&[3, rows, d_in], 13),
+                    randn(&[3, rows, r], 14),
+                    randn(&[d_out, r], 15),
+                ],
+                3,
+                &|t| kernels::lora_linear(&t[0], &w, bias.as_ref(), conv1d, &t[1], &t[2]),
+            );
+        }
+    }
+    // and the sum it stands for: the base layer plus the adapter's product
+    let (x, h, b) = (
+        randn(&[2, 5, d_in], 1),
+        randn(&[2, 5, r], 2),
+        randn(&[d_out, r], 3),
+    );
+    let w = randn(&[d_out, d_in], 4);
+    let fused = kernels::lora_linear(&x, &w, None, false, &h, &b).unwrap();
+    let plain = (kernels::linear(&x, &w, None, false).unwrap()
+        + kernels::linear(&h, &b, None, false).unwrap())
+    .unwrap();
+    assert!(rel_diff(&fused, &plain) <= 1e-6);
 }
 
 // ---------------------------------------------------------------- against transformers

@@ -269,6 +269,8 @@ fn run<M: PreTrainedModel>(
     tokenizer: Option<&Tokenizer>,
     on_step: impl FnMut(&[Vec<u32>]) -> Result<()>,
 ) -> Result<Tensor> {
+    // inference only: no graph across layers (models::layers::grad_mode)
+    let _graph = crate::models::layers::NoGrad::enter();
     c.validate()?;
     let mut stops = match (c.stop_strings.is_empty(), tokenizer) {
         (true, _) => None,

@@ -49,7 +49,7 @@ fn weight_view(w: &[f32], d_in: usize, d_out: usize, conv1d: bool) -> View {
     }
 }
 
-fn forward(
+pub(super) fn forward(
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
@@ -83,8 +83,8 @@ fn forward(
 }
 
 #[derive(Clone, Copy)]
-struct LinearOp {
-    conv1d: bool,
+pub(super) struct LinearOp {
+    pub(super) conv1d: bool,
 }
 
 impl LinearOp {
@@ -172,7 +172,7 @@ impl CustomOp3 for LinearOp {
 }
 
 /// `dx [rows, d_in] = g [rows, d_out] · Wᵀ`.
-struct InputGrad(LinearOp);
+pub(super) struct InputGrad(pub(super) LinearOp);
 
 impl CustomOp2 for InputGrad {
     fn name(&self) -> &'static str {
@@ -213,7 +213,7 @@ impl CustomOp2 for InputGrad {
 }
 
 /// `dW = gᵀ · x` (`[d_out, d_in]`, Linear) or `xᵀ · g` (`[d_in, d_out]`, Conv1D).
-struct WeightGrad(LinearOp);
+pub(super) struct WeightGrad(pub(super) LinearOp);
 
 impl CustomOp2 for WeightGrad {
     fn name(&self) -> &'static str {

@@ -6,6 +6,11 @@
 //! its output in again (about 7% of a small GPT training step, and 15% more throughput without
 //! it). PyTorch avoids the same cost with its caching allocator; here we raise glibc's
 //! thresholds once, so freed buffers are reused. Other platforms' allocators are left alone.
+//!
+//! The price is resident memory: a training run's freed activations stay in the process after
+//! its last step (about 1 GB for a LoRA step of SmolLM2-135M), under whatever comes next, and
+//! a held-out evaluation after training then peaked 145 MiB above the step itself.
+//! [`release_freed_buffers`] hands them back once, when `Trainer::train` ends.
 
 /// Raises glibc's mmap and trim thresholds, once per process. Called when a model is built.
 pub(crate) fn keep_freed_buffers() {
@@ -22,5 +27,16 @@ pub(crate) fn keep_freed_buffers() {
                 libc::mallopt(-2, 64 << 20);
             }
         });
+    }
+}
+
+/// Returns the freed buffers the thresholds of [`keep_freed_buffers`] kept to the system
+/// (glibc's `malloc_trim`: free pages of every arena, not only the heap's top), once a run of
+/// steps that would have reused them is over.
+pub(crate) fn release_freed_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory; no live allocation is touched.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

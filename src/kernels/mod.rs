@@ -4,9 +4,9 @@
 //!
 //! Each op has two implementations, chosen here and only here:
 //! - a **fused** CPU kernel (f32) with its own backward pass, written on `gemm` and vectorised
-//!   row loops (`linear`, `attention`, `norm`, `softmax`, `gelu`, `cross_entropy`, `adamw`,
-//!   `rms_norm`, `rope`, `swiglu`, `gqa`); the Llama ops' shapes are checked first (`checks`),
-//!   so both paths refuse the same inputs with the same message;
+//!   row loops (`linear` and its LoRA form `lora`, `attention`, `norm`, `softmax`, `gelu`,
+//!   `cross_entropy`, `adamw`, `rms_norm`, `rope`, `swiglu`, `gqa`); the Llama ops' shapes are
+//!   checked first (`checks`), so both paths refuse the same inputs with the same message;
 //! - its **composed** twin ([`composed`]) from candle's differentiable ops, which runs on every
 //!   device and dtype; the CPU runs it when `MASSIVETEXT_FUSED=0` is set (or inside
 //!   [`with_fused`]`(false, ..)`), which is how the tests hold the fused kernels to it;
@@ -52,6 +52,7 @@ mod gemv;
 mod gqa;
 mod linear;
 mod linear_bf16;
+mod lora;
 mod malloc;
 mod norm;
 pub mod precision;
@@ -115,6 +116,12 @@ pub fn with_fused<T>(enabled: bool, f: impl FnOnce() -> T) -> T {
 /// ([`crate::single_copy`]): a second copy's tensors would get wrong gradients.
 fn one_copy() -> Result<()> {
     crate::single_copy::check().map_err(|m| candle_core::Error::Msg(m.to_string()))
+}
+
+/// Hands the freed buffers the allocator keeps for reuse ([`malloc`]) back to the system: for
+/// the end of a training run, after which no step will reuse them.
+pub(crate) fn release_freed_buffers() {
+    malloc::release_freed_buffers();
 }
 
 /// Whether `x` takes the fused path: f32 on the CPU, fused kernels enabled. The first call also
@@ -208,6 +215,33 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, conv1d: bool) 
     } else {
         composed::linear(x, weight, bias, conv1d)
     }
+}
+
+/// A dense layer plus its LoRA adapter: `linear(x, weight, bias) + linear(h, lora_b)`, where
+/// `h [.., r]` is the adapter's scaled middle (`scale · x Aᵀ`) and `lora_b [out, r]`. With the
+/// base weight and bias frozen, the fused path is one op that keeps only the sum for the
+/// backward pass ([`lora`]); otherwise the two products are added.
+pub fn lora_linear(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    conv1d: bool,
+    h: &Tensor,
+    lora_b: &Tensor,
+) -> Result<Tensor> {
+    one_copy()?;
+    let frozen = !weight.track_op() && bias.is_none_or(|b| !b.track_op());
+    if frozen
+        && autocast().is_none()
+        && use_fused(x)
+        && use_fused(weight)
+        && bias.is_none_or(use_fused)
+        && use_fused(h)
+        && use_fused(lora_b)
+    {
+        return lora::lora_linear(x, weight, bias, conv1d, h, lora_b);
+    }
+    linear(x, weight, bias, conv1d)? + linear(h, lora_b, None, false)?
 }
 
 /// Multi-head self-attention from the packed projections `qkv [b, t, 3h]` (queries, keys,

@@ -359,6 +359,8 @@ impl Evaluator {
                 what: "the eval set".into(),
             });
         }
+        // scoring only: no graph across layers (models::layers::grad_mode)
+        let _graph = crate::models::layers::NoGrad::enter();
         let model = model.eval_copy();
         let max = max_positions(&model);
         let dev = model.device();

@@ -247,6 +247,8 @@ pub fn perplexity<M: PreTrainedModel>(
             "perplexity needs at least 2 tokens: the first token is only context".into(),
         ));
     }
+    // scoring only: no graph across layers (models::layers::grad_mode)
+    let _graph = crate::models::layers::NoGrad::enter();
     let model = model.eval_copy();
     let (max_length, stride) = window.resolve(max_positions(&model))?;
     let wins = windows(ids.len(), max_length, stride);
@@ -334,6 +336,8 @@ fn score_rows<M: PreTrainedModel>(
     rows: &[Vec<u32>],
     batch_size: usize,
 ) -> Result<Vec<(f64, usize)>> {
+    // scoring only: no graph across layers (models::layers::grad_mode)
+    let _graph = crate::models::layers::NoGrad::enter();
     let model = model.eval_copy();
     let max = max_positions(&model);
     if let Some((i, r)) = rows.iter().enumerate().find(|(_, r)| r.len() > max) {

@@ -146,6 +146,8 @@ impl<M: PreTrainedModel> Trainer<M> {
         let shard = world > 1 && !gather;
         let device = self.model.device().clone();
         let bs = self.args.per_device_eval_batch_size;
+        // scoring only: no graph across layers (models::layers::grad_mode)
+        let _graph = crate::models::layers::NoGrad::enter();
         let model = self.model.eval_copy();
         let mut run = EvalRun::default();
         let (mut preds, mut labels) = (Vec::new(), Vec::new());

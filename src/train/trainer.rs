@@ -728,6 +728,9 @@ impl<M: PreTrainedModel> Trainer<M> {
             self.after_step(&out, Some(&progress))?;
         }
         progress.finish();
+        // The steps' freed buffers were kept for the next step's reuse; none is coming, so
+        // they go back to the system rather than sit under whatever the process does next.
+        crate::kernels::release_freed_buffers();
         if self.state.global_step < self.max_steps {
             progress.message(&format!(
                 "a callback stopped training at step {} of {}",

@@ -30,13 +30,11 @@ pub(crate) struct Linear {
     pub lora: Option<LoraAdapter>,
 }
 
-/// peft's low-rank update `scale · B(A(x))`, through the same linear kernel as the layer (so a
-/// bf16 path that casts weights there casts these too).
-/// The scale is applied to the rank-`r` middle (`[.., r]`), not to the `[.., out]` result: the
-/// same product, one activation of the layer's width fewer kept for the backward pass.
-fn lora_forward(l: &LoraAdapter, x: &Tensor) -> Result<Tensor> {
-    let h = (kernels::linear(x, &l.a, None, false)? * l.scale)?;
-    Ok(kernels::linear(&h, &l.b, None, false)?)
+/// The adapter's rank-`r` middle `scale · A(x)`, through the same linear kernel as the layer
+/// (so a bf16 path that casts weights there casts these too). The scale is applied here, not to
+/// the `[.., out]` result: the same product, one activation of the layer's width fewer.
+fn lora_middle(l: &LoraAdapter, x: &Tensor) -> Result<Tensor> {
+    Ok((kernels::linear(x, &l.a, None, false)? * l.scale)?)
 }
 
 /// The update of a layer's weight, in the layer's layout: `scale · B A` (`[out, in]`),
@@ -95,23 +93,41 @@ impl Linear {
         }
     }
 
+    /// The layer's product plus peft's low-rank update `scale · B(A(x_a))`, where `x_a` is `x`
+    /// (or, in training, `x` through the adapter's dropout). A dense layer runs both products as
+    /// one kernel ([`kernels::lora_linear`]), which keeps only their sum for the backward pass.
+    fn with_adapter(&self, x: &Tensor, x_a: &Tensor, l: &LoraAdapter) -> Result<Tensor> {
+        let h = lora_middle(l, x_a)?;
+        match &self.weight {
+            LinearWeight::Dense(w) => Ok(kernels::lora_linear(
+                x,
+                w,
+                self.bias.as_ref(),
+                self.conv1d,
+                &h,
+                &l.b,
+            )?),
+            LinearWeight::Quantized(_) => {
+                Ok((self.product(x)? + kernels::linear(&h, &l.b, None, false)?)?)
+            }
+        }
+    }
+
     /// `x [.., in]` to `[.., out]`; an adapter is added without its dropout (inference, and
     /// the task heads, whose callers have no training state).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.product(x)?;
         match &self.lora {
-            None => Ok(y),
-            Some(l) => Ok((y + lora_forward(l, x)?)?),
+            None => self.product(x),
+            Some(l) => self.with_adapter(x, x, l),
         }
     }
 
     /// As [`forward`](Self::forward), with the adapter's dropout in training mode (peft's
     /// `lora_dropout`): the call of the attention and MLP blocks.
     pub fn forward_t(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
-        let y = self.product(x)?;
         match &self.lora {
-            None => Ok(y),
-            Some(l) => Ok((y + lora_forward(l, &ctx.dropout(x, l.dropout)?)?)?),
+            None => self.product(x),
+            Some(l) => self.with_adapter(x, &ctx.dropout(x, l.dropout)?, l),
         }
     }
 }

@@ -11,12 +11,14 @@
 //! - `mlp`: the two-layer feed-forward block and the gated (SwiGLU) one;
 //! - `embedding`: token lookups, learned / padding-offset / sinusoidal positions;
 //! - `mask`: input checks, causal, sliding-window and padding masks;
-//! - `cache`: the KV caches of decoding; `stack`: a stack of layers run over them.
+//! - `cache`: the KV caches of decoding; `stack`: a stack of layers run over them;
+//! - `grad_mode`: evaluation without a graph across layers (`NoGrad`).
 mod attention;
 mod cache;
 mod ctx;
 mod embedding;
 mod gqa;
+mod grad_mode;
 mod linear;
 mod mask;
 mod mlp;
@@ -28,6 +30,7 @@ pub use cache::{EncoderDecoderCache, KvCache};
 pub(crate) use ctx::{Ctx, DropoutStream};
 pub(crate) use embedding::{Embeddings, Positions, embed_tokens, sinusoidal_positions};
 pub(crate) use gqa::GqaAttention;
+pub(crate) use grad_mode::{NoGrad, grad_enabled};
 pub(crate) use linear::{
     LayerNorm, Linear, RmsNorm, conv1d, layer_norm, linear, linear_maybe_bias, lora_delta, rms_norm,
 };

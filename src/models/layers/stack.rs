@@ -43,6 +43,7 @@ pub(crate) fn run_layers(
     {
         c.layers = vec![None; layers];
     }
+    let grad_enabled = super::grad_enabled();
     let mut hidden = collect.hidden_states.then(Vec::new);
     let mut attns = collect.attentions.then(Vec::new);
     for i in 0..layers {
@@ -55,9 +56,10 @@ pub(crate) fn run_layers(
             kv: &mut c.layers[i],
         });
         let (y, probs) = layer(i, &x, slot, collect.attentions)?;
-        x = y;
+        // Outside training's backward, each layer's graph goes as soon as it has run.
+        x = if grad_enabled { y } else { y.detach() };
         if let (Some(a), Some(p)) = (attns.as_mut(), probs) {
-            a.push(p);
+            a.push(if grad_enabled { p } else { p.detach() });
         }
     }
     if let Some(c) = cache {
@@ -79,5 +81,43 @@ impl Collected {
             h.push(last.clone());
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::layers::NoGrad;
+    use candle_core::{DType, Device, Var};
+
+    #[test]
+    fn without_grad_no_layer_output_keeps_the_graph() {
+        let w = Var::from_vec(vec![2f32, 3., 4.], (1, 1, 3), &Device::Cpu).unwrap();
+        let collect = Collect {
+            hidden_states: true,
+            attentions: false,
+        };
+        let run = || {
+            let x = Tensor::ones((1, 1, 3), DType::F32, &Device::Cpu).unwrap();
+            run_layers(x, 2, None, collect, |_, x, _, _| {
+                Ok((x.mul(w.as_tensor())?, None))
+            })
+            .unwrap()
+        };
+        let (y, _) = run();
+        assert!(y.track_op(), "training keeps the graph");
+        let (z, states) = {
+            let _g = NoGrad::enter();
+            run()
+        };
+        assert!(!z.track_op());
+        let states = states.hidden_states.unwrap();
+        assert!(states.iter().all(|h| !h.track_op()));
+        let (a, b): (Vec<f32>, Vec<f32>) = (
+            y.flatten_all().unwrap().to_vec1().unwrap(),
+            z.flatten_all().unwrap().to_vec1().unwrap(),
+        );
+        assert_eq!(a, b);
+        assert_eq!(a, vec![4., 9., 16.]);
     }
 }
