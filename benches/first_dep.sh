@@ -15,7 +15,7 @@
 # the medians:
 #
 #   WARM=~/.cache/massivetext-ci/evcxr ROUNDS=5 benches/first_dep.sh \
-#       ~/.cargo/bin/evcxr_jupyter /opt/evcxr-release/bin/evcxr_jupyter
+#       ~/.cargo/bin/evcxr_jupyter "$RELEASE_BUILD"/bin/evcxr_jupyter
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$(pwd)"
