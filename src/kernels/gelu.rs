@@ -29,9 +29,7 @@ fn gelu_new_gate(x: f32) -> f32 {
 fn gelu_fwd(kind: Gelu, x: f32) -> f32 {
     match kind {
         Gelu::Tanh => x * gelu_new_gate(x),
-        Gelu::Erf => {
-            (0.5 * x as f64 * (1.0 + candle_core::cpu::erf::erf_f64(x as f64 / 2f64.sqrt()))) as f32
-        }
+        Gelu::Erf => 0.5 * x * (1.0 + vmath::erf(x * std::f32::consts::FRAC_1_SQRT_2)),
     }
 }
 
@@ -44,10 +42,10 @@ fn gelu_grad(kind: Gelu, x: f32) -> f32 {
             s + 2.0 * x * s * (1.0 - s) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * x * x)
         }
         Gelu::Erf => {
-            let x = x as f64;
-            let cdf = 0.5 * (1.0 + candle_core::cpu::erf::erf_f64(x / 2f64.sqrt()));
-            let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
-            (cdf + x * pdf) as f32
+            // 1 / sqrt(2 pi)
+            const INV_SQRT_2PI: f32 = 0.398_942_3;
+            let cdf = 0.5 * (1.0 + vmath::erf(x * std::f32::consts::FRAC_1_SQRT_2));
+            cdf + x * vmath::exp(-0.5 * x * x) * INV_SQRT_2PI
         }
     }
 }
@@ -99,6 +97,24 @@ vmath::multiversion! {
     }
 }
 
+vmath::multiversion! {
+    /// `o = gelu(x)` (erf) over a chunk.
+    fn gelu_erf_chunk(x: &[f32], o: &mut [f32]) {
+        o.iter_mut()
+            .zip(x)
+            .for_each(|(o, &x)| *o = gelu_fwd(Gelu::Erf, x));
+    }
+}
+
+vmath::multiversion! {
+    /// `o = g * gelu'(x)` (erf) over a chunk.
+    fn gelu_erf_grad_chunk(x: &[f32], g: &[f32], o: &mut [f32]) {
+        o.iter_mut()
+            .zip(x.iter().zip(g))
+            .for_each(|(o, (&x, &g))| *o = g * gelu_grad(Gelu::Erf, x));
+    }
+}
+
 /// The activation an op computes.
 #[derive(Clone, Copy)]
 enum Act {
@@ -132,10 +148,7 @@ impl CustomOp1 for ActOp {
             let x = &x[start..start + o.len()];
             match kind {
                 Act::Gelu(Gelu::Tanh) => gelu_new_chunk(x, o),
-                Act::Gelu(Gelu::Erf) => o
-                    .iter_mut()
-                    .zip(x)
-                    .for_each(|(o, &x)| *o = gelu_fwd(Gelu::Erf, x)),
+                Act::Gelu(Gelu::Erf) => gelu_erf_chunk(x, o),
                 Act::Silu => silu_chunk(x, o),
             }
         });
@@ -177,10 +190,7 @@ impl CustomOp2 for ActBwd {
             let (x, g) = (&x[start..start + o.len()], &g[start..start + o.len()]);
             match kind {
                 Act::Gelu(Gelu::Tanh) => gelu_new_grad_chunk(x, g, o),
-                Act::Gelu(Gelu::Erf) => o
-                    .iter_mut()
-                    .zip(x.iter().zip(g))
-                    .for_each(|(o, (&x, &g))| *o = g * gelu_grad(Gelu::Erf, x)),
+                Act::Gelu(Gelu::Erf) => gelu_erf_grad_chunk(x, g, o),
                 Act::Silu => silu_grad_chunk(x, g, o),
             }
         });

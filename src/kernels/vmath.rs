@@ -43,6 +43,21 @@ pub(crate) fn exp(x: f32) -> f32 {
     }
 }
 
+/// `erf(x)` in f32, vectorisable: Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7 in
+/// exact arithmetic, below 1e-6 in f32: checked against `f64` in the tests), the same formula
+/// PyTorch's vectorised CPU `erf` uses, so BERT's GELU computes as torch's does. The `f64`
+/// `erf` it replaces is a call per element that no loop vectorises (~15% of a MiniLM
+/// fine-tuning step went to it).
+#[inline(always)]
+pub(crate) fn erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let p = ((((1.061_405_4 * t - 1.453_152_1) * t + 1.421_413_7) * t - 0.284_496_74) * t
+        + 0.254_829_6)
+        * t;
+    (1.0 - p * exp(-a * a)).copysign(x)
+}
+
 /// Whether the CPU has AVX2 (checked once).
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn has_avx2() -> bool {
@@ -168,5 +183,21 @@ mod tests {
         assert!((sigmoid(0.0) - 0.5).abs() < 1e-7);
         assert_eq!(sigmoid(-1e30), 0.0);
         assert_eq!(sigmoid(1e30), 1.0);
+    }
+
+    #[test]
+    fn erf_matches_f64_to_1e6_absolute() {
+        let mut worst = 0f64;
+        let mut x = -9.0f32;
+        while x < 9.0 {
+            let want = candle_core::cpu::erf::erf_f64(x as f64);
+            worst = worst.max((erf(x) as f64 - want).abs());
+            x += if cfg!(miri) { 0.071 } else { 0.000_71 };
+        }
+        assert!(worst < 1e-6, "worst absolute error {worst}");
+        // the formula's own error at 0 (A&S: 1.8e-7), where GELU multiplies it by 0
+        assert!(erf(0.0).abs() < 2e-7);
+        assert_eq!(erf(f32::MAX), 1.0);
+        assert_eq!(erf(f32::MIN), -1.0);
     }
 }
