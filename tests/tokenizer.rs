@@ -617,3 +617,21 @@ fn dataset_dict_tokenize_and_group_texts_map_over_splits() {
     let n2: usize = ids[1000..].iter().map(Vec::len).sum();
     assert_eq!(train.num_rows(), n1 / 32 + n2 / 32);
 }
+
+/// `train-tokenizer` over several files, one of which is not UTF-8: the error names that file,
+/// and nothing is written (the files before and after it were read through the same reader).
+#[test]
+fn train_tokenizer_names_the_file_it_cannot_read_and_writes_nothing() {
+    use massivetext::jobs::train_tokenizer::{TrainTokenizerOptions, train_tokenizer};
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.txt");
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&good, "the cat sat on the mat\na dog ran in the park\n").unwrap();
+    std::fs::write(&bad, b"fine first line\n\xff\xfe not utf-8\n").unwrap();
+    let out = dir.path().join("tok");
+    let files = vec![good.clone(), bad.clone(), good];
+    let o = TrainTokenizerOptions::new(TokenizerKind::Bpe, 300, out.clone(), files);
+    let e = train_tokenizer(&o).unwrap_err().to_string();
+    assert!(e.contains("bad.txt"), "{e}");
+    assert!(!out.join("tokenizer.json").exists());
+}

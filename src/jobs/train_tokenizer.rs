@@ -19,18 +19,21 @@ impl Iterator for FileLines {
     type Item = String;
     fn next(&mut self) -> Option<String> {
         loop {
-            if self.reader.is_none() {
-                let path = self.files.get(self.idx)?;
-                match std::fs::File::open(path) {
-                    Ok(f) => self.reader = Some(BufReader::with_capacity(1 << 20, f)),
-                    Err(e) => {
-                        self.fail(io_err(path, e));
-                        return None;
+            let r = match &mut self.reader {
+                Some(r) => r,
+                None => {
+                    let path = self.files.get(self.idx)?;
+                    match std::fs::File::open(path) {
+                        Ok(f) => self.reader.insert(BufReader::with_capacity(1 << 20, f)),
+                        Err(e) => {
+                            let e = io_err(path, e);
+                            self.fail(e);
+                            return None;
+                        }
                     }
                 }
-            }
+            };
             let mut line = String::new();
-            let r = self.reader.as_mut().expect("reader is open");
             match r.read_line(&mut line) {
                 Ok(0) => {
                     self.reader = None;
