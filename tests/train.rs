@@ -1210,3 +1210,92 @@ fn notebook_flow_from_text_to_trained_model() {
     );
     assert!(trainer.summary().contains("step"));
 }
+
+/// The Trainer's update (the clipping coefficient applied inside AdamW, over parallel chunks)
+/// against `clip_grad_norm` then `step_grads` (scaled gradients, then the update): the same
+/// weights and moments, bit for bit, for a parameter that spans several chunks and a small one.
+#[test]
+fn clipping_inside_adamw_equals_clipping_first() {
+    let make = || {
+        let varmap = VarMap::new();
+        {
+            let mut d = varmap.data().lock().unwrap();
+            let big: Vec<f32> = (0..70_007)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0)
+                .collect();
+            d.insert(
+                "big.weight".into(),
+                Var::from_tensor(&Tensor::from_vec(big, (7, 10_001), &Device::Cpu).unwrap())
+                    .unwrap(),
+            );
+            d.insert(
+                "small.bias".into(),
+                Var::from_tensor(&Tensor::new(&[0.5f32, -0.25, 2.0], &Device::Cpu).unwrap())
+                    .unwrap(),
+            );
+        }
+        varmap
+    };
+    let (a, b) = (make(), make());
+    let cfg = AdamWConfig {
+        lr: 1e-2,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.01,
+    };
+    let (mut opt_a, mut opt_b) = (AdamW::new(&a, cfg).unwrap(), AdamW::new(&b, cfg).unwrap());
+    for step in 0..3 {
+        let grads = || {
+            let g: Vec<f32> = (0..70_007)
+                .map(|i| ((i * 13 + step * 7) % 29) as f32 - 14.0)
+                .collect();
+            Grads(vec![
+                Some(Tensor::from_vec(g, (7, 10_001), &Device::Cpu).unwrap()),
+                Some(Tensor::new(&[3.0f32, -1.0, 0.125], &Device::Cpu).unwrap()),
+            ])
+        };
+        let mut ga = grads();
+        let norm_a = ga.clip_grad_norm(1.0).unwrap();
+        opt_a.step_grads(&ga).unwrap();
+        let gb = grads();
+        let (norm_b, coef) = gb.clip_coef(1.0).unwrap();
+        assert!(coef < 1.0, "the test must clip (coefficient {coef})");
+        assert_eq!(norm_a, norm_b);
+        opt_b.step_grads_scaled(&gb, coef).unwrap();
+    }
+    let values = |m: &VarMap| -> Vec<Vec<u32>> {
+        let d = m.data().lock().unwrap();
+        let mut names: Vec<&String> = d.keys().collect();
+        names.sort();
+        names
+            .iter()
+            .map(|n| {
+                let v: Vec<f32> = d[*n].flatten_all().unwrap().to_vec1().unwrap();
+                v.iter().map(|x| x.to_bits()).collect()
+            })
+            .collect()
+    };
+    assert_eq!(values(&a), values(&b));
+    let dir = std::env::temp_dir().join(format!("mt-clip-adamw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    opt_a.save(&dir.join("a.safetensors")).unwrap();
+    opt_b.save(&dir.join("b.safetensors")).unwrap();
+    // the moments, tensor by tensor (the files' metadata order may differ)
+    let moments = |f: &str| -> Vec<(String, Vec<u32>)> {
+        let mut t: Vec<_> = candle_core::safetensors::load(dir.join(f), &Device::Cpu)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| {
+                let v: Vec<f32> = v.flatten_all().unwrap().to_vec1().unwrap();
+                (k, v.iter().map(|x| x.to_bits()).collect())
+            })
+            .collect();
+        t.sort();
+        t
+    };
+    let (ma, mb) = (moments("a.safetensors"), moments("b.safetensors"));
+    assert_eq!(ma.len(), 4);
+    assert!(ma == mb, "the moments differ");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

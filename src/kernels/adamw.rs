@@ -7,7 +7,20 @@
 //! Both give the same bits: each product and quotient is the same f32 operation in the same order.
 use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Result, Tensor, bail};
 
-use super::cpu::{slice, slice_mut};
+use super::cpu::{OutPtr, par_for, slice, slice_mut};
+
+/// Elements per parallel task of the two passes (a pass is too cheap to share below that).
+const CHUNK: usize = 1 << 14;
+
+/// Runs `f(start, len)` over consecutive chunks of `0..n`, in parallel when `n` is large.
+fn chunks(n: usize, f: impl Fn(usize, usize) + Sync) {
+    par_for(n.div_ceil(CHUNK), n, |range| {
+        for c in range {
+            let start = c * CHUNK;
+            f(start, CHUNK.min(n - start));
+        }
+    });
+}
 
 /// The scalars of one AdamW step for one parameter (torch computes them in double precision,
 /// then runs the kernel in f32).
@@ -72,8 +85,10 @@ impl AdamWStep {
     }
 }
 
-/// Moments `[2, n]` updated in place from the gradient.
-struct Moments(AdamWStep);
+/// Moments `[2, n]` updated in place from the gradient times a scale (the clipping coefficient
+/// of `clip_grad_norm`, applied here instead of in a pass of its own: `g * scale` is the same f32
+/// product torch's `clip_grad_norm_` stores).
+struct Moments(AdamWStep, f32);
 
 impl InplaceOp2 for Moments {
     fn name(&self) -> &'static str {
@@ -88,12 +103,22 @@ impl InplaceOp2 for Moments {
     ) -> Result<()> {
         let g = slice(s2, l2, "adamw")?;
         let mv = slice_mut(s1, l1, "adamw")?;
-        let (m, v) = mv.split_at_mut(g.len());
-        let s = self.0;
-        for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
-            *m += s.one_minus_beta1 * (g - *m);
-            *v = *v * s.beta2 + s.one_minus_beta2 * g * g;
+        let n = g.len();
+        if mv.len() != 2 * n {
+            bail!("adamw: moments hold {} values, expected 2 x {n}", mv.len());
         }
+        let (s, scale) = (self.0, self.1);
+        let mv = OutPtr(mv.as_mut_ptr());
+        chunks(n, |start, len| {
+            // SAFETY: both ranges lie inside the `[2, n]` moments and only this chunk touches them.
+            let (m, v) = unsafe { (mv.slice(start, len), mv.slice(n + start, len)) };
+            let g = &g[start..start + len];
+            for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
+                let g = if scale != 1.0 { g * scale } else { g };
+                *m += s.one_minus_beta1 * (g - *m);
+                *v = *v * s.beta2 + s.one_minus_beta2 * g * g;
+            }
+        });
         Ok(())
     }
     #[cfg(feature = "cuda")]
@@ -104,6 +129,11 @@ impl InplaceOp2 for Moments {
         s2: &candle_core::CudaStorage,
         l2: &Layout,
     ) -> Result<()> {
+        if self.1 != 1.0 {
+            bail!(
+                "adamw: a gradient scale is applied before the CUDA kernel (kernels::adamw_step)"
+            );
+        }
         super::cuda::adamw_moments((s1, l1), (s2, l2), &self.0.cuda())
     }
 }
@@ -124,15 +154,25 @@ impl InplaceOp2 for Weight {
     ) -> Result<()> {
         let w = slice_mut(s1, l1, "adamw")?;
         let mv = slice(s2, l2, "adamw")?;
-        let (m, v) = mv.split_at(w.len());
-        let s = self.0;
-        for ((w, &m), &v) in w.iter_mut().zip(m).zip(v) {
-            if s.decay_mul != 1.0 {
-                *w *= s.decay_mul;
-            }
-            let denom = v.sqrt() / s.bias_correction2_sqrt + s.eps;
-            *w += -s.step_size * m / denom;
+        let n = w.len();
+        if mv.len() != 2 * n {
+            bail!("adamw: moments hold {} values, expected 2 x {n}", mv.len());
         }
+        let (m, v) = mv.split_at(n);
+        let s = self.0;
+        let w = OutPtr(w.as_mut_ptr());
+        chunks(n, |start, len| {
+            // SAFETY: the range lies inside the weight and only this chunk touches it.
+            let w = unsafe { w.slice(start, len) };
+            let (m, v) = (&m[start..start + len], &v[start..start + len]);
+            for ((w, &m), &v) in w.iter_mut().zip(m).zip(v) {
+                if s.decay_mul != 1.0 {
+                    *w *= s.decay_mul;
+                }
+                let denom = v.sqrt() / s.bias_correction2_sqrt + s.eps;
+                *w += -s.step_size * m / denom;
+            }
+        });
         Ok(())
     }
     #[cfg(feature = "cuda")]
@@ -165,11 +205,12 @@ pub(crate) fn fused(
     step: &AdamWStep,
     weight: &Tensor,
     grad: &Tensor,
+    grad_scale: f32,
     moments: &Tensor,
 ) -> Result<()> {
     check(weight, grad, moments)?;
     let grad = grad.contiguous()?;
-    moments.inplace_op2(&grad, &Moments(*step))?;
+    moments.inplace_op2(&grad, &Moments(*step, grad_scale))?;
     weight.inplace_op2(moments, &Weight(*step))
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 
-use super::cpu::{OutPtr, Saved, par_for, slice};
+use super::cpu::{OutPtr, Saved, par_for, slice, zeros};
 use super::gemm::matmul;
 use super::view::View;
 use super::vmath;
@@ -79,8 +79,8 @@ impl CustomOp1 for AttentionOp {
         }
         let scale = 1.0 / (hd as f32).sqrt();
         let tasks = d.b * d.n_head;
-        let mut y = vec![0f32; d.b * t * h];
-        let mut probs = vec![0f32; tasks * t * t];
+        let mut y = zeros(d.b * t * h);
+        let mut probs = zeros(tasks * t * t);
         let (y_ptr, p_ptr) = (OutPtr(y.as_mut_ptr()), OutPtr(probs.as_mut_ptr()));
         par_for(tasks, tasks * t * t * hd, |range| {
             for task in range {
@@ -164,7 +164,7 @@ impl CustomOp2 for AttentionBwd {
             bail!("attention backward: shapes do not match the forward pass");
         }
         let scale = 1.0 / (hd as f32).sqrt();
-        let mut dqkv = vec![0f32; qkv.len()];
+        let mut dqkv = zeros(qkv.len());
         let out = OutPtr(dqkv.as_mut_ptr());
         par_for(tasks, tasks * t * t * hd, |range| {
             let mut ds = vec![0f32; t * t];

@@ -1,6 +1,8 @@
 //! What every fused CPU kernel shares: reading an f32 slice out of candle's storage, writing
 //! disjoint rows of an output from several threads, running work on candle's own thread pool,
 //! and keeping a forward pass's buffers for the backward pass.
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, Layout, Result, bail};
 
 /// A buffer the forward pass of an op keeps for its backward pass (attention probabilities,
@@ -84,6 +86,45 @@ pub(crate) fn par_for(n_items: usize, work: usize, f: impl Fn(std::ops::Range<us
     } else {
         f(0..n_items);
     }
+}
+
+/// `n` zeros, written on the pool when `n` is large: an output buffer zeroed by one thread
+/// (`vec![0.0; n]` over reused heap memory is a serial `memset`) left the other core idle for
+/// a few percent of a training step.
+pub(crate) fn zeros(n: usize) -> Vec<f32> {
+    filled(n, 1, |chunk| chunk.fill(MaybeUninit::new(0.0)))
+}
+
+/// A buffer of `rows * d` values whose every element `init` writes, chunk by chunk of whole rows
+/// of `d`, on the pool (the memory starts uninitialised: `init` must write all of its chunk).
+fn filled(rows: usize, d: usize, init: impl Fn(&mut [MaybeUninit<f32>]) + Sync) -> Vec<f32> {
+    const CHUNK: usize = 1 << 14;
+    let n = rows * d;
+    let mut out: Vec<f32> = Vec::with_capacity(n);
+    let ptr = OutPtr(out.as_mut_ptr().cast::<MaybeUninit<f32>>());
+    let rows_per_chunk = (CHUNK / d.max(1)).max(1);
+    par_for(rows.div_ceil(rows_per_chunk), n, |range| {
+        for c in range {
+            let (r0, r1) = (c * rows_per_chunk, rows.min((c + 1) * rows_per_chunk));
+            // SAFETY: rows r0..r1 lie inside the allocation and only this chunk touches them.
+            init(unsafe { ptr.slice(r0 * d, (r1 - r0) * d) });
+        }
+    });
+    // SAFETY: `init` wrote every element of every chunk, and the chunks cover 0..n.
+    unsafe { out.set_len(n) };
+    out
+}
+
+/// `rows` copies of `row`, one after the other (a bias broadcast over a product's output), made
+/// on the pool.
+pub(crate) fn repeat_row(row: &[f32], rows: usize) -> Vec<f32> {
+    filled(rows, row.len(), |chunk| {
+        for out in chunk.chunks_exact_mut(row.len().max(1)) {
+            for (o, &v) in out.iter_mut().zip(row) {
+                o.write(v);
+            }
+        }
+    })
 }
 
 /// Applies `f(row, out_row)` to every row of length `d` of `out`.

@@ -2,7 +2,7 @@
 //! `torch.nn.functional.cross_entropy`, keeping each row's log-sum-exp for the backward pass.
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
 
-use super::cpu::{OutPtr, Saved, par_for, rows_mut, slice};
+use super::cpu::{OutPtr, Saved, par_for, rows_mut, slice, zeros};
 use super::vmath;
 
 /// Label value that is left out of the loss, as in PyTorch (`ignore_index`) and Hugging Face.
@@ -129,7 +129,7 @@ impl CustomOp3 for CrossEntropyBwd {
         let v = l1.dims().last().copied().unwrap_or(1);
         let count = t.iter().filter(|&&ti| ti != IGNORE_INDEX).count();
         let scale = g / count.max(1) as f32;
-        let mut out = vec![0f32; x.len()];
+        let mut out = zeros(x.len());
         rows_mut(&mut out, v, |r, o| {
             let ti = t[r];
             if ti == IGNORE_INDEX {

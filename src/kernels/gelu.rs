@@ -3,7 +3,7 @@
 //! backward, each a pass over memory and a wake of the thread pool; here each direction is one.
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
-use super::cpu::{elementwise, slice};
+use super::cpu::{elementwise, slice, zeros};
 use super::vmath;
 
 /// The two GELUs of Hugging Face.
@@ -142,7 +142,7 @@ impl CustomOp1 for ActOp {
     }
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = slice(s, l, "activation")?;
-        let mut out = vec![0f32; x.len()];
+        let mut out = zeros(x.len());
         let kind = self.0;
         elementwise(&mut out, |start, o| {
             let x = &x[start..start + o.len()];
@@ -184,7 +184,7 @@ impl CustomOp2 for ActBwd {
             slice(s1, l1, "activation_bwd")?,
             slice(s2, l2, "activation_bwd")?,
         );
-        let mut out = vec![0f32; x.len()];
+        let mut out = zeros(x.len());
         let kind = self.0;
         elementwise(&mut out, |start, o| {
             let (x, g) = (&x[start..start + o.len()], &g[start..start + o.len()]);

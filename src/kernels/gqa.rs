@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor, bail};
 
-use super::cpu::{OutPtr, Saved, par_for};
+use super::cpu::{OutPtr, Saved, par_for, zeros};
 use super::gemm::matmul;
 use super::strided::{Heads, readable};
 use super::view::View;
@@ -100,8 +100,8 @@ impl CustomOp3 for GqaOp {
             );
         }
         let tasks = d.b * d.heads;
-        let mut y = vec![0f32; d.b * t * h];
-        let mut probs = vec![0f32; tasks * t * tk];
+        let mut y = zeros(d.b * t * h);
+        let mut probs = zeros(tasks * t * tk);
         let (y_ptr, p_ptr) = (OutPtr(y.as_mut_ptr()), OutPtr(probs.as_mut_ptr()));
         par_for(tasks, tasks * t * tk * hd, |range| {
             for task in range {
@@ -208,9 +208,9 @@ fn backward(
     if probs.len() != d.b * d.heads * t * tk || g.len() != d.b * t * h {
         bail!("gqa_attention backward: shapes do not match the forward pass");
     }
-    let mut dq = vec![0f32; d.b * d.heads * t * hd];
-    let mut dk = vec![0f32; d.b * d.kv * tk * hd];
-    let mut dv = vec![0f32; d.b * d.kv * tk * hd];
+    let mut dq = zeros(d.b * d.heads * t * hd);
+    let mut dk = zeros(d.b * d.kv * tk * hd);
+    let mut dv = zeros(d.b * d.kv * tk * hd);
     let (dq_ptr, dk_ptr, dv_ptr) = (
         OutPtr(dq.as_mut_ptr()),
         OutPtr(dk.as_mut_ptr()),

@@ -8,7 +8,7 @@
 //! over the rows; transposes are strides, never copies.
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::cpu::slice;
+use super::cpu::{repeat_row, slice, zeros};
 use super::gemm::matmul;
 use super::reduce::sum_rows;
 use super::view::View;
@@ -57,14 +57,8 @@ pub(super) fn forward(
     conv1d: bool,
 ) -> Vec<f32> {
     let mut out = match bias {
-        Some(b) => {
-            let mut out = Vec::with_capacity(rows * d_out);
-            for _ in 0..rows {
-                out.extend_from_slice(b);
-            }
-            out
-        }
-        None => vec![0f32; rows * d_out],
+        Some(b) => repeat_row(b, rows),
+        None => zeros(rows * d_out),
     };
     // SAFETY: the views cover exactly `x [rows, d_in]` and the weight; `out` is fresh.
     unsafe {
@@ -194,7 +188,7 @@ impl CustomOp2 for InputGrad {
         } else {
             View::rows(w, d_in)
         };
-        let mut out = vec![0f32; rows * d_in];
+        let mut out = zeros(rows * d_in);
         // SAFETY: the views cover `g [rows, d_out]` and the weight; `out` is fresh.
         unsafe {
             matmul(
@@ -229,7 +223,7 @@ impl CustomOp2 for WeightGrad {
         let (g, x) = (slice(s1, l1, "linear_dw")?, slice(s2, l2, "linear_dw")?);
         let (rows, d_out) = matrix(l1);
         let d_in = matrix(l2).1;
-        let mut out = vec![0f32; d_in * d_out];
+        let mut out = zeros(d_in * d_out);
         let (m, n, lhs, rhs, shape) = if self.0.conv1d {
             let (lhs, rhs) = (View::rows_t(x, d_in), View::rows(g, d_out));
             (d_in, d_out, lhs, rhs, (d_in, d_out))

@@ -523,10 +523,33 @@ pub fn adamw_step(
     grad: &Tensor,
     moments: &mut Tensor,
 ) -> Result<()> {
+    adamw_step_scaled(step, weight, grad, 1.0, moments)
+}
+
+/// [`adamw_step`] from the gradient times `grad_scale` (the coefficient of a gradient clipping,
+/// `Grads::clip_coef`): the same bits as scaling the gradient first, without a pass of its own on
+/// the CPU.
+pub fn adamw_step_scaled(
+    step: &AdamWStep,
+    weight: &Var,
+    grad: &Tensor,
+    grad_scale: f32,
+    moments: &mut Tensor,
+) -> Result<()> {
     one_copy()?;
     let w = weight.as_tensor();
+    if use_fused(w) && use_fused(grad) && use_fused(moments) {
+        return adamw::fused(step, w, grad, grad_scale, moments);
+    }
+    let scaled;
+    let grad = if grad_scale != 1.0 {
+        scaled = grad.affine(grad_scale as f64, 0.0)?;
+        &scaled
+    } else {
+        grad
+    };
     if use_own_kernel(w) && use_own_kernel(grad) && use_own_kernel(moments) {
-        adamw::fused(step, w, grad, moments)
+        adamw::fused(step, w, grad, 1.0, moments)
     } else {
         let (new_w, new_m) = adamw::composed(step, w, grad, moments)?;
         weight.set(&new_w)?;

@@ -2,7 +2,7 @@
 //! `layer_norm` has none, so every parameter before it would silently get no gradient).
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::cpu::{OutPtr, par_for, rows_mut, slice};
+use super::cpu::{OutPtr, par_for, rows_mut, slice, zeros};
 use super::reduce::sum_rows;
 use super::vmath;
 
@@ -77,7 +77,7 @@ impl CustomOp3 for LayerNormOp {
             slice(s3, l3, "layer_norm")?,
         );
         let d = w.len();
-        let mut out = vec![0f32; x.len()];
+        let mut out = zeros(x.len());
         rows_mut(&mut out, d, |r, o| {
             ln_row(&x[r * d..(r + 1) * d], w, b, o, self.eps)
         });

@@ -42,15 +42,28 @@ pub(crate) fn sum_rows(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1_no_bwd(&SumRows)
 }
 
-/// `sum(x²)` over a CPU f32 tensor, accumulated in f64, as an f32 scalar tensor.
+/// `sum(x²)` over a CPU f32 tensor, accumulated in f64, as an f32 scalar tensor. Large tensors
+/// are summed in fixed chunks on the pool, and the chunks' sums added in order, so the result
+/// does not depend on the threads.
 pub(crate) fn sum_squares(x: &Tensor) -> Result<Tensor> {
+    const CHUNK: usize = 1 << 14;
     let x = x.contiguous()?;
     let (storage, layout) = x.storage_and_layout();
     let total = match &*storage {
-        candle_core::Storage::Cpu(s) => slice(s, layout, "sum_squares")?
-            .iter()
-            .map(|&v| (v as f64) * (v as f64))
-            .sum::<f64>(),
+        candle_core::Storage::Cpu(s) => {
+            let v = slice(s, layout, "sum_squares")?;
+            let square_sum = |c: &[f32]| c.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>();
+            let mut sums = vec![0f64; v.len().div_ceil(CHUNK)];
+            let out = OutPtr(sums.as_mut_ptr());
+            par_for(sums.len(), v.len(), |range| {
+                for c in range {
+                    let chunk = &v[c * CHUNK..v.len().min((c + 1) * CHUNK)];
+                    // SAFETY: slot c is inside `sums` and written only by this task.
+                    unsafe { out.slice(c, 1)[0] = square_sum(chunk) };
+                }
+            });
+            sums.iter().sum::<f64>()
+        }
         _ => candle_core::bail!("sum_squares: expected a CPU tensor"),
     };
     Tensor::new(total as f32, x.device())

@@ -3,7 +3,7 @@
 //! pass over the activations in both directions; here each direction is one pass per row.
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
 
-use super::cpu::{OutPtr, par_for, rows_mut, slice};
+use super::cpu::{OutPtr, par_for, rows_mut, slice, zeros};
 use super::reduce::sum_rows;
 use super::vmath;
 
@@ -78,7 +78,7 @@ impl CustomOp2 for RmsNormOp {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, w) = (slice(s1, l1, "rms_norm")?, slice(s2, l2, "rms_norm")?);
         let d = width(l1, w)?;
-        let mut out = vec![0f32; x.len()];
+        let mut out = zeros(x.len());
         rows_mut(&mut out, d, |r, o| {
             rms_row(&x[r * d..(r + 1) * d], w, o, self.eps)
         });

@@ -7,7 +7,7 @@
 //! place through its strides (the heads of a projection are a transposed view).
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
 
-use super::cpu::{OutPtr, par_for, slice};
+use super::cpu::{OutPtr, par_for, slice, zeros};
 use super::strided::{Heads, readable};
 use super::vmath;
 
@@ -66,7 +66,7 @@ impl CustomOp3 for RopeOp {
         }
         let sign = if self.inverse { -1.0 } else { 1.0 };
         let rows = b * heads * t;
-        let mut out = vec![0f32; rows * hd];
+        let mut out = zeros(rows * hd);
         let ptr = OutPtr(out.as_mut_ptr());
         par_for(rows, rows * hd, |range| {
             for r in range {

@@ -2,7 +2,7 @@
 //! `softmax_last_dim` has none).
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
-use super::cpu::{rows_mut, slice};
+use super::cpu::{rows_mut, slice, zeros};
 use super::vmath;
 
 struct SoftmaxOp;
@@ -14,7 +14,7 @@ impl CustomOp1 for SoftmaxOp {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = slice(s, l, "softmax")?;
         let d = l.dims().last().copied().unwrap_or(1).max(1);
-        let mut out = vec![0f32; x.len()];
+        let mut out = zeros(x.len());
         rows_mut(&mut out, d, |r, o| {
             let xr = &x[r * d..(r + 1) * d];
             o.copy_from_slice(xr);
@@ -50,7 +50,7 @@ impl CustomOp2 for SoftmaxBwd {
     ) -> Result<(CpuStorage, Shape)> {
         let (y, g) = (slice(s1, l1, "softmax_bwd")?, slice(s2, l2, "softmax_bwd")?);
         let d = l1.dims().last().copied().unwrap_or(1).max(1);
-        let mut out = vec![0f32; y.len()];
+        let mut out = zeros(y.len());
         rows_mut(&mut out, d, |r, o| {
             let (yr, gr) = (&y[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
             let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();

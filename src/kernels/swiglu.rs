@@ -3,7 +3,7 @@
 //! six ops plus two products).
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
 
-use super::cpu::{elementwise, slice};
+use super::cpu::{elementwise, slice, zeros};
 use super::vmath;
 
 /// `sigmoid(x)` through the C library's `expf` (see [`swiglu_chunk`] for why not `vmath`'s).
@@ -64,7 +64,7 @@ impl CustomOp2 for SwigluOp {
     ) -> Result<(CpuStorage, Shape)> {
         same_len(l1, l2, "swiglu")?;
         let (g, u) = (slice(s1, l1, "swiglu")?, slice(s2, l2, "swiglu")?);
-        let mut out = vec![0f32; g.len()];
+        let mut out = zeros(g.len());
         elementwise(&mut out, |start, o| {
             let end = start + o.len();
             swiglu_chunk(&g[start..end], &u[start..end], o)
@@ -119,7 +119,7 @@ impl CustomOp3 for SwigluBwd {
             slice(s3, l3, "swiglu_bwd")?,
         );
         let n = g.len();
-        let mut out = vec![0f32; 2 * n];
+        let mut out = zeros(2 * n);
         // out is [d gate | d up]: a chunk that straddles the two halves is split at n
         elementwise(&mut out, |start, o| {
             let mut at = start;

@@ -108,16 +108,26 @@ impl Grads {
     /// `min(1, max_norm / (total_norm + 1e-6))` and returns the norm before clipping.
     /// `max_norm <= 0` leaves the gradients alone.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> Result<f64> {
-        let total = self.global_norm()?;
-        if max_norm > 0.0 {
-            let coef = (max_norm / (total + 1e-6)).min(1.0) as f32;
-            if coef < 1.0 {
-                for g in self.0.iter_mut().flatten() {
-                    *g = g.affine(coef as f64, 0.0)?;
-                }
+        let (total, coef) = self.clip_coef(max_norm)?;
+        if coef < 1.0 {
+            for g in self.0.iter_mut().flatten() {
+                *g = g.affine(coef as f64, 0.0)?;
             }
         }
         Ok(total)
+    }
+
+    /// The global norm and the factor [`clip_grad_norm`](Self::clip_grad_norm) would scale
+    /// every gradient by (1 when `max_norm <= 0` or the norm is within it), without scaling:
+    /// [`AdamW::step_grads_scaled`] applies it inside the update instead of in a pass of its own.
+    pub fn clip_coef(&self, max_norm: f64) -> Result<(f64, f32)> {
+        let total = self.global_norm()?;
+        let coef = if max_norm > 0.0 {
+            (max_norm / (total + 1e-6)).min(1.0) as f32
+        } else {
+            1.0
+        };
+        Ok((total, coef))
     }
 }
 
@@ -203,6 +213,13 @@ impl AdamW {
 
     /// One update from gathered gradients, at learning rate `self.config.lr`.
     pub fn step_grads(&mut self, grads: &Grads) -> Result<()> {
+        self.step_grads_scaled(grads, 1.0)
+    }
+
+    /// One update from gathered gradients each times `grad_scale` (the coefficient of
+    /// [`Grads::clip_coef`]): the same update as [`step_grads`](Self::step_grads) after
+    /// [`Grads::clip_grad_norm`], bit for bit.
+    pub fn step_grads_scaled(&mut self, grads: &Grads, grad_scale: f32) -> Result<()> {
         if grads.0.len() != self.params.len() {
             return Err(Error::InvalidArgument(format!(
                 "got gradients for {} parameters, the optimiser has {}",
@@ -231,7 +248,7 @@ impl AdamW {
                 self.step,
                 p.decay,
             );
-            kernels::adamw_step(&s, &p.var, g, &mut p.moments)?;
+            kernels::adamw_step_scaled(&s, &p.var, g, grad_scale, &mut p.moments)?;
         }
         Ok(())
     }

@@ -518,13 +518,13 @@ impl<M: PreTrainedModel> Trainer<M> {
         if let Some(value) = bad {
             return Err(self.non_finite("loss", value, step + 1));
         }
-        let grad_norm = grads.clip_grad_norm(self.args.max_grad_norm)?;
+        let (grad_norm, clip) = grads.clip_coef(self.args.max_grad_norm)?;
         if !grad_norm.is_finite() {
             return Err(self.non_finite("gradient norm", grad_norm, step + 1));
         }
         let lr = self.scheduler.get_last_lr();
         self.optimizer.config.lr = lr;
-        self.optimizer.step_grads(&grads)?;
+        self.optimizer.step_grads_scaled(&grads, clip)?;
         self.scheduler.step();
         self.state.global_step += 1;
         self.state.epoch = self.state.global_step as f64 / self.updates_per_epoch as f64;
