@@ -657,6 +657,18 @@ fn fused_ops_match_composed_values_and_gradients() {
                 |x| ops::self_attention(&x[0], m, n_head).unwrap(),
                 |x| composed::self_attention(&x[0], m, n_head).unwrap(),
             );
+            // attention dropout (BERT's fine-tuning): the fused op draws the mask of
+            // kernels::dropout for the same (seed, stream) over [b, heads, t, t]
+            let drop = (0.3, 7u64, 11u64);
+            check_op(
+                "self_attention with dropout",
+                std::slice::from_ref(&qkv),
+                |x| ops::self_attention_dropout(&x[0], m, n_head, drop).unwrap(),
+                |x| composed::self_attention_dropout(&x[0], m, n_head, drop).unwrap(),
+            );
+            let plain = ops::self_attention(&qkv, m, n_head).unwrap();
+            let dropped = ops::self_attention_dropout(&qkv, m, n_head, drop).unwrap();
+            assert!(max_abs_diff(&plain, &dropped) > 1e-3, "dropout changed nothing");
         }
     }
     // softmax with a masked (f32::MIN) entry, as attention uses it

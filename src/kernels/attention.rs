@@ -5,13 +5,17 @@
 //! a mask add, a softmax and a merge copy, each with its own allocation and backward; for the
 //! small models trained on CPU that bookkeeping costs more than the arithmetic. Here each
 //! (sequence, head) pair is one task: gemm reads q, k and v in place through strides, and the
-//! probabilities are kept for the backward pass. The composed version stays the path for KV-cached
-//! decoding, attention dropout and `output_attentions`, and is the reference in the tests.
+//! probabilities are kept for the backward pass. Attention dropout (BERT's fine-tuning) is applied
+//! to each task's probabilities as they are used, with the mask of `kernels::dropout` for the same
+//! `(seed, stream)`, regenerated in the backward pass rather than stored. The composed version
+//! stays the path for KV-cached decoding and `output_attentions`, and is the reference in the
+//! tests.
 use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 
 use super::cpu::{OutPtr, Saved, par_for, slice, zeros};
+use super::dropout::KeepMask;
 use super::gemm::matmul;
 use super::view::View;
 use super::vmath;
@@ -51,11 +55,56 @@ impl Dims {
     }
 }
 
+/// Inverted dropout on the probabilities `[b, heads, t, t]`: element `i` kept (times `scale`)
+/// where `keep.keeps(i)`.
+#[derive(Clone, Copy)]
+pub(crate) struct ProbsDropout {
+    keep: KeepMask,
+    /// `1 / (1 - p)` in f32, the factor `kernels::dropout` multiplies kept values by.
+    scale: f32,
+}
+
+impl ProbsDropout {
+    pub(crate) fn new(p: f64, seed: u64, stream: u64) -> Self {
+        Self {
+            keep: KeepMask::new(p, seed, stream),
+            scale: (1.0 / (1.0 - p)) as f32,
+        }
+    }
+
+    /// `out = x ∘ mask · scale` for the `t × t` block of `task` (`x` and `out` that block).
+    fn apply(self, task: usize, x: &[f32], out: &mut [f32]) {
+        let start = task * x.len();
+        for (j, (o, &v)) in out.iter_mut().zip(x).enumerate() {
+            *o = self.at(start + j, v);
+        }
+    }
+
+    /// [`apply`](Self::apply) in place.
+    fn apply_in_place(self, task: usize, x: &mut [f32]) {
+        let start = task * x.len();
+        for (j, v) in x.iter_mut().enumerate() {
+            *v = self.at(start + j, *v);
+        }
+    }
+
+    #[inline(always)]
+    fn at(self, i: usize, v: f32) -> f32 {
+        if self.keep.keeps(i) {
+            v * self.scale
+        } else {
+            0.0
+        }
+    }
+}
+
 struct AttentionOp {
     n_head: usize,
     /// Additive mask `[b, t, t]` (0 or `f32::MIN`), shared by the heads.
     mask: Option<Arc<Vec<f32>>>,
-    /// The probabilities `[b, heads, t, t]` of the forward pass, for the backward pass.
+    dropout: Option<ProbsDropout>,
+    /// The probabilities `[b, heads, t, t]` of the forward pass (before dropout), for the
+    /// backward pass.
     probs: Saved,
 }
 
@@ -83,6 +132,7 @@ impl CustomOp1 for AttentionOp {
         let mut probs = zeros(tasks * t * t);
         let (y_ptr, p_ptr) = (OutPtr(y.as_mut_ptr()), OutPtr(probs.as_mut_ptr()));
         par_for(tasks, tasks * t * t * hd, |range| {
+            let mut dropped = vec![0f32; if self.dropout.is_some() { t * t } else { 0 }];
             for task in range {
                 let (q_off, y_off) = d.offsets(task);
                 // SAFETY: task `task` alone owns this probability block.
@@ -103,6 +153,13 @@ impl CustomOp1 for AttentionOp {
                     }
                     vmath::softmax_in_place(row);
                 }
+                let p: &[f32] = match self.dropout {
+                    Some(drop) => {
+                        drop.apply(task, p, &mut dropped);
+                        &dropped
+                    }
+                    None => p,
+                };
                 let v = View::rows(qkv, 3 * h).at(q_off + 2 * h);
                 // SAFETY: this task's output columns `hh * hd..` of sequence `bi` are written
                 // only here; p and v are live.
@@ -128,6 +185,7 @@ impl CustomOp1 for AttentionOp {
         let probs = self.probs.get("attention")?;
         let op = AttentionBwd {
             n_head: self.n_head,
+            dropout: self.dropout,
             probs,
         };
         Ok(Some(qkv.apply_op2_no_bwd(&g.contiguous()?, &op)?))
@@ -135,9 +193,11 @@ impl CustomOp1 for AttentionOp {
 }
 
 /// `dqkv` from `qkv` and `dy`: with `dS = P ∘ (dP − rowsum(dP ∘ P))` and `dP = dy vᵀ`,
-/// `dq = dS k / sqrt(d)`, `dk = dSᵀ q / sqrt(d)`, `dv = Pᵀ dy`.
+/// `dq = dS k / sqrt(d)`, `dk = dSᵀ q / sqrt(d)`, `dv = Pᵀ dy`. With dropout `D` (mask times
+/// scale), `y = (P ∘ D) v`, so `dP = (dy vᵀ) ∘ D` and `dv = (P ∘ D)ᵀ dy`.
 struct AttentionBwd {
     n_head: usize,
+    dropout: Option<ProbsDropout>,
     probs: Arc<Vec<f32>>,
 }
 
@@ -168,6 +228,7 @@ impl CustomOp2 for AttentionBwd {
         let out = OutPtr(dqkv.as_mut_ptr());
         par_for(tasks, tasks * t * t * hd, |range| {
             let mut ds = vec![0f32; t * t];
+            let mut dropped = vec![0f32; if self.dropout.is_some() { t * t } else { 0 }];
             for task in range {
                 let (q_off, y_off) = d.offsets(task);
                 let p = &self.probs[task * t * t..(task + 1) * t * t];
@@ -175,13 +236,21 @@ impl CustomOp2 for AttentionBwd {
                 let vt = View::rows_t(qkv, 3 * h).at(q_off + 2 * h);
                 // SAFETY: dy, v, p and ds are live; ds is this chunk's scratch.
                 unsafe { matmul((t, t, hd), ds.as_mut_ptr(), t, false, dy, vt, 1.0, false) };
+                // the probabilities the values were weighted by (after dropout), for dv
+                let used: &[f32] = match self.dropout {
+                    Some(drop) => {
+                        drop.apply_in_place(task, &mut ds);
+                        drop.apply(task, p, &mut dropped);
+                        &dropped
+                    }
+                    None => p,
+                };
                 for (dp, pr) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
                     let dot: f32 = dp.iter().zip(pr).map(|(a, b)| a * b).sum();
                     dp.iter_mut().zip(pr).for_each(|(a, b)| *a = b * (*a - dot));
                 }
                 let k = View::rows(qkv, 3 * h).at(q_off + h);
                 let q = View::rows(qkv, 3 * h).at(q_off);
-                let p_view = View::rows(p, t);
                 let ds_view = View::rows(&ds, t);
                 // SAFETY: this task alone writes its head's q, k and v columns of sequence bi
                 // in dqkv; every read view is live.
@@ -195,7 +264,7 @@ impl CustomOp2 for AttentionBwd {
                     let p_t = View {
                         rs: 1,
                         cs: t,
-                        ..p_view
+                        ..View::rows(used, t)
                     };
                     matmul((t, hd, t), dst, 3 * h, false, p_t, dy, 1.0, false);
                 }
@@ -205,9 +274,15 @@ impl CustomOp2 for AttentionBwd {
     }
 }
 
-/// Attention over `qkv [b, t, 3h]` (CPU f32) with an optional additive mask `[b, 1, t, t]`.
-/// A mask shared by the batch (`[1, 1, t, t]`) is broadcast, as the composed path broadcasts it.
-pub(crate) fn self_attention(qkv: &Tensor, mask: Option<&Tensor>, n_head: usize) -> Result<Tensor> {
+/// Attention over `qkv [b, t, 3h]` (CPU f32) with an optional additive mask `[b, 1, t, t]` and
+/// dropout on the probabilities. A mask shared by the batch (`[1, 1, t, t]`) is broadcast, as
+/// the composed path broadcasts it.
+pub(crate) fn self_attention(
+    qkv: &Tensor,
+    mask: Option<&Tensor>,
+    n_head: usize,
+    dropout: Option<ProbsDropout>,
+) -> Result<Tensor> {
     let (b, t, _) = qkv.dims3()?;
     let mask = match mask {
         Some(m) => Some(Arc::new(
@@ -220,6 +295,7 @@ pub(crate) fn self_attention(qkv: &Tensor, mask: Option<&Tensor>, n_head: usize)
     let op = AttentionOp {
         n_head,
         mask,
+        dropout,
         probs: Saved::default(),
     };
     qkv.contiguous()?.apply_op1(op)

@@ -73,6 +73,21 @@ pub fn self_attention(qkv: &Tensor, mask: Option<&Tensor>, n_head: usize) -> Res
     merge_heads(&weighted(&attention_probs(&q, &k, mask)?, &v)?)
 }
 
+/// [`self_attention`] with `kernels::dropout(probs, p, seed, stream)` between the probabilities
+/// and the values (the fused op's reference).
+pub fn self_attention_dropout(
+    qkv: &Tensor,
+    mask: Option<&Tensor>,
+    n_head: usize,
+    (p, seed, stream): (f64, u64, u64),
+) -> Result<Tensor> {
+    let h = qkv.dim(2)? / 3;
+    let split = |i: usize| split_heads(&qkv.narrow(2, i * h, h)?, n_head);
+    let (q, k, v) = (split(0)?, split(1)?, split(2)?);
+    let probs = super::dropout(&attention_probs(&q, &k, mask)?, p, seed, stream)?;
+    merge_heads(&weighted(&probs, &v)?)
+}
+
 /// The keys and values of `qkv [b, t, 3h]` into positions `past..` of `kv [2, b, heads, cap, hd]`.
 pub fn kv_cache_write(kv: &Tensor, qkv: &Tensor, n_head: usize, past: usize) -> Result<()> {
     let h = qkv.dim(2)? / 3;

@@ -24,9 +24,7 @@ pub fn dropout_mask(
     device: &Device,
 ) -> Result<Tensor> {
     let n: usize = dims.iter().product();
-    let base = mix(seed ^ mix(stream.wrapping_add(0x9E37_79B9_7F4A_7C15)));
-    // keep when the top 53 bits, as a uniform number in [0, 1), are >= p (torch: bernoulli(1 - p))
-    let threshold = (p * (1u64 << 53) as f64) as u64;
+    let keep = KeepMask::new(p, seed, stream);
     let mut mask = vec![0u8; n];
     let ptr = OutPtr(mask.as_mut_ptr());
     const CHUNK: usize = 1 << 14;
@@ -37,10 +35,33 @@ pub fn dropout_mask(
             // SAFETY: chunk c's bytes are inside `mask` and written only by this task.
             let out = unsafe { ptr.slice(start, len) };
             for (i, o) in out.iter_mut().enumerate() {
-                let r = mix(base.wrapping_add((start + i) as u64)) >> 11;
-                *o = (r >= threshold) as u8;
+                *o = keep.keeps(start + i) as u8;
             }
         }
     });
     Tensor::from_vec(mask, dims, device)
+}
+
+/// The mask of [`dropout_mask`] for `(p, seed, stream)`, element by element, for kernels that
+/// apply dropout where they compute (the fused attention): element `i` of the flattened tensor.
+#[derive(Clone, Copy)]
+pub(crate) struct KeepMask {
+    base: u64,
+    threshold: u64,
+}
+
+impl KeepMask {
+    pub(crate) fn new(p: f64, seed: u64, stream: u64) -> Self {
+        Self {
+            base: mix(seed ^ mix(stream.wrapping_add(0x9E37_79B9_7F4A_7C15))),
+            // keep when the top 53 bits, as a uniform number in [0, 1), are >= p (torch:
+            // bernoulli(1 - p))
+            threshold: (p * (1u64 << 53) as f64) as u64,
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn keeps(self, i: usize) -> bool {
+        mix(self.base.wrapping_add(i as u64)) >> 11 >= self.threshold
+    }
 }

@@ -253,7 +253,7 @@ pub fn self_attention(qkv: &Tensor, mask: Option<&Tensor>, n_head: usize) -> Res
         return composed::self_attention(&cast(qkv, dt)?, mask, n_head);
     }
     if use_fused(qkv) && mask.is_none_or(use_fused) {
-        return attention::self_attention(qkv, mask, n_head);
+        return attention::self_attention(qkv, mask, n_head, None);
     }
     #[cfg(feature = "cuda")]
     {
@@ -264,6 +264,27 @@ pub fn self_attention(qkv: &Tensor, mask: Option<&Tensor>, n_head: usize) -> Res
         }
     }
     composed::self_attention(qkv, mask, n_head)
+}
+
+/// [`self_attention`] with inverted dropout of probability `p` on the attention probabilities,
+/// the mask of [`dropout`] for `(seed, stream)`: one fused op on the CPU (the mask regenerated in
+/// the backward pass), the composed ops elsewhere.
+pub fn self_attention_dropout(
+    qkv: &Tensor,
+    mask: Option<&Tensor>,
+    n_head: usize,
+    (p, seed, stream): (f64, u64, u64),
+) -> Result<Tensor> {
+    one_copy()?;
+    if autocast().is_none() && use_fused(qkv) && mask.is_none_or(use_fused) && p > 0.0 && p < 1.0 {
+        let drop = attention::ProbsDropout::new(p, seed, stream);
+        return attention::self_attention(qkv, mask, n_head, Some(drop));
+    }
+    let qkv = match autocast() {
+        Some(dt) => cast(qkv, dt)?,
+        None => qkv.clone(),
+    };
+    composed::self_attention_dropout(&qkv, mask, n_head, (p, seed, stream))
 }
 
 /// Writes the keys and values of `qkv [b, t, 3h]` into positions `past..past + t` of a layer's

@@ -64,9 +64,10 @@ impl Attention {
     /// Returns the projected output and, when `want_probs`, the attention probabilities
     /// `[b, heads, t, t_k]`.
     ///
-    /// Without a KV cache, attention dropout or returned probabilities, the one fused op
-    /// [`kernels::self_attention`] runs; with a cache, [`kernels::cached_attention`] over the
-    /// cache's buffer; otherwise the composed ops below, which expose each step.
+    /// Without a KV cache or returned probabilities, the one fused op
+    /// [`kernels::self_attention`] (or [`kernels::self_attention_dropout`] when training with
+    /// attention dropout) runs; with a cache, [`kernels::cached_attention`] over the cache's
+    /// buffer; otherwise the composed ops below, which expose each step.
     pub fn forward(
         &self,
         x: &Tensor,
@@ -90,8 +91,11 @@ impl Attention {
         let no_dropout = !ctx.training || self.attn_dropout <= 0.0;
         let composed = kernels::composed::split_heads;
         let (k, v) = match cache {
-            None if !want_probs && no_dropout => {
-                let y = kernels::self_attention(&qkv, mask, self.n_head)?;
+            None if !want_probs => {
+                let y = match ctx.dropout_call(self.attn_dropout) {
+                    Some(drop) => kernels::self_attention_dropout(&qkv, mask, self.n_head, drop)?,
+                    None => kernels::self_attention(&qkv, mask, self.n_head)?,
+                };
                 return Ok((self.out.forward_t(&y, ctx)?, None));
             }
             None => (

@@ -44,10 +44,19 @@ pub(crate) struct Ctx {
 impl Ctx {
     /// Inverted dropout (`x * mask / (1 - p)`), as `torch.nn.Dropout`: identity in eval mode.
     pub fn dropout(&self, x: &Tensor, p: f64) -> Result<Tensor> {
+        match self.dropout_call(p) {
+            Some((p, seed, call)) => Ok(kernels::dropout(x, p, seed, call)?),
+            None => Ok(x.clone()),
+        }
+    }
+
+    /// `(p, seed, stream)` of the next dropout call, for a kernel that applies the dropout
+    /// itself (the fused attention); `None` (and no call counted) when dropout is off.
+    pub fn dropout_call(&self, p: f64) -> Option<(f64, u64, u64)> {
         if !self.training || p <= 0.0 {
-            return Ok(x.clone());
+            return None;
         }
         let call = self.dropout.calls.fetch_add(1, Ordering::Relaxed);
-        Ok(kernels::dropout(x, p, self.dropout.seed, call)?)
+        Some((p, self.dropout.seed, call))
     }
 }
