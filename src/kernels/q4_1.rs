@@ -66,14 +66,28 @@ pub(crate) fn matmul_q4_1(x: &[f32], m: usize, k: usize, w: &[u8], n: usize) -> 
     let ptr = OutPtr(out.as_mut_ptr());
     let row_bytes = nb * BLOCK_BYTES;
     let simd = simd();
+    // the activation rows' slices, in groups of `ROWS`, cut once rather than per weight row
+    let row = |i: usize| -> Row<'_> {
+        (
+            &xq.q[i * k..(i + 1) * k],
+            &xq.d[i * nb..(i + 1) * nb],
+            &xq.s[i * nb..(i + 1) * nb],
+        )
+    };
+    let groups: Vec<(usize, usize, [Row<'_>; ROWS])> = (0..m)
+        .step_by(ROWS)
+        .map(|i0| {
+            let r = ROWS.min(m - i0);
+            (i0, r, std::array::from_fn(|t| row(i0 + t.min(r - 1))))
+        })
+        .collect();
     par_for(n, m * n * k, |rows| {
         for j in rows {
             let wr = &w[j * row_bytes..(j + 1) * row_bytes];
-            for i0 in (0..m).step_by(ROWS) {
-                let r = ROWS.min(m - i0);
+            for (i0, r, xs) in &groups {
                 let mut sums = [0f32; ROWS];
-                dot_rows(simd, wr, &xq, i0, &mut sums[..r]);
-                for (t, v) in sums[..r].iter().enumerate() {
+                dot_rows(simd, wr, &xs[..*r], &mut sums[..*r]);
+                for (t, v) in sums[..*r].iter().enumerate() {
                     // SAFETY: element (i0 + t, j) is inside `out`, and only the chunk holding
                     // row j of the weights writes column j.
                     unsafe { *ptr.ptr().add((i0 + t) * n + j) = *v };
@@ -83,6 +97,9 @@ pub(crate) fn matmul_q4_1(x: &[f32], m: usize, k: usize, w: &[u8], n: usize) -> 
     });
     out
 }
+
+/// One quantized activation row: its values, and per block `d` and `d · Σq`.
+type Row<'a> = (&'a [i8], &'a [f32], &'a [f32]);
 
 /// Whether the AVX2 path runs (AVX2, FMA and F16C, asked once).
 fn simd() -> bool {
@@ -99,38 +116,25 @@ fn simd() -> bool {
     false
 }
 
-/// `out[t]` = weight row `w` against activation row `i0 + t`, for `t < out.len()` (at most
-/// [`ROWS`]).
-fn dot_rows(simd: bool, w: &[u8], xq: &Q8Rows, i0: usize, out: &mut [f32]) {
-    let nb = w.len() / BLOCK_BYTES;
-    let k = nb * QK;
-    let row = |t: usize| {
-        let i = i0 + t;
-        (
-            &xq.q[i * k..(i + 1) * k],
-            &xq.d[i * nb..(i + 1) * nb],
-            &xq.s[i * nb..(i + 1) * nb],
-        )
-    };
+/// `out[t]` = weight row `w` against activation row `xs[t]`, for the (at most [`ROWS`]) rows
+/// of `xs`, each holding as many blocks as `w`.
+fn dot_rows(simd: bool, w: &[u8], xs: &[Row<'_>], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if simd {
-        let xs: [(&[i8], &[f32], &[f32]); ROWS] =
-            std::array::from_fn(|t| row(t.min(out.len() - 1)));
-        // SAFETY: `simd` says the CPU has AVX2, FMA and F16C; every activation row holds
-        // `nb` blocks, as `w` does (`row` slices them to those lengths).
+        // SAFETY: `simd` says the CPU has AVX2, FMA and F16C; every activation row holds as
+        // many blocks as `w` (`matmul_q4_1` cuts them so).
         unsafe {
-            match out.len() {
-                1 => out[0] = avx2::dot_one(w, xs[0].0, xs[0].1, xs[0].2),
-                2 => out.copy_from_slice(&avx2::dot_many::<2>(w, &xs)),
-                3 => out.copy_from_slice(&avx2::dot_many::<3>(w, &xs)),
-                _ => out.copy_from_slice(&avx2::dot_many::<ROWS>(w, &xs)),
+            match xs.len() {
+                1 => out[0] = avx2::dot_one(w, xs[0]),
+                2 => out.copy_from_slice(&avx2::dot_many::<2>(w, xs)),
+                3 => out.copy_from_slice(&avx2::dot_many::<3>(w, xs)),
+                _ => out.copy_from_slice(&avx2::dot_many::<ROWS>(w, xs)),
             }
         }
         return;
     }
     let _ = simd;
-    for (t, o) in out.iter_mut().enumerate() {
-        let (q, d, s) = row(t);
+    for (o, &(q, d, s)) in out.iter_mut().zip(xs) {
         *o = dot_scalar(w, q, d, s);
     }
 }
@@ -195,7 +199,7 @@ fn dot_scalar(w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32 {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{BLOCK_BYTES, QK};
+    use super::{BLOCK_BYTES, QK, Row};
 
     /// `[d, m, 0, 0]` of the block at `p`.
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -221,12 +225,7 @@ mod avx2 {
     /// activation block `b` of row `(q, d, s)`.
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn block(
-        x: __m256i,
-        dm: __m128,
-        (q, d, s): (&[i8], &[f32], &[f32]),
-        b: usize,
-    ) -> (__m256, __m128) {
+    unsafe fn block(x: __m256i, dm: __m128, (q, d, s): Row<'_>, b: usize) -> (__m256, __m128) {
         // SAFETY: block b of the row exists (the caller loops over the weight row's blocks,
         // as many as the row's).
         let (y, dx, sx) = unsafe {
@@ -257,11 +256,11 @@ mod avx2 {
     /// accumulators (decoding: one row, so the blocks are the only parallelism).
     ///
     /// # Safety
-    /// AVX2, FMA and F16C; `q` has 32 values and `d`, `s` one entry for each of `w`'s blocks.
+    /// AVX2, FMA and F16C; the row has 32 values and one `d` and `s` for each of `w`'s
+    /// blocks.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn dot_one(w: &[u8], q: &[i8], d: &[f32], s: &[f32]) -> f32 {
+    pub(super) unsafe fn dot_one(w: &[u8], row: Row<'_>) -> f32 {
         let nb = w.len() / BLOCK_BYTES;
-        let row = (q, d, s);
         let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let (mut min0, mut min1) = (_mm_setzero_ps(), _mm_setzero_ps());
         let mut b = 0;
@@ -297,11 +296,9 @@ mod avx2 {
     /// # Safety
     /// As [`dot_one`], for each of the `R` rows.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn dot_many<const R: usize>(
-        w: &[u8],
-        xs: &[(&[i8], &[f32], &[f32])],
-    ) -> [f32; R] {
+    pub(super) unsafe fn dot_many<const R: usize>(w: &[u8], xs: &[Row<'_>]) -> [f32; R] {
         let nb = w.len() / BLOCK_BYTES;
+        let xs: &[Row<'_>; R] = xs[..R].try_into().expect("R rows");
         let mut acc = [_mm256_setzero_ps(); R];
         let mut mins = [_mm_setzero_ps(); R];
         for b in 0..nb {
