@@ -6,7 +6,8 @@
 //! alive between runs, benches/smollm2_decode_ref.py), with the same prompt (the chat prompt of
 //! tests/fixtures/gguf/expected.json), the same number of new tokens and threads (2 unless
 //! `BENCH_THREADS` says otherwise); medians are printed with the load average before and
-//! after. Each side's tokens are printed against ours in f32.
+//! after. Each side's tokens are compared with the first contender's (ours in f32) and with
+//! llama.cpp's.
 //!
 //!     cargo bench --features mpi --bench smollm2_decode
 //!     BENCH_THREADS=2 BENCH_RUNS=7 BENCH_NEW_TOKENS=128 \
@@ -225,17 +226,22 @@ fn main() -> massivetext::Result<()> {
         .map(|t| new_tokens as f64 / median(t.clone()))
         .collect();
     let find = |n: &str| names.iter().position(|x| x == n).map(|i| tps[i]);
-    println!("| | tokens/s | same tokens as ours f32 | vs transformers f32 | vs llama.cpp |");
-    println!("|---|---:|---:|---:|---:|");
+    let first = names[0].clone();
+    let llama = names.iter().position(|x| x == "llama.cpp");
+    println!(
+        "| | tokens/s | same tokens as {first} | same tokens as llama.cpp | vs transformers f32 | vs llama.cpp |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    // the length of the common start: greedy tokens part for good at their first difference
+    let same = |a: &[u32], b: &[u32]| a.iter().zip(b).take_while(|(x, y)| x == y).count();
     for (i, name) in names.iter().enumerate() {
-        let same = tokens[i]
-            .iter()
-            .zip(&tokens[0])
-            .take_while(|(a, b)| a == b)
-            .count();
+        let with_first = same(&tokens[i], &tokens[0]);
+        let with_llama = llama.map_or("-".into(), |l| {
+            format!("{}/{new_tokens}", same(&tokens[i], &tokens[l]))
+        });
         let ratio = |r: Option<f64>| r.map_or("-".into(), |r| format!("{:.2}×", tps[i] / r));
         println!(
-            "| {name} | {:.1} | {same}/{new_tokens} | {} | {} |",
+            "| {name} | {:.1} | {with_first}/{new_tokens} | {with_llama} | {} | {} |",
             tps[i],
             ratio(find("transformers")),
             ratio(find("llama.cpp"))
@@ -243,7 +249,7 @@ fn main() -> massivetext::Result<()> {
     }
     println!("load average before: {load_before}; after: {load_after}");
     println!(
-        "ours f32 says: {:?}",
+        "{first} says: {:?}",
         tok.decode(&tokens[0], DecodeOptions::default())
             .unwrap_or_default()
     );
