@@ -288,8 +288,10 @@ vmath::multiversion! {
     /// One query of one head: `out += softmax(q · keys / √hd + mask) · values`, `scores` the
     /// scratch row (as long as the keys), the body compiled for AVX2. A plain `sum` of products
     /// adds one element after the other, a chain no loop vectorises (it made the attention
-    /// over the cache ~15% of a decoding step at batch 8); here four keys are scored at once,
-    /// each in 8 lanes, and the weighted values are added four keys per pass over `out`.
+    /// over the cache ~15% of a decoding step at batch 8); here each key is scored in 8 lanes,
+    /// and the weighted values are added four keys per pass over `out`. (Scoring four keys in
+    /// one loop compiled to 2-lane loads; with the dot-form tiles of `gemv_tiles`, ~10% slower
+    /// at batch 8.)
     fn attend_one(
         q: &[f32],
         kv: (&[f32], &[f32]),
@@ -300,14 +302,7 @@ vmath::multiversion! {
     ) {
         let hd = q.len();
         let (keys, values) = kv;
-        let done = scores.len() - scores.len() % 4;
-        for (s, k) in scores.chunks_exact_mut(4).zip(keys.chunks_exact(4 * hd)) {
-            let d = dot4(q, [&k[..hd], &k[hd..2 * hd], &k[2 * hd..3 * hd], &k[3 * hd..]]);
-            for (s, d) in s.iter_mut().zip(d) {
-                *s = d * scale;
-            }
-        }
-        for (s, k) in scores[done..].iter_mut().zip(keys[done * hd..].chunks_exact(hd)) {
+        for (s, k) in scores.iter_mut().zip(keys.chunks_exact(hd)) {
             *s = dot(q, k) * scale;
         }
         if let Some(m) = mask {
@@ -320,32 +315,11 @@ vmath::multiversion! {
                 *o += p[0] * a + p[1] * b + p[2] * c + p[3] * d;
             }
         }
+        let done = scores.len() - scores.len() % 4;
         for (p, v) in scores[done..].iter().zip(values[done * hd..].chunks_exact(hd)) {
             out.iter_mut().zip(v).for_each(|(o, v)| *o += p * v);
         }
     }
-}
-
-/// `q · k_j` for four keys at once, each in 8 lanes: four independent chains of additions
-/// where one would wait on itself.
-#[inline(always)]
-fn dot4(q: &[f32], k: [&[f32]; 4]) -> [f32; 4] {
-    let mut acc = [[0f32; 8]; 4];
-    let body = q.len() - q.len() % 8;
-    for c in (0..body).step_by(8) {
-        let qc = &q[c..c + 8];
-        for (a, kj) in acc.iter_mut().zip(k) {
-            for ((a, x), y) in a.iter_mut().zip(qc).zip(&kj[c..c + 8]) {
-                *a += x * y;
-            }
-        }
-    }
-    let mut out = [0f32; 4];
-    for ((o, a), kj) in out.iter_mut().zip(acc).zip(k) {
-        let tail: f32 = (body..q.len()).map(|t| q[t] * kj[t]).sum();
-        *o = a.iter().sum::<f32>() + tail;
-    }
-    out
 }
 
 #[cfg(test)]
