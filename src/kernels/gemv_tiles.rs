@@ -185,6 +185,8 @@ fn prefetch_ahead(wb: *const f32, (kc, w_rs, n): (usize, usize, usize), left: us
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
+// indices over the tile's register arrays, which the compiler unrolls
+#[allow(clippy::needless_range_loop)]
 unsafe fn axpy_tile<const MR: usize, const NV: usize>(
     x: *const f32,
     x_rs: usize,
@@ -273,6 +275,8 @@ unsafe fn dots_avx2(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
+// indices over the tile's register arrays, which the compiler unrolls
+#[allow(clippy::needless_range_loop)]
 unsafe fn dot_tile<const MR: usize, const NW: usize>(
     x: *const f32,
     k: usize,
