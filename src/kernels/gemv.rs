@@ -14,11 +14,21 @@
 use std::ops::Range;
 
 use super::cpu::{OutPtr, par_for};
+use super::gemv_tiles;
 use super::view::View;
 use super::vmath;
 
 /// Largest `m` taken here; beyond it `gemm`'s blocking pays for itself.
 pub(super) const GEMV_MAX_ROWS: usize = 8;
+
+/// Fewest rows of `lhs` for which the f32 products use [`gemv_tiles`] (when the CPU has them):
+/// at one row the plain loops already stream the weights at the memory's speed.
+const TILE_MIN_ROWS: usize = 2;
+
+/// Whether an f32 product with `m` rows runs on [`gemv_tiles`].
+fn tiled(m: usize) -> bool {
+    m >= TILE_MIN_ROWS && gemv_tiles::available()
+}
 
 /// Columns of `dst` updated per pass in the axpy form, so the rows being summed stay in L1.
 const AXPY_COLS: usize = 1024;
@@ -273,8 +283,15 @@ vmath::multiversion! {
     /// # Safety
     /// `w` has the rows `band` of `rows[i].len()` contiguous floats, `w.rs` apart.
     unsafe fn axpy_rows(x: &[f32], x_rs: usize, band: Range<usize>, w: View, rows: &mut [&mut [f32]]) {
-        // SAFETY: the function's contract.
-        unsafe { axpy((&x[band.start..], x_rs), band.len(), w.at(band.start * w.rs).ptr, w.rs, rows) }
+        let (x, p) = (&x[band.start..], w.at(band.start * w.rs).ptr);
+        // SAFETY: the function's contract (and the tiles' own: `tiled` checks `available`).
+        unsafe {
+            if tiled(rows.len()) {
+                gemv_tiles::axpy(x, x_rs, band.len(), p, w.rs, rows)
+            } else {
+                axpy((x, x_rs), band.len(), p, w.rs, rows)
+            }
+        }
     }
 }
 
@@ -284,8 +301,14 @@ vmath::multiversion! {
     /// # Safety
     /// `w` has `n` columns of `k` contiguous floats, `w.cs` apart.
     unsafe fn dot_rows(x: &[f32], k: usize, n: usize, w: View, rows: &mut [&mut [f32]]) {
-        // SAFETY: the function's contract.
-        unsafe { dots(x, k, n, w.ptr, w.cs, rows) }
+        // SAFETY: the function's contract (and the tiles' own: `tiled` checks `available`).
+        unsafe {
+            if tiled(rows.len()) {
+                gemv_tiles::dots(x, k, n, w.ptr, w.cs, rows)
+            } else {
+                dots(x, k, n, w.ptr, w.cs, rows)
+            }
+        }
     }
 }
 
@@ -320,7 +343,7 @@ vmath::multiversion! {
 
 /// `a · b` accumulated in 8 lanes (so the loop vectorises).
 #[inline(always)]
-fn dot<T: Weight>(a: &[f32], b: &[T]) -> f32 {
+pub(super) fn dot<T: Weight>(a: &[f32], b: &[T]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca

@@ -49,6 +49,7 @@ mod flash;
 mod gelu;
 mod gemm;
 mod gemv;
+mod gemv_tiles;
 mod gqa;
 mod linear;
 mod linear_bf16;
