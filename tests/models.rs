@@ -668,7 +668,10 @@ fn fused_ops_match_composed_values_and_gradients() {
             );
             let plain = ops::self_attention(&qkv, m, n_head).unwrap();
             let dropped = ops::self_attention_dropout(&qkv, m, n_head, drop).unwrap();
-            assert!(max_abs_diff(&plain, &dropped) > 1e-3, "dropout changed nothing");
+            assert!(
+                max_abs_diff(&plain, &dropped) > 1e-3,
+                "dropout changed nothing"
+            );
         }
     }
     // softmax with a masked (f32::MIN) entry, as attention uses it
