@@ -59,6 +59,7 @@ mod norm;
 pub mod precision;
 mod q4_1;
 mod q8_0;
+mod quant_rows;
 mod reduce;
 mod rms_norm;
 mod rope;

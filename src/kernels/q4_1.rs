@@ -9,7 +9,7 @@
 use candle_core::{DType, Result, Tensor, bail};
 use half::f16;
 
-use super::cpu::{OutPtr, par_for};
+use super::quant_rows::{ROWS, by_row_groups};
 
 /// Values per block.
 pub(crate) const QK: usize = 32;
@@ -51,22 +51,13 @@ fn quantize_rows(x: &[f32], m: usize, k: usize) -> Q8Rows {
     out
 }
 
-/// Activation rows multiplied together against one weight row: the weight's nibbles are
-/// unpacked once per block for all of them (a prompt's rows), and on one row (decoding) two
-/// blocks are in flight at a time.
-const ROWS: usize = 4;
-
 /// `out [m, n] = x [m, k] · Wᵀ` for `w` the `n` rows of `k / 32` `Q4_1` blocks each (a GGUF
 /// tensor's bytes). `k` must be a multiple of 32 and `w` exactly `n · k / 32 · 20` bytes.
 pub(crate) fn matmul_q4_1(x: &[f32], m: usize, k: usize, w: &[u8], n: usize) -> Vec<f32> {
     assert!(k.is_multiple_of(QK) && x.len() == m * k && w.len() == n * (k / QK) * BLOCK_BYTES);
     let nb = k / QK;
     let xq = quantize_rows(x, m, k);
-    let mut out = vec![0f32; m * n];
-    let ptr = OutPtr(out.as_mut_ptr());
-    let row_bytes = nb * BLOCK_BYTES;
-    let simd = simd();
-    // the activation rows' slices, in groups of `ROWS`, cut once rather than per weight row
+    let simd = super::vmath::has_avx2_fma_f16c();
     let row = |i: usize| -> Row<'_> {
         (
             &xq.q[i * k..(i + 1) * k],
@@ -74,47 +65,13 @@ pub(crate) fn matmul_q4_1(x: &[f32], m: usize, k: usize, w: &[u8], n: usize) -> 
             &xq.s[i * nb..(i + 1) * nb],
         )
     };
-    let groups: Vec<(usize, usize, [Row<'_>; ROWS])> = (0..m)
-        .step_by(ROWS)
-        .map(|i0| {
-            let r = ROWS.min(m - i0);
-            (i0, r, std::array::from_fn(|t| row(i0 + t.min(r - 1))))
-        })
-        .collect();
-    par_for(n, m * n * k, |rows| {
-        for j in rows {
-            let wr = &w[j * row_bytes..(j + 1) * row_bytes];
-            for (i0, r, xs) in &groups {
-                let mut sums = [0f32; ROWS];
-                dot_rows(simd, wr, &xs[..*r], &mut sums[..*r]);
-                for (t, v) in sums[..*r].iter().enumerate() {
-                    // SAFETY: element (i0 + t, j) is inside `out`, and only the chunk holding
-                    // row j of the weights writes column j.
-                    unsafe { *ptr.ptr().add((i0 + t) * n + j) = *v };
-                }
-            }
-        }
-    });
-    out
+    by_row_groups((m, n, k), w, nb * BLOCK_BYTES, row, |wr, xs, out| {
+        dot_rows(simd, wr, xs, out)
+    })
 }
 
 /// One quantized activation row: its values, and per block `d` and `d · Σq`.
 type Row<'a> = (&'a [i8], &'a [f32], &'a [f32]);
-
-/// Whether the AVX2 path runs (AVX2, FMA and F16C, asked once).
-fn simd() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static SIMD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *SIMD.get_or_init(|| {
-            super::vmath::has_avx2()
-                && std::is_x86_feature_detected!("fma")
-                && std::is_x86_feature_detected!("f16c")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
 
 /// `out[t]` = weight row `w` against activation row `xs[t]`, for the (at most [`ROWS`]) rows
 /// of `xs`, each holding as many blocks as `w`.

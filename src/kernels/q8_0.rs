@@ -12,15 +12,12 @@
 use candle_core::{DType, Result, Tensor, bail};
 use half::f16;
 
-use super::cpu::{OutPtr, par_for};
+use super::quant_rows::{ROWS, by_row_groups};
 
 /// Values per block.
 pub(crate) const QK: usize = 32;
 /// Bytes per `Q8_0` block.
 pub(crate) const BLOCK_BYTES: usize = 34;
-
-/// Activation rows multiplied together against one weight row (a prompt's tokens).
-const ROWS: usize = 4;
 
 /// Activations quantized to `Q8_0`: per block of 32 the values `q` and the scale `d`, rounded
 /// to f16 and kept in f32, as candle's `BlockQ8_0::from_float` stores it.
@@ -61,33 +58,11 @@ pub(crate) fn matmul_q8_0(x: &[f32], m: usize, k: usize, w: &[u8], n: usize) -> 
     assert!(k.is_multiple_of(QK) && x.len() == m * k && w.len() == n * (k / QK) * BLOCK_BYTES);
     let nb = k / QK;
     let xq = quantize_rows(x, m, k);
-    let mut out = vec![0f32; m * n];
-    let ptr = OutPtr(out.as_mut_ptr());
-    let row_bytes = nb * BLOCK_BYTES;
-    let simd = simd();
+    let simd = super::vmath::has_avx2_fma_f16c();
     let row = |i: usize| -> Row<'_> { (&xq.q[i * k..(i + 1) * k], &xq.d[i * nb..(i + 1) * nb]) };
-    let groups: Vec<(usize, usize, [Row<'_>; ROWS])> = (0..m)
-        .step_by(ROWS)
-        .map(|i0| {
-            let r = ROWS.min(m - i0);
-            (i0, r, std::array::from_fn(|t| row(i0 + t.min(r - 1))))
-        })
-        .collect();
-    par_for(n, m * n * k, |rows| {
-        for j in rows {
-            let wr = &w[j * row_bytes..(j + 1) * row_bytes];
-            for (i0, r, xs) in &groups {
-                let mut sums = [0f32; ROWS];
-                dot_rows(simd, wr, &xs[..*r], &mut sums[..*r]);
-                for (t, v) in sums[..*r].iter().enumerate() {
-                    // SAFETY: element (i0 + t, j) is inside `out`, and only the chunk holding
-                    // row j of the weights writes column j.
-                    unsafe { *ptr.ptr().add((i0 + t) * n + j) = *v };
-                }
-            }
-        }
-    });
-    out
+    by_row_groups((m, n, k), w, nb * BLOCK_BYTES, row, |wr, xs, out| {
+        dot_rows(simd, wr, xs, out)
+    })
 }
 
 /// `x [.., k]` (f32, on the CPU) times the `Q8_0` matrix `[n, k]` whose GGUF bytes are `w`:
@@ -119,21 +94,6 @@ pub(crate) fn q8_0_linear(x: &Tensor, w: &[u8], n: usize) -> Result<Tensor> {
     let mut shape = rows.to_vec();
     shape.push(n);
     Tensor::from_vec(out, shape, x.device())
-}
-
-/// Whether the AVX2 path runs (AVX2, FMA and F16C, asked once).
-fn simd() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static SIMD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *SIMD.get_or_init(|| {
-            super::vmath::has_avx2()
-                && std::is_x86_feature_detected!("fma")
-                && std::is_x86_feature_detected!("f16c")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
 }
 
 /// `out[t]` = weight row `w` against activation row `xs[t]`, for the (at most [`ROWS`]) rows

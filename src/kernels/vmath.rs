@@ -65,6 +65,22 @@ pub(crate) fn has_avx2() -> bool {
     *AVX2.get_or_init(|| std::is_x86_feature_detected!("avx2"))
 }
 
+/// Whether the quantized products' AVX2 paths run: AVX2, FMA and F16C (their block scales are
+/// f16), asked once.
+pub(crate) fn has_avx2_fma_f16c() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static SIMD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *SIMD.get_or_init(|| {
+            has_avx2()
+                && std::is_x86_feature_detected!("fma")
+                && std::is_x86_feature_detected!("f16c")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Defines a function whose body is compiled twice, for the baseline and for AVX2 (8 lanes
 /// instead of SSE2's 4), and picks one at run time. The body's loops over slices, built from
 /// the `#[inline(always)]` functions here, are then vectorised for the wider registers.
