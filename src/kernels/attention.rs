@@ -80,11 +80,14 @@ impl ProbsDropout {
         }
     }
 
-    /// [`apply`](Self::apply) in place.
-    fn apply_in_place(self, task: usize, x: &mut [f32]) {
-        let start = task * x.len();
-        for (j, v) in x.iter_mut().enumerate() {
-            *v = self.at(start + j, *v);
+    /// The backward pass's two uses of the block's mask, drawn once per element: `dp ∘= D`
+    /// in place and `out = p ∘ D`.
+    fn apply_both(self, task: usize, p: &[f32], dp: &mut [f32], out: &mut [f32]) {
+        let start = task * p.len();
+        for (j, ((o, d), &v)) in out.iter_mut().zip(dp.iter_mut()).zip(p).enumerate() {
+            let keep = self.keep.keeps(start + j);
+            *o = if keep { v * self.scale } else { 0.0 };
+            *d = if keep { *d * self.scale } else { 0.0 };
         }
     }
 
@@ -239,8 +242,7 @@ impl CustomOp2 for AttentionBwd {
                 // the probabilities the values were weighted by (after dropout), for dv
                 let used: &[f32] = match self.dropout {
                     Some(drop) => {
-                        drop.apply_in_place(task, &mut ds);
-                        drop.apply(task, p, &mut dropped);
+                        drop.apply_both(task, p, &mut ds, &mut dropped);
                         &dropped
                     }
                     None => p,
