@@ -63,6 +63,7 @@ mod quant_rows;
 mod reduce;
 mod rms_norm;
 mod rope;
+mod rows;
 mod softmax;
 mod strided;
 mod swiglu;
@@ -76,6 +77,7 @@ use candle_core::{D, DType, Result, Tensor, Var, bail};
 
 pub use precision::{autocast, with_autocast};
 use precision::{cast, is_half, needs_f32, statistics_out, widen, wider};
+pub use rows::{RowMap, embedding, pack_rows, unpack_rows};
 
 pub use adamw::AdamWStep;
 pub use cross_entropy::IGNORE_INDEX;

@@ -17,7 +17,7 @@ use super::family::{
 use super::heads::{Task, answer_span};
 use super::labels::LabelConfig;
 use super::layers::{
-    Attention, Collect, Ctx, Embeddings, KvCache, LayerNorm, Linear, Mlp, Positions, Qkv,
+    Attention, Collect, Ctx, Embeddings, KvCache, LayerNorm, Linear, Mlp, Packing, Positions, Qkv,
     build_mask, layer_norm, linear, mask_in, read_ids, run_layers,
 };
 use super::params::{Init, Params};
@@ -239,14 +239,29 @@ impl Layer {
         ctx: &Ctx,
     ) -> Result<(Tensor, Option<Tensor>)> {
         let (a, probs) = self.attn.forward(x, mask, None, want_probs, ctx)?;
+        Ok((self.finish(x, &a, ctx)?, probs))
+    }
+
+    /// [`forward`](Self::forward) over packed tokens `x [1, n, h]`.
+    fn forward_packed(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        packing: &Packing,
+        ctx: &Ctx,
+    ) -> Result<Tensor> {
+        let a = self.attn.forward_packed(x, mask, packing, ctx)?;
+        self.finish(x, &a, ctx)
+    }
+
+    /// The residuals, LayerNorms and feed-forward block after attention's output `a`.
+    fn finish(&self, x: &Tensor, a: &Tensor, ctx: &Ctx) -> Result<Tensor> {
         let x = self
             .ln_1
-            .forward(&kernels::residual(x, &ctx.dropout(&a, self.dropout)?)?)?;
+            .forward(&kernels::residual(x, &ctx.dropout(a, self.dropout)?)?)?;
         let m = self.mlp.forward(&x, ctx)?;
-        let x = self
-            .ln_2
-            .forward(&kernels::residual(&x, &ctx.dropout(&m, self.dropout)?)?)?;
-        Ok((x, probs))
+        self.ln_2
+            .forward(&kernels::residual(&x, &ctx.dropout(&m, self.dropout)?)?)
     }
 }
 
@@ -420,6 +435,21 @@ fn first_token(h: &Tensor) -> Result<Tensor> {
     Ok(h.narrow(1, 0, 1)?.squeeze(1)?)
 }
 
+impl Encoder {
+    /// The packing of this call's padding when the caller reads the first tokens alone (a
+    /// classifier) and the batch is right-padded; `None` runs every position.
+    fn packing(&self, args: &ForwardArgs, ctx: &Ctx) -> Result<Option<Packing>> {
+        let classifier = matches!(
+            self.head,
+            Head::BertClassifier { .. } | Head::RobertaClassifier { .. }
+        );
+        match &args.attention_mask {
+            Some(m) if classifier && ctx.first_token_only => Packing::of_mask(m),
+            _ => Ok(None),
+        }
+    }
+}
+
 impl Network for Encoder {
     fn body(&self, args: &ForwardArgs, _cache: Option<&mut KvCache>, ctx: &Ctx) -> Result<Body> {
         let dev = self.embeddings.word.device();
@@ -434,6 +464,13 @@ impl Network for Encoder {
         let mask = build_mask(args.attention_mask.as_ref(), false, (b, t), 0, dev)?
             .map(|m| mask_in(&m, x.dtype()))
             .transpose()?;
+        if let Some(packing) = self.packing(args, ctx)? {
+            let mut x = packing.pack(&x)?;
+            for layer in &self.layers {
+                x = layer.forward_packed(&x, mask.as_ref(), &packing, ctx)?;
+            }
+            return Ok(Body::new(packing.first_tokens(&x)?, None, None));
+        }
         let collect = Collect {
             hidden_states: args.output_hidden_states,
             attentions: args.output_attentions,

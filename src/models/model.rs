@@ -345,6 +345,7 @@ impl Model {
         Ctx {
             training: self.training,
             dropout: self.dropout.clone(),
+            first_token_only: false,
         }
     }
 
@@ -424,10 +425,14 @@ impl Model {
     }
 
     fn body(&self, args: &ForwardArgs, cache: Option<&mut KvCache>) -> Result<Body> {
+        self.body_in(args, cache, &self.ctx())
+    }
+
+    fn body_in(&self, args: &ForwardArgs, cache: Option<&mut KvCache>, ctx: &Ctx) -> Result<Body> {
         if self.training {
             self.refuse_quantized("a forward pass in training mode")?;
         }
-        self.autocast(|| self.net.body(args, cache, &self.ctx()))
+        self.autocast(|| self.net.body(args, cache, ctx))
     }
 
     /// A language model's logits (and loss with labels): causal, masked or encoder–decoder.
@@ -535,7 +540,13 @@ impl Model {
 
     /// A sequence classifier's logits `[b, num_labels]`, and its loss when `args.labels` is set.
     pub fn forward_classification(&self, args: &ForwardArgs) -> Result<ModelOutput> {
-        let out = self.body(args, None)?;
+        // the head reads the first token alone (BERT, RoBERTa) or ignores this (GPT-2's last
+        // token), unless the caller wants every layer's states
+        let ctx = Ctx {
+            first_token_only: !args.output_hidden_states && !args.output_attentions,
+            ..self.ctx()
+        };
+        let out = self.body_in(args, None, &ctx)?;
         let logits = self.out(self.autocast(|| {
             self.net
                 .classify(&out.last_hidden_state, &args.input_ids, &self.ctx())

@@ -3,7 +3,7 @@
 //! decoder onto an encoder's output.
 use candle_core::Tensor;
 
-use super::{Ctx, Linear};
+use super::{Ctx, Linear, Packing};
 use crate::kernels::{self, composed};
 use crate::{Error, Result};
 
@@ -77,17 +77,7 @@ impl Attention {
         ctx: &Ctx,
     ) -> Result<(Tensor, Option<Tensor>)> {
         let (_, t, h) = x.dims3()?;
-        let qkv = match &self.qkv {
-            Qkv::Fused(lin) => lin.forward_t(x, ctx)?,
-            Qkv::Split { q, k, v } => Tensor::cat(
-                &[
-                    q.forward_t(x, ctx)?,
-                    k.forward_t(x, ctx)?,
-                    v.forward_t(x, ctx)?,
-                ],
-                2,
-            )?,
-        };
+        let qkv = self.project_qkv(x, ctx)?;
         let no_dropout = !ctx.training || self.attn_dropout <= 0.0;
         let composed = kernels::composed::split_heads;
         let (k, v) = match cache {
@@ -121,6 +111,41 @@ impl Attention {
         let dropped = ctx.dropout(&probs, self.attn_dropout)?;
         let y = kernels::composed::merge_heads(&kernels::composed::weighted(&dropped, &v)?)?;
         Ok((self.out.forward_t(&y, ctx)?, Some(probs)))
+    }
+}
+
+impl Attention {
+    /// Self-attention over packed tokens `x [1, n, h]` (see [`Packing`]): the projections run
+    /// on the real tokens alone, the fused attention on them laid out `[b, t, ·]` with the
+    /// padding `mask`.
+    pub fn forward_packed(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        packing: &Packing,
+        ctx: &Ctx,
+    ) -> Result<Tensor> {
+        let qkv = packing.unpack(&self.project_qkv(x, ctx)?)?;
+        let y = match ctx.dropout_call(self.attn_dropout) {
+            Some(drop) => kernels::self_attention_dropout(&qkv, mask, self.n_head, drop)?,
+            None => kernels::self_attention(&qkv, mask, self.n_head)?,
+        };
+        self.out.forward_t(&packing.pack(&y)?, ctx)
+    }
+
+    /// `[b, t, 3h]`: queries, keys and values side by side.
+    fn project_qkv(&self, x: &Tensor, ctx: &Ctx) -> Result<Tensor> {
+        Ok(match &self.qkv {
+            Qkv::Fused(lin) => lin.forward_t(x, ctx)?,
+            Qkv::Split { q, k, v } => Tensor::cat(
+                &[
+                    q.forward_t(x, ctx)?,
+                    k.forward_t(x, ctx)?,
+                    v.forward_t(x, ctx)?,
+                ],
+                2,
+            )?,
+        })
     }
 }
 

@@ -1,4 +1,5 @@
-//! The state of one forward call: training mode (dropout on) and the dropout stream.
+//! The state of one forward call: training mode (dropout on), the dropout stream, and what the
+//! caller will read of the output.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -34,11 +35,15 @@ impl DropoutStream {
     }
 }
 
-/// Per-call state: training mode (dropout on) and the dropout stream.
+/// Per-call state: training mode (dropout on), the dropout stream, and what the caller reads.
 #[derive(Clone)]
 pub(crate) struct Ctx {
     pub training: bool,
     pub dropout: DropoutStream,
+    /// The caller reads only each row's first position of the last hidden state (a classifier
+    /// on `[CLS]` / `<s>`): an encoder may then skip padding inside and return those positions
+    /// alone (`[b, 1, h]`, see `packing`).
+    pub first_token_only: bool,
 }
 
 impl Ctx {

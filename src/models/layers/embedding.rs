@@ -4,7 +4,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::{Ctx, LayerNorm, check_token_id};
-use crate::{Error, Result};
+use crate::{Error, Result, kernels};
 
 /// How position ids are made.
 #[derive(Clone, Copy, Debug)]
@@ -64,10 +64,7 @@ impl Embeddings {
         let h = self.word.dim(1)?;
         // in the position table's dtype: the compute dtype, also when the word embeddings are
         // stored in bf16 as the LM head (`with_weight_dtype`)
-        let mut x = self
-            .word
-            .index_select(&ids.flatten_all()?, 0)?
-            .to_dtype(self.position.dtype())?;
+        let mut x = kernels::embedding(&self.word, ids)?.to_dtype(self.position.dtype())?;
         let pos = match (position_ids, self.positions) {
             (Some(p), _) => {
                 if p.dims() != [b, t] {
@@ -98,7 +95,7 @@ impl Embeddings {
                 ((count * &real)? + padding_idx as f64)?.to_dtype(DType::U32)?
             }
         };
-        x = (x + self.position.index_select(&pos.flatten_all()?, 0)?)?;
+        x = (x + kernels::embedding(&self.position, &pos)?)?;
         if let Some(tt) = &self.token_type {
             let types = match token_type_ids {
                 Some(types) => {
@@ -122,7 +119,7 @@ impl Embeddings {
                 }
                 None => Tensor::zeros(b * t, DType::U32, dev)?,
             };
-            x = (x + tt.index_select(&types, 0)?)?;
+            x = (x + kernels::embedding(tt, &types)?)?;
         }
         let mut x = x.reshape((b, t, h))?;
         if let Some(ln) = &self.ln {
@@ -165,7 +162,7 @@ pub(crate) fn embed_tokens(
     let d = table.dim(1)?;
     check_token_id(ids.max_all()?.to_scalar::<u32>()?, table.dim(0)?)?;
     let flat = ids.flatten_all()?;
-    let rows = table.index_select(&flat, 0)?.to_dtype(dtype)?;
+    let rows = kernels::embedding(table, &flat)?.to_dtype(dtype)?;
     let real = flat.ne(pad)?.unsqueeze(1)?.broadcast_as(rows.shape())?;
     let rows = real.where_cond(&rows, &rows.detach())?;
     let x = rows.reshape((b, t, d))?;

@@ -11,6 +11,7 @@
 //! - `mlp`: the two-layer feed-forward block and the gated (SwiGLU) one;
 //! - `embedding`: token lookups, learned / padding-offset / sinusoidal positions;
 //! - `mask`: input checks, causal, sliding-window and padding masks;
+//! - `packing`: a right-padded batch's real tokens in one row, padding skipped;
 //! - `cache`: the KV caches of decoding; `stack`: a stack of layers run over them;
 //! - `grad_mode`: evaluation without a graph across layers (`NoGrad`).
 mod attention;
@@ -22,6 +23,7 @@ mod grad_mode;
 mod linear;
 mod mask;
 mod mlp;
+mod packing;
 mod rope;
 mod stack;
 
@@ -37,6 +39,7 @@ pub(crate) use linear::{
 pub use mask::check_token_id;
 pub(crate) use mask::{Window, build_mask, build_windowed_mask, cross_mask, mask_in, read_ids};
 pub(crate) use mlp::{GatedMlp, Mlp};
+pub(crate) use packing::Packing;
 pub(crate) use rope::{Rope, RopeScaling};
 pub(crate) use stack::{Collect, run_layers};
 
