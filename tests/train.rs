@@ -1299,3 +1299,39 @@ fn clipping_inside_adamw_equals_clipping_first() {
     assert!(ma == mb, "the moments differ");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The backward pass (candle's, with the patch that stores a node's first gradient as is)
+/// sums the gradients of a tensor used twice, and hands a gradient that arrives through a
+/// transposed view back contiguous (the optimizer's kernels read gradients as one slice):
+/// `d/dx [sum(xᵀ ⊙ w) + sum(x ⊙ x)] = wᵀ + 2x`, and `d/dx sum(xᵀ ⊙ w) = wᵀ` alone.
+#[test]
+fn gradients_sum_over_uses_and_come_back_contiguous() {
+    let dev = Device::Cpu;
+    let x = Var::from_tensor(
+        &Tensor::arange(0f32, 6., &dev)
+            .unwrap()
+            .reshape((2, 3))
+            .unwrap(),
+    )
+    .unwrap();
+    let w = Tensor::arange(1f32, 7., &dev)
+        .unwrap()
+        .reshape((3, 2))
+        .unwrap();
+    let wt: Vec<Vec<f32>> = w.t().unwrap().to_vec2().unwrap();
+    let xv: Vec<Vec<f32>> = x.to_vec2().unwrap();
+    let through_view = (x.t().unwrap() * &w).unwrap().sum_all().unwrap();
+    let g = through_view.backward().unwrap();
+    let gx = g.get(&x).unwrap();
+    assert!(gx.is_contiguous());
+    assert_eq!(gx.to_vec2::<f32>().unwrap(), wt);
+    let both =
+        (&through_view + (x.as_tensor() * x.as_tensor()).unwrap().sum_all().unwrap()).unwrap();
+    let g = both.backward().unwrap();
+    let want: Vec<Vec<f32>> = wt
+        .iter()
+        .zip(&xv)
+        .map(|(w, x)| w.iter().zip(x).map(|(w, x)| w + 2. * x).collect())
+        .collect();
+    assert_eq!(g.get(&x).unwrap().to_vec2::<f32>().unwrap(), want);
+}
