@@ -7,7 +7,8 @@
 //!     BENCH_MODEL=65,4,128,4,64,12 BENCH_STEPS=50 cargo bench --bench model   # nanoGPT CPU size
 //!     BENCH_BUSY=2 cargo bench --bench model        # beside two busy loops (CPU contention)
 //!
-//! Needs `python` with torch and transformers for the reference side (skipped if absent).
+//! Needs a python with torch and transformers for the reference side (`BENCH_PYTHON`, default
+//! `python`; skipped if absent).
 mod common;
 
 use std::time::Instant;
@@ -78,7 +79,8 @@ fn main() -> massivetext::Result<()> {
         return Ok(());
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/model_torch.py");
-    let out = std::process::Command::new("python")
+    let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python".into());
+    let out = std::process::Command::new(python)
         .arg(script)
         .args(
             [
