@@ -82,10 +82,7 @@ impl Attention {
         let composed = kernels::composed::split_heads;
         let (k, v) = match cache {
             None if !want_probs => {
-                let y = match ctx.dropout_call(self.attn_dropout) {
-                    Some(drop) => kernels::self_attention_dropout(&qkv, mask, self.n_head, drop)?,
-                    None => kernels::self_attention(&qkv, mask, self.n_head)?,
-                };
+                let y = self.fused(&qkv, mask, ctx)?;
                 return Ok((self.out.forward_t(&y, ctx)?, None));
             }
             None => (
@@ -126,11 +123,16 @@ impl Attention {
         ctx: &Ctx,
     ) -> Result<Tensor> {
         let qkv = packing.unpack(&self.project_qkv(x, ctx)?)?;
-        let y = match ctx.dropout_call(self.attn_dropout) {
-            Some(drop) => kernels::self_attention_dropout(&qkv, mask, self.n_head, drop)?,
-            None => kernels::self_attention(&qkv, mask, self.n_head)?,
-        };
+        let y = self.fused(&qkv, mask, ctx)?;
         self.out.forward_t(&packing.pack(&y)?, ctx)
+    }
+
+    /// The one fused op over `qkv [b, t, 3h]`, with attention dropout when training.
+    fn fused(&self, qkv: &Tensor, mask: Option<&Tensor>, ctx: &Ctx) -> Result<Tensor> {
+        Ok(match ctx.dropout_call(self.attn_dropout) {
+            Some(drop) => kernels::self_attention_dropout(qkv, mask, self.n_head, drop)?,
+            None => kernels::self_attention(qkv, mask, self.n_head)?,
+        })
     }
 
     /// `[b, t, 3h]`: queries, keys and values side by side.
