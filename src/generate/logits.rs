@@ -138,12 +138,20 @@ pub(crate) fn softmax(x: &[f32]) -> Vec<f32> {
     e.into_iter().map(|v| v / sum).collect()
 }
 
-/// Log-softmax of a row, in f32. The sum of exponentials runs on the kernels' vectorised `exp`:
-/// beam search takes this of every beam's row at every step.
+/// Log-softmax of a row, in f32.
 pub(crate) fn log_softmax(x: &[f32]) -> Vec<f32> {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut out = Vec::with_capacity(x.len());
+    log_softmax_into(x, &mut out);
+    out
+}
+
+/// Log-softmax of a row, in f32, appended to `out`. The maximum and the sum of exponentials
+/// run in vector lanes (the kernels' `max` and `exp`): beam search takes this of every beam's
+/// row at every step, straight into its buffer of all beams' scores.
+pub(crate) fn log_softmax_into(x: &[f32], out: &mut Vec<f32>) {
+    let max = vmath::max(x);
     let lse = max + vmath::sum_exp_shifted(x, max).ln();
-    x.iter().map(|&v| v - lse).collect()
+    out.extend(x.iter().map(|&v| v - lse));
 }
 
 /// The index of the largest score (the first of equal ones, as `torch.argmax`).

@@ -103,6 +103,7 @@ pub(crate) fn cache_write(kv: &Tensor, qkv: &Tensor, n_head: usize, past: usize)
 
 struct Reorder<'a> {
     rows: &'a [u32],
+    from: &'a [usize],
     len: usize,
 }
 
@@ -112,10 +113,16 @@ impl InplaceOp1 for Reorder<'_> {
     }
     fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> Result<()> {
         let dims = l.dims();
-        if dims.len() != 5 || dims[0] != 2 || dims[1] != self.rows.len() || self.len > dims[3] {
+        if dims.len() != 5
+            || dims[0] != 2
+            || dims[1] != self.rows.len()
+            || self.from.len() != self.rows.len()
+            || self.len > dims[3]
+        {
             bail!(
-                "kv cache reorder: cache {dims:?}, {} rows, {} filled positions",
+                "kv cache reorder: cache {dims:?}, {} rows, {} starts, {} filled positions",
                 self.rows.len(),
+                self.from.len(),
                 self.len
             );
         }
@@ -132,48 +139,57 @@ impl InplaceOp1 for Reorder<'_> {
         };
         let kv = slice_mut(s, l, "kv cache reorder")?;
         // Only the rows that take another row's place move (beams that continue stay), each
-        // copied once, straight from its source: a row is overwritten only once no pending
-        // move reads it any more. Where every pending destination is still read (a cycle, as
-        // when two beams swap), one of them is saved aside first and its readers read the
-        // copy. (Gathering every source first and writing them back, as before, copied each
-        // moved row twice: ~10% of a 4-beam search's time.)
-        let span = self.len * hd;
+        // copied once, straight from its source, and only from its start position on (before
+        // it, the two rows already hold the same keys and values): a row is overwritten only
+        // once no pending move reads it any more. Where every pending destination is still
+        // read (a cycle, as when two beams swap), one of them is saved aside first and its
+        // readers read the copy.
+        let len = self.len;
+        let start = |i: usize| self.from[i].min(len);
         let mut pending: Vec<(usize, Src)> = (self.rows.iter().enumerate())
-            .filter(|&(i, &r)| r as usize != i)
+            .filter(|&(i, &r)| r as usize != i && start(i) < len)
             .map(|(i, &r)| (i, Src::Row(r as usize)))
             .collect();
-        let blocks = |row: usize| {
-            (0..2).flat_map(move |which| (0..n_head).map(move |hh| d.slot(which, row, hh, 0)))
+        // the start of each (keys or values, head) block of a row, at position `from`
+        let blocks = move |row: usize, from: usize| {
+            (0..2).flat_map(move |which| (0..n_head).map(move |hh| d.slot(which, row, hh, from)))
         };
-        let mut saved: Vec<Vec<f32>> = Vec::new();
+        // rows saved aside: the position they start at, and their blocks one after the other
+        let mut saved: Vec<(usize, Vec<f32>)> = Vec::new();
         while !pending.is_empty() {
             let read = |row: usize, p: &[(usize, Src)]| p.iter().any(|m| m.1 == Src::Row(row));
             match pending.iter().position(|&(i, _)| !read(i, &pending)) {
                 Some(at) => {
                     let (i, src) = pending.swap_remove(at);
+                    let (from, span) = (start(i), (len - start(i)) * hd);
                     match src {
                         Src::Row(r) => {
-                            for (to, from) in blocks(i).zip(blocks(r)) {
-                                kv.copy_within(from..from + span, to);
+                            for (to, at) in blocks(i, from).zip(blocks(r, from)) {
+                                kv.copy_within(at..at + span, to);
                             }
                         }
                         Src::Saved(k) => {
-                            for (to, from) in blocks(i).zip(saved[k].chunks_exact(span.max(1))) {
-                                kv[to..to + span].copy_from_slice(from);
+                            let (lo, copy) = &saved[k];
+                            let width = ((len - lo) * hd).max(1);
+                            let skip = (from - lo) * hd;
+                            for (to, block) in blocks(i, from).zip(copy.chunks_exact(width)) {
+                                kv[to..to + span].copy_from_slice(&block[skip..]);
                             }
                         }
                     }
                 }
                 None => {
                     let row = pending[0].0;
-                    let mut copy = Vec::with_capacity(2 * n_head * span);
-                    for at in blocks(row) {
-                        copy.extend_from_slice(&kv[at..at + span]);
+                    let readers = || pending.iter().filter(|m| m.1 == Src::Row(row));
+                    let lo = readers().map(|m| start(m.0)).min().unwrap_or(len);
+                    let mut copy = Vec::with_capacity(2 * n_head * (len - lo) * hd);
+                    for at in blocks(row, lo) {
+                        copy.extend_from_slice(&kv[at..at + (len - lo) * hd]);
                     }
                     for m in pending.iter_mut().filter(|m| m.1 == Src::Row(row)) {
                         m.1 = Src::Saved(saved.len());
                     }
-                    saved.push(copy);
+                    saved.push((lo, copy));
                 }
             }
         }
@@ -190,9 +206,11 @@ enum Src {
 }
 
 /// Beam search: row `i` of the cache `kv [2, b, heads, capacity, hd]` becomes old row
-/// `rows[i]`, in place, copying only the first `len` (filled) positions (CPU f32).
-pub(crate) fn cache_reorder(kv: &Tensor, rows: &[u32], len: usize) -> Result<()> {
-    kv.inplace_op1(&Reorder { rows, len })
+/// `rows[i]`, in place (CPU f32). Only positions `from[i]..len` of row `i` are copied: the
+/// caller knows that the two rows already hold the same keys and values before `from[i]`
+/// (beams that share a prefix), and `len` is the filled length.
+pub(crate) fn cache_reorder(kv: &Tensor, rows: &[u32], from: &[usize], len: usize) -> Result<()> {
+    kv.inplace_op1(&Reorder { rows, from, len })
 }
 
 /// `softmax(q kᵀ / sqrt(hd) + mask) v` for the queries of `qkv [b, t, 3h]` over the first `len`
@@ -395,7 +413,7 @@ mod tests {
                 Tensor::from_vec(values.clone(), (2, b, heads, cap, hd), &Device::Cpu).unwrap();
             let idx = Tensor::new(&rows, &Device::Cpu).unwrap();
             let want = kv.index_select(&idx, 1).unwrap();
-            super::cache_reorder(&kv, &rows, len).unwrap();
+            super::cache_reorder(&kv, &rows, &[0; 4], len).unwrap();
             let filled = |t: &Tensor| t.i((.., .., .., 0..len)).unwrap().flatten_all().unwrap();
             let (got, want) = (filled(&kv), filled(&want));
             assert_eq!(
@@ -403,6 +421,37 @@ mod tests {
                 want.to_vec1::<f32>().unwrap(),
                 "{rows:?}"
             );
+        }
+    }
+
+    /// With start positions, row `i` takes old row `rows[i]`'s positions `from[i]..len` and
+    /// keeps its own before them (the caller's promise is that they are equal already), also
+    /// when a row is saved aside for a cycle; nothing past `len` is touched.
+    #[test]
+    fn reorder_copies_only_from_each_rows_start() {
+        let (b, heads, cap, hd, len) = (4, 2, 7, 3, 5);
+        let n = 2 * b * heads * cap * hd;
+        let values: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        for (rows, from) in [
+            ([0u32, 0, 3, 1], [0usize, 2, 5, 4]),
+            ([1, 0, 3, 2], [3, 1, 0, 5]),
+            ([1, 0, 0, 1], [2, 4, 1, 0]),
+            ([3, 3, 3, 3], [1, 2, 3, 0]),
+        ] {
+            let kv =
+                Tensor::from_vec(values.clone(), (2, b, heads, cap, hd), &Device::Cpu).unwrap();
+            super::cache_reorder(&kv, &rows, &from, len).unwrap();
+            let got = kv.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for (at, &g) in got.iter().enumerate() {
+                let (row, pos) = (at / (heads * cap * hd) % b, at / hd % cap);
+                let src = if pos >= from[row] && pos < len {
+                    rows[row] as usize
+                } else {
+                    row
+                };
+                let want = values[at - row * heads * cap * hd + src * heads * cap * hd];
+                assert_eq!(g, want, "{rows:?} from {from:?}: row {row} position {pos}");
+            }
         }
     }
 }

@@ -305,13 +305,14 @@ pub fn kv_cache_write(kv: &Tensor, qkv: &Tensor, n_head: usize, past: usize) -> 
 }
 
 /// Beam search: row `i` of a layer's KV cache `kv [2, b, heads, capacity, hd]` becomes old row
-/// `rows[i]` (`rows` has `b` entries). Returns the cache to use from now on: the same buffer,
-/// reordered in place over its first `len` positions, on the fused path; a reordered copy
-/// elsewhere.
-pub fn kv_cache_reorder(kv: &Tensor, rows: &[u32], len: usize) -> Result<Tensor> {
+/// `rows[i]` (`rows` has `b` entries) over its first `len` positions, where row `i` already
+/// holds old row `rows[i]`'s keys and values before position `from[i]`. Returns the cache to
+/// use from now on: the same buffer, reordered in place (copying positions `from[i]..len` of
+/// the rows that move), on the fused path; a reordered copy elsewhere.
+pub fn kv_cache_reorder(kv: &Tensor, rows: &[u32], from: &[usize], len: usize) -> Result<Tensor> {
     one_copy()?;
     if use_fused(kv) && kv.is_contiguous() {
-        decode::cache_reorder(kv, rows, len)?;
+        decode::cache_reorder(kv, rows, from, len)?;
         Ok(kv.clone())
     } else {
         let idx = Tensor::from_slice(rows, rows.len(), kv.device())?;

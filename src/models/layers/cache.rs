@@ -2,8 +2,8 @@
 //! [`EncoderDecoderCache`] (an encoder–decoder's state while it translates).
 use candle_core::Tensor;
 
-use crate::Result;
 use crate::kernels;
+use crate::{Error, Result};
 
 /// Keys and values of every layer for the tokens processed so far, for fast decoding: feed the
 /// prompt once, then one token at a time. Each layer's buffer is allocated once for
@@ -14,6 +14,16 @@ pub struct KvCache {
     pub(crate) layers: Vec<Option<Tensor>>,
     pub(crate) len: usize,
     pub(crate) reserve: usize,
+    /// Beam search's record of what each row holds: per row, for each filled position, the
+    /// write whose keys and values sit there (a number given once per row and position written,
+    /// carried along when [`reorder`](Self::reorder) copies a row). Two rows with the same
+    /// number at a position hold the same keys and values there, so a reorder copies a row
+    /// only from the first position where it differs from its source: beams share most of
+    /// their past, and copying all of it every step was the largest cost of beam search
+    /// beyond the model. Filled in lazily, at each reorder.
+    origins: Vec<Vec<u64>>,
+    /// The next write's number.
+    stamp: u64,
 }
 
 impl Clone for KvCache {
@@ -27,6 +37,8 @@ impl Clone for KvCache {
                 .collect(),
             len: self.len,
             reserve: self.reserve,
+            origins: self.origins.clone(),
+            stamp: self.stamp,
         }
     }
 }
@@ -74,17 +86,51 @@ impl KvCache {
     pub fn clear(&mut self) {
         self.len = 0;
         self.layers.iter_mut().for_each(|l| *l = None);
+        self.origins.clear();
     }
     /// Beam search: row `i` of the cache becomes old row `rows[i]`. Nothing is copied when the
-    /// rows stay where they are.
+    /// rows stay where they are, and a row that moves is copied only from the first position
+    /// where it differs from its new source (where their beams parted).
     pub fn reorder(&mut self, rows: &[u32]) -> Result<()> {
         if rows.iter().enumerate().all(|(i, &r)| r as usize == i) {
             return Ok(());
         }
-        for t in self.layers.iter_mut().flatten() {
-            *t = kernels::kv_cache_reorder(t, rows, self.len)?;
+        if let Some(&r) = rows.iter().find(|&&r| r as usize >= rows.len()) {
+            return Err(Error::InvalidArgument(format!(
+                "KvCache::reorder: row {r} of {} rows",
+                rows.len()
+            )));
         }
+        self.record(rows.len());
+        let from: Vec<usize> = (rows.iter().enumerate())
+            .map(|(i, &r)| {
+                let (mine, theirs) = (&self.origins[i], &self.origins[r as usize]);
+                mine.iter().zip(theirs).take_while(|(a, b)| a == b).count()
+            })
+            .collect();
+        for t in self.layers.iter_mut().flatten() {
+            *t = kernels::kv_cache_reorder(t, rows, &from, self.len)?;
+        }
+        self.origins = rows
+            .iter()
+            .map(|&r| self.origins[r as usize].clone())
+            .collect();
         Ok(())
+    }
+
+    /// Numbers the positions written since the last reorder (each row's own writes), for
+    /// `rows` rows; starts afresh when the number of rows changed.
+    fn record(&mut self, rows: usize) {
+        if self.origins.len() != rows {
+            self.origins = vec![Vec::new(); rows];
+        }
+        for o in &mut self.origins {
+            o.truncate(self.len);
+            while o.len() < self.len {
+                o.push(self.stamp);
+                self.stamp += 1;
+            }
+        }
     }
 }
 
@@ -148,5 +194,76 @@ impl std::fmt::Debug for EncoderDecoderCache {
             self.encoder_hidden.dims().get(1).copied().unwrap_or(0),
             self.len()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, IndexOp, Tensor};
+
+    use super::KvCache;
+    use crate::kernels;
+
+    /// A beam search's life of a cache: every step each row writes a new position, then the
+    /// rows are reordered (beams copied, swapped, kept). The reorders that copy only where
+    /// rows differ leave the cache as a full gather of the rows at every step would.
+    #[test]
+    fn reorders_that_skip_shared_positions_equal_full_gathers() {
+        let (b, heads, hd, steps) = (4, 2, 3, 12);
+        let h = heads * hd;
+        let mut cache = KvCache::with_capacity(steps + 2);
+        let kv = Tensor::zeros(
+            (2, b, heads, steps + 2, hd),
+            candle_core::DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap();
+        cache.layers = vec![Some(kv)];
+        let mut want: Option<Tensor> = None;
+        let orders: [[u32; 4]; 6] = [
+            [0, 0, 0, 0],
+            [0, 1, 1, 3],
+            [1, 0, 2, 2],
+            [0, 1, 2, 3],
+            [3, 3, 0, 1],
+            [2, 0, 1, 0],
+        ];
+        for step in 0..steps {
+            // each row writes its position (keys and values differ per row, step and lane)
+            let t = if step == 0 { 2 } else { 1 };
+            let qkv: Vec<f32> = (0..b * t * 3 * h)
+                .map(|i| (step * 1000 + i) as f32)
+                .collect();
+            let qkv = Tensor::from_vec(qkv, (b, t, 3 * h), &Device::Cpu).unwrap();
+            let kv = cache.layers[0].clone().unwrap();
+            kernels::kv_cache_write(&kv, &qkv, heads, cache.len).unwrap();
+            let reference = match want.take() {
+                None => kv.copy().unwrap(),
+                Some(w) => {
+                    kernels::kv_cache_write(&w, &qkv, heads, cache.len).unwrap();
+                    w
+                }
+            };
+            cache.len += t;
+            let rows = orders[step % orders.len()];
+            cache.reorder(&rows).unwrap();
+            let idx = Tensor::new(&rows, &Device::Cpu).unwrap();
+            let reference = reference.index_select(&idx, 1).unwrap();
+            let filled = |t: &Tensor| {
+                (t.i((.., .., .., 0..cache.len))
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap())
+                .to_vec1::<f32>()
+                .unwrap()
+            };
+            let got = cache.layers[0].as_ref().unwrap();
+            assert_eq!(
+                filled(got),
+                filled(&reference),
+                "step {step}, rows {rows:?}"
+            );
+            want = Some(reference);
+        }
     }
 }
