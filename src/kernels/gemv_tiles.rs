@@ -1,5 +1,6 @@
 //! Register tiles for the products of [`super::gemv`] with several rows (a decoding step at
-//! batch 2–8, or beams): AVX2 + FMA, used when the CPU has both.
+//! batch 2–8, or beams): AVX2 + FMA, used when the CPU has both, and for the axpy form an
+//! AVX-512 tile of 8 rows × 32 columns where the CPU has AVX-512F (same bits).
 //!
 //! The plain loops of `gemv` apply each weight element to every row of `x` while it is in L1,
 //! but they keep the outputs in memory: at 8 rows the axpy form loads and stores `dst` once per
@@ -60,9 +61,13 @@ pub(super) unsafe fn axpy(
     rows: &mut [&mut [f32]],
 ) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: forwarded from the caller's contract.
+    // SAFETY: forwarded from the caller's contract (`has_avx512` checks the CPU).
     unsafe {
-        axpy_avx2(x, x_rs, k, w, w_rs, rows)
+        if has_avx512() {
+            axpy_avx512(x, x_rs, k, w, w_rs, rows)
+        } else {
+            axpy_avx2(x, x_rs, k, w, w_rs, rows)
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("gemv_tiles::available() is false here")
@@ -100,6 +105,109 @@ macro_rules! by_rows {
             _ => $f::<4 $(, $c)*>($($a),*),
         }
     };
+}
+
+/// Whether the CPU has AVX-512F (checked once): the axpy form then holds 8 rows × 32 columns.
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| std::is_x86_feature_detected!("avx512f"))
+}
+
+/// The axpy form with AVX-512: tiles of up to 8 rows × 32 columns (16 of the 32 registers),
+/// so a weight vector loaded once feeds twice the rows and lanes of the AVX2 tile; the columns
+/// past the last whole tile go to [`axpy_avx2`]. Each output sums its weight rows in the same
+/// order as there, so both give the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn axpy_avx512(
+    x: &[f32],
+    x_rs: usize,
+    k: usize,
+    w: *const f32,
+    w_rs: usize,
+    rows: &mut [&mut [f32]],
+) {
+    let m = rows.len();
+    let n = rows.first().map_or(0, |r| r.len());
+    assert!(
+        m == 0 || x.len() >= (m - 1) * x_rs + k,
+        "gemv tiles: x too short"
+    );
+    let wide = n - n % 32;
+    let dst: Vec<*mut f32> = rows.iter_mut().map(|r| r.as_mut_ptr()).collect();
+    for k0 in (0..k).step_by(KC) {
+        let kc = KC.min(k - k0);
+        // SAFETY: every tile lies inside the rows (c + 32 ≤ wide ≤ n) and the weight block
+        // (rows k0..k0+kc, columns c..c+32); x rows hold k0 + kc ≤ k floats.
+        unsafe {
+            let wb = w.add(k0 * w_rs);
+            for c in (0..wide).step_by(32) {
+                prefetch_ahead(wb, (kc, w_rs, n), k - k0, c + AHEAD);
+                prefetch_ahead(wb, (kc, w_rs, n), k - k0, c + AHEAD + 16);
+                for g in (0..m).step_by(8) {
+                    let (xg, d) = (x.as_ptr().add(g * x_rs + k0), &dst[g..]);
+                    match (m - g).min(8) {
+                        1 => axpy_tile512::<1>(xg, x_rs, kc, wb.add(c), w_rs, d, c),
+                        2 => axpy_tile512::<2>(xg, x_rs, kc, wb.add(c), w_rs, d, c),
+                        3 => axpy_tile512::<3>(xg, x_rs, kc, wb.add(c), w_rs, d, c),
+                        4 => axpy_tile512::<4>(xg, x_rs, kc, wb.add(c), w_rs, d, c),
+                        5 => axpy_tile512::<5>(xg, x_rs, kc, wb.add(c), w_rs, d, c),
+                        6 => axpy_tile512::<6>(xg, x_rs, kc, wb.add(c), w_rs, d, c),
+                        7 => axpy_tile512::<7>(xg, x_rs, kc, wb.add(c), w_rs, d, c),
+                        _ => axpy_tile512::<8>(xg, x_rs, kc, wb.add(c), w_rs, d, c),
+                    }
+                }
+            }
+        }
+    }
+    if wide < n {
+        let mut tails: Vec<&mut [f32]> = rows.iter_mut().map(|r| &mut r[wide..]).collect();
+        // SAFETY: the caller's contract, on columns wide..n of the same rows and weights.
+        unsafe { axpy_avx2(x, x_rs, k, w.add(wide), w_rs, &mut tails) }
+    }
+}
+
+/// `dst[r][c..c + 32] += Σ_kk x[r·x_rs + kk] · w[kk·w_rs ..][..32]` for `r < MR`, the outputs
+/// in registers across the `kc` weight rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+// indices over the tile's register arrays, which the compiler unrolls
+#[allow(clippy::needless_range_loop)]
+unsafe fn axpy_tile512<const MR: usize>(
+    x: *const f32,
+    x_rs: usize,
+    kc: usize,
+    w: *const f32,
+    w_rs: usize,
+    dst: &[*mut f32],
+    c: usize,
+) {
+    // SAFETY: the caller's: MR rows of dst from column c, 32 wide; kc weight rows.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        for r in 0..MR {
+            for v in 0..2 {
+                acc[r][v] = _mm512_loadu_ps(dst[r].add(c + 16 * v));
+            }
+        }
+        for kk in 0..kc {
+            let wr = w.add(kk * w_rs);
+            let wv = [_mm512_loadu_ps(wr), _mm512_loadu_ps(wr.add(16))];
+            for r in 0..MR {
+                let b = _mm512_set1_ps(*x.add(r * x_rs + kk));
+                for v in 0..2 {
+                    acc[r][v] = _mm512_fmadd_ps(b, wv[v], acc[r][v]);
+                }
+            }
+        }
+        for r in 0..MR {
+            for v in 0..2 {
+                _mm512_storeu_ps(dst[r].add(c + 16 * v), acc[r][v]);
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -375,6 +483,21 @@ mod tests {
                 let mut rows: Vec<&mut [f32]> = dst.chunks_mut(d_rs).map(|r| &mut r[..n]).collect();
                 // SAFETY: the buffers hold every row and stride used.
                 unsafe { axpy(&x, x_rs, k, w.as_ptr(), w_rs, &mut rows) };
+                #[cfg(target_arch = "x86_64")]
+                if has_avx512() {
+                    // the AVX-512 tiles give the AVX2 tiles' bits
+                    let mut other = init.clone();
+                    let mut rows: Vec<&mut [f32]> =
+                        other.chunks_mut(d_rs).map(|r| &mut r[..n]).collect();
+                    // SAFETY: as above.
+                    unsafe { axpy_avx2(&x, x_rs, k, w.as_ptr(), w_rs, &mut rows) };
+                    assert!(
+                        dst.iter()
+                            .zip(&other)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "axpy m {m} n {n} k {k}: AVX-512 and AVX2 differ"
+                    );
+                }
                 for i in 0..m {
                     for c in 0..d_rs {
                         let want = if c < n {
