@@ -188,7 +188,7 @@ fn gather(
 
 /// Rows of a table `[v, d]` looked up by id.
 struct Lookup {
-    ids: Arc<Vec<u32>>,
+    ids: Vec<u32>,
 }
 
 impl CustomOp1 for Lookup {
@@ -215,7 +215,8 @@ impl CustomOp1 for Lookup {
         };
         let dy = slice(s, layout, "embedding backward")?;
         let mut grad = zeros(v * d);
-        for (&id, row) in self.ids.iter().zip(dy.chunks_exact(d)) {
+        // (`max(1)`: a table of empty rows has an empty gradient, and no chunk of 0)
+        for (&id, row) in self.ids.iter().zip(dy.chunks_exact(d.max(1))) {
             let dst = &mut grad[id as usize * d..(id as usize + 1) * d];
             dst.iter_mut().zip(row).for_each(|(g, r)| *g += r);
         }
@@ -232,7 +233,7 @@ pub fn embedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
         return table.index_select(&ids, 0);
     }
     let op = Lookup {
-        ids: Arc::new(ids.to_vec1::<u32>()?),
+        ids: ids.to_vec1::<u32>()?,
     };
     table.contiguous()?.apply_op1(op)
 }
@@ -354,5 +355,13 @@ mod tests {
         assert_eq!(g.get(3).unwrap().to_vec1::<f32>().unwrap(), [0.; 4]);
         let err = embedding(&table, &Tensor::new(&[6u32], &dev).unwrap());
         assert!(err.unwrap_err().to_string().contains("id 6"));
+        // a table of empty rows: empty rows out, an empty gradient back, no panic
+        let empty =
+            Var::from_tensor(&Tensor::zeros((6, 0), candle_core::DType::F32, &dev).unwrap())
+                .unwrap();
+        let rows = embedding(&empty, &ids).unwrap();
+        assert_eq!(rows.dims(), [6, 0]);
+        let g = rows.sum_all().unwrap().backward().unwrap();
+        assert_eq!(g.get(&empty).unwrap().dims(), [6, 0]);
     }
 }

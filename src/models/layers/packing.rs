@@ -20,9 +20,8 @@ use crate::kernels::{self, RowMap};
 /// are dropped by the next `pack`).
 pub(crate) struct Packing {
     rows: Arc<RowMap>,
-    /// Each row's first token among the packed ones, as a map over `[1, n]`.
+    /// Each row's first token among the packed ones, as a map over `[1, n]` (one per row).
     firsts: Arc<RowMap>,
-    b: usize,
 }
 
 impl Packing {
@@ -52,7 +51,6 @@ impl Packing {
         Ok(Some(Self {
             rows: Arc::new(RowMap::new(real, (b, t))?),
             firsts: Arc::new(RowMap::new(firsts, (1, n))?),
-            b,
         }))
     }
 
@@ -69,7 +67,7 @@ impl Packing {
     /// `x [1, n, c]` → `[b, 1, c]`: each row's first token.
     pub fn first_tokens(&self, x: &Tensor) -> Result<Tensor> {
         let c = x.dim(2)?;
-        Ok(kernels::pack_rows(x, &self.firsts)?.reshape((self.b, 1, c))?)
+        Ok(kernels::pack_rows(x, &self.firsts)?.reshape((self.firsts.len(), 1, c))?)
     }
 }
 
