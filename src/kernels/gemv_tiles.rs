@@ -1,6 +1,7 @@
 //! Register tiles for the products of [`super::gemv`] with several rows (a decoding step at
-//! batch 2–8, or beams): AVX2 + FMA, used when the CPU has both, and for the axpy form an
-//! AVX-512 tile of 8 rows × 32 columns where the CPU has AVX-512F (same bits).
+//! batch 2–8, or beams): AVX2 + FMA, used when the CPU has both, and AVX-512 tiles where the
+//! CPU has AVX-512F (8 rows × 32 columns for the axpy form, 8 rows × 4 weight rows for the dot
+//! form), which give the AVX2 tiles' bits.
 //!
 //! The plain loops of `gemv` apply each weight element to every row of `x` while it is in L1,
 //! but they keep the outputs in memory: at 8 rows the axpy form loads and stores `dst` once per
@@ -87,9 +88,13 @@ pub(super) unsafe fn dots(
     rows: &mut [&mut [f32]],
 ) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: forwarded from the caller's contract.
+    // SAFETY: forwarded from the caller's contract (`has_avx512` checks the CPU).
     unsafe {
-        dots_avx2(x, k, n, w, w_rs, rows)
+        if has_avx512() {
+            dots_avx512(x, k, n, w, w_rs, rows)
+        } else {
+            dots_avx2(x, k, n, w, w_rs, rows)
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("gemv_tiles::available() is false here")
@@ -107,7 +112,8 @@ macro_rules! by_rows {
     };
 }
 
-/// Whether the CPU has AVX-512F (checked once): the axpy form then holds 8 rows × 32 columns.
+/// Whether the CPU has AVX-512F (checked once): the axpy form then holds 8 rows × 32 columns,
+/// the dot form 8 rows × 4 weight rows.
 #[cfg(target_arch = "x86_64")]
 fn has_avx512() -> bool {
     static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -377,6 +383,130 @@ unsafe fn dots_avx2(
     }
 }
 
+/// The dot form with AVX-512: tiles of up to 8 rows of `x` × 4 weight rows, each 16-lane
+/// register holding two of the AVX2 tile's 8-lane accumulators (weight rows `2p` and `2p + 1`
+/// side by side, against the same 8 elements of `x` broadcast to both halves), so one
+/// multiply-add does the work of two there and every lane sums the same products in the same
+/// order: both give the same bits. The weight rows past the last whole tile go to
+/// [`dots_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn dots_avx512(
+    x: &[f32],
+    k: usize,
+    n: usize,
+    w: *const f32,
+    w_rs: usize,
+    rows: &mut [&mut [f32]],
+) {
+    let m = rows.len();
+    assert!(x.len() >= m * k, "gemv tiles: x too short");
+    assert!(
+        rows.iter().all(|r| r.len() >= n),
+        "gemv tiles: rows too short"
+    );
+    let whole = n - n % 4;
+    let dst: Vec<*mut f32> = rows.iter_mut().map(|r| r.as_mut_ptr()).collect();
+    // SAFETY: weight rows j..j+4 lie inside the n rows (j + 4 ≤ whole ≤ n); x rows g.. hold k
+    // floats; dst rows hold n ≥ j + 4 elements.
+    unsafe {
+        for j in (0..whole).step_by(4) {
+            for g in (0..m).step_by(8) {
+                let (xg, d, wj) = (x.as_ptr().add(g * k), &dst[g..], w.add(j * w_rs));
+                match (m - g).min(8) {
+                    1 => dot_tile512::<1>(xg, k, wj, w_rs, d, j, g == 0),
+                    2 => dot_tile512::<2>(xg, k, wj, w_rs, d, j, g == 0),
+                    3 => dot_tile512::<3>(xg, k, wj, w_rs, d, j, g == 0),
+                    4 => dot_tile512::<4>(xg, k, wj, w_rs, d, j, g == 0),
+                    5 => dot_tile512::<5>(xg, k, wj, w_rs, d, j, g == 0),
+                    6 => dot_tile512::<6>(xg, k, wj, w_rs, d, j, g == 0),
+                    7 => dot_tile512::<7>(xg, k, wj, w_rs, d, j, g == 0),
+                    _ => dot_tile512::<8>(xg, k, wj, w_rs, d, j, g == 0),
+                }
+            }
+        }
+    }
+    if whole < n {
+        let mut tails: Vec<&mut [f32]> = rows.iter_mut().map(|r| &mut r[whole..]).collect();
+        // SAFETY: the caller's contract, on weight rows whole..n and the same columns of dst.
+        unsafe { dots_avx2(x, k, n - whole, w.add(whole * w_rs), w_rs, &mut tails) }
+    }
+}
+
+/// `dst[r][j + q] += x_r · w_q` for `r < MR`, `q < 4`, as [`dot_tile`] computes each (its
+/// 8-lane accumulators two to a register; the same sums). With `prefetch`, asks for the weight
+/// rows two tiles on.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+// indices over the tile's register arrays, which the compiler unrolls
+#[allow(clippy::needless_range_loop)]
+unsafe fn dot_tile512<const MR: usize>(
+    x: *const f32,
+    k: usize,
+    w: *const f32,
+    w_rs: usize,
+    dst: &[*mut f32],
+    j: usize,
+    prefetch: bool,
+) {
+    /// Two weight rows' 8 floats from `kk`, side by side.
+    #[inline(always)]
+    unsafe fn pair(lo: *const f32, hi: *const f32) -> __m512 {
+        // SAFETY: the caller's: 8 floats at each pointer.
+        unsafe {
+            let lo = _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(lo)));
+            let hi = _mm256_castps_pd(_mm256_loadu_ps(hi));
+            _mm512_castpd_ps(_mm512_insertf64x4::<1>(lo, hi))
+        }
+    }
+    // SAFETY: the caller's: MR rows of k floats at x, 4 weight rows of k floats, dst rows with
+    // element j + 3.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let k8 = k - k % 8;
+        let mut kk = 0;
+        while kk < k8 {
+            if prefetch && kk % 16 == 0 {
+                // the same line of the rows two tiles on (past the weight's last row, an
+                // address nothing reads: a prefetch never faults)
+                for q in 0..4 {
+                    let p = w.wrapping_add((q + 8) * w_rs + kk);
+                    _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+                }
+            }
+            let wv = [
+                pair(w.add(kk), w.add(w_rs + kk)),
+                pair(w.add(2 * w_rs + kk), w.add(3 * w_rs + kk)),
+            ];
+            for r in 0..MR {
+                let x8 = _mm256_castps_pd(_mm256_loadu_ps(x.add(r * k + kk)));
+                let xv = _mm512_castpd_ps(_mm512_broadcast_f64x4(x8));
+                for p in 0..2 {
+                    acc[r][p] = _mm512_fmadd_ps(xv, wv[p], acc[r][p]);
+                }
+            }
+            kk += 8;
+        }
+        for r in 0..MR {
+            for p in 0..2 {
+                let halves = [
+                    _mm512_castps512_ps256(acc[r][p]),
+                    _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc[r][p]))),
+                ];
+                for (h, half) in halves.into_iter().enumerate() {
+                    let q = 2 * p + h;
+                    let mut s = hsum(half);
+                    for t in k8..k {
+                        s += *x.add(r * k + t) * *w.add(q * w_rs + t);
+                    }
+                    *dst[r].add(j + q) += s;
+                }
+            }
+        }
+    }
+}
+
 /// `dst[r][j + q] += x_r · w_q` for `r < MR`, `q < NW`: the `MR × NW` dot products of length
 /// `k` in 8-lane accumulators, the last `k % 8` elements added one by one. With `prefetch`,
 /// asks for the weight rows [`AHEAD_ROWS`] on (the first tile of rows over these weights does).
@@ -522,6 +652,20 @@ mod tests {
                 let mut rows: Vec<&mut [f32]> = dst.chunks_mut(d_rs).collect();
                 // SAFETY: as above.
                 unsafe { dots(&xc, k, n, wt.as_ptr(), k + 5, &mut rows) };
+                #[cfg(target_arch = "x86_64")]
+                if has_avx512() {
+                    // the AVX-512 tiles give the AVX2 tiles' bits
+                    let mut other = init.clone();
+                    let mut rows: Vec<&mut [f32]> = other.chunks_mut(d_rs).collect();
+                    // SAFETY: as above.
+                    unsafe { dots_avx2(&xc, k, n, wt.as_ptr(), k + 5, &mut rows) };
+                    assert!(
+                        dst.iter()
+                            .zip(&other)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "dots m {m} n {n} k {k}: AVX-512 and AVX2 differ"
+                    );
+                }
                 for i in 0..m {
                     for j in 0..d_rs {
                         let want = if j < n {
