@@ -154,20 +154,44 @@ pub(crate) fn log_softmax_into(x: &[f32], out: &mut Vec<f32>) {
     out.extend(x.iter().map(|&v| v - lse));
 }
 
-/// The index of the largest score (the first of equal ones, as `torch.argmax`).
+/// The index of the largest score (the first of equal ones, as `torch.argmax`; 0 when `x` is
+/// empty): the largest, then where it first is, two vectorised passes (a running comparison
+/// with the best so far is one element at a time, over every row's vocabulary each step).
 pub(crate) fn argmax(x: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in x.iter().enumerate() {
-        if v > x[best] {
-            best = i;
-        }
-    }
-    best as u32
+    vmath::position_of(x, vmath::max(x)).unwrap_or(0) as u32
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first index of the largest value, as a plain scan gives, whatever lane or tail it
+    /// falls in, with ties across lanes, and 0 when every score is `-inf`.
+    #[test]
+    fn argmax_is_the_first_largest() {
+        let scan = |x: &[f32]| {
+            let mut best = 0;
+            for (i, &v) in x.iter().enumerate() {
+                if v > x[best] {
+                    best = i;
+                }
+            }
+            best as u32
+        };
+        for len in [1, 7, 8, 9, 16, 31, 100] {
+            for top in 0..len {
+                for twin in [None, Some((top * 5 + 3) % len)] {
+                    let mut x: Vec<f32> = (0..len).map(|i| ((i * 7) % 5) as f32 - 9.0).collect();
+                    x[top] = 4.0;
+                    if let Some(t) = twin {
+                        x[t] = 4.0;
+                    }
+                    assert_eq!(argmax(&x), scan(&x), "len {len} top {top} twin {twin:?}");
+                }
+            }
+            assert_eq!(argmax(&vec![f32::NEG_INFINITY; len]), 0);
+        }
+    }
 
     #[test]
     fn repetition_penalty_divides_positive_and_multiplies_negative_scores() {

@@ -64,21 +64,18 @@ pub(super) unsafe fn gemv(
         // writes them during the call.
         .map(|i| unsafe { std::slice::from_raw_parts_mut(dst.add(i * dst_rs), n) })
         .collect();
-    if !accumulate {
-        for r in rows.iter_mut() {
-            r.fill(0.0);
-        }
-    }
     // SAFETY: forwarded from the caller's contract on `rhs`.
     unsafe {
         if rhs.cs == 1 && parallel {
-            let sum = split_k((m, n, k), |band, r| axpy_rows(&x, k, band, rhs, r));
-            for (row, s) in rows.iter_mut().zip(sum.chunks_exact(n.max(1))) {
-                for (o, v) in row.iter_mut().zip(s) {
-                    *o += v;
-                }
-            }
-        } else if rhs.cs == 1 {
+            split_k((m, n, k), &mut rows, accumulate, |band, r| {
+                axpy_rows(&x, k, band, rhs, r)
+            });
+            return;
+        }
+        if !accumulate {
+            rows.iter_mut().for_each(|r| r.fill(0.0));
+        }
+        if rhs.cs == 1 {
             axpy_rows(&x, k, 0..k, rhs, &mut rows);
         } else {
             dot_rows(&x, k, n, rhs, &mut rows);
@@ -105,37 +102,74 @@ unsafe fn scaled_rows(m: usize, k: usize, lhs: View, scale: f32) -> Vec<f32> {
 /// more than the band.
 const MIN_BAND: usize = 64;
 
-/// `dst[m, n] = Σ_bands band(k0..k1)`: the axpy form over candle's thread pool, each task
-/// streaming one contiguous band of weight rows into its own zeroed partial `[m, n]`, the
-/// partials then summed. Splitting the columns instead (as the dot form and `gemm` do) hands
-/// each task a short piece of every weight row, `n` elements apart, an access pattern the
-/// hardware prefetcher follows far worse than one long stream: the products of a decoding
-/// step ran at about half the machine's bandwidth that way.
+/// `rows (+)= Σ_bands band(k0..k1)` (`+=` when `accumulate`): the axpy form over candle's
+/// thread pool, each task streaming one contiguous band of weight rows into its own partial
+/// `[m, n]`, the partials then summed in band order (so the bits do not depend on which thread
+/// ran which band) and the sum added to `rows`. Splitting the columns instead (as the dot form
+/// and `gemm` do) hands each task a short piece of every weight row, `n` elements apart, an
+/// access pattern the hardware prefetcher follows far worse than one long stream: the products
+/// of a decoding step ran at about half the machine's bandwidth that way, and at batch 8 with
+/// the register tiles still about a fifth slower than here.
+///
+/// Each band zeroes its own partial, on the thread that then fills it: zeroed by the caller,
+/// every partial started in the caller's cache and the other threads fetched each line of
+/// theirs from it (the worker's band ran about a tenth slower than the caller's).
 pub(super) fn split_k(
     (m, n, k): (usize, usize, usize),
+    rows: &mut [&mut [f32]],
+    accumulate: bool,
     band: impl Fn(Range<usize>, &mut [&mut [f32]]) + Sync,
-) -> Vec<f32> {
+) {
     let threads = crate::threads::num_threads();
-    let size = k.div_ceil(threads.min(k / MIN_BAND).max(1));
-    let bands = k.div_ceil(size.max(1));
-    let mut partial = vec![0f32; bands.max(1) * m * n];
+    let size = k.div_ceil(threads.min(k / MIN_BAND).max(1)).max(1);
+    let bands = k.div_ceil(size).max(1);
+    let mut partial: Vec<f32> = Vec::with_capacity(bands * m * n);
     let p = OutPtr(partial.as_mut_ptr());
     let run = |b: usize| {
-        let mut rows: Vec<&mut [f32]> = (0..m)
-            // SAFETY: band b writes only its own partial, rows of n floats inside `partial`.
-            .map(|i| unsafe { p.slice((b * m + i) * n, n) })
-            .collect();
-        band(b * size..k.min((b + 1) * size), &mut rows);
+        // SAFETY: band b's partial is m rows of n floats inside the allocation, touched by this
+        // band only, and zeroed before any slice of it is made.
+        let mut part: Vec<&mut [f32]> = unsafe {
+            std::ptr::write_bytes(p.ptr().add(b * m * n), 0, m * n);
+            (0..m).map(|i| p.slice((b * m + i) * n, n)).collect()
+        };
+        band(b * size..k.min((b + 1) * size), &mut part);
     };
     par_for(bands, k * n, |r| r.for_each(run));
-    let (first, rest) = partial.split_at_mut(m * n);
-    for part in rest.chunks_exact((m * n).max(1)) {
-        for (a, b) in first.iter_mut().zip(part) {
-            *a += b;
+    // SAFETY: every band zeroed its whole partial, so all bands · m · n floats are initialised.
+    unsafe { partial.set_len(bands * m * n) };
+    add_bands(&partial, (m, n, bands), rows, accumulate);
+}
+
+vmath::multiversion! {
+    /// `rows (+)= Σ_b partial[b]` over the `bands` partials `[m, n]` side by side, summed in
+    /// band order then added (one pass over `rows`, in blocks that stay in L1).
+    fn add_bands(
+        partial: &[f32],
+        dims: (usize, usize, usize),
+        rows: &mut [&mut [f32]],
+        accumulate: bool,
+    ) {
+        let (m, n, bands) = dims;
+        const COLS: usize = 256;
+        let mut sum = [0f32; COLS];
+        for (i, row) in rows.iter_mut().enumerate() {
+            for c0 in (0..n).step_by(COLS) {
+                let len = COLS.min(n - c0);
+                let s = &mut sum[..len];
+                s.copy_from_slice(&partial[i * n + c0..][..len]);
+                for b in 1..bands {
+                    let pb = &partial[(b * m + i) * n + c0..][..len];
+                    s.iter_mut().zip(pb).for_each(|(s, v)| *s += v);
+                }
+                let out = &mut row[c0..c0 + len];
+                if accumulate {
+                    out.iter_mut().zip(&*s).for_each(|(o, v)| *o += v);
+                } else {
+                    out.copy_from_slice(s);
+                }
+            }
         }
     }
-    partial.truncate(m * n);
-    partial
 }
 
 /// A weight element the products read: f32 as is, or bf16 (its 16 bits, [`Bf16Bits`]) widened

@@ -41,12 +41,10 @@ fn forward(
     };
     if conv1d {
         // SAFETY: `w` holds `d_in · d_out` elements (checked by `dims`); bands lie inside d_in.
-        let sum = split_k((rows, d_out, d_in), |band, r| unsafe {
+        let mut dst: Vec<&mut [f32]> = out.chunks_exact_mut(d_out.max(1)).collect();
+        split_k((rows, d_out, d_in), &mut dst, true, |band, r| unsafe {
             gemv_bf16(x, (d_out, d_in), w, true, band, r)
         });
-        for (o, s) in out.iter_mut().zip(&sum) {
-            *o += s;
-        }
         return Ok(out);
     }
     // the dot form: each task streams whole weight rows (its columns of the output)

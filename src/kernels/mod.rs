@@ -293,6 +293,19 @@ pub fn self_attention_dropout(
     composed::self_attention_dropout(&qkv, mask, n_head, (p, seed, stream))
 }
 
+/// A layer's KV cache of zeros, shaped `shape`, of `like`'s dtype and device. On the fused path
+/// its pages are written now, on the pool: `Tensor::zeros` takes fresh memory the system maps
+/// page by page at first write, which happened inside the decoding steps' serial cache writes
+/// (a fault every 16 positions of every head and row), or zeroes reused memory on one thread.
+pub fn kv_cache_zeros(shape: impl Into<candle_core::Shape>, like: &Tensor) -> Result<Tensor> {
+    let shape = shape.into();
+    if use_fused(like) {
+        Tensor::from_vec(cpu::zeros(shape.elem_count()), shape, like.device())
+    } else {
+        Tensor::zeros(shape, like.dtype(), like.device())
+    }
+}
+
 /// Writes the keys and values of `qkv [b, t, 3h]` into positions `past..past + t` of a layer's
 /// KV cache `kv [2, b, heads, capacity, hd]` (keys, then values), in place.
 pub fn kv_cache_write(kv: &Tensor, qkv: &Tensor, n_head: usize, past: usize) -> Result<()> {

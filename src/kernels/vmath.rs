@@ -161,11 +161,12 @@ multiversion! {
 
 multiversion! {
     /// The largest of `x` (`-inf` when empty), as `fold(f32::NEG_INFINITY, f32::max)` gives
-    /// (the same value: `max` does not round), kept in 8 lanes so the loop vectorises; the
-    /// fold compares one element after the other.
+    /// (the same value: `max` does not round), kept in 32 lanes so the loop vectorises; the
+    /// fold compares one element after the other, and 8 lanes were one chain of dependent
+    /// maxima (each waiting for the last: a few cycles per 8 elements).
     pub(crate) fn max(x: &[f32]) -> f32 {
-        let mut acc = [f32::NEG_INFINITY; 8];
-        let chunks = x.chunks_exact(8);
+        let mut acc = [f32::NEG_INFINITY; 32];
+        let chunks = x.chunks_exact(32);
         let tail = (chunks.remainder().iter().copied()).fold(f32::NEG_INFINITY, f32::max);
         for c in chunks {
             for (a, &v) in acc.iter_mut().zip(c) {
@@ -173,6 +174,21 @@ multiversion! {
             }
         }
         acc.into_iter().fold(tail, f32::max)
+    }
+}
+
+multiversion! {
+    /// The position of the first element of `x` equal to `v`, looked for 8 elements at a time
+    /// (`position` compares one after the other).
+    pub(crate) fn position_of(x: &[f32], v: f32) -> Option<usize> {
+        let chunks = x.chunks_exact(8);
+        let done = x.len() - chunks.remainder().len();
+        for (i, c) in chunks.enumerate() {
+            if c.iter().fold(false, |hit, &e| hit | (e == v)) {
+                return c.iter().position(|&e| e == v).map(|j| 8 * i + j);
+            }
+        }
+        x[done..].iter().position(|&e| e == v).map(|j| done + j)
     }
 }
 

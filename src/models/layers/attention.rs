@@ -50,7 +50,7 @@ impl CacheSlot<'_> {
         let old = self.kv.take();
         let old_cap = old.as_ref().map(|o| o.dim(3)).transpose()?.unwrap_or(0);
         let cap = need.max(self.reserve).max(2 * old_cap);
-        let kv = Tensor::zeros((2, b, n_head, cap, hd), like.dtype(), like.device())?;
+        let kv = kernels::kv_cache_zeros((2, b, n_head, cap, hd), like)?;
         if let (Some(old), true) = (old, self.past > 0) {
             kv.slice_set(&old.narrow(3, 0, self.past)?.contiguous()?, 3, 0)?;
         }

@@ -91,7 +91,7 @@ fn buffer(slot: &mut CacheSlot<'_>, k: &Tensor) -> Result<Tensor> {
     let old = slot.kv.take();
     let old_cap = old.as_ref().map(|o| o.dim(3)).transpose()?.unwrap_or(0);
     let cap = need.max(slot.reserve).max(2 * old_cap);
-    let kv = Tensor::zeros((2, b, kv_heads, cap, hd), k.dtype(), k.device())?;
+    let kv = kernels::kv_cache_zeros((2, b, kv_heads, cap, hd), k)?;
     if let (Some(old), true) = (old, slot.past > 0) {
         kv.slice_set(&old.narrow(3, 0, slot.past)?.contiguous()?, 3, 0)?;
     }
