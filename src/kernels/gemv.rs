@@ -12,8 +12,9 @@
 //! - weight rows along `k` (`nn.Linear [out, in]`, the tied LM head): `dst_ij = x_i · W_j` (dot
 //!   form, 8 lanes).
 use std::ops::Range;
+use std::sync::OnceLock;
 
-use super::cpu::{OutPtr, par_for};
+use super::cpu::par_for;
 use super::gemv_tiles;
 use super::view::View;
 use super::vmath;
@@ -88,11 +89,16 @@ pub(super) unsafe fn gemv(
 /// # Safety
 /// Every `(i, kk)` of `lhs` lies in a live buffer.
 unsafe fn scaled_rows(m: usize, k: usize, lhs: View, scale: f32) -> Vec<f32> {
-    let mut x = vec![0f32; m * k];
+    let mut x = Vec::with_capacity(m * k);
     for i in 0..m {
-        for kk in 0..k {
-            // SAFETY: (i, kk) lies inside `lhs` (the function's contract).
-            x[i * k + kk] = scale * unsafe { *lhs.ptr.add(i * lhs.rs + kk * lhs.cs) };
+        if lhs.cs == 1 {
+            // SAFETY: row i's k elements lie inside `lhs` (the function's contract).
+            let row = unsafe { std::slice::from_raw_parts(lhs.ptr.add(i * lhs.rs), k) };
+            // a contiguous row: a loop that vectorises (the strided one below does not)
+            x.extend(row.iter().map(|v| scale * v));
+        } else {
+            // SAFETY: as above, element by element.
+            x.extend((0..k).map(|kk| scale * unsafe { *lhs.ptr.add(i * lhs.rs + kk * lhs.cs) }));
         }
     }
     x
@@ -111,9 +117,11 @@ const MIN_BAND: usize = 64;
 /// of a decoding step ran at about half the machine's bandwidth that way, and at batch 8 with
 /// the register tiles still about a fifth slower than here.
 ///
-/// Each band zeroes its own partial, on the thread that then fills it: zeroed by the caller,
-/// every partial started in the caller's cache and the other threads fetched each line of
-/// theirs from it (the worker's band ran about a tenth slower than the caller's).
+/// Each band allocates and zeroes its own partial, on the thread that then fills it. Zeroed by
+/// the caller, every partial started in the caller's cache and the other threads fetched each
+/// line of theirs from it; carved from one buffer the caller allocated, the bands still did
+/// not run at the same speed (one was about a tenth slower, whichever thread ran it), and at
+/// batch 8 the step waited for the slower one at every product.
 pub(super) fn split_k(
     (m, n, k): (usize, usize, usize),
     rows: &mut [&mut [f32]],
@@ -123,42 +131,36 @@ pub(super) fn split_k(
     let threads = crate::threads::num_threads();
     let size = k.div_ceil(threads.min(k / MIN_BAND).max(1)).max(1);
     let bands = k.div_ceil(size).max(1);
-    let mut partial: Vec<f32> = Vec::with_capacity(bands * m * n);
-    let p = OutPtr(partial.as_mut_ptr());
+    let parts: Vec<OnceLock<Vec<f32>>> = (0..bands).map(|_| OnceLock::new()).collect();
     let run = |b: usize| {
-        // SAFETY: band b's partial is m rows of n floats inside the allocation, touched by this
-        // band only, and zeroed before any slice of it is made.
-        let mut part: Vec<&mut [f32]> = unsafe {
-            std::ptr::write_bytes(p.ptr().add(b * m * n), 0, m * n);
-            (0..m).map(|i| p.slice((b * m + i) * n, n)).collect()
-        };
-        band(b * size..k.min((b + 1) * size), &mut part);
+        let mut part = vec![0f32; m * n];
+        let mut part_rows: Vec<&mut [f32]> = part.chunks_exact_mut(n.max(1)).collect();
+        band(b * size..k.min((b + 1) * size), &mut part_rows);
+        // each band runs once: the cell is empty
+        let _ = parts[b].set(part);
     };
     par_for(bands, k * n, |r| r.for_each(run));
-    // SAFETY: every band zeroed its whole partial, so all bands · m · n floats are initialised.
-    unsafe { partial.set_len(bands * m * n) };
-    add_bands(&partial, (m, n, bands), rows, accumulate);
+    // (every band ran: the zeros stand for none)
+    let parts: Vec<Vec<f32>> = (parts.into_iter())
+        .map(|p| p.into_inner().unwrap_or_else(|| vec![0f32; m * n]))
+        .collect();
+    let parts: Vec<&[f32]> = parts.iter().map(|p| &p[..]).collect();
+    add_bands(&parts, n, rows, accumulate);
 }
 
 vmath::multiversion! {
     /// `rows (+)= Σ_b partial[b]` over the `bands` partials `[m, n]` side by side, summed in
     /// band order then added (one pass over `rows`, in blocks that stay in L1).
-    fn add_bands(
-        partial: &[f32],
-        dims: (usize, usize, usize),
-        rows: &mut [&mut [f32]],
-        accumulate: bool,
-    ) {
-        let (m, n, bands) = dims;
+    fn add_bands(parts: &[&[f32]], n: usize, rows: &mut [&mut [f32]], accumulate: bool) {
         const COLS: usize = 256;
         let mut sum = [0f32; COLS];
         for (i, row) in rows.iter_mut().enumerate() {
             for c0 in (0..n).step_by(COLS) {
                 let len = COLS.min(n - c0);
                 let s = &mut sum[..len];
-                s.copy_from_slice(&partial[i * n + c0..][..len]);
-                for b in 1..bands {
-                    let pb = &partial[(b * m + i) * n + c0..][..len];
+                s.copy_from_slice(&parts[0][i * n + c0..][..len]);
+                for pb in &parts[1..] {
+                    let pb = &pb[i * n + c0..][..len];
                     s.iter_mut().zip(pb).for_each(|(s, v)| *s += v);
                 }
                 let out = &mut row[c0..c0 + len];
