@@ -112,6 +112,44 @@ macro_rules! by_rows {
     };
 }
 
+/// Runs `$f::<MR>` for the row count `$mr` (1 to 8): the AVX-512 tiles.
+macro_rules! by_rows8 {
+    ($mr:expr, $f:ident($($a:expr),*)) => {
+        match $mr {
+            1 => $f::<1>($($a),*),
+            2 => $f::<2>($($a),*),
+            3 => $f::<3>($($a),*),
+            4 => $f::<4>($($a),*),
+            5 => $f::<5>($($a),*),
+            6 => $f::<6>($($a),*),
+            7 => $f::<7>($($a),*),
+            _ => $f::<8>($($a),*),
+        }
+    };
+}
+
+/// The axpy form's operands checked (`x` holds every row's `k` floats, rows `x_rs` apart), and
+/// the output rows as pointers for the tiles.
+fn axpy_outputs(x: &[f32], x_rs: usize, k: usize, rows: &mut [&mut [f32]]) -> Vec<*mut f32> {
+    let m = rows.len();
+    assert!(
+        m == 0 || x.len() >= (m - 1) * x_rs + k,
+        "gemv tiles: x too short"
+    );
+    rows.iter_mut().map(|r| r.as_mut_ptr()).collect()
+}
+
+/// The dot form's operands checked (`x` holds the rows' `k` floats, each row at least `n`
+/// outputs), and the output rows as pointers for the tiles.
+fn dot_outputs(x: &[f32], k: usize, n: usize, rows: &mut [&mut [f32]]) -> Vec<*mut f32> {
+    assert!(x.len() >= rows.len() * k, "gemv tiles: x too short");
+    assert!(
+        rows.iter().all(|r| r.len() >= n),
+        "gemv tiles: rows too short"
+    );
+    rows.iter_mut().map(|r| r.as_mut_ptr()).collect()
+}
+
 /// Whether the CPU has AVX-512F (checked once): the axpy form then holds 8 rows × 32 columns,
 /// the dot form 8 rows × 4 weight rows.
 #[cfg(target_arch = "x86_64")]
@@ -134,14 +172,9 @@ unsafe fn axpy_avx512(
     w_rs: usize,
     rows: &mut [&mut [f32]],
 ) {
-    let m = rows.len();
-    let n = rows.first().map_or(0, |r| r.len());
-    assert!(
-        m == 0 || x.len() >= (m - 1) * x_rs + k,
-        "gemv tiles: x too short"
-    );
+    let (m, n) = (rows.len(), rows.first().map_or(0, |r| r.len()));
+    let dst = axpy_outputs(x, x_rs, k, rows);
     let wide = n - n % 32;
-    let dst: Vec<*mut f32> = rows.iter_mut().map(|r| r.as_mut_ptr()).collect();
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);
         // SAFETY: every tile lies inside the rows (c + 32 ≤ wide ≤ n) and the weight block
@@ -153,16 +186,10 @@ unsafe fn axpy_avx512(
                 prefetch_ahead(wb, (kc, w_rs, n), k - k0, c + AHEAD + 16);
                 for g in (0..m).step_by(8) {
                     let (xg, d) = (x.as_ptr().add(g * x_rs + k0), &dst[g..]);
-                    match (m - g).min(8) {
-                        1 => axpy_tile512::<1>(xg, x_rs, kc, wb.add(c), w_rs, d, c),
-                        2 => axpy_tile512::<2>(xg, x_rs, kc, wb.add(c), w_rs, d, c),
-                        3 => axpy_tile512::<3>(xg, x_rs, kc, wb.add(c), w_rs, d, c),
-                        4 => axpy_tile512::<4>(xg, x_rs, kc, wb.add(c), w_rs, d, c),
-                        5 => axpy_tile512::<5>(xg, x_rs, kc, wb.add(c), w_rs, d, c),
-                        6 => axpy_tile512::<6>(xg, x_rs, kc, wb.add(c), w_rs, d, c),
-                        7 => axpy_tile512::<7>(xg, x_rs, kc, wb.add(c), w_rs, d, c),
-                        _ => axpy_tile512::<8>(xg, x_rs, kc, wb.add(c), w_rs, d, c),
-                    }
+                    by_rows8!(
+                        (m - g).min(8),
+                        axpy_tile512(xg, x_rs, kc, wb.add(c), w_rs, d, c)
+                    );
                 }
             }
         }
@@ -226,13 +253,8 @@ unsafe fn axpy_avx2(
     w_rs: usize,
     rows: &mut [&mut [f32]],
 ) {
-    let m = rows.len();
-    let n = rows.first().map_or(0, |r| r.len());
-    assert!(
-        m == 0 || x.len() >= (m - 1) * x_rs + k,
-        "gemv tiles: x too short"
-    );
-    let dst: Vec<*mut f32> = rows.iter_mut().map(|r| r.as_mut_ptr()).collect();
+    let (m, n) = (rows.len(), rows.first().map_or(0, |r| r.len()));
+    let dst = axpy_outputs(x, x_rs, k, rows);
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);
         let mut c = 0;
@@ -350,12 +372,7 @@ unsafe fn dots_avx2(
     rows: &mut [&mut [f32]],
 ) {
     let m = rows.len();
-    assert!(x.len() >= m * k, "gemv tiles: x too short");
-    assert!(
-        rows.iter().all(|r| r.len() >= n),
-        "gemv tiles: rows too short"
-    );
-    let dst: Vec<*mut f32> = rows.iter_mut().map(|r| r.as_mut_ptr()).collect();
+    let dst = dot_outputs(x, k, n, rows);
     let mut j = 0;
     // SAFETY: weight rows j..j+3 (or j) lie inside the n rows; x rows g.. hold k floats; dst
     // rows hold n ≥ j + 3 (or j + 1) elements.
@@ -400,29 +417,15 @@ unsafe fn dots_avx512(
     rows: &mut [&mut [f32]],
 ) {
     let m = rows.len();
-    assert!(x.len() >= m * k, "gemv tiles: x too short");
-    assert!(
-        rows.iter().all(|r| r.len() >= n),
-        "gemv tiles: rows too short"
-    );
+    let dst = dot_outputs(x, k, n, rows);
     let whole = n - n % 4;
-    let dst: Vec<*mut f32> = rows.iter_mut().map(|r| r.as_mut_ptr()).collect();
     // SAFETY: weight rows j..j+4 lie inside the n rows (j + 4 ≤ whole ≤ n); x rows g.. hold k
     // floats; dst rows hold n ≥ j + 4 elements.
     unsafe {
         for j in (0..whole).step_by(4) {
             for g in (0..m).step_by(8) {
                 let (xg, d, wj) = (x.as_ptr().add(g * k), &dst[g..], w.add(j * w_rs));
-                match (m - g).min(8) {
-                    1 => dot_tile512::<1>(xg, k, wj, w_rs, d, j, g == 0),
-                    2 => dot_tile512::<2>(xg, k, wj, w_rs, d, j, g == 0),
-                    3 => dot_tile512::<3>(xg, k, wj, w_rs, d, j, g == 0),
-                    4 => dot_tile512::<4>(xg, k, wj, w_rs, d, j, g == 0),
-                    5 => dot_tile512::<5>(xg, k, wj, w_rs, d, j, g == 0),
-                    6 => dot_tile512::<6>(xg, k, wj, w_rs, d, j, g == 0),
-                    7 => dot_tile512::<7>(xg, k, wj, w_rs, d, j, g == 0),
-                    _ => dot_tile512::<8>(xg, k, wj, w_rs, d, j, g == 0),
-                }
+                by_rows8!((m - g).min(8), dot_tile512(xg, k, wj, w_rs, d, j, g == 0));
             }
         }
     }
