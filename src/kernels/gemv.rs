@@ -144,14 +144,13 @@ pub(super) fn split_k(
     let parts: Vec<Vec<f32>> = (parts.into_iter())
         .map(|p| p.into_inner().unwrap_or_else(|| vec![0f32; m * n]))
         .collect();
-    let parts: Vec<&[f32]> = parts.iter().map(|p| &p[..]).collect();
     add_bands(&parts, n, rows, accumulate);
 }
 
 vmath::multiversion! {
-    /// `rows (+)= Σ_b partial[b]` over the `bands` partials `[m, n]` side by side, summed in
+    /// `rows (+)= Σ_b parts[b]` over the bands' partials `[m, n]`, summed in
     /// band order then added (one pass over `rows`, in blocks that stay in L1).
-    fn add_bands(parts: &[&[f32]], n: usize, rows: &mut [&mut [f32]], accumulate: bool) {
+    fn add_bands(parts: &[Vec<f32>], n: usize, rows: &mut [&mut [f32]], accumulate: bool) {
         const COLS: usize = 256;
         let mut sum = [0f32; COLS];
         for (i, row) in rows.iter_mut().enumerate() {

@@ -31,10 +31,15 @@ pub(crate) struct CacheSlot<'a> {
 }
 
 impl CacheSlot<'_> {
-    /// The buffer, grown (to the reserve, or doubled) when `t` more positions do not fit.
-    fn buffer(&mut self, like: &Tensor, n_head: usize, t: usize) -> Result<Tensor> {
-        let (b, _, h3) = like.dims3()?;
-        let hd = h3 / 3 / n_head;
+    /// The buffer `[2, b, heads, capacity, hd]` for `t` more positions of `heads` heads of width
+    /// `hd`, `like`'s dtype and device: allocated at the reserve, grown by doubling when they do
+    /// not fit (the filled positions copied over). Both attentions' caches (GPT-2's packed
+    /// `qkv`, the Llama family's grouped keys) take theirs here.
+    pub(super) fn buffer(
+        &mut self,
+        (b, heads, t, hd): (usize, usize, usize, usize),
+        like: &Tensor,
+    ) -> Result<Tensor> {
         let need = self.past + t;
         if let Some(kv) = self.kv.as_ref() {
             if kv.dim(1)? != b {
@@ -50,7 +55,7 @@ impl CacheSlot<'_> {
         let old = self.kv.take();
         let old_cap = old.as_ref().map(|o| o.dim(3)).transpose()?.unwrap_or(0);
         let cap = need.max(self.reserve).max(2 * old_cap);
-        let kv = kernels::kv_cache_zeros((2, b, n_head, cap, hd), like)?;
+        let kv = kernels::kv_cache_zeros((2, b, heads, cap, hd), like)?;
         if let (Some(old), true) = (old, self.past > 0) {
             kv.slice_set(&old.narrow(3, 0, self.past)?.contiguous()?, 3, 0)?;
         }
@@ -90,7 +95,8 @@ impl Attention {
                 composed(&qkv.narrow(2, 2 * h, h)?, self.n_head)?,
             ),
             Some(mut slot) => {
-                let kv = slot.buffer(&qkv, self.n_head, t)?;
+                let b = qkv.dim(0)?;
+                let kv = slot.buffer((b, self.n_head, t, h / self.n_head), &qkv)?;
                 kernels::kv_cache_write(&kv, &qkv, self.n_head, slot.past)?;
                 let len = slot.past + t;
                 if !want_probs && no_dropout {

@@ -6,8 +6,8 @@
 use candle_core::Tensor;
 
 use super::{CacheSlot, Ctx, Linear};
+use crate::Result;
 use crate::kernels::{self, composed};
-use crate::{Error, Result};
 
 #[derive(Clone)]
 pub(crate) struct GqaAttention {
@@ -47,7 +47,7 @@ impl GqaAttention {
             None => (k, v),
             Some(mut slot) => {
                 let t = k.dim(2)?;
-                let kv = buffer(&mut slot, &k)?;
+                let kv = slot.buffer(k.dims4()?, &k)?;
                 kv.slice_set(&Tensor::stack(&[&k, &v], 0)?, 3, slot.past)?;
                 let len = slot.past + t;
                 (
@@ -69,32 +69,4 @@ impl GqaAttention {
         let y = composed::merge_heads(&composed::weighted(&dropped, &v)?)?;
         Ok((self.o.forward_t(&y, ctx)?, want_probs.then_some(probs)))
     }
-}
-
-/// The slot's buffer `[2, b, kv_heads, capacity, head_dim]` for keys like `k [b, kv_heads, t,
-/// head_dim]`: allocated at the cache's reserve, grown by doubling when `t` more positions do
-/// not fit (the filled positions copied over).
-fn buffer(slot: &mut CacheSlot<'_>, k: &Tensor) -> Result<Tensor> {
-    let (b, kv_heads, t, hd) = k.dims4()?;
-    let need = slot.past + t;
-    if let Some(kv) = slot.kv.as_ref() {
-        if kv.dim(1)? != b {
-            return Err(Error::InvalidArgument(format!(
-                "the KV cache holds a batch of {}, the input has {b} rows; clear it (KvCache::clear) for a new batch",
-                kv.dim(1)?
-            )));
-        }
-        if kv.dim(3)? >= need {
-            return Ok(kv.clone());
-        }
-    }
-    let old = slot.kv.take();
-    let old_cap = old.as_ref().map(|o| o.dim(3)).transpose()?.unwrap_or(0);
-    let cap = need.max(slot.reserve).max(2 * old_cap);
-    let kv = kernels::kv_cache_zeros((2, b, kv_heads, cap, hd), k)?;
-    if let (Some(old), true) = (old, slot.past > 0) {
-        kv.slice_set(&old.narrow(3, 0, slot.past)?.contiguous()?, 3, 0)?;
-    }
-    *slot.kv = Some(kv.clone());
-    Ok(kv)
 }
