@@ -3,6 +3,7 @@
 //! and keeping a forward pass's buffers for the backward pass.
 use std::mem::MaybeUninit;
 
+use super::malloc;
 use candle_core::{CpuStorage, Layout, Result, bail};
 
 /// A buffer the forward pass of an op keeps for its backward pass (attention probabilities,
@@ -92,24 +93,44 @@ pub(crate) fn par_for(n_items: usize, work: usize, f: impl Fn(std::ops::Range<us
 /// (`vec![0.0; n]` over reused heap memory is a serial `memset`) left the other core idle for
 /// a few percent of a training step.
 pub(crate) fn zeros(n: usize) -> Vec<f32> {
-    filled(n, 1, |chunk| chunk.fill(MaybeUninit::new(0.0)))
+    filled(n, 1, false, |chunk| chunk.fill(MaybeUninit::new(0.0)))
+}
+
+/// [`zeros`] for a buffer that every step of a run reads across (a KV cache), in memory the
+/// kernel is asked to back with huge pages ([`malloc::on_huge_pages`]).
+pub(crate) fn zeros_on_huge_pages(n: usize) -> Vec<f32> {
+    filled(n, 1, true, |chunk| chunk.fill(MaybeUninit::new(0.0)))
 }
 
 /// A buffer of `rows * d` values whose every element `init` writes, chunk by chunk of whole rows
-/// of `d`, on the pool (the memory starts uninitialised: `init` must write all of its chunk).
-fn filled(rows: usize, d: usize, init: impl Fn(&mut [MaybeUninit<f32>]) + Sync) -> Vec<f32> {
+/// of `d`, on the pool (the memory starts uninitialised: `init` must write all of its chunk),
+/// with `huge_pages` asked for before the first write.
+fn filled(
+    rows: usize,
+    d: usize,
+    huge_pages: bool,
+    init: impl Fn(&mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
     const CHUNK: usize = 1 << 14;
     let n = rows * d;
     let mut out: Vec<f32> = Vec::with_capacity(n);
     let ptr = OutPtr(out.as_mut_ptr().cast::<MaybeUninit<f32>>());
     let rows_per_chunk = (CHUNK / d.max(1)).max(1);
-    par_for(rows.div_ceil(rows_per_chunk), n, |range| {
-        for c in range {
-            let (r0, r1) = (c * rows_per_chunk, rows.min((c + 1) * rows_per_chunk));
-            // SAFETY: rows r0..r1 lie inside the allocation and only this chunk touches them.
-            init(unsafe { ptr.slice(r0 * d, (r1 - r0) * d) });
-        }
-    });
+    let fill = || {
+        par_for(rows.div_ceil(rows_per_chunk), n, |range| {
+            for c in range {
+                let (r0, r1) = (c * rows_per_chunk, rows.min((c + 1) * rows_per_chunk));
+                // SAFETY: rows r0..r1 lie inside the allocation and only this chunk touches
+                // them.
+                init(unsafe { ptr.slice(r0 * d, (r1 - r0) * d) });
+            }
+        })
+    };
+    if huge_pages {
+        malloc::on_huge_pages(ptr.0.cast(), n * size_of::<f32>(), fill);
+    } else {
+        fill();
+    }
     // SAFETY: `init` wrote every element of every chunk, and the chunks cover 0..n.
     unsafe { out.set_len(n) };
     out
@@ -118,7 +139,7 @@ fn filled(rows: usize, d: usize, init: impl Fn(&mut [MaybeUninit<f32>]) + Sync) 
 /// `rows` copies of `row`, one after the other (a bias broadcast over a product's output), made
 /// on the pool.
 pub(crate) fn repeat_row(row: &[f32], rows: usize) -> Vec<f32> {
-    filled(rows, row.len(), |chunk| {
+    filled(rows, row.len(), false, |chunk| {
         for out in chunk.chunks_exact_mut(row.len().max(1)) {
             for (o, &v) in out.iter_mut().zip(row) {
                 o.write(v);

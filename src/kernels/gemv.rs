@@ -11,6 +11,7 @@
 //!   time (axpy form);
 //! - weight rows along `k` (`nn.Linear [out, in]`, the tied LM head): `dst_ij = x_i · W_j` (dot
 //!   form, 8 lanes).
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::OnceLock;
 
@@ -58,29 +59,49 @@ pub(super) unsafe fn gemv(
     scale: f32,
     parallel: bool,
 ) {
-    // SAFETY: forwarded from the caller's contract on `lhs`.
-    let x = unsafe { scaled_rows(m, k, lhs, scale) };
     let mut rows: Vec<&mut [f32]> = (0..m)
         // SAFETY: row i of `dst` has n elements, rows do not overlap (dst_rs ≥ n), no one else
         // writes them during the call.
         .map(|i| unsafe { std::slice::from_raw_parts_mut(dst.add(i * dst_rs), n) })
         .collect();
-    // SAFETY: forwarded from the caller's contract on `rhs`.
+    // SAFETY: forwarded from the caller's contract on `lhs` and `rhs`.
     unsafe {
-        if rhs.cs == 1 && parallel {
-            split_k((m, n, k), &mut rows, accumulate, |band, r| {
-                axpy_rows(&x, k, band, rhs, r)
-            });
+        if rhs.cs == 1 {
+            // the axpy form reads `x` with any row stride: a dense layer's input as it is
+            let (x, x_rs) = lhs_rows(m, k, lhs, scale);
+            if parallel {
+                split_k((m, n, k), &mut rows, accumulate, |band, r| {
+                    axpy_rows(&x, x_rs, band, rhs, r)
+                });
+            } else {
+                if !accumulate {
+                    rows.iter_mut().for_each(|r| r.fill(0.0));
+                }
+                axpy_rows(&x, x_rs, 0..k, rhs, &mut rows);
+            }
             return;
         }
         if !accumulate {
             rows.iter_mut().for_each(|r| r.fill(0.0));
         }
-        if rhs.cs == 1 {
-            axpy_rows(&x, k, 0..k, rhs, &mut rows);
-        } else {
-            dot_rows(&x, k, n, rhs, &mut rows);
-        }
+        dot_rows(&scaled_rows(m, k, lhs, scale), k, n, rhs, &mut rows);
+    }
+}
+
+/// `lhs [m, k]` as rows `x_rs` apart: borrowed when unscaled with contiguous rows (a dense
+/// layer's input: a copy would be one more serial pass on the calling thread, over rows that
+/// the other threads wrote), else [`scaled_rows`].
+///
+/// # Safety
+/// Every `(i, kk)` of `lhs` lies in a live buffer, which outlives the result.
+unsafe fn lhs_rows<'a>(m: usize, k: usize, lhs: View, scale: f32) -> (Cow<'a, [f32]>, usize) {
+    if scale == 1.0 && lhs.cs == 1 && m > 0 {
+        // SAFETY: rows 0..m of k elements, `lhs.rs` apart, lie inside `lhs` (the contract).
+        let x = unsafe { std::slice::from_raw_parts(lhs.ptr, (m - 1) * lhs.rs + k) };
+        (Cow::Borrowed(x), lhs.rs)
+    } else {
+        // SAFETY: the same contract.
+        (Cow::Owned(unsafe { scaled_rows(m, k, lhs, scale) }), k)
     }
 }
 

@@ -130,6 +130,34 @@ pub(crate) fn release_freed_buffers() {
     malloc::release_freed_buffers();
 }
 
+/// A trainable copy of the weight `t` (what `Var::from_tensor` makes). A large f32 weight on the
+/// CPU is copied into memory backed with huge pages where the system grants them
+/// ([`malloc::on_huge_pages`]): every decoding step streams all the weights once.
+pub(crate) fn weight_var(t: &Tensor) -> Result<candle_core::Var> {
+    // (a variable is shared, as `Var::from_tensor` does)
+    if !use_fused(t) || t.is_variable() {
+        return candle_core::Var::from_tensor(t);
+    }
+    let copy = {
+        let (storage, layout) = t.storage_and_layout();
+        match (&*storage, layout.contiguous_offsets()) {
+            (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(src)), Some((a, b))) => {
+                let mut data: Vec<f32> = Vec::with_capacity(b - a);
+                let bytes = (b - a) * std::mem::size_of::<f32>();
+                malloc::on_huge_pages(data.as_ptr().cast(), bytes, || {
+                    data.extend_from_slice(&src[a..b])
+                });
+                Some(data)
+            }
+            _ => None,
+        }
+    };
+    match copy {
+        Some(data) => candle_core::Var::from_vec(data, t.shape(), t.device()),
+        None => candle_core::Var::from_tensor(t),
+    }
+}
+
 /// Whether `x` takes the fused path: f32 on the CPU, fused kernels enabled. The first call also
 /// tunes the allocator once ([`malloc`]), since every op allocates its output afresh.
 pub(crate) fn use_fused(x: &Tensor) -> bool {
@@ -296,11 +324,17 @@ pub fn self_attention_dropout(
 /// A layer's KV cache of zeros, shaped `shape`, of `like`'s dtype and device. On the fused path
 /// its pages are written now, on the pool: `Tensor::zeros` takes fresh memory the system maps
 /// page by page at first write, which happened inside the decoding steps' serial cache writes
-/// (a fault every 16 positions of every head and row), or zeroes reused memory on one thread.
+/// (a fault every 16 positions of every head and row), or zeroes reused memory on one thread;
+/// and in huge pages where the system grants them, since every step reads across the whole
+/// filled cache (`malloc::prefer_huge_pages`).
 pub fn kv_cache_zeros(shape: impl Into<candle_core::Shape>, like: &Tensor) -> Result<Tensor> {
     let shape = shape.into();
     if use_fused(like) {
-        Tensor::from_vec(cpu::zeros(shape.elem_count()), shape, like.device())
+        Tensor::from_vec(
+            cpu::zeros_on_huge_pages(shape.elem_count()),
+            shape,
+            like.device(),
+        )
     } else {
         Tensor::zeros(shape, like.dtype(), like.device())
     }

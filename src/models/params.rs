@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -575,7 +575,7 @@ impl Params {
 
     /// `t` copied into a new `Var` of the VarMap under `name`.
     fn insert_var(&mut self, name: &str, t: Tensor) -> Result<Tensor> {
-        let var = Var::from_tensor(&t)?;
+        let var = crate::kernels::weight_var(&t)?;
         let out = var.as_tensor().clone();
         self.varmap
             .data()
