@@ -66,14 +66,17 @@ const MADV_COLLAPSE: libc::c_int = 25;
 /// and a kernel that declines it (THP off, another OS, Linux before 6.1 for the collapse)
 /// leaves everything as it was.
 pub(crate) fn on_huge_pages<R>(ptr: *const u8, bytes: usize, write: impl FnOnce() -> R) -> R {
-    advise(ptr, bytes, false);
+    // the range is found once (one read of the mappings), then advised before and after
+    let range = huge_range(ptr, bytes);
+    advise(range, false);
     let r = write();
-    advise(ptr, bytes, true);
+    advise(range, true);
     r
 }
 
-/// [`on_huge_pages`]' advice, the collapse with `collapse`.
-fn advise(ptr: *const u8, bytes: usize, collapse: bool) {
+/// The page-aligned range [`on_huge_pages`] advises for the `bytes` bytes at `ptr`; `None`
+/// when the buffer is too small or the platform has no such advice.
+fn huge_range(ptr: *const u8, bytes: usize) -> Option<(usize, usize)> {
     #[cfg(target_os = "linux")]
     if bytes >= HUGE_PAGE / 8 {
         let (a, b) = (ptr as usize, ptr as usize + bytes);
@@ -85,21 +88,30 @@ fn advise(ptr: *const u8, bytes: usize, collapse: bool) {
             None => (a.next_multiple_of(HUGE_PAGE), b / HUGE_PAGE * HUGE_PAGE),
         };
         let (lo, hi) = (lo.next_multiple_of(4096), hi / 4096 * 4096);
-        if hi > lo {
-            let (start, len) = (lo as *mut libc::c_void, hi - lo);
-            // SAFETY: [lo, hi) is the buffer or private anonymous memory mapped around it;
-            // both advices only change how its pages are backed, never their contents, and
-            // failures are ignored (the advice is optional; MADV_COLLAPSE needs Linux 6.1).
-            unsafe {
-                libc::madvise(start, len, libc::MADV_HUGEPAGE);
-                if collapse {
-                    libc::madvise(start, len, MADV_COLLAPSE);
-                }
+        return (hi > lo).then_some((lo, hi));
+    }
+    let _ = (ptr, bytes, HUGE_PAGE);
+    None
+}
+
+/// `MADV_HUGEPAGE` over `range`, and `MADV_COLLAPSE` with `collapse`.
+fn advise(range: Option<(usize, usize)>, collapse: bool) {
+    #[cfg(target_os = "linux")]
+    if let Some((lo, hi)) = range {
+        let (start, len) = (lo as *mut libc::c_void, hi - lo);
+        // SAFETY: [lo, hi) is the buffer or private anonymous memory mapped around it
+        // (`huge_range`); both advices only change how its pages are backed, never their
+        // contents, and failures are ignored (the advice is optional; MADV_COLLAPSE needs
+        // Linux 6.1).
+        unsafe {
+            libc::madvise(start, len, libc::MADV_HUGEPAGE);
+            if collapse {
+                libc::madvise(start, len, MADV_COLLAPSE);
             }
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = (ptr, bytes, collapse, HUGE_PAGE);
+    let _ = (range, collapse);
 }
 
 /// The run of contiguous private, writable anonymous mappings (the heap, an arena) that holds
@@ -165,7 +177,9 @@ mod tests {
         let (a, b) = (v.as_ptr() as usize, v.as_ptr() as usize + v.len() * 4);
         let (s, e) = super::anonymous_run(a, b).expect("a heap buffer is anonymous memory");
         assert!(s <= a && b <= e, "{s:x}..{e:x} does not hold {a:x}..{b:x}");
-        super::advise(v.as_ptr().cast(), v.len() * 4, true);
+        let range = super::huge_range(v.as_ptr().cast(), v.len() * 4);
+        assert!(range.is_some_and(|(lo, hi)| lo <= a && b <= hi));
+        super::advise(range, true);
         assert!(v.iter().enumerate().all(|(i, x)| *x == i as f32));
     }
 }

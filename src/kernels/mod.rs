@@ -140,17 +140,16 @@ pub(crate) fn weight_var(t: &Tensor) -> Result<candle_core::Var> {
     }
     let copy = {
         let (storage, layout) = t.storage_and_layout();
-        match (&*storage, layout.contiguous_offsets()) {
-            (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(src)), Some((a, b))) => {
-                let mut data: Vec<f32> = Vec::with_capacity(b - a);
-                let bytes = (b - a) * std::mem::size_of::<f32>();
-                malloc::on_huge_pages(data.as_ptr().cast(), bytes, || {
-                    data.extend_from_slice(&src[a..b])
-                });
-                Some(data)
-            }
+        let src = match &*storage {
+            candle_core::Storage::Cpu(s) => cpu::slice(s, layout, "weight").ok(),
             _ => None,
-        }
+        };
+        src.map(|src| {
+            let mut data: Vec<f32> = Vec::with_capacity(src.len());
+            let bytes = std::mem::size_of_val(src);
+            malloc::on_huge_pages(data.as_ptr().cast(), bytes, || data.extend_from_slice(src));
+            data
+        })
     };
     match copy {
         Some(data) => candle_core::Var::from_vec(data, t.shape(), t.device()),
@@ -326,7 +325,7 @@ pub fn self_attention_dropout(
 /// page by page at first write, which happened inside the decoding steps' serial cache writes
 /// (a fault every 16 positions of every head and row), or zeroes reused memory on one thread;
 /// and in huge pages where the system grants them, since every step reads across the whole
-/// filled cache (`malloc::prefer_huge_pages`).
+/// filled cache (`malloc::on_huge_pages`).
 pub fn kv_cache_zeros(shape: impl Into<candle_core::Shape>, like: &Tensor) -> Result<Tensor> {
     let shape = shape.into();
     if use_fused(like) {
